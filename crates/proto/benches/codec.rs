@@ -1,0 +1,58 @@
+//! Encode/decode cost of a text send request and its frame (target: < 1 µs for a
+//! send request). Results go in docs/benchmarks.md.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use tiktok_dm_proto::Message;
+use tiktok_dm_proto::codec::{SendParams, WebContext, im_frame, send_message_request};
+use tiktok_dm_proto::ids::{ClientMessageId, ConversationId, ConversationShortId, DeviceId};
+use tiktok_dm_proto::schema::{Frame, Request};
+
+fn bench(c: &mut Criterion) {
+    let conversation =
+        ConversationId::parse("0:1:7366359960223482885:7664958044560016398").unwrap();
+    let client_id = ClientMessageId::from_random_bytes([7; 16]);
+    let device = DeviceId::parse("7669334412366218765").unwrap();
+    let context = WebContext {
+        device_id: device.clone(),
+        region: "US".into(),
+        user_agent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/149.0.0.0 Safari/537.36".into(),
+        language: "en-US".into(),
+        tz_name: "UTC".into(),
+        verify_fp: Some("verify_x".into()),
+        ms_token: Some("token".into()),
+    };
+    let headers = context.headers();
+    let request = send_message_request(SendParams {
+        conversation_id: &conversation,
+        conversation_short_id: ConversationShortId::new(7669414245201953037).unwrap(),
+        inbox_type: 0,
+        content: r#"{"aweType":0,"text":"hello from the benchmark"}"#,
+        message_type: 7,
+        client_message_id: &client_id,
+        sequence_id: 10001,
+        context_headers: headers.clone(),
+        device_id: &device,
+    });
+    let bytes = request.encode_to_vec();
+    let frame_bytes = im_frame(&bytes, 10001, 1_786_000_000_000, headers).encode_to_vec();
+
+    c.bench_function("encode send request", |b| {
+        b.iter(|| black_box(&request).encode_to_vec())
+    });
+    c.bench_function("decode send request", |b| {
+        b.iter(|| Request::decode(black_box(&bytes)).unwrap())
+    });
+    c.bench_function("decode frame", |b| {
+        b.iter(|| Frame::decode(black_box(&frame_bytes)).unwrap())
+    });
+    let frame = Frame::decode(&frame_bytes).unwrap();
+    c.bench_function("encode frame", |b| {
+        b.iter(|| black_box(&frame).encode_to_vec())
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,73 @@
+//! IM command numbers and the HTTP route table (PROTOCOL.md 2.6, 5.4).
+
+/// cmd 100 SEND_MESSAGE.
+pub const SEND_MESSAGE: i32 = 100;
+/// cmd 200 GET_MESSAGES_BY_USER.
+pub const GET_MESSAGES_BY_USER: i32 = 200;
+/// cmd 203 GET_MESSAGES_BY_USER_INIT_V2.
+pub const GET_MESSAGES_BY_USER_INIT_V2: i32 = 203;
+/// cmd 500 NEW_MSG_NOTIFY (push).
+pub const NEW_MSG_NOTIFY: i32 = 500;
+/// cmd 608 GET_CONVERSATION_INFO_V2.
+pub const GET_CONVERSATION_INFO_V2: i32 = 608;
+/// cmd 609 CREATE_CONVERSATION_V2.
+pub const CREATE_CONVERSATION_V2: i32 = 609;
+/// cmd 610 GET_CONVERSATION_INFO_LIST_V2.
+pub const GET_CONVERSATION_INFO_LIST_V2: i32 = 610;
+/// cmd 2003 GET_MEDIA_UPLOAD_TOKEN.
+pub const GET_MEDIA_UPLOAD_TOKEN: i32 = 2003;
+/// cmd 2005 GET_TICKET.
+pub const GET_TICKET: i32 = 2005;
+/// cmd 2010 CLIENT_ACK.
+pub const CLIENT_ACK: i32 = 2010;
+
+/// Frontier service of IM requests and their replies.
+pub const SERVICE_IM: i32 = 5;
+/// Frontier method of IM requests.
+pub const METHOD_IM: i32 = 1;
+/// Frontier service of bsync pushes (`bytedance.bsync.cache_svr`).
+pub const SERVICE_BSYNC_PUSH: i32 = 20032;
+/// Frontier product id of the IM socket.
+pub const FPID_IM: u32 = 9;
+/// The frontier app id on the fpid-9 socket ([live]).
+pub const FRONTIER_AID: u32 = 1459;
+/// The product app id used in HTTP calls and `Request.headers` ([live]).
+pub const WEB_AID: u32 = 1988;
+/// The first `Request.sequence_id` a page uses.
+pub const FIRST_SEQUENCE_ID: i64 = 10001;
+
+/// The HTTP route of a cmd, relative to the im-api base (`None` when unknown).
+pub fn route(cmd: i32) -> Option<&'static str> {
+    Some(match cmd {
+        SEND_MESSAGE => "v1/message/send",
+        GET_MESSAGES_BY_USER => "v1/message/get_by_user",
+        GET_MESSAGES_BY_USER_INIT_V2 => "v2/message/get_by_user_init",
+        GET_CONVERSATION_INFO_V2 => "v2/conversation/get_info",
+        CREATE_CONVERSATION_V2 => "v2/conversation/create",
+        GET_CONVERSATION_INFO_LIST_V2 => "v2/conversation/get_info_list",
+        GET_TICKET => "v1/conversation/get_ticket",
+        CLIENT_ACK => "v1/client/ack",
+        _ => return None,
+    })
+}
+
+/// The cmd served at an HTTP route (the inverse of [`route`]).
+pub fn cmd_for_route(path: &str) -> Option<i32> {
+    let path = path.trim_start_matches('/');
+    [
+        SEND_MESSAGE,
+        GET_MESSAGES_BY_USER,
+        GET_MESSAGES_BY_USER_INIT_V2,
+        GET_CONVERSATION_INFO_V2,
+        CREATE_CONVERSATION_V2,
+        GET_CONVERSATION_INFO_LIST_V2,
+        GET_TICKET,
+        CLIENT_ACK,
+    ]
+    .into_iter()
+    .find(|cmd| route(*cmd) == Some(path))
+}
+
+/// The query string the web client puts on im-api calls ([live]).
+pub const WEB_API_QUERY: &str =
+    "aid=1988&version_code=1.0.0&app_name=tiktok_web&device_platform=web_pc";

@@ -1,0 +1,17 @@
+#![doc = include_str!("../README.md")]
+
+#[macro_use]
+mod macros;
+
+pub mod access_key;
+pub mod cmd;
+pub mod codec;
+pub mod content;
+mod error;
+pub mod ids;
+pub mod schema;
+pub mod status;
+pub mod wire;
+
+pub use error::DecodeError;
+pub use wire::Message;

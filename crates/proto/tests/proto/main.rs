@@ -1,0 +1,7 @@
+//! Integration tests of the protocol crate: captured vectors, builders, classifier,
+//! property tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod builders;
+mod props;
+mod vectors;
