@@ -1,1 +1,33 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+
+pub mod backoff;
+mod config;
+mod credentials;
+mod discover;
+mod error;
+mod frontier;
+pub mod heartbeat;
+mod http;
+mod session;
+
+pub use config::{Config, ConfigBuilder, DEFAULT_USER_AGENT, Endpoints, TransportMode};
+pub use credentials::Credentials;
+pub use discover::Identity;
+pub use error::{Error, Result, RetryClass, SendRejection};
+pub use frontier::{ConnectionState, InboundMessage};
+pub use session::{Sent, Session, Target, Transport};
+pub use tiktok_dm_proto as proto;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_handles_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Session>();
+        check::<Config>();
+        check::<Credentials>();
+        check::<Error>();
+    }
+}

@@ -1,1 +1,225 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+
+mod error;
+pub mod faults;
+mod http;
+mod im;
+mod push;
+pub mod seed;
+mod state;
+mod ws;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tiktok_dm_proto::cmd;
+use tiktok_dm_proto::ids::Uid;
+use tokio::net::TcpListener;
+
+pub use error::Error;
+pub use faults::{Fault, ScriptedFault};
+pub use seed::{Account, Conversation, Seed};
+pub use state::{ReceivedMessage, Transport};
+
+use state::Shared;
+
+/// The sandbox server: build it from a [`Seed`], keep a [`SandboxHandle`] to script
+/// and inspect it, then [`Sandbox::run`] it on a listener you bound.
+pub struct Sandbox {
+    shared: Arc<Shared>,
+}
+
+impl Sandbox {
+    /// A sandbox with the given seed data.
+    ///
+    /// # Errors
+    /// [`Error::Seed`] when the seed is inconsistent.
+    pub fn new(seed: Seed) -> Result<Self, Error> {
+        seed.validate()?;
+        Ok(Self {
+            shared: Arc::new(Shared::new(seed)),
+        })
+    }
+
+    /// A handle for faults and inspection; it stays valid after `run` starts.
+    pub fn handle(&self) -> SandboxHandle {
+        SandboxHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// The router serving every endpoint (also usable without a socket).
+    pub fn router(&self) -> Router {
+        let shared = Arc::clone(&self.shared);
+        let mut router: Router = Router::new()
+            .route("/ws/v2", get(ws::upgrade))
+            .route("/messages", get(http::messages_page))
+            .route("/_sandbox/messages", get(http::list_messages))
+            .route(
+                "/_sandbox/faults",
+                get(http::list_faults)
+                    .post(http::add_faults)
+                    .delete(http::clear_faults),
+            )
+            .route("/_sandbox/seed", get(http::seed))
+            .with_state(Arc::clone(&shared));
+        for command in [
+            cmd::SEND_MESSAGE,
+            cmd::GET_MESSAGES_BY_USER_INIT_V2,
+            cmd::GET_CONVERSATION_INFO_V2,
+            cmd::GET_CONVERSATION_INFO_LIST_V2,
+        ] {
+            if let Some(route) = cmd::route(command) {
+                let im = Router::new()
+                    .route(
+                        &format!("/{route}"),
+                        post(http::im_route).options(http::preflight),
+                    )
+                    .with_state((Arc::clone(&shared), command));
+                router = router.merge(im);
+            }
+        }
+        router
+    }
+
+    /// Serves on `listener` until `shutdown` completes.
+    ///
+    /// # Errors
+    /// I/O errors from the listener.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        let router = self.router();
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Scripts faults into a running sandbox and inspects what it received. Each
+/// fault helper takes how many times the fault fires.
+#[derive(Clone)]
+pub struct SandboxHandle {
+    shared: Arc<Shared>,
+}
+
+impl SandboxHandle {
+    /// Adds a fault that fires `times` times (`None`: until cleared).
+    pub fn inject(&self, fault: Fault, times: Option<u32>) {
+        self.shared
+            .lock()
+            .faults
+            .add(ScriptedFault { fault, times });
+    }
+
+    /// The next `n` WS IM requests are ignored (never processed or answered).
+    pub fn ws_unanswered(&self, n: u32) {
+        self.inject(Fault::WsUnanswered, Some(n));
+    }
+
+    /// The next `n` sends are stored but their replies are lost.
+    pub fn drop_acks(&self, n: u32) {
+        self.inject(Fault::DropAcks, Some(n));
+    }
+
+    /// The next `n` send replies are delayed by `delay`.
+    pub fn delay_acks(&self, delay: Duration, n: u32) {
+        self.inject(
+            Fault::DelayAcks {
+                delay_ms: delay.as_millis() as u64,
+            },
+            Some(n),
+        );
+    }
+
+    /// The socket is closed when each of the next `n` WS IM requests arrives.
+    pub fn close_socket_on_request(&self, n: u32) {
+        self.inject(Fault::CloseSocket, Some(n));
+    }
+
+    /// The next `n` `"hi"` heartbeats go unanswered.
+    pub fn mute_heartbeats(&self, n: u32) {
+        self.inject(Fault::MuteHeartbeats, Some(n));
+    }
+
+    /// How many `"hi"` heartbeats the sandbox has received.
+    pub fn heartbeats(&self) -> u64 {
+        self.shared.lock().heartbeats
+    }
+
+    /// The next `n` WebSocket handshakes are refused with 503.
+    pub fn refuse_handshake(&self, n: u32) {
+        self.inject(Fault::RefuseHandshake, Some(n));
+    }
+
+    /// Handshakes and IM requests are treated as an invalid session, `n` times.
+    pub fn invalid_session(&self, n: u32) {
+        self.inject(Fault::InvalidSession, Some(n));
+    }
+
+    /// The next `n` IM requests get the gateway rejection 200001.
+    pub fn gateway_rejection(&self, n: u32) {
+        self.inject(Fault::GatewayRejection, Some(n));
+    }
+
+    /// The next `n` sends get business code 7193 (message request limit).
+    pub fn message_request_limit(&self, n: u32) {
+        self.inject(Fault::MessageRequestLimit, Some(n));
+    }
+
+    /// The next `n` sends get business code 7180 (sending too fast).
+    pub fn rate_limit(&self, n: u32) {
+        self.inject(Fault::RateLimit, Some(n));
+    }
+
+    /// The next `n` IM requests get status_code 6 (SERVER_ERR).
+    pub fn server_error(&self, n: u32) {
+        self.inject(Fault::ServerError, Some(n));
+    }
+
+    /// The next `n` HTTP IM requests get a bare HTTP `status`.
+    pub fn http_status(&self, status: u16, n: u32) {
+        self.inject(Fault::HttpStatus { status }, Some(n));
+    }
+
+    /// Removes every fault.
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
+    /// Every message accepted so far, in order.
+    pub fn messages(&self) -> Vec<ReceivedMessage> {
+        self.shared.lock().messages.clone()
+    }
+
+    /// The seed data.
+    pub fn seed(&self) -> &Seed {
+        &self.shared.seed
+    }
+
+    /// How many WebSockets `uid` has open.
+    pub fn open_sockets(&self, uid: Uid) -> usize {
+        self.shared.lock().sockets.get(&uid).map_or(0, Vec::len)
+    }
+
+    /// How many WebSocket handshakes succeeded so far.
+    pub fn handshakes(&self) -> u64 {
+        self.shared.lock().handshakes
+    }
+
+    /// The seeded account named `name`.
+    pub fn account(&self, name: &str) -> Option<&Account> {
+        self.shared.seed.accounts.iter().find(|a| a.name == name)
+    }
+
+    /// An account by uid.
+    pub fn account_by_uid(&self, uid: Uid) -> Option<&Account> {
+        self.shared.account_by_uid(uid)
+    }
+}

@@ -1,1 +1,94 @@
-//! placeholder
+//! Test helpers shared by the workspace's integration tests: start the sandbox on
+//! `127.0.0.1:0`, and opt-in test tracing (set `TEST_LOG=1`).
+//!
+//! This is test code: a failure to bind a loopback port is a broken machine, so
+//! it panics with a message rather than returning errors.
+#![allow(clippy::expect_used)]
+
+use std::net::SocketAddr;
+
+use tiktok_dm_sandbox::{Sandbox, SandboxHandle, Seed};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// A sandbox running in the test's runtime. Dropping it stops the server.
+pub struct TestSandbox {
+    /// Fault helpers and inspection.
+    pub handle: SandboxHandle,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestSandbox {
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The frontier WebSocket URL.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws/v2", self.addr)
+    }
+
+    /// Stops the server and waits until it has stopped accepting.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TestSandbox {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Starts a sandbox with the default seed on an ephemeral loopback port.
+pub async fn spawn_sandbox() -> TestSandbox {
+    spawn_sandbox_with(Seed::default_seed().expect("default seed is valid")).await
+}
+
+/// Starts a sandbox with `seed` on an ephemeral loopback port.
+pub async fn spawn_sandbox_with(seed: Seed) -> TestSandbox {
+    init_test_tracing();
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    let sandbox = Sandbox::new(seed).expect("valid seed");
+    let handle = sandbox.handle();
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        let _ = sandbox
+            .run(listener, async move {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    TestSandbox {
+        handle,
+        addr,
+        shutdown: Some(tx),
+        task: Some(task),
+    }
+}
+
+/// Installs a tracing subscriber writing to the test's output when `TEST_LOG` is
+/// set; otherwise tests print nothing.
+pub fn init_test_tracing() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("debug")
+            .try_init();
+    }
+}

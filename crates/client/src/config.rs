@@ -1,0 +1,255 @@
+//! Session configuration: `Config::builder(credentials)...build()`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use tiktok_dm_proto::access_key::TIKTOK_WEB_APP_KEY;
+use tiktok_dm_proto::ids::{DeviceId, Uid};
+
+use crate::credentials::Credentials;
+use crate::error::{Error, Result};
+
+/// Which transport carries IM requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TransportMode {
+    /// What the web client does: the WebSocket first (up to `ws_attempts`
+    /// transmissions of the same request), then HTTP.
+    #[default]
+    Auto,
+    /// The frontier WebSocket only.
+    Ws,
+    /// The im-api HTTP routes only.
+    Http,
+}
+
+impl FromStr for TransportMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "ws" | "websocket" => Ok(Self::Ws),
+            "http" => Ok(Self::Http),
+            other => Err(Error::InvalidInput(format!(
+                "unknown transport {other:?}; use auto, ws or http"
+            ))),
+        }
+    }
+}
+
+/// Where TikTok (or the sandbox) is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoints {
+    /// The frontier WebSocket URL (without query).
+    pub ws_url: String,
+    /// The im-api base URL.
+    pub api_url: String,
+    /// The web base URL (for the `/messages` page).
+    pub web_url: String,
+}
+
+impl Endpoints {
+    /// TikTok's production endpoints, from the page config ([live]).
+    pub fn tiktok() -> Self {
+        Self {
+            ws_url: "wss://im-ws.tiktok.com/ws/v2".into(),
+            api_url: "https://im-api.tiktok.com".into(),
+            web_url: "https://www.tiktok.com".into(),
+        }
+    }
+
+    /// The endpoints of a sandbox at `base_url` (e.g. `http://127.0.0.1:8080`).
+    ///
+    /// # Errors
+    /// A URL that is not `http://` or `https://`.
+    pub fn sandbox(base_url: &str) -> Result<Self> {
+        let base = base_url.trim().trim_end_matches('/');
+        let ws = if let Some(rest) = base.strip_prefix("http://") {
+            format!("ws://{rest}/ws/v2")
+        } else if let Some(rest) = base.strip_prefix("https://") {
+            format!("wss://{rest}/ws/v2")
+        } else {
+            return Err(Error::InvalidInput(format!(
+                "sandbox URL {base:?} must start with http:// or https://"
+            )));
+        };
+        Ok(Self {
+            ws_url: ws,
+            api_url: base.to_owned(),
+            web_url: base.to_owned(),
+        })
+    }
+}
+
+/// A session's settings. Build one with [`Config::builder`].
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub(crate) credentials: Credentials,
+    pub(crate) endpoints: Endpoints,
+    pub(crate) transport: TransportMode,
+    pub(crate) request_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) ws_attempts: u32,
+    pub(crate) heartbeat_interval: Duration,
+    pub(crate) max_idle: Duration,
+    pub(crate) user_agent: String,
+    pub(crate) region: String,
+    pub(crate) language: String,
+    pub(crate) tz_name: String,
+    pub(crate) wid: Option<DeviceId>,
+    pub(crate) uid: Option<Uid>,
+    pub(crate) app_key: String,
+}
+
+/// The browser User-Agent the client presents by default.
+pub const DEFAULT_USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/149.0.0.0 Safari/537.36";
+
+impl Config {
+    /// Starts a configuration for one account.
+    pub fn builder(credentials: Credentials) -> ConfigBuilder {
+        ConfigBuilder {
+            config: Self {
+                credentials,
+                endpoints: Endpoints::tiktok(),
+                transport: TransportMode::Auto,
+                // TikTok's own timeout is unknown; the SDK default is 2 s, which
+                // is short for a send that may be moderated, so we wait longer.
+                request_timeout: Duration::from_secs(5),
+                connect_timeout: Duration::from_secs(10),
+                ws_attempts: 3,
+                heartbeat_interval: Duration::from_secs(15),
+                max_idle: Duration::from_secs(30),
+                user_agent: DEFAULT_USER_AGENT.into(),
+                region: "US".into(),
+                language: "en-US".into(),
+                tz_name: "UTC".into(),
+                wid: None,
+                uid: None,
+                app_key: TIKTOK_WEB_APP_KEY.into(),
+            },
+        }
+    }
+
+    /// The transport mode.
+    pub fn transport(&self) -> TransportMode {
+        self.transport
+    }
+
+    /// The endpoints.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+}
+
+/// Builds a [`Config`].
+#[derive(Debug)]
+pub struct ConfigBuilder {
+    config: Config,
+}
+
+impl ConfigBuilder {
+    /// Points every endpoint somewhere else (the sandbox, a proxy).
+    pub fn endpoints(mut self, endpoints: Endpoints) -> Self {
+        self.config.endpoints = endpoints;
+        self
+    }
+
+    /// Which transport to use.
+    pub fn transport(mut self, mode: TransportMode) -> Self {
+        self.config.transport = mode;
+        self
+    }
+
+    /// How long to wait for the answer to one transmission.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.config.request_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for a connection (TCP, TLS and WebSocket handshake).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// How many times a request is transmitted over the WebSocket before the
+    /// `auto` transport falls back to HTTP (the web SDK uses 3).
+    pub fn ws_attempts(mut self, attempts: u32) -> Self {
+        self.config.ws_attempts = attempts;
+        self
+    }
+
+    /// Heartbeat interval and the idle window after which the socket is
+    /// considered dead (web SDK: 15 s and 30 s).
+    pub fn heartbeat(mut self, interval: Duration, max_idle: Duration) -> Self {
+        self.config.heartbeat_interval = interval;
+        self.config.max_idle = max_idle;
+        self
+    }
+
+    /// The browser User-Agent to present.
+    pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
+        self.config.user_agent = ua.into();
+        self
+    }
+
+    /// The region sent in the context headers (default "US").
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.config.region = region.into();
+        self
+    }
+
+    /// The web device id, when known (otherwise read from the messages page).
+    pub fn wid(mut self, wid: DeviceId) -> Self {
+        self.config.wid = Some(wid);
+        self
+    }
+
+    /// The account's uid, when known (otherwise read from the messages page).
+    pub fn uid(mut self, uid: Uid) -> Self {
+        self.config.uid = Some(uid);
+        self
+    }
+
+    /// The frontier appKey for `access_key` (default: TikTok web's, [live]).
+    pub fn app_key(mut self, app_key: impl Into<String>) -> Self {
+        self.config.app_key = app_key.into();
+        self
+    }
+
+    /// Checks and returns the configuration.
+    ///
+    /// # Errors
+    /// Zero timeouts or attempts, or malformed endpoint URLs.
+    pub fn build(self) -> Result<Config> {
+        let c = &self.config;
+        if c.request_timeout.is_zero() || c.connect_timeout.is_zero() {
+            return Err(Error::InvalidInput(
+                "timeouts must be greater than zero".into(),
+            ));
+        }
+        if c.heartbeat_interval.is_zero() || c.max_idle <= c.heartbeat_interval {
+            return Err(Error::InvalidInput(
+                "the idle window must be longer than the heartbeat interval".into(),
+            ));
+        }
+        if !(c.endpoints.ws_url.starts_with("ws://") || c.endpoints.ws_url.starts_with("wss://")) {
+            return Err(Error::InvalidInput(format!(
+                "WebSocket URL {:?} must start with ws:// or wss://",
+                c.endpoints.ws_url
+            )));
+        }
+        for url in [&c.endpoints.api_url, &c.endpoints.web_url] {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(Error::InvalidInput(format!(
+                    "URL {url:?} must start with http:// or https://"
+                )));
+            }
+        }
+        if c.transport != TransportMode::Http && c.ws_attempts == 0 {
+            return Err(Error::InvalidInput(
+                "ws_attempts must be at least 1 unless the transport is http".into(),
+            ));
+        }
+        Ok(self.config)
+    }
+}

@@ -1,0 +1,436 @@
+//! The frontier WebSocket (fpid 9). One task per session owns the socket: it
+//! writes request frames, matches replies to waiting requests by `sequence_id`,
+//! hands pushes to subscribers, sends `"hi"` heartbeats, and reconnects with
+//! capped, jittered backoff. It never retransmits a request on its own: a request
+//! in flight when the socket drops fails with a retryable error, and the caller
+//! decides (with the same sequence id and client message id).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use tiktok_dm_proto::access_key::access_key;
+use tiktok_dm_proto::cmd;
+use tiktok_dm_proto::codec::frame_response;
+use tiktok_dm_proto::schema::{Frame, Response, map_get};
+use tiktok_dm_proto::{Message, content};
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::backoff::reconnect_delay;
+use crate::config::Config;
+use crate::discover::Identity;
+use crate::error::{Error, Result};
+use crate::heartbeat::{Beat, beat};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The frontier connection's state, published to the session's owner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ConnectionState {
+    /// Not connected; `attempt` reconnects have failed in a row.
+    Disconnected {
+        /// Failed attempts so far.
+        attempt: u32,
+    },
+    /// Opening the socket.
+    Connecting,
+    /// Connected.
+    Active,
+    /// The server refused the session; no further attempts are made.
+    FatallyClosed {
+        /// The handshake's HTTP status.
+        status: u16,
+    },
+    /// Closed by the owner.
+    Closed,
+}
+
+/// A message pushed by the server (cmd 500), including the echo of our own sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InboundMessage {
+    /// Conversation id.
+    pub conversation_id: String,
+    /// Conversation short id.
+    pub conversation_short_id: Option<i64>,
+    /// Server message id.
+    pub server_message_id: Option<i64>,
+    /// Sender uid.
+    pub sender: Option<i64>,
+    /// `message_type`.
+    pub message_type: Option<i32>,
+    /// The content JSON string.
+    pub content: String,
+    /// The text, for text content.
+    pub text: Option<String>,
+    /// The sender's client message id (ext `s:client_message_id`).
+    pub client_message_id: Option<String>,
+}
+
+enum Command {
+    Request {
+        seq: i64,
+        frame: Vec<u8>,
+        reply: oneshot::Sender<Result<Response>>,
+    },
+    Close,
+}
+
+/// Handle to the connection task.
+pub(crate) struct Frontier {
+    commands: mpsc::UnboundedSender<Command>,
+    state: watch::Receiver<ConnectionState>,
+}
+
+/// Percent-encodes a query value (everything but RFC 3986 unreserved characters).
+/// The web SDK does not encode values; we do, because a `|` in `ttwid` is not a
+/// valid URI character for our HTTP stack.
+pub(crate) fn query_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The fpid-9 socket URL (PROTOCOL.md 1.1-1.3).
+pub(crate) fn socket_url(config: &Config, identity: &Identity) -> String {
+    let key = access_key(cmd::FPID_IM, &config.app_key, identity.wid.as_str());
+    let mut url = format!(
+        "{}?aid={}&fpid={}&access_key={key}&device_platform=web",
+        config.endpoints.ws_url,
+        cmd::FRONTIER_AID,
+        cmd::FPID_IM
+    );
+    for (param, cookie) in [("ttwid", "ttwid"), ("Web-Sdk-Ms-Token", "msToken")] {
+        if let Some(v) = config.credentials.cookie(cookie) {
+            url.push_str(&format!("&{param}={}", query_escape(v)));
+        }
+    }
+    url
+}
+
+impl Frontier {
+    pub(crate) fn start(
+        config: Arc<Config>,
+        identity: Identity,
+        pushes: broadcast::Sender<InboundMessage>,
+    ) -> Self {
+        let (commands, rx) = mpsc::unbounded_channel();
+        let (state_tx, state) = watch::channel(ConnectionState::Connecting);
+        tokio::spawn(run(config, identity, pushes, rx, state_tx));
+        Self { commands, state }
+    }
+
+    /// Writes one request frame and waits for the reply with the same sequence id.
+    /// The caller applies the timeout.
+    pub(crate) async fn request(&self, seq: i64, frame: Vec<u8>) -> Result<Response> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Request { seq, frame, reply })
+            .map_err(|_| Error::Closed)?;
+        rx.await
+            .unwrap_or_else(|_| Err(Error::ConnectionLost("the connection task ended".into())))
+    }
+
+    pub(crate) fn state(&self) -> ConnectionState {
+        self.state.borrow().clone()
+    }
+
+    /// Waits until the state satisfies `ready`.
+    pub(crate) async fn wait_for(
+        &self,
+        ready: impl Fn(&ConnectionState) -> bool,
+    ) -> ConnectionState {
+        let mut rx = self.state.clone();
+        match rx.wait_for(|s| ready(s)).await {
+            Ok(s) => s.clone(),
+            Err(_) => ConnectionState::Closed,
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        let _ = self.commands.send(Command::Close);
+    }
+}
+
+async fn connect(config: &Config, identity: &Identity) -> Result<Socket> {
+    let url = socket_url(config, identity);
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| Error::InvalidInput(format!("invalid WebSocket URL: {e}")))?;
+    let headers = request.headers_mut();
+    let header = |v: &str| http::HeaderValue::from_str(v);
+    let cookie = header(&config.credentials.cookie_header()).map_err(|_| {
+        Error::InvalidCredentials("the cookies contain characters not allowed in a header".into())
+    })?;
+    let mut cookie = cookie;
+    cookie.set_sensitive(true);
+    headers.insert(http::header::COOKIE, cookie);
+    headers.insert(
+        http::header::SEC_WEBSOCKET_PROTOCOL,
+        http::HeaderValue::from_static("binary, base64, pbbp2"),
+    );
+    headers.insert(
+        http::header::ORIGIN,
+        http::HeaderValue::from_static("https://www.tiktok.com"),
+    );
+    if let Ok(ua) = header(&config.user_agent) {
+        headers.insert(http::header::USER_AGENT, ua);
+    }
+    crate::http::install_crypto_provider();
+    match tokio::time::timeout(
+        config.connect_timeout,
+        tokio_tungstenite::connect_async(request),
+    )
+    .await
+    {
+        Err(_) => Err(Error::Connect(format!(
+            "WebSocket handshake timed out after {}s",
+            config.connect_timeout.as_secs()
+        ))),
+        Ok(Err(tungstenite::Error::Http(response))) => Err(Error::HandshakeRefused {
+            status: response.status().as_u16(),
+        }),
+        Ok(Err(e)) => Err(Error::Connect(e.to_string())),
+        Ok(Ok((socket, response))) => {
+            let selected = response.headers().get(http::header::SEC_WEBSOCKET_PROTOCOL);
+            if selected.and_then(|v| v.to_str().ok()) != Some("pbbp2") {
+                return Err(Error::Protocol(
+                    "the server did not select the pbbp2 subprotocol".into(),
+                ));
+            }
+            Ok(socket)
+        }
+    }
+}
+
+fn fatal_status(err: &Error) -> Option<u16> {
+    match err {
+        Error::HandshakeRefused {
+            status: status @ (401 | 403),
+        } => Some(*status),
+        _ => None,
+    }
+}
+
+fn fatal_error(status: u16) -> Error {
+    Error::InvalidSession(format!(
+        "the WebSocket handshake was refused with HTTP {status}"
+    ))
+}
+
+fn jitter() -> f64 {
+    0.5 + rand::random::<f64>() / 2.0
+}
+
+async fn run(
+    config: Arc<Config>,
+    identity: Identity,
+    pushes: broadcast::Sender<InboundMessage>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    state: watch::Sender<ConnectionState>,
+) {
+    let mut attempt = 0u32;
+    let mut reconnect_at = Instant::now();
+    loop {
+        // Wait for the reconnect time, or connect at once when a request is waiting.
+        let waiting = tokio::select! {
+            _ = tokio::time::sleep_until(reconnect_at) => None,
+            command = commands.recv() => match command {
+                None | Some(Command::Close) => break,
+                Some(Command::Request { seq, frame, reply }) => Some((seq, frame, reply)),
+            },
+        };
+        state.send_replace(ConnectionState::Connecting);
+        match connect(&config, &identity).await {
+            Ok(socket) => {
+                // Connected: the failure count starts again from the next loss.
+                state.send_replace(ConnectionState::Active);
+                tracing::debug!("frontier connected");
+                match serve(&config, socket, waiting, &mut commands, &pushes).await {
+                    Ended::ByOwner => break,
+                    Ended::Lost(reason) => {
+                        tracing::debug!(%reason, "frontier connection lost");
+                        attempt = 1;
+                        state.send_replace(ConnectionState::Disconnected { attempt });
+                        reconnect_at = Instant::now() + reconnect_delay(attempt, jitter());
+                    }
+                }
+            }
+            Err(err) => {
+                if let Some(status) = fatal_status(&err) {
+                    state.send_replace(ConnectionState::FatallyClosed { status });
+                    if let Some((_, _, reply)) = waiting {
+                        let _ = reply.send(Err(fatal_error(status)));
+                    }
+                    refuse_all(&mut commands, status).await;
+                    break;
+                }
+                tracing::debug!(error = %err, "frontier connect failed");
+                attempt = attempt.saturating_add(1);
+                state.send_replace(ConnectionState::Disconnected { attempt });
+                reconnect_at = Instant::now() + reconnect_delay(attempt, jitter());
+                if let Some((_, _, reply)) = waiting {
+                    let _ = reply.send(Err(err));
+                }
+            }
+        }
+    }
+    if !matches!(*state.borrow(), ConnectionState::FatallyClosed { .. }) {
+        state.send_replace(ConnectionState::Closed);
+    }
+}
+
+/// After a fatal refusal, answer every request with the same error until closed.
+async fn refuse_all(commands: &mut mpsc::UnboundedReceiver<Command>, status: u16) {
+    while let Some(Command::Request { reply, .. }) = commands.recv().await {
+        let _ = reply.send(Err(fatal_error(status)));
+    }
+}
+
+enum Ended {
+    ByOwner,
+    Lost(String),
+}
+
+type Pending = HashMap<i64, oneshot::Sender<Result<Response>>>;
+
+async fn serve(
+    config: &Config,
+    socket: Socket,
+    first: Option<(i64, Vec<u8>, oneshot::Sender<Result<Response>>)>,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    pushes: &broadcast::Sender<InboundMessage>,
+) -> Ended {
+    let (mut sink, mut stream) = socket.split();
+    let mut pending: Pending = HashMap::new();
+    let mut last_receive = Instant::now();
+    let mut ticker = tokio::time::interval_at(
+        Instant::now() + config.heartbeat_interval,
+        config.heartbeat_interval,
+    );
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    if let Some((seq, frame, reply)) = first {
+        if let Err(e) = sink.send(WsMessage::Binary(frame.into())).await {
+            let _ = reply.send(Err(Error::ConnectionLost(e.to_string())));
+            return Ended::Lost(e.to_string());
+        }
+        pending.insert(seq, reply);
+    }
+    let reason = loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                None | Some(Command::Close) => {
+                    let _ = sink.send(WsMessage::Close(None)).await;
+                    fail_all(&mut pending, || Error::Closed);
+                    return Ended::ByOwner;
+                }
+                Some(Command::Request { seq, frame, reply }) => {
+                    if let Err(e) = sink.send(WsMessage::Binary(frame.into())).await {
+                        let _ = reply.send(Err(Error::ConnectionLost(e.to_string())));
+                        break e.to_string();
+                    }
+                    // A retransmission replaces the earlier waiter for the same id.
+                    pending.insert(seq, reply);
+                }
+            },
+            inbound = stream.next() => match inbound {
+                None => break "the server closed the connection".to_owned(),
+                Some(Err(e)) => break e.to_string(),
+                Some(Ok(message)) => {
+                    last_receive = Instant::now();
+                    match message {
+                        WsMessage::Binary(bytes) => dispatch(&bytes, &mut pending, pushes),
+                        WsMessage::Close(_) => break "the server closed the connection".to_owned(),
+                        // "hi" and pings only reset the idle timer.
+                        _ => {}
+                    }
+                }
+            },
+            _ = ticker.tick() => match beat(last_receive.elapsed(), config.heartbeat_interval, config.max_idle) {
+                Beat::Quiet => {}
+                Beat::SendHi => {
+                    if let Err(e) = sink.send(WsMessage::Text("hi".into())).await {
+                        break e.to_string();
+                    }
+                }
+                Beat::Reconnect => break "nothing received within the idle window".to_owned(),
+            },
+        }
+    };
+    fail_all(&mut pending, || Error::ConnectionLost(reason.clone()));
+    Ended::Lost(reason)
+}
+
+fn fail_all(pending: &mut Pending, err: impl Fn() -> Error) {
+    for (_, reply) in pending.drain() {
+        let _ = reply.send(Err(err()));
+    }
+}
+
+/// Routes one inbound frame: a reply to its waiter, a push to subscribers.
+fn dispatch(bytes: &[u8], pending: &mut Pending, pushes: &broadcast::Sender<InboundMessage>) {
+    let Ok(frame) = Frame::decode(bytes) else {
+        tracing::debug!("dropping an inbound frame that does not decode");
+        return;
+    };
+    let response = match frame.service {
+        Some(cmd::SERVICE_IM) | Some(cmd::SERVICE_BSYNC_PUSH) => match frame_response(&frame) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "dropping an inbound payload that does not decode");
+                return;
+            }
+        },
+        _ => return,
+    };
+    match response.sequence_id.unwrap_or_default() {
+        0 => publish(&response, pushes),
+        seq => {
+            if let Some(reply) = pending.remove(&seq) {
+                let _ = reply.send(Ok(response));
+            }
+        }
+    }
+}
+
+fn publish(response: &Response, pushes: &broadcast::Sender<InboundMessage>) {
+    if response.cmd != Some(cmd::NEW_MSG_NOTIFY) {
+        return;
+    }
+    let Some(body) = response.body.as_ref() else {
+        return;
+    };
+    for notify in &body.has_new_message_notify {
+        let Some(m) = notify.message.as_ref() else {
+            continue;
+        };
+        let raw = m.content.clone().unwrap_or_default();
+        let text = content::parse_content(&raw).ok().and_then(|c| c.text);
+        let _ = pushes.send(InboundMessage {
+            conversation_id: m
+                .conversation_id
+                .clone()
+                .or_else(|| notify.conversation_id.clone())
+                .unwrap_or_default(),
+            conversation_short_id: m.conversation_short_id,
+            server_message_id: m.server_message_id,
+            sender: m.sender,
+            message_type: m.message_type,
+            content: raw,
+            text,
+            client_message_id: map_get(&m.ext, "s:client_message_id").map(str::to_owned),
+        });
+    }
+}

@@ -1,0 +1,350 @@
+//! `Session`: one TikTok account. It discovers the account's identity, keeps the
+//! frontier socket (unless the transport is `http`), and sends messages.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tiktok_dm_proto::codec::{SendParams, WebContext, im_frame, send_message_request};
+use tiktok_dm_proto::content::{MESSAGE_TYPE_TEXT, MessageText};
+use tiktok_dm_proto::ids::{ClientMessageId, ConversationId, ConversationShortId, ServerMessageId};
+use tiktok_dm_proto::schema::{ExtendedEntry, Request, Response};
+use tiktok_dm_proto::status::{RetryClass, classify_send_response};
+use tiktok_dm_proto::{Message, cmd};
+use tokio::sync::broadcast;
+
+use crate::backoff::retransmit_delay;
+use crate::config::{Config, TransportMode};
+use crate::discover::{self, Identity};
+use crate::error::{Error, Result};
+use crate::frontier::{ConnectionState, Frontier, InboundMessage};
+use crate::http;
+
+/// Where a message goes: an existing conversation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The conversation id.
+    pub conversation_id: ConversationId,
+    /// Its server-issued short id.
+    pub conversation_short_id: ConversationShortId,
+    /// The conversation's inbox type (0 unless known; 3 for message requests).
+    pub inbox_type: i32,
+}
+
+impl Target {
+    /// Parses user input for both ids.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the bad id.
+    pub fn parse(conversation_id: &str, conversation_short_id: &str) -> Result<Self> {
+        Ok(Self {
+            conversation_id: ConversationId::parse(conversation_id)
+                .map_err(|e| Error::InvalidInput(e.to_string()))?,
+            conversation_short_id: ConversationShortId::parse(conversation_short_id)
+                .map_err(|e| Error::InvalidInput(e.to_string()))?,
+            inbox_type: 0,
+        })
+    }
+}
+
+/// Which transport carried a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// The frontier WebSocket.
+    Ws,
+    /// The im-api HTTP routes.
+    Http,
+}
+
+/// A message TikTok accepted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Sent {
+    /// Our id for it.
+    pub client_message_id: ClientMessageId,
+    /// TikTok's id for it.
+    pub server_message_id: ServerMessageId,
+    /// How it went.
+    pub transport: Transport,
+}
+
+struct Inner {
+    config: Arc<Config>,
+    identity: Identity,
+    http: reqwest::Client,
+    frontier: Option<Frontier>,
+    next_seq: AtomicI64,
+    pushes: broadcast::Sender<InboundMessage>,
+    context_headers: Vec<ExtendedEntry>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(f) = &self.frontier {
+            f.close();
+        }
+    }
+}
+
+/// One logged-in TikTok account. Cheap to clone; the connection closes when the
+/// last clone is dropped or [`Session::close`] is called.
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("uid", &self.inner.identity.uid)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Session {
+    /// Opens a session: reads the account's identity (unless configured) and, for
+    /// the `auto` and `ws` transports, opens the frontier socket.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSession`] when TikTok does not accept the session;
+    /// [`Error::Connect`] when TikTok cannot be reached (for `ws`, when the socket
+    /// cannot be opened); [`Error::Discovery`] when the page cannot be read.
+    pub async fn connect(config: Config) -> Result<Self> {
+        let http = http::http_client(&config)?;
+        let identity = discover::identity(&http, &config).await?;
+        let context = WebContext {
+            device_id: identity.wid.clone(),
+            region: config.region.clone(),
+            user_agent: config.user_agent.clone(),
+            language: config.language.clone(),
+            tz_name: config.tz_name.clone(),
+            verify_fp: config.credentials.cookie("s_v_web_id").map(str::to_owned),
+            ms_token: config.credentials.cookie("msToken").map(str::to_owned),
+        };
+        let config = Arc::new(config);
+        let (pushes, _) = broadcast::channel(256);
+        let frontier = (config.transport != TransportMode::Http)
+            .then(|| Frontier::start(Arc::clone(&config), identity.clone(), pushes.clone()));
+        if let Some(f) = &frontier {
+            let first = f
+                .wait_for(|s| !matches!(s, ConnectionState::Connecting))
+                .await;
+            match first {
+                ConnectionState::FatallyClosed { status } => {
+                    return Err(Error::InvalidSession(format!(
+                        "the WebSocket handshake was refused with HTTP {status}"
+                    )));
+                }
+                ConnectionState::Disconnected { .. } if config.transport == TransportMode::Ws => {
+                    f.close();
+                    return Err(Error::Connect(
+                        "the frontier WebSocket could not be opened".into(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                context_headers: context.headers(),
+                config,
+                identity,
+                http,
+                frontier,
+                next_seq: AtomicI64::new(cmd::FIRST_SEQUENCE_ID),
+                pushes,
+            }),
+        })
+    }
+
+    /// Who this session is.
+    pub fn identity(&self) -> &Identity {
+        &self.inner.identity
+    }
+
+    /// The frontier connection state (`None` for the `http` transport).
+    pub fn connection_state(&self) -> Option<ConnectionState> {
+        self.inner.frontier.as_ref().map(Frontier::state)
+    }
+
+    /// Waits until the frontier socket is active again (or can never be).
+    pub async fn wait_until_connected(&self) -> Option<ConnectionState> {
+        let f = self.inner.frontier.as_ref()?;
+        Some(
+            f.wait_for(|s| {
+                matches!(
+                    s,
+                    ConnectionState::Active
+                        | ConnectionState::FatallyClosed { .. }
+                        | ConnectionState::Closed
+                )
+            })
+            .await,
+        )
+    }
+
+    /// Messages pushed to this account, including the echo of its own sends.
+    pub fn subscribe(&self) -> broadcast::Receiver<InboundMessage> {
+        self.inner.pushes.subscribe()
+    }
+
+    /// A fresh client message id.
+    pub fn new_client_message_id() -> ClientMessageId {
+        ClientMessageId::from_random_bytes(rand::random())
+    }
+
+    /// Sends a text with a new client message id.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an empty or too long text; otherwise as
+    /// [`Session::send_text_with_id`].
+    pub async fn send_text(&self, target: &Target, text: &str) -> Result<Sent> {
+        let text = MessageText::parse(text).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        self.send_text_with_id(target, &text, &Self::new_client_message_id())
+            .await
+    }
+
+    /// Sends a text with a caller-chosen client message id. Call it again with the
+    /// same id after an ambiguous failure: TikTok de-duplicates by that id.
+    ///
+    /// # Errors
+    /// A typed [`Error`]; see [`Error::retry_class`].
+    pub async fn send_text_with_id(
+        &self,
+        target: &Target,
+        text: &MessageText,
+        id: &ClientMessageId,
+    ) -> Result<Sent> {
+        self.send_content(target, MESSAGE_TYPE_TEXT, &text.content_json(), id)
+            .await
+    }
+
+    /// Sends a message with a ready content JSON and message type.
+    ///
+    /// # Errors
+    /// As [`Session::send_text_with_id`].
+    pub async fn send_content(
+        &self,
+        target: &Target,
+        message_type: i32,
+        content: &str,
+        id: &ClientMessageId,
+    ) -> Result<Sent> {
+        let inner = &self.inner;
+        let request = send_message_request(SendParams {
+            conversation_id: &target.conversation_id,
+            conversation_short_id: target.conversation_short_id,
+            inbox_type: target.inbox_type,
+            content,
+            message_type,
+            client_message_id: id,
+            sequence_id: inner.next_seq.fetch_add(1, Ordering::Relaxed),
+            context_headers: inner.context_headers.clone(),
+            device_id: &inner.identity.wid,
+        });
+        let (response, transport) = self.transmit(&request).await?;
+        let accepted = classify_send_response(&response)?;
+        if accepted
+            .client_message_id
+            .as_deref()
+            .is_some_and(|echo| echo != id.as_str())
+        {
+            return Err(Error::Protocol(
+                "the answer is for another client message id".into(),
+            ));
+        }
+        Ok(Sent {
+            client_message_id: id.clone(),
+            server_message_id: accepted.server_message_id,
+            transport,
+        })
+    }
+
+    /// Closes the frontier socket. Sends after this fail with [`Error::Closed`]
+    /// (over `http` they still work).
+    pub fn close(&self) {
+        if let Some(f) = &self.inner.frontier {
+            f.close();
+        }
+    }
+
+    async fn transmit(&self, request: &Request) -> Result<(Response, Transport)> {
+        let inner = &self.inner;
+        let seq = request.sequence_id.unwrap_or_default();
+        let command = request.cmd.unwrap_or_default();
+        let payload = request.encode_to_vec();
+        match inner.config.transport {
+            TransportMode::Http => Ok((
+                http::send(&inner.http, &inner.config, command, payload).await?,
+                Transport::Http,
+            )),
+            TransportMode::Ws => Ok((self.over_ws(seq, &payload).await?, Transport::Ws)),
+            TransportMode::Auto => {
+                let ws_err = match self.over_ws(seq, &payload).await {
+                    Ok(r) => return Ok((r, Transport::Ws)),
+                    Err(e @ Error::InvalidSession(_)) => return Err(e),
+                    Err(e) => e,
+                };
+                tracing::debug!(error = %ws_err, seq, "WebSocket attempts failed; falling back to HTTP");
+                match http::send(&inner.http, &inner.config, command, payload).await {
+                    Ok(r) => Ok((r, Transport::Http)),
+                    // HTTP gave no answer at all, and the WebSocket may have
+                    // delivered: the outcome stays unknown.
+                    Err(http_err)
+                        if ws_err.retry_class() == RetryClass::Ambiguous
+                            && !matches!(http_err, Error::Rejected(_)) =>
+                    {
+                        tracing::debug!(error = %http_err, "HTTP fallback failed too");
+                        Err(ws_err)
+                    }
+                    Err(http_err) => Err(http_err),
+                }
+            }
+        }
+    }
+
+    /// Up to `ws_attempts` transmissions of the same request (same sequence id).
+    async fn over_ws(&self, seq: i64, payload: &[u8]) -> Result<Response> {
+        let inner = &self.inner;
+        let frontier = inner.frontier.as_ref().ok_or(Error::Closed)?;
+        let attempts = inner.config.ws_attempts.max(1);
+        let mut maybe_delivered: Option<Error> = None;
+        let mut last: Option<Error> = None;
+        for attempt in 1..=attempts {
+            let frame =
+                im_frame(payload, seq, now_ms(), inner.context_headers.clone()).encode_to_vec();
+            match tokio::time::timeout(inner.config.request_timeout, frontier.request(seq, frame))
+                .await
+            {
+                Ok(Ok(response)) => return Ok(response),
+                Ok(Err(e @ (Error::InvalidSession(_) | Error::Closed))) => return Err(e),
+                Ok(Err(e @ (Error::ConnectionLost(_) | Error::Protocol(_)))) => {
+                    maybe_delivered = Some(e)
+                }
+                Ok(Err(e)) => {
+                    // Could not connect: nothing was sent. The web client goes
+                    // straight to HTTP when the socket is down.
+                    let stop = inner.config.transport == TransportMode::Auto;
+                    last = Some(e);
+                    if stop {
+                        break;
+                    }
+                }
+                Err(_) => maybe_delivered = Some(Error::Timeout(inner.config.request_timeout)),
+            }
+            if attempt < attempts {
+                tokio::time::sleep(retransmit_delay(attempt, rand::random_range(0..=100))).await;
+            }
+        }
+        Err(maybe_delivered
+            .or(last)
+            .unwrap_or(Error::Timeout(Duration::ZERO)))
+    }
+}

@@ -1,0 +1,209 @@
+//! HTTP routes: the im-api protobuf routes, the `/messages` page with its
+//! hydration data, and the `/_sandbox/*` inspection and fault endpoints.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response as HttpResponse};
+use tiktok_dm_proto::Message;
+use tiktok_dm_proto::schema::Request;
+
+use crate::faults::{Fault, ScriptedFault};
+use crate::im::{Action, encode, gateway_error, handle};
+use crate::seed::Account;
+use crate::state::{Shared, Transport};
+
+/// The cookies that carry a TikTok login session.
+const SESSION_COOKIES: [&str; 3] = ["sessionid", "sessionid_ss", "sid_tt"];
+
+/// The account whose session cookie is in `headers`, if any.
+pub(crate) fn session_account<'a>(shared: &'a Shared, headers: &HeaderMap) -> Option<&'a Account> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(name, _)| SESSION_COOKIES.contains(name))
+        .find_map(|(_, value)| shared.account_by_session(value))
+}
+
+fn protobuf(bytes: Vec<u8>) -> HttpResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-protobuf"),
+        )],
+        bytes,
+    )
+        .into_response()
+}
+
+/// `POST /v1/message/send` and the other im-api routes.
+pub(crate) async fn im_route(
+    State((shared, route_cmd)): State<(Arc<Shared>, i32)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> HttpResponse {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !content_type.starts_with("application/x-protobuf") {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/x-protobuf",
+        )
+            .into_response();
+    }
+    let fault = shared
+        .lock()
+        .faults
+        .take(|f| matches!(f, Fault::HttpStatus { .. }));
+    if let Some(Fault::HttpStatus { status }) = fault {
+        return StatusCode::from_u16(status)
+            .unwrap_or(StatusCode::BAD_GATEWAY)
+            .into_response();
+    }
+    // The web client always sends the context query; bare requests are refused
+    // at the gateway, as OMNI saw (200001).
+    if query.get("aid").map(String::as_str) != Some("1988") {
+        return protobuf(encode(&gateway_error(&shared, 200_001)));
+    }
+    let Some(account) = session_account(&shared, &headers).cloned() else {
+        return protobuf(encode(&gateway_error(&shared, 200_005)));
+    };
+    if let Ok(request) = Request::decode(&body) {
+        if request.cmd != Some(route_cmd) {
+            let mut resp = gateway_error(&shared, 4);
+            resp.error_desc = Some(format!(
+                "route serves cmd {route_cmd}, request has cmd {:?}",
+                request.cmd
+            ));
+            return protobuf(encode(&resp));
+        }
+    }
+    match handle(&shared, &account, &body, Transport::Http) {
+        Action::Reply(response) => protobuf(encode(&response)),
+        Action::ReplyLater(delay, response) => {
+            tokio::time::sleep(delay).await;
+            protobuf(encode(&response))
+        }
+        // The reply is lost: hold the request until the client gives up.
+        Action::NoReply | Action::CloseSocket => std::future::pending().await,
+    }
+}
+
+/// CORS preflight for browsers calling im-api cross-origin.
+pub(crate) async fn preflight() -> HttpResponse {
+    (
+        StatusCode::NO_CONTENT,
+        [
+            (
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                "https://www.tiktok.com",
+            ),
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "POST, OPTIONS"),
+            (header::ACCESS_CONTROL_ALLOW_HEADERS, "content-type, accept"),
+            (header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true"),
+        ],
+    )
+        .into_response()
+}
+
+/// `GET /messages`: the page, with `__UNIVERSAL_DATA_FOR_REHYDRATION__` carrying
+/// `wid` and, when logged in, `user` (PROTOCOL.md 1.3).
+pub(crate) async fn messages_page(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Html<String> {
+    let account = session_account(&shared, &headers);
+    let mut app_context = serde_json::json!({
+        "language": "en",
+        "region": "US",
+        "appId": 1988,
+        "wid": account.map_or_else(|| "7199999999999999999".to_owned(), |a| a.wid.to_string()),
+        "webIdCreatedTime": "1786000000",
+    });
+    if let Some(a) = account {
+        app_context["user"] = serde_json::json!({
+            "uid": a.uid.to_string(),
+            "secUid": format!("MS4wLjABAAAA-sandbox-{}", a.name),
+            "uniqueId": a.unique_id,
+            "nickName": a.name,
+            "signature": "",
+            "ftcUser": false,
+        });
+    }
+    let data = serde_json::json!({
+        "__DEFAULT_SCOPE__": {
+            "webapp.app-context": app_context,
+            "webapp.biz-context": {"domains": {"imApi": "/", "imFrontier": "/ws/v2"}},
+        }
+    });
+    // `</` inside JSON would end the script element early.
+    let json = data.to_string().replace("</", "<\\/");
+    Html(format!(
+        "<!DOCTYPE html><html><head><title>Messages | TikTok sandbox</title></head><body>\
+         <script id=\"__UNIVERSAL_DATA_FOR_REHYDRATION__\" type=\"application/json\">{json}</script>\
+         </body></html>"
+    ))
+}
+
+/// `GET /_sandbox/messages`.
+pub(crate) async fn list_messages(State(shared): State<Arc<Shared>>) -> HttpResponse {
+    Json(shared.lock().messages.clone()).into_response()
+}
+
+/// `GET /_sandbox/faults`.
+pub(crate) async fn list_faults(State(shared): State<Arc<Shared>>) -> HttpResponse {
+    Json(shared.lock().faults.list()).into_response()
+}
+
+/// `POST /_sandbox/faults` with one fault object or an array of them.
+pub(crate) async fn add_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> HttpResponse {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(ScriptedFault),
+        Many(Vec<ScriptedFault>),
+    }
+    let parsed: OneOrMany = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => {
+            let message = format!(
+                "invalid fault: {e}; expected e.g. {{\"fault\":\"drop_acks\",\"times\":1}}"
+            );
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({ "error": message })),
+            )
+                .into_response();
+        }
+    };
+    let faults = match parsed {
+        OneOrMany::One(f) => vec![f],
+        OneOrMany::Many(v) => v,
+    };
+    let mut state = shared.lock();
+    for f in faults {
+        state.faults.add(f);
+    }
+    (StatusCode::CREATED, Json(state.faults.list())).into_response()
+}
+
+/// `DELETE /_sandbox/faults`.
+pub(crate) async fn clear_faults(State(shared): State<Arc<Shared>>) -> StatusCode {
+    shared.lock().faults.clear();
+    StatusCode::NO_CONTENT
+}
+
+/// `GET /_sandbox/seed`.
+pub(crate) async fn seed(State(shared): State<Arc<Shared>>) -> HttpResponse {
+    Json(shared.seed.clone()).into_response()
+}

@@ -1,0 +1,77 @@
+//! The cmd-500 new-message push, sent to every socket of both participants
+//! (PROTOCOL.md 1.10): a service-20032 frame with a gzip `Response`.
+
+use tiktok_dm_proto::Message;
+use tiktok_dm_proto::cmd;
+use tiktok_dm_proto::codec::gzip;
+use tiktok_dm_proto::ids::Uid;
+use tiktok_dm_proto::schema::{
+    ExtendedEntry, Frame, MessageBody, NewMessageNotify, Response, ResponseBody,
+    SendMessageRequestBody,
+};
+
+use crate::state::{Outbound, ReceivedMessage, Shared, State, now_ms};
+
+pub(crate) fn push_new_message(
+    shared: &Shared,
+    state: &mut State,
+    message: &ReceivedMessage,
+    send: &SendMessageRequestBody,
+    recipients: [Uid; 2],
+) {
+    let now = now_ms();
+    let body = MessageBody {
+        conversation_id: Some(message.conversation_id.clone()),
+        conversation_type: Some(1),
+        server_message_id: Some(message.server_message_id),
+        index_in_conversation: Some((now * 1000) as i64),
+        conversation_short_id: Some(message.conversation_short_id),
+        message_type: Some(message.message_type),
+        sender: Some(message.sender_uid),
+        content: send.content.clone(),
+        ext: vec![
+            ExtendedEntry::new("s:client_message_id", &message.client_message_id),
+            ExtendedEntry::new("im_client_send_msg_time", now.to_string()),
+        ],
+        create_time: Some(now as i64),
+        ..MessageBody::default()
+    };
+    let notify = NewMessageNotify {
+        conversation_id: Some(message.conversation_id.clone()),
+        conversation_type: Some(1),
+        notify_type: Some(1),
+        message: Some(body),
+        ..NewMessageNotify::default()
+    };
+    let response = Response {
+        cmd: Some(cmd::NEW_MSG_NOTIFY),
+        body: Some(ResponseBody {
+            has_new_message_notify: vec![notify],
+            ..ResponseBody::default()
+        }),
+        ..Response::default()
+    };
+    let counter = shared.next_counter();
+    let frame = Frame {
+        seqid: Some(10_000_000_000 + counter),
+        logid: Some(now),
+        service: Some(cmd::SERVICE_BSYNC_PUSH),
+        method: Some(1),
+        headers: vec![
+            ExtendedEntry::new("X-Method", "PayloadRelatedMethod"),
+            ExtendedEntry::new("X-PSM", "bytedance.bsync.cache_svr"),
+            ExtendedEntry::new(":x_frontier_msg_id", format!("msg_sandbox{counter:020}")),
+        ],
+        payload_encoding: Some("gzip".into()),
+        payload_type: Some(String::new()),
+        payload: Some(gzip(&response.encode_to_vec()).into()),
+        ..Frame::default()
+    };
+    let bytes = frame.encode_to_vec();
+    for uid in recipients {
+        if let Some(sockets) = state.sockets.get_mut(&uid) {
+            // A socket whose task has ended is dropped from the registry here.
+            sockets.retain(|(_, tx)| tx.send(Outbound::Frame(bytes.clone())).is_ok());
+        }
+    }
+}
