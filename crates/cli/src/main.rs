@@ -1,2 +1,58 @@
-//! placeholder
-fn main() {}
+//! The `tiktok-dm` command. `main` only maps the outcome to an exit code.
+
+mod args;
+mod decode;
+mod demo;
+mod output;
+mod sandbox;
+mod send;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    init_logging();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: args::Cli) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            args::Command::Send(a) => send::run(a).await,
+            args::Command::Sandbox(a) => sandbox::run(a).await,
+            args::Command::Decode(a) => decode::run(a),
+            args::Command::Demo => demo::run().await,
+        }
+    })
+}
+
+/// Logs go to stderr, at `warn` unless `TIKTOK_DM_LOG` says otherwise. Nothing
+/// logged anywhere contains a session or key.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TIKTOK_DM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .try_init();
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}

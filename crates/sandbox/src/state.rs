@@ -24,17 +24,21 @@ pub enum Transport {
 }
 
 /// One message the sandbox accepted, as `GET /_sandbox/messages` shows it.
+/// 64-bit ids are written as JSON strings: JavaScript numbers cannot hold them.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ReceivedMessage {
     /// Conversation id.
     pub conversation_id: String,
     /// Conversation short id.
+    #[serde(serialize_with = "as_string")]
     pub conversation_short_id: i64,
     /// The id the sandbox assigned.
+    #[serde(serialize_with = "as_string")]
     pub server_message_id: i64,
     /// The client's id (the de-duplication key).
     pub client_message_id: String,
     /// Sender uid.
+    #[serde(serialize_with = "as_string")]
     pub sender_uid: i64,
     /// `message_type`.
     pub message_type: i32,
@@ -42,6 +46,10 @@ pub struct ReceivedMessage {
     pub content: serde_json::Value,
     /// How it arrived (the first time).
     pub transport: Transport,
+}
+
+fn as_string<S: serde::Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
 }
 
 /// What a socket task is asked to do.

@@ -1,1 +1,44 @@
-//! placeholder
+//! The built `tiktok-dm` binary, run against a sandbox on an ephemeral port.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod decode;
+mod run_sandbox;
+mod send;
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tiktok-dm");
+
+/// Runs the binary with `args` (and `stdin`), off the async runtime so the
+/// in-process sandbox keeps serving.
+pub async fn run(args: Vec<String>, stdin: Option<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(BIN)
+            .args(&args)
+            .env_remove("TIKTOK_DM_SESSION")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+        drop(input);
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+pub fn json(output: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stdout}"))
+}
+
+pub fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}

@@ -1,7 +1,5 @@
 //! Each failure maps to its typed error and retry class.
 
-use std::time::Duration;
-
 use tiktok_dm_client::{Error, RetryClass, SendRejection, Session, TransportMode};
 use tiktok_dm_test_support::spawn_sandbox;
 
@@ -188,5 +186,4 @@ async fn invalid_text_is_refused_before_anything_is_sent() {
         .unwrap_err();
     assert!(err.to_string().contains("6000"), "{err}");
     assert!(sandbox.handle.messages().is_empty());
-    let _ = Duration::ZERO;
 }

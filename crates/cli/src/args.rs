@@ -1,0 +1,89 @@
+//! Command-line arguments (clap), before validation.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Send TikTok direct messages from scripts and automations.
+#[derive(Debug, Parser)]
+#[command(name = "tiktok-dm", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send a text DM into an existing conversation; prints one JSON object.
+    Send(SendArgs),
+    /// Run the TikTok sandbox (an emulator of TikTok's IM servers) until interrupted.
+    Sandbox(SandboxArgs),
+    /// Decode TikTok wire bytes (base64 or raw) to JSON, or re-encode them.
+    Decode(DecodeArgs),
+    /// Start a sandbox in-process, send a DM through the real client, show the result.
+    Demo,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The TikTok session: a sessionid, a Cookie header, or a cookie export (JSON);
+    /// `@FILE` reads it from a file, `-` from standard input.
+    #[arg(long, env = "TIKTOK_DM_SESSION", hide_env_values = true)]
+    pub session: Option<String>,
+    /// The conversation id, e.g. 0:1:<uid>:<uid>.
+    #[arg(long)]
+    pub conversation_id: Option<String>,
+    /// The conversation's short id (a number).
+    #[arg(long)]
+    pub conversation_short_id: Option<String>,
+    /// The text to send.
+    #[arg(long)]
+    pub text: Option<String>,
+    /// auto (WebSocket, then HTTP), ws or http.
+    #[arg(long, default_value = "auto")]
+    pub transport: String,
+    /// Send to a sandbox at this base URL instead of TikTok.
+    #[arg(long, conflicts_with_all = ["ws_url", "api_url", "web_url"])]
+    pub sandbox: Option<String>,
+    /// Frontier WebSocket URL (default wss://im-ws.tiktok.com/ws/v2).
+    #[arg(long)]
+    pub ws_url: Option<String>,
+    /// im-api base URL (default https://im-api.tiktok.com).
+    #[arg(long)]
+    pub api_url: Option<String>,
+    /// Web base URL, for the messages page (default https://www.tiktok.com).
+    #[arg(long)]
+    pub web_url: Option<String>,
+    /// Seconds to wait for each answer.
+    #[arg(long, default_value_t = 5.0)]
+    pub timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8790")]
+    pub listen: String,
+    /// A JSON seed file with `accounts` and `conversations` (default: alice, bob, carol).
+    #[arg(long)]
+    pub seed: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DecodeAs {
+    Frame,
+    Request,
+    Response,
+}
+
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
+    /// What the bytes are.
+    #[arg(long = "as", value_enum)]
+    pub kind: DecodeAs,
+    /// Print the re-encoded bytes as base64 instead of JSON.
+    #[arg(long)]
+    pub reencode: bool,
+    /// A file with base64 text or raw bytes; `-` for standard input.
+    pub input: String,
+}
