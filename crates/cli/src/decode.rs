@@ -58,9 +58,9 @@ pub fn run(a: DecodeArgs) -> anyhow::Result<ExitCode> {
             let frame = Frame::decode(&bytes)?;
             let payload = frame_payload(&frame);
             let inner = match (&payload, frame.payload_type.as_deref()) {
-                (Ok(p), Some("pb")) => Request::decode(p).ok().map(|r| serde_json::to_value(r)),
+                (Ok(p), Some("pb")) => Request::decode(p).ok().map(serde_json::to_value),
                 (Ok(p), _) if frame.payload_encoding.as_deref() == Some("gzip") => {
-                    Response::decode(p).ok().map(|r| serde_json::to_value(r))
+                    Response::decode(p).ok().map(serde_json::to_value)
                 }
                 _ => None,
             };
