@@ -1,0 +1,65 @@
+//! The sandbox as a server: driven with the protocol crate over raw HTTP and
+//! WebSocket, never through our client.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod http_api;
+mod websocket;
+
+use tiktok_dm_proto::codec::{SendParams, send_message_request};
+use tiktok_dm_proto::ids::{ClientMessageId, ConversationId, ConversationShortId};
+use tiktok_dm_proto::schema::Request;
+use tiktok_dm_sandbox::Account;
+use tiktok_dm_test_support::TestSandbox;
+
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+pub fn alice(sandbox: &TestSandbox) -> Account {
+    sandbox.handle.account("alice").unwrap().clone()
+}
+
+/// A well-formed text send from `account` into the seed's conversation `index`.
+pub fn send_request(
+    sandbox: &TestSandbox,
+    account: &Account,
+    index: usize,
+    seq: i64,
+    id: &ClientMessageId,
+) -> Request {
+    let c = &sandbox.handle.seed().conversations[index];
+    send_request_to(
+        account,
+        &c.conversation_id,
+        c.conversation_short_id,
+        seq,
+        id,
+        r#"{"aweType":0,"text":"hi"}"#,
+    )
+}
+
+pub fn send_request_to(
+    account: &Account,
+    conversation: &ConversationId,
+    short: ConversationShortId,
+    seq: i64,
+    id: &ClientMessageId,
+    content: &str,
+) -> Request {
+    send_message_request(SendParams {
+        conversation_id: conversation,
+        conversation_short_id: short,
+        inbox_type: 0,
+        content,
+        message_type: 7,
+        client_message_id: id,
+        sequence_id: seq,
+        context_headers: Vec::new(),
+        device_id: &account.wid,
+    })
+}
+
+pub fn new_id(n: u8) -> ClientMessageId {
+    ClientMessageId::from_random_bytes([n; 16])
+}
