@@ -57,7 +57,10 @@ pub(crate) fn parse_hydration(html: &str) -> Result<Hydration> {
 }
 
 /// Uses the configured uid and wid, or fetches the messages page for what is missing.
-pub(crate) async fn identity(client: &reqwest::Client, config: &Config) -> Result<Identity> {
+pub(crate) async fn identity(
+    http: &crate::http::HttpTransport,
+    config: &Config,
+) -> Result<Identity> {
     if let (Some(uid), Some(wid)) = (config.uid, config.wid.clone()) {
         return Ok(Identity {
             uid,
@@ -69,16 +72,17 @@ pub(crate) async fn identity(client: &reqwest::Client, config: &Config) -> Resul
         "{}/messages",
         config.endpoints.web_url.trim_end_matches('/')
     );
-    let response = client
-        .get(&url)
+    let response = http
+        .request(reqwest::Method::GET, &url)
         .timeout(config.connect_timeout)
         .send()
         .await
         .map_err(|e| {
+            let cause = crate::http::without_url(&e);
             if e.is_connect() {
-                Error::Connect(format!("{url}: connection refused or unreachable"))
+                Error::Connect(format!("{url}: {cause}"))
             } else {
-                Error::Discovery(format!("{url}: {e}"))
+                Error::Discovery(format!("{url}: {cause}"))
             }
         })?;
     if !response.status().is_success() {

@@ -19,8 +19,9 @@ use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::backoff::reconnect_delay;
 use crate::config::Config;
@@ -29,6 +30,12 @@ use crate::error::{Error, Result};
 use crate::heartbeat::{Beat, beat};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Largest WebSocket message accepted (matches the inflated-payload cap).
+const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+
+/// How many queued requests one write batch takes before flushing.
+const WRITE_BATCH: usize = 64;
 
 /// The frontier connection's state, published to the session's owner.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -188,13 +195,21 @@ async fn connect(config: &Config, identity: &Identity) -> Result<Socket> {
     if let Ok(ua) = header(&config.user_agent) {
         headers.insert(http::header::USER_AGENT, ua);
     }
-    crate::http::install_crypto_provider();
-    match tokio::time::timeout(
-        config.connect_timeout,
-        tokio_tungstenite::connect_async(request),
-    )
-    .await
-    {
+    // Small buffers: frames are a few KiB, and an idle session should cost
+    // little memory (tungstenite's defaults are 128 KiB each).
+    let ws_config = WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(16 * 1024)
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE));
+    let connector = Connector::Rustls(crate::http::tls_config());
+    let connecting = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        Some(ws_config),
+        true,
+        Some(connector),
+    );
+    match tokio::time::timeout(config.connect_timeout, connecting).await {
         Err(_) => Err(Error::Connect(format!(
             "WebSocket handshake timed out after {}s",
             config.connect_timeout.as_secs()
@@ -337,12 +352,50 @@ async fn serve(
                     return Ended::ByOwner;
                 }
                 Some(Command::Request { seq, frame, reply }) => {
-                    if let Err(e) = sink.send(WsMessage::Binary(frame.into())).await {
-                        let _ = reply.send(Err(Error::ConnectionLost(e.to_string())));
-                        break e.to_string();
+                    // Queue this frame and any others already waiting, then flush
+                    // once: many sends in flight share one write.
+                    let mut batch = vec![(seq, frame, reply)];
+                    let mut closing = false;
+                    while batch.len() < WRITE_BATCH {
+                        match commands.try_recv() {
+                            Ok(Command::Request { seq, frame, reply }) => batch.push((seq, frame, reply)),
+                            Ok(Command::Close) => {
+                                closing = true;
+                                break;
+                            }
+                            Err(_) => break,
+                        }
                     }
-                    // A retransmission replaces the earlier waiter for the same id.
-                    pending.insert(seq, reply);
+                    let mut failed = None;
+                    for (seq, frame, reply) in batch {
+                        if failed.is_none() {
+                            if let Err(e) = sink.feed(WsMessage::Binary(frame.into())).await {
+                                failed = Some(e.to_string());
+                            }
+                        }
+                        match &failed {
+                            None => {
+                                // A retransmission replaces the earlier waiter for the same id.
+                                pending.insert(seq, reply);
+                            }
+                            Some(e) => {
+                                let _ = reply.send(Err(Error::ConnectionLost(e.clone())));
+                            }
+                        }
+                    }
+                    if failed.is_none() {
+                        if let Err(e) = sink.flush().await {
+                            failed = Some(e.to_string());
+                        }
+                    }
+                    if let Some(e) = failed {
+                        break e;
+                    }
+                    if closing {
+                        let _ = sink.send(WsMessage::Close(None)).await;
+                        fail_all(&mut pending, || Error::Closed);
+                        return Ended::ByOwner;
+                    }
                 }
             },
             inbound = stream.next() => match inbound {

@@ -72,7 +72,7 @@ pub struct Sent {
 struct Inner {
     config: Arc<Config>,
     identity: Identity,
-    http: reqwest::Client,
+    http: http::HttpTransport,
     frontier: Option<Frontier>,
     next_seq: AtomicI64,
     pushes: broadcast::Sender<InboundMessage>,
@@ -117,7 +117,7 @@ impl Session {
     /// [`Error::Connect`] when TikTok cannot be reached (for `ws`, when the socket
     /// cannot be opened); [`Error::Discovery`] when the page cannot be read.
     pub async fn connect(config: Config) -> Result<Self> {
-        let http = http::http_client(&config)?;
+        let http = http::HttpTransport::new(&config)?;
         let identity = discover::identity(&http, &config).await?;
         let context = WebContext {
             device_id: identity.wid.clone(),
@@ -129,7 +129,9 @@ impl Session {
             ms_token: config.credentials.cookie("msToken").map(str::to_owned),
         };
         let config = Arc::new(config);
-        let (pushes, _) = broadcast::channel(256);
+        // A subscriber that falls more than 32 pushes behind loses the oldest
+        // (RecvError::Lagged); a small buffer keeps idle sessions small.
+        let (pushes, _) = broadcast::channel(32);
         let frontier = (config.transport != TransportMode::Http)
             .then(|| Frontier::start(Arc::clone(&config), identity.clone(), pushes.clone()));
         if let Some(f) = &frontier {
@@ -282,7 +284,7 @@ impl Session {
         let payload = request.encode_to_vec();
         match inner.config.transport {
             TransportMode::Http => Ok((
-                http::send(&inner.http, &inner.config, command, payload).await?,
+                inner.http.send(&inner.config, command, payload).await?,
                 Transport::Http,
             )),
             TransportMode::Ws => Ok((self.over_ws(seq, &payload).await?, Transport::Ws)),
@@ -293,7 +295,7 @@ impl Session {
                     Err(e) => e,
                 };
                 tracing::debug!(error = %ws_err, seq, "WebSocket attempts failed; falling back to HTTP");
-                match http::send(&inner.http, &inner.config, command, payload).await {
+                match inner.http.send(&inner.config, command, payload).await {
                     Ok(r) => Ok((r, Transport::Http)),
                     // HTTP gave no answer at all, and the WebSocket may have
                     // delivered: the outcome stays unknown.

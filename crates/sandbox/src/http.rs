@@ -14,6 +14,7 @@ use tiktok_dm_proto::schema::Request;
 
 use crate::faults::{Fault, ScriptedFault};
 use crate::im::{Action, encode, gateway_error, handle};
+use crate::push::deliver;
 use crate::seed::Account;
 use crate::state::{Shared, Transport};
 
@@ -88,7 +89,11 @@ pub(crate) async fn im_route(
             return protobuf(encode(&resp));
         }
     }
-    match handle(&shared, &account, &body, Transport::Http) {
+    let (action, push) = handle(&shared, &account, &body, Transport::Http);
+    if let Some(push) = push {
+        deliver(&shared, &push);
+    }
+    match action {
         Action::Reply(response) => protobuf(encode(&response)),
         Action::ReplyLater(delay, response) => {
             tokio::time::sleep(delay).await;

@@ -14,7 +14,7 @@ use tiktok_dm_proto::schema::{
 };
 
 use crate::faults::Fault;
-use crate::push::push_new_message;
+use crate::push::{Push, new_message_push};
 use crate::seed::{Account, Conversation};
 use crate::state::{ReceivedMessage, Shared, Transport, log_id, now_ms};
 
@@ -80,12 +80,25 @@ impl Envelope<'_> {
     }
 }
 
-/// Handles one encoded IM request from `account`.
+/// Handles one encoded IM request from `account`. The push (for an accepted
+/// send) is returned for the transport to deliver after it has queued the reply.
 pub(crate) fn handle(
     shared: &Shared,
     account: &Account,
     bytes: &[u8],
     transport: Transport,
+) -> (Action, Option<Push>) {
+    let mut push = None;
+    let action = handle_inner(shared, account, bytes, transport, &mut push);
+    (action, push)
+}
+
+fn handle_inner(
+    shared: &Shared,
+    account: &Account,
+    bytes: &[u8],
+    transport: Transport,
+    push: &mut Option<Push>,
 ) -> Action {
     let arrived = now_ms();
     if transport == Transport::Ws {
@@ -135,7 +148,7 @@ pub(crate) fn handle(
     };
     match request.cmd {
         Some(cmd::SEND_MESSAGE) => match body.send_message_body.as_ref() {
-            Some(send) => handle_send(&env, send, transport),
+            Some(send) => handle_send(&env, send, transport, push),
             None => env.invalid("cmd 100 without send_message_body"),
         },
         Some(cmd::GET_MESSAGES_BY_USER_INIT_V2) => {
@@ -337,7 +350,12 @@ const TIPS_7193: &str =
     "You can only send up to 1 message before this user accepts your message request.";
 const TIPS_7180: &str = "You're sending messages too fast. Take a break and try again later.";
 
-fn handle_send(env: &Envelope<'_>, send: &SendMessageRequestBody, transport: Transport) -> Action {
+fn handle_send(
+    env: &Envelope<'_>,
+    send: &SendMessageRequestBody,
+    transport: Transport,
+    push: &mut Option<Push>,
+) -> Action {
     let (conversation, client_id, content) = match validate_send(env, send) {
         Ok(v) => v,
         Err(action) => return action,
@@ -423,7 +441,7 @@ fn handle_send(env: &Envelope<'_>, send: &SendMessageRequestBody, transport: Tra
         (message, false)
     };
     if !duplicate {
-        push_new_message(shared, &mut state, &message, send, [sender, peer]);
+        *push = Some(new_message_push(shared, &message, send, [sender, peer]));
     }
     let ack_fault = state
         .faults

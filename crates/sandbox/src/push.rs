@@ -10,15 +10,22 @@ use tiktok_dm_proto::schema::{
     SendMessageRequestBody,
 };
 
-use crate::state::{Outbound, ReceivedMessage, Shared, State, now_ms};
+use crate::state::{Outbound, ReceivedMessage, Shared, now_ms};
 
-pub(crate) fn push_new_message(
+/// An encoded push and who gets it.
+#[derive(Debug)]
+pub(crate) struct Push {
+    bytes: Vec<u8>,
+    recipients: [Uid; 2],
+}
+
+/// Builds the echo push of an accepted message.
+pub(crate) fn new_message_push(
     shared: &Shared,
-    state: &mut State,
     message: &ReceivedMessage,
     send: &SendMessageRequestBody,
     recipients: [Uid; 2],
-) {
+) -> Push {
     let now = now_ms();
     let body = MessageBody {
         conversation_id: Some(message.conversation_id.clone()),
@@ -67,11 +74,20 @@ pub(crate) fn push_new_message(
         payload: Some(gzip(&response.encode_to_vec()).into()),
         ..Frame::default()
     };
-    let bytes = frame.encode_to_vec();
-    for uid in recipients {
+    Push {
+        bytes: frame.encode_to_vec(),
+        recipients,
+    }
+}
+
+/// Queues the push on every socket of its recipients. Called after the reply to
+/// the sender has been queued, so the sender sees the reply first.
+pub(crate) fn deliver(shared: &Shared, push: &Push) {
+    let mut state = shared.lock();
+    for uid in push.recipients {
         if let Some(sockets) = state.sockets.get_mut(&uid) {
             // A socket whose task has ended is dropped from the registry here.
-            sockets.retain(|(_, tx)| tx.send(Outbound::Frame(bytes.clone())).is_ok());
+            sockets.retain(|(_, tx)| tx.send(Outbound::Frame(push.bytes.clone())).is_ok());
         }
     }
 }

@@ -57,6 +57,10 @@ fn as_string<S: serde::Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
 pub(crate) enum Outbound {
     /// Send one binary frame.
     Frame(Vec<u8>),
+    /// Send a text message (the `"hi"` heartbeat).
+    Text(&'static str),
+    /// Send a close frame and stop.
+    Close,
 }
 
 #[derive(Default)]

@@ -8,6 +8,7 @@ use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response as HttpResponse};
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tiktok_dm_proto::Message;
 use tiktok_dm_proto::access_key::{TIKTOK_WEB_APP_KEY, access_key};
@@ -18,6 +19,7 @@ use tokio::sync::mpsc;
 use crate::faults::Fault;
 use crate::http::session_account;
 use crate::im::{Action, encode, handle};
+use crate::push::deliver;
 use crate::seed::Account;
 use crate::state::{Outbound, Shared, Transport, log_id, now_ms};
 
@@ -107,74 +109,112 @@ fn reply_frame(request: &Frame, payload: Vec<u8>) -> Vec<u8> {
     .encode_to_vec()
 }
 
+/// How many queued outbound messages one write takes before flushing.
+const WRITE_BATCH: usize = 64;
+
 async fn serve_socket(shared: Arc<Shared>, account: Account, socket: WebSocket, socket_id: u64) {
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::unbounded_channel();
     shared
         .lock()
         .sockets
         .entry(account.uid)
         .or_default()
         .push((socket_id, tx.clone()));
-    let (mut sink, mut stream) = socket.split();
-    loop {
-        tokio::select! {
-            outbound = rx.recv() => {
-                let Some(Outbound::Frame(bytes)) = outbound else { break };
-                if sink.send(WsMessage::Binary(bytes.into())).await.is_err() {
-                    break;
-                }
+    let (sink, mut stream) = socket.split();
+    tokio::spawn(write_loop(sink, rx));
+    while let Some(Ok(message)) = stream.next().await {
+        let keep_going = match message {
+            WsMessage::Text(text) if text.as_str() == "hi" => {
+                let muted = {
+                    let mut state = shared.lock();
+                    state.heartbeats += 1;
+                    state.faults.take(|f| *f == Fault::MuteHeartbeats).is_some()
+                };
+                muted || tx.send(Outbound::Text("hi")).is_ok()
             }
-            inbound = stream.next() => {
-                let Some(Ok(message)) = inbound else { break };
-                match message {
-                    WsMessage::Text(text) if text.as_str() == "hi" => {
-                        let muted = {
-                            let mut state = shared.lock();
-                            state.heartbeats += 1;
-                            state.faults.take(|f| *f == Fault::MuteHeartbeats).is_some()
-                        };
-                        if !muted && sink.send(WsMessage::Text("hi".into())).await.is_err() {
-                            break;
-                        }
-                    }
-                    WsMessage::Binary(bytes) => {
-                        let Ok(frame) = Frame::decode(&bytes) else {
-                            tracing::debug!("sandbox: dropping a frame that does not decode");
-                            continue;
-                        };
-                        if frame.service != Some(cmd::SERVICE_IM) || frame.payload_type.as_deref() != Some("pb") {
-                            // bsync subscribes and anything else: accepted and ignored.
-                            continue;
-                        }
-                        let payload = frame.payload.as_deref().unwrap_or_default();
-                        match handle(&shared, &account, payload, Transport::Ws) {
-                            Action::Reply(response) => {
-                                if sink.send(WsMessage::Binary(reply_frame(&frame, encode(&response)).into())).await.is_err() {
-                                    break;
-                                }
-                            }
-                            Action::ReplyLater(delay, response) => {
-                                let tx = tx.clone();
-                                let bytes = reply_frame(&frame, encode(&response));
-                                tokio::spawn(async move {
-                                    tokio::time::sleep(delay).await;
-                                    let _ = tx.send(Outbound::Frame(bytes));
-                                });
-                            }
-                            Action::NoReply => {}
-                            Action::CloseSocket => {
-                                let _ = sink.send(WsMessage::Close(None)).await;
-                                break;
-                            }
-                        }
-                    }
-                    WsMessage::Close(_) => break,
-                    _ => {}
-                }
-            }
+            WsMessage::Binary(bytes) => on_binary(&shared, &account, &bytes, &tx),
+            WsMessage::Close(_) => false,
+            _ => true,
+        };
+        if !keep_going {
+            break;
         }
     }
     if let Some(sockets) = shared.lock().sockets.get_mut(&account.uid) {
         sockets.retain(|(id, _)| *id != socket_id);
+    }
+}
+
+/// Handles one binary frame; returns whether the socket stays open.
+fn on_binary(
+    shared: &Shared,
+    account: &Account,
+    bytes: &[u8],
+    tx: &mpsc::UnboundedSender<Outbound>,
+) -> bool {
+    let Ok(frame) = Frame::decode(bytes) else {
+        tracing::debug!("sandbox: dropping a frame that does not decode");
+        return true;
+    };
+    if frame.service != Some(cmd::SERVICE_IM) || frame.payload_type.as_deref() != Some("pb") {
+        // bsync subscribes and anything else: accepted and ignored.
+        return true;
+    }
+    let payload = frame.payload.as_deref().unwrap_or_default();
+    let (action, push) = handle(shared, account, payload, Transport::Ws);
+    let open = match action {
+        Action::Reply(response) => tx
+            .send(Outbound::Frame(reply_frame(&frame, encode(&response))))
+            .is_ok(),
+        Action::ReplyLater(delay, response) => {
+            let tx = tx.clone();
+            let bytes = reply_frame(&frame, encode(&response));
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = tx.send(Outbound::Frame(bytes));
+            });
+            true
+        }
+        Action::NoReply => true,
+        Action::CloseSocket => {
+            let _ = tx.send(Outbound::Close);
+            false
+        }
+    };
+    if let Some(push) = push {
+        deliver(shared, &push);
+    }
+    open
+}
+
+/// Writes replies and pushes, flushing once per batch of queued messages.
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, WsMessage>,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        for outbound in batch {
+            let message = match outbound {
+                Outbound::Frame(bytes) => WsMessage::Binary(bytes.into()),
+                Outbound::Text(text) => WsMessage::Text(text.into()),
+                Outbound::Close => {
+                    let _ = sink.send(WsMessage::Close(None)).await;
+                    return;
+                }
+            };
+            if sink.feed(message).await.is_err() {
+                return;
+            }
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
     }
 }
