@@ -469,14 +469,15 @@ fn publish(response: &Response, pushes: &broadcast::Sender<InboundMessage>) {
         let Some(m) = notify.message.as_ref() else {
             continue;
         };
-        let raw = m.content.clone().unwrap_or_default();
+        let raw = m.content.as_deref().unwrap_or_default().to_owned();
         let text = content::parse_content(&raw).ok().and_then(|c| c.text);
         let _ = pushes.send(InboundMessage {
             conversation_id: m
                 .conversation_id
-                .clone()
-                .or_else(|| notify.conversation_id.clone())
-                .unwrap_or_default(),
+                .as_deref()
+                .or(notify.conversation_id.as_deref())
+                .unwrap_or_default()
+                .to_owned(),
             conversation_short_id: m.conversation_short_id,
             server_message_id: m.server_message_id,
             sender: m.sender,

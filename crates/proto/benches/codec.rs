@@ -52,6 +52,16 @@ fn bench(c: &mut Criterion) {
     c.bench_function("encode frame", |b| {
         b.iter(|| black_box(&frame).encode_to_vec())
     });
+
+    // A cmd-500 push body is a few hundred bytes; pushes are gzip on the wire.
+    let push = vec![b'x'; 300];
+    let zipped = tiktok_dm_proto::codec::gzip(&push);
+    c.bench_function("gzip 300-byte push", |b| {
+        b.iter(|| tiktok_dm_proto::codec::gzip(black_box(&push)))
+    });
+    c.bench_function("gunzip 300-byte push", |b| {
+        b.iter(|| tiktok_dm_proto::codec::gunzip(black_box(&zipped)).unwrap())
+    });
 }
 
 criterion_group!(benches, bench);

@@ -1,8 +1,6 @@
 //! Frame-level helpers: wrapping a request in a pbbp2 frame, reading a frame's
 //! payload (inflating gzip), and building the send request the web client sends.
 
-use std::io::{Read, Write};
-
 use crate::cmd;
 use crate::error::DecodeError;
 use crate::ids::{ClientMessageId, ConversationId, ConversationShortId, DeviceId};
@@ -47,30 +45,18 @@ pub fn frame_payload(frame: &Frame) -> Result<Vec<u8>, DecodeError> {
     }
 }
 
-/// Inflates gzip data, refusing output over [`MAX_INFLATED_PAYLOAD`].
+/// Inflates gzip data (RFC 1952, first member), refusing output over
+/// [`MAX_INFLATED_PAYLOAD`] and checking the CRC-32 and length trailer.
 ///
 /// # Errors
-/// Corrupt or oversized data.
+/// Corrupt, truncated or oversized data.
 pub fn gunzip(data: &[u8]) -> Result<Vec<u8>, DecodeError> {
-    let mut out = Vec::new();
-    let mut decoder = flate2::read::GzDecoder::new(data).take(MAX_INFLATED_PAYLOAD + 1);
-    decoder
-        .read_to_end(&mut out)
-        .map_err(|e| DecodeError::Gzip(e.to_string()))?;
-    if out.len() as u64 > MAX_INFLATED_PAYLOAD {
-        return Err(DecodeError::Gzip(format!(
-            "inflates to more than {MAX_INFLATED_PAYLOAD} bytes"
-        )));
-    }
-    Ok(out)
+    crate::gzip::gunzip(data)
 }
 
 /// Compresses `data` with gzip (as the server does for pushes).
 pub fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    // Writing into a Vec cannot fail.
-    let _ = encoder.write_all(data);
-    encoder.finish().unwrap_or_default()
+    crate::gzip::gzip(data)
 }
 
 /// Decodes a frame's payload as an IM [`Response`].
@@ -184,24 +170,24 @@ pub struct SendParams<'a> {
 /// Builds the cmd-100 request exactly as TikTok web does (PROTOCOL.md 7).
 pub fn send_message_request(p: SendParams<'_>) -> Request {
     let body = SendMessageRequestBody {
-        conversation_id: Some(p.conversation_id.as_str().to_owned()),
+        conversation_id: Some(p.conversation_id.as_str().into()),
         conversation_type: Some(1),
         conversation_short_id: Some(p.conversation_short_id.get()),
-        content: Some(p.content.to_owned()),
+        content: Some(p.content.into()),
         ext: vec![
             ExtendedEntry::new("s:mentioned_users", ""),
             ExtendedEntry::new("s:client_message_id", p.client_message_id.as_str()),
         ],
         message_type: Some(p.message_type),
         ticket: Some("deprecated".into()),
-        client_message_id: Some(p.client_message_id.as_str().to_owned()),
+        client_message_id: Some(p.client_message_id.as_str().into()),
         ..SendMessageRequestBody::default()
     };
     Request {
         cmd: Some(cmd::SEND_MESSAGE),
         sequence_id: Some(p.sequence_id),
         sdk_version: Some(SDK_VERSION.into()),
-        token: Some(String::new()),
+        token: Some(Default::default()),
         refer: Some(3),
         inbox_type: Some(p.inbox_type),
         build_number: Some(BUILD_NUMBER.into()),
@@ -209,7 +195,7 @@ pub fn send_message_request(p: SendParams<'_>) -> Request {
             send_message_body: Some(body),
             ..RequestBody::default()
         }),
-        device_id: Some(p.device_id.as_str().to_owned()),
+        device_id: Some(p.device_id.as_str().into()),
         device_platform: Some("web".into()),
         headers: p.context_headers,
         auth_type: Some(1),

@@ -8,6 +8,7 @@ pub mod cmd;
 pub mod codec;
 pub mod content;
 mod error;
+mod gzip;
 pub mod ids;
 pub mod schema;
 pub mod status;

@@ -325,7 +325,7 @@ fn classify_send_body(body: &SendMessageResponseBody) -> Result<SendAccepted, Se
         return match id {
             Some(server_message_id) => Ok(SendAccepted {
                 server_message_id,
-                client_message_id: body.client_message_id.clone(),
+                client_message_id: body.client_message_id.as_deref().map(str::to_owned),
             }),
             None => Err(SendRejection::MalformedReply),
         };

@@ -144,6 +144,18 @@ pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
+/// Writes `value` as a varint into `buf`, returning the number of bytes used.
+fn write_varint_into(buf: &mut [u8; 10], mut value: u64) -> usize {
+    let mut i = 0;
+    while value >= 0x80 {
+        buf[i] = (value as u8) | 0x80;
+        value >>= 7;
+        i += 1;
+    }
+    buf[i] = value as u8;
+    i + 1
+}
+
 /// The number of bytes `value` takes as a varint.
 pub fn varint_len(value: u64) -> usize {
     // 1 + floor(bits / 7), with zero taking one byte.
@@ -363,9 +375,11 @@ pub trait Message: Default {
         Ok(())
     }
 
-    /// Encodes the message into a new buffer.
+    /// Encodes the message into a new buffer. The buffer is not pre-sized with
+    /// [`Message::encoded_len`]: that would walk the message twice, and letting
+    /// the buffer grow is cheaper for the messages this protocol sends.
     fn encode_to_vec(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encoded_len());
+        let mut out = Vec::with_capacity(512);
         self.encode_raw(&mut out);
         out
     }
@@ -431,21 +445,26 @@ varint_kind!(/// `uint64`.
 varint_kind!(/// `bool`.
     Bool, bool, |v| v != 0, |v| u64::from(*v));
 
+/// The string type of `string` fields: up to 24 bytes are stored inline, so
+/// the many short keys and values of the context headers need no allocation.
+pub type PbString = compact_str::CompactString;
+
 /// `string`: must be valid UTF-8.
 #[derive(Debug)]
 pub struct Str;
 impl Kind for Str {
-    type Value = String;
+    type Value = PbString;
     const WIRE: WireType = WireType::LengthDelimited;
-    fn read(r: &mut Reader<'_>) -> Result<String, DecodeError> {
+    fn read(r: &mut Reader<'_>) -> Result<PbString, DecodeError> {
         let bytes = r.length_delimited()?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::InvalidUtf8)
+        let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8)?;
+        Ok(PbString::new(text))
     }
-    fn write(value: &String, out: &mut Vec<u8>) {
+    fn write(value: &PbString, out: &mut Vec<u8>) {
         put_varint(out, value.len() as u64);
         out.extend_from_slice(value.as_bytes());
     }
-    fn len(value: &String) -> usize {
+    fn len(value: &PbString) -> usize {
         varint_len(value.len() as u64) + value.len()
     }
 }
@@ -480,9 +499,23 @@ impl<M: Message> Kind for Msg<M> {
     fn merge_into(slot: &mut M, r: &mut Reader<'_>) -> Result<(), DecodeError> {
         slot.merge(r.length_delimited()?)
     }
+    /// One pass: reserve a one-byte length, write the message, then patch the
+    /// length in, shifting the body only when it is 128 bytes or longer. This
+    /// avoids computing nested lengths again at every level.
     fn write(value: &M, out: &mut Vec<u8>) {
-        put_varint(out, value.encoded_len() as u64);
+        let start = out.len();
+        out.push(0);
         value.encode_raw(out);
+        let len = out.len() - start - 1;
+        if len < 0x80 {
+            out[start] = len as u8;
+            return;
+        }
+        let mut prefix = [0u8; 10];
+        let n = write_varint_into(&mut prefix, len as u64);
+        out.resize(out.len() + n - 1, 0);
+        out.copy_within(start + 1..start + 1 + len, start + n);
+        out[start..start + n].copy_from_slice(&prefix[..n]);
     }
     fn len(value: &M) -> usize {
         let n = value.encoded_len();

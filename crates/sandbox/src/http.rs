@@ -82,10 +82,13 @@ pub(crate) async fn im_route(
     if let Ok(request) = Request::decode(&body) {
         if request.cmd != Some(route_cmd) {
             let mut resp = gateway_error(&shared, 4);
-            resp.error_desc = Some(format!(
-                "route serves cmd {route_cmd}, request has cmd {:?}",
-                request.cmd
-            ));
+            resp.error_desc = Some(
+                format!(
+                    "route serves cmd {route_cmd}, request has cmd {:?}",
+                    request.cmd
+                )
+                .into(),
+            );
             return protobuf(encode(&resp));
         }
     }

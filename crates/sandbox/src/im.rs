@@ -44,8 +44,8 @@ impl Action {
 pub(crate) fn gateway_error(shared: &Shared, status_code: i32) -> Response {
     Response {
         status_code: Some(status_code),
-        error_desc: Some(status_code.to_string()),
-        log_id: Some(log_id(now_ms(), shared.next_counter())),
+        error_desc: Some(status_code.to_string().into()),
+        log_id: Some(log_id(now_ms(), shared.next_counter()).into()),
         ..Response::default()
     }
 }
@@ -63,10 +63,10 @@ impl Envelope<'_> {
             cmd: self.request.cmd,
             sequence_id: self.request.sequence_id,
             status_code: Some(status_code),
-            error_desc: Some(desc.to_owned()),
+            error_desc: Some(desc.into()),
             inbox_type: Some(self.request.inbox_type.unwrap_or_default()),
             body,
-            log_id: Some(log_id(self.arrived, self.shared.next_counter())),
+            log_id: Some(log_id(self.arrived, self.shared.next_counter()).into()),
             request_arrived_time: Some(self.arrived as i64),
             server_execution_end_time: Some(now_ms() as i64),
             server_region: Some(REGION.into()),
@@ -116,7 +116,7 @@ fn handle_inner(
         Ok(r) => r,
         Err(e) => {
             let mut resp = gateway_error(shared, 4);
-            resp.error_desc = Some(format!("request does not decode: {e}"));
+            resp.error_desc = Some(format!("request does not decode: {e}").into());
             return Action::reply(resp);
         }
     };
@@ -239,7 +239,7 @@ fn conversation_info(c: &Conversation, own: Uid) -> ConversationInfoV2 {
         })
         .collect();
     ConversationInfoV2 {
-        conversation_id: Some(c.conversation_id.as_str().to_owned()),
+        conversation_id: Some(c.conversation_id.as_str().into()),
         conversation_short_id: Some(c.conversation_short_id.get()),
         conversation_type: Some(1),
         ticket: Some("deprecated".into()),
@@ -330,9 +330,9 @@ fn business_rejection(
     let body = SendMessageResponseBody {
         server_message_id: Some(env.shared.next_server_message_id()),
         status: Some(3),
-        client_message_id: Some(client_id.to_owned()),
+        client_message_id: Some(client_id.into()),
         check_code: Some(2),
-        check_message: Some(check.to_string()),
+        check_message: Some(check.to_string().into()),
         inbox_page_category: Some(2),
         ..SendMessageResponseBody::default()
     };
@@ -364,7 +364,7 @@ fn handle_send(
     let Some(peer) = conversation.conversation_id.peer_of(sender) else {
         let body = SendMessageResponseBody {
             status: Some(1),
-            client_message_id: Some(client_id.to_string()),
+            client_message_id: Some(client_id.as_str().into()),
             ..SendMessageResponseBody::default()
         };
         return Action::reply(env.reply(
@@ -441,7 +441,7 @@ fn handle_send(
         (message, false)
     };
     if !duplicate {
-        *push = Some(new_message_push(shared, &message, send, [sender, peer]));
+        *push = Some(new_message_push(&message, send, [sender, peer]));
     }
     let ack_fault = state
         .faults
@@ -450,9 +450,9 @@ fn handle_send(
     let body = SendMessageResponseBody {
         server_message_id: Some(message.server_message_id),
         status: Some(0),
-        client_message_id: Some(message.client_message_id.clone()),
+        client_message_id: Some(message.client_message_id.as_str().into()),
         check_code: Some(0),
-        check_message: Some(String::new()),
+        check_message: Some(Default::default()),
         inbox_page_category: Some(if conversation.message_request { 2 } else { 1 }),
         ..SendMessageResponseBody::default()
     };

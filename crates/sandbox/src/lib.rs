@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use tiktok_dm_proto::cmd;
 use tiktok_dm_proto::ids::Uid;
 use tokio::net::TcpListener;
@@ -95,6 +96,10 @@ impl Sandbox {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
         let router = self.router();
+        // Replies are small and latency-bound: do not let Nagle hold them back.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;

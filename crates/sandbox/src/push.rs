@@ -12,23 +12,24 @@ use tiktok_dm_proto::schema::{
 
 use crate::state::{Outbound, ReceivedMessage, Shared, now_ms};
 
-/// An encoded push and who gets it.
+/// A push to deliver and who gets it. It is encoded (and compressed) only in
+/// [`deliver`], after the sender's reply has been queued, to keep compression
+/// off the reply's path.
 #[derive(Debug)]
 pub(crate) struct Push {
-    bytes: Vec<u8>,
+    response: Response,
     recipients: [Uid; 2],
 }
 
 /// Builds the echo push of an accepted message.
 pub(crate) fn new_message_push(
-    shared: &Shared,
     message: &ReceivedMessage,
     send: &SendMessageRequestBody,
     recipients: [Uid; 2],
 ) -> Push {
     let now = now_ms();
     let body = MessageBody {
-        conversation_id: Some(message.conversation_id.clone()),
+        conversation_id: Some(message.conversation_id.as_str().into()),
         conversation_type: Some(1),
         server_message_id: Some(message.server_message_id),
         index_in_conversation: Some((now * 1000) as i64),
@@ -44,7 +45,7 @@ pub(crate) fn new_message_push(
         ..MessageBody::default()
     };
     let notify = NewMessageNotify {
-        conversation_id: Some(message.conversation_id.clone()),
+        conversation_id: Some(message.conversation_id.as_str().into()),
         conversation_type: Some(1),
         notify_type: Some(1),
         message: Some(body),
@@ -58,8 +59,16 @@ pub(crate) fn new_message_push(
         }),
         ..Response::default()
     };
+    Push {
+        response,
+        recipients,
+    }
+}
+
+fn push_frame(shared: &Shared, response: &Response) -> Vec<u8> {
+    let now = now_ms();
     let counter = shared.next_counter();
-    let frame = Frame {
+    Frame {
         seqid: Some(10_000_000_000 + counter),
         logid: Some(now),
         service: Some(cmd::SERVICE_BSYNC_PUSH),
@@ -70,24 +79,22 @@ pub(crate) fn new_message_push(
             ExtendedEntry::new(":x_frontier_msg_id", format!("msg_sandbox{counter:020}")),
         ],
         payload_encoding: Some("gzip".into()),
-        payload_type: Some(String::new()),
+        payload_type: Some(Default::default()),
         payload: Some(gzip(&response.encode_to_vec()).into()),
         ..Frame::default()
-    };
-    Push {
-        bytes: frame.encode_to_vec(),
-        recipients,
     }
+    .encode_to_vec()
 }
 
 /// Queues the push on every socket of its recipients. Called after the reply to
 /// the sender has been queued, so the sender sees the reply first.
 pub(crate) fn deliver(shared: &Shared, push: &Push) {
+    let bytes = push_frame(shared, &push.response);
     let mut state = shared.lock();
     for uid in push.recipients {
         if let Some(sockets) = state.sockets.get_mut(&uid) {
             // A socket whose task has ended is dropped from the registry here.
-            sockets.retain(|(_, tx)| tx.send(Outbound::Frame(push.bytes.clone())).is_ok());
+            sockets.retain(|(_, tx)| tx.send(Outbound::Frame(bytes.clone())).is_ok());
         }
     }
 }

@@ -37,7 +37,10 @@ message! {
 
 impl ExtendedEntry {
     /// An entry with both key and value present.
-    pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn new(
+        key: impl Into<crate::wire::PbString>,
+        value: impl Into<crate::wire::PbString>,
+    ) -> Self {
         Self {
             key: Some(key.into()),
             value: Some(value.into()),

@@ -21,10 +21,10 @@ fn send_body() -> impl Strategy<Value = SendMessageRequestBody> {
     )
         .prop_map(
             |(id, ty, short, content, ext, mentioned)| SendMessageRequestBody {
-                conversation_id: id,
+                conversation_id: id.map(Into::into),
                 conversation_type: ty,
                 conversation_short_id: short,
-                content,
+                content: content.map(Into::into),
                 ext,
                 mentioned_users: mentioned,
                 ..SendMessageRequestBody::default()
@@ -48,7 +48,7 @@ proptest! {
         let r = Request {
             cmd: Some(100),
             sequence_id: Some(seq),
-            token,
+            token: token.map(Into::into),
             body: Some(RequestBody { send_message_body: Some(body), ..RequestBody::default() }),
             ..Request::default()
         };

@@ -55,7 +55,7 @@ async fn requests_without_the_web_context_or_a_session_are_refused_at_the_gatewa
         (bare.status_code, bare.cmd, bare.sequence_id),
         (Some(200001), None, None)
     );
-    assert_eq!(bare.log_id.as_ref().map(String::len), Some(34));
+    assert_eq!(bare.log_id.as_deref().map(str::len), Some(34));
     let anonymous = Response::decode(
         &post(&sandbox, None, "aid=1988", body)
             .await

@@ -1,0 +1,247 @@
+//! Load harness (not a test): client to sandbox on loopback. Run with
+//! `cargo bench -p tiktok-dm-client --bench load`; results go in
+//! docs/benchmarks.md. The sandbox runs in a child process (this same binary with
+//! `LOAD_SANDBOX_CHILD=1`) so that the memory figures are the client's alone.
+//! Every loop is bounded; the child exits when its stdin closes.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tiktok_dm_client::proto::access_key::{TIKTOK_WEB_APP_KEY, access_key};
+use tiktok_dm_client::proto::content::MessageText;
+use tiktok_dm_client::{Config, Credentials, Endpoints, Session, Target, TransportMode};
+use tiktok_dm_sandbox::{Sandbox, Seed};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const SEQUENTIAL: usize = 2_000;
+const WS_TOTAL: usize = 40_000;
+const WS_CONCURRENCY: usize = 512;
+const HTTP_TOTAL: usize = 10_000;
+const HTTP_CONCURRENCY: usize = 64;
+const IDLE_SESSIONS: usize = 500;
+
+fn main() {
+    if std::env::var_os("LOAD_SANDBOX_CHILD").is_some() {
+        return child();
+    }
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return; // `cargo test --benches` / listing: nothing to list.
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(parent());
+}
+
+fn child() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("{}", listener.local_addr().unwrap());
+        let sandbox = Sandbox::new(Seed::default_seed().unwrap()).unwrap();
+        let stdin_closed = tokio::task::spawn_blocking(|| {
+            let mut sink = String::new();
+            let _ = std::io::stdin().read_line(&mut sink);
+        });
+        sandbox
+            .run(listener, async move {
+                let _ = stdin_closed.await;
+            })
+            .await
+            .unwrap();
+    });
+}
+
+struct Report {
+    rows: Vec<String>,
+}
+
+impl Report {
+    fn latency(&mut self, name: &str, mut samples: Vec<Duration>, wall: Duration) {
+        samples.sort();
+        let pct = |p: f64| samples[((samples.len() as f64 - 1.0) * p).round() as usize];
+        let rate = samples.len() as f64 / wall.as_secs_f64();
+        let row = format!(
+            "| {name} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            samples.len(),
+            rate,
+            us(pct(0.50)),
+            us(pct(0.90)),
+            us(pct(0.99)),
+            us(*samples.last().unwrap())
+        );
+        println!("{row}");
+        self.rows.push(row);
+    }
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn session(base: &str, transport: TransportMode) -> Session {
+    let config = Config::builder(Credentials::parse("sandbox-session-alice").unwrap())
+        .endpoints(Endpoints::sandbox(base).unwrap())
+        .transport(transport)
+        .request_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    Session::connect(config).await.unwrap()
+}
+
+async fn parent() {
+    let exe = std::env::current_exe().unwrap();
+    let mut child = Command::new(exe)
+        .env("LOAD_SANDBOX_CHILD", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().to_owned();
+    let base = format!("http://{addr}");
+    let seed = Seed::default_seed().unwrap();
+    let alice = seed.accounts[0].clone();
+    let c = &seed.conversations[0];
+    let target = Target::parse(
+        c.conversation_id.as_str(),
+        &c.conversation_short_id.to_string(),
+    )
+    .unwrap();
+    let text = MessageText::parse("load test message").unwrap();
+    let mut report = Report { rows: Vec::new() };
+    println!("| run | sends | per second | p50 µs | p90 µs | p99 µs | max µs |");
+    println!("|---|---|---|---|---|---|---|");
+
+    // A bare WebSocket round trip: "hi" and its echo, on a raw socket.
+    let key = access_key(9, TIKTOK_WEB_APP_KEY, alice.wid.as_str());
+    let mut request =
+        format!("ws://{addr}/ws/v2?aid=1459&fpid=9&access_key={key}&device_platform=web")
+            .into_client_request()
+            .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "pbbp2".parse().unwrap());
+    request
+        .headers_mut()
+        .insert("cookie", "sessionid=sandbox-session-alice".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut samples = Vec::with_capacity(SEQUENTIAL);
+    let wall = Instant::now();
+    for _ in 0..SEQUENTIAL {
+        let t = Instant::now();
+        ws.send(WsMessage::Text("hi".into())).await.unwrap();
+        let _ = ws.next().await.unwrap().unwrap();
+        samples.push(t.elapsed());
+    }
+    report.latency(
+        "bare WebSocket round trip (\"hi\")",
+        samples,
+        wall.elapsed(),
+    );
+    drop(ws);
+
+    for (name, transport) in [
+        ("client send, sequential, WS", TransportMode::Ws),
+        ("client send, sequential, HTTP", TransportMode::Http),
+    ] {
+        let s = session(&base, transport).await;
+        // Warm up the connection (and the HTTP pool).
+        for _ in 0..50 {
+            s.send_text_with_id(&target, &text, &Session::new_client_message_id())
+                .await
+                .unwrap();
+        }
+        let mut samples = Vec::with_capacity(SEQUENTIAL);
+        let wall = Instant::now();
+        for _ in 0..SEQUENTIAL {
+            let t = Instant::now();
+            s.send_text_with_id(&target, &text, &Session::new_client_message_id())
+                .await
+                .unwrap();
+            samples.push(t.elapsed());
+        }
+        report.latency(name, samples, wall.elapsed());
+        s.close();
+    }
+
+    for (name, transport, total, concurrency) in [
+        (
+            "client send, 512 in flight, one WS",
+            TransportMode::Ws,
+            WS_TOTAL,
+            WS_CONCURRENCY,
+        ),
+        (
+            "client send, 64 in flight, HTTP",
+            TransportMode::Http,
+            HTTP_TOTAL,
+            HTTP_CONCURRENCY,
+        ),
+    ] {
+        let s = Arc::new(session(&base, transport).await);
+        let per_task = total / concurrency;
+        let wall = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency {
+            let (s, target, text) = (Arc::clone(&s), target.clone(), text.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut samples = Vec::with_capacity(per_task);
+                for _ in 0..per_task {
+                    let t = Instant::now();
+                    s.send_text_with_id(&target, &text, &Session::new_client_message_id())
+                        .await
+                        .unwrap();
+                    samples.push(t.elapsed());
+                }
+                samples
+            }));
+        }
+        let mut samples = Vec::with_capacity(total);
+        for t in tasks {
+            samples.extend(t.await.unwrap());
+        }
+        report.latency(name, samples, wall.elapsed());
+        s.close();
+    }
+
+    // Memory of idle connected sessions (the sandbox's memory is in the child).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = rss_kib();
+    let mut sessions = Vec::with_capacity(IDLE_SESSIONS);
+    for _ in 0..IDLE_SESSIONS {
+        sessions.push(session(&base, TransportMode::Ws).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_kib();
+    let per = (after.saturating_sub(before)) as f64 / IDLE_SESSIONS as f64;
+    println!();
+    println!(
+        "idle connected sessions: {IDLE_SESSIONS}; RSS before {before} KiB, after {after} KiB; {per:.1} KiB per session"
+    );
+    drop(sessions);
+
+    let _ = child.stdin.take().map(|mut s| s.write_all(b"\n"));
+    let _ = child.wait();
+}
