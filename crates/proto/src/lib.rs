@@ -7,6 +7,7 @@ pub mod access_key;
 pub mod cmd;
 pub mod codec;
 pub mod content;
+pub mod enums;
 mod error;
 mod gzip;
 pub mod ids;
