@@ -19,6 +19,9 @@ pub enum Error {
     /// A value given by the caller is invalid (text, ids, configuration).
     #[error("{0}")]
     InvalidInput(String),
+    /// The image cannot be sent: unreadable, unsupported, or too large.
+    #[error(transparent)]
+    InvalidImage(#[from] crate::image::ImageProblem),
     /// TikTok answered and refused the send.
     #[error(transparent)]
     Rejected(#[from] SendRejection),
@@ -68,9 +71,10 @@ impl Error {
                 _ => RetryClass::Permanent,
             },
             Self::Discovery(_) => RetryClass::Retryable,
-            Self::InvalidCredentials(_) | Self::InvalidSession(_) | Self::InvalidInput(_) => {
-                RetryClass::Permanent
-            }
+            Self::InvalidCredentials(_)
+            | Self::InvalidSession(_)
+            | Self::InvalidInput(_)
+            | Self::InvalidImage(_) => RetryClass::Permanent,
         }
     }
 
@@ -80,6 +84,8 @@ impl Error {
             Self::InvalidCredentials(_) => "session_invalid_format",
             Self::InvalidSession(_) => "session_rejected",
             Self::InvalidInput(_) => "invalid_input",
+            Self::InvalidImage(crate::image::ImageProblem::TooLarge { .. }) => "image_too_large",
+            Self::InvalidImage(_) => "image_invalid",
             Self::Rejected(r) => match r {
                 SendRejection::InvalidSession { .. } => "session_rejected",
                 SendRejection::GatewayRejected => "gateway_rejected",

@@ -8,6 +8,7 @@ mod error;
 mod frontier;
 pub mod heartbeat;
 mod http;
+pub mod image;
 mod session;
 
 pub use config::{Config, ConfigBuilder, DEFAULT_USER_AGENT, Endpoints, TransportMode};
