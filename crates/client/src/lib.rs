@@ -10,6 +10,7 @@ pub mod heartbeat;
 mod http;
 pub mod image;
 mod session;
+pub mod sigv4;
 
 pub use config::{Config, ConfigBuilder, DEFAULT_USER_AGENT, Endpoints, TransportMode};
 pub use credentials::Credentials;

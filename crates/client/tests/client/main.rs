@@ -4,6 +4,7 @@
 mod failures;
 mod heartbeat;
 mod send;
+mod sigv4;
 
 use std::time::Duration;
 
