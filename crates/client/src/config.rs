@@ -80,6 +80,51 @@ impl Endpoints {
     }
 }
 
+/// How images are uploaded and sent. TikTok web's image path has never been
+/// captured: every default here comes from Douyin or the TikTok web bundle and is
+/// **inferred** (PROTOCOL.md 3.1, 4, 9), which is why all of it is configurable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadConfig {
+    /// HTTP route of cmd 2003 (the 2026 bundle's; WEBSDK 0.7.5 used
+    /// `v1/media/get_upload_token`). Over the WebSocket only the cmd matters.
+    pub token_route: String,
+    /// `token_type` asked for in cmd 2003 (1 VSDK, 2 IMAGEX, 3/4 the v5 kinds).
+    pub token_type: i32,
+    /// SigV4 region (Douyin's `cn-north-1`; TikTok's is unknown).
+    pub region: String,
+    /// Upload API base when the credentials name no host (VOD).
+    pub vod_api: String,
+    /// Upload API base when the credentials name no host (ImageX).
+    pub imagex_api: String,
+    /// `message_type` of an image message (Douyin: 27).
+    pub message_type: i32,
+    /// `aweType` of the image content (Douyin: 2702).
+    pub awe_type: i64,
+    /// Files larger than this go up in parts.
+    pub part_threshold: u64,
+    /// Part size (at least 5 MB, as the Douyin uploader uses).
+    pub part_size: u64,
+    /// Attempts per upload step for retryable failures.
+    pub max_attempts: u32,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        Self {
+            token_route: tiktok_dm_proto::cmd::UPLOAD_TOKEN_ROUTES[0].into(),
+            token_type: 1,
+            region: "cn-north-1".into(),
+            vod_api: "https://vod.bytedanceapi.com".into(),
+            imagex_api: "https://imagex.bytedanceapi.com".into(),
+            message_type: tiktok_dm_proto::content::MESSAGE_TYPE_IMAGE_DOUYIN,
+            awe_type: tiktok_dm_proto::content::AWE_TYPE_IMAGE,
+            part_threshold: 10 * 1024 * 1024,
+            part_size: 5 * 1024 * 1024,
+            max_attempts: 3,
+        }
+    }
+}
+
 /// A session's settings. Build one with [`Config::builder`].
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -98,6 +143,8 @@ pub struct Config {
     pub(crate) wid: Option<DeviceId>,
     pub(crate) uid: Option<Uid>,
     pub(crate) app_key: String,
+    pub(crate) upload: UploadConfig,
+    pub(crate) image_limit: u64,
 }
 
 /// The browser User-Agent the client presents by default.
@@ -125,6 +172,8 @@ impl Config {
                 wid: None,
                 uid: None,
                 app_key: TIKTOK_WEB_APP_KEY.into(),
+                upload: UploadConfig::default(),
+                image_limit: crate::image::DEFAULT_IMAGE_LIMIT,
             },
         }
     }
@@ -137,6 +186,16 @@ impl Config {
     /// The endpoints.
     pub fn endpoints(&self) -> &Endpoints {
         &self.endpoints
+    }
+
+    /// The image settings.
+    pub fn upload_config(&self) -> &UploadConfig {
+        &self.upload
+    }
+
+    /// The largest image accepted.
+    pub fn image_limit(&self) -> u64 {
+        self.image_limit
     }
 }
 
@@ -216,6 +275,18 @@ impl ConfigBuilder {
         self
     }
 
+    /// How images are uploaded and sent (see [`UploadConfig`]).
+    pub fn upload(mut self, upload: UploadConfig) -> Self {
+        self.config.upload = upload;
+        self
+    }
+
+    /// The largest image accepted, in bytes (default 20 MB).
+    pub fn image_limit(mut self, limit: u64) -> Self {
+        self.config.image_limit = limit;
+        self
+    }
+
     /// Checks and returns the configuration.
     ///
     /// # Errors
@@ -244,6 +315,16 @@ impl ConfigBuilder {
                     "URL {url:?} must start with http:// or https://"
                 )));
             }
+        }
+        if c.upload.part_size < 5 * 1024 * 1024 || c.upload.part_threshold < c.upload.part_size {
+            return Err(Error::InvalidInput(
+                "parts must be at least 5 MB and the part threshold at least one part".into(),
+            ));
+        }
+        if c.upload.max_attempts == 0 || c.image_limit == 0 {
+            return Err(Error::InvalidInput(
+                "upload attempts and the image limit must be at least 1".into(),
+            ));
         }
         if c.transport != TransportMode::Http && c.ws_attempts == 0 {
             return Err(Error::InvalidInput(

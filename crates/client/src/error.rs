@@ -52,6 +52,16 @@ pub enum Error {
     /// The session's identity (web device id, uid) could not be discovered.
     #[error("could not read the TikTok session's identity from the messages page: {0}")]
     Discovery(String),
+    /// A step of the image upload failed.
+    #[error("image upload failed at {step}: {message}")]
+    Upload {
+        /// credentials, apply, upload, commit.
+        step: &'static str,
+        /// What went wrong (never contains credentials).
+        message: String,
+        /// Whether trying again may help.
+        retryable: bool,
+    },
     /// The session was closed.
     #[error("the session is closed")]
     Closed,
@@ -71,6 +81,10 @@ impl Error {
                 _ => RetryClass::Permanent,
             },
             Self::Discovery(_) => RetryClass::Retryable,
+            Self::Upload {
+                retryable: true, ..
+            } => RetryClass::Retryable,
+            Self::Upload { .. } => RetryClass::Permanent,
             Self::InvalidCredentials(_)
             | Self::InvalidSession(_)
             | Self::InvalidInput(_)
@@ -104,6 +118,7 @@ impl Error {
             Self::HandshakeRefused { .. } => "websocket_unavailable",
             Self::HttpStatus { .. } => "upstream_error",
             Self::Discovery(_) => "connection_failed",
+            Self::Upload { .. } => "upload_failed",
         }
     }
 

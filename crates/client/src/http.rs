@@ -92,6 +92,14 @@ impl HttpTransport {
             .header(REFERER, "https://www.tiktok.com/messages")
     }
 
+    /// A request without the session cookie, for the upload hosts (they are not
+    /// TikTok's web domain and must never see the session).
+    pub(crate) fn plain(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, url)
+            .header(USER_AGENT, self.user_agent.clone())
+    }
+
     /// Sends one encoded request to the route of `command` and reads the answer.
     pub(crate) async fn send(
         &self,

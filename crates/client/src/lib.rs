@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod backoff;
+pub mod compose;
 mod config;
 mod credentials;
 mod discover;
@@ -11,14 +12,18 @@ mod http;
 pub mod image;
 mod session;
 pub mod sigv4;
+mod upload;
 
-pub use config::{Config, ConfigBuilder, DEFAULT_USER_AGENT, Endpoints, TransportMode};
+pub use config::{
+    Config, ConfigBuilder, DEFAULT_USER_AGENT, Endpoints, TransportMode, UploadConfig,
+};
 pub use credentials::Credentials;
 pub use discover::Identity;
 pub use error::{Error, Result, RetryClass, SendRejection};
 pub use frontier::{ConnectionState, InboundMessage};
 pub use session::{Sent, Session, Target, Transport};
 pub use tiktok_dm_proto as proto;
+pub use upload::UploadedImage;
 
 #[cfg(test)]
 mod tests {

@@ -69,14 +69,16 @@ pub struct Sent {
     pub transport: Transport,
 }
 
-struct Inner {
-    config: Arc<Config>,
-    identity: Identity,
-    http: http::HttpTransport,
+pub(crate) struct Inner {
+    pub(crate) config: Arc<Config>,
+    pub(crate) identity: Identity,
+    pub(crate) http: http::HttpTransport,
     frontier: Option<Frontier>,
-    next_seq: AtomicI64,
+    pub(crate) next_seq: AtomicI64,
     pushes: broadcast::Sender<InboundMessage>,
-    context_headers: Vec<ExtendedEntry>,
+    pub(crate) context_headers: Vec<ExtendedEntry>,
+    /// Upload credentials, reused until they expire.
+    pub(crate) upload_credentials: tokio::sync::Mutex<Option<crate::upload::UploadCredentials>>,
 }
 
 impl Drop for Inner {
@@ -91,7 +93,7 @@ impl Drop for Inner {
 /// last clone is dropped or [`Session::close`] is called.
 #[derive(Clone)]
 pub struct Session {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Session {
@@ -162,6 +164,7 @@ impl Session {
                 frontier,
                 next_seq: AtomicI64::new(cmd::FIRST_SEQUENCE_ID),
                 pushes,
+                upload_credentials: tokio::sync::Mutex::new(None),
             }),
         })
     }
@@ -277,7 +280,7 @@ impl Session {
         }
     }
 
-    async fn transmit(&self, request: &Request) -> Result<(Response, Transport)> {
+    pub(crate) async fn transmit(&self, request: &Request) -> Result<(Response, Transport)> {
         let inner = &self.inner;
         let seq = request.sequence_id.unwrap_or_default();
         let command = request.cmd.unwrap_or_default();

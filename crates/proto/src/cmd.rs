@@ -46,10 +46,16 @@ pub fn route(cmd: i32) -> Option<&'static str> {
         CREATE_CONVERSATION_V2 => "v2/conversation/create",
         GET_CONVERSATION_INFO_LIST_V2 => "v2/conversation/get_info_list",
         GET_TICKET => "v1/conversation/get_ticket",
+        GET_MEDIA_UPLOAD_TOKEN => UPLOAD_TOKEN_ROUTES[0],
         CLIENT_ACK => "v1/client/ack",
         _ => return None,
     })
 }
+
+/// cmd 2003's HTTP routes: the 2026 web bundle's (the default) and WEBSDK
+/// 0.7.5's. Which one a given TikTok client uses differs by version.
+pub const UPLOAD_TOKEN_ROUTES: [&str; 2] =
+    ["tiktok/v1/im/upload_config", "v1/media/get_upload_token"];
 
 /// The cmd served at an HTTP route (the inverse of [`route`]).
 pub fn cmd_for_route(path: &str) -> Option<i32> {
@@ -66,6 +72,11 @@ pub fn cmd_for_route(path: &str) -> Option<i32> {
     ]
     .into_iter()
     .find(|cmd| route(*cmd) == Some(path))
+    .or_else(|| {
+        UPLOAD_TOKEN_ROUTES
+            .contains(&path)
+            .then_some(GET_MEDIA_UPLOAD_TOKEN)
+    })
 }
 
 /// The query string the web client puts on im-api calls ([live]).

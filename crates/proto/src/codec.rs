@@ -183,21 +183,41 @@ pub fn send_message_request(p: SendParams<'_>) -> Request {
         client_message_id: Some(p.client_message_id.as_str().into()),
         ..SendMessageRequestBody::default()
     };
+    let body = RequestBody {
+        send_message_body: Some(body),
+        ..RequestBody::default()
+    };
+    im_request(
+        cmd::SEND_MESSAGE,
+        p.sequence_id,
+        p.inbox_type,
+        body,
+        p.context_headers,
+        p.device_id,
+    )
+}
+
+/// Any IM request, with the envelope fields the web client sets ([live]).
+pub fn im_request(
+    command: i32,
+    sequence_id: i64,
+    inbox_type: i32,
+    body: RequestBody,
+    context_headers: Vec<ExtendedEntry>,
+    device_id: &DeviceId,
+) -> Request {
     Request {
-        cmd: Some(cmd::SEND_MESSAGE),
-        sequence_id: Some(p.sequence_id),
+        cmd: Some(command),
+        sequence_id: Some(sequence_id),
         sdk_version: Some(SDK_VERSION.into()),
         token: Some(Default::default()),
         refer: Some(3),
-        inbox_type: Some(p.inbox_type),
+        inbox_type: Some(inbox_type),
         build_number: Some(BUILD_NUMBER.into()),
-        body: Some(RequestBody {
-            send_message_body: Some(body),
-            ..RequestBody::default()
-        }),
-        device_id: Some(p.device_id.as_str().into()),
+        body: Some(body),
+        device_id: Some(device_id.as_str().into()),
         device_platform: Some("web".into()),
-        headers: p.context_headers,
+        headers: context_headers,
         auth_type: Some(1),
         ..Request::default()
     }

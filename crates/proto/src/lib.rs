@@ -11,6 +11,7 @@ pub mod enums;
 mod error;
 mod gzip;
 pub mod ids;
+pub mod image;
 pub mod schema;
 pub mod status;
 pub mod wire;

@@ -92,7 +92,12 @@ pub(crate) async fn im_route(
             return protobuf(encode(&resp));
         }
     }
-    let (action, push) = handle(&shared, &account, &body, Transport::Http);
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let base_url = format!("http://{host}");
+    let (action, push) = handle(&shared, &account, &body, Transport::Http, &base_url);
     if let Some(push) = push {
         deliver(&shared, &push);
     }

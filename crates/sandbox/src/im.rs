@@ -18,6 +18,73 @@ use crate::push::{Push, new_message_push};
 use crate::seed::{Account, Conversation};
 use crate::state::{ReceivedMessage, Shared, Transport, log_id, now_ms};
 
+/// `message_type` of an image message: Douyin's 27 (TikTok web's is unknown).
+pub(crate) const IMAGE_MESSAGE_TYPE: i32 = 27;
+
+/// The image content keys, in the order the Douyin capture has them.
+const IMAGE_KEYS: [&str; 7] = [
+    "resource_url",
+    "cover_height",
+    "cover_width",
+    "check_pics",
+    "md5",
+    "from_gallery",
+    "aweType",
+];
+
+/// Checks image content against the committed object it names.
+fn check_image_content(shared: &Shared, content: &serde_json::Value) -> Result<(), String> {
+    let keys: Vec<&str> = content
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    if keys != IMAGE_KEYS {
+        return Err(format!(
+            "image content keys must be {IMAGE_KEYS:?} in that order, got {keys:?}"
+        ));
+    }
+    let url = &content["resource_url"];
+    let url_keys: Vec<&str> = url
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    if url_keys != ["oid", "skey", "data_size", "md5"] {
+        return Err(format!(
+            "resource_url keys must be oid, skey, data_size, md5, got {url_keys:?}"
+        ));
+    }
+    if content["aweType"].as_i64() != Some(2702) {
+        return Err("image content aweType must be 2702".into());
+    }
+    let oid = url["oid"].as_str().unwrap_or_default();
+    let state = shared.lock();
+    let object = state
+        .upload
+        .objects
+        .get(oid)
+        .ok_or_else(|| format!("resource_url.oid {oid:?} is not a committed upload"))?;
+    if url["md5"].as_str() != Some(object.md5.as_str())
+        || content["md5"].as_str() != Some(object.md5.as_str())
+    {
+        return Err("the image md5 does not match the committed upload".into());
+    }
+    if url["data_size"].as_u64() != Some(object.bytes.len() as u64) {
+        return Err("resource_url.data_size does not match the committed upload".into());
+    }
+    if url["skey"].as_str() != Some(object.secret_key.as_str()) {
+        return Err("resource_url.skey is not the committed upload's secret key".into());
+    }
+    if content["cover_width"].as_u64() != Some(u64::from(object.width))
+        || content["cover_height"].as_u64() != Some(u64::from(object.height))
+    {
+        return Err("cover_width/cover_height do not match the image".into());
+    }
+    if !content["check_pics"].is_array() || content["from_gallery"].as_i64().is_none() {
+        return Err("check_pics must be an array and from_gallery a number".into());
+    }
+    Ok(())
+}
+
 /// The region string the sandbox reports in Response field 14.
 pub(crate) const REGION: &str = "US-TTP";
 
@@ -87,9 +154,10 @@ pub(crate) fn handle(
     account: &Account,
     bytes: &[u8],
     transport: Transport,
+    base_url: &str,
 ) -> (Action, Option<Push>) {
     let mut push = None;
-    let action = handle_inner(shared, account, bytes, transport, &mut push);
+    let action = handle_inner(shared, account, bytes, transport, base_url, &mut push);
     (action, push)
 }
 
@@ -98,6 +166,7 @@ fn handle_inner(
     account: &Account,
     bytes: &[u8],
     transport: Transport,
+    base_url: &str,
     push: &mut Option<Push>,
 ) -> Action {
     let arrived = now_ms();
@@ -151,6 +220,23 @@ fn handle_inner(
             Some(send) => handle_send(&env, send, transport, push),
             None => env.invalid("cmd 100 without send_message_body"),
         },
+        Some(cmd::GET_MEDIA_UPLOAD_TOKEN) => {
+            if shared
+                .lock()
+                .faults
+                .take(|f| *f == Fault::RejectCredentials)
+                .is_some()
+            {
+                let desc = "USER_FORBIDDEN: media upload is not allowed for this account";
+                return Action::reply(env.reply(11, desc, None));
+            }
+            let token = crate::upload::issue_credentials(shared, account.uid, base_url);
+            let body = ResponseBody {
+                get_upload_token_body: Some(token),
+                ..ResponseBody::default()
+            };
+            Action::reply(env.reply(0, "OK", Some(body)))
+        }
         Some(cmd::GET_MESSAGES_BY_USER_INIT_V2) => {
             let conversations = shared
                 .seed
@@ -301,6 +387,11 @@ fn validate_send<'s>(
             }
             if utf16_len(text) > MAX_TEXT_UTF16_UNITS {
                 return Err(env.invalid("text is longer than 6000 characters"));
+            }
+        }
+        Some(IMAGE_MESSAGE_TYPE) => {
+            if let Err(reason) = check_image_content(env.shared, &parsed) {
+                return Err(env.invalid(&reason));
             }
         }
         other => {

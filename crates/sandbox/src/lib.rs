@@ -7,6 +7,7 @@ mod im;
 mod push;
 pub mod seed;
 mod state;
+mod upload;
 mod ws;
 
 use std::future::Future;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt as _;
 use tiktok_dm_proto::cmd;
@@ -24,6 +26,10 @@ pub use error::Error;
 pub use faults::{Fault, ScriptedFault};
 pub use seed::{Account, Conversation, Seed};
 pub use state::{ReceivedMessage, Transport};
+pub use upload::UploadBackend;
+
+/// Largest storage-node request body: a 20 MB image in one request, with room.
+const UPLOAD_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 use state::Shared;
 
@@ -39,9 +45,18 @@ impl Sandbox {
     /// # Errors
     /// [`Error::Seed`] when the seed is inconsistent.
     pub fn new(seed: Seed) -> Result<Self, Error> {
+        Self::with_upload_backend(seed, UploadBackend::Vod)
+    }
+
+    /// A sandbox whose upload credentials describe `backend` (VOD by default,
+    /// as both Douyin implementations use; ImageX is the alternative).
+    ///
+    /// # Errors
+    /// [`Error::Seed`] when the seed is inconsistent.
+    pub fn with_upload_backend(seed: Seed, backend: UploadBackend) -> Result<Self, Error> {
         seed.validate()?;
         Ok(Self {
-            shared: Arc::new(Shared::new(seed)),
+            shared: Arc::new(Shared::new(seed, backend)),
         })
     }
 
@@ -66,14 +81,29 @@ impl Sandbox {
                     .delete(http::clear_faults),
             )
             .route("/_sandbox/seed", get(http::seed))
+            .route("/_sandbox/objects/{*oid}", get(upload::object))
+            .route("/", get(upload::action).post(upload::action))
+            .route(
+                "/upload/v1/{*store_uri}",
+                post(upload::storage).layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)),
+            )
             .with_state(Arc::clone(&shared));
-        for command in [
+        let routes = [
             cmd::SEND_MESSAGE,
             cmd::GET_MESSAGES_BY_USER_INIT_V2,
             cmd::GET_CONVERSATION_INFO_V2,
             cmd::GET_CONVERSATION_INFO_LIST_V2,
-        ] {
-            if let Some(route) = cmd::route(command) {
+        ]
+        .into_iter()
+        .filter_map(|c| cmd::route(c).map(|r| (c, r)))
+        // cmd 2003's route differs between client versions; serve both.
+        .chain(
+            cmd::UPLOAD_TOKEN_ROUTES
+                .iter()
+                .map(|r| (cmd::GET_MEDIA_UPLOAD_TOKEN, *r)),
+        );
+        for (command, route) in routes {
+            {
                 let im = Router::new()
                     .route(
                         &format!("/{route}"),
@@ -186,6 +216,46 @@ impl SandboxHandle {
     /// The next `n` IM requests get status_code 6 (SERVER_ERR).
     pub fn server_error(&self, n: u32) {
         self.inject(Fault::ServerError, Some(n));
+    }
+
+    /// The next `n` upload credential calls (cmd 2003) are refused.
+    pub fn reject_credentials(&self, n: u32) {
+        self.inject(Fault::RejectCredentials, Some(n));
+    }
+
+    /// The storage node reports a CRC-32 mismatch for the next `n` uploads.
+    pub fn crc_mismatch(&self, n: u32) {
+        self.inject(Fault::CrcMismatch, Some(n));
+    }
+
+    /// The storage node answers 503 to the next `n` requests.
+    pub fn storage_down(&self, n: u32) {
+        self.inject(Fault::StorageDown, Some(n));
+    }
+
+    /// The next `n` commits fail with 500.
+    pub fn commit_failure(&self, n: u32) {
+        self.inject(Fault::CommitFailure, Some(n));
+    }
+
+    /// The next `n` signed upload-API calls get 403 SignatureDoesNotMatch.
+    pub fn signature_mismatch(&self, n: u32) {
+        self.inject(Fault::SignatureMismatch, Some(n));
+    }
+
+    /// Every upload credential issued so far expires now.
+    pub fn expire_upload_credentials(&self) {
+        self.shared.lock().upload.expire_all_credentials();
+    }
+
+    /// The bytes of a committed image object.
+    pub fn object(&self, oid: &str) -> Option<Vec<u8>> {
+        self.shared
+            .lock()
+            .upload
+            .objects
+            .get(oid)
+            .map(|o| o.bytes.as_ref().clone())
     }
 
     /// The next `n` HTTP IM requests get a bare HTTP `status`.

@@ -72,18 +72,21 @@ pub(crate) struct State {
     pub(crate) sockets: HashMap<Uid, Vec<(u64, mpsc::UnboundedSender<Outbound>)>>,
     pub(crate) handshakes: u64,
     pub(crate) heartbeats: u64,
+    pub(crate) upload: crate::upload::UploadState,
 }
 
 pub(crate) struct Shared {
     pub(crate) seed: Seed,
+    pub(crate) upload_backend: crate::upload::UploadBackend,
     state: Mutex<State>,
     next_id: AtomicU64,
 }
 
 impl Shared {
-    pub(crate) fn new(seed: Seed) -> Self {
+    pub(crate) fn new(seed: Seed, upload_backend: crate::upload::UploadBackend) -> Self {
         Self {
             seed,
+            upload_backend,
             state: Mutex::new(State::default()),
             next_id: AtomicU64::new(1),
         }

@@ -76,6 +76,12 @@ pub(crate) async fn upgrade(
             "access_key does not match the session's device",
         );
     }
+    // Upload credentials name this sandbox as the upload API host.
+    let host = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let base_url = format!("http://{host}");
     let counter = {
         let mut state = shared.lock();
         state.handshakes += 1;
@@ -83,7 +89,7 @@ pub(crate) async fn upgrade(
     };
     let mut response = ws
         .protocols(["pbbp2"])
-        .on_upgrade(move |socket| serve_socket(shared, account, socket, counter));
+        .on_upgrade(move |socket| serve_socket(shared, account, socket, counter, base_url));
     let h = response.headers_mut();
     h.insert(
         "Handshake-Options",
@@ -112,7 +118,13 @@ fn reply_frame(request: &Frame, payload: Vec<u8>) -> Vec<u8> {
 /// How many queued outbound messages one write takes before flushing.
 const WRITE_BATCH: usize = 64;
 
-async fn serve_socket(shared: Arc<Shared>, account: Account, socket: WebSocket, socket_id: u64) {
+async fn serve_socket(
+    shared: Arc<Shared>,
+    account: Account,
+    socket: WebSocket,
+    socket_id: u64,
+    base_url: String,
+) {
     let (tx, rx) = mpsc::unbounded_channel();
     shared
         .lock()
@@ -132,7 +144,7 @@ async fn serve_socket(shared: Arc<Shared>, account: Account, socket: WebSocket, 
                 };
                 muted || tx.send(Outbound::Text("hi")).is_ok()
             }
-            WsMessage::Binary(bytes) => on_binary(&shared, &account, &bytes, &tx),
+            WsMessage::Binary(bytes) => on_binary(&shared, &account, &bytes, &tx, &base_url),
             WsMessage::Close(_) => false,
             _ => true,
         };
@@ -151,6 +163,7 @@ fn on_binary(
     account: &Account,
     bytes: &[u8],
     tx: &mpsc::UnboundedSender<Outbound>,
+    base_url: &str,
 ) -> bool {
     let Ok(frame) = Frame::decode(bytes) else {
         tracing::debug!("sandbox: dropping a frame that does not decode");
@@ -161,7 +174,7 @@ fn on_binary(
         return true;
     }
     let payload = frame.payload.as_deref().unwrap_or_default();
-    let (action, push) = handle(shared, account, payload, Transport::Ws);
+    let (action, push) = handle(shared, account, payload, Transport::Ws, base_url);
     let open = match action {
         Action::Reply(response) => tx
             .send(Outbound::Frame(reply_frame(&frame, encode(&response))))

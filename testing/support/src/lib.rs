@@ -59,12 +59,16 @@ pub async fn spawn_sandbox() -> TestSandbox {
 
 /// Starts a sandbox with `seed` on an ephemeral loopback port.
 pub async fn spawn_sandbox_with(seed: Seed) -> TestSandbox {
+    spawn(Sandbox::new(seed).expect("valid seed")).await
+}
+
+/// Runs an already built sandbox on an ephemeral loopback port.
+pub async fn spawn(sandbox: Sandbox) -> TestSandbox {
     init_test_tracing();
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local addr");
-    let sandbox = Sandbox::new(seed).expect("valid seed");
     let handle = sandbox.handle();
     let (tx, rx) = oneshot::channel();
     let task = tokio::spawn(async move {

@@ -4,12 +4,11 @@
 //! this library reads no files.
 
 mod b64;
-mod format;
 
 use md5::{Digest as _, Md5};
 
 pub use b64::decoded_len_upper_bound;
-pub use format::{FormatProblem, ImageFormat, Probe, probe};
+pub use tiktok_dm_proto::image::{FormatProblem, ImageFormat, Probe, probe};
 
 /// The default size limit for one image: 20 MB.
 pub const DEFAULT_IMAGE_LIMIT: u64 = 20 * 1024 * 1024;

@@ -3,6 +3,7 @@
 
 mod failures;
 mod heartbeat;
+mod images;
 mod send;
 mod sigv4;
 

@@ -1,5 +1,6 @@
 //! Image format detection from magic bytes (never from names), dimensions from the
-//! header, and a check that the file is complete.
+//! header, and a check that the file is complete. Pure: used by the client to
+//! validate input and by the sandbox to describe committed uploads.
 
 use std::fmt;
 
