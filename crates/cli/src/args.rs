@@ -14,7 +14,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Send a text DM into an existing conversation; prints one JSON object.
+    /// Send a text and/or image DM into an existing conversation; prints one JSON object.
     Send(SendArgs),
     /// Run the TikTok sandbox (an emulator of TikTok's IM servers) until interrupted.
     Sandbox(SandboxArgs),
@@ -36,9 +36,18 @@ pub struct SendArgs {
     /// The conversation's short id (a number).
     #[arg(long)]
     pub conversation_short_id: Option<String>,
-    /// The text to send.
+    /// The text to send (may be left out when an image is sent).
     #[arg(long)]
     pub text: Option<String>,
+    /// An image file to send (JPEG, PNG, GIF or WebP); `-` reads standard input.
+    #[arg(long, conflicts_with = "image_base64")]
+    pub image: Option<String>,
+    /// An image as base64 or a data URI; `@FILE` reads it from a file.
+    #[arg(long)]
+    pub image_base64: Option<String>,
+    /// The largest image accepted, in bytes.
+    #[arg(long, default_value_t = tiktok_dm_client::image::DEFAULT_IMAGE_LIMIT)]
+    pub image_limit: u64,
     /// auto (WebSocket, then HTTP), ws or http.
     #[arg(long, default_value = "auto")]
     pub transport: String,

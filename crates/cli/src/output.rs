@@ -2,7 +2,8 @@
 //! n8n node's `success`, `message`, `usage`, `quota`, plus `messages` and `error`.
 
 use serde::Serialize;
-use tiktok_dm_client::{Error, RetryClass, Sent, Transport};
+use tiktok_dm_client::compose::{Kind, Outcome};
+use tiktok_dm_client::{Error, RetryClass, Transport};
 
 #[derive(Debug, Serialize)]
 pub struct SendOutput {
@@ -19,7 +20,7 @@ pub struct SendOutput {
 /// 64-bit ids are strings so JavaScript consumers keep every digit.
 #[derive(Debug, Serialize)]
 pub struct MessageOut {
-    pub kind: &'static str,
+    pub kind: Kind,
     pub client_message_id: String,
     pub server_message_id: String,
     pub transport: Transport,
@@ -43,6 +44,12 @@ pub struct ErrorOut {
     pub retry_after_seconds: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tiktok_code: Option<i64>,
+    /// For a text and an image: which message failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_message: Option<Kind>,
+    /// Messages not attempted because an earlier one failed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_sent: Vec<Kind>,
 }
 
 impl ErrorOut {
@@ -59,7 +66,15 @@ impl ErrorOut {
             retry,
             retry_after_seconds: after,
             tiktok_code: err.tiktok_code(),
+            failed_message: None,
+            not_sent: Vec::new(),
         }
+    }
+
+    /// The same error with a message that names its source.
+    pub fn with_message(mut self, message: String) -> Self {
+        self.message = message;
+        self
     }
 
     pub fn invalid_input(message: impl Into<String>) -> Self {
@@ -69,37 +84,69 @@ impl ErrorOut {
             retry: "permanent",
             retry_after_seconds: None,
             tiktok_code: None,
+            failed_message: None,
+            not_sent: Vec::new(),
         }
     }
 }
 
 impl SendOutput {
-    pub fn sent(sent: &[Sent]) -> Self {
-        let messages: Vec<MessageOut> = sent
+    /// The result of a composed send: every delivered message, and the
+    /// failure (if any) with which message it hit.
+    pub fn from_outcome(outcome: Outcome, image_bytes: u64) -> Self {
+        let mut usage = Usage::default();
+        let messages: Vec<MessageOut> = outcome
+            .sent
             .iter()
-            .map(|s| MessageOut {
-                kind: "text",
-                client_message_id: s.client_message_id.to_string(),
-                server_message_id: s.server_message_id.to_string(),
-                transport: s.transport,
+            .map(|(kind, s)| {
+                usage.messages += 1;
+                match kind {
+                    Kind::Text => usage.text_messages += 1,
+                    Kind::Image => {
+                        usage.image_messages += 1;
+                        usage.image_bytes += image_bytes;
+                    }
+                }
+                MessageOut {
+                    kind: *kind,
+                    client_message_id: s.client_message_id.to_string(),
+                    server_message_id: s.server_message_id.to_string(),
+                    transport: s.transport,
+                }
             })
             .collect();
-        let n = messages.len() as u32;
-        Self {
-            success: true,
-            message: if n == 1 {
-                "sent 1 message".into()
-            } else {
-                format!("sent {n} messages")
+        let n = messages.len();
+        match outcome.failed {
+            None => Self {
+                success: true,
+                message: if n == 1 {
+                    "sent 1 message".into()
+                } else {
+                    format!("sent {n} messages")
+                },
+                messages,
+                usage,
+                quota: None,
+                error: None,
             },
-            messages,
-            usage: Usage {
-                messages: n,
-                text_messages: n,
-                ..Usage::default()
-            },
-            quota: None,
-            error: None,
+            Some((kind, err)) => {
+                let mut error = ErrorOut::from_client(&err);
+                error.failed_message = Some(kind);
+                error.not_sent = outcome.not_attempted;
+                let message = if n == 0 {
+                    error.message.clone()
+                } else {
+                    format!("the image was sent but the text was not: {}", error.message)
+                };
+                Self {
+                    success: false,
+                    message,
+                    messages,
+                    usage,
+                    quota: None,
+                    error: Some(error),
+                }
+            }
         }
     }
 

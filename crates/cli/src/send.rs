@@ -4,7 +4,8 @@ use std::io::Read as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tiktok_dm_client::proto::content::MessageText;
+use tiktok_dm_client::compose::Outgoing;
+use tiktok_dm_client::image::{Image, ImageProblem};
 use tiktok_dm_client::{Config, Credentials, Endpoints, Session, Target, TransportMode};
 
 use crate::args::SendArgs;
@@ -14,7 +15,66 @@ use crate::output::{ErrorOut, SendOutput};
 pub struct SendPlan {
     pub config: Config,
     pub target: Target,
-    pub text: MessageText,
+    pub outgoing: Outgoing,
+}
+
+fn image_error(source: &str, problem: ImageProblem) -> ErrorOut {
+    ErrorOut::from_client(&tiktok_dm_client::Error::InvalidImage(problem.clone()))
+        .with_message(format!("{source}: {problem}"))
+}
+
+/// Reads `--image` (a file, or `-` for stdin) or `--image-base64` (a value or
+/// `@FILE`). A file over the limit is refused before it is read.
+fn read_image(a: &SendArgs) -> Result<Option<Image>, ErrorOut> {
+    let limit = a.image_limit;
+    if let Some(path) = a.image.as_deref() {
+        let bytes = if path == "-" {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .take(limit + 1)
+                .read_to_end(&mut buf)
+                .map_err(|e| {
+                    ErrorOut::invalid_input(format!(
+                        "cannot read the image from standard input: {e}"
+                    ))
+                })?;
+            buf
+        } else {
+            let meta = std::fs::metadata(path).map_err(|e| {
+                ErrorOut::invalid_input(format!("cannot read image file {path}: {e}"))
+            })?;
+            if meta.len() > limit {
+                return Err(image_error(
+                    path,
+                    ImageProblem::TooLarge {
+                        size: meta.len(),
+                        limit,
+                    },
+                ));
+            }
+            std::fs::read(path).map_err(|e| {
+                ErrorOut::invalid_input(format!("cannot read image file {path}: {e}"))
+            })?
+        };
+        return Image::from_bytes(bytes, limit)
+            .map(Some)
+            .map_err(|p| image_error(if path == "-" { "standard input" } else { path }, p));
+    }
+    if let Some(value) = a.image_base64.as_deref() {
+        let (text, source) = match value.strip_prefix('@') {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ErrorOut::invalid_input(format!("cannot read base64 file {path}: {e}"))
+                })?;
+                (text, path.to_owned())
+            }
+            None => (value.to_owned(), "--image-base64".to_owned()),
+        };
+        return Image::from_text(&text, limit)
+            .map(Some)
+            .map_err(|p| image_error(&source, p));
+    }
+    Ok(None)
 }
 
 /// Reads `--session`: a value, `@FILE`, or `-` for stdin. Errors name the file,
@@ -55,45 +115,56 @@ fn endpoints(a: &SendArgs) -> Result<Endpoints, String> {
     Ok(e)
 }
 
-/// Turns raw arguments into a plan, or a message for the user.
-pub fn plan(a: &SendArgs) -> Result<SendPlan, String> {
-    let text = a.text.as_deref().unwrap_or_default();
-    if text.trim().is_empty() {
-        return Err("either text or image must be provided".into());
+/// Turns raw arguments into a plan, or the error to report.
+pub fn plan(a: &SendArgs) -> Result<SendPlan, ErrorOut> {
+    fn bad(message: impl Into<String>) -> ErrorOut {
+        ErrorOut::invalid_input(message)
     }
-    let text = MessageText::parse(text).map_err(|e| e.to_string())?;
+    let has_text = a.text.as_deref().is_some_and(|t| !t.trim().is_empty());
+    if !has_text && a.image.is_none() && a.image_base64.is_none() {
+        return Err(bad("either text or image must be provided"));
+    }
+    if a.session.as_deref() == Some("-") && a.image.as_deref() == Some("-") {
+        return Err(bad(
+            "--session - and --image - cannot both read standard input",
+        ));
+    }
     let id = a
         .conversation_id
         .as_deref()
         .filter(|s| !s.trim().is_empty());
-    let id = id.ok_or("missing conversation id: pass --conversation-id")?;
+    let id = id.ok_or_else(|| bad("missing conversation id: pass --conversation-id"))?;
     let short = a
         .conversation_short_id
         .as_deref()
         .filter(|s| !s.trim().is_empty());
-    let short = short.ok_or("missing conversation short id: pass --conversation-short-id")?;
-    let target = Target::parse(id, short).map_err(|e| e.to_string())?;
+    let short =
+        short.ok_or_else(|| bad("missing conversation short id: pass --conversation-short-id"))?;
+    let target = Target::parse(id, short).map_err(|e| bad(e.to_string()))?;
     let transport: TransportMode = a
         .transport
         .parse()
-        .map_err(|e: tiktok_dm_client::Error| e.to_string())?;
+        .map_err(|e: tiktok_dm_client::Error| bad(e.to_string()))?;
     if !(a.timeout.is_finite() && a.timeout > 0.0 && a.timeout <= 600.0) {
-        return Err(format!(
+        return Err(bad(format!(
             "--timeout must be between 0 and 600 seconds, got {}",
             a.timeout
-        ));
+        )));
     }
-    let credentials = read_session(a.session.as_deref())?;
+    let image = read_image(a)?;
+    let outgoing = Outgoing::new(a.text.as_deref(), image).map_err(|e| bad(e.to_string()))?;
+    let credentials = read_session(a.session.as_deref()).map_err(bad)?;
     let config = Config::builder(credentials)
-        .endpoints(endpoints(a)?)
+        .endpoints(endpoints(a).map_err(bad)?)
         .transport(transport)
         .request_timeout(Duration::from_secs_f64(a.timeout))
+        .image_limit(a.image_limit)
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| bad(e.to_string()))?;
     Ok(SendPlan {
         config,
         target,
-        text,
+        outgoing,
     })
 }
 
@@ -103,23 +174,18 @@ pub async fn execute(plan: SendPlan) -> SendOutput {
         Ok(s) => s,
         Err(e) => return SendOutput::failed(ErrorOut::from_client(&e)),
     };
-    let id = Session::new_client_message_id();
-    let result = session
-        .send_text_with_id(&plan.target, &plan.text, &id)
-        .await;
+    let image_bytes = plan.outgoing.image_bytes();
+    let outcome = session.send_outgoing(&plan.target, plan.outgoing).await;
     session.close();
-    match result {
-        Ok(sent) => SendOutput::sent(&[sent]),
-        Err(e) => SendOutput::failed(ErrorOut::from_client(&e)),
-    }
+    SendOutput::from_outcome(outcome, image_bytes)
 }
 
 pub async fn run(a: SendArgs) -> anyhow::Result<ExitCode> {
     let plan = match plan(&a) {
         Ok(p) => p,
-        Err(message) => {
-            eprintln!("error: {message}");
-            SendOutput::failed(ErrorOut::invalid_input(message)).print()?;
+        Err(error) => {
+            eprintln!("error: {}", error.message);
+            SendOutput::failed(error).print()?;
             return Ok(ExitCode::from(2));
         }
     };

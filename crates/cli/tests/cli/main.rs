@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod decode;
+mod images;
 mod run_sandbox;
 mod send;
 
@@ -37,6 +38,27 @@ pub fn json(output: &Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
     serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stdout}"))
+}
+
+/// `send` to alice and bob's conversation as alice, plus `extra` arguments.
+pub fn send_args_with(
+    sandbox: &tiktok_dm_test_support::TestSandbox,
+    extra: &[&str],
+) -> Vec<String> {
+    let c = &sandbox.handle.seed().conversations[0];
+    let mut v = args(&[
+        "send",
+        "--sandbox",
+        &sandbox.base_url(),
+        "--session",
+        "sandbox-session-alice",
+        "--conversation-id",
+        c.conversation_id.as_str(),
+        "--conversation-short-id",
+        &c.conversation_short_id.to_string(),
+    ]);
+    v.extend(extra.iter().map(|s| (*s).to_owned()));
+    v
 }
 
 pub fn args(list: &[&str]) -> Vec<String> {
