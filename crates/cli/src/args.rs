@@ -15,7 +15,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Send a text and/or image DM into an existing conversation; prints one JSON object.
-    Send(SendArgs),
+    Send(Box<SendArgs>),
     /// Run the TikTok sandbox (an emulator of TikTok's IM servers) until interrupted.
     Sandbox(SandboxArgs),
     /// Decode TikTok wire bytes (base64 or raw) to JSON, or re-encode them.

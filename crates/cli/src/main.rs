@@ -32,7 +32,7 @@ fn run(cli: args::Cli) -> anyhow::Result<ExitCode> {
         .build()?;
     runtime.block_on(async move {
         match cli.command {
-            args::Command::Send(a) => send::run(a).await,
+            args::Command::Send(a) => send::run(*a).await,
             args::Command::Sandbox(a) => sandbox::run(a).await,
             args::Command::Decode(a) => decode::run(a),
             args::Command::Demo => demo::run().await,

@@ -18,14 +18,17 @@ pub struct SendPlan {
     pub outgoing: Outgoing,
 }
 
-fn image_error(source: &str, problem: ImageProblem) -> ErrorOut {
-    ErrorOut::from_client(&tiktok_dm_client::Error::InvalidImage(problem.clone()))
-        .with_message(format!("{source}: {problem}"))
+fn image_error(source: &str, problem: ImageProblem) -> Box<ErrorOut> {
+    Box::new(
+        ErrorOut::from_client(&tiktok_dm_client::Error::InvalidImage(problem.clone()))
+            .with_message(format!("{source}: {problem}")),
+    )
 }
 
 /// Reads `--image` (a file, or `-` for stdin) or `--image-base64` (a value or
 /// `@FILE`). A file over the limit is refused before it is read.
-fn read_image(a: &SendArgs) -> Result<Option<Image>, ErrorOut> {
+fn read_image(a: &SendArgs) -> Result<Option<Image>, Box<ErrorOut>> {
+    let bad = |m: String| Box::new(ErrorOut::invalid_input(m));
     let limit = a.image_limit;
     if let Some(path) = a.image.as_deref() {
         let bytes = if path == "-" {
@@ -33,16 +36,11 @@ fn read_image(a: &SendArgs) -> Result<Option<Image>, ErrorOut> {
             std::io::stdin()
                 .take(limit + 1)
                 .read_to_end(&mut buf)
-                .map_err(|e| {
-                    ErrorOut::invalid_input(format!(
-                        "cannot read the image from standard input: {e}"
-                    ))
-                })?;
+                .map_err(|e| bad(format!("cannot read the image from standard input: {e}")))?;
             buf
         } else {
-            let meta = std::fs::metadata(path).map_err(|e| {
-                ErrorOut::invalid_input(format!("cannot read image file {path}: {e}"))
-            })?;
+            let meta = std::fs::metadata(path)
+                .map_err(|e| bad(format!("cannot read image file {path}: {e}")))?;
             if meta.len() > limit {
                 return Err(image_error(
                     path,
@@ -52,9 +50,7 @@ fn read_image(a: &SendArgs) -> Result<Option<Image>, ErrorOut> {
                     },
                 ));
             }
-            std::fs::read(path).map_err(|e| {
-                ErrorOut::invalid_input(format!("cannot read image file {path}: {e}"))
-            })?
+            std::fs::read(path).map_err(|e| bad(format!("cannot read image file {path}: {e}")))?
         };
         return Image::from_bytes(bytes, limit)
             .map(Some)
@@ -63,9 +59,8 @@ fn read_image(a: &SendArgs) -> Result<Option<Image>, ErrorOut> {
     if let Some(value) = a.image_base64.as_deref() {
         let (text, source) = match value.strip_prefix('@') {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    ErrorOut::invalid_input(format!("cannot read base64 file {path}: {e}"))
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| bad(format!("cannot read base64 file {path}: {e}")))?;
                 (text, path.to_owned())
             }
             None => (value.to_owned(), "--image-base64".to_owned()),
@@ -116,9 +111,9 @@ fn endpoints(a: &SendArgs) -> Result<Endpoints, String> {
 }
 
 /// Turns raw arguments into a plan, or the error to report.
-pub fn plan(a: &SendArgs) -> Result<SendPlan, ErrorOut> {
-    fn bad(message: impl Into<String>) -> ErrorOut {
-        ErrorOut::invalid_input(message)
+pub fn plan(a: &SendArgs) -> Result<SendPlan, Box<ErrorOut>> {
+    fn bad(message: impl Into<String>) -> Box<ErrorOut> {
+        Box::new(ErrorOut::invalid_input(message))
     }
     let has_text = a.text.as_deref().is_some_and(|t| !t.trim().is_empty());
     if !has_text && a.image.is_none() && a.image_base64.is_none() {
@@ -185,7 +180,7 @@ pub async fn run(a: SendArgs) -> anyhow::Result<ExitCode> {
         Ok(p) => p,
         Err(error) => {
             eprintln!("error: {}", error.message);
-            SendOutput::failed(error).print()?;
+            SendOutput::failed(*error).print()?;
             return Ok(ExitCode::from(2));
         }
     };
