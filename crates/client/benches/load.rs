@@ -18,6 +18,11 @@ use tiktok_dm_sandbox::{Sandbox, Seed};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+/// Counts heap bytes, so the image run can report its peak exactly (RSS does not
+/// grow when freed pages are reused). Its bookkeeping is one atomic per allocation.
+#[global_allocator]
+static HEAP: peak_alloc::PeakAlloc = peak_alloc::PeakAlloc;
+
 const SEQUENTIAL: usize = 2_000;
 const WS_TOTAL: usize = 40_000;
 const WS_CONCURRENCY: usize = 512;
@@ -95,6 +100,59 @@ fn rss_kib() -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// A real PNG of noise pixels, about `w * h * 3` bytes.
+fn noise_png(w: u32, h: u32) -> Vec<u8> {
+    let mut x = 0x2545_f491u32;
+    let pixels: Vec<u8> = (0..w * h * 3)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_compression(png::Compression::Fast);
+    let mut writer = enc.write_header().unwrap();
+    writer.write_image_data(&pixels).unwrap();
+    writer.finish().unwrap();
+    out
+}
+
+/// A 10 MB image sent to the sandbox: end-to-end time (upload, commit, send) and
+/// the client's peak memory above what it held before the send.
+async fn image_run(base: &str, target: &Target) {
+    use tiktok_dm_client::image::Image;
+    let bytes = noise_png(1830, 1830);
+    let size_mib = bytes.len() as f64 / (1024.0 * 1024.0);
+    let s = session(base, TransportMode::Http).await;
+    let mut times = Vec::new();
+    let mut peaks = Vec::new();
+    for _ in 0..6 {
+        let image = Image::from_bytes(bytes.clone(), 20 * 1024 * 1024).unwrap();
+        HEAP.reset_peak_usage();
+        let before = HEAP.current_usage();
+        let t = Instant::now();
+        s.send_image(target, image).await.unwrap();
+        times.push(t.elapsed());
+        peaks.push(HEAP.peak_usage().saturating_sub(before));
+    }
+    // The first send also fetches upload credentials; report the rest.
+    times.remove(0);
+    peaks.remove(0);
+    times.sort();
+    let peak_kib = *peaks.iter().max().unwrap() as f64 / 1024.0;
+    let total = 1.0 + peak_kib / 1024.0 / size_mib;
+    println!(
+        "10 MB image ({size_mib:.1} MiB PNG, HTTP): end to end p50 {:.1} ms, max {:.1} ms; peak heap above the held image {peak_kib:.0} KiB, so at most {total:.2}x the image in memory",
+        times[times.len() / 2].as_secs_f64() * 1e3,
+        times.last().unwrap().as_secs_f64() * 1e3,
+    );
 }
 
 async fn session(base: &str, transport: TransportMode) -> Session {
@@ -241,6 +299,8 @@ async fn parent() {
         "idle connected sessions: {IDLE_SESSIONS}; RSS before {before} KiB, after {after} KiB; {per:.1} KiB per session"
     );
     drop(sessions);
+
+    image_run(&base, &target).await;
 
     let _ = child.stdin.take().map(|mut s| s.write_all(b"\n"));
     let _ = child.wait();

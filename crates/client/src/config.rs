@@ -92,6 +92,10 @@ pub struct UploadConfig {
     pub token_type: i32,
     /// SigV4 region (Douyin's `cn-north-1`; TikTok's is unknown).
     pub region: String,
+    /// SigV4 service name for the VOD API (Douyin: `vod`).
+    pub vod_service: String,
+    /// SigV4 service name for the ImageX API (Douyin: `imagex`).
+    pub imagex_service: String,
     /// Upload API base when the credentials name no host (VOD).
     pub vod_api: String,
     /// Upload API base when the credentials name no host (ImageX).
@@ -114,6 +118,8 @@ impl Default for UploadConfig {
             token_route: tiktok_dm_proto::cmd::UPLOAD_TOKEN_ROUTES[0].into(),
             token_type: 1,
             region: "cn-north-1".into(),
+            vod_service: "vod".into(),
+            imagex_service: "imagex".into(),
             vod_api: "https://vod.bytedanceapi.com".into(),
             imagex_api: "https://imagex.bytedanceapi.com".into(),
             message_type: tiktok_dm_proto::content::MESSAGE_TYPE_IMAGE_DOUYIN,

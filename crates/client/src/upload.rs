@@ -365,14 +365,14 @@ impl Session {
                     "Action=ApplyUploadInner&FileSize={size}&FileType=image&IsInner=1&NeedFallback=true&SpaceName={}&Version=2020-11-19&s={s}",
                     crate::frontier::query_escape(&creds.target)
                 ),
-                "vod",
+                self.inner.config.upload.vod_service.as_str(),
             ),
             Backend::Imagex => (
                 format!(
                     "Action=ApplyImageUpload&ServiceId={}&Version=2018-08-01&s={s}",
                     crate::frontier::query_escape(&creds.target)
                 ),
-                "imagex",
+                self.inner.config.upload.imagex_service.as_str(),
             ),
         };
         let region = &self.inner.config.upload.region;
@@ -522,7 +522,7 @@ impl Session {
                 serde_json::json!({"SessionKey": applied.session_key, "Functions": [{"name": "Encryption", "input": {
                     "Config": {"copies": "cipher_v2"}, "PolicyParams": {"policy-set": "check,thumb,medium,large"}}}]})
                 .to_string(),
-                "vod",
+                self.inner.config.upload.vod_service.as_str(),
             ),
             Backend::Imagex => (
                 format!(
@@ -531,7 +531,7 @@ impl Session {
                     crate::frontier::query_escape(&applied.session_key)
                 ),
                 String::new(),
-                "imagex",
+                self.inner.config.upload.imagex_service.as_str(),
             ),
         };
         let signed = sign_upload_call(

@@ -33,7 +33,52 @@ fn original_position(text: &[u8], n: usize) -> usize {
         .map_or(text.len(), |(i, _)| i)
 }
 
+/// Decodes with SIMD when the input is well formed (the common case), falling
+/// back to [`decode_exact`] for everything else, which also finds where an
+/// error is. The exact size check runs only when the input's raw length could
+/// decode to more than the limit.
 pub(super) fn decode(text: &str, limit: u64) -> Result<Vec<u8>, ImageProblem> {
+    let raw = text.as_bytes();
+    if decoded_len_upper_bound(raw.len()) <= limit && !text.trim().is_empty() {
+        if let Some(bytes) = decode_fast(raw) {
+            return Ok(bytes);
+        }
+    }
+    decode_exact(text, limit)
+}
+
+fn decode_fast(raw: &[u8]) -> Option<Vec<u8>> {
+    decode_simd(raw)
+        .or_else(|| {
+            // Line-wrapped base64 (MIME, PEM-style): drop the line breaks by copying
+            // whole lines between them, then decode again.
+            let mut joined = Vec::with_capacity(raw.len());
+            let mut start = 0;
+            for at in memchr::memchr2_iter(b'\n', b'\r', raw) {
+                joined.extend_from_slice(&raw[start..at]);
+                start = at + 1;
+            }
+            joined.extend_from_slice(&raw[start..]);
+            (joined.len() < raw.len())
+                .then(|| decode_simd(&joined))
+                .flatten()
+        })
+        // Other whitespace or missing padding, standard alphabet (WHATWG forgiving base64).
+        .or_else(|| base64_simd::forgiving_decode_to_vec(raw).ok())
+}
+
+fn decode_simd(raw: &[u8]) -> Option<Vec<u8>> {
+    let engines = if raw.last() == Some(&b'=') {
+        [base64_simd::STANDARD, base64_simd::URL_SAFE]
+    } else {
+        [base64_simd::STANDARD_NO_PAD, base64_simd::URL_SAFE_NO_PAD]
+    };
+    engines
+        .iter()
+        .find_map(|engine| engine.decode_to_vec(raw).ok())
+}
+
+fn decode_exact(text: &str, limit: u64) -> Result<Vec<u8>, ImageProblem> {
     let raw = text.as_bytes();
     let whitespace = raw.iter().filter(|b| b.is_ascii_whitespace()).count();
     let symbols = raw.len() - whitespace;
