@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod http_api;
+mod upload;
 mod websocket;
 
 use tiktok_dm_proto::codec::{SendParams, send_message_request};
