@@ -102,33 +102,11 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// A real PNG of noise pixels, about `w * h * 3` bytes.
-fn noise_png(w: u32, h: u32) -> Vec<u8> {
-    let mut x = 0x2545_f491u32;
-    let pixels: Vec<u8> = (0..w * h * 3)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect();
-    let mut out = Vec::new();
-    let mut enc = png::Encoder::new(&mut out, w, h);
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    enc.set_compression(png::Compression::Fast);
-    let mut writer = enc.write_header().unwrap();
-    writer.write_image_data(&pixels).unwrap();
-    writer.finish().unwrap();
-    out
-}
-
 /// A 10 MB image sent to the sandbox: end-to-end time (upload, commit, send) and
 /// the client's peak memory above what it held before the send.
 async fn image_run(base: &str, target: &Target) {
     use tiktok_dm_client::image::Image;
-    let bytes = noise_png(1830, 1830);
+    let bytes = tiktok_dm_test_support::noise_png(1830, 1830, 7);
     let size_mib = bytes.len() as f64 / (1024.0 * 1024.0);
     let s = session(base, TransportMode::Http).await;
     let mut times = Vec::new();

@@ -76,26 +76,8 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 /// `yyyyMMdd'T'HHmmss'Z'` for a Unix time in seconds.
 pub fn amz_date(unix_secs: u64) -> String {
-    let (days, rem) = (unix_secs / 86_400, unix_secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    let compact = tiktok_dm_proto::time::Utc::from_unix(unix_secs).compact();
+    format!("{}T{}Z", &compact[..8], &compact[8..])
 }
 
 /// RFC 3986 encoding: unreserved characters stay, everything else is `%XX`.

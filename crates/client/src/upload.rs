@@ -356,6 +356,41 @@ impl Session {
         Ok(creds)
     }
 
+    /// A request to the upload API, signed the ByteDance way (PROTOCOL.md 4.7).
+    fn signed_call(
+        &self,
+        creds: &UploadCredentials,
+        method: Method,
+        query: &str,
+        body: String,
+        service: &str,
+    ) -> reqwest::RequestBuilder {
+        let region = &self.inner.config.upload.region;
+        let signed = sign_upload_call(
+            &creds.keys,
+            method.as_str(),
+            query,
+            body.as_bytes(),
+            region,
+            service,
+            unix_secs(),
+        );
+        let mut request = self
+            .inner
+            .http
+            .plain(method, &format!("{}/?{query}", creds.api_base))
+            .header("authorization", signed.authorization)
+            .header("x-amz-date", signed.amz_date)
+            .timeout(self.inner.config.request_timeout);
+        if let Some(sha) = signed.content_sha256 {
+            request = request.header("x-amz-content-sha256", sha).body(body);
+        }
+        if let Some(token) = &creds.keys.session_token {
+            request = request.header("x-amz-security-token", token);
+        }
+        request
+    }
+
     async fn apply(&self, creds: &UploadCredentials, size: u64) -> Result<Applied> {
         // Sorted by key: the same string is sent and signed.
         let s = random_token(11);
@@ -375,26 +410,7 @@ impl Session {
                 self.inner.config.upload.imagex_service.as_str(),
             ),
         };
-        let region = &self.inner.config.upload.region;
-        let signed = sign_upload_call(
-            &creds.keys,
-            "GET",
-            &query,
-            b"",
-            region,
-            service,
-            unix_secs(),
-        );
-        let mut request = self
-            .inner
-            .http
-            .plain(Method::GET, &format!("{}/?{query}", creds.api_base))
-            .header("authorization", signed.authorization)
-            .header("x-amz-date", signed.amz_date)
-            .timeout(self.inner.config.request_timeout);
-        if let Some(token) = &creds.keys.session_token {
-            request = request.header("x-amz-security-token", token);
-        }
+        let request = self.signed_call(creds, Method::GET, &query, String::new(), service);
         let v = api_json("apply", request.send().await).await?;
         let (store, host, session_key) = match creds.backend {
             Backend::Vod => {
@@ -515,7 +531,6 @@ impl Session {
         creds: &UploadCredentials,
         applied: &Applied,
     ) -> Result<(String, String)> {
-        let region = &self.inner.config.upload.region;
         let (query, body, service) = match creds.backend {
             Backend::Vod => (
                 format!("Action=CommitUploadInner&SpaceName={}&Version=2020-11-19", crate::frontier::query_escape(&creds.target)),
@@ -534,31 +549,9 @@ impl Session {
                 self.inner.config.upload.imagex_service.as_str(),
             ),
         };
-        let signed = sign_upload_call(
-            &creds.keys,
-            "POST",
-            &query,
-            body.as_bytes(),
-            region,
-            service,
-            unix_secs(),
-        );
-        let mut request = self
-            .inner
-            .http
-            .plain(Method::POST, &format!("{}/?{query}", creds.api_base))
-            .header("authorization", signed.authorization)
-            .header("x-amz-date", signed.amz_date)
-            .header(
-                "x-amz-content-sha256",
-                signed.content_sha256.unwrap_or_default(),
-            )
-            .header("content-type", "text/plain;charset=UTF-8")
-            .timeout(self.inner.config.request_timeout)
-            .body(body);
-        if let Some(token) = &creds.keys.session_token {
-            request = request.header("x-amz-security-token", token);
-        }
+        let request = self
+            .signed_call(creds, Method::POST, &query, body, service)
+            .header("content-type", "text/plain;charset=UTF-8");
         let v = api_json("commit", request.send().await).await?;
         match creds.backend {
             Backend::Vod => {

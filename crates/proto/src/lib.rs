@@ -14,6 +14,7 @@ pub mod ids;
 pub mod image;
 pub mod schema;
 pub mod status;
+pub mod time;
 pub mod wire;
 
 pub use error::DecodeError;

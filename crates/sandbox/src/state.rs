@@ -134,30 +134,11 @@ pub(crate) fn now_ms() -> u64 {
 
 /// A TikTok-shaped log id: `yyyyMMddHHmmss` (UTC) and 20 upper-case hex chars.
 pub(crate) fn log_id(ms: u64, counter: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
     format!(
-        "{y:04}{m:02}{d:02}{:02}{:02}{:02}{:020X}",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
-        (u128::from(counter).wrapping_mul(0x9E37_79B9_7F4A_7C15) & 0xffff_ffff_ffff_ffff_ffff)
+        "{}{:020X}",
+        tiktok_dm_proto::time::Utc::from_unix(ms / 1000).compact(),
+        u128::from(counter).wrapping_mul(0x9E37_79B9_7F4A_7C15) & 0xffff_ffff_ffff_ffff_ffff
     )
-}
-
-/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]

@@ -96,3 +96,26 @@ pub fn init_test_tracing() {
             .try_init();
     }
 }
+
+/// A real PNG of `w`x`h` noise pixels. Noise does not compress, so the file is
+/// about `w * h * 3` bytes: handy for uploads over the part threshold.
+pub fn noise_png(w: u32, h: u32, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    let pixels: Vec<u8> = (0..w * h * 3)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_compression(png::Compression::Fast);
+    let mut writer = enc.write_header().expect("PNG header");
+    writer.write_image_data(&pixels).expect("PNG data");
+    writer.finish().expect("PNG end");
+    out
+}

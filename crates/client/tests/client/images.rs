@@ -4,31 +4,9 @@ use tiktok_dm_client::compose::{Kind, Outgoing};
 use tiktok_dm_client::image::{DEFAULT_IMAGE_LIMIT, Image};
 use tiktok_dm_client::{Error, RetryClass, TransportMode};
 use tiktok_dm_sandbox::{Sandbox, Seed, UploadBackend};
-use tiktok_dm_test_support::{spawn, spawn_sandbox};
+use tiktok_dm_test_support::{noise_png, spawn, spawn_sandbox};
 
 use crate::{alice_bob, alice_carol, connect};
-
-/// A PNG of `w`x`h` noise pixels (noise does not compress, so the file is large).
-pub fn noise_png(w: u32, h: u32, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    let pixels: Vec<u8> = (0..w * h * 3)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect();
-    let mut out = Vec::new();
-    let mut enc = png::Encoder::new(&mut out, w, h);
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    enc.set_compression(png::Compression::Fast);
-    let mut writer = enc.write_header().unwrap();
-    writer.write_image_data(&pixels).unwrap();
-    writer.finish().unwrap();
-    out
-}
 
 fn image(bytes: &[u8]) -> Image {
     Image::from_bytes(bytes.to_vec(), DEFAULT_IMAGE_LIMIT).unwrap()
