@@ -43,7 +43,14 @@ macro_rules! message {
                 r: &mut crate::wire::Reader<'_>,
             ) -> Result<bool, crate::error::DecodeError> {
                 match number {
-                    $($num => crate::wire::$card::merge::<$kind>(&mut self.$field, wire, r),)*
+                    $($num => {
+                        let packed = crate::wire::$card::packed::<$kind>(wire);
+                        let known = crate::wire::$card::merge::<$kind>(&mut self.$field, wire, r)?;
+                        if known && packed {
+                            self.unknown_fields.mark_packed($num);
+                        }
+                        Ok(known)
+                    })*
                     _ => {
                         let _ = (wire, r);
                         Ok(false)
@@ -63,13 +70,13 @@ macro_rules! message {
                 let next = 0usize;
                 $(
                     let next = self.unknown_fields.encode_before(next, $num, out);
-                    crate::wire::$card::encode::<$kind>($num, &self.$field, out);
+                    crate::wire::$card::encode::<$kind>($num, &self.$field, self.unknown_fields.is_packed($num), out);
                 )*
                 self.unknown_fields.encode_rest(next, out);
             }
 
             fn encoded_len(&self) -> usize {
-                0 $(+ crate::wire::$card::len::<$kind>($num, &self.$field))*
+                0 $(+ crate::wire::$card::len::<$kind>($num, &self.$field, self.unknown_fields.is_packed($num)))*
                     + self.unknown_fields.encoded_len()
             }
         }

@@ -227,11 +227,27 @@ impl UnknownField {
     }
 }
 
-/// The unknown fields of one message, in the order they were read.
+/// The unknown fields of one message, in the order they were read, and the
+/// numbers of repeated scalar fields that arrived packed (so they are written
+/// back packed and the bytes stay the same).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct UnknownFields(pub Vec<UnknownField>);
+pub struct UnknownFields(pub Vec<UnknownField>, #[doc(hidden)] pub Vec<u32>);
 
 impl UnknownFields {
+    /// Records that repeated field `number` arrived packed.
+    #[doc(hidden)]
+    pub fn mark_packed(&mut self, number: u32) {
+        if !self.1.contains(&number) {
+            self.1.push(number);
+        }
+    }
+
+    /// Whether repeated field `number` arrived packed.
+    #[doc(hidden)]
+    pub fn is_packed(&self, number: u32) -> bool {
+        self.1.contains(&number)
+    }
+
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -546,8 +562,13 @@ pub mod optional {
         Ok(true)
     }
 
+    /// Singular fields are never packed.
+    pub fn packed<K: Kind>(_wire: WireType) -> bool {
+        false
+    }
+
     /// Writes the field when present.
-    pub fn encode<K: Kind>(number: u32, slot: &Option<K::Value>, out: &mut Vec<u8>) {
+    pub fn encode<K: Kind>(number: u32, slot: &Option<K::Value>, _packed: bool, out: &mut Vec<u8>) {
         if let Some(value) = slot {
             put_key(out, number, K::WIRE);
             K::write(value, out);
@@ -555,7 +576,7 @@ pub mod optional {
     }
 
     /// The encoded size of the field.
-    pub fn len<K: Kind>(number: u32, slot: &Option<K::Value>) -> usize {
+    pub fn len<K: Kind>(number: u32, slot: &Option<K::Value>, _packed: bool) -> usize {
         slot.as_ref().map_or(0, |v| key_len(number) + K::len(v))
     }
 }
@@ -563,7 +584,7 @@ pub mod optional {
 /// A repeated field, written unpacked (as proto2 and the captures do). Packed
 /// input is accepted too.
 pub mod repeated {
-    use super::{DecodeError, Kind, Reader, WireType, key_len, put_key};
+    use super::{DecodeError, Kind, Reader, WireType, key_len, put_key, put_varint, varint_len};
 
     /// Reads one occurrence (or a packed run of scalars).
     ///
@@ -588,8 +609,22 @@ pub mod repeated {
         }
     }
 
-    /// Writes every element, each with its own key.
-    pub fn encode<K: Kind>(number: u32, slot: &[K::Value], out: &mut Vec<u8>) {
+    /// Whether an occurrence with this wire type is a packed run.
+    pub fn packed<K: Kind>(wire: WireType) -> bool {
+        wire == WireType::LengthDelimited && K::WIRE != WireType::LengthDelimited
+    }
+
+    /// Writes every element, each with its own key, or as one packed run when
+    /// the field arrived packed.
+    pub fn encode<K: Kind>(number: u32, slot: &[K::Value], packed: bool, out: &mut Vec<u8>) {
+        if packed && !slot.is_empty() {
+            put_key(out, number, WireType::LengthDelimited);
+            put_varint(out, slot.iter().map(K::len).sum::<usize>() as u64);
+            for value in slot {
+                K::write(value, out);
+            }
+            return;
+        }
         for value in slot {
             put_key(out, number, K::WIRE);
             K::write(value, out);
@@ -597,7 +632,11 @@ pub mod repeated {
     }
 
     /// The encoded size of the field.
-    pub fn len<K: Kind>(number: u32, slot: &[K::Value]) -> usize {
+    pub fn len<K: Kind>(number: u32, slot: &[K::Value], packed: bool) -> usize {
+        if packed && !slot.is_empty() {
+            let payload: usize = slot.iter().map(K::len).sum();
+            return key_len(number) + varint_len(payload as u64) + payload;
+        }
         slot.iter().map(|v| key_len(number) + K::len(v)).sum()
     }
 }

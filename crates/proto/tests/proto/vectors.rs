@@ -155,3 +155,19 @@ fn the_synthetic_push_carries_a_new_message_notify() {
         Some(r#"{"aweType":0,"text":"is the bridge picking this up?"}"#)
     );
 }
+
+#[test]
+fn a_repeated_field_that_arrives_packed_is_read_and_written_back_packed() {
+    use tiktok_dm_proto::schema::CreateConversationV2RequestBody;
+    // conversation_type 1, participants [7, 300] packed (proto3 style).
+    let packed = [0x08, 0x01, 0x12, 0x03, 0x07, 0xac, 0x02];
+    let body = CreateConversationV2RequestBody::decode(&packed).unwrap();
+    assert_eq!(body.participants, vec![7, 300]);
+    assert_eq!(body.encode_to_vec(), packed);
+    assert_eq!(body.encoded_len(), packed.len());
+    // The same values unpacked (as the Douyin capture has them) stay unpacked.
+    let unpacked = [0x08, 0x01, 0x10, 0x07, 0x10, 0xac, 0x02];
+    let body = CreateConversationV2RequestBody::decode(&unpacked).unwrap();
+    assert_eq!(body.participants, vec![7, 300]);
+    assert_eq!(body.encode_to_vec(), unpacked);
+}
