@@ -30,7 +30,7 @@ pub struct SendArgs {
     /// `@FILE` reads it from a file, `-` from standard input.
     #[arg(long, env = "TIKTOK_DM_SESSION", hide_env_values = true)]
     pub session: Option<String>,
-    /// The conversation id, e.g. 0:1:<uid>:<uid>.
+    /// The conversation id, e.g. `0:1:UID:UID`.
     #[arg(long)]
     pub conversation_id: Option<String>,
     /// The conversation's short id (a number).
@@ -54,13 +54,13 @@ pub struct SendArgs {
     /// Send to a sandbox at this base URL instead of TikTok.
     #[arg(long, conflicts_with_all = ["ws_url", "api_url", "web_url"])]
     pub sandbox: Option<String>,
-    /// Frontier WebSocket URL (default wss://im-ws.tiktok.com/ws/v2).
+    /// Frontier WebSocket URL (default `wss://im-ws.tiktok.com/ws/v2`).
     #[arg(long)]
     pub ws_url: Option<String>,
-    /// im-api base URL (default https://im-api.tiktok.com).
+    /// im-api base URL (default `https://im-api.tiktok.com`).
     #[arg(long)]
     pub api_url: Option<String>,
-    /// Web base URL, for the messages page (default https://www.tiktok.com).
+    /// Web base URL, for the messages page (default `https://www.tiktok.com`).
     #[arg(long)]
     pub web_url: Option<String>,
     /// Seconds to wait for each answer.

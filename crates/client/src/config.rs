@@ -48,7 +48,7 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
-    /// TikTok's production endpoints, from the page config ([live]).
+    /// TikTok's production endpoints, from the page config (seen in live captures).
     pub fn tiktok() -> Self {
         Self {
             ws_url: "wss://im-ws.tiktok.com/ws/v2".into(),
@@ -275,7 +275,7 @@ impl ConfigBuilder {
         self
     }
 
-    /// The frontier appKey for `access_key` (default: TikTok web's, [live]).
+    /// The frontier appKey for `access_key` (default: TikTok web's, seen in live captures).
     pub fn app_key(mut self, app_key: impl Into<String>) -> Self {
         self.config.app_key = app_key.into();
         self

@@ -6,7 +6,7 @@ use md5::{Digest, Md5};
 pub const ACCESS_KEY_SALT: &str = "f8a69f1719916z";
 
 /// The TikTok web appKey for the fpid-9 IM socket. Known only because it
-/// reproduces the captured access_key ([live]).
+/// reproduces the captured access_key (seen in live captures).
 pub const TIKTOK_WEB_APP_KEY: &str = "e1bd35ec9db7b8d846de66ed140b1ad9";
 
 /// `lowercase_hex(MD5(fpid ++ app_key ++ device_id ++ salt))`.

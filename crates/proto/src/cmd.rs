@@ -29,9 +29,9 @@ pub const METHOD_IM: i32 = 1;
 pub const SERVICE_BSYNC_PUSH: i32 = 20032;
 /// Frontier product id of the IM socket.
 pub const FPID_IM: u32 = 9;
-/// The frontier app id on the fpid-9 socket ([live]).
+/// The frontier app id on the fpid-9 socket (seen in live captures).
 pub const FRONTIER_AID: u32 = 1459;
-/// The product app id used in HTTP calls and `Request.headers` ([live]).
+/// The product app id used in HTTP calls and `Request.headers` (seen in live captures).
 pub const WEB_AID: u32 = 1988;
 /// The first `Request.sequence_id` a page uses.
 pub const FIRST_SEQUENCE_ID: i64 = 10001;
@@ -79,6 +79,6 @@ pub fn cmd_for_route(path: &str) -> Option<i32> {
     })
 }
 
-/// The query string the web client puts on im-api calls ([live]).
+/// The query string the web client puts on im-api calls (seen in live captures).
 pub const WEB_API_QUERY: &str =
     "aid=1988&version_code=1.0.0&app_name=tiktok_web&device_platform=web_pc";

@@ -197,7 +197,7 @@ pub fn send_message_request(p: SendParams<'_>) -> Request {
     )
 }
 
-/// Any IM request, with the envelope fields the web client sets ([live]).
+/// Any IM request, with the envelope fields the web client sets (seen in live captures).
 pub fn im_request(
     command: i32,
     sequence_id: i64,

@@ -8,10 +8,10 @@ use crate::error::DecodeError;
 /// (JavaScript string length). The unit is our reading of the "/6000" counter.
 pub const MAX_TEXT_UTF16_UNITS: usize = 6000;
 
-/// `message_type` of a TikTok web text message ([live]).
+/// `message_type` of a TikTok web text message (seen in live captures).
 pub const MESSAGE_TYPE_TEXT: i32 = 7;
 
-/// `aweType` of a TikTok web text message ([live]).
+/// `aweType` of a TikTok web text message (seen in live captures).
 pub const AWE_TYPE_TEXT: i64 = 0;
 
 /// A text that may be sent: not blank, and within the limit.
@@ -73,10 +73,10 @@ pub fn text_content_json(text: &str) -> String {
     out
 }
 
-/// `message_type` of a Douyin web image message ([dy]); TikTok web's is unknown.
+/// `message_type` of a Douyin web image message (Douyin); TikTok web's is unknown.
 pub const MESSAGE_TYPE_IMAGE_DOUYIN: i32 = 27;
 
-/// `aweType` of a Douyin web image message ([dy]).
+/// `aweType` of a Douyin web image message (Douyin).
 pub const AWE_TYPE_IMAGE: i64 = 2702;
 
 /// What goes into an image message's content.

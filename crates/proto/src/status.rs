@@ -50,7 +50,7 @@ pub enum StatusCode {
     InternalError,
     /// 100017 CONV_NOT_FOUND (web dump)
     ConvNotFound,
-    /// 200001 gateway rejection ([live]; meaning inferred)
+    /// 200001 gateway rejection (seen live; meaning inferred)
     GatewayRejected,
     /// 200005 INVALID_TOKEN (web dump)
     GatewayInvalidToken,
