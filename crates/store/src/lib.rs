@@ -1,0 +1,106 @@
+#![doc = include_str!("../README.md")]
+
+//! Durable storage for the gateway: API keys (hashed), stored TikTok accounts
+//! (sealed by the caller), accepted requests, the outbox, and quota.
+//!
+//! [`Store`] is the interface; [`SqliteStore`] the default backend. The trait is
+//! written so a PostgreSQL backend can follow: every operation that must be
+//! atomic (quota reservation with the outbox insert, claiming due rows) is one
+//! trait method, so each backend can use its own mechanism (SQLite: one writer
+//! and a lease column; PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+
+mod error;
+mod sqlite;
+mod types;
+
+use std::future::Future;
+
+pub use error::{Error, Result};
+pub use sqlite::SqliteStore;
+pub use types::*;
+
+/// Everything the gateway persists. Times are Unix milliseconds.
+pub trait Store: Clone + Send + Sync + 'static {
+    /// Stores a new API key (its hash, never the key).
+    fn create_api_key(
+        &self,
+        new: NewApiKey,
+        now: i64,
+    ) -> impl Future<Output = Result<ApiKey>> + Send;
+    /// The key with this hash, revoked or not.
+    fn api_key_by_hash(
+        &self,
+        hash: &[u8; 32],
+    ) -> impl Future<Output = Result<Option<ApiKey>>> + Send;
+    /// Every key, newest first.
+    fn list_api_keys(&self) -> impl Future<Output = Result<Vec<ApiKey>>> + Send;
+    /// Revokes the key named `name`; false when there is none (or it was revoked).
+    fn revoke_api_key(&self, name: &str, now: i64) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Adds or replaces a stored account's sealed session.
+    fn put_account(
+        &self,
+        name: &str,
+        session_sealed: &[u8],
+        now: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// A stored account's sealed session.
+    fn account(&self, name: &str) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
+    /// Stored accounts (names and times; never the session).
+    fn list_accounts(&self) -> impl Future<Output = Result<Vec<AccountInfo>>> + Send;
+    /// Removes a stored account; false when there is none.
+    fn remove_account(&self, name: &str) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Accepts a request: checks the idempotency key, reserves quota in every
+    /// window and writes the outbox rows, all in one transaction, so concurrent
+    /// requests can never exceed a limit.
+    fn enqueue(
+        &self,
+        request: NewRequest,
+        windows: &[QuotaWindow],
+        now: i64,
+    ) -> impl Future<Output = Result<Enqueued>> + Send;
+    /// Claims up to `max` due messages for delivery (state `sending`, leased until
+    /// `now + lease_ms`). Rows whose lease expired (a crashed worker) are due again.
+    fn claim_due(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        max: u32,
+    ) -> impl Future<Output = Result<Vec<OutboxMessage>>> + Send;
+    /// Records a delivery.
+    fn mark_sent(
+        &self,
+        id: i64,
+        server_message_id: &str,
+        transport: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Puts a message back for another attempt at `next_attempt_at`.
+    fn reschedule(
+        &self,
+        id: i64,
+        next_attempt_at: i64,
+        error: &serde_json::Value,
+        now: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Ends a message: `failed` (its quota reservation is given back) or
+    /// `unknown` (it may have been delivered; the reservation stays).
+    fn finish(
+        &self,
+        id: i64,
+        state: State,
+        error: &serde_json::Value,
+        now: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// A request and its messages, if it belongs to `api_key_id`.
+    fn request_status(
+        &self,
+        request_id: &str,
+        api_key_id: i64,
+    ) -> impl Future<Output = Result<Option<RequestStatus>>> + Send;
+    /// Messages counted against a key since `since` (failed ones excluded).
+    fn used_since(&self, api_key_id: i64, since: i64) -> impl Future<Output = Result<u64>> + Send;
+    /// Messages not yet final.
+    fn outbox_depth(&self) -> impl Future<Output = Result<u64>> + Send;
+}

@@ -1,0 +1,263 @@
+//! Values going into and out of the store.
+
+use serde::Serialize;
+
+/// A stored API key (the key itself is never stored).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ApiKey {
+    /// Row id.
+    pub id: i64,
+    /// Unique name.
+    pub name: String,
+    /// The key's visible prefix, to recognise it.
+    pub prefix: String,
+    /// Messages per UTC day.
+    pub daily_limit: Option<u32>,
+    /// Messages per UTC month.
+    pub monthly_limit: Option<u32>,
+    /// The stored account this key sends as, if bound.
+    pub account: Option<String>,
+    /// Creation time (ms).
+    pub created_at: i64,
+    /// Revocation time (ms).
+    pub revoked_at: Option<i64>,
+}
+
+/// A key to create.
+#[derive(Clone, Debug)]
+pub struct NewApiKey {
+    /// Unique name.
+    pub name: String,
+    /// Visible prefix.
+    pub prefix: String,
+    /// SHA-256 of the key.
+    pub key_hash: [u8; 32],
+    /// Messages per UTC day.
+    pub daily_limit: Option<u32>,
+    /// Messages per UTC month.
+    pub monthly_limit: Option<u32>,
+    /// Bound stored account.
+    pub account: Option<String>,
+}
+
+/// A stored account, without its session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AccountInfo {
+    /// Name.
+    pub name: String,
+    /// Creation time (ms).
+    pub created_at: i64,
+    /// Last update (ms).
+    pub updated_at: i64,
+}
+
+/// Image or text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// An image message.
+    Image,
+    /// A text message.
+    Text,
+}
+
+impl Kind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Text => "text",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> crate::Result<Self> {
+        match s {
+            "image" => Ok(Self::Image),
+            "text" => Ok(Self::Text),
+            other => Err(crate::Error::Corrupt(format!("message kind {other:?}"))),
+        }
+    }
+}
+
+/// Where a message is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Waiting for delivery (or another attempt).
+    Accepted,
+    /// Claimed by a worker.
+    Sending,
+    /// Delivered.
+    Sent,
+    /// Will not be delivered.
+    Failed,
+    /// May or may not have been delivered.
+    Unknown,
+}
+
+impl State {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> crate::Result<Self> {
+        Ok(match s {
+            "accepted" => Self::Accepted,
+            "sending" => Self::Sending,
+            "sent" => Self::Sent,
+            "failed" => Self::Failed,
+            "unknown" => Self::Unknown,
+            other => return Err(crate::Error::Corrupt(format!("message state {other:?}"))),
+        })
+    }
+
+    /// Whether the message will not change any more.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Sent | Self::Failed | Self::Unknown)
+    }
+}
+
+/// One message of a request.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    /// Image or text.
+    pub kind: Kind,
+    /// Fixed now, reused by every attempt.
+    pub client_message_id: String,
+    /// The text.
+    pub text: Option<String>,
+    /// The image bytes.
+    pub image: Option<Vec<u8>>,
+}
+
+/// A request to accept.
+#[derive(Clone, Debug)]
+pub struct NewRequest {
+    /// Public id.
+    pub id: String,
+    /// The key it came with.
+    pub api_key_id: i64,
+    /// Optional idempotency key (unique per API key).
+    pub idempotency_key: Option<String>,
+    /// Hash of the request's content, to tell a replay from a conflicting reuse.
+    pub request_hash: String,
+    /// Stored account to send as, or `None` with a per-request session.
+    pub account: Option<String>,
+    /// Per-request session, sealed; wiped when every message is final.
+    pub session_sealed: Option<Vec<u8>>,
+    /// Target conversation.
+    pub conversation_id: String,
+    /// Its short id.
+    pub conversation_short_id: i64,
+    /// In delivery order.
+    pub messages: Vec<NewMessage>,
+}
+
+/// One quota window to check and reserve in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaWindow {
+    /// "daily" or "monthly".
+    pub name: &'static str,
+    /// Messages allowed in the window.
+    pub limit: u64,
+    /// Window start (ms).
+    pub start: i64,
+    /// When the window resets (ms).
+    pub resets_at: i64,
+}
+
+/// The outcome of [`Store::enqueue`](crate::Store::enqueue).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Written; deliver it.
+    Accepted {
+        /// The request id.
+        request_id: String,
+    },
+    /// The same idempotency key with the same content: the first request's id.
+    Replay {
+        /// The first request's id.
+        request_id: String,
+    },
+    /// The idempotency key was used for a different request.
+    IdempotencyConflict,
+    /// A window would be exceeded; nothing was written.
+    QuotaExceeded {
+        /// The window.
+        window: &'static str,
+        /// Its limit.
+        limit: u64,
+        /// Messages already counted.
+        used: u64,
+        /// When it resets (ms).
+        resets_at: i64,
+    },
+}
+
+/// A claimed message with what the worker needs to deliver it.
+#[derive(Clone, Debug)]
+pub struct OutboxMessage {
+    /// Row id.
+    pub id: i64,
+    /// Its request.
+    pub request_id: String,
+    /// Order within the request.
+    pub position: i64,
+    /// Image or text.
+    pub kind: Kind,
+    /// Fixed at acceptance.
+    pub client_message_id: String,
+    /// The text.
+    pub text: Option<String>,
+    /// The image.
+    pub image: Option<Vec<u8>>,
+    /// Attempts so far (this one included).
+    pub attempts: i64,
+    /// Target conversation.
+    pub conversation_id: String,
+    /// Its short id.
+    pub conversation_short_id: i64,
+    /// Stored account, or `None` for a per-request session.
+    pub account: Option<String>,
+    /// The per-request sealed session.
+    pub session_sealed: Option<Vec<u8>>,
+    /// The key it came with.
+    pub api_key_id: i64,
+}
+
+/// One message's status.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MessageStatus {
+    /// Image or text.
+    pub kind: Kind,
+    /// Fixed at acceptance.
+    pub client_message_id: String,
+    /// Current state.
+    pub state: State,
+    /// TikTok's id, once sent.
+    pub server_message_id: Option<String>,
+    /// ws or http, once sent.
+    pub transport: Option<String>,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// The last error, as JSON.
+    pub error: Option<serde_json::Value>,
+}
+
+/// A request's status.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RequestStatus {
+    /// Request id.
+    pub id: String,
+    /// Acceptance time (ms).
+    pub created_at: i64,
+    /// Whether a per-request session is still stored (only while undelivered).
+    pub holds_session: bool,
+    /// Its messages in order.
+    pub messages: Vec<MessageStatus>,
+}

@@ -1,0 +1,181 @@
+//! The shared behaviour every backend must have.
+
+use tiktok_dm_store::{ApiKey, Kind, NewApiKey, NewMessage, NewRequest, QuotaWindow, Store};
+
+pub fn hash(name: &str) -> [u8; 32] {
+    let mut h = [0u8; 32];
+    for (i, b) in name.bytes().enumerate() {
+        h[i % 32] ^= b.wrapping_add(i as u8);
+    }
+    h[31] = name.len() as u8;
+    h
+}
+
+pub async fn new_key<S: Store>(store: &S, name: &str, daily: Option<u32>) -> ApiKey {
+    let new = NewApiKey {
+        name: name.into(),
+        prefix: format!("tdm_{name}"),
+        key_hash: hash(name),
+        daily_limit: daily,
+        monthly_limit: None,
+        account: None,
+    };
+    store.create_api_key(new, 1_000).await.unwrap()
+}
+
+pub fn request(id: &str, key: i64, idempotency: Option<&str>, kinds: &[Kind]) -> NewRequest {
+    NewRequest {
+        id: id.into(),
+        api_key_id: key,
+        idempotency_key: idempotency.map(Into::into),
+        request_hash: format!("hash-of-{id}"),
+        account: None,
+        session_sealed: Some(vec![1, 2, 3]),
+        conversation_id: "0:1:1:2".into(),
+        conversation_short_id: 42,
+        messages: kinds
+            .iter()
+            .enumerate()
+            .map(|(i, k)| NewMessage {
+                kind: *k,
+                client_message_id: format!("{id}-{i}"),
+                text: (*k == Kind::Text).then(|| "hello".into()),
+                image: (*k == Kind::Image).then(|| vec![0xff; 16]),
+            })
+            .collect(),
+    }
+}
+
+pub fn daily(limit: u64) -> Vec<QuotaWindow> {
+    vec![QuotaWindow {
+        name: "daily",
+        limit,
+        start: 0,
+        resets_at: 86_400_000,
+    }]
+}
+
+#[macro_export]
+macro_rules! store_suite {
+    ($open:path) => {
+        use tiktok_dm_store::{Enqueued, Kind, State, Store};
+        use $crate::suite::{daily, hash, new_key, request};
+
+        #[tokio::test]
+        async fn api_keys_are_found_by_hash_listed_and_revoked() {
+            let (store, _guard) = $open().await;
+            let key = new_key(&store, "ci", Some(10)).await;
+            assert_eq!(store.api_key_by_hash(&hash("ci")).await.unwrap(), Some(key.clone()));
+            assert_eq!(store.api_key_by_hash(&hash("nobody")).await.unwrap(), None);
+            let same_name = tiktok_dm_store::NewApiKey {
+                name: "ci".into(),
+                prefix: "x".into(),
+                key_hash: hash("other"),
+                daily_limit: None,
+                monthly_limit: None,
+                account: None,
+            };
+            let dup = store.create_api_key(same_name, 2).await.unwrap_err();
+            assert!(dup.to_string().contains("already exists"), "{dup}");
+            assert_eq!(store.list_api_keys().await.unwrap().len(), 1);
+            assert!(store.revoke_api_key("ci", 5).await.unwrap());
+            assert!(!store.revoke_api_key("ci", 6).await.unwrap(), "already revoked");
+            assert_eq!(store.api_key_by_hash(&hash("ci")).await.unwrap().unwrap().revoked_at, Some(5));
+        }
+
+        #[tokio::test]
+        async fn accounts_are_stored_sealed_replaced_listed_and_removed() {
+            let (store, _guard) = $open().await;
+            store.put_account("shop", b"sealed-1", 1).await.unwrap();
+            store.put_account("shop", b"sealed-2", 2).await.unwrap();
+            assert_eq!(store.account("shop").await.unwrap().as_deref(), Some(&b"sealed-2"[..]));
+            let listed = store.list_accounts().await.unwrap();
+            assert_eq!((listed.len(), listed[0].created_at, listed[0].updated_at), (1, 1, 2));
+            assert!(store.remove_account("shop").await.unwrap());
+            assert_eq!(store.account("shop").await.unwrap(), None);
+        }
+
+        #[tokio::test]
+        async fn an_idempotency_key_replays_the_first_request_and_refuses_other_content() {
+            let (store, _guard) = $open().await;
+            let key = new_key(&store, "k", None).await;
+            let first = store.enqueue(request("r1", key.id, Some("same"), &[Kind::Text]), &[], 10).await.unwrap();
+            assert_eq!(first, Enqueued::Accepted { request_id: "r1".into() });
+            let replay = store.enqueue(request("r1", key.id, Some("same"), &[Kind::Text]), &[], 11).await.unwrap();
+            assert_eq!(replay, Enqueued::Replay { request_id: "r1".into() });
+            let other = store.enqueue(request("r2", key.id, Some("same"), &[Kind::Text]), &[], 12).await.unwrap();
+            assert_eq!(other, Enqueued::IdempotencyConflict);
+            assert_eq!(store.outbox_depth().await.unwrap(), 1);
+        }
+
+        #[tokio::test]
+        async fn quota_counts_messages_and_failed_ones_give_their_reservation_back() {
+            let (store, _guard) = $open().await;
+            let key = new_key(&store, "q", Some(3)).await;
+            let ok = store.enqueue(request("a", key.id, None, &[Kind::Image, Kind::Text]), &daily(3), 10).await.unwrap();
+            assert!(matches!(ok, Enqueued::Accepted { .. }));
+            let over = store.enqueue(request("b", key.id, None, &[Kind::Image, Kind::Text]), &daily(3), 11).await.unwrap();
+            assert_eq!(over, Enqueued::QuotaExceeded { window: "daily", limit: 3, used: 2, resets_at: 86_400_000 });
+            // The image fails for good: both messages of "a" stop counting.
+            let claimed = store.claim_due(20, 60_000, 10).await.unwrap();
+            assert_eq!(claimed.len(), 1, "the text waits for its image");
+            store.finish(claimed[0].id, State::Failed, &serde_json::json!({"code": "x"}), 21).await.unwrap();
+            assert_eq!(store.used_since(key.id, 0).await.unwrap(), 0);
+            let status = store.request_status("a", key.id).await.unwrap().unwrap();
+            assert_eq!(status.messages[1].state, State::Failed, "the caption is not attempted");
+            let again = store.enqueue(request("c", key.id, None, &[Kind::Image, Kind::Text]), &daily(3), 22).await.unwrap();
+            assert!(matches!(again, Enqueued::Accepted { .. }));
+        }
+
+        #[tokio::test]
+        async fn concurrent_requests_never_exceed_a_limit() {
+            let (store, _guard) = $open().await;
+            let key = new_key(&store, "burst", Some(50)).await;
+            let mut tasks = Vec::new();
+            for i in 0..200 {
+                let store = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    store.enqueue(request(&format!("r{i}"), key.id, None, &[Kind::Text]), &daily(50), 10).await.unwrap()
+                }));
+            }
+            let mut accepted = 0;
+            for t in tasks {
+                if matches!(t.await.unwrap(), Enqueued::Accepted { .. }) {
+                    accepted += 1;
+                }
+            }
+            assert_eq!(accepted, 50);
+            assert_eq!(store.used_since(key.id, 0).await.unwrap(), 50);
+        }
+
+        #[tokio::test]
+        async fn claims_are_leased_in_order_and_sessions_are_wiped_when_final() {
+            let (store, _guard) = $open().await;
+            let key = new_key(&store, "w", None).await;
+            store.enqueue(request("r", key.id, None, &[Kind::Image, Kind::Text]), &[], 10).await.unwrap();
+            assert!(store.request_status("r", key.id).await.unwrap().unwrap().holds_session);
+            let first = store.claim_due(20, 1_000, 10).await.unwrap();
+            assert_eq!((first.len(), first[0].kind, first[0].attempts), (1, Kind::Image, 1));
+            assert_eq!(first[0].session_sealed.as_deref(), Some(&[1u8, 2, 3][..]));
+            assert!(store.claim_due(500, 1_000, 10).await.unwrap().is_empty(), "leased, and the text waits");
+            // The worker died: after the lease the image is due again, same client id.
+            let again = store.claim_due(1_100, 1_000, 10).await.unwrap();
+            assert_eq!((again[0].id, again[0].attempts), (first[0].id, 2));
+            assert_eq!(again[0].client_message_id, first[0].client_message_id);
+            store.mark_sent(again[0].id, "7000", "ws", 1_200).await.unwrap();
+            let text = store.claim_due(1_300, 1_000, 10).await.unwrap();
+            assert_eq!(text[0].kind, Kind::Text);
+            store.reschedule(text[0].id, 5_000, &serde_json::json!({"code": "upstream_error"}), 1_400).await.unwrap();
+            assert!(store.claim_due(4_000, 1_000, 10).await.unwrap().is_empty(), "not before its time");
+            let retry = store.claim_due(5_000, 1_000, 10).await.unwrap();
+            store.mark_sent(retry[0].id, "7001", "http", 5_100).await.unwrap();
+            let status = store.request_status("r", key.id).await.unwrap().unwrap();
+            let states: Vec<State> = status.messages.iter().map(|m| m.state).collect();
+            assert_eq!(states, [State::Sent, State::Sent]);
+            assert_eq!(status.messages[1].server_message_id.as_deref(), Some("7001"));
+            assert_eq!(store.outbox_depth().await.unwrap(), 0);
+            assert!(!status.holds_session, "the per-request session is wiped once every message is final");
+            assert!(store.request_status("r", key.id + 1).await.unwrap().is_none(), "another key cannot see it");
+        }
+    };
+}
