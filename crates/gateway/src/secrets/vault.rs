@@ -1,0 +1,242 @@
+//! AES-256-GCM sealing of TikTok sessions under a master key.
+
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::path::Path;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine as _;
+use secrecy::SecretString;
+
+use crate::error::{Error, Result};
+
+/// The environment variable that may hold the master key (base64 of 32 bytes).
+pub const MASTER_KEY_ENV: &str = "TIKTOK_DM_MASTER_KEY";
+
+const NONCE_LEN: usize = 12;
+
+/// Seals and opens secrets. Sealed form: a 12-byte random nonce, then the
+/// ciphertext with its 16-byte tag.
+pub struct Vault {
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Vault(<master key redacted>)")
+    }
+}
+
+fn decode_key(text: &str) -> Result<[u8; 32]> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|_| Error::MasterKey("it is not base64".into()))?;
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+        Error::MasterKey(format!(
+            "it decodes to {} bytes; it must be 32",
+            bytes.len()
+        ))
+    })
+}
+
+impl Vault {
+    /// A vault over a raw 32-byte key.
+    pub fn from_key(key: &[u8; 32]) -> Self {
+        Self {
+            cipher: Aes256Gcm::new(key.into()),
+        }
+    }
+
+    /// A vault over a base64 key (as in [`MASTER_KEY_ENV`]).
+    ///
+    /// # Errors
+    /// Not base64, or not 32 bytes.
+    pub fn from_base64(text: &str) -> Result<Self> {
+        Ok(Self::from_key(&decode_key(text)?))
+    }
+
+    /// Reads the key file at `path`, or creates it with a new random key and
+    /// mode 0600. An existing file readable by group or others is refused.
+    ///
+    /// # Errors
+    /// The file cannot be read or created, is too widely readable, or is malformed.
+    pub fn load_or_create(path: &Path) -> Result<Self> {
+        let file_error = |message: String| Error::KeyFile {
+            path: path.to_owned(),
+            message,
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt as _;
+                    let mode = std::fs::metadata(path)
+                        .map_err(|e| file_error(e.to_string()))?
+                        .permissions()
+                        .mode();
+                    if mode & 0o077 != 0 {
+                        return Err(file_error(format!(
+                            "mode {:o} lets others read it; run chmod 600",
+                            mode & 0o777
+                        )));
+                    }
+                }
+                Self::from_base64(&text)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key: [u8; 32] = rand::random();
+                let mut options = OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::OpenOptionsExt as _;
+                    options.mode(0o600);
+                }
+                let mut file = options
+                    .open(path)
+                    .map_err(|e| file_error(format!("cannot create it: {e}")))?;
+                let encoded = base64::engine::general_purpose::STANDARD.encode(key);
+                file.write_all(format!("{encoded}\n").as_bytes())
+                    .map_err(|e| file_error(format!("cannot write it: {e}")))?;
+                Ok(Self::from_key(&key))
+            }
+            Err(e) => Err(file_error(format!("cannot read it: {e}"))),
+        }
+    }
+
+    /// Seals `plaintext`, bound to `context` (e.g. `account:shop`): a sealed value
+    /// opens only with the same context.
+    ///
+    /// # Errors
+    /// [`Error::Seal`] only for inputs over AES-GCM's 64 GiB limit.
+    pub fn seal(&self, plaintext: &[u8], context: &str) -> Result<Vec<u8>> {
+        let nonce: [u8; NONCE_LEN] = rand::random();
+        let payload = Payload {
+            msg: plaintext,
+            aad: context.as_bytes(),
+        };
+        let ciphertext = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), payload)
+            .map_err(|_| Error::Seal)?;
+        let mut out = Vec::with_capacity(NONCE_LEN + ciphertext.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ciphertext);
+        Ok(out)
+    }
+
+    /// Opens a sealed value sealed with the same `context`.
+    ///
+    /// # Errors
+    /// [`Error::Unseal`] for a wrong key, a wrong context or altered data.
+    pub fn open(&self, sealed: &[u8], context: &str) -> Result<SecretString> {
+        if sealed.len() < NONCE_LEN + 16 {
+            return Err(Error::Unseal);
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let plaintext = self
+            .cipher
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: context.as_bytes(),
+                },
+            )
+            .map_err(|_| Error::Unseal)?;
+        String::from_utf8(plaintext)
+            .map(SecretString::from)
+            .map_err(|_| Error::Unseal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret as _;
+
+    use super::*;
+
+    #[test]
+    fn sealed_sessions_open_only_with_the_same_key_and_context() {
+        let vault = Vault::from_key(&[7; 32]);
+        let sealed = vault.seal(b"sessionid=abc", "account:shop").unwrap();
+        assert!(
+            !sealed.windows(13).any(|w| w == b"sessionid=abc"),
+            "no plaintext in the sealed form"
+        );
+        assert_eq!(
+            vault.open(&sealed, "account:shop").unwrap().expose_secret(),
+            "sessionid=abc"
+        );
+        assert!(matches!(
+            vault.open(&sealed, "account:other"),
+            Err(Error::Unseal)
+        ));
+        assert!(matches!(
+            Vault::from_key(&[8; 32]).open(&sealed, "account:shop"),
+            Err(Error::Unseal)
+        ));
+        let mut tampered = sealed.clone();
+        tampered[20] ^= 1;
+        assert!(matches!(
+            vault.open(&tampered, "account:shop"),
+            Err(Error::Unseal)
+        ));
+        assert!(matches!(
+            vault.open(&sealed[..10], "account:shop"),
+            Err(Error::Unseal)
+        ));
+        assert_ne!(
+            vault.seal(b"x", "c").unwrap(),
+            vault.seal(b"x", "c").unwrap(),
+            "a fresh nonce each time"
+        );
+    }
+
+    #[test]
+    fn the_key_file_is_created_0600_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        let first = Vault::load_or_create(&path).unwrap();
+        let sealed = first.seal(b"s", "ctx").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        let second = Vault::load_or_create(&path).unwrap();
+        assert_eq!(second.open(&sealed, "ctx").unwrap().expose_secret(), "s");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let err = Vault::load_or_create(&path).unwrap_err().to_string();
+            assert!(err.contains("chmod 600"), "{err}");
+        }
+    }
+
+    #[test]
+    fn malformed_master_keys_say_what_is_wrong() {
+        assert!(
+            Vault::from_base64("not base64!")
+                .unwrap_err()
+                .to_string()
+                .contains("not base64")
+        );
+        assert!(
+            Vault::from_base64("AAAA")
+                .unwrap_err()
+                .to_string()
+                .contains("3 bytes; it must be 32")
+        );
+        assert!(
+            Vault::from_base64(&base64::engine::general_purpose::STANDARD.encode([1u8; 32]))
+                .is_ok()
+        );
+        assert!(!format!("{:?}", Vault::from_key(&[1; 32])).contains('1'));
+    }
+}
