@@ -1,0 +1,64 @@
+//! The API-key extractor: `Authorization: Bearer KEY` or `X-API-Key: KEY`,
+//! looked up by its SHA-256.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use tiktok_dm_store::{ApiKey, Store};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::secrets::{KEY_PREFIX, hash_key};
+
+/// The authenticated key of a request.
+#[derive(Debug, Clone)]
+pub struct Caller(pub ApiKey);
+
+fn presented(parts: &Parts) -> Option<String> {
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    header("authorization")
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .or_else(|| header("x-api-key"))
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty())
+}
+
+impl<S: Store> FromRequestParts<AppState<S>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState<S>) -> Result<Self, ApiError> {
+        let Some(key) = presented(parts) else {
+            return Err(ApiError::unauthorized(
+                "api_key_missing",
+                "an API key is required: send Authorization: Bearer <key> or X-API-Key",
+            ));
+        };
+        let invalid = || ApiError::unauthorized("api_key_invalid", "the API key is not valid");
+        if !key.starts_with(KEY_PREFIX) {
+            return Err(invalid());
+        }
+        // Keys are found by their SHA-256: the comparison the database makes is
+        // on a digest an attacker cannot steer byte by byte, so its timing leaks
+        // nothing about any stored key.
+        let found = state
+            .store
+            .api_key_by_hash(&hash_key(&key))
+            .await?
+            .ok_or_else(invalid)?;
+        if found.revoked_at.is_some() {
+            return Err(ApiError::unauthorized(
+                "api_key_revoked",
+                "the API key has been revoked",
+            ));
+        }
+        Ok(Self(found))
+    }
+}

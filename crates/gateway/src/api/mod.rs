@@ -1,0 +1,55 @@
+//! The HTTP API.
+
+mod auth;
+mod error;
+mod messages;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use tiktok_dm_store::Store;
+use tokio::sync::Notify;
+
+pub use error::ApiError;
+
+use crate::config::Settings;
+use crate::secrets::Vault;
+
+/// What every handler and the worker share.
+pub struct AppState<S> {
+    /// The store.
+    pub store: S,
+    /// Seals and opens TikTok sessions.
+    pub vault: Arc<Vault>,
+    /// Settings.
+    pub settings: Arc<Settings>,
+    /// Wakes the outbox worker when a request is accepted.
+    pub wake: Arc<Notify>,
+}
+
+impl<S: Clone> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            vault: Arc::clone(&self.vault),
+            settings: Arc::clone(&self.settings),
+            wake: Arc::clone(&self.wake),
+        }
+    }
+}
+
+/// The router. The body limit follows the image limit (base64 is 4/3 of the
+/// bytes, plus room for the rest of the JSON).
+pub fn router<S: Store>(state: AppState<S>) -> Router {
+    let body_limit = usize::try_from(state.settings.image_limit.saturating_mul(4) / 3 + 64 * 1024)
+        .unwrap_or(usize::MAX);
+    Router::new()
+        .route("/v1/messages", post(messages::post::<S>))
+        .route("/v1/messages/{id}", get(messages::get::<S>))
+        .route("/v1/usage", get(messages::usage::<S>))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}

@@ -1,0 +1,71 @@
+//! `Application`: binds the listener, runs the API and the outbox worker.
+
+use std::sync::Arc;
+
+use tiktok_dm_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+use crate::api::{AppState, router};
+use crate::config::Settings;
+use crate::outbox::{self, Pool};
+use crate::secrets::Vault;
+
+/// A bound, ready-to-run gateway.
+pub struct Application<S> {
+    listener: TcpListener,
+    state: AppState<S>,
+    pool: Pool,
+}
+
+impl<S: Store> Application<S> {
+    /// Binds `addr` (port 0 picks a free port).
+    ///
+    /// # Errors
+    /// The address cannot be bound.
+    pub async fn build(
+        addr: &str,
+        settings: Settings,
+        store: S,
+        vault: Vault,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let state = AppState {
+            store,
+            vault: Arc::new(vault),
+            settings: Arc::new(settings),
+            wake: Arc::new(Notify::new()),
+        };
+        Ok(Self {
+            listener,
+            state,
+            pool: Pool::default(),
+        })
+    }
+
+    /// The bound address.
+    ///
+    /// # Errors
+    /// The socket has no local address.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then stops the worker.
+    ///
+    /// # Errors
+    /// Serving fails.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let worker = tokio::spawn(outbox::run(self.state.clone(), self.pool.clone(), stop_rx));
+        let served = axum::serve(self.listener, router(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await;
+        let _ = stop_tx.send(true);
+        let _ = worker.await;
+        served
+    }
+}

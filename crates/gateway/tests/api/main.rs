@@ -1,0 +1,105 @@
+//! The gateway over real sockets: sandbox and gateway on 127.0.0.1:0, a fresh
+//! SQLite file per test.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod send;
+
+use std::net::SocketAddr;
+
+use secrecy::ExposeSecret as _;
+use tiktok_dm_client::Endpoints;
+use tiktok_dm_gateway::secrets::{Vault, issue_key};
+use tiktok_dm_gateway::{Application, Settings};
+use tiktok_dm_store::{NewApiKey, SqliteStore, Store};
+use tiktok_dm_test_support::{TestSandbox, spawn_sandbox};
+
+pub const ALICE: &str = "sandbox-session-alice";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub sandbox: TestSandbox,
+    pub store: SqliteStore,
+    pub vault_key: [u8; 32],
+    pub key: String,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A new API key with the given daily limit.
+    pub async fn key_with_limit(&self, name: &str, daily: Option<u32>) -> String {
+        let issued = issue_key();
+        let new = NewApiKey {
+            name: name.into(),
+            prefix: issued.prefix.clone(),
+            key_hash: issued.hash,
+            daily_limit: daily,
+            monthly_limit: None,
+            account: None,
+        };
+        self.store.create_api_key(new, 0).await.unwrap();
+        issued.secret.expose_secret().to_owned()
+    }
+
+    pub fn body(&self, text: &str) -> serde_json::Value {
+        let c = &self.sandbox.handle.seed().conversations[0];
+        serde_json::json!({"conversation_id": c.conversation_id, "conversation_short_id": c.conversation_short_id.to_string(), "text": text})
+    }
+
+    /// POST /v1/messages as JSON with the API key and alice's session.
+    pub async fn post(
+        &self,
+        key: &str,
+        body: &serde_json::Value,
+        extra: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .http
+            .post(self.url("/v1/messages"))
+            .bearer_auth(key)
+            .header("x-tiktok-session", ALICE)
+            .json(body);
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sandbox = spawn_sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("gateway.sqlite").to_str().unwrap())
+        .await
+        .unwrap();
+    let vault_key = [9u8; 32];
+    let settings = Settings::new(Endpoints::sandbox(&sandbox.base_url()).unwrap());
+    let app = Application::build(
+        "127.0.0.1:0",
+        settings,
+        store.clone(),
+        Vault::from_key(&vault_key),
+    )
+    .await
+    .unwrap();
+    let addr = app.local_addr().unwrap();
+    tokio::spawn(app.run(std::future::pending()));
+    let mut test = TestApp {
+        addr,
+        sandbox,
+        store,
+        vault_key,
+        key: String::new(),
+        http: reqwest::Client::new(),
+        _dir: dir,
+    };
+    test.key = test.key_with_limit("default", None).await;
+    test
+}

@@ -1,0 +1,284 @@
+//! POST /v1/messages end to end.
+
+use base64::Engine as _;
+use serde_json::json;
+use tiktok_dm_gateway::secrets::Vault;
+use tiktok_dm_store::Store;
+
+use crate::{ALICE, spawn_app};
+
+#[tokio::test]
+async fn a_text_is_delivered_and_answered_in_the_original_nodes_shape() {
+    let app = spawn_app().await;
+    let (status, body) = app
+        .post(&app.key, &app.body("hello from the gateway"), &[])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["success"], true);
+    assert_eq!(body["messages"][0]["kind"], "text");
+    assert_eq!(body["messages"][0]["state"], "sent");
+    assert_eq!(body["usage"]["messages"], 1);
+    let received = app.sandbox.handle.messages();
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        body["messages"][0]["client_message_id"],
+        received[0].client_message_id.as_str()
+    );
+    assert_eq!(
+        body["messages"][0]["server_message_id"],
+        received[0].server_message_id.to_string()
+    );
+    let everything = body.to_string();
+    assert!(
+        !everything.contains(ALICE) && !everything.contains(&app.key),
+        "no secret in the answer"
+    );
+}
+
+#[tokio::test]
+async fn a_stored_account_can_be_used_instead_of_a_session_header() {
+    let app = spawn_app().await;
+    let sealed = Vault::from_key(&app.vault_key)
+        .seal(ALICE.as_bytes(), "account:shop")
+        .unwrap();
+    app.store.put_account("shop", &sealed, 0).await.unwrap();
+    let mut body = app.body("from the stored account");
+    body["account"] = json!("shop");
+    let resp = app
+        .http
+        .post(app.url("/v1/messages"))
+        .bearer_auth(&app.key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(app.sandbox.handle.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn keys_are_checked_before_anything_else() {
+    let app = spawn_app().await;
+    let body = app.body("x");
+    let none = app
+        .http
+        .post(app.url("/v1/messages"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), 401);
+    assert_eq!(
+        none.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "api_key_missing"
+    );
+    let (status, wrong) = app.post("tdm_not-a-real-key", &body, &[]).await;
+    assert_eq!(
+        (status, wrong["error"]["code"].as_str()),
+        (401, Some("api_key_invalid"))
+    );
+    app.store.revoke_api_key("default", 1).await.unwrap();
+    let (status, revoked) = app.post(&app.key, &body, &[]).await;
+    assert_eq!(
+        (status, revoked["error"]["code"].as_str()),
+        (401, Some("api_key_revoked"))
+    );
+    assert!(app.sandbox.handle.messages().is_empty());
+}
+
+#[tokio::test]
+async fn invalid_requests_get_one_code_per_cause() {
+    let app = spawn_app().await;
+    let c = app.sandbox.handle.seed().conversations[0].clone();
+    let cases = [
+        (
+            json!({"conversation_id": c.conversation_id, "conversation_short_id": c.conversation_short_id.to_string()}),
+            "message_empty",
+        ),
+        (
+            json!({"conversation_short_id": "1", "text": "x"}),
+            "conversation_id_missing",
+        ),
+        (
+            json!({"conversation_id": c.conversation_id, "text": "x"}),
+            "conversation_short_id_missing",
+        ),
+        (
+            json!({"conversation_id": c.conversation_id, "conversation_short_id": "12ab", "text": "x"}),
+            "conversation_short_id_invalid",
+        ),
+        (
+            json!({"conversation_id": "nope", "conversation_short_id": "1", "text": "x"}),
+            "conversation_id_invalid",
+        ),
+        (
+            json!({"conversation_id": c.conversation_id, "conversation_short_id": "1", "image": {"base64": "aGVsbG8="}}),
+            "image_invalid",
+        ),
+        (
+            json!({"conversation_id": c.conversation_id, "conversation_short_id": "1", "text": "x", "extra": 1}),
+            "invalid_json",
+        ),
+    ];
+    for (body, code) in cases {
+        let (status, answer) = app.post(&app.key, &body, &[]).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{answer}"
+        );
+        assert_eq!(answer["success"], false);
+    }
+    let no_session = app
+        .http
+        .post(app.url("/v1/messages"))
+        .bearer_auth(&app.key)
+        .json(&app.body("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        no_session.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "session_missing"
+    );
+    assert!(app.sandbox.handle.messages().is_empty());
+}
+
+#[tokio::test]
+async fn the_quota_is_enforced_with_retry_after_and_reported() {
+    let app = spawn_app().await;
+    let key = app.key_with_limit("limited", Some(2)).await;
+    for i in 0..2 {
+        let (status, body) = app.post(&key, &app.body(&format!("m{i}")), &[]).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["quota"]["daily"]["remaining"], 1 - i);
+    }
+    let resp = app
+        .http
+        .post(app.url("/v1/messages"))
+        .bearer_auth(&key)
+        .header("x-tiktok-session", ALICE)
+        .json(&app.body("third"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert!(
+        resp.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "quota_exceeded"
+    );
+    assert_eq!(app.sandbox.handle.messages().len(), 2);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_returns_the_first_result_and_sends_once() {
+    let app = spawn_app().await;
+    let body = app.body("exactly once");
+    let (_, first) = app
+        .post(&app.key, &body, &[("idempotency-key", "order-17")])
+        .await;
+    let (status, again) = app
+        .post(&app.key, &body, &[("idempotency-key", "order-17")])
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(again["id"], first["id"]);
+    assert_eq!(app.sandbox.handle.messages().len(), 1);
+    let (status, conflict) = app
+        .post(
+            &app.key,
+            &app.body("something else"),
+            &[("idempotency-key", "order-17")],
+        )
+        .await;
+    assert_eq!(
+        (status, conflict["error"]["code"].as_str()),
+        (409, Some("idempotency_conflict"))
+    );
+}
+
+#[tokio::test]
+async fn tiktoks_business_rejection_comes_back_with_its_code_and_tip() {
+    let app = spawn_app().await;
+    let c = app.sandbox.handle.seed().conversations[1].clone();
+    let body = json!({"conversation_id": c.conversation_id, "conversation_short_id": c.conversation_short_id.to_string(), "text": "first"});
+    assert_eq!(app.post(&app.key, &body, &[]).await.0, 200);
+    let (status, answer) = app.post(&app.key, &json!({"conversation_id": c.conversation_id, "conversation_short_id": c.conversation_short_id.to_string(), "text": "second"}), &[]).await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["error"]["code"], "business_rejected");
+    assert_eq!(answer["error"]["tiktok_code"], 7193);
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("accepts your message request")
+    );
+}
+
+#[tokio::test]
+async fn an_image_and_a_caption_arrive_in_order_with_the_same_bytes() {
+    let app = spawn_app().await;
+    let png = tiktok_dm_test_support::noise_png(20, 10, 3);
+    let mut body = app.body("caption");
+    body["image"] = json!({"base64": base64::engine::general_purpose::STANDARD.encode(&png)});
+    let (status, answer) = app.post(&app.key, &body, &[]).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["messages"][0]["kind"], "image");
+    assert_eq!(answer["messages"][1]["kind"], "text");
+    assert_eq!(answer["usage"]["image_bytes"], png.len());
+    let received = app.sandbox.handle.messages();
+    assert_eq!(
+        received.iter().map(|m| m.message_type).collect::<Vec<_>>(),
+        [27, 7]
+    );
+    assert_eq!(
+        app.sandbox
+            .handle
+            .object(received[0].content["resource_url"]["oid"].as_str().unwrap())
+            .unwrap(),
+        png
+    );
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_sends_against_a_limit_of_fifty_accept_exactly_fifty() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    let key = app.key_with_limit("burst", Some(50)).await;
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let (app, key) = (app.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            app.post(
+                &key,
+                &app.body(&format!("burst {i}")),
+                &[("prefer", "respond-async")],
+            )
+            .await
+            .0
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 150);
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200 || **s == 202).count(),
+        50
+    );
+    // Every accepted message is delivered, once.
+    for _ in 0..500 {
+        if app.sandbox.handle.messages().len() == 50 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.sandbox.handle.messages().len(), 50);
+}
