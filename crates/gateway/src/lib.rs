@@ -11,3 +11,10 @@ mod startup;
 pub use config::Settings;
 pub use error::{Error, Result};
 pub use startup::Application;
+
+/// Unix time in milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -11,6 +11,9 @@ use std::time::Duration;
 use secrecy::ExposeSecret as _;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use tiktok_dm_client::proto::access_key::hex;
+
+use crate::now_ms;
 use tiktok_dm_client::image::Image;
 use tiktok_dm_client::proto::content::MessageText;
 use tiktok_dm_client::proto::ids::ClientMessageId;
@@ -19,12 +22,6 @@ use tiktok_dm_store::{Kind, OutboxMessage, State, Store};
 use tokio::sync::{Mutex, watch};
 
 use crate::api::AppState;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// Client sessions by account, reused across messages.
 #[derive(Clone, Default)]
@@ -138,10 +135,6 @@ async fn session_for<S: Store>(
     let session = Session::connect(config).await?;
     sessions.insert(pool_key, session.clone());
     Ok(session)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn deliver<S: Store>(state: &AppState<S>, pool: &Pool, m: OutboxMessage) {

@@ -10,6 +10,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tiktok_dm_client::proto::access_key::hex;
+
+use crate::now_ms;
 use tiktok_dm_client::image::{Image, ImageProblem};
 use tiktok_dm_client::{Credentials, Session, Target};
 use tiktok_dm_store::{
@@ -38,12 +41,6 @@ struct SendBody {
 struct ImageBody {
     base64: Option<String>,
     data_uri: Option<String>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn image_error(p: ImageProblem) -> ApiError {
@@ -129,10 +126,6 @@ fn validate(body: &SendBody, image_limit: u64) -> Result<Validated, ApiError> {
         text,
         image,
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Quota as the original node reported it: per window, limit, used, remaining, resets_at.
