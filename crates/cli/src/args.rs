@@ -22,6 +22,64 @@ pub enum Command {
     Decode(DecodeArgs),
     /// Start a sandbox in-process, send a DM through the real client, show the result.
     Demo,
+    /// Run the HTTP gateway (API keys, quota, durable outbox).
+    Serve(ServeArgs),
+    /// Create, list or revoke the gateway's API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    pub listen: String,
+    /// Database URL or SQLite file path.
+    #[arg(long, default_value = "tiktok-dm.sqlite", env = "TIKTOK_DM_DATABASE")]
+    pub database: String,
+    /// Also run the sandbox in-process, point the gateway at it, create an API key
+    /// and a stored account, and print them as one JSON line when ready.
+    #[arg(long)]
+    pub sandbox: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print it once.
+    Create {
+        /// A unique name for the key.
+        #[arg(long)]
+        name: String,
+        /// Messages per UTC day.
+        #[arg(long)]
+        daily_limit: Option<u32>,
+        /// Messages per UTC month.
+        #[arg(long)]
+        monthly_limit: Option<u32>,
+        /// A stored account this key sends as.
+        #[arg(long)]
+        account: Option<String>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Database URL or SQLite file path.
+        #[arg(long, default_value = "tiktok-dm.sqlite", env = "TIKTOK_DM_DATABASE")]
+        database: String,
+    },
+    /// List keys (never the keys themselves).
+    List {
+        /// Database URL or SQLite file path.
+        #[arg(long, default_value = "tiktok-dm.sqlite", env = "TIKTOK_DM_DATABASE")]
+        database: String,
+    },
+    /// Revoke a key by name.
+    Revoke {
+        /// The key's name.
+        name: String,
+        /// Database URL or SQLite file path.
+        #[arg(long, default_value = "tiktok-dm.sqlite", env = "TIKTOK_DM_DATABASE")]
+        database: String,
+    },
 }
 
 #[derive(Debug, Args)]

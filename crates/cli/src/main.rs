@@ -6,6 +6,7 @@ mod demo;
 mod output;
 mod sandbox;
 mod send;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -36,6 +37,8 @@ fn run(cli: args::Cli) -> anyhow::Result<ExitCode> {
             args::Command::Sandbox(a) => sandbox::run(a).await,
             args::Command::Decode(a) => decode::run(a),
             args::Command::Demo => demo::run().await,
+            args::Command::Serve(a) => serve::run(a).await,
+            args::Command::Keys(k) => serve::keys(k).await,
         }
     })
 }

@@ -5,6 +5,7 @@ mod decode;
 mod images;
 mod run_sandbox;
 mod send;
+mod serve;
 
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};

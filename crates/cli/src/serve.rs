@@ -1,0 +1,145 @@
+//! `tiktok-dm serve` and `tiktok-dm keys`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use secrecy::ExposeSecret as _;
+use tiktok_dm_client::Endpoints;
+use tiktok_dm_gateway::secrets::{MASTER_KEY_ENV, Vault, issue_key};
+use tiktok_dm_gateway::{Application, Settings};
+use tiktok_dm_sandbox::{Sandbox, Seed};
+use tiktok_dm_store::{NewApiKey, SqliteStore, Store};
+use tokio::net::TcpListener;
+
+use crate::args::{KeysCommand, ServeArgs};
+use crate::sandbox::{ready_line, shutdown_signal};
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The master key: from the environment, or a key file beside the database
+/// (created with mode 0600 on first run).
+fn vault(database: &str) -> anyhow::Result<Vault> {
+    if let Ok(value) = std::env::var(MASTER_KEY_ENV) {
+        return Vault::from_base64(&value)
+            .with_context(|| format!("{MASTER_KEY_ENV} is set but unusable"));
+    }
+    let db_path = PathBuf::from(
+        database
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:"),
+    );
+    let key_path = db_path.with_extension("key");
+    Ok(Vault::load_or_create(&key_path)?)
+}
+
+async fn open_store(database: &str) -> anyhow::Result<SqliteStore> {
+    SqliteStore::open(database)
+        .await
+        .with_context(|| format!("cannot open the database {database}"))
+}
+
+async fn create_key(
+    store: &SqliteStore,
+    name: &str,
+    daily: Option<u32>,
+    monthly: Option<u32>,
+    account: Option<String>,
+) -> anyhow::Result<(String, String)> {
+    let issued = issue_key();
+    let new = NewApiKey {
+        name: name.to_owned(),
+        prefix: issued.prefix.clone(),
+        key_hash: issued.hash,
+        daily_limit: daily,
+        monthly_limit: monthly,
+        account,
+    };
+    store.create_api_key(new, now_ms()).await?;
+    Ok((issued.secret.expose_secret().to_owned(), issued.prefix))
+}
+
+pub async fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(&a.database).await?;
+    let vault = vault(&a.database)?;
+    let mut sandbox_info = None;
+    let endpoints = if a.sandbox {
+        let sandbox = Sandbox::new(Seed::default_seed()?)?;
+        let handle = sandbox.handle();
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(sandbox.run(listener, shutdown_signal()));
+        let alice = handle
+            .account("alice")
+            .ok_or_else(|| anyhow::anyhow!("the default seed has no alice"))?
+            .clone();
+        store
+            .put_account(
+                "sandbox",
+                &vault.seal(alice.session.as_bytes(), "account:sandbox")?,
+                now_ms(),
+            )
+            .await?;
+        let name = format!("sandbox-{}", now_ms());
+        let (key, _) = create_key(&store, &name, None, None, Some("sandbox".into())).await?;
+        sandbox_info = Some((base.clone(), key, ready_line(&base, handle.seed())));
+        Endpoints::sandbox(&base)?
+    } else {
+        Endpoints::tiktok()
+    };
+    let app = Application::build(&a.listen, Settings::new(endpoints), store, vault)
+        .await
+        .with_context(|| format!("cannot listen on {}", a.listen))?;
+    let url = format!("http://{}", app.local_addr()?);
+    match sandbox_info {
+        Some((sandbox_url, key, seed)) => println!(
+            "{}",
+            serde_json::json!({"url": url, "api_key": key, "account": "sandbox", "sandbox_url": sandbox_url, "conversations": seed["conversations"]})
+        ),
+        None => println!("{}", serde_json::json!({"url": url})),
+    }
+    app.run(shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        KeysCommand::Create {
+            name,
+            daily_limit,
+            monthly_limit,
+            account,
+            json,
+            database,
+        } => {
+            let store = open_store(&database).await?;
+            let (key, prefix) =
+                create_key(&store, &name, daily_limit, monthly_limit, account.clone()).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"key": key, "name": name, "prefix": prefix, "daily_limit": daily_limit, "monthly_limit": monthly_limit, "account": account})
+                );
+            } else {
+                println!("{key}");
+                eprintln!("API key {name:?} created; it is shown only this once.");
+            }
+        }
+        KeysCommand::List { database } => {
+            let store = open_store(&database).await?;
+            println!("{}", serde_json::to_string(&store.list_api_keys().await?)?);
+        }
+        KeysCommand::Revoke { name, database } => {
+            let store = open_store(&database).await?;
+            if !store.revoke_api_key(&name, now_ms()).await? {
+                eprintln!("error: no active API key named {name:?}");
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

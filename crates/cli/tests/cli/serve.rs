@@ -1,0 +1,139 @@
+//! `tiktok-dm serve --sandbox` and `tiktok-dm keys`, run as a user would.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+
+use crate::{BIN, args, run};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_with_the_sandbox_prints_what_a_curl_needs_and_delivers() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gw.sqlite");
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            db.to_str().unwrap(),
+        ])
+        .env_remove("TIKTOK_DM_MASTER_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let conversation = &ready["conversations"][0];
+    let body = serde_json::json!({
+        "conversation_id": conversation["conversation_id"],
+        "conversation_short_id": conversation["conversation_short_id"],
+        "text": "sent through the gateway",
+    });
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/messages", ready["url"].as_str().unwrap());
+    let resp = client
+        .post(&url)
+        .bearer_auth(ready["api_key"].as_str().unwrap())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let answer: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(answer["success"], true, "{answer}");
+    let received: serde_json::Value = client
+        .get(format!(
+            "{}/_sandbox/messages",
+            ready["sandbox_url"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        received[0]["server_message_id"],
+        answer["messages"][0]["server_message_id"]
+    );
+
+    // Keys can be managed while the gateway runs, and are never listed.
+    let out = run(
+        args(&[
+            "keys",
+            "create",
+            "--name",
+            "ci",
+            "--daily-limit",
+            "5",
+            "--json",
+            "--database",
+            db.to_str().unwrap(),
+        ]),
+        None,
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("tdm_"));
+    let resp = client
+        .post(&url)
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        400,
+        "this key has no account bound and the request no session"
+    );
+    let listed = run(
+        args(&["keys", "list", "--database", db.to_str().unwrap()]),
+        None,
+    )
+    .await;
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(listed.contains("\"ci\"") && !listed.contains(&key));
+    let revoked = run(
+        args(&["keys", "revoke", "ci", "--database", db.to_str().unwrap()]),
+        None,
+    )
+    .await;
+    assert!(revoked.status.success());
+    let resp = client
+        .post(&url)
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join("gw.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the master key file is private");
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+}
