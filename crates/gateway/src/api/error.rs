@@ -20,6 +20,8 @@ pub struct ApiError {
     pub tiktok_code: Option<i64>,
     /// Seconds to wait (429).
     pub retry_after: Option<u64>,
+    /// Limit, remaining and reset (Unix seconds) for the `X-RateLimit-*` headers.
+    pub rate_limit: Option<(u64, u64, u64)>,
 }
 
 impl ApiError {
@@ -31,6 +33,7 @@ impl ApiError {
             message: message.into(),
             tiktok_code: None,
             retry_after: None,
+            rate_limit: None,
         }
     }
 
@@ -76,6 +79,7 @@ impl ApiError {
             message,
             tiktok_code,
             retry_after: None,
+            rate_limit: None,
         }
     }
 }

@@ -145,6 +145,29 @@ async fn quota_json<S: Store>(store: &S, key: &ApiKey, now: i64) -> Result<Value
     })
 }
 
+/// `X-RateLimit-Limit`, `-Remaining` and `-Reset` (Unix seconds) for the window
+/// with the fewest messages left; nothing when the key has no limit.
+fn add_rate_limit_headers(response: &mut Response, quota: &Value) {
+    let tightest = quota
+        .as_object()
+        .into_iter()
+        .flat_map(|o| o.values())
+        .min_by_key(|w| w["remaining"].as_u64().unwrap_or(u64::MAX));
+    if let Some(w) = tightest {
+        for (name, field) in [
+            ("x-ratelimit-limit", "limit"),
+            ("x-ratelimit-remaining", "remaining"),
+            ("x-ratelimit-reset", "resets_at"),
+        ] {
+            if let Some(v) = w[field].as_u64() {
+                response
+                    .headers_mut()
+                    .insert(name, axum::http::HeaderValue::from(v));
+            }
+        }
+    }
+}
+
 fn messages_json(status: &RequestStatus) -> Vec<Value> {
     status
         .messages
@@ -224,7 +247,9 @@ async fn status_response<S: Store>(
             StatusCode::ACCEPTED
         }
     };
-    Ok((code, Json(body)).into_response())
+    let mut response = (code, Json(body)).into_response();
+    add_rate_limit_headers(&mut response, &quota);
+    Ok(response)
 }
 
 /// `POST /v1/messages` (JSON).
@@ -345,6 +370,7 @@ pub(crate) async fn post<S: Store>(
                 ),
             );
             e.retry_after = Some(u64::try_from((resets_at - now).max(1000) / 1000).unwrap_or(1));
+            e.rate_limit = Some((limit, 0, u64::try_from(resets_at / 1000).unwrap_or(0)));
             return Err(e);
         }
     };
@@ -397,6 +423,10 @@ pub(crate) async fn usage<S: Store>(
         .store
         .used_since(key.id, now - now.rem_euclid(86_400_000))
         .await?;
-    let body = json!({"success": true, "usage": {"key": key.name, "used_today": today}, "quota": quota_json(&state.store, &key, now).await?});
-    Ok(Json(body).into_response())
+    let quota = quota_json(&state.store, &key, now).await?;
+    let body =
+        json!({"success": true, "usage": {"key": key.name, "used_today": today}, "quota": quota});
+    let mut response = Json(body).into_response();
+    add_rate_limit_headers(&mut response, &quota);
+    Ok(response)
 }
