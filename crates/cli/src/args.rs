@@ -27,6 +27,40 @@ pub enum Command {
     /// Create, list or revoke the gateway's API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Store, list or remove TikTok accounts (sessions are encrypted at rest).
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Store an account's session (encrypted with the master key).
+    Add {
+        /// A unique name for the account.
+        #[arg(long)]
+        name: String,
+        /// The session: `@FILE` or `-` (a value on the command line is refused,
+        /// since other users of the machine can see it).
+        #[arg(long)]
+        session: String,
+        /// Database URL or SQLite file path.
+        #[arg(long, default_value = "tiktok-dm.sqlite", env = "TIKTOK_DM_DATABASE")]
+        database: String,
+    },
+    /// List stored accounts (never their sessions).
+    List {
+        /// Database URL or SQLite file path.
+        #[arg(long, default_value = "tiktok-dm.sqlite", env = "TIKTOK_DM_DATABASE")]
+        database: String,
+    },
+    /// Remove a stored account.
+    Remove {
+        /// The account's name.
+        name: String,
+        /// Database URL or SQLite file path.
+        #[arg(long, default_value = "tiktok-dm.sqlite", env = "TIKTOK_DM_DATABASE")]
+        database: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -39,8 +73,11 @@ pub struct ServeArgs {
     pub database: String,
     /// Also run the sandbox in-process, point the gateway at it, create an API key
     /// and a stored account, and print them as one JSON line when ready.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "sandbox_url")]
     pub sandbox: bool,
+    /// Send to a sandbox already running at this base URL instead of TikTok.
+    #[arg(long)]
+    pub sandbox_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -39,6 +39,7 @@ fn run(cli: args::Cli) -> anyhow::Result<ExitCode> {
             args::Command::Demo => demo::run().await,
             args::Command::Serve(a) => serve::run(a).await,
             args::Command::Keys(k) => serve::keys(k).await,
+            args::Command::Accounts(a) => serve::accounts(a).await,
         }
     })
 }

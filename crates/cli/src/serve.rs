@@ -12,7 +12,7 @@ use tiktok_dm_sandbox::{Sandbox, Seed};
 use tiktok_dm_store::{NewApiKey, SqliteStore, Store};
 use tokio::net::TcpListener;
 
-use crate::args::{KeysCommand, ServeArgs};
+use crate::args::{AccountsCommand, KeysCommand, ServeArgs};
 use crate::sandbox::{ready_line, shutdown_signal};
 
 fn now_ms() -> i64 {
@@ -88,6 +88,8 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         let (key, _) = create_key(&store, &name, None, None, Some("sandbox".into())).await?;
         sandbox_info = Some((base.clone(), key, ready_line(&base, handle.seed())));
         Endpoints::sandbox(&base)?
+    } else if let Some(url) = &a.sandbox_url {
+        Endpoints::sandbox(url)?
     } else {
         Endpoints::tiktok()
     };
@@ -137,6 +139,53 @@ pub async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
             let store = open_store(&database).await?;
             if !store.revoke_api_key(&name, now_ms()).await? {
                 eprintln!("error: no active API key named {name:?}");
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a session from `@FILE` or `-`; a bare value is refused.
+fn read_secret(source: &str) -> anyhow::Result<String> {
+    use std::io::Read as _;
+    if source == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("cannot read the session from standard input")?;
+        Ok(s)
+    } else if let Some(path) = source.strip_prefix('@') {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read session file {path}"))
+    } else {
+        anyhow::bail!("pass the session as @FILE or - (standard input), not on the command line")
+    }
+}
+
+pub async fn accounts(command: AccountsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AccountsCommand::Add {
+            name,
+            session,
+            database,
+        } => {
+            let session = read_secret(&session)?;
+            // Check the form now, so a typo is not found at send time.
+            tiktok_dm_client::Credentials::parse(&session)?;
+            let store = open_store(&database).await?;
+            let sealed =
+                vault(&database)?.seal(session.trim().as_bytes(), &format!("account:{name}"))?;
+            store.put_account(&name, &sealed, now_ms()).await?;
+            eprintln!("account {name:?} stored");
+        }
+        AccountsCommand::List { database } => {
+            let store = open_store(&database).await?;
+            println!("{}", serde_json::to_string(&store.list_accounts().await?)?);
+        }
+        AccountsCommand::Remove { name, database } => {
+            let store = open_store(&database).await?;
+            if !store.remove_account(&name).await? {
+                eprintln!("error: no account named {name:?}");
                 return Ok(ExitCode::from(1));
             }
         }

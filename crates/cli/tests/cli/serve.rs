@@ -137,3 +137,134 @@ async fn serve_with_the_sandbox_prints_what_a_curl_needs_and_delivers() {
     child.kill().unwrap();
     let _ = child.wait();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stored_account_bound_to_a_key_sends_without_a_session_header() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sandbox = tiktok_dm_test_support::spawn_sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gw.sqlite");
+    let db = db.to_str().unwrap();
+    let session_file = dir.path().join("shop.session");
+    std::fs::write(&session_file, "sessionid=sandbox-session-alice\n").unwrap();
+
+    let refused = run(
+        args(&[
+            "accounts",
+            "add",
+            "--name",
+            "shop",
+            "--session",
+            "sandbox-session-alice",
+            "--database",
+            db,
+        ]),
+        None,
+    )
+    .await;
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not on the command line"));
+    let added = run(
+        args(&[
+            "accounts",
+            "add",
+            "--name",
+            "shop",
+            "--session",
+            &format!("@{}", session_file.display()),
+            "--database",
+            db,
+        ]),
+        None,
+    )
+    .await;
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let listed = run(args(&["accounts", "list", "--database", db]), None).await;
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(
+        listed.contains("\"shop\"") && !listed.contains("sandbox-session-alice"),
+        "{listed}"
+    );
+    let raw_db = std::fs::read(dir.path().join("gw.sqlite")).unwrap();
+    assert!(
+        !raw_db.windows(21).any(|w| w == b"sandbox-session-alice"),
+        "the session is encrypted at rest"
+    );
+
+    let created = run(
+        args(&[
+            "keys",
+            "create",
+            "--name",
+            "shop-key",
+            "--account",
+            "shop",
+            "--json",
+            "--database",
+            db,
+        ]),
+        None,
+    )
+    .await;
+    let key = serde_json::from_slice::<serde_json::Value>(&created.stdout).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            db,
+            "--sandbox-url",
+            &sandbox.base_url(),
+        ])
+        .env_remove("TIKTOK_DM_MASTER_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let url = serde_json::from_str::<serde_json::Value>(&line).unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let c = &sandbox.handle.seed().conversations[0];
+    let body = serde_json::json!({"conversation_id": c.conversation_id, "conversation_short_id": c.conversation_short_id.get(), "text": "from a stored account"});
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/v1/messages"))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    assert_eq!(sandbox.handle.messages().len(), 1);
+    child.kill().unwrap();
+    let _ = child.wait();
+
+    let removed = run(
+        args(&["accounts", "remove", "shop", "--database", db]),
+        None,
+    )
+    .await;
+    assert!(removed.status.success());
+    let again = run(
+        args(&["accounts", "remove", "shop", "--database", db]),
+        None,
+    )
+    .await;
+    assert_eq!(again.status.code(), Some(1));
+}
