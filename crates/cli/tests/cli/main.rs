@@ -35,6 +35,30 @@ pub async fn run(args: Vec<String>, stdin: Option<String>) -> Output {
     .unwrap()
 }
 
+/// Starts a long-running `tiktok-dm` (sandbox, serve) and returns it with the
+/// JSON line it prints when ready. Kill the child when done.
+pub async fn spawn_ready(args: &[&str]) -> (std::process::Child, serde_json::Value) {
+    use std::io::{BufRead as _, BufReader};
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("TIKTOK_DM_MASTER_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let ready = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("not a JSON ready line ({e}): {line:?}"));
+    (child, ready)
+}
+
 pub fn json(output: &Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
     serde_json::from_str(stdout.trim())

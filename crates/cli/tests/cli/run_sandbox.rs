@@ -1,29 +1,12 @@
 //! `tiktok-dm sandbox` and `tiktok-dm demo` as a user runs them.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Command, Stdio};
-
 use tiktok_dm_client::{Config, Credentials, Endpoints, Session, Target};
 
-use crate::{BIN, args, json, run};
+use crate::{args, json, run};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sandbox_command_prints_its_address_and_seed_then_serves() {
-    let mut child = Command::new(BIN)
-        .args(["sandbox", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let (mut child, ready) = crate::spawn_ready(&["sandbox", "--listen", "127.0.0.1:0"]).await;
     let base_url = ready["base_url"].as_str().unwrap().to_owned();
     let alice = &ready["accounts"][0];
     let conversation = &ready["conversations"][0];

@@ -1,38 +1,21 @@
 //! `tiktok-dm serve --sandbox` and `tiktok-dm keys`, run as a user would.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Command, Stdio};
-
-use crate::{BIN, args, run};
+use crate::{args, run};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_with_the_sandbox_prints_what_a_curl_needs_and_delivers() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("gw.sqlite");
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--sandbox",
-            "--listen",
-            "127.0.0.1:0",
-            "--database",
-            db.to_str().unwrap(),
-        ])
-        .env_remove("TIKTOK_DM_MASTER_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let (mut child, ready) = crate::spawn_ready(&[
+        "serve",
+        "--sandbox",
+        "--listen",
+        "127.0.0.1:0",
+        "--database",
+        db.to_str().unwrap(),
+    ])
+    .await;
     let conversation = &ready["conversations"][0];
     let body = serde_json::json!({
         "conversation_id": conversation["conversation_id"],
@@ -214,33 +197,17 @@ async fn a_stored_account_bound_to_a_key_sends_without_a_session_header() {
         .as_str()
         .unwrap()
         .to_owned();
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database",
-            db,
-            "--sandbox-url",
-            &sandbox.base_url(),
-        ])
-        .env_remove("TIKTOK_DM_MASTER_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let url = serde_json::from_str::<serde_json::Value>(&line).unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (mut child, ready) = crate::spawn_ready(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--database",
+        db,
+        "--sandbox-url",
+        &sandbox.base_url(),
+    ])
+    .await;
+    let url = ready["url"].as_str().unwrap().to_owned();
     let c = &sandbox.handle.seed().conversations[0];
     let body = serde_json::json!({"conversation_id": c.conversation_id, "conversation_short_id": c.conversation_short_id.get(), "text": "from a stored account"});
     let resp = reqwest::Client::new()
