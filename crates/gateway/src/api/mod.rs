@@ -40,6 +40,26 @@ impl<S: Clone> Clone for AppState<S> {
     }
 }
 
+/// `GET /readyz`: 200 when the database answers (with the outbox depth), 503 otherwise.
+async fn ready<S: Store>(
+    axum::extract::State(state): axum::extract::State<AppState<S>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match state.store.outbox_depth().await {
+        Ok(depth) => {
+            axum::Json(serde_json::json!({"ready": true, "outbox_depth": depth})).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"ready": false})),
+            )
+                .into_response()
+        }
+    }
+}
+
 /// The router. The body limit follows the image limit (base64 is 4/3 of the
 /// bytes, plus room for the rest of the JSON).
 pub fn router<S: Store>(state: AppState<S>) -> Router {
@@ -50,6 +70,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/v1/messages/{id}", get(messages::get::<S>))
         .route("/v1/usage", get(messages::usage::<S>))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready::<S>))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

@@ -282,3 +282,29 @@ async fn two_hundred_concurrent_sends_against_a_limit_of_fifty_accept_exactly_fi
     }
     assert_eq!(app.sandbox.handle.messages().len(), 50);
 }
+
+#[tokio::test]
+async fn health_and_readiness_answer_without_a_key() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.http
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ok"
+    );
+    let ready: serde_json::Value = app
+        .http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready, json!({"ready": true, "outbox_depth": 0}));
+}
