@@ -9,8 +9,6 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response as HttpResponse};
-use tiktok_dm_proto::Message;
-use tiktok_dm_proto::schema::Request;
 
 use crate::faults::{Fault, ScriptedFault};
 use crate::im::{Action, encode, gateway_error, handle};
@@ -79,25 +77,19 @@ pub(crate) async fn im_route(
     let Some(account) = session_account(&shared, &headers).cloned() else {
         return protobuf(encode(&gateway_error(&shared, 200_005)));
     };
-    if let Ok(request) = Request::decode(&body) {
-        if request.cmd != Some(route_cmd) {
-            let mut resp = gateway_error(&shared, 4);
-            resp.error_desc = Some(
-                format!(
-                    "route serves cmd {route_cmd}, request has cmd {:?}",
-                    request.cmd
-                )
-                .into(),
-            );
-            return protobuf(encode(&resp));
-        }
-    }
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("127.0.0.1");
     let base_url = format!("http://{host}");
-    let (action, push) = handle(&shared, &account, &body, Transport::Http, &base_url);
+    let (action, push) = handle(
+        &shared,
+        &account,
+        &body,
+        Transport::Http,
+        &base_url,
+        Some(route_cmd),
+    );
     if let Some(push) = push {
         deliver(&shared, &push);
     }

@@ -147,7 +147,8 @@ impl Envelope<'_> {
     }
 }
 
-/// Handles one encoded IM request from `account`. The push (for an accepted
+/// Handles one encoded IM request from `account` (`route_cmd`: the cmd an HTTP
+/// route serves; `None` over the WebSocket). The push (for an accepted
 /// send) is returned for the transport to deliver after it has queued the reply.
 pub(crate) fn handle(
     shared: &Shared,
@@ -155,9 +156,12 @@ pub(crate) fn handle(
     bytes: &[u8],
     transport: Transport,
     base_url: &str,
+    route_cmd: Option<i32>,
 ) -> (Action, Option<Push>) {
     let mut push = None;
-    let action = handle_inner(shared, account, bytes, transport, base_url, &mut push);
+    let action = handle_inner(
+        shared, account, bytes, transport, base_url, route_cmd, &mut push,
+    );
     (action, push)
 }
 
@@ -167,6 +171,7 @@ fn handle_inner(
     bytes: &[u8],
     transport: Transport,
     base_url: &str,
+    route_cmd: Option<i32>,
     push: &mut Option<Push>,
 ) -> Action {
     let arrived = now_ms();
@@ -189,6 +194,18 @@ fn handle_inner(
             return Action::reply(resp);
         }
     };
+    // An HTTP route serves one cmd.
+    if let Some(route_cmd) = route_cmd.filter(|c| request.cmd != Some(*c)) {
+        let mut resp = gateway_error(shared, 4);
+        resp.error_desc = Some(
+            format!(
+                "route serves cmd {route_cmd}, request has cmd {:?}",
+                request.cmd
+            )
+            .into(),
+        );
+        return Action::reply(resp);
+    }
     let env = Envelope {
         shared,
         request: &request,

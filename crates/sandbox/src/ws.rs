@@ -174,7 +174,7 @@ fn on_binary(
         return true;
     }
     let payload = frame.payload.as_deref().unwrap_or_default();
-    let (action, push) = handle(shared, account, payload, Transport::Ws, base_url);
+    let (action, push) = handle(shared, account, payload, Transport::Ws, base_url, None);
     let open = match action {
         Action::Reply(response) => tx
             .send(Outbound::Frame(reply_frame(&frame, encode(&response))))
