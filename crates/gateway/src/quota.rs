@@ -1,6 +1,6 @@
 //! Quota windows: UTC day and UTC month, from a key's limits.
 
-use tiktok_dm_proto::time::Utc;
+use tiktok_dm_proto::time::{Utc, days_from_civil};
 use tiktok_dm_store::{ApiKey, QuotaWindow};
 
 const DAY_MS: i64 = 86_400_000;
@@ -12,18 +12,7 @@ fn next_month_start(year: i64, month: u32) -> i64 {
     } else {
         (year, month + 1)
     };
-    days_from_civil(y, m) * DAY_MS
-}
-
-/// Days from 1970-01-01 to the first of `month` in `year` (Hinnant's algorithm).
-fn days_from_civil(year: i64, month: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = i64::from(if month > 2 { month - 3 } else { month + 9 });
-    let doy = (153 * mp + 2) / 5;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    days_from_civil(y, m, 1) * DAY_MS
 }
 
 /// The windows a key's limits define at `now_ms`.
@@ -40,7 +29,7 @@ pub fn windows(key: &ApiKey, now_ms: i64) -> Vec<QuotaWindow> {
         });
     }
     if let Some(limit) = key.monthly_limit {
-        let start = days_from_civil(utc.year, utc.month) * DAY_MS;
+        let start = days_from_civil(utc.year, utc.month, 1) * DAY_MS;
         out.push(QuotaWindow {
             name: "monthly",
             limit: u64::from(limit),

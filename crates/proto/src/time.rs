@@ -49,6 +49,18 @@ impl Utc {
     }
 }
 
+/// Days from 1970-01-01 to `year`-`month`-`day` (the inverse of
+/// [`Utc::from_unix`]'s date part; Hinnant's days-from-civil).
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = i64::from(if month > 2 { month - 3 } else { month + 9 });
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +75,16 @@ mod tests {
             "20000229000000",
             "leap day"
         );
+    }
+
+    #[test]
+    fn days_from_civil_inverts_from_unix() {
+        for secs in [0u64, 951_782_400, 1_440_938_160, 1_798_761_599] {
+            let u = Utc::from_unix(secs);
+            assert_eq!(
+                days_from_civil(u.year, u.month, u.day),
+                (secs / 86_400) as i64
+            );
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use tiktok_dm_client::proto::time::days_from_civil;
 use tiktok_dm_client::sigv4::{
     CanonicalInput, Scope, amz_date, canonical_request, sha256_hex, signature, string_to_sign,
 };
@@ -54,13 +55,7 @@ fn parse_request(raw: &[u8]) -> Case {
 fn unix_secs(timestamp: &str) -> u64 {
     // "2015-08-30T12:36:00Z"
     let n = |r: std::ops::Range<usize>| timestamp[r].parse::<i64>().unwrap();
-    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = days_from_civil(n(0..4), n(5..7) as u32, n(8..10) as u32);
     (days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19)) as u64
 }
 
