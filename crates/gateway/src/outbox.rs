@@ -137,7 +137,9 @@ async fn session_for<S: Store>(
     Ok(session)
 }
 
-async fn deliver<S: Store>(state: &AppState<S>, pool: &Pool, m: OutboxMessage) {
+async fn deliver<S: Store>(state: &AppState<S>, pool: &Pool, mut m: OutboxMessage) {
+    // The image moves into the send rather than being copied (it may be 20 MB).
+    let image_bytes = m.image.take();
     let result = async {
         let session = session_for(state, pool, &m).await?;
         let target = Target::parse(&m.conversation_id, &m.conversation_short_id.to_string())?;
@@ -150,10 +152,8 @@ async fn deliver<S: Store>(state: &AppState<S>, pool: &Pool, m: OutboxMessage) {
                 session.send_text_with_id(&target, &text, &id).await
             }
             Kind::Image => {
-                let image = Image::from_bytes(
-                    m.image.clone().unwrap_or_default(),
-                    state.settings.image_limit,
-                )?;
+                let image =
+                    Image::from_bytes(image_bytes.unwrap_or_default(), state.settings.image_limit)?;
                 session.send_image_with_id(&target, image, &id).await
             }
         }
