@@ -15,9 +15,18 @@ fn next_month_start(year: i64, month: u32) -> i64 {
     days_from_civil(y, m, 1) * DAY_MS
 }
 
+/// The starts (ms) of the UTC day and the UTC month containing `now_ms`.
+pub fn window_starts(now_ms: i64) -> (i64, i64) {
+    let utc = Utc::from_unix(u64::try_from(now_ms / 1000).unwrap_or(0));
+    (
+        now_ms - now_ms.rem_euclid(DAY_MS),
+        days_from_civil(utc.year, utc.month, 1) * DAY_MS,
+    )
+}
+
 /// The windows a key's limits define at `now_ms`.
 pub fn windows(key: &ApiKey, now_ms: i64) -> Vec<QuotaWindow> {
-    let day_start = now_ms - now_ms.rem_euclid(DAY_MS);
+    let (day_start, month_start) = window_starts(now_ms);
     let utc = Utc::from_unix(u64::try_from(now_ms / 1000).unwrap_or(0));
     let mut out = Vec::new();
     if let Some(limit) = key.daily_limit {
@@ -29,11 +38,10 @@ pub fn windows(key: &ApiKey, now_ms: i64) -> Vec<QuotaWindow> {
         });
     }
     if let Some(limit) = key.monthly_limit {
-        let start = days_from_civil(utc.year, utc.month, 1) * DAY_MS;
         out.push(QuotaWindow {
             name: "monthly",
             limit: u64::from(limit),
-            start,
+            start: month_start,
             resets_at: next_month_start(utc.year, utc.month),
         });
     }

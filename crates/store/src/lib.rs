@@ -101,6 +101,14 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<RequestStatus>>> + Send;
     /// Messages counted against a key since `since` (failed ones excluded).
     fn used_since(&self, api_key_id: i64, since: i64) -> impl Future<Output = Result<u64>> + Send;
+    /// A key's running totals (failed messages excluded): since `day_start`,
+    /// since `month_start`, ever, and the image bytes ever.
+    fn usage_totals(
+        &self,
+        api_key_id: i64,
+        day_start: i64,
+        month_start: i64,
+    ) -> impl Future<Output = Result<UsageTotals>> + Send;
     /// Messages not yet final.
     fn outbox_depth(&self) -> impl Future<Output = Result<u64>> + Send;
 }

@@ -21,11 +21,18 @@ use crate::error::{Error, Result};
 use crate::types::*;
 
 /// The migrations, compiled into the binary so an installed `tiktok-dm` needs no files.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "usage",
+        include_str!("../migrations/sqlite/0002_usage.sql"),
+    ),
+];
 
 #[derive(Debug)]
 struct Embedded;
@@ -281,8 +288,8 @@ impl Store for SqliteStore {
         .await?;
         for (position, m) in request.messages.iter().enumerate() {
             sqlx::query(
-                "INSERT INTO outbox (request_id, position, kind, client_message_id, text, image, state, next_attempt_at, api_key_id, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, 'accepted', ?, ?, ?, ?)",
+                "INSERT INTO outbox (request_id, position, kind, client_message_id, text, image, image_bytes, state, next_attempt_at, api_key_id, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, 'accepted', ?, ?, ?, ?)",
             )
             .bind(&request.id)
             .bind(position as i64)
@@ -290,6 +297,7 @@ impl Store for SqliteStore {
             .bind(&m.client_message_id)
             .bind(&m.text)
             .bind(&m.image)
+            .bind(m.image.as_ref().map_or(0, |i| i.len() as i64))
             // A later message waits for the one before it (see claim_due).
             .bind(now)
             .bind(request.api_key_id)
@@ -431,13 +439,15 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         let rows = sqlx::query(
-            "SELECT kind, client_message_id, state, server_message_id, transport, attempts, error FROM outbox WHERE request_id = ? ORDER BY position",
+            "SELECT kind, client_message_id, state, server_message_id, transport, attempts, error, image_bytes FROM outbox WHERE request_id = ? ORDER BY position",
         )
         .bind(request_id)
         .fetch_all(&self.pool)
         .await?;
         let mut messages = Vec::with_capacity(rows.len());
+        let mut image_bytes = 0u64;
         for row in &rows {
+            image_bytes += u64::try_from(row.try_get::<i64, _>("image_bytes")?).unwrap_or(0);
             let kind: String = row.try_get("kind")?;
             let state: String = row.try_get("state")?;
             let error: Option<String> = row.try_get("error")?;
@@ -455,6 +465,7 @@ impl Store for SqliteStore {
             id: request.try_get("id")?,
             created_at: request.try_get("created_at")?,
             holds_session: request.try_get("holds_session")?,
+            image_bytes,
             messages,
         }))
     }
@@ -466,6 +477,32 @@ impl Store for SqliteStore {
             .fetch_one(&self.pool)
             .await?;
         Ok(u64::try_from(used).unwrap_or(0))
+    }
+
+    async fn usage_totals(
+        &self,
+        api_key_id: i64,
+        day_start: i64,
+        month_start: i64,
+    ) -> Result<UsageTotals> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(created_at >= ?2), 0) AS today, COALESCE(SUM(created_at >= ?3), 0) AS month,
+                    COUNT(*) AS total, COALESCE(SUM(image_bytes), 0) AS image_bytes
+             FROM outbox WHERE api_key_id = ?1 AND state != 'failed'",
+        )
+        .bind(api_key_id)
+        .bind(day_start)
+        .bind(month_start)
+        .fetch_one(&self.pool)
+        .await?;
+        let n =
+            |c: &str| -> Result<u64> { Ok(u64::try_from(row.try_get::<i64, _>(c)?).unwrap_or(0)) };
+        Ok(UsageTotals {
+            today: n("today")?,
+            month: n("month")?,
+            total: n("total")?,
+            image_bytes: n("image_bytes")?,
+        })
     }
 
     async fn outbox_depth(&self) -> Result<u64> {

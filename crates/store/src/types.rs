@@ -258,6 +258,21 @@ pub struct RequestStatus {
     pub created_at: i64,
     /// Whether a per-request session is still stored (only while undelivered).
     pub holds_session: bool,
+    /// The image bytes it carries.
+    pub image_bytes: u64,
     /// Its messages in order.
     pub messages: Vec<MessageStatus>,
+}
+
+/// A key's running totals; failed messages (whose quota was given back) are not counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct UsageTotals {
+    /// Messages this UTC day.
+    pub today: u64,
+    /// Messages this UTC month.
+    pub month: u64,
+    /// Messages ever.
+    pub total: u64,
+    /// Image bytes ever.
+    pub image_bytes: u64,
 }

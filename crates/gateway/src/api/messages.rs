@@ -4,17 +4,16 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequest as _, Multipart, Path, Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tiktok_dm_client::proto::access_key::hex;
 
 use crate::now_ms;
-use tiktok_dm_client::image::{Image, ImageProblem};
-use tiktok_dm_client::{Credentials, Session, Target};
+use tiktok_dm_client::image::Image;
+use tiktok_dm_client::{Credentials, Session};
 use tiktok_dm_store::{
     ApiKey, Enqueued, Kind, NewMessage, NewRequest, RequestStatus, State as MessageState, Store,
 };
@@ -22,111 +21,8 @@ use tiktok_dm_store::{
 use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
+use super::input::SendInput;
 use crate::quota;
-
-/// The JSON body of a send.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SendBody {
-    conversation_id: Option<String>,
-    /// A string or a number (n8n sends either).
-    conversation_short_id: Option<Value>,
-    text: Option<String>,
-    image: Option<ImageBody>,
-    account: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ImageBody {
-    base64: Option<String>,
-    data_uri: Option<String>,
-}
-
-fn image_error(p: ImageProblem) -> ApiError {
-    match p {
-        ImageProblem::TooLarge { .. } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "image_too_large",
-            p.to_string(),
-        ),
-        other => ApiError::bad_request("image_invalid", other.to_string()),
-    }
-}
-
-/// The validated parts of a send.
-struct Validated {
-    target: Target,
-    text: Option<String>,
-    image: Option<Image>,
-}
-
-fn validate(body: &SendBody, image_limit: u64) -> Result<Validated, ApiError> {
-    let id = body.conversation_id.as_deref().unwrap_or_default();
-    if id.trim().is_empty() {
-        return Err(ApiError::bad_request(
-            "conversation_id_missing",
-            "conversation_id is required",
-        ));
-    }
-    let short = match &body.conversation_short_id {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        None | Some(Value::Null) => {
-            return Err(ApiError::bad_request(
-                "conversation_short_id_missing",
-                "conversation_short_id is required",
-            ));
-        }
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "conversation_short_id_invalid",
-                "conversation_short_id must be a number or a decimal string",
-            ));
-        }
-    };
-    let target = Target::parse(id, &short).map_err(|e| {
-        let code = if e.to_string().contains("short id") {
-            "conversation_short_id_invalid"
-        } else {
-            "conversation_id_invalid"
-        };
-        ApiError::bad_request(code, e.to_string())
-    })?;
-    let image = match &body.image {
-        Some(ImageBody {
-            base64: Some(b),
-            data_uri: None,
-        })
-        | Some(ImageBody {
-            base64: None,
-            data_uri: Some(b),
-        }) => Some(Image::from_text(b, image_limit).map_err(image_error)?),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "image_invalid",
-                "image must have exactly one of base64 and data_uri",
-            ));
-        }
-        None => None,
-    };
-    let text = body.text.clone().filter(|t| !t.trim().is_empty());
-    if let Some(t) = &text {
-        tiktok_dm_client::proto::content::MessageText::parse(t)
-            .map_err(|e| ApiError::bad_request("text_too_long", e.to_string()))?;
-    }
-    if text.is_none() && image.is_none() {
-        return Err(ApiError::bad_request(
-            "message_empty",
-            "either text or image must be provided",
-        ));
-    }
-    Ok(Validated {
-        target,
-        text,
-        image,
-    })
-}
 
 /// Quota as the original node reported it: per window, limit, used, remaining, resets_at.
 async fn quota_json<S: Store>(store: &S, key: &ApiKey, now: i64) -> Result<Value, ApiError> {
@@ -143,6 +39,32 @@ async fn quota_json<S: Store>(store: &S, key: &ApiKey, now: i64) -> Result<Value
     } else {
         Value::Object(out)
     })
+}
+
+/// `usage`: this request's messages and image bytes (when there is a request)
+/// and the key's running totals.
+async fn usage_json<S: Store>(
+    store: &S,
+    key: &ApiKey,
+    now: i64,
+    request: Option<(usize, u64)>,
+) -> Result<Value, ApiError> {
+    let (day, month) = quota::window_starts(now);
+    let totals = store.usage_totals(key.id, day, month).await?;
+    let mut usage = json!({
+        "key": key.name,
+        "totals": {
+            "messages_today": totals.today,
+            "messages_this_month": totals.month,
+            "messages": totals.total,
+            "image_bytes": totals.image_bytes,
+        },
+    });
+    if let Some((messages, image_bytes)) = request {
+        usage["messages"] = json!(messages);
+        usage["image_bytes"] = json!(image_bytes);
+    }
+    Ok(usage)
 }
 
 /// `X-RateLimit-Limit`, `-Remaining` and `-Reset` (Unix seconds) for the window
@@ -189,7 +111,6 @@ async fn status_response<S: Store>(
     state: &AppState<S>,
     key: &ApiKey,
     status: &RequestStatus,
-    image_bytes: u64,
 ) -> Result<Response, ApiError> {
     let now = now_ms();
     let quota = quota_json(&state.store, key, now).await?;
@@ -203,7 +124,13 @@ async fn status_response<S: Store>(
         .iter()
         .filter(|m| m.state == MessageState::Sent)
         .count();
-    let usage = json!({"messages": status.messages.len(), "image_bytes": image_bytes, "key_used_today": state.store.used_since(key.id, now - now.rem_euclid(86_400_000)).await?});
+    let usage = usage_json(
+        &state.store,
+        key,
+        now,
+        Some((status.messages.len(), status.image_bytes)),
+    )
+    .await?;
     let mut body = json!({
         "id": status.id,
         "success": failure.is_none(),
@@ -252,20 +179,31 @@ async fn status_response<S: Store>(
     Ok(response)
 }
 
-/// `POST /v1/messages` (JSON).
+/// `POST /v1/messages` (JSON or multipart form data).
 pub(crate) async fn post<S: Store>(
     State(state): State<AppState<S>>,
     Caller(key): Caller,
-    headers: HeaderMap,
-    raw: Bytes,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let body: SendBody = serde_json::from_slice(&raw).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_json",
-            format!("the body is not a valid send request: {e}"),
-        )
-    })?;
-    let valid = validate(&body, state.settings.image_limit)?;
+    let headers = request.headers().clone();
+    let is_form = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.trim_start().starts_with("multipart/form-data"));
+    let limit = state.settings.image_limit;
+    let input = if is_form {
+        let form = Multipart::from_request(request, &state)
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_form", e.body_text()))?;
+        SendInput::from_multipart(form, limit).await?
+    } else {
+        let raw = Bytes::from_request(request, &state)
+            .await
+            .map_err(|e| ApiError::new(e.status(), "invalid_body", e.body_text()))?;
+        SendInput::from_json(&raw)?
+    };
+    let account_field = input.account.clone();
+    let valid = input.validate(limit)?;
     let header = |name: &str| {
         headers
             .get(name)
@@ -285,7 +223,7 @@ pub(crate) async fn post<S: Store>(
                 .map_err(|e| ApiError::internal(&e))?;
             (None, Some(sealed))
         }
-        None => match body.account.clone().or_else(|| key.account.clone()) {
+        None => match account_field.or_else(|| key.account.clone()) {
             Some(name) if state.store.account(&name).await?.is_some() => (Some(name), None),
             Some(name) => {
                 return Err(ApiError::bad_request(
@@ -301,7 +239,6 @@ pub(crate) async fn post<S: Store>(
             }
         },
     };
-    let image_bytes = valid.image.as_ref().map_or(0, Image::len);
     let image_md5 = valid.image.as_ref().map(Image::md5_hex);
     let request_hash = hex(&Sha256::digest(
         json!([
@@ -391,7 +328,7 @@ pub(crate) async fn post<S: Store>(
         if status.messages.iter().all(|m| m.state.is_final())
             || tokio::time::Instant::now() >= deadline
         {
-            return status_response(&state, &key, &status, image_bytes).await;
+            return status_response(&state, &key, &status).await;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -404,7 +341,7 @@ pub(crate) async fn get<S: Store>(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     match state.store.request_status(&id, key.id).await? {
-        Some(status) => status_response(&state, &key, &status, 0).await,
+        Some(status) => status_response(&state, &key, &status).await,
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -419,13 +356,9 @@ pub(crate) async fn usage<S: Store>(
     Caller(key): Caller,
 ) -> Result<Response, ApiError> {
     let now = now_ms();
-    let today = state
-        .store
-        .used_since(key.id, now - now.rem_euclid(86_400_000))
-        .await?;
+    let usage = usage_json(&state.store, &key, now, None).await?;
     let quota = quota_json(&state.store, &key, now).await?;
-    let body =
-        json!({"success": true, "usage": {"key": key.name, "used_today": today}, "quota": quota});
+    let body = json!({"success": true, "message": "usage and quota of this API key", "usage": usage, "quota": quota});
     let mut response = Json(body).into_response();
     add_rate_limit_headers(&mut response, &quota);
     Ok(response)

@@ -2,6 +2,7 @@
 
 mod auth;
 mod error;
+mod input;
 mod messages;
 
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 //! SQLite file per test.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod form;
 mod send;
 
 use std::net::SocketAddr;

@@ -152,6 +152,10 @@ async fn the_quota_is_enforced_with_retry_after_and_reported() {
         let (status, body) = app.post(&key, &app.body(&format!("m{i}")), &[]).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["quota"]["daily"]["remaining"], 1 - i);
+        assert_eq!(body["quota"]["daily"]["used"], i + 1);
+        assert_eq!(body["usage"]["messages"], 1);
+        assert_eq!(body["usage"]["totals"]["messages_today"], i + 1);
+        assert_eq!(body["usage"]["totals"]["messages"], i + 1);
     }
     let resp = app
         .http
@@ -176,6 +180,20 @@ async fn the_quota_is_enforced_with_retry_after_and_reported() {
         "quota_exceeded"
     );
     assert_eq!(app.sandbox.handle.messages().len(), 2);
+    // The refused send counted nothing.
+    let usage = app
+        .http
+        .get(app.url("/v1/usage"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(usage.headers()["x-ratelimit-remaining"], "0");
+    let usage: serde_json::Value = usage.json().await.unwrap();
+    assert_eq!(usage["usage"]["key"], "limited");
+    assert_eq!(usage["usage"]["totals"]["messages_this_month"], 2);
+    assert_eq!(usage["quota"]["daily"]["used"], 2);
+    assert_eq!(usage["quota"]["daily"]["limit"], 2);
 }
 
 #[tokio::test]
@@ -233,6 +251,8 @@ async fn an_image_and_a_caption_arrive_in_order_with_the_same_bytes() {
     assert_eq!(answer["messages"][0]["kind"], "image");
     assert_eq!(answer["messages"][1]["kind"], "text");
     assert_eq!(answer["usage"]["image_bytes"], png.len());
+    assert_eq!(answer["usage"]["totals"]["image_bytes"], png.len());
+    assert_eq!(answer["usage"]["messages"], 2);
     let received = app.sandbox.handle.messages();
     assert_eq!(
         received.iter().map(|m| m.message_type).collect::<Vec<_>>(),

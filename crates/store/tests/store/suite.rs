@@ -128,6 +128,27 @@ macro_rules! store_suite {
         }
 
         #[tokio::test]
+        async fn usage_totals_count_by_window_with_image_bytes_and_skip_failed() {
+            let (store, _guard) = $open().await;
+            let key = new_key(&store, "u", None).await;
+            let other = new_key(&store, "other", None).await;
+            let day = 86_400_000;
+            store.enqueue(request("old", key.id, None, &[Kind::Text]), &[], 5 * day).await.unwrap();
+            store.enqueue(request("month", key.id, None, &[Kind::Image]), &[], 20 * day).await.unwrap();
+            store.enqueue(request("today", key.id, None, &[Kind::Image, Kind::Text]), &[], 30 * day + 5).await.unwrap();
+            store.enqueue(request("theirs", other.id, None, &[Kind::Text]), &[], 30 * day + 6).await.unwrap();
+            let t = store.usage_totals(key.id, 30 * day, 10 * day).await.unwrap();
+            assert_eq!((t.today, t.month, t.total, t.image_bytes), (2, 3, 4, 32));
+            // "old" fails: it leaves every total.
+            let claimed = store.claim_due(30 * day + 10, 60_000, 1).await.unwrap();
+            assert_eq!(claimed[0].request_id, "old");
+            store.finish(claimed[0].id, State::Failed, &serde_json::json!({"code": "x"}), 30 * day + 11).await.unwrap();
+            let t = store.usage_totals(key.id, 30 * day, 10 * day).await.unwrap();
+            assert_eq!((t.today, t.month, t.total, t.image_bytes), (2, 3, 3, 32));
+            assert_eq!(store.usage_totals(999, 0, 0).await.unwrap(), Default::default());
+        }
+
+        #[tokio::test]
         async fn concurrent_requests_never_exceed_a_limit() {
             let (store, _guard) = $open().await;
             let key = new_key(&store, "burst", Some(50)).await;

@@ -1,0 +1,248 @@
+//! Reading a send request: JSON or multipart form data, into one validated shape.
+//!
+//! Both forms carry the same fields. JSON: `conversation_id`,
+//! `conversation_short_id` (string or number), `text`, `image: {base64 | data_uri}`,
+//! `account`. Multipart: the same names as text parts, and `image` either as a
+//! file part (raw bytes) or as a text part holding base64 or a data URI.
+
+use axum::body::Bytes;
+use axum::extract::multipart::{Multipart, MultipartError};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::Value;
+use tiktok_dm_client::Target;
+use tiktok_dm_client::image::{Image, ImageProblem};
+use tiktok_dm_client::proto::content::MessageText;
+
+use super::error::ApiError;
+
+/// The JSON body of a send.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonBody {
+    conversation_id: Option<String>,
+    /// A string or a number (n8n sends either).
+    conversation_short_id: Option<Value>,
+    text: Option<String>,
+    image: Option<JsonImage>,
+    account: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonImage {
+    base64: Option<String>,
+    data_uri: Option<String>,
+}
+
+/// How the image arrived.
+#[derive(Debug, Default)]
+enum RawImage {
+    #[default]
+    None,
+    /// base64 or a data URI.
+    Text(String),
+    /// A file part's bytes.
+    Bytes(Vec<u8>),
+}
+
+/// A send request as it arrived, before validation.
+#[derive(Debug, Default)]
+pub(crate) struct SendInput {
+    conversation_id: Option<String>,
+    conversation_short_id: Option<Value>,
+    text: Option<String>,
+    image: RawImage,
+    /// A stored account to send as.
+    pub account: Option<String>,
+}
+
+/// The validated parts of a send.
+pub(crate) struct Validated {
+    pub target: Target,
+    pub text: Option<String>,
+    pub image: Option<Image>,
+}
+
+impl SendInput {
+    /// Reads a JSON body.
+    pub fn from_json(raw: &[u8]) -> Result<Self, ApiError> {
+        let body: JsonBody = serde_json::from_slice(raw).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_json",
+                format!("the body is not a valid send request: {e}"),
+            )
+        })?;
+        let image = match body.image {
+            Some(JsonImage {
+                base64: Some(b),
+                data_uri: None,
+            })
+            | Some(JsonImage {
+                base64: None,
+                data_uri: Some(b),
+            }) => RawImage::Text(b),
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "image_invalid",
+                    "image must have exactly one of base64 and data_uri",
+                ));
+            }
+            None => RawImage::None,
+        };
+        Ok(Self {
+            conversation_id: body.conversation_id,
+            conversation_short_id: body.conversation_short_id,
+            text: body.text,
+            image,
+            account: body.account,
+        })
+    }
+
+    /// Reads a multipart form. Unknown parts are refused, like unknown JSON fields.
+    pub async fn from_multipart(mut form: Multipart, image_limit: u64) -> Result<Self, ApiError> {
+        let mut input = Self::default();
+        while let Some(field) = form.next_field().await.map_err(multipart_error)? {
+            let name = field.name().unwrap_or_default().to_owned();
+            let is_file = field.file_name().is_some()
+                || field
+                    .content_type()
+                    .is_some_and(|c| !c.starts_with("text/plain"));
+            if name == "image" && is_file {
+                let bytes = read_limited(field, image_limit).await?;
+                if !bytes.is_empty() {
+                    input.image = RawImage::Bytes(bytes.to_vec());
+                }
+                continue;
+            }
+            let text = field.text().await.map_err(multipart_error)?;
+            let slot = match name.as_str() {
+                "conversation_id" => &mut input.conversation_id,
+                "text" => &mut input.text,
+                "account" => &mut input.account,
+                "conversation_short_id" => {
+                    input.conversation_short_id = Some(Value::String(text));
+                    continue;
+                }
+                "image" | "image_base64" | "image_data_uri" => {
+                    if !text.trim().is_empty() {
+                        input.image = RawImage::Text(text);
+                    }
+                    continue;
+                }
+                other => {
+                    return Err(ApiError::bad_request(
+                        "invalid_form",
+                        format!("unknown form field {other:?}"),
+                    ));
+                }
+            };
+            *slot = Some(text);
+        }
+        input.account = input.account.filter(|a| !a.trim().is_empty());
+        Ok(input)
+    }
+
+    /// Checks every field; the image is decoded and probed here.
+    pub fn validate(self, image_limit: u64) -> Result<Validated, ApiError> {
+        let id = self.conversation_id.as_deref().unwrap_or_default();
+        if id.trim().is_empty() {
+            return Err(ApiError::bad_request(
+                "conversation_id_missing",
+                "conversation_id is required",
+            ));
+        }
+        let short = match &self.conversation_short_id {
+            Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
+            Some(Value::Number(n)) => n.to_string(),
+            None | Some(Value::Null) | Some(Value::String(_)) => {
+                return Err(ApiError::bad_request(
+                    "conversation_short_id_missing",
+                    "conversation_short_id is required",
+                ));
+            }
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "conversation_short_id_invalid",
+                    "conversation_short_id must be a number or a decimal string",
+                ));
+            }
+        };
+        let target = Target::parse(id, &short).map_err(|e| {
+            let code = if e.to_string().contains("short id") {
+                "conversation_short_id_invalid"
+            } else {
+                "conversation_id_invalid"
+            };
+            ApiError::bad_request(code, e.to_string())
+        })?;
+        let image = match self.image {
+            RawImage::None => None,
+            RawImage::Text(t) => Some(Image::from_text(&t, image_limit).map_err(image_error)?),
+            RawImage::Bytes(b) => Some(Image::from_bytes(b, image_limit).map_err(image_error)?),
+        };
+        let text = self.text.filter(|t| !t.trim().is_empty());
+        if let Some(t) = &text {
+            MessageText::parse(t)
+                .map_err(|e| ApiError::bad_request("text_too_long", e.to_string()))?;
+        }
+        if text.is_none() && image.is_none() {
+            return Err(ApiError::bad_request(
+                "message_empty",
+                "either text or image must be provided",
+            ));
+        }
+        Ok(Validated {
+            target,
+            text,
+            image,
+        })
+    }
+}
+
+/// Reads a file part, refusing it as soon as it passes the image limit.
+async fn read_limited(
+    mut field: axum::extract::multipart::Field<'_>,
+    limit: u64,
+) -> Result<Bytes, ApiError> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        if (buf.len() + chunk.len()) as u64 > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "image_too_large",
+                format!("the image is larger than the limit of {limit} bytes"),
+            ));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
+}
+
+fn multipart_error(e: MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "image_too_large",
+            format!(
+                "the form is larger than the gateway accepts: {}",
+                e.body_text()
+            ),
+        );
+    }
+    ApiError::bad_request(
+        "invalid_form",
+        format!("the multipart form cannot be read: {}", e.body_text()),
+    )
+}
+
+pub(crate) fn image_error(p: ImageProblem) -> ApiError {
+    match p {
+        ImageProblem::TooLarge { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "image_too_large",
+            p.to_string(),
+        ),
+        other => ApiError::bad_request("image_invalid", other.to_string()),
+    }
+}
