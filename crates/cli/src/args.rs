@@ -53,6 +53,19 @@ pub enum AccountsCommand {
         #[arg(long, default_value = "tiktok-dm.sqlite", env = "TIKTOK_DM_DATABASE")]
         database: String,
     },
+    /// Ask TikTok whether a stored account's session is accepted now. Prints one
+    /// JSON object; exits 0 when accepted, 1 when rejected, 2 when TikTok could
+    /// not be reached.
+    Check {
+        /// The account's name.
+        name: String,
+        /// Database URL or SQLite file path.
+        #[arg(long, default_value = "tiktok-dm.sqlite", env = "TIKTOK_DM_DATABASE")]
+        database: String,
+        /// Ask a sandbox at this base URL instead of TikTok.
+        #[arg(long)]
+        sandbox_url: Option<String>,
+    },
     /// Remove a stored account.
     Remove {
         /// The account's name.

@@ -4,12 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use secrecy::ExposeSecret as _;
 use tiktok_dm_client::Endpoints;
-use tiktok_dm_gateway::secrets::{MASTER_KEY_ENV, Vault, issue_key};
+use tiktok_dm_gateway::admin::{self, KeySpec};
+use tiktok_dm_gateway::secrets::{MASTER_KEY_ENV, Vault};
 use tiktok_dm_gateway::{Application, Settings};
 use tiktok_dm_sandbox::{Sandbox, Seed};
-use tiktok_dm_store::{NewApiKey, SqliteStore, Store};
+use tiktok_dm_store::{SqliteStore, Store};
 use tokio::net::TcpListener;
 
 use crate::args::{AccountsCommand, KeysCommand, ServeArgs};
@@ -50,17 +50,14 @@ async fn create_key(
     monthly: Option<u32>,
     account: Option<String>,
 ) -> anyhow::Result<(String, String)> {
-    let issued = issue_key();
-    let new = NewApiKey {
+    let spec = KeySpec {
         name: name.to_owned(),
-        prefix: issued.prefix.clone(),
-        key_hash: issued.hash,
         daily_limit: daily,
         monthly_limit: monthly,
         account,
     };
-    store.create_api_key(new, now_ms()).await?;
-    Ok((issued.secret.expose_secret().to_owned(), issued.prefix))
+    let (issued, key) = admin::create_key(store, spec, now_ms()).await?;
+    Ok((issued.reveal().to_owned(), key.prefix))
 }
 
 pub async fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -77,13 +74,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
             .account("alice")
             .ok_or_else(|| anyhow::anyhow!("the default seed has no alice"))?
             .clone();
-        store
-            .put_account(
-                "sandbox",
-                &vault.seal(alice.session.as_bytes(), "account:sandbox")?,
-                now_ms(),
-            )
-            .await?;
+        admin::put_account(&store, &vault, "sandbox", &alice.session, now_ms()).await?;
         let name = format!("sandbox-{}", now_ms());
         let (key, _) = create_key(&store, &name, None, None, Some("sandbox".into())).await?;
         sandbox_info = Some((base.clone(), key, ready_line(&base, handle.seed())));
@@ -170,17 +161,35 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<ExitCode> {
             database,
         } => {
             let session = read_secret(&session)?;
-            // Check the form now, so a typo is not found at send time.
-            tiktok_dm_client::Credentials::parse(&session)?;
             let store = open_store(&database).await?;
-            let sealed =
-                vault(&database)?.seal(session.trim().as_bytes(), &format!("account:{name}"))?;
-            store.put_account(&name, &sealed, now_ms()).await?;
+            // The session's form is checked here, so a typo is not found at send time.
+            admin::put_account(&store, &vault(&database)?, &name, &session, now_ms()).await?;
             eprintln!("account {name:?} stored");
         }
         AccountsCommand::List { database } => {
             let store = open_store(&database).await?;
             println!("{}", serde_json::to_string(&store.list_accounts().await?)?);
+        }
+        AccountsCommand::Check {
+            name,
+            database,
+            sandbox_url,
+        } => {
+            let store = open_store(&database).await?;
+            let endpoints = match &sandbox_url {
+                Some(url) => Endpoints::sandbox(url)?,
+                None => Endpoints::tiktok(),
+            };
+            let check =
+                admin::check_account(&store, &vault(&database)?, &Settings::new(endpoints), &name)
+                    .await?;
+            println!("{}", serde_json::to_string(&check)?);
+            // 0: accepted; 1: rejected; 2: TikTok could not be asked.
+            return Ok(match check.code {
+                None => ExitCode::SUCCESS,
+                Some("session_rejected") => ExitCode::from(1),
+                Some(_) => ExitCode::from(2),
+            });
         }
         AccountsCommand::Remove { name, database } => {
             let store = open_store(&database).await?;

@@ -20,6 +20,8 @@ pub struct Settings {
     pub max_attempts: i64,
     /// How long a claimed message is leased to a worker.
     pub lease: Duration,
+    /// SHA-256 of the admin key; the admin API is off without one.
+    pub admin_key_hash: Option<[u8; 32]>,
 }
 
 impl Settings {
@@ -32,6 +34,7 @@ impl Settings {
             image_limit: tiktok_dm_client::image::DEFAULT_IMAGE_LIMIT,
             max_attempts: 6,
             lease: Duration::from_secs(120),
+            admin_key_hash: None,
         }
     }
 }

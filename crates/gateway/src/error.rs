@@ -23,6 +23,12 @@ pub enum Error {
     /// A sealed value does not open: wrong master key, or tampered data.
     #[error("a stored secret cannot be decrypted (wrong master key, or the data was altered)")]
     Unseal,
+    /// An administrative input is not acceptable (a name, a limit, a session's form).
+    #[error("{0}")]
+    Invalid(String),
+    /// The named thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] tiktok_dm_store::Error),

@@ -172,6 +172,47 @@ async fn a_stored_account_bound_to_a_key_sends_without_a_session_header() {
         listed.contains("\"shop\"") && !listed.contains("sandbox-session-alice"),
         "{listed}"
     );
+    let checked = run(
+        args(&[
+            "accounts",
+            "check",
+            "shop",
+            "--database",
+            db,
+            "--sandbox-url",
+            &sandbox.base_url(),
+        ]),
+        None,
+    )
+    .await;
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let check: serde_json::Value = serde_json::from_slice(&checked.stdout).unwrap();
+    assert_eq!(
+        (check["ok"].as_bool(), check["account"].as_str()),
+        (Some(true), Some("shop"))
+    );
+    let unreachable = run(
+        args(&[
+            "accounts",
+            "check",
+            "shop",
+            "--database",
+            db,
+            "--sandbox-url",
+            "http://127.0.0.1:9",
+        ]),
+        None,
+    )
+    .await;
+    assert_eq!(
+        unreachable.status.code(),
+        Some(2),
+        "TikTok could not be asked"
+    );
     let raw_db = std::fs::read(dir.path().join("gw.sqlite")).unwrap();
     assert!(
         !raw_db.windows(21).any(|w| w == b"sandbox-session-alice"),

@@ -1,5 +1,6 @@
 //! The HTTP API.
 
+mod admin;
 mod auth;
 mod error;
 mod input;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use tiktok_dm_store::Store;
 use tokio::sync::Notify;
 
@@ -70,6 +71,20 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/v1/messages", post(messages::post::<S>))
         .route("/v1/messages/{id}", get(messages::get::<S>))
         .route("/v1/usage", get(messages::usage::<S>))
+        .route(
+            "/v1/admin/keys",
+            get(admin::list_keys::<S>).post(admin::create_key::<S>),
+        )
+        .route("/v1/admin/keys/{name}", delete(admin::revoke_key::<S>))
+        .route("/v1/admin/accounts", get(admin::list_accounts::<S>))
+        .route(
+            "/v1/admin/accounts/{name}",
+            put(admin::put_account::<S>).delete(admin::remove_account::<S>),
+        )
+        .route(
+            "/v1/admin/accounts/{name}/check",
+            post(admin::check_account::<S>),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready::<S>))
         .layer(DefaultBodyLimit::max(body_limit))

@@ -2,6 +2,7 @@
 //! SQLite file per test.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod admin;
 mod form;
 mod send;
 
@@ -73,7 +74,15 @@ impl TestApp {
     }
 }
 
+/// The admin key every test app accepts.
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// A test app whose settings `adjust` changes first.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let sandbox = spawn_sandbox().await;
     let dir = tempfile::tempdir().unwrap();
@@ -81,7 +90,9 @@ pub async fn spawn_app() -> TestApp {
         .await
         .unwrap();
     let vault_key = [9u8; 32];
-    let settings = Settings::new(Endpoints::sandbox(&sandbox.base_url()).unwrap());
+    let mut settings = Settings::new(Endpoints::sandbox(&sandbox.base_url()).unwrap());
+    settings.admin_key_hash = Some(tiktok_dm_gateway::secrets::hash_key(ADMIN_KEY));
+    adjust(&mut settings);
     let app = Application::build(
         "127.0.0.1:0",
         settings,

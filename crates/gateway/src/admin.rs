@@ -1,0 +1,170 @@
+//! Administration shared by the CLI and the admin API: issuing and revoking API
+//! keys, storing accounts (sealed), and asking TikTok whether a session works.
+
+use secrecy::ExposeSecret as _;
+use serde::Serialize;
+use tiktok_dm_client::{Config, Credentials, Error as ClientError, Session, TransportMode};
+use tiktok_dm_store::{ApiKey, NewApiKey, Store};
+
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::secrets::{IssuedKey, Vault, issue_key};
+
+/// What a new key should be.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySpec {
+    /// A unique name.
+    pub name: String,
+    /// Messages per UTC day.
+    pub daily_limit: Option<u32>,
+    /// Messages per UTC month.
+    pub monthly_limit: Option<u32>,
+    /// A stored account the key sends as.
+    pub account: Option<String>,
+}
+
+/// Names of keys and accounts: 1–64 of `A-Z a-z 0-9 . _ -`, so they are safe in
+/// URLs, logs and shell commands.
+pub fn check_name(what: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "{what} name {name:?} must be 1 to 64 characters of letters, digits, '.', '_' and '-'"
+        )))
+    }
+}
+
+/// Issues a key and stores its hash. The returned [`IssuedKey`] is the only
+/// place the key exists; show it once.
+///
+/// # Errors
+/// A bad name or zero limit, an unknown account, a duplicate name, or the store.
+pub async fn create_key<S: Store>(
+    store: &S,
+    spec: KeySpec,
+    now: i64,
+) -> Result<(IssuedKey, ApiKey)> {
+    check_name("key", &spec.name)?;
+    if spec.daily_limit == Some(0) || spec.monthly_limit == Some(0) {
+        return Err(Error::Invalid(
+            "a limit must be at least 1 (leave it out for no limit)".into(),
+        ));
+    }
+    if let Some(account) = &spec.account {
+        if store.account(account).await?.is_none() {
+            return Err(Error::NotFound(format!(
+                "no stored account named {account:?}; add it first"
+            )));
+        }
+    }
+    let issued = issue_key();
+    let key = store
+        .create_api_key(
+            NewApiKey {
+                name: spec.name,
+                prefix: issued.prefix.clone(),
+                key_hash: issued.hash,
+                daily_limit: spec.daily_limit,
+                monthly_limit: spec.monthly_limit,
+                account: spec.account,
+            },
+            now,
+        )
+        .await?;
+    Ok((issued, key))
+}
+
+/// Checks a session's form, seals it under `account:NAME` and stores it.
+///
+/// # Errors
+/// A bad name, a session that is not a TikTok session, sealing, or the store.
+pub async fn put_account<S: Store>(
+    store: &S,
+    vault: &Vault,
+    name: &str,
+    session: &str,
+    now: i64,
+) -> Result<()> {
+    check_name("account", name)?;
+    Credentials::parse(session.trim()).map_err(|e| Error::Invalid(e.to_string()))?;
+    let sealed = vault.seal(session.trim().as_bytes(), &format!("account:{name}"))?;
+    store.put_account(name, &sealed, now).await?;
+    Ok(())
+}
+
+/// What TikTok said about a stored session.
+#[derive(Clone, Debug, Serialize)]
+pub struct AccountCheck {
+    /// The account.
+    pub account: String,
+    /// Whether TikTok accepts the session now.
+    pub ok: bool,
+    /// The account's uid, when accepted.
+    pub uid: Option<String>,
+    /// The @handle, when TikTok gave one.
+    pub unique_id: Option<String>,
+    /// Why not: `session_rejected`, or `upstream_unavailable` when TikTok could
+    /// not be asked (the session may still be good).
+    pub code: Option<&'static str>,
+    /// The reason in words.
+    pub message: Option<String>,
+}
+
+/// Asks TikTok (or the sandbox) whether a stored account's session is accepted:
+/// it reads the account's identity from the web page with the session, the
+/// step every send starts with, and opens no socket.
+///
+/// # Errors
+/// No such account, a session that does not unseal, or the store.
+pub async fn check_account<S: Store>(
+    store: &S,
+    vault: &Vault,
+    settings: &Settings,
+    name: &str,
+) -> Result<AccountCheck> {
+    let sealed = store
+        .account(name)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no stored account named {name:?}")))?;
+    let secret = vault.open(&sealed, &format!("account:{name}"))?;
+    let mut check = AccountCheck {
+        account: name.to_owned(),
+        ok: false,
+        uid: None,
+        unique_id: None,
+        code: None,
+        message: None,
+    };
+    let connected = async {
+        let config = Config::builder(Credentials::parse(secret.expose_secret())?)
+            .endpoints(settings.endpoints.clone())
+            .transport(TransportMode::Http)
+            .build()?;
+        Session::connect(config).await
+    }
+    .await;
+    match connected {
+        Ok(session) => {
+            check.ok = true;
+            check.uid = Some(session.identity().uid.to_string());
+            check.unique_id = session.identity().unique_id.clone();
+            session.close();
+        }
+        Err(e @ (ClientError::InvalidSession(_) | ClientError::InvalidCredentials(_))) => {
+            check.code = Some("session_rejected");
+            check.message = Some(e.to_string());
+        }
+        Err(e) => {
+            check.code = Some("upstream_unavailable");
+            check.message = Some(e.to_string());
+        }
+    }
+    Ok(check)
+}

@@ -1,0 +1,196 @@
+//! The admin API: keys and accounts over HTTP, guarded by the admin key.
+
+use serde_json::{Value, json};
+
+use crate::{ADMIN_KEY, ALICE, TestApp, spawn_app, spawn_app_with};
+
+async fn admin(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = app
+        .http
+        .request(method, app.url(path))
+        .bearer_auth(ADMIN_KEY);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn keys_are_created_listed_used_and_revoked_over_the_admin_api() {
+    let app = spawn_app().await;
+    let (status, created) = admin(
+        &app,
+        reqwest::Method::POST,
+        "/v1/admin/keys",
+        Some(json!({"name": "crm", "daily_limit": 10})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("tdm_"));
+    assert_eq!(created["api_key"]["daily_limit"], 10);
+    let (status, _) = app
+        .post(&key, &app.body("via an admin-made key"), &[])
+        .await;
+    assert_eq!(status, 200);
+    let (_, listed) = admin(&app, reqwest::Method::GET, "/v1/admin/keys", None).await;
+    assert_eq!(listed["api_keys"].as_array().unwrap().len(), 2);
+    assert!(
+        !listed.to_string().contains(&key),
+        "a key is shown only once"
+    );
+    let (status, dup) = admin(
+        &app,
+        reqwest::Method::POST,
+        "/v1/admin/keys",
+        Some(json!({"name": "crm"})),
+    )
+    .await;
+    assert_eq!(
+        (status, dup["error"]["code"].as_str()),
+        (409, Some("already_exists"))
+    );
+    let (status, bad) = admin(
+        &app,
+        reqwest::Method::POST,
+        "/v1/admin/keys",
+        Some(json!({"name": "no spaces please"})),
+    )
+    .await;
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let (status, _) = admin(&app, reqwest::Method::DELETE, "/v1/admin/keys/crm", None).await;
+    assert_eq!(status, 200);
+    let (status, answer) = app.post(&key, &app.body("after revocation"), &[]).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (401, Some("api_key_revoked"))
+    );
+    let (status, _) = admin(&app, reqwest::Method::DELETE, "/v1/admin/keys/crm", None).await;
+    assert_eq!(status, 404, "already revoked");
+    assert_eq!(app.sandbox.handle.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn accounts_are_stored_checked_and_never_shown() {
+    let app = spawn_app().await;
+    let (status, _) = admin(
+        &app,
+        reqwest::Method::PUT,
+        "/v1/admin/accounts/shop",
+        Some(json!({"session": ALICE})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, listed) = admin(&app, reqwest::Method::GET, "/v1/admin/accounts", None).await;
+    assert_eq!(listed["accounts"][0]["name"], "shop");
+    let (status, check) = admin(
+        &app,
+        reqwest::Method::POST,
+        "/v1/admin/accounts/shop/check",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(check["check"]["ok"], true, "{check}");
+    let alice = app.sandbox.handle.account("alice").unwrap().clone();
+    assert_eq!(check["check"]["uid"], alice.uid.to_string());
+    // A session TikTok does not know.
+    admin(
+        &app,
+        reqwest::Method::PUT,
+        "/v1/admin/accounts/stale",
+        Some(json!({"session": "sandbox-session-logged-out"})),
+    )
+    .await;
+    let (_, check) = admin(
+        &app,
+        reqwest::Method::POST,
+        "/v1/admin/accounts/stale/check",
+        None,
+    )
+    .await;
+    assert_eq!(check["check"]["ok"], false, "{check}");
+    assert_eq!(check["check"]["code"], "session_rejected");
+    let (status, missing) = admin(
+        &app,
+        reqwest::Method::POST,
+        "/v1/admin/accounts/nobody/check",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, missing["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    // A key bound to the account sends without a session header.
+    let (status, created) = admin(
+        &app,
+        reqwest::Method::POST,
+        "/v1/admin/keys",
+        Some(json!({"name": "bound", "account": "shop"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let resp = app
+        .http
+        .post(app.url("/v1/messages"))
+        .bearer_auth(created["key"].as_str().unwrap())
+        .json(&app.body("as the shop"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let everything = format!("{listed}{check}{created}");
+    assert!(!everything.contains(ALICE), "no session in any answer");
+    let (status, _) = admin(
+        &app,
+        reqwest::Method::DELETE,
+        "/v1/admin/accounts/shop",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn the_admin_api_wants_the_admin_key_and_is_off_without_one() {
+    let app = spawn_app().await;
+    let api_key = app
+        .http
+        .get(app.url("/v1/admin/keys"))
+        .bearer_auth(&app.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api_key.status(), 401, "an API key is not an admin key");
+    let none = app
+        .http
+        .get(app.url("/v1/admin/keys"))
+        .send()
+        .await
+        .unwrap();
+    let none: Value = none.json().await.unwrap();
+    assert_eq!(none["error"]["code"], "admin_key_missing");
+    let off = spawn_app_with(|s| s.admin_key_hash = None).await;
+    let resp = off
+        .http
+        .get(off.url("/v1/admin/keys"))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["code"],
+        "admin_disabled"
+    );
+}
