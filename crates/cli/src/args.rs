@@ -78,14 +78,18 @@ pub enum AccountsCommand {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, default_value = "127.0.0.1:8787")]
-    pub listen: String,
-    /// Database URL or SQLite file path.
-    #[arg(long, default_value = "tiktok-dm.sqlite", env = "TIKTOK_DM_DATABASE")]
-    pub database: String,
-    /// Also run the sandbox in-process, point the gateway at it, create an API key
-    /// and a stored account, and print them as one JSON line when ready.
+    /// A TOML config file; `TIKTOK_DM_*` variables override it and flags
+    /// override both (the README lists every setting).
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
+    /// Address to listen on (port 0 picks a free port) [default: 127.0.0.1:8787].
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Database URL or SQLite file path [default: tiktok-dm.sqlite].
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Also run the sandbox in-process, point the gateway at it, create an API key,
+    /// an admin key and a stored account, and print them as one JSON line when ready.
     #[arg(long, conflicts_with = "sandbox_url")]
     pub sandbox: bool,
     /// Send to a sandbox already running at this base URL instead of TikTok.

@@ -3,6 +3,7 @@
 mod args;
 mod decode;
 mod demo;
+mod manage;
 mod output;
 mod sandbox;
 mod send;
@@ -38,8 +39,8 @@ fn run(cli: args::Cli) -> anyhow::Result<ExitCode> {
             args::Command::Decode(a) => decode::run(a),
             args::Command::Demo => demo::run().await,
             args::Command::Serve(a) => serve::run(a).await,
-            args::Command::Keys(k) => serve::keys(k).await,
-            args::Command::Accounts(a) => serve::accounts(a).await,
+            args::Command::Keys(k) => manage::keys(k).await,
+            args::Command::Accounts(a) => manage::accounts(a).await,
         }
     })
 }

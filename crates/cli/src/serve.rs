@@ -1,70 +1,47 @@
-//! `tiktok-dm serve` and `tiktok-dm keys`.
+//! `tiktok-dm serve`: settings layered from defaults, a config file, `TIKTOK_DM_*`
+//! variables and flags (validated before anything starts), then the gateway.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use tiktok_dm_client::Endpoints;
-use tiktok_dm_gateway::admin::{self, KeySpec};
-use tiktok_dm_gateway::secrets::{MASTER_KEY_ENV, Vault};
-use tiktok_dm_gateway::{Application, Settings};
+use tiktok_dm_gateway::Application;
+use tiktok_dm_gateway::admin;
+use tiktok_dm_gateway::config::Layers;
 use tiktok_dm_sandbox::{Sandbox, Seed};
-use tiktok_dm_store::{SqliteStore, Store};
 use tokio::net::TcpListener;
 
-use crate::args::{AccountsCommand, KeysCommand, ServeArgs};
+use crate::args::ServeArgs;
+use crate::manage::{create_key, now_ms, open_store, vault};
 use crate::sandbox::{ready_line, shutdown_signal};
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// The master key: from the environment, or a key file beside the database
-/// (created with mode 0600 on first run).
-fn vault(database: &str) -> anyhow::Result<Vault> {
-    if let Ok(value) = std::env::var(MASTER_KEY_ENV) {
-        return Vault::from_base64(&value)
-            .with_context(|| format!("{MASTER_KEY_ENV} is set but unusable"));
+/// The settings from every layer; nothing has started yet.
+fn layers(a: &ServeArgs) -> anyhow::Result<Layers> {
+    let mut layers = Layers::default();
+    if let Some(path) = &a.config {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the config file {}", path.display()))?;
+        layers.file(&path.display().to_string(), &text)?;
     }
-    let db_path = PathBuf::from(
-        database
-            .trim_start_matches("sqlite://")
-            .trim_start_matches("sqlite:"),
-    );
-    let key_path = db_path.with_extension("key");
-    Ok(Vault::load_or_create(&key_path)?)
-}
-
-async fn open_store(database: &str) -> anyhow::Result<SqliteStore> {
-    SqliteStore::open(database)
-        .await
-        .with_context(|| format!("cannot open the database {database}"))
-}
-
-async fn create_key(
-    store: &SqliteStore,
-    name: &str,
-    daily: Option<u32>,
-    monthly: Option<u32>,
-    account: Option<String>,
-) -> anyhow::Result<(String, String)> {
-    let spec = KeySpec {
-        name: name.to_owned(),
-        daily_limit: daily,
-        monthly_limit: monthly,
-        account,
-    };
-    let (issued, key) = admin::create_key(store, spec, now_ms()).await?;
-    Ok((issued.reveal().to_owned(), key.prefix))
+    // Variables that are not Unicode cannot be ours; they are skipped.
+    layers.env(
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+    )?;
+    layers.flag("listen", a.listen.clone());
+    layers.flag("database", a.database.clone());
+    layers.flag("sandbox_url", a.sandbox_url.clone());
+    Ok(layers)
 }
 
 pub async fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(&a.database).await?;
-    let vault = vault(&a.database)?;
+    let mut layers = layers(&a)?;
+    // Validated in full before the database is opened or a socket bound.
+    let config = layers.resolve()?;
+    let store = open_store(&config.database).await?;
+    let vault = vault(&config.database, config.master_key_file.as_deref())?;
     let mut sandbox_info = None;
-    let endpoints = if a.sandbox {
+    let mut admin_key = None;
+    if a.sandbox {
         let sandbox = Sandbox::new(Seed::default_seed()?)?;
         let handle = sandbox.handle();
         let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -78,126 +55,26 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         let name = format!("sandbox-{}", now_ms());
         let (key, _) = create_key(&store, &name, None, None, Some("sandbox".into())).await?;
         sandbox_info = Some((base.clone(), key, ready_line(&base, handle.seed())));
-        Endpoints::sandbox(&base)?
-    } else if let Some(url) = &a.sandbox_url {
-        Endpoints::sandbox(url)?
-    } else {
-        Endpoints::tiktok()
-    };
-    let app = Application::build(&a.listen, Settings::new(endpoints), store, vault)
+        layers.flag("sandbox_url", Some(base));
+        if config.settings.admin_key_hash.is_none() {
+            // A throwaway admin key for this sandbox run, printed with the rest.
+            let issued = tiktok_dm_gateway::secrets::issue_key();
+            layers.flag("admin_key", Some(issued.reveal().to_owned()));
+            admin_key = Some(issued.reveal().to_owned());
+        }
+    }
+    let config = layers.resolve()?;
+    let app = Application::build(&config.listen, config.settings, store, vault)
         .await
-        .with_context(|| format!("cannot listen on {}", a.listen))?;
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let url = format!("http://{}", app.local_addr()?);
     match sandbox_info {
         Some((sandbox_url, key, seed)) => println!(
             "{}",
-            serde_json::json!({"url": url, "api_key": key, "account": "sandbox", "sandbox_url": sandbox_url, "conversations": seed["conversations"]})
+            serde_json::json!({"url": url, "api_key": key, "admin_key": admin_key, "account": "sandbox", "sandbox_url": sandbox_url, "conversations": seed["conversations"]})
         ),
         None => println!("{}", serde_json::json!({"url": url})),
     }
     app.run(shutdown_signal()).await?;
-    Ok(ExitCode::SUCCESS)
-}
-
-pub async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
-    match command {
-        KeysCommand::Create {
-            name,
-            daily_limit,
-            monthly_limit,
-            account,
-            json,
-            database,
-        } => {
-            let store = open_store(&database).await?;
-            let (key, prefix) =
-                create_key(&store, &name, daily_limit, monthly_limit, account.clone()).await?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"key": key, "name": name, "prefix": prefix, "daily_limit": daily_limit, "monthly_limit": monthly_limit, "account": account})
-                );
-            } else {
-                println!("{key}");
-                eprintln!("API key {name:?} created; it is shown only this once.");
-            }
-        }
-        KeysCommand::List { database } => {
-            let store = open_store(&database).await?;
-            println!("{}", serde_json::to_string(&store.list_api_keys().await?)?);
-        }
-        KeysCommand::Revoke { name, database } => {
-            let store = open_store(&database).await?;
-            if !store.revoke_api_key(&name, now_ms()).await? {
-                eprintln!("error: no active API key named {name:?}");
-                return Ok(ExitCode::from(1));
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Reads a session from `@FILE` or `-`; a bare value is refused.
-fn read_secret(source: &str) -> anyhow::Result<String> {
-    use std::io::Read as _;
-    if source == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("cannot read the session from standard input")?;
-        Ok(s)
-    } else if let Some(path) = source.strip_prefix('@') {
-        std::fs::read_to_string(path).with_context(|| format!("cannot read session file {path}"))
-    } else {
-        anyhow::bail!("pass the session as @FILE or - (standard input), not on the command line")
-    }
-}
-
-pub async fn accounts(command: AccountsCommand) -> anyhow::Result<ExitCode> {
-    match command {
-        AccountsCommand::Add {
-            name,
-            session,
-            database,
-        } => {
-            let session = read_secret(&session)?;
-            let store = open_store(&database).await?;
-            // The session's form is checked here, so a typo is not found at send time.
-            admin::put_account(&store, &vault(&database)?, &name, &session, now_ms()).await?;
-            eprintln!("account {name:?} stored");
-        }
-        AccountsCommand::List { database } => {
-            let store = open_store(&database).await?;
-            println!("{}", serde_json::to_string(&store.list_accounts().await?)?);
-        }
-        AccountsCommand::Check {
-            name,
-            database,
-            sandbox_url,
-        } => {
-            let store = open_store(&database).await?;
-            let endpoints = match &sandbox_url {
-                Some(url) => Endpoints::sandbox(url)?,
-                None => Endpoints::tiktok(),
-            };
-            let check =
-                admin::check_account(&store, &vault(&database)?, &Settings::new(endpoints), &name)
-                    .await?;
-            println!("{}", serde_json::to_string(&check)?);
-            // 0: accepted; 1: rejected; 2: TikTok could not be asked.
-            return Ok(match check.code {
-                None => ExitCode::SUCCESS,
-                Some("session_rejected") => ExitCode::from(1),
-                Some(_) => ExitCode::from(2),
-            });
-        }
-        AccountsCommand::Remove { name, database } => {
-            let store = open_store(&database).await?;
-            if !store.remove_account(&name).await? {
-                eprintln!("error: no account named {name:?}");
-                return Ok(ExitCode::from(1));
-            }
-        }
-    }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,8 +1,39 @@
-//! Gateway settings.
+//! Gateway settings, and how `tiktok-dm serve` layers them: built-in defaults,
+//! then a TOML config file, then `TIKTOK_DM_*` environment variables, then
+//! command-line flags. Every value is validated once, here, with an error that
+//! names where the bad value came from. This module reads nothing itself: the
+//! CLI passes the file's text and the environment in.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tiktok_dm_client::{Endpoints, TransportMode};
+
+use crate::error::{Error, Result};
+
+/// Per-account pacing: the least time between two sends from one TikTok
+/// account, plus a random extra of up to `jitter`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pacing {
+    /// The least time between two sends of one account (zero: off).
+    pub min_interval: Duration,
+    /// Up to this much more, at random, each time.
+    pub jitter: Duration,
+}
+
+impl Pacing {
+    /// No pacing (the sandbox default).
+    pub const OFF: Self = Self {
+        min_interval: Duration::ZERO,
+        jitter: Duration::ZERO,
+    };
+    /// The default against TikTok: at least 1.5 s between one account's sends,
+    /// plus up to 1 s. An inferred, conservative value: TikTok publishes no limit.
+    pub const TIKTOK_DEFAULT: Self = Self {
+        min_interval: Duration::from_millis(1500),
+        jitter: Duration::from_millis(1000),
+    };
+}
 
 /// Everything the gateway needs to know, validated once at start.
 #[derive(Clone, Debug)]
@@ -22,10 +53,16 @@ pub struct Settings {
     pub lease: Duration,
     /// SHA-256 of the admin key; the admin API is off without one.
     pub admin_key_hash: Option<[u8; 32]>,
+    /// Per-account pacing.
+    pub pacing: Pacing,
+    /// A pooled client session unused this long is closed.
+    pub session_idle: Duration,
+    /// Requests taking longer are answered 408 (sends answer 202 before this).
+    pub request_timeout: Duration,
 }
 
 impl Settings {
-    /// Defaults for the given endpoints.
+    /// Defaults for the given endpoints (pacing off; see [`Pacing`]).
     pub fn new(endpoints: Endpoints) -> Self {
         Self {
             endpoints,
@@ -35,6 +72,438 @@ impl Settings {
             max_attempts: 6,
             lease: Duration::from_secs(120),
             admin_key_hash: None,
+            pacing: Pacing::OFF,
+            session_idle: Duration::from_secs(600),
+            request_timeout: Duration::from_secs(60),
         }
+    }
+}
+
+/// Where a setting may come from, most important last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Source {
+    File,
+    Env,
+    Flag,
+}
+
+/// Every setting `serve` knows: its name in the file (the environment variable
+/// is `TIKTOK_DM_` and the name in capitals) and what it means.
+pub const SETTINGS: &[(&str, &str)] = &[
+    ("listen", "address to listen on (default 127.0.0.1:8787)"),
+    (
+        "database",
+        "SQLite file path or sqlite:// URL (default tiktok-dm.sqlite)",
+    ),
+    (
+        "sandbox_url",
+        "send to a sandbox at this base URL instead of TikTok",
+    ),
+    ("transport", "auto, ws or http (default auto)"),
+    (
+        "wait_for_delivery_secs",
+        "how long a send waits for its outcome, 0-300 (default 30)",
+    ),
+    (
+        "image_limit_bytes",
+        "largest image, 1 KiB-100 MiB (default 20 MiB)",
+    ),
+    (
+        "max_attempts",
+        "delivery attempts per message, 1-100 (default 6)",
+    ),
+    (
+        "lease_secs",
+        "how long a worker holds a claimed message, 10-3600 (default 120)",
+    ),
+    (
+        "pacing_min_interval_ms",
+        "least time between one account's sends (default 1500; 0 with a sandbox)",
+    ),
+    (
+        "pacing_jitter_ms",
+        "random extra per send, up to this (default 1000; 0 with a sandbox)",
+    ),
+    (
+        "session_idle_secs",
+        "close a pooled TikTok session unused this long (default 600)",
+    ),
+    (
+        "request_timeout_secs",
+        "answer 408 after this, 1-3600 (default 60)",
+    ),
+    (
+        "master_key_file",
+        "the vault key file (default: the database path with .key)",
+    ),
+    (
+        "admin_key_sha256",
+        "hex SHA-256 of the admin key (enables the admin API)",
+    ),
+    (
+        "admin_key",
+        "the admin key itself; environment only, never in the file",
+    ),
+];
+
+/// Environment variables other commands read, which `serve` leaves alone.
+const OTHER_ENV: &[&str] = &["SESSION", "MASTER_KEY", "LOG"];
+
+/// What `serve` runs with.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Database URL or path.
+    pub database: String,
+    /// A sandbox base URL instead of TikTok.
+    pub sandbox_url: Option<String>,
+    /// The vault key file, when not the default.
+    pub master_key_file: Option<String>,
+    /// The gateway's settings (endpoints follow `sandbox_url`).
+    pub settings: Settings,
+}
+
+/// The layered raw values: name → (value, source, where it came from).
+#[derive(Default)]
+pub struct Layers {
+    values: BTreeMap<String, (String, Source, String)>,
+}
+
+impl Layers {
+    /// Reads a TOML config file's text; unknown keys and wrong types are errors.
+    ///
+    /// # Errors
+    /// The text is not TOML, a key is unknown, or a value is not a string, number or boolean.
+    pub fn file(&mut self, path: &str, text: &str) -> Result<()> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| Error::Config(format!("{path}: {}", e.message())))?;
+        for (key, value) in table {
+            if key == "admin_key" {
+                return Err(Error::Config(format!(
+                    "{path}: admin_key must not be written in a file; put its SHA-256 in admin_key_sha256, or set TIKTOK_DM_ADMIN_KEY"
+                )));
+            }
+            known(&key).map_err(|m| Error::Config(format!("{path}: {m}")))?;
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(Error::Config(format!(
+                        "{path}: {key} must be a string or a number, not a {}",
+                        other.type_str()
+                    )));
+                }
+            };
+            self.set(&key, text, Source::File, format!("{path}: {key}"));
+        }
+        Ok(())
+    }
+
+    /// Takes every `TIKTOK_DM_*` variable; one `serve` does not know is an error
+    /// (a typo would otherwise be silently ignored).
+    ///
+    /// # Errors
+    /// An unknown `TIKTOK_DM_` variable.
+    pub fn env<I: IntoIterator<Item = (String, String)>>(&mut self, vars: I) -> Result<()> {
+        for (name, value) in vars {
+            let Some(rest) = name.strip_prefix("TIKTOK_DM_") else {
+                continue;
+            };
+            if OTHER_ENV.contains(&rest) {
+                continue;
+            }
+            let key = rest.to_ascii_lowercase();
+            known(&key).map_err(|m| Error::Config(format!("environment variable {name}: {m}")))?;
+            self.set(&key, value, Source::Env, name);
+        }
+        Ok(())
+    }
+
+    /// A command-line flag's value.
+    pub fn flag(&mut self, key: &str, value: Option<String>) {
+        if let Some(v) = value {
+            self.set(key, v, Source::Flag, format!("--{}", key.replace('_', "-")));
+        }
+    }
+
+    fn set(&mut self, key: &str, value: String, source: Source, origin: String) {
+        let replace = self
+            .values
+            .get(key)
+            .is_none_or(|(_, existing, _)| source >= *existing);
+        if replace {
+            self.values.insert(key.to_owned(), (value, source, origin));
+        }
+    }
+
+    fn text(&self, key: &str) -> Option<(&str, &str)> {
+        self.values
+            .get(key)
+            .map(|(v, _, origin)| (v.trim(), origin.as_str()))
+    }
+
+    fn number(&self, key: &str, range: std::ops::RangeInclusive<u64>) -> Result<Option<u64>> {
+        let Some((value, origin)) = self.text(key) else {
+            return Ok(None);
+        };
+        match value.parse::<u64>() {
+            Ok(n) if range.contains(&n) => Ok(Some(n)),
+            _ => Err(Error::Config(format!(
+                "{origin} = {value:?}: expected a whole number from {} to {}",
+                range.start(),
+                range.end()
+            ))),
+        }
+    }
+
+    /// Validates everything into what `serve` runs with.
+    ///
+    /// # Errors
+    /// The first bad value, naming its origin.
+    pub fn resolve(&self) -> Result<ServeConfig> {
+        let sandbox_url = self.text("sandbox_url").map(|(v, _)| v.to_owned());
+        let endpoints = match self.text("sandbox_url") {
+            Some((url, origin)) => Endpoints::sandbox(url)
+                .map_err(|e| Error::Config(format!("{origin} = {url:?}: {e}")))?,
+            None => Endpoints::tiktok(),
+        };
+        let mut settings = Settings::new(endpoints);
+        if sandbox_url.is_none() {
+            settings.pacing = Pacing::TIKTOK_DEFAULT;
+        }
+        if let Some((value, origin)) = self.text("transport") {
+            settings.transport = value.parse().map_err(|_| {
+                Error::Config(format!("{origin} = {value:?}: expected auto, ws or http"))
+            })?;
+        }
+        if let Some(n) = self.number("wait_for_delivery_secs", 0..=300)? {
+            settings.wait_for_delivery = Duration::from_secs(n);
+        }
+        if let Some(n) = self.number("image_limit_bytes", 1024..=100 * 1024 * 1024)? {
+            settings.image_limit = n;
+        }
+        if let Some(n) = self.number("max_attempts", 1..=100)? {
+            settings.max_attempts = i64::try_from(n).unwrap_or(100);
+        }
+        if let Some(n) = self.number("lease_secs", 1..=3600)? {
+            settings.lease = Duration::from_secs(n);
+        }
+        if let Some(n) = self.number("pacing_min_interval_ms", 0..=600_000)? {
+            settings.pacing.min_interval = Duration::from_millis(n);
+        }
+        if let Some(n) = self.number("pacing_jitter_ms", 0..=600_000)? {
+            settings.pacing.jitter = Duration::from_millis(n);
+        }
+        if let Some(n) = self.number("session_idle_secs", 1..=86_400)? {
+            settings.session_idle = Duration::from_secs(n);
+        }
+        if let Some(n) = self.number("request_timeout_secs", 1..=3600)? {
+            settings.request_timeout = Duration::from_secs(n);
+        }
+        if settings.request_timeout <= settings.wait_for_delivery {
+            return Err(Error::Config(format!(
+                "request_timeout_secs ({}) must be longer than wait_for_delivery_secs ({}), or every slow send would time out instead of answering 202",
+                settings.request_timeout.as_secs(),
+                settings.wait_for_delivery.as_secs()
+            )));
+        }
+        settings.admin_key_hash = match (self.text("admin_key"), self.text("admin_key_sha256")) {
+            (Some((key, origin)), _) => {
+                if key.len() < 16 {
+                    return Err(Error::Config(format!(
+                        "{origin}: the admin key must be at least 16 characters"
+                    )));
+                }
+                Some(crate::secrets::hash_key(key))
+            }
+            (None, Some((hex, origin))) => Some(parse_sha256(hex).ok_or_else(|| {
+                Error::Config(format!("{origin}: expected 64 hexadecimal characters"))
+            })?),
+            (None, None) => None,
+        };
+        let listen = self
+            .text("listen")
+            .map_or("127.0.0.1:8787", |(v, _)| v)
+            .to_owned();
+        if let Some((value, origin)) = self.text("listen") {
+            if value.parse::<std::net::SocketAddr>().is_err() {
+                return Err(Error::Config(format!(
+                    "{origin} = {value:?}: expected an address and port such as 127.0.0.1:8787"
+                )));
+            }
+        }
+        let database = self
+            .text("database")
+            .map_or("tiktok-dm.sqlite", |(v, _)| v)
+            .to_owned();
+        if database.is_empty() {
+            return Err(Error::Config("the database must not be empty".into()));
+        }
+        Ok(ServeConfig {
+            listen,
+            database,
+            sandbox_url,
+            master_key_file: self.text("master_key_file").map(|(v, _)| v.to_owned()),
+            settings,
+        })
+    }
+}
+
+fn known(key: &str) -> std::result::Result<(), String> {
+    if SETTINGS.iter().any(|(name, _)| *name == key) {
+        Ok(())
+    } else {
+        let names: Vec<&str> = SETTINGS.iter().map(|(n, _)| *n).collect();
+        Err(format!(
+            "unknown setting {key:?}; the settings are {}",
+            names.join(", ")
+        ))
+    }
+}
+
+fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn flags_beat_the_environment_which_beats_the_file() {
+        let mut l = Layers::default();
+        l.file(
+            "gw.toml",
+            "listen = \"127.0.0.1:9000\"\nmax_attempts = 3\nwait_for_delivery_secs = 5\n",
+        )
+        .unwrap();
+        l.env(env(&[
+            ("TIKTOK_DM_MAX_ATTEMPTS", "4"),
+            ("TIKTOK_DM_SESSION", "ignored here"),
+            ("PATH", "/bin"),
+        ]))
+        .unwrap();
+        l.flag("listen", Some("127.0.0.1:0".into()));
+        l.flag("database", None);
+        let c = l.resolve().unwrap();
+        assert_eq!(c.listen, "127.0.0.1:0");
+        assert_eq!(c.settings.max_attempts, 4);
+        assert_eq!(c.settings.wait_for_delivery, Duration::from_secs(5));
+        assert_eq!(c.database, "tiktok-dm.sqlite");
+        assert_eq!(c.settings.pacing, Pacing::TIKTOK_DEFAULT, "TikTok is paced");
+    }
+
+    #[test]
+    fn a_sandbox_is_not_paced_unless_asked() {
+        let mut l = Layers::default();
+        l.flag("sandbox_url", Some("http://127.0.0.1:1".into()));
+        assert_eq!(l.resolve().unwrap().settings.pacing, Pacing::OFF);
+        l.flag("pacing_min_interval_ms", Some("250".into()));
+        assert_eq!(
+            l.resolve().unwrap().settings.pacing.min_interval,
+            Duration::from_millis(250)
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_origin() {
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case<'_>] = &[
+            (
+                "max_attempts = 0",
+                &[],
+                "gw.toml: max_attempts = \"0\": expected a whole number from 1 to 100",
+            ),
+            ("colour = 1", &[], "gw.toml: unknown setting \"colour\""),
+            (
+                "listen = [1]",
+                &[],
+                "gw.toml: listen must be a string or a number, not a array",
+            ),
+            (
+                "admin_key = \"x\"",
+                &[],
+                "admin_key must not be written in a file",
+            ),
+            ("not toml", &[], "gw.toml: "),
+            (
+                "",
+                &[("TIKTOK_DM_MAX_ATTEMPT", "3")],
+                "environment variable TIKTOK_DM_MAX_ATTEMPT: unknown setting",
+            ),
+            (
+                "",
+                &[("TIKTOK_DM_TRANSPORT", "pigeon")],
+                "TIKTOK_DM_TRANSPORT = \"pigeon\": expected auto, ws or http",
+            ),
+            (
+                "",
+                &[("TIKTOK_DM_LISTEN", "localhost")],
+                "expected an address and port",
+            ),
+            (
+                "",
+                &[("TIKTOK_DM_ADMIN_KEY", "short")],
+                "at least 16 characters",
+            ),
+            (
+                "admin_key_sha256 = \"abc\"",
+                &[],
+                "expected 64 hexadecimal characters",
+            ),
+            (
+                "",
+                &[("TIKTOK_DM_SANDBOX_URL", "not a url")],
+                "TIKTOK_DM_SANDBOX_URL = \"not a url\"",
+            ),
+        ];
+        for (file, vars, expected) in cases {
+            let mut l = Layers::default();
+            let err = l
+                .file("gw.toml", file)
+                .and_then(|()| l.env(env(vars)))
+                .and_then(|()| l.resolve().map(|_| ()))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{file:?} {vars:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_admin_key_is_kept_only_as_its_hash() {
+        let mut l = Layers::default();
+        l.env(env(&[("TIKTOK_DM_ADMIN_KEY", "a-long-enough-admin-key")]))
+            .unwrap();
+        let c = l.resolve().unwrap();
+        assert_eq!(
+            c.settings.admin_key_hash,
+            Some(crate::secrets::hash_key("a-long-enough-admin-key"))
+        );
+        assert!(!format!("{c:?}").contains("a-long-enough-admin-key"));
+        let hex = tiktok_dm_client::proto::access_key::hex(&crate::secrets::hash_key("k"));
+        let mut l = Layers::default();
+        l.file("f", &format!("admin_key_sha256 = \"{hex}\""))
+            .unwrap();
+        assert_eq!(
+            l.resolve().unwrap().settings.admin_key_hash,
+            Some(crate::secrets::hash_key("k"))
+        );
     }
 }

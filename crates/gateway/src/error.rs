@@ -23,6 +23,9 @@ pub enum Error {
     /// A sealed value does not open: wrong master key, or tampered data.
     #[error("a stored secret cannot be decrypted (wrong master key, or the data was altered)")]
     Unseal,
+    /// A setting is unknown or has a bad value (the message names where it came from).
+    #[error("configuration: {0}")]
+    Config(String),
     /// An administrative input is not acceptable (a name, a limit, a session's form).
     #[error("{0}")]
     Invalid(String),

@@ -542,6 +542,7 @@ fn handle_send(
             message_type: send.message_type.unwrap_or_default(),
             content,
             transport,
+            received_at_ms: now_ms() as i64,
         };
         let index = state.messages.len();
         state.by_client_id.insert(key, index);

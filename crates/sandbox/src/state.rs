@@ -46,6 +46,8 @@ pub struct ReceivedMessage {
     pub content: serde_json::Value,
     /// How it arrived (the first time).
     pub transport: Transport,
+    /// When it was stored (Unix ms).
+    pub received_at_ms: i64,
 }
 
 fn as_string<S: serde::Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {

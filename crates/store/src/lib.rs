@@ -84,6 +84,9 @@ pub trait Store: Clone + Send + Sync + 'static {
         error: &serde_json::Value,
         now: i64,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Gives a claimed message back untried (pacing said not yet): `accepted`
+    /// again at `next_attempt_at`, without counting the attempt.
+    fn release(&self, id: i64, next_attempt_at: i64) -> impl Future<Output = Result<()>> + Send;
     /// Ends a message: `failed` (its quota reservation is given back) or
     /// `unknown` (it may have been delivered; the reservation stays).
     fn finish(

@@ -388,6 +388,16 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn release(&self, id: i64, next_attempt_at: i64) -> Result<()> {
+        let _w = self.writer.lock().await;
+        sqlx::query("UPDATE outbox SET state = 'accepted', next_attempt_at = ?, attempts = MAX(attempts - 1, 0), locked_until = NULL WHERE id = ? AND state = 'sending'")
+            .bind(next_attempt_at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn finish(
         &self,
         id: i64,

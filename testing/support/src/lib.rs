@@ -5,7 +5,11 @@
 //! it panics with a message rather than returning errors.
 #![allow(clippy::expect_used)]
 
+mod proxy;
+
 use std::net::SocketAddr;
+
+pub use proxy::{Proxy, spawn_proxy};
 
 use tiktok_dm_sandbox::{Sandbox, SandboxHandle, Seed};
 use tokio::net::TcpListener;

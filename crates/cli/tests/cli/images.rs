@@ -75,7 +75,7 @@ async fn an_image_from_stdin_or_base64_arrives_byte_for_byte() {
         let bytes = bytes.clone();
         move || {
             use std::io::Write as _;
-            let mut child = std::process::Command::new(crate::BIN)
+            let mut child = crate::command()
                 .args(&argv)
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())

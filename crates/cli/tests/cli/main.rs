@@ -1,8 +1,10 @@
 //! The built `tiktok-dm` binary, run against a sandbox on an ephemeral port.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod config;
 mod decode;
 mod images;
+mod restart;
 mod run_sandbox;
 mod send;
 mod serve;
@@ -15,10 +17,34 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_tiktok-dm");
 /// Runs the binary with `args` (and `stdin`), off the async runtime so the
 /// in-process sandbox keeps serving.
 pub async fn run(args: Vec<String>, stdin: Option<String>) -> Output {
+    run_with_env(args, stdin, &[]).await
+}
+
+/// The binary without any `TIKTOK_DM_*` variable of the test's own environment.
+pub fn command() -> Command {
+    let mut command = Command::new(BIN);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TIKTOK_DM_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// [`run`] with extra environment variables.
+pub async fn run_with_env(
+    args: Vec<String>,
+    stdin: Option<String>,
+    env: &[(&str, &str)],
+) -> Output {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(BIN)
+        let mut child = command()
             .args(&args)
-            .env_remove("TIKTOK_DM_SESSION")
+            .envs(env)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -38,10 +64,18 @@ pub async fn run(args: Vec<String>, stdin: Option<String>) -> Output {
 /// Starts a long-running `tiktok-dm` (sandbox, serve) and returns it with the
 /// JSON line it prints when ready. Kill the child when done.
 pub async fn spawn_ready(args: &[&str]) -> (std::process::Child, serde_json::Value) {
+    spawn_ready_with_env(args, &[]).await
+}
+
+/// [`spawn_ready`] with extra environment variables.
+pub async fn spawn_ready_with_env(
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Child, serde_json::Value) {
     use std::io::{BufRead as _, BufReader};
-    let mut child = Command::new(BIN)
+    let mut child = command()
         .args(args)
-        .env_remove("TIKTOK_DM_MASTER_KEY")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

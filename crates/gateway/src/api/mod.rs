@@ -62,6 +62,25 @@ async fn ready<S: Store>(
     }
 }
 
+/// Answers 408 when a request takes longer than the configured timeout.
+async fn timeout<S: Store>(
+    axum::extract::State(state): axum::extract::State<AppState<S>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let limit = state.settings.request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("the request took longer than {} s", limit.as_secs()),
+        )
+        .into_response(),
+    }
+}
+
 /// The router. The body limit follows the image limit (base64 is 4/3 of the
 /// bytes, plus room for the rest of the JSON).
 pub fn router<S: Store>(state: AppState<S>) -> Router {
@@ -88,5 +107,9 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready::<S>))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            timeout::<S>,
+        ))
         .with_state(state)
 }

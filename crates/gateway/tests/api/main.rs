@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod admin;
+mod delivery;
 mod form;
 mod send;
 
@@ -13,13 +14,14 @@ use tiktok_dm_client::Endpoints;
 use tiktok_dm_gateway::secrets::{Vault, issue_key};
 use tiktok_dm_gateway::{Application, Settings};
 use tiktok_dm_store::{NewApiKey, SqliteStore, Store};
-use tiktok_dm_test_support::{TestSandbox, spawn_sandbox};
+use tiktok_dm_test_support::{Proxy, TestSandbox, spawn_proxy, spawn_sandbox};
 
 pub const ALICE: &str = "sandbox-session-alice";
 
 pub struct TestApp {
     pub addr: SocketAddr,
     pub sandbox: TestSandbox,
+    pub proxy: Option<Proxy>,
     pub store: SqliteStore,
     pub vault_key: [u8; 32],
     pub key: String,
@@ -83,6 +85,15 @@ pub async fn spawn_app() -> TestApp {
 
 /// A test app whose settings `adjust` changes first.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    build(adjust, false).await
+}
+
+/// A test app that reaches the sandbox through a [`Proxy`] the test can take down.
+pub async fn spawn_app_behind_proxy(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    build(adjust, true).await
+}
+
+async fn build(adjust: impl FnOnce(&mut Settings), behind_proxy: bool) -> TestApp {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let sandbox = spawn_sandbox().await;
     let dir = tempfile::tempdir().unwrap();
@@ -90,7 +101,15 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .unwrap();
     let vault_key = [9u8; 32];
-    let mut settings = Settings::new(Endpoints::sandbox(&sandbox.base_url()).unwrap());
+    let proxy = if behind_proxy {
+        Some(spawn_proxy(sandbox.addr).await)
+    } else {
+        None
+    };
+    let upstream = proxy
+        .as_ref()
+        .map_or_else(|| sandbox.base_url(), Proxy::base_url);
+    let mut settings = Settings::new(Endpoints::sandbox(&upstream).unwrap());
     settings.admin_key_hash = Some(tiktok_dm_gateway::secrets::hash_key(ADMIN_KEY));
     adjust(&mut settings);
     let app = Application::build(
@@ -106,6 +125,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let mut test = TestApp {
         addr,
         sandbox,
+        proxy,
         store,
         vault_key,
         key: String::new(),

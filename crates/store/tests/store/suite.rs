@@ -149,6 +149,20 @@ macro_rules! store_suite {
         }
 
         #[tokio::test]
+        async fn a_released_message_comes_back_later_without_counting_an_attempt() {
+            let (store, _guard) = $open().await;
+            let key = new_key(&store, "r", None).await;
+            store.enqueue(request("p", key.id, None, &[Kind::Text]), &[], 10).await.unwrap();
+            let first = store.claim_due(20, 60_000, 5).await.unwrap();
+            assert_eq!(first[0].attempts, 1);
+            store.release(first[0].id, 500).await.unwrap();
+            assert!(store.claim_due(499, 60_000, 5).await.unwrap().is_empty(), "not before its time");
+            let again = store.claim_due(500, 60_000, 5).await.unwrap();
+            assert_eq!((again[0].id, again[0].attempts), (first[0].id, 1));
+            assert_eq!(store.outbox_depth().await.unwrap(), 1);
+        }
+
+        #[tokio::test]
         async fn concurrent_requests_never_exceed_a_limit() {
             let (store, _guard) = $open().await;
             let key = new_key(&store, "burst", Some(50)).await;

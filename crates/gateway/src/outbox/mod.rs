@@ -4,8 +4,6 @@
 //! message id, which TikTok de-duplicates; after a restart, rows left `sending`
 //! come back when their lease expires.
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::ExposeSecret as _;
@@ -19,27 +17,12 @@ use tiktok_dm_client::proto::content::MessageText;
 use tiktok_dm_client::proto::ids::ClientMessageId;
 use tiktok_dm_client::{Config, Credentials, Error as ClientError, RetryClass, Session, Target};
 use tiktok_dm_store::{Kind, OutboxMessage, State, Store};
-use tokio::sync::{Mutex, watch};
+use tokio::sync::watch;
+
+mod pool;
+pub use pool::{Pool, Slot};
 
 use crate::api::AppState;
-
-/// Client sessions by account, reused across messages.
-#[derive(Clone, Default)]
-pub struct Pool {
-    sessions: Arc<Mutex<HashMap<String, Session>>>,
-}
-
-impl Pool {
-    /// Connected sessions.
-    pub async fn len(&self) -> usize {
-        self.sessions.lock().await.len()
-    }
-
-    /// Whether no session is connected.
-    pub async fn is_empty(&self) -> bool {
-        self.sessions.lock().await.is_empty()
-    }
-}
 
 fn error_json(e: &ClientError) -> serde_json::Value {
     json!({"code": e.code(), "message": e.to_string(), "tiktok_code": e.tiktok_code()})
@@ -50,14 +33,39 @@ fn backoff(attempts: i64) -> i64 {
     (500i64 << attempts.clamp(0, 7)).min(60_000)
 }
 
-/// Runs until `stop` turns true.
+/// Messages delivered at once; more wait in the outbox.
+const MAX_IN_FLIGHT: usize = 512;
+/// Messages claimed per store round trip.
+const CLAIM_BATCH: usize = 128;
+
+/// Runs until `stop` turns true, then waits (up to 10 s) for the deliveries in
+/// flight; any still unfinished go again after their lease, with the same ids.
 pub async fn run<S: Store>(state: AppState<S>, pool: Pool, mut stop: watch::Receiver<bool>) {
+    let mut in_flight = tokio::task::JoinSet::new();
+    let mut next_sweep = tokio::time::Instant::now() + SWEEP_EVERY;
     loop {
         if *stop.borrow() {
-            return;
+            break;
+        }
+        while in_flight.try_join_next().is_some() {}
+        if tokio::time::Instant::now() >= next_sweep {
+            let closed = pool.close_idle(state.settings.session_idle);
+            if closed > 0 {
+                tracing::debug!(closed, "outbox: idle sessions closed");
+            }
+            next_sweep = tokio::time::Instant::now() + SWEEP_EVERY;
+        }
+        let room = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
+        if room == 0 {
+            tokio::select! {
+                _ = in_flight.join_next() => {}
+                _ = stop.changed() => {}
+            }
+            continue;
         }
         let lease = i64::try_from(state.settings.lease.as_millis()).unwrap_or(120_000);
-        let claimed = match state.store.claim_due(now_ms(), lease, 32).await {
+        let max = u32::try_from(room.min(CLAIM_BATCH)).unwrap_or(1);
+        let claimed = match state.store.claim_due(now_ms(), lease, max).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "outbox: claiming failed");
@@ -72,37 +80,42 @@ pub async fn run<S: Store>(state: AppState<S>, pool: Pool, mut stop: watch::Rece
             }
             continue;
         }
-        let mut tasks = Vec::with_capacity(claimed.len());
         for message in claimed {
             let (state, pool) = (state.clone(), pool.clone());
-            tasks.push(tokio::spawn(async move {
-                deliver(&state, &pool, message).await
-            }));
+            in_flight.spawn(async move { deliver(&state, &pool, message).await });
         }
-        for t in tasks {
-            let _ = t.await;
-        }
+    }
+    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+        while in_flight.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            left = in_flight.len(),
+            "outbox: stopped with deliveries in flight; they resume after their lease"
+        );
     }
 }
 
-async fn session_for<S: Store>(
+/// How often idle sessions are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// Which pooled session a message goes out on, and its secret. A stored
+/// account's key includes a digest of its sealed session, so replacing the
+/// session starts a new client session (the old one idles out).
+fn pool_key_and_secret<S: Store>(
     state: &AppState<S>,
-    pool: &Pool,
     m: &OutboxMessage,
-) -> Result<Session, ClientError> {
-    let (pool_key, secret) = match (&m.account, &m.session_sealed) {
+    account_sealed: Option<Vec<u8>>,
+) -> Result<(String, secrecy::SecretString), ClientError> {
+    let (key, opened) = match (&m.account, &m.session_sealed) {
         (Some(name), _) => {
-            let sealed = state
-                .store
-                .account(name)
-                .await
-                .ok()
-                .flatten()
-                .ok_or_else(|| {
-                    ClientError::InvalidSession(format!("the stored account {name:?} is gone"))
-                })?;
+            let sealed = account_sealed.ok_or_else(|| {
+                ClientError::InvalidSession(format!("the stored account {name:?} is gone"))
+            })?;
+            let digest = hex(&Sha256::digest(&sealed)[..8]);
             (
-                format!("account:{name}"),
+                format!("account:{name}:{digest}"),
                 state.vault.open(&sealed, &format!("account:{name}")),
             )
         }
@@ -122,30 +135,48 @@ async fn session_for<S: Store>(
             ));
         }
     };
-    let secret = secret.map_err(|e| ClientError::InvalidSession(e.to_string()))?;
-    let mut sessions = pool.sessions.lock().await;
-    if let Some(s) = sessions.get(&pool_key) {
-        return Ok(s.clone());
-    }
+    Ok((
+        key,
+        opened.map_err(|e| ClientError::InvalidSession(e.to_string()))?,
+    ))
+}
+
+async fn connect(
+    settings: &crate::Settings,
+    secret: &secrecy::SecretString,
+) -> Result<Session, ClientError> {
     let config = Config::builder(Credentials::parse(secret.expose_secret())?)
-        .endpoints(state.settings.endpoints.clone())
-        .transport(state.settings.transport)
-        .image_limit(state.settings.image_limit)
+        .endpoints(settings.endpoints.clone())
+        .transport(settings.transport)
+        .image_limit(settings.image_limit)
         .build()?;
-    let session = Session::connect(config).await?;
-    sessions.insert(pool_key, session.clone());
-    Ok(session)
+    Session::connect(config).await
 }
 
 async fn deliver<S: Store>(state: &AppState<S>, pool: &Pool, mut m: OutboxMessage) {
     // The image moves into the send rather than being copied (it may be 20 MB).
     let image_bytes = m.image.take();
+    let mut pool_key = None;
     let result = async {
-        let session = session_for(state, pool, &m).await?;
+        let account_sealed = match &m.account {
+            Some(name) => state.store.account(name).await.ok().flatten(),
+            None => None,
+        };
+        let (key, secret) = pool_key_and_secret(state, &m, account_sealed)?;
+        pool_key = Some(key.clone());
+        // Pacing: wait for this account's next slot, or give the message back
+        // when the queue is longer than half a lease.
+        match pool.reserve(&key, state.settings.pacing, state.settings.lease / 2) {
+            Slot::After(wait) => tokio::time::sleep(wait).await,
+            Slot::Later(wait) => return Ok(Err(wait)),
+        }
+        let session = pool
+            .session(&key, || connect(&state.settings, &secret))
+            .await?;
         let target = Target::parse(&m.conversation_id, &m.conversation_short_id.to_string())?;
         let id = ClientMessageId::parse(&m.client_message_id)
             .map_err(|e| ClientError::InvalidInput(e.to_string()))?;
-        match m.kind {
+        let sent = match m.kind {
             Kind::Text => {
                 let text = MessageText::parse(m.text.as_deref().unwrap_or_default())
                     .map_err(|e| ClientError::InvalidInput(e.to_string()))?;
@@ -156,9 +187,31 @@ async fn deliver<S: Store>(state: &AppState<S>, pool: &Pool, mut m: OutboxMessag
                     Image::from_bytes(image_bytes.unwrap_or_default(), state.settings.image_limit)?;
                 session.send_image_with_id(&target, image, &id).await
             }
-        }
+        };
+        sent.map(Ok)
     }
     .await;
+    let result = match result {
+        Ok(Err(wait)) => {
+            let at = now_ms() + i64::try_from(wait.as_millis()).unwrap_or(60_000);
+            if let Err(e) = state.store.release(m.id, at).await {
+                tracing::error!(error = %e, "outbox: giving a paced message back failed");
+            }
+            return;
+        }
+        Ok(Ok(sent)) => Ok(sent),
+        Err(e) => {
+            if matches!(
+                e,
+                ClientError::InvalidSession(_) | ClientError::HandshakeRefused { .. }
+            ) {
+                if let Some(key) = &pool_key {
+                    pool.forget(key);
+                }
+            }
+            Err(e)
+        }
+    };
     let now = now_ms();
     let recorded = match result {
         Ok(sent) => {

@@ -1,0 +1,168 @@
+//! `tiktok-dm keys` and `tiktok-dm accounts`: the same database as `serve`, safe
+//! while it runs.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use tiktok_dm_client::Endpoints;
+use tiktok_dm_gateway::Settings;
+use tiktok_dm_gateway::admin::{self, KeySpec};
+use tiktok_dm_gateway::secrets::{MASTER_KEY_ENV, Vault};
+use tiktok_dm_store::{SqliteStore, Store};
+
+use crate::args::{AccountsCommand, KeysCommand};
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The master key: from the environment, or a key file (by default beside the
+/// database, created with mode 0600 on first run).
+pub fn vault(database: &str, key_file: Option<&str>) -> anyhow::Result<Vault> {
+    if let Ok(value) = std::env::var(MASTER_KEY_ENV) {
+        return Vault::from_base64(&value)
+            .with_context(|| format!("{MASTER_KEY_ENV} is set but unusable"));
+    }
+    let key_path = match key_file {
+        Some(path) => std::path::PathBuf::from(path),
+        None => std::path::PathBuf::from(
+            database
+                .trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:"),
+        )
+        .with_extension("key"),
+    };
+    Ok(Vault::load_or_create(&key_path)?)
+}
+
+pub async fn open_store(database: &str) -> anyhow::Result<SqliteStore> {
+    SqliteStore::open(database)
+        .await
+        .with_context(|| format!("cannot open the database {database}"))
+}
+
+pub async fn create_key(
+    store: &SqliteStore,
+    name: &str,
+    daily: Option<u32>,
+    monthly: Option<u32>,
+    account: Option<String>,
+) -> anyhow::Result<(String, String)> {
+    let spec = KeySpec {
+        name: name.to_owned(),
+        daily_limit: daily,
+        monthly_limit: monthly,
+        account,
+    };
+    let (issued, key) = admin::create_key(store, spec, now_ms()).await?;
+    Ok((issued.reveal().to_owned(), key.prefix))
+}
+
+pub async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        KeysCommand::Create {
+            name,
+            daily_limit,
+            monthly_limit,
+            account,
+            json,
+            database,
+        } => {
+            let store = open_store(&database).await?;
+            let (key, prefix) =
+                create_key(&store, &name, daily_limit, monthly_limit, account.clone()).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"key": key, "name": name, "prefix": prefix, "daily_limit": daily_limit, "monthly_limit": monthly_limit, "account": account})
+                );
+            } else {
+                println!("{key}");
+                eprintln!("API key {name:?} created; it is shown only this once.");
+            }
+        }
+        KeysCommand::List { database } => {
+            let store = open_store(&database).await?;
+            println!("{}", serde_json::to_string(&store.list_api_keys().await?)?);
+        }
+        KeysCommand::Revoke { name, database } => {
+            let store = open_store(&database).await?;
+            if !store.revoke_api_key(&name, now_ms()).await? {
+                eprintln!("error: no active API key named {name:?}");
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a session from `@FILE` or `-`; a bare value is refused.
+fn read_secret(source: &str) -> anyhow::Result<String> {
+    use std::io::Read as _;
+    if source == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("cannot read the session from standard input")?;
+        Ok(s)
+    } else if let Some(path) = source.strip_prefix('@') {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read session file {path}"))
+    } else {
+        anyhow::bail!("pass the session as @FILE or - (standard input), not on the command line")
+    }
+}
+
+pub async fn accounts(command: AccountsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AccountsCommand::Add {
+            name,
+            session,
+            database,
+        } => {
+            let session = read_secret(&session)?;
+            let store = open_store(&database).await?;
+            // The session's form is checked here, so a typo is not found at send time.
+            admin::put_account(&store, &vault(&database, None)?, &name, &session, now_ms()).await?;
+            eprintln!("account {name:?} stored");
+        }
+        AccountsCommand::List { database } => {
+            let store = open_store(&database).await?;
+            println!("{}", serde_json::to_string(&store.list_accounts().await?)?);
+        }
+        AccountsCommand::Check {
+            name,
+            database,
+            sandbox_url,
+        } => {
+            let store = open_store(&database).await?;
+            let endpoints = match &sandbox_url {
+                Some(url) => Endpoints::sandbox(url)?,
+                None => Endpoints::tiktok(),
+            };
+            let check = admin::check_account(
+                &store,
+                &vault(&database, None)?,
+                &Settings::new(endpoints),
+                &name,
+            )
+            .await?;
+            println!("{}", serde_json::to_string(&check)?);
+            // 0: accepted; 1: rejected; 2: TikTok could not be asked.
+            return Ok(match check.code {
+                None => ExitCode::SUCCESS,
+                Some("session_rejected") => ExitCode::from(1),
+                Some(_) => ExitCode::from(2),
+            });
+        }
+        AccountsCommand::Remove { name, database } => {
+            let store = open_store(&database).await?;
+            if !store.remove_account(&name).await? {
+                eprintln!("error: no account named {name:?}");
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
