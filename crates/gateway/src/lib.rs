@@ -4,6 +4,7 @@ pub mod admin;
 pub mod api;
 pub mod config;
 mod error;
+pub mod metrics;
 pub mod outbox;
 mod quota;
 pub mod secrets;

@@ -8,6 +8,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::api::{AppState, router};
 use crate::config::Settings;
+use crate::metrics::Metrics;
 use crate::outbox::{self, Pool};
 use crate::secrets::Vault;
 
@@ -15,7 +16,6 @@ use crate::secrets::Vault;
 pub struct Application<S> {
     listener: TcpListener,
     state: AppState<S>,
-    pool: Pool,
 }
 
 impl<S: Store> Application<S> {
@@ -35,12 +35,10 @@ impl<S: Store> Application<S> {
             vault: Arc::new(vault),
             settings: Arc::new(settings),
             wake: Arc::new(Notify::new()),
-        };
-        Ok(Self {
-            listener,
-            state,
             pool: Pool::default(),
-        })
+            metrics: Arc::new(Metrics::default()),
+        };
+        Ok(Self { listener, state })
     }
 
     /// The bound address.
@@ -60,7 +58,7 @@ impl<S: Store> Application<S> {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let worker = tokio::spawn(outbox::run(self.state.clone(), self.pool.clone(), stop_rx));
+        let worker = tokio::spawn(outbox::run(self.state.clone(), stop_rx));
         let served = axum::serve(self.listener, router(self.state))
             .with_graceful_shutdown(shutdown)
             .await;

@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq as _;
 use tiktok_dm_store::Store;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use crate::admin::{self, KeySpec};
 use crate::now_ms;
 use crate::secrets::hash_key;
@@ -27,8 +27,7 @@ impl<S: Store> FromRequestParts<AppState<S>> for AdminCaller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState<S>) -> Result<Self, ApiError> {
         let Some(expected) = state.settings.admin_key_hash else {
             return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "admin_disabled",
+                ErrorCode::AdminDisabled,
                 "the admin API is off: configure an admin key (TIKTOK_DM_ADMIN_KEY) to use it",
             ));
         };
@@ -48,16 +47,16 @@ impl<S: Store> FromRequestParts<AppState<S>> for AdminCaller {
             .map(str::trim)
             .filter(|k| !k.is_empty());
         let Some(presented) = presented else {
-            return Err(ApiError::unauthorized(
-                "admin_key_missing",
+            return Err(ApiError::new(
+                ErrorCode::AdminKeyMissing,
                 "the admin API needs the admin key: Authorization: Bearer <admin key>",
             ));
         };
         if bool::from(hash_key(presented).ct_eq(&expected)) {
             Ok(Self)
         } else {
-            Err(ApiError::unauthorized(
-                "admin_key_invalid",
+            Err(ApiError::new(
+                ErrorCode::AdminKeyInvalid,
                 "the admin key is not valid",
             ))
         }
@@ -67,21 +66,23 @@ impl<S: Store> FromRequestParts<AppState<S>> for AdminCaller {
 impl From<crate::Error> for ApiError {
     fn from(e: crate::Error) -> Self {
         match e {
-            crate::Error::Invalid(m) => ApiError::bad_request("invalid_request", m),
-            crate::Error::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
-            crate::Error::Store(tiktok_dm_store::Error::Duplicate(m)) => ApiError::new(
-                StatusCode::CONFLICT,
-                "already_exists",
-                format!("{m} already exists"),
-            ),
+            crate::Error::Invalid(m) => ApiError::new(ErrorCode::InvalidRequest, m),
+            crate::Error::NotFound(m) => ApiError::new(ErrorCode::NotFound, m),
+            crate::Error::Store(tiktok_dm_store::Error::Duplicate(m)) => {
+                ApiError::new(ErrorCode::AlreadyExists, format!("{m} already exists"))
+            }
             other => ApiError::internal(&other),
         }
     }
 }
 
 fn json_body<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(raw)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid: {e}")))
+    serde_json::from_slice(raw).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("the body is not valid: {e}"),
+        )
+    })
 }
 
 /// `POST /v1/admin/keys`: the key is in this answer and nowhere else, ever.
@@ -120,8 +121,7 @@ pub(crate) async fn revoke_key<S: Store>(
         Ok(Json(json!({"success": true, "revoked": name})).into_response())
     } else {
         Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             format!("no active API key named {name:?}"),
         ))
     }
@@ -166,8 +166,7 @@ pub(crate) async fn remove_account<S: Store>(
         Ok(Json(json!({"success": true, "removed": name})).into_response())
     } else {
         Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             format!("no account named {name:?}"),
         ))
     }

@@ -6,7 +6,7 @@ use axum::http::request::Parts;
 use tiktok_dm_store::{ApiKey, Store};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use crate::secrets::{KEY_PREFIX, hash_key};
 
 /// The authenticated key of a request.
@@ -36,12 +36,12 @@ impl<S: Store> FromRequestParts<AppState<S>> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState<S>) -> Result<Self, ApiError> {
         let Some(key) = presented(parts) else {
-            return Err(ApiError::unauthorized(
-                "api_key_missing",
+            return Err(ApiError::new(
+                ErrorCode::ApiKeyMissing,
                 "an API key is required: send Authorization: Bearer <key> or X-API-Key",
             ));
         };
-        let invalid = || ApiError::unauthorized("api_key_invalid", "the API key is not valid");
+        let invalid = || ApiError::new(ErrorCode::ApiKeyInvalid, "the API key is not valid");
         if !key.starts_with(KEY_PREFIX) {
             return Err(invalid());
         }
@@ -54,8 +54,8 @@ impl<S: Store> FromRequestParts<AppState<S>> for Caller {
             .await?
             .ok_or_else(invalid)?;
         if found.revoked_at.is_some() {
-            return Err(ApiError::unauthorized(
-                "api_key_revoked",
+            return Err(ApiError::new(
+                ErrorCode::ApiKeyRevoked,
                 "the API key has been revoked",
             ));
         }

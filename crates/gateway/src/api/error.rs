@@ -1,19 +1,87 @@
-//! One error type for every API answer: a status, a stable code, a message, and
-//! the same JSON shape as a success (`success: false`). Internal errors are
-//! logged with their cause and shown only as a generic message.
+//! One error type for every API answer: a stable code (which fixes the HTTP
+//! status), a message, and the same JSON shape as a success (`success: false`).
+//! Internal errors are logged with their cause and shown only as a generic message.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+macro_rules! codes {
+    ($($variant:ident = $code:literal, $status:literal, $meaning:literal;)*) => {
+        /// Every error code the API answers with. The code fixes the status; the
+        /// OpenAPI document and the README list them all (a test checks both).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum ErrorCode {
+            $(#[doc = $meaning] $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in documentation order.
+            pub const ALL: &[Self] = &[$(Self::$variant),*];
+
+            /// The code as it appears in `error.code`.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $code,)* }
+            }
+
+            /// The HTTP status it is answered with.
+            pub fn status(self) -> StatusCode {
+                let code: u16 = match self { $(Self::$variant => $status,)* };
+                StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+
+            /// What it means, for the documentation.
+            pub fn meaning(self) -> &'static str {
+                match self { $(Self::$variant => $meaning,)* }
+            }
+        }
+    };
+}
+
+codes! {
+    InvalidJson = "invalid_json", 400, "The body is not a valid JSON request of this endpoint (unknown fields are refused).";
+    InvalidForm = "invalid_form", 400, "The multipart form cannot be read, or has an unknown field.";
+    InvalidBody = "invalid_body", 400, "The body cannot be read.";
+    BodyTooLarge = "body_too_large", 413, "The body is larger than the gateway accepts (derived from the image limit).";
+    MessageEmpty = "message_empty", 400, "Text and image are both empty.";
+    ConversationIdMissing = "conversation_id_missing", 400, "conversation_id is missing.";
+    ConversationIdInvalid = "conversation_id_invalid", 400, "conversation_id is not of the form 0:1:UID:UID.";
+    ConversationShortIdMissing = "conversation_short_id_missing", 400, "conversation_short_id is missing.";
+    ConversationShortIdInvalid = "conversation_short_id_invalid", 400, "conversation_short_id is not a positive 64-bit number.";
+    TextTooLong = "text_too_long", 400, "The text is longer than TikTok accepts (6000 UTF-16 units).";
+    ImageInvalid = "image_invalid", 400, "The image is not a JPEG, PNG, GIF or WebP, is cut short, or its base64 or data URI is malformed.";
+    ImageTooLarge = "image_too_large", 413, "The image is over the image limit.";
+    SessionMissing = "session_missing", 400, "No TikTok session: send X-TikTok-Session or name a stored account.";
+    SessionInvalidFormat = "session_invalid_format", 400, "X-TikTok-Session is not a TikTok session (a sessionid, a Cookie header or a cookie export).";
+    AccountNotFound = "account_not_found", 400, "The named stored account does not exist.";
+    ApiKeyMissing = "api_key_missing", 401, "No API key (Authorization: Bearer or X-API-Key).";
+    ApiKeyInvalid = "api_key_invalid", 401, "The API key is not known.";
+    ApiKeyRevoked = "api_key_revoked", 401, "The API key was revoked.";
+    AdminKeyMissing = "admin_key_missing", 401, "The admin API needs the admin key.";
+    AdminKeyInvalid = "admin_key_invalid", 401, "The admin key is wrong.";
+    AdminDisabled = "admin_disabled", 403, "No admin key is configured, so the admin API is off.";
+    InvalidRequest = "invalid_request", 400, "An admin request has a bad value (a name, a limit, a session).";
+    NotFound = "not_found", 404, "No such message request, key or account.";
+    AlreadyExists = "already_exists", 409, "A key with this name exists.";
+    IdempotencyConflict = "idempotency_conflict", 409, "This Idempotency-Key was used for a different request.";
+    RequestTimeout = "request_timeout", 408, "The request took longer than request_timeout_secs.";
+    QuotaExceeded = "quota_exceeded", 429, "The key's daily or monthly quota is used up; Retry-After says when it resets.";
+    SessionRejected = "session_rejected", 422, "TikTok does not accept the session (logged out or expired).";
+    BusinessRejected = "business_rejected", 422, "TikTok refused the message; tiktok_code and TikTok's tip text are included (e.g. 7193).";
+    ConversationNotFound = "conversation_not_found", 422, "TikTok does not know the conversation, or the account is not in it.";
+    UpstreamRateLimited = "upstream_rate_limited", 429, "TikTok rate-limited the account and the retries ran out.";
+    UpstreamRejected = "upstream_rejected", 502, "TikTok's gateway refused the request (a protocol-level rejection).";
+    UpstreamUnavailable = "upstream_unavailable", 502, "TikTok (or its WebSocket) could not be reached and the retries ran out.";
+    OutcomeUnknown = "outcome_unknown", 504, "The message may or may not have been delivered; it was retried with the same client message id and no answer came.";
+    InternalError = "internal_error", 500, "A fault in the gateway; the details are in its log.";
+}
+
 /// An API failure.
 #[derive(Debug)]
 pub struct ApiError {
-    /// HTTP status.
-    pub status: StatusCode,
-    /// Stable code (see the README's table).
-    pub code: &'static str,
+    /// The code (and with it the status).
+    pub code: ErrorCode,
     /// A message for the user (never a secret).
     pub message: String,
     /// TikTok's code, when there is one.
@@ -25,10 +93,9 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// An error with a status, code and message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error with a code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
             tiktok_code: None,
@@ -37,56 +104,44 @@ impl ApiError {
         }
     }
 
-    /// 400 with `code`.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
-    /// 401 for a missing, invalid or revoked key.
-    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
     }
 
     /// 500; the cause is logged, the caller sees a generic message.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            ErrorCode::InternalError,
             "internal error; the details are in the gateway's log",
         )
     }
 
-    /// The HTTP status for a delivery failure recorded by the worker, by its code.
+    /// The answer for a delivery failure the worker recorded, by the client's code.
     pub fn from_delivery(code: &str, message: String, tiktok_code: Option<i64>) -> Self {
-        let (status, code) = match code {
-            "session_rejected" | "session_invalid_format" => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "session_rejected")
+        let code = match code {
+            "session_rejected" | "session_invalid_format" | "invalid_credentials" => {
+                ErrorCode::SessionRejected
             }
-            "business_rejected" => (StatusCode::UNPROCESSABLE_ENTITY, "business_rejected"),
-            "conversation_not_found" => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "conversation_not_found")
-            }
-            "rate_limited" => (StatusCode::TOO_MANY_REQUESTS, "upstream_rate_limited"),
-            "image_invalid" | "image_too_large" => (StatusCode::BAD_REQUEST, "image_invalid"),
-            "outcome_unknown" => (StatusCode::GATEWAY_TIMEOUT, "outcome_unknown"),
-            "gateway_rejected" => (StatusCode::BAD_GATEWAY, "upstream_rejected"),
-            _ => (StatusCode::BAD_GATEWAY, "upstream_unavailable"),
+            "business_rejected" => ErrorCode::BusinessRejected,
+            "conversation_not_found" => ErrorCode::ConversationNotFound,
+            "rate_limited" => ErrorCode::UpstreamRateLimited,
+            "image_invalid" | "image_too_large" => ErrorCode::ImageInvalid,
+            "outcome_unknown" => ErrorCode::OutcomeUnknown,
+            "gateway_rejected" => ErrorCode::UpstreamRejected,
+            _ => ErrorCode::UpstreamUnavailable,
         };
         Self {
-            status,
-            code,
-            message,
             tiktok_code,
-            retry_after: None,
-            rate_limit: None,
+            ..Self::new(code, message)
         }
     }
 }
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", self.message, self.code)
+        write!(f, "{} ({})", self.message, self.code.as_str())
     }
 }
 
@@ -98,7 +153,7 @@ impl From<tiktok_dm_store::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({"code": self.code, "message": self.message});
+        let mut error = json!({"code": self.code.as_str(), "message": self.message});
         if let Some(c) = self.tiktok_code {
             error["tiktok_code"] = json!(c);
         }
@@ -110,7 +165,7 @@ impl IntoResponse for ApiError {
             "quota": null,
             "error": error,
         });
-        let mut response = (self.status, Json(body)).into_response();
+        let mut response = (self.code.status(), Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()

@@ -14,7 +14,7 @@ use tiktok_dm_client::Target;
 use tiktok_dm_client::image::{Image, ImageProblem};
 use tiktok_dm_client::proto::content::MessageText;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 
 /// The JSON body of a send.
 #[derive(Debug, Deserialize)]
@@ -68,8 +68,8 @@ impl SendInput {
     /// Reads a JSON body.
     pub fn from_json(raw: &[u8]) -> Result<Self, ApiError> {
         let body: JsonBody = serde_json::from_slice(raw).map_err(|e| {
-            ApiError::bad_request(
-                "invalid_json",
+            ApiError::new(
+                ErrorCode::InvalidJson,
                 format!("the body is not a valid send request: {e}"),
             )
         })?;
@@ -83,8 +83,8 @@ impl SendInput {
                 data_uri: Some(b),
             }) => RawImage::Text(b),
             Some(_) => {
-                return Err(ApiError::bad_request(
-                    "image_invalid",
+                return Err(ApiError::new(
+                    ErrorCode::ImageInvalid,
                     "image must have exactly one of base64 and data_uri",
                 ));
             }
@@ -131,8 +131,8 @@ impl SendInput {
                     continue;
                 }
                 other => {
-                    return Err(ApiError::bad_request(
-                        "invalid_form",
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidForm,
                         format!("unknown form field {other:?}"),
                     ));
                 }
@@ -147,8 +147,8 @@ impl SendInput {
     pub fn validate(self, image_limit: u64) -> Result<Validated, ApiError> {
         let id = self.conversation_id.as_deref().unwrap_or_default();
         if id.trim().is_empty() {
-            return Err(ApiError::bad_request(
-                "conversation_id_missing",
+            return Err(ApiError::new(
+                ErrorCode::ConversationIdMissing,
                 "conversation_id is required",
             ));
         }
@@ -156,25 +156,25 @@ impl SendInput {
             Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
             Some(Value::Number(n)) => n.to_string(),
             None | Some(Value::Null) | Some(Value::String(_)) => {
-                return Err(ApiError::bad_request(
-                    "conversation_short_id_missing",
+                return Err(ApiError::new(
+                    ErrorCode::ConversationShortIdMissing,
                     "conversation_short_id is required",
                 ));
             }
             Some(_) => {
-                return Err(ApiError::bad_request(
-                    "conversation_short_id_invalid",
+                return Err(ApiError::new(
+                    ErrorCode::ConversationShortIdInvalid,
                     "conversation_short_id must be a number or a decimal string",
                 ));
             }
         };
         let target = Target::parse(id, &short).map_err(|e| {
             let code = if e.to_string().contains("short id") {
-                "conversation_short_id_invalid"
+                ErrorCode::ConversationShortIdInvalid
             } else {
-                "conversation_id_invalid"
+                ErrorCode::ConversationIdInvalid
             };
-            ApiError::bad_request(code, e.to_string())
+            ApiError::new(code, e.to_string())
         })?;
         let image = match self.image {
             RawImage::None => None,
@@ -184,11 +184,11 @@ impl SendInput {
         let text = self.text.filter(|t| !t.trim().is_empty());
         if let Some(t) = &text {
             MessageText::parse(t)
-                .map_err(|e| ApiError::bad_request("text_too_long", e.to_string()))?;
+                .map_err(|e| ApiError::new(ErrorCode::TextTooLong, e.to_string()))?;
         }
         if text.is_none() && image.is_none() {
-            return Err(ApiError::bad_request(
-                "message_empty",
+            return Err(ApiError::new(
+                ErrorCode::MessageEmpty,
                 "either text or image must be provided",
             ));
         }
@@ -209,8 +209,7 @@ async fn read_limited(
     while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
         if (buf.len() + chunk.len()) as u64 > limit {
             return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "image_too_large",
+                ErrorCode::ImageTooLarge,
                 format!("the image is larger than the limit of {limit} bytes"),
             ));
         }
@@ -222,27 +221,22 @@ async fn read_limited(
 fn multipart_error(e: MultipartError) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "image_too_large",
+            ErrorCode::ImageTooLarge,
             format!(
                 "the form is larger than the gateway accepts: {}",
                 e.body_text()
             ),
         );
     }
-    ApiError::bad_request(
-        "invalid_form",
+    ApiError::new(
+        ErrorCode::InvalidForm,
         format!("the multipart form cannot be read: {}", e.body_text()),
     )
 }
 
 pub(crate) fn image_error(p: ImageProblem) -> ApiError {
     match p {
-        ImageProblem::TooLarge { .. } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "image_too_large",
-            p.to_string(),
-        ),
-        other => ApiError::bad_request("image_invalid", other.to_string()),
+        ImageProblem::TooLarge { .. } => ApiError::new(ErrorCode::ImageTooLarge, p.to_string()),
+        other => ApiError::new(ErrorCode::ImageInvalid, other.to_string()),
     }
 }

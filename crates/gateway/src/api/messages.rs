@@ -20,7 +20,7 @@ use tiktok_dm_store::{
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::input::SendInput;
 use crate::quota;
 
@@ -156,9 +156,8 @@ async fn status_response<S: Store>(
                 ""
             };
             body["message"] = json!(format!("{prefix}{message}"));
-            body["error"] =
-                json!({"code": api.code, "message": message, "tiktok_code": api.tiktok_code});
-            api.status
+            body["error"] = json!({"code": api.code.as_str(), "message": message, "tiktok_code": api.tiktok_code});
+            api.status()
         }
         (None, true) => {
             body["message"] = json!(if sent == 1 {
@@ -194,12 +193,17 @@ pub(crate) async fn post<S: Store>(
     let input = if is_form {
         let form = Multipart::from_request(request, &state)
             .await
-            .map_err(|e| ApiError::bad_request("invalid_form", e.body_text()))?;
+            .map_err(|e| ApiError::new(ErrorCode::InvalidForm, e.body_text()))?;
         SendInput::from_multipart(form, limit).await?
     } else {
-        let raw = Bytes::from_request(request, &state)
-            .await
-            .map_err(|e| ApiError::new(e.status(), "invalid_body", e.body_text()))?;
+        let raw = Bytes::from_request(request, &state).await.map_err(|e| {
+            let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ErrorCode::BodyTooLarge
+            } else {
+                ErrorCode::InvalidBody
+            };
+            ApiError::new(code, e.body_text())
+        })?;
         SendInput::from_json(&raw)?
     };
     let account_field = input.account.clone();
@@ -216,7 +220,7 @@ pub(crate) async fn post<S: Store>(
     let (account, session_sealed) = match header("x-tiktok-session") {
         Some(session) => {
             Credentials::parse(session)
-                .map_err(|e| ApiError::bad_request("session_invalid_format", e.to_string()))?;
+                .map_err(|e| ApiError::new(ErrorCode::SessionInvalidFormat, e.to_string()))?;
             let sealed = state
                 .vault
                 .seal(session.as_bytes(), &format!("request:{request_id}"))
@@ -226,14 +230,14 @@ pub(crate) async fn post<S: Store>(
         None => match account_field.or_else(|| key.account.clone()) {
             Some(name) if state.store.account(&name).await?.is_some() => (Some(name), None),
             Some(name) => {
-                return Err(ApiError::bad_request(
-                    "account_not_found",
+                return Err(ApiError::new(
+                    ErrorCode::AccountNotFound,
                     format!("no stored account named {name:?}"),
                 ));
             }
             None => {
-                return Err(ApiError::bad_request(
-                    "session_missing",
+                return Err(ApiError::new(
+                    ErrorCode::SessionMissing,
                     "send the TikTok session in X-TikTok-Session, or name a stored account",
                 ));
             }
@@ -268,6 +272,7 @@ pub(crate) async fn post<S: Store>(
         });
     }
     let now = now_ms();
+    let message_count = messages.len() as u64;
     let new = NewRequest {
         id: request_id,
         api_key_id: key.id,
@@ -284,11 +289,14 @@ pub(crate) async fn post<S: Store>(
         .enqueue(new, &quota::windows(&key, now), now)
         .await?
     {
-        Enqueued::Accepted { request_id } | Enqueued::Replay { request_id } => request_id,
+        Enqueued::Accepted { request_id } => {
+            state.metrics.accepted.inc_by(message_count);
+            request_id
+        }
+        Enqueued::Replay { request_id } => request_id,
         Enqueued::IdempotencyConflict => {
             return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "idempotency_conflict",
+                ErrorCode::IdempotencyConflict,
                 "this Idempotency-Key was used for a different request",
             ));
         }
@@ -299,8 +307,7 @@ pub(crate) async fn post<S: Store>(
             resets_at,
         } => {
             let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "quota_exceeded",
+                ErrorCode::QuotaExceeded,
                 format!(
                     "the {window} quota of {limit} messages is used up ({used} counted); it resets at {}",
                     resets_at / 1000
@@ -343,8 +350,7 @@ pub(crate) async fn get<S: Store>(
     match state.store.request_status(&id, key.id).await? {
         Some(status) => status_response(&state, &key, &status).await,
         None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             format!("no request {id:?} for this API key"),
         )),
     }

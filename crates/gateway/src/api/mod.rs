@@ -1,22 +1,29 @@
-//! The HTTP API.
+//! The HTTP API. Every route is a [`Route`]; the router and the OpenAPI
+//! document are both built from [`Route::ALL`], so neither can miss one.
 
 mod admin;
 mod auth;
 mod error;
 mod input;
 mod messages;
+pub mod openapi;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post, put};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use tiktok_dm_store::Store;
 use tokio::sync::Notify;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorCode};
 
 use crate::config::Settings;
+use crate::metrics::{HttpLabels, Metrics, RouteLabels};
+use crate::outbox::Pool;
 use crate::secrets::Vault;
 
 /// What every handler and the worker share.
@@ -29,6 +36,10 @@ pub struct AppState<S> {
     pub settings: Arc<Settings>,
     /// Wakes the outbox worker when a request is accepted.
     pub wake: Arc<Notify>,
+    /// The worker's client sessions.
+    pub pool: Pool,
+    /// Counters and histograms.
+    pub metrics: Arc<Metrics>,
 }
 
 impl<S: Clone> Clone for AppState<S> {
@@ -38,15 +49,85 @@ impl<S: Clone> Clone for AppState<S> {
             vault: Arc::clone(&self.vault),
             settings: Arc::clone(&self.settings),
             wake: Arc::clone(&self.wake),
+            pool: self.pool.clone(),
+            metrics: Arc::clone(&self.metrics),
         }
     }
 }
 
+macro_rules! routes {
+    ($($variant:ident = $method:ident $path:literal, $doc:literal;)*) => {
+        /// Every operation the API serves.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Route {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl Route {
+            /// Every route, in documentation order.
+            pub const ALL: &[Self] = &[$(Self::$variant),*];
+
+            /// Its method.
+            pub fn method(self) -> Method {
+                match self { $(Self::$variant => Method::$method,)* }
+            }
+
+            /// Its path pattern (axum syntax, which is also OpenAPI's).
+            pub fn path(self) -> &'static str {
+                match self { $(Self::$variant => $path,)* }
+            }
+
+            /// One line on what it does.
+            pub fn summary(self) -> &'static str {
+                match self { $(Self::$variant => $doc,)* }
+            }
+
+            /// The OpenAPI operation id.
+            pub fn operation_id(self) -> &'static str {
+                match self { $(Self::$variant => stringify!($variant),)* }
+            }
+        }
+    };
+}
+
+routes! {
+    SendMessage = POST "/v1/messages", "Send a text, an image, or an image and its caption";
+    GetMessage = GET "/v1/messages/{id}", "A send request's status and result";
+    Usage = GET "/v1/usage", "The API key's usage totals and quota";
+    ListKeys = GET "/v1/admin/keys", "List API keys (never the keys themselves)";
+    CreateKey = POST "/v1/admin/keys", "Create an API key; the answer is the only place it is shown";
+    RevokeKey = DELETE "/v1/admin/keys/{name}", "Revoke an API key";
+    ListAccounts = GET "/v1/admin/accounts", "List stored TikTok accounts (never their sessions)";
+    PutAccount = PUT "/v1/admin/accounts/{name}", "Store or replace an account's session (encrypted at rest)";
+    RemoveAccount = DELETE "/v1/admin/accounts/{name}", "Remove a stored account";
+    CheckAccount = POST "/v1/admin/accounts/{name}/check", "Ask TikTok whether a stored account's session is accepted now";
+    Health = GET "/healthz", "Liveness: the process answers";
+    Ready = GET "/readyz", "Readiness: the database answers; the outbox depth";
+    Metrics = GET "/metrics", "Prometheus metrics";
+    OpenApi = GET "/openapi.json", "This document";
+}
+
+fn handler<S: Store>(route: Route) -> MethodRouter<AppState<S>> {
+    match route {
+        Route::SendMessage => post(messages::post::<S>),
+        Route::GetMessage => get(messages::get::<S>),
+        Route::Usage => get(messages::usage::<S>),
+        Route::ListKeys => get(admin::list_keys::<S>),
+        Route::CreateKey => post(admin::create_key::<S>),
+        Route::RevokeKey => delete(admin::revoke_key::<S>),
+        Route::ListAccounts => get(admin::list_accounts::<S>),
+        Route::PutAccount => put(admin::put_account::<S>),
+        Route::RemoveAccount => delete(admin::remove_account::<S>),
+        Route::CheckAccount => post(admin::check_account::<S>),
+        Route::Health => get(|| async { "ok" }),
+        Route::Ready => get(ready::<S>),
+        Route::Metrics => get(metrics::<S>),
+        Route::OpenApi => get(|| async { axum::Json(openapi::document()) }),
+    }
+}
+
 /// `GET /readyz`: 200 when the database answers (with the outbox depth), 503 otherwise.
-async fn ready<S: Store>(
-    axum::extract::State(state): axum::extract::State<AppState<S>>,
-) -> axum::response::Response {
-    use axum::response::IntoResponse as _;
+async fn ready<S: Store>(State(state): State<AppState<S>>) -> Response {
     match state.store.outbox_depth().await {
         Ok(depth) => {
             axum::Json(serde_json::json!({"ready": true, "outbox_depth": depth})).into_response()
@@ -62,23 +143,57 @@ async fn ready<S: Store>(
     }
 }
 
-/// Answers 408 when a request takes longer than the configured timeout.
-async fn timeout<S: Store>(
-    axum::extract::State(state): axum::extract::State<AppState<S>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse as _;
+/// `GET /metrics`.
+async fn metrics<S: Store>(State(state): State<AppState<S>>) -> Response {
+    let depth = state.store.outbox_depth().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "metrics: outbox depth unavailable");
+        0
+    });
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(depth, state.pool.len()),
+    )
+        .into_response()
+}
+
+/// Answers 408 past the request timeout, and counts and times every answer.
+async fn observe<S: Store>(
+    State(state): State<AppState<S>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let started = tokio::time::Instant::now();
     let limit = state.settings.request_timeout;
-    match tokio::time::timeout(limit, next.run(request)).await {
+    let response = match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
+            ErrorCode::RequestTimeout,
             format!("the request took longer than {} s", limit.as_secs()),
         )
         .into_response(),
-    }
+    };
+    let m = &state.metrics;
+    m.http_seconds
+        .get_or_create(&RouteLabels {
+            route: route.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    m.http_requests
+        .get_or_create(&HttpLabels {
+            route,
+            method,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
 }
 
 /// The router. The body limit follows the image limit (base64 is 4/3 of the
@@ -86,30 +201,16 @@ async fn timeout<S: Store>(
 pub fn router<S: Store>(state: AppState<S>) -> Router {
     let body_limit = usize::try_from(state.settings.image_limit.saturating_mul(4) / 3 + 64 * 1024)
         .unwrap_or(usize::MAX);
-    Router::new()
-        .route("/v1/messages", post(messages::post::<S>))
-        .route("/v1/messages/{id}", get(messages::get::<S>))
-        .route("/v1/usage", get(messages::usage::<S>))
-        .route(
-            "/v1/admin/keys",
-            get(admin::list_keys::<S>).post(admin::create_key::<S>),
-        )
-        .route("/v1/admin/keys/{name}", delete(admin::revoke_key::<S>))
-        .route("/v1/admin/accounts", get(admin::list_accounts::<S>))
-        .route(
-            "/v1/admin/accounts/{name}",
-            put(admin::put_account::<S>).delete(admin::remove_account::<S>),
-        )
-        .route(
-            "/v1/admin/accounts/{name}/check",
-            post(admin::check_account::<S>),
-        )
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready::<S>))
+    let mut router = Router::new();
+    for route in Route::ALL {
+        // Routes sharing a path are merged by axum.
+        router = router.route(route.path(), handler::<S>(*route));
+    }
+    router
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            timeout::<S>,
+            observe::<S>,
         ))
         .with_state(state)
 }

@@ -23,6 +23,7 @@ mod pool;
 pub use pool::{Pool, Slot};
 
 use crate::api::AppState;
+use crate::metrics::{KindLabels, SendLabels};
 
 fn error_json(e: &ClientError) -> serde_json::Value {
     json!({"code": e.code(), "message": e.to_string(), "tiktok_code": e.tiktok_code()})
@@ -40,7 +41,8 @@ const CLAIM_BATCH: usize = 128;
 
 /// Runs until `stop` turns true, then waits (up to 10 s) for the deliveries in
 /// flight; any still unfinished go again after their lease, with the same ids.
-pub async fn run<S: Store>(state: AppState<S>, pool: Pool, mut stop: watch::Receiver<bool>) {
+pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) {
+    let pool = state.pool.clone();
     let mut in_flight = tokio::task::JoinSet::new();
     let mut next_sweep = tokio::time::Instant::now() + SWEEP_EVERY;
     loop {
@@ -95,6 +97,38 @@ pub async fn run<S: Store>(state: AppState<S>, pool: Pool, mut stop: watch::Rece
             "outbox: stopped with deliveries in flight; they resume after their lease"
         );
     }
+}
+
+/// Counts and times one delivery attempt.
+fn record<S: Store>(
+    state: &AppState<S>,
+    m: &OutboxMessage,
+    started: tokio::time::Instant,
+    outcome: &'static str,
+    error: Option<&ClientError>,
+) {
+    let kind = match m.kind {
+        Kind::Image => "image",
+        Kind::Text => "text",
+    };
+    state
+        .metrics
+        .delivery_seconds
+        .get_or_create(&KindLabels { kind })
+        .observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .sends
+        .get_or_create(&SendLabels {
+            outcome,
+            kind,
+            code: error.map_or("ok", ClientError::code).to_owned(),
+            tiktok_code: error
+                .and_then(ClientError::tiktok_code)
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+        })
+        .inc();
 }
 
 /// How often idle sessions are looked for.
@@ -157,6 +191,7 @@ async fn deliver<S: Store>(state: &AppState<S>, pool: &Pool, mut m: OutboxMessag
     // The image moves into the send rather than being copied (it may be 20 MB).
     let image_bytes = m.image.take();
     let mut pool_key = None;
+    let started = tokio::time::Instant::now();
     let result = async {
         let account_sealed = match &m.account {
             Some(name) => state.store.account(name).await.ok().flatten(),
@@ -199,8 +234,19 @@ async fn deliver<S: Store>(state: &AppState<S>, pool: &Pool, mut m: OutboxMessag
             }
             return;
         }
-        Ok(Ok(sent)) => Ok(sent),
+        Ok(Ok(sent)) => {
+            record(state, &m, started, "sent", None);
+            Ok(sent)
+        }
         Err(e) => {
+            let last = m.attempts >= state.settings.max_attempts;
+            let outcome = match e.retry_class() {
+                RetryClass::Permanent => "failed",
+                RetryClass::Ambiguous if last => "unknown",
+                _ if last => "failed",
+                _ => "retry",
+            };
+            record(state, &m, started, outcome, Some(&e));
             if matches!(
                 e,
                 ClientError::InvalidSession(_) | ClientError::HandshakeRefused { .. }

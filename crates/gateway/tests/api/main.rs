@@ -5,6 +5,7 @@
 mod admin;
 mod delivery;
 mod form;
+mod ops;
 mod send;
 
 use std::net::SocketAddr;

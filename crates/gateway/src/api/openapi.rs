@@ -1,0 +1,347 @@
+//! `GET /openapi.json`: the OpenAPI 3.1 document, built from [`Route::ALL`] and
+//! [`ErrorCode::ALL`] so a route or an error code cannot go undocumented. The
+//! schemas are written out here; the API tests check real answers against them.
+
+use serde_json::{Value, json};
+
+use super::{ErrorCode, Route};
+
+fn error_codes() -> Value {
+    Value::Array(
+        ErrorCode::ALL
+            .iter()
+            .map(|c| json!({"code": c.as_str(), "status": c.status().as_u16(), "meaning": c.meaning()}))
+            .collect(),
+    )
+}
+
+fn schemas() -> Value {
+    let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    json!({
+        "SendRequest": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["conversation_id", "conversation_short_id"],
+            "properties": {
+                "conversation_id": {"type": "string", "examples": ["0:1:7000000000000000001:7000000000000000002"]},
+                "conversation_short_id": {"type": ["string", "integer"], "description": "A decimal string or a number (as n8n sends either)."},
+                "text": {"type": "string", "description": "May be empty when an image is sent; at most 6000 UTF-16 units."},
+                "image": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "description": "Exactly one of base64 and data_uri.",
+                    "properties": {"base64": {"type": "string"}, "data_uri": {"type": "string"}}
+                },
+                "account": {"type": "string", "description": "A stored account to send as (instead of X-TikTok-Session)."}
+            }
+        },
+        "SendForm": {
+            "type": "object",
+            "required": ["conversation_id", "conversation_short_id"],
+            "properties": {
+                "conversation_id": {"type": "string"},
+                "conversation_short_id": {"type": "string"},
+                "text": {"type": "string"},
+                "image": {"description": "A file part (raw bytes), or a text part with base64 or a data URI.", "type": "string", "contentMediaType": "application/octet-stream"},
+                "account": {"type": "string"}
+            }
+        },
+        "Message": {
+            "type": "object",
+            "required": ["kind", "client_message_id", "state"],
+            "properties": {
+                "kind": {"enum": ["image", "text"]},
+                "client_message_id": {"type": "string", "description": "Fixed at acceptance; every attempt reuses it."},
+                "server_message_id": {"type": ["string", "null"]},
+                "state": {"enum": ["accepted", "sending", "sent", "failed", "unknown"]},
+                "transport": {"type": ["string", "null"], "enum": ["ws", "http", null]}
+            }
+        },
+        "Usage": {
+            "type": "object",
+            "required": ["key", "totals"],
+            "properties": {
+                "key": {"type": "string", "description": "The API key's name."},
+                "messages": {"type": "integer", "description": "Messages in this request (an image counts as one)."},
+                "image_bytes": {"type": "integer", "description": "Image bytes in this request."},
+                "totals": {
+                    "type": "object",
+                    "required": ["messages_today", "messages_this_month", "messages", "image_bytes"],
+                    "properties": {
+                        "messages_today": {"type": "integer"},
+                        "messages_this_month": {"type": "integer"},
+                        "messages": {"type": "integer"},
+                        "image_bytes": {"type": "integer"}
+                    }
+                }
+            }
+        },
+        "QuotaWindow": {
+            "type": "object",
+            "required": ["limit", "used", "remaining", "resets_at"],
+            "properties": {
+                "limit": {"type": "integer"},
+                "used": {"type": "integer"},
+                "remaining": {"type": "integer"},
+                "resets_at": {"type": "integer", "description": "Unix seconds (UTC day or month start)."}
+            }
+        },
+        "Quota": {
+            "type": ["object", "null"],
+            "description": "One entry per configured window (daily, monthly); null when the key has no limit.",
+            "additionalProperties": {"$ref": "#/components/schemas/QuotaWindow"}
+        },
+        "SendResult": {
+            "type": "object",
+            "required": ["id", "success", "message", "messages", "usage", "quota"],
+            "properties": {
+                "id": {"type": "string"},
+                "success": {"type": "boolean"},
+                "message": {"type": "string"},
+                "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
+                "usage": {"$ref": "#/components/schemas/Usage"},
+                "quota": {"$ref": "#/components/schemas/Quota"},
+                "status_url": {"type": "string", "description": "With 202: where to ask for the outcome."},
+                "error": {"$ref": "#/components/schemas/ErrorDetail"}
+            }
+        },
+        "ErrorDetail": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"enum": codes},
+                "message": {"type": "string"},
+                "tiktok_code": {"type": ["integer", "null"], "description": "TikTok's status code for a business rejection (e.g. 7193)."}
+            }
+        },
+        "Error": {
+            "type": "object",
+            "required": ["success", "message", "error"],
+            "properties": {
+                "success": {"const": false},
+                "message": {"type": "string"},
+                "messages": {"type": "array"},
+                "usage": {"type": "null"},
+                "quota": {"type": "null"},
+                "error": {"$ref": "#/components/schemas/ErrorDetail"}
+            }
+        },
+        "UsageAnswer": {
+            "type": "object",
+            "required": ["success", "usage", "quota"],
+            "properties": {
+                "success": {"const": true},
+                "message": {"type": "string"},
+                "usage": {"$ref": "#/components/schemas/Usage"},
+                "quota": {"$ref": "#/components/schemas/Quota"}
+            }
+        },
+        "KeySpec": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
+                "daily_limit": {"type": "integer", "minimum": 1},
+                "monthly_limit": {"type": "integer", "minimum": 1},
+                "account": {"type": "string"}
+            }
+        },
+        "ApiKey": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "name": {"type": "string"},
+                "prefix": {"type": "string", "description": "The key's first 12 characters."},
+                "daily_limit": {"type": ["integer", "null"]},
+                "monthly_limit": {"type": ["integer", "null"]},
+                "account": {"type": ["string", "null"]},
+                "created_at": {"type": "integer"},
+                "revoked_at": {"type": ["integer", "null"]}
+            }
+        },
+        "Account": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "created_at": {"type": "integer"},
+                "updated_at": {"type": "integer"}
+            }
+        },
+        "AccountCheck": {
+            "type": "object",
+            "properties": {
+                "account": {"type": "string"},
+                "ok": {"type": "boolean"},
+                "uid": {"type": ["string", "null"]},
+                "unique_id": {"type": ["string", "null"]},
+                "code": {"type": ["string", "null"], "enum": ["session_rejected", "upstream_unavailable", null]},
+                "message": {"type": ["string", "null"]}
+            }
+        }
+    })
+}
+
+fn content(schema: &str) -> Value {
+    json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}})
+}
+
+fn rate_headers() -> Value {
+    json!({
+        "X-RateLimit-Limit": {"schema": {"type": "integer"}, "description": "The tightest window's limit (keys with a quota)."},
+        "X-RateLimit-Remaining": {"schema": {"type": "integer"}},
+        "X-RateLimit-Reset": {"schema": {"type": "integer"}, "description": "Unix seconds."}
+    })
+}
+
+/// The statuses an operation can answer with besides its success.
+fn error_statuses(route: Route) -> &'static [u16] {
+    match route {
+        Route::SendMessage => &[400, 401, 408, 409, 413, 422, 429, 500, 502, 504],
+        Route::GetMessage => &[401, 404, 422, 429, 502, 504],
+        Route::Usage => &[401],
+        Route::CreateKey | Route::PutAccount => &[400, 401, 403, 404, 409],
+        Route::RevokeKey | Route::RemoveAccount | Route::CheckAccount => &[401, 403, 404],
+        Route::ListKeys | Route::ListAccounts => &[401, 403],
+        Route::Health | Route::Ready | Route::Metrics | Route::OpenApi => &[],
+    }
+}
+
+fn operation(route: Route) -> Value {
+    let mut op = json!({
+        "operationId": route.operation_id(),
+        "summary": route.summary(),
+        "responses": {},
+    });
+    let admin = route.path().starts_with("/v1/admin");
+    let keyed = matches!(route, Route::SendMessage | Route::GetMessage | Route::Usage);
+    if admin {
+        op["security"] = json!([{"adminKey": []}]);
+        op["tags"] = json!(["admin"]);
+    } else if keyed {
+        op["security"] = json!([{"bearerKey": []}, {"apiKeyHeader": []}]);
+        op["tags"] = json!(["messages"]);
+    } else {
+        op["security"] = json!([]);
+        op["tags"] = json!(["operations"]);
+    }
+    let mut params: Vec<Value> = route
+        .path()
+        .split('/')
+        .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .collect();
+    let mut responses = json!({});
+    let mut body = Value::Null;
+    match route {
+        Route::SendMessage => {
+            params.extend([
+                json!({"name": "X-TikTok-Session", "in": "header", "schema": {"type": "string"}, "description": "The TikTok session for this send (instead of a stored account). Kept encrypted only until its messages are final."}),
+                json!({"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}, "description": "A repeat with the same key and content returns the first request's result; with other content, 409."}),
+                json!({"name": "Prefer", "in": "header", "schema": {"type": "string", "enum": ["respond-async"]}, "description": "Answer 202 at once instead of waiting for delivery."}),
+            ]);
+            body = json!({
+                "required": true,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/SendRequest"}},
+                    "multipart/form-data": {"schema": {"$ref": "#/components/schemas/SendForm"}}
+                }
+            });
+            responses["200"] = json!({"description": "Delivered.", "headers": rate_headers(), "content": content("SendResult")});
+            responses["202"] = json!({"description": "Accepted; delivery in progress (or Prefer: respond-async).", "headers": rate_headers(), "content": content("SendResult")});
+        }
+        Route::GetMessage => {
+            responses["200"] =
+                json!({"description": "Delivered.", "content": content("SendResult")});
+            responses["202"] =
+                json!({"description": "Still in progress.", "content": content("SendResult")});
+        }
+        Route::Usage => {
+            responses["200"] = json!({"description": "Usage and quota.", "headers": rate_headers(), "content": content("UsageAnswer")});
+        }
+        Route::CreateKey => {
+            body = json!({"required": true, "content": content("KeySpec")});
+            responses["201"] = json!({"description": "Created. `key` is shown here and never again.", "content": {"application/json": {"schema": {"type": "object", "properties": {"success": {"const": true}, "key": {"type": "string"}, "api_key": {"$ref": "#/components/schemas/ApiKey"}}}}}});
+        }
+        Route::ListKeys => {
+            responses["200"] = json!({"description": "Every key.", "content": {"application/json": {"schema": {"type": "object", "properties": {"success": {"const": true}, "api_keys": {"type": "array", "items": {"$ref": "#/components/schemas/ApiKey"}}}}}}});
+        }
+        Route::ListAccounts => {
+            responses["200"] = json!({"description": "Every stored account.", "content": {"application/json": {"schema": {"type": "object", "properties": {"success": {"const": true}, "accounts": {"type": "array", "items": {"$ref": "#/components/schemas/Account"}}}}}}});
+        }
+        Route::PutAccount => {
+            body = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "required": ["session"], "properties": {"session": {"type": "string"}}}}}});
+            responses["200"] = json!({"description": "Stored (encrypted)."});
+        }
+        Route::CheckAccount => {
+            responses["200"] = json!({"description": "What TikTok said (`check.ok`).", "content": {"application/json": {"schema": {"type": "object", "properties": {"success": {"const": true}, "check": {"$ref": "#/components/schemas/AccountCheck"}}}}}});
+        }
+        Route::RevokeKey | Route::RemoveAccount => {
+            responses["200"] = json!({"description": "Done."});
+        }
+        Route::Health => {
+            responses["200"] = json!({"description": "`ok`.", "content": {"text/plain": {"schema": {"const": "ok"}}}});
+        }
+        Route::Ready => {
+            responses["200"] = json!({"description": "Ready.", "content": {"application/json": {"schema": {"type": "object", "properties": {"ready": {"const": true}, "outbox_depth": {"type": "integer"}}}}}});
+            responses["503"] = json!({"description": "The database does not answer."});
+        }
+        Route::Metrics => {
+            responses["200"] = json!({"description": "Prometheus text format.", "content": {"text/plain": {"schema": {"type": "string"}}}});
+        }
+        Route::OpenApi => {
+            responses["200"] = json!({"description": "OpenAPI 3.1.", "content": {"application/json": {"schema": {"type": "object"}}}});
+        }
+    }
+    for status in error_statuses(route) {
+        let codes: Vec<&str> = ErrorCode::ALL
+            .iter()
+            .filter(|c| c.status().as_u16() == *status)
+            .map(|c| c.as_str())
+            .collect();
+        let mut answer = json!({
+            "description": format!("Error; error.code is one of: {}.", codes.join(", ")),
+            "content": content("Error"),
+        });
+        if *status == 429 {
+            answer["headers"] = json!({"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds until the quota window resets."}});
+        }
+        responses[status.to_string()] = answer;
+    }
+    op["responses"] = responses;
+    if !body.is_null() {
+        op["requestBody"] = body;
+    }
+    if !params.is_empty() {
+        op["parameters"] = Value::Array(params);
+    }
+    op
+}
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for route in Route::ALL {
+        let item = paths.entry(route.path()).or_insert_with(|| json!({}));
+        item[route.method().as_str().to_ascii_lowercase()] = operation(*route);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "tiktok-dm gateway",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Send TikTok direct messages (text and images) into existing conversations, with API keys, quota, stored accounts and a durable outbox. Every answer has the original n8n node's shape: success, message, messages, usage, quota.",
+            "license": {"name": "MIT", "identifier": "MIT"}
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {
+                "bearerKey": {"type": "http", "scheme": "bearer", "description": "An API key (tdm_...)."},
+                "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "adminKey": {"type": "http", "scheme": "bearer", "description": "The admin key (also accepted as X-Admin-Key)."}
+            }
+        },
+        "x-error-codes": error_codes(),
+    })
+}
