@@ -6,6 +6,7 @@ mod decode;
 mod images;
 mod restart;
 mod run_sandbox;
+mod secrets;
 mod send;
 mod serve;
 
