@@ -50,7 +50,7 @@ async fn reqwest_like_get(url: &str) -> serde_json::Value {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_demo_sends_through_the_client_and_shows_what_arrived() {
+async fn the_demo_goes_through_the_gateway_text_image_and_a_quota_refusal() {
     let out = run(args(&["demo"]), None).await;
     assert!(
         out.status.success(),
@@ -58,9 +58,22 @@ async fn the_demo_sends_through_the_client_and_shows_what_arrived() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v = json(&out);
-    assert_eq!(v["result"]["success"], true);
+    let steps = v["steps"].as_array().unwrap();
+    let statuses: Vec<u64> = steps
+        .iter()
+        .map(|s| s["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [200, 200, 429]);
+    assert_eq!(steps[1]["answer"]["quota"]["daily"]["remaining"], 0);
+    assert_eq!(steps[2]["answer"]["error"]["code"], "quota_exceeded");
+    let received = v["sandbox_received"].as_array().unwrap();
+    let kinds: Vec<u64> = received
+        .iter()
+        .map(|m| m["message_type"].as_u64().unwrap())
+        .collect();
+    assert_eq!(kinds, [7, 27, 7], "text, then the image before its caption");
     assert_eq!(
-        v["sandbox_received"][0]["client_message_id"],
-        v["result"]["messages"][0]["client_message_id"]
+        received[0]["client_message_id"],
+        steps[0]["answer"]["messages"][0]["client_message_id"]
     );
 }

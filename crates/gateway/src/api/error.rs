@@ -166,10 +166,14 @@ impl IntoResponse for ApiError {
             "error": error,
         });
         let mut response = (self.code.status(), Json(body)).into_response();
+        let headers = response.headers_mut();
         if let Some(secs) = self.retry_after {
-            response
-                .headers_mut()
-                .insert("retry-after", HeaderValue::from(secs));
+            headers.insert("retry-after", HeaderValue::from(secs));
+        }
+        if let Some((limit, remaining, reset)) = self.rate_limit {
+            headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
+            headers.insert("x-ratelimit-remaining", HeaderValue::from(remaining));
+            headers.insert("x-ratelimit-reset", HeaderValue::from(reset));
         }
         response
     }

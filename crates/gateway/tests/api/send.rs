@@ -167,6 +167,8 @@ async fn the_quota_is_enforced_with_retry_after_and_reported() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["x-ratelimit-limit"], "2");
+    assert_eq!(resp.headers()["x-ratelimit-remaining"], "0");
     assert!(
         resp.headers()["retry-after"]
             .to_str()
