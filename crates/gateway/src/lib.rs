@@ -9,6 +9,7 @@ pub mod outbox;
 mod quota;
 pub mod secrets;
 mod startup;
+pub mod waiters;
 
 pub use config::Settings;
 pub use error::{Error, Result};

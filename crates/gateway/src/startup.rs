@@ -37,6 +37,7 @@ impl<S: Store> Application<S> {
             wake: Arc::new(Notify::new()),
             pool: Pool::default(),
             metrics: Arc::new(Metrics::default()),
+            waiters: Arc::default(),
         };
         Ok(Self { listener, state })
     }

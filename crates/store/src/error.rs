@@ -13,6 +13,12 @@ pub enum Error {
     /// A value already exists (e.g. an API key name).
     #[error("{0} already exists")]
     Duplicate(String),
+    /// The write group this change was in could not be committed.
+    #[error("the database did not commit: {0}")]
+    Commit(String),
+    /// The writer task is gone (the runtime is shutting down).
+    #[error("the database writer has stopped")]
+    WriterGone,
     /// A stored value is not what the schema allows.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),

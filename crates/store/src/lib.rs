@@ -7,7 +7,8 @@
 //! written so a PostgreSQL backend can follow: every operation that must be
 //! atomic (quota reservation with the outbox insert, claiming due rows) is one
 //! trait method, so each backend can use its own mechanism (SQLite: one writer
-//! and a lease column; PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+//! task with group commit and a lease column; PostgreSQL: `FOR UPDATE SKIP
+//! LOCKED`). Usage and quota are kept in counters, never counted by scanning.
 
 mod error;
 mod sqlite;
@@ -102,8 +103,12 @@ pub trait Store: Clone + Send + Sync + 'static {
         request_id: &str,
         api_key_id: i64,
     ) -> impl Future<Output = Result<Option<RequestStatus>>> + Send;
-    /// Messages counted against a key since `since` (failed ones excluded).
-    fn used_since(&self, api_key_id: i64, since: i64) -> impl Future<Output = Result<u64>> + Send;
+    /// Messages counted in a quota window (failed ones given back).
+    fn window_used(
+        &self,
+        api_key_id: i64,
+        window: &QuotaWindow,
+    ) -> impl Future<Output = Result<u64>> + Send;
     /// A key's running totals (failed messages excluded): since `day_start`,
     /// since `month_start`, ever, and the image bytes ever.
     fn usage_totals(

@@ -28,7 +28,7 @@ use crate::quota;
 async fn quota_json<S: Store>(store: &S, key: &ApiKey, now: i64) -> Result<Value, ApiError> {
     let mut out = serde_json::Map::new();
     for w in quota::windows(key, now) {
-        let used = store.used_since(key.id, w.start).await?;
+        let used = store.window_used(key.id, &w).await?;
         out.insert(
             w.name.to_owned(),
             json!({"limit": w.limit, "used": used, "remaining": w.limit.saturating_sub(used), "resets_at": w.resets_at / 1000}),
@@ -326,19 +326,32 @@ pub(crate) async fn post<S: Store>(
         } else {
             state.settings.wait_for_delivery
         };
-    loop {
-        let status = state
-            .store
-            .request_status(&request_id, key.id)
-            .await?
-            .ok_or_else(|| ApiError::internal(&"accepted request vanished"))?;
-        if status.messages.iter().all(|m| m.state.is_final())
-            || tokio::time::Instant::now() >= deadline
-        {
-            return status_response(&state, &key, &status).await;
+    let notify = state.waiters.register(&request_id);
+    let answer = async {
+        loop {
+            // Armed before the status is read, so a wake-up in between is not lost.
+            let woken = notify.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let status = state
+                .store
+                .request_status(&request_id, key.id)
+                .await?
+                .ok_or_else(|| ApiError::internal(&"accepted request vanished"))?;
+            let now = tokio::time::Instant::now();
+            if status.messages.iter().all(|m| m.state.is_final()) || now >= deadline {
+                return status_response(&state, &key, &status).await;
+            }
+            let poll = (deadline - now).min(Duration::from_millis(250));
+            tokio::select! {
+                () = &mut woken => {}
+                () = tokio::time::sleep(poll) => {}
+            }
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    .await;
+    state.waiters.unregister(&request_id, notify);
+    answer
 }
 
 /// `GET /v1/messages/{id}`.

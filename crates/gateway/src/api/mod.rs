@@ -25,6 +25,7 @@ use crate::config::Settings;
 use crate::metrics::{HttpLabels, Metrics, RouteLabels};
 use crate::outbox::Pool;
 use crate::secrets::Vault;
+use crate::waiters::Waiters;
 
 /// What every handler and the worker share.
 pub struct AppState<S> {
@@ -40,6 +41,8 @@ pub struct AppState<S> {
     pub pool: Pool,
     /// Counters and histograms.
     pub metrics: Arc<Metrics>,
+    /// Send handlers waiting for their outcome.
+    pub waiters: Arc<Waiters>,
 }
 
 impl<S: Clone> Clone for AppState<S> {
@@ -51,6 +54,7 @@ impl<S: Clone> Clone for AppState<S> {
             wake: Arc::clone(&self.wake),
             pool: self.pool.clone(),
             metrics: Arc::clone(&self.metrics),
+            waiters: Arc::clone(&self.waiters),
         }
     }
 }

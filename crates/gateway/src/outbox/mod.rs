@@ -309,6 +309,7 @@ async fn deliver<S: Store>(state: &AppState<S>, pool: &Pool, mut m: OutboxMessag
             }
         }
     };
+    state.waiters.wake(&m.request_id);
     if let Err(e) = recorded {
         // The lease runs out and the message is claimed again with the same id.
         tracing::error!(error = %e, "outbox: recording an outcome failed");

@@ -33,4 +33,62 @@ mod sqlite {
             .unwrap();
         assert_eq!(found.unwrap().id, key.id);
     }
+
+    /// Migration 3 fills the counters from an existing outbox; its SQL must give
+    /// the same numbers the live counters keep.
+    #[tokio::test]
+    async fn the_counter_backfill_matches_the_live_counters() {
+        use tiktok_dm_store::{Kind, State, Store as _};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.sqlite");
+        let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+        let key = crate::suite::new_key(&store, "k", None).await;
+        let day = 86_400_000;
+        for (i, at) in [5 * day, 40 * day, 40 * day + 9, 70 * day]
+            .into_iter()
+            .enumerate()
+        {
+            let r =
+                crate::suite::request(&format!("r{i}"), key.id, None, &[Kind::Image, Kind::Text]);
+            store.enqueue(r, &[], at).await.unwrap();
+        }
+        let claimed = store.claim_due(80 * day, 60_000, 1).await.unwrap();
+        store
+            .finish(
+                claimed[0].id,
+                State::Failed,
+                &serde_json::json!({}),
+                80 * day,
+            )
+            .await
+            .unwrap();
+        let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+            "sqlite://{}",
+            path.display()
+        ))
+        .await
+        .unwrap();
+        let snapshot = "SELECT api_key_id, period, start, messages, image_bytes FROM usage_counters WHERE messages > 0 ORDER BY 1, 2, 3";
+        let live: Vec<(i64, String, i64, i64, i64)> =
+            sqlx::query_as(snapshot).fetch_all(&mut db).await.unwrap();
+        assert_eq!(
+            live.len(),
+            5,
+            "2 days, 2 months, all (the failed one is given back): {live:?}"
+        );
+        sqlx::query("DELETE FROM usage_counters")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        let migration = include_str!("../../migrations/sqlite/0003_counters.sql");
+        for statement in migration.split(';') {
+            let statement = statement.trim();
+            if statement.contains("INSERT INTO usage_counters") {
+                sqlx::query(statement).execute(&mut db).await.unwrap();
+            }
+        }
+        let rebuilt: Vec<(i64, String, i64, i64, i64)> =
+            sqlx::query_as(snapshot).fetch_all(&mut db).await.unwrap();
+        assert_eq!(rebuilt, live);
+    }
 }

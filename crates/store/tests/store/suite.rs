@@ -120,7 +120,7 @@ macro_rules! store_suite {
             let claimed = store.claim_due(20, 60_000, 10).await.unwrap();
             assert_eq!(claimed.len(), 1, "the text waits for its image");
             store.finish(claimed[0].id, State::Failed, &serde_json::json!({"code": "x"}), 21).await.unwrap();
-            assert_eq!(store.used_since(key.id, 0).await.unwrap(), 0);
+            assert_eq!(store.window_used(key.id, &daily(3)[0]).await.unwrap(), 0);
             let status = store.request_status("a", key.id).await.unwrap().unwrap();
             assert_eq!(status.messages[1].state, State::Failed, "the caption is not attempted");
             let again = store.enqueue(request("c", key.id, None, &[Kind::Image, Kind::Text]), &daily(3), 22).await.unwrap();
@@ -133,18 +133,22 @@ macro_rules! store_suite {
             let key = new_key(&store, "u", None).await;
             let other = new_key(&store, "other", None).await;
             let day = 86_400_000;
+            // January 1970, then February (which starts on day 31).
             store.enqueue(request("old", key.id, None, &[Kind::Text]), &[], 5 * day).await.unwrap();
-            store.enqueue(request("month", key.id, None, &[Kind::Image]), &[], 20 * day).await.unwrap();
-            store.enqueue(request("today", key.id, None, &[Kind::Image, Kind::Text]), &[], 30 * day + 5).await.unwrap();
-            store.enqueue(request("theirs", other.id, None, &[Kind::Text]), &[], 30 * day + 6).await.unwrap();
-            let t = store.usage_totals(key.id, 30 * day, 10 * day).await.unwrap();
+            store.enqueue(request("month", key.id, None, &[Kind::Image]), &[], 40 * day).await.unwrap();
+            store.enqueue(request("today", key.id, None, &[Kind::Image, Kind::Text]), &[], 50 * day + 5).await.unwrap();
+            store.enqueue(request("theirs", other.id, None, &[Kind::Text]), &[], 50 * day + 6).await.unwrap();
+            let t = store.usage_totals(key.id, 50 * day, 31 * day).await.unwrap();
             assert_eq!((t.today, t.month, t.total, t.image_bytes), (2, 3, 4, 32));
+            let january = store.usage_totals(key.id, 5 * day, 0).await.unwrap();
+            assert_eq!((january.today, january.month), (1, 1));
             // "old" fails: it leaves every total.
-            let claimed = store.claim_due(30 * day + 10, 60_000, 1).await.unwrap();
+            let claimed = store.claim_due(50 * day + 10, 60_000, 1).await.unwrap();
             assert_eq!(claimed[0].request_id, "old");
-            store.finish(claimed[0].id, State::Failed, &serde_json::json!({"code": "x"}), 30 * day + 11).await.unwrap();
-            let t = store.usage_totals(key.id, 30 * day, 10 * day).await.unwrap();
+            store.finish(claimed[0].id, State::Failed, &serde_json::json!({"code": "x"}), 50 * day + 11).await.unwrap();
+            let t = store.usage_totals(key.id, 50 * day, 31 * day).await.unwrap();
             assert_eq!((t.today, t.month, t.total, t.image_bytes), (2, 3, 3, 32));
+            assert_eq!(store.usage_totals(key.id, 5 * day, 0).await.unwrap().month, 0);
             assert_eq!(store.usage_totals(999, 0, 0).await.unwrap(), Default::default());
         }
 
@@ -180,7 +184,7 @@ macro_rules! store_suite {
                 }
             }
             assert_eq!(accepted, 50);
-            assert_eq!(store.used_since(key.id, 0).await.unwrap(), 50);
+            assert_eq!(store.window_used(key.id, &daily(50)[0]).await.unwrap(), 50);
         }
 
         #[tokio::test]
