@@ -16,6 +16,7 @@ use crate::secrets::Vault;
 pub struct Application<S> {
     listener: TcpListener,
     state: AppState<S>,
+    direct_rx: tokio::sync::mpsc::Receiver<tiktok_dm_store::OutboxMessage>,
 }
 
 impl<S: Store> Application<S> {
@@ -30,6 +31,7 @@ impl<S: Store> Application<S> {
         vault: Vault,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
+        let (direct, direct_rx) = tokio::sync::mpsc::channel(1024);
         let state = AppState {
             store,
             vault: Arc::new(vault),
@@ -38,8 +40,13 @@ impl<S: Store> Application<S> {
             pool: Pool::default(),
             metrics: Arc::new(Metrics::default()),
             waiters: Arc::default(),
+            direct,
         };
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            direct_rx,
+        })
     }
 
     /// The bound address.
@@ -59,8 +66,13 @@ impl<S: Store> Application<S> {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let worker = tokio::spawn(outbox::run(self.state.clone(), stop_rx));
-        let served = axum::serve(self.listener, router(self.state))
+        let worker = tokio::spawn(outbox::run(self.state.clone(), self.direct_rx, stop_rx));
+        use axum::serve::ListenerExt as _;
+        // Answers go out at once, not held back by Nagle's algorithm.
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let served = axum::serve(listener, router(self.state))
             .with_graceful_shutdown(shutdown)
             .await;
         let _ = stop_tx.send(true);

@@ -4,19 +4,19 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The database failed (connection, I/O, constraint).
+    /// The database failed (I/O, a constraint, a busy file).
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// A migration failed.
-    #[error("database migration failed: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
+    Database(#[from] rusqlite::Error),
+    /// The database cannot be opened or migrated.
+    #[error("database setup failed: {0}")]
+    Migration(String),
     /// A value already exists (e.g. an API key name).
     #[error("{0} already exists")]
     Duplicate(String),
     /// The write group this change was in could not be committed.
     #[error("the database did not commit: {0}")]
     Commit(String),
-    /// The writer task is gone (the runtime is shutting down).
+    /// The writer thread is gone (the process is shutting down).
     #[error("the database writer has stopped")]
     WriterGone,
     /// A stored value is not what the schema allows.

@@ -156,6 +156,10 @@ pub struct NewRequest {
     pub conversation_short_id: i64,
     /// In delivery order.
     pub messages: Vec<NewMessage>,
+    /// Claim the first message for the caller in the same transaction, leased
+    /// for this many ms (the gateway hands it straight to its worker, saving a
+    /// claim round trip); `None` leaves it to [`Store::claim_due`](crate::Store::claim_due).
+    pub claim_first_ms: Option<i64>,
 }
 
 /// One quota window to check and reserve in.
@@ -178,6 +182,8 @@ pub enum Enqueued {
     Accepted {
         /// The request id.
         request_id: String,
+        /// The first message, already claimed, when `claim_first_ms` asked for it.
+        claimed: Option<Box<OutboxMessage>>,
     },
     /// The same idempotency key with the same content: the first request's id.
     Replay {
@@ -200,7 +206,7 @@ pub enum Enqueued {
 }
 
 /// A claimed message with what the worker needs to deliver it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxMessage {
     /// Row id.
     pub id: i64,

@@ -283,14 +283,32 @@ pub(crate) async fn post<S: Store>(
         conversation_id: valid.target.conversation_id.to_string(),
         conversation_short_id: valid.target.conversation_short_id.get(),
         messages,
+        claim_first_ms: Some(i64::try_from(state.settings.lease.as_millis()).unwrap_or(120_000)),
     };
     let request_id = match state
         .store
         .enqueue(new, &quota::windows(&key, now), now)
         .await?
     {
-        Enqueued::Accepted { request_id } => {
+        Enqueued::Accepted {
+            request_id,
+            claimed,
+        } => {
             state.metrics.accepted.inc_by(message_count);
+            match claimed {
+                // Straight to the worker; if it is too busy to take it now, the
+                // message goes back to the outbox for an ordinary claim.
+                Some(first) => {
+                    if let Err(full) = state.direct.try_send(*first) {
+                        let id = full.into_inner().id;
+                        if let Err(e) = state.store.release(id, now).await {
+                            tracing::error!(error = %e, "a claimed message could not be given back; it goes again after its lease");
+                        }
+                        state.wake.notify_one();
+                    }
+                }
+                None => state.wake.notify_one(),
+            }
             request_id
         }
         Enqueued::Replay { request_id } => request_id,
@@ -318,7 +336,6 @@ pub(crate) async fn post<S: Store>(
             return Err(e);
         }
     };
-    state.wake.notify_one();
     let prefer_async = header("prefer").is_some_and(|p| p.contains("respond-async"));
     let deadline = tokio::time::Instant::now()
         + if prefer_async {

@@ -43,6 +43,8 @@ pub struct AppState<S> {
     pub metrics: Arc<Metrics>,
     /// Send handlers waiting for their outcome.
     pub waiters: Arc<Waiters>,
+    /// Messages claimed with their acceptance, straight to the worker.
+    pub direct: tokio::sync::mpsc::Sender<tiktok_dm_store::OutboxMessage>,
 }
 
 impl<S: Clone> Clone for AppState<S> {
@@ -55,6 +57,7 @@ impl<S: Clone> Clone for AppState<S> {
             pool: self.pool.clone(),
             metrics: Arc::clone(&self.metrics),
             waiters: Arc::clone(&self.waiters),
+            direct: self.direct.clone(),
         }
     }
 }
@@ -184,12 +187,20 @@ async fn observe<S: Store>(
         )
         .into_response(),
     };
+    let elapsed = started.elapsed();
+    tracing::debug!(
+        %method,
+        route = %route,
+        status = response.status().as_u16(),
+        micros = elapsed.as_micros() as u64,
+        "http answer"
+    );
     let m = &state.metrics;
     m.http_seconds
         .get_or_create(&RouteLabels {
             route: route.clone(),
         })
-        .observe(started.elapsed().as_secs_f64());
+        .observe(elapsed.as_secs_f64());
     m.http_requests
         .get_or_create(&HttpLabels {
             route,

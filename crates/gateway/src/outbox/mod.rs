@@ -17,7 +17,7 @@ use tiktok_dm_client::proto::content::MessageText;
 use tiktok_dm_client::proto::ids::ClientMessageId;
 use tiktok_dm_client::{Config, Credentials, Error as ClientError, RetryClass, Session, Target};
 use tiktok_dm_store::{Kind, OutboxMessage, State, Store};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 mod pool;
 pub use pool::{Pool, Slot};
@@ -41,7 +41,11 @@ const CLAIM_BATCH: usize = 128;
 
 /// Runs until `stop` turns true, then waits (up to 10 s) for the deliveries in
 /// flight; any still unfinished go again after their lease, with the same ids.
-pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) {
+pub async fn run<S: Store>(
+    state: AppState<S>,
+    mut direct: mpsc::Receiver<OutboxMessage>,
+    mut stop: watch::Receiver<bool>,
+) {
     let pool = state.pool.clone();
     let mut in_flight = tokio::task::JoinSet::new();
     let mut next_sweep = tokio::time::Instant::now() + SWEEP_EVERY;
@@ -56,6 +60,14 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
                 tracing::debug!(closed, "outbox: idle sessions closed");
             }
             next_sweep = tokio::time::Instant::now() + SWEEP_EVERY;
+        }
+        // Messages the API claimed with their acceptance come first.
+        while in_flight.len() < MAX_IN_FLIGHT {
+            let Ok(message) = direct.try_recv() else {
+                break;
+            };
+            let (state, pool) = (state.clone(), pool.clone());
+            in_flight.spawn(async move { deliver(&state, &pool, message).await });
         }
         let room = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
         if room == 0 {
@@ -77,14 +89,33 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
         if claimed.is_empty() {
             tokio::select! {
                 _ = state.wake.notified() => {}
+                Some(message) = direct.recv() => {
+                    let (state, pool) = (state.clone(), pool.clone());
+                    in_flight.spawn(async move { deliver(&state, &pool, message).await });
+                }
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                 _ = stop.changed() => {}
             }
             continue;
         }
+        let drained = claimed.len() < max as usize;
         for message in claimed {
             let (state, pool) = (state.clone(), pool.clone());
             in_flight.spawn(async move { deliver(&state, &pool, message).await });
+        }
+        if drained {
+            // Nothing else was due: wait for news rather than ask again at once
+            // (an empty claim would sit in the writer's queue ahead of the
+            // outcomes of what was just claimed). A wake-up sent meanwhile is kept.
+            tokio::select! {
+                _ = state.wake.notified() => {}
+                Some(message) = direct.recv() => {
+                    let (state, pool) = (state.clone(), pool.clone());
+                    in_flight.spawn(async move { deliver(&state, &pool, message).await });
+                }
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = stop.changed() => {}
+            }
         }
     }
     let drained = tokio::time::timeout(Duration::from_secs(10), async {
@@ -202,7 +233,9 @@ async fn deliver<S: Store>(state: &AppState<S>, pool: &Pool, mut m: OutboxMessag
         // Pacing: wait for this account's next slot, or give the message back
         // when the queue is longer than half a lease.
         match pool.reserve(&key, state.settings.pacing, state.settings.lease / 2) {
-            Slot::After(wait) => tokio::time::sleep(wait).await,
+            // (A zero sleep would still wait for the timer's next 1 ms tick.)
+            Slot::After(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
+            Slot::After(_) => {}
             Slot::Later(wait) => return Ok(Err(wait)),
         }
         let session = pool
@@ -235,6 +268,12 @@ async fn deliver<S: Store>(state: &AppState<S>, pool: &Pool, mut m: OutboxMessag
             return;
         }
         Ok(Ok(sent)) => {
+            tracing::debug!(
+                request = %m.request_id,
+                client_message_id = %m.client_message_id,
+                attempt = m.attempts,
+                "outbox: delivered"
+            );
             record(state, &m, started, "sent", None);
             Ok(sent)
         }
@@ -310,6 +349,10 @@ async fn deliver<S: Store>(state: &AppState<S>, pool: &Pool, mut m: OutboxMessag
         }
     };
     state.waiters.wake(&m.request_id);
+    if m.kind == Kind::Image {
+        // Its caption, if any, is due now.
+        state.wake.notify_one();
+    }
     if let Err(e) = recorded {
         // The lease runs out and the message is claimed again with the same id.
         tracing::error!(error = %e, "outbox: recording an outcome failed");

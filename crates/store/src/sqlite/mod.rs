@@ -1,108 +1,165 @@
 //! The SQLite backend: one file, WAL journal, migrations embedded in the binary.
-//! SQLite has no `SKIP LOCKED`, so every write goes through one writer task that
-//! commits in groups (`writer.rs`), and claimed rows carry a lease (`locked_until`).
+//! SQLite has no `SKIP LOCKED`, so every write goes through one writer thread
+//! that commits in groups (`writer.rs`), and claimed rows carry a lease
+//! (`locked_until`). Reads run on a few read-only connections beside it (WAL lets
+//! them), each query on the blocking pool.
+//!
+//! rusqlite rather than an async driver: statements run in the calling thread
+//! with cached prepared statements (a few microseconds each), where an async
+//! SQLite driver sends every statement to a connection thread and back; the
+//! writer is the gateway's one serial section, so that difference is its
+//! throughput.
 
-use std::borrow::Cow;
-use std::future::Future;
-use std::pin::Pin;
-use std::str::FromStr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 
 use crate::Store;
 use crate::error::{Error, Result};
 use crate::types::*;
-use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{Row, SqlitePool};
 
 mod writer;
 
 use writer::{Done, Op, Writer};
 
-/// The migrations, compiled into the binary so an installed `tiktok-dm` needs no files.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "init",
-        include_str!("../../migrations/sqlite/0001_init.sql"),
-    ),
-    (
-        2,
-        "usage",
-        include_str!("../../migrations/sqlite/0002_usage.sql"),
-    ),
-    (
-        3,
-        "counters",
-        include_str!("../../migrations/sqlite/0003_counters.sql"),
-    ),
+/// The migrations, compiled into the binary so an installed `tiktok-dm` needs
+/// no files. Applied in order; `PRAGMA user_version` records the last one.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../../migrations/sqlite/0002_usage.sql")),
+    (3, include_str!("../../migrations/sqlite/0003_counters.sql")),
 ];
 
-#[derive(Debug)]
-struct Embedded;
-
-impl MigrationSource<'static> for Embedded {
-    fn resolve(
-        self,
-    ) -> Pin<
-        Box<dyn Future<Output = Result<Vec<Migration>, sqlx::error::BoxDynError>> + Send + 'static>,
-    > {
-        Box::pin(async {
-            Ok(MIGRATIONS
-                .iter()
-                .map(|(version, name, sql)| {
-                    Migration::new(
-                        *version,
-                        Cow::Borrowed(*name),
-                        MigrationType::Simple,
-                        Cow::Borrowed(*sql),
-                        false,
-                    )
-                })
-                .collect())
-        })
-    }
-}
+const READERS: usize = 4;
 
 /// The SQLite store. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    /// Readers (WAL lets them run beside the writer).
-    pool: SqlitePool,
+    readers: Arc<Readers>,
     writer: Writer,
+}
+
+#[derive(Debug)]
+struct Readers {
+    conns: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
+}
+
+/// The file a `sqlite://path`, `sqlite:path` or plain path names.
+fn file_of(url: &str) -> Result<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Err(Error::Migration(
+            "the store needs a database file, not an in-memory database".into(),
+        ));
+    }
+    Ok(PathBuf::from(path))
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    let mut version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    // Databases made by 0.1 before this runner recorded migrations in sqlx's table.
+    if version == 0 {
+        let legacy: Option<i64> = conn
+            .query_row(
+                "SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .unwrap_or(None)
+            .flatten();
+        if let Some(v) = legacy {
+            version = v;
+            conn.pragma_update(None, "user_version", v)?;
+        }
+    }
+    for (n, sql) in MIGRATIONS {
+        if *n <= version {
+            continue;
+        }
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)
+            .map_err(|e| Error::Migration(format!("migration {n}: {e}")))?;
+        tx.pragma_update(None, "user_version", n)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    Ok(conn)
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://path`, or a
     /// plain path) and applies the migrations.
     ///
-    /// Commits are `synchronous = FULL`: an answer that says "accepted" means the
-    /// rows survive a power cut, not only a crash. Group commit (see `writer`)
-    /// pays that fsync once per group.
+    /// Commits that accept something are `synchronous = FULL`: an answer that
+    /// says "accepted" means the rows survive a power cut, not only a crash.
+    /// Group commit (see `writer`) pays that fsync once per group.
     ///
     /// # Errors
     /// The file cannot be opened or a migration fails.
     pub async fn open(url: &str) -> Result<Self> {
-        let url = if url.starts_with("sqlite:") {
-            url.to_owned()
-        } else {
-            format!("sqlite://{url}")
-        };
-        let options = SqliteConnectOptions::from_str(&url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options.clone())
-            .await?;
-        Migrator::new(Embedded).await?.run(&pool).await?;
-        let writer = Writer::start(sqlx::ConnectOptions::connect(&options).await?);
-        Ok(Self { pool, writer })
+        let path = file_of(url)?;
+        tokio::task::spawn_blocking(move || {
+            let mut conn = Connection::open(&path)?;
+            conn.busy_timeout(Duration::from_secs(10))?;
+            migrate(&mut conn)?;
+            drop(conn);
+            let writer = Writer::start(&path)?;
+            let conns = (0..READERS)
+                .map(|_| open_reader(&path).map(Mutex::new))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Self {
+                readers: Arc::new(Readers {
+                    conns,
+                    next: AtomicUsize::new(0),
+                }),
+                writer,
+            })
+        })
+        .await
+        .map_err(|e| Error::Migration(format!("opening the database failed: {e}")))?
+    }
+
+    /// Runs `f` on a read connection, on the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || {
+            let n = readers.conns.len();
+            let first = readers.next.fetch_add(1, Ordering::Relaxed);
+            // A free connection if there is one, else wait for ours.
+            for i in 0..n {
+                if let Ok(conn) = readers.conns[(first + i) % n].try_lock() {
+                    return f(&conn);
+                }
+            }
+            let conn = readers.conns[first % n]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            f(&conn)
+        })
+        .await
+        .map_err(|_| Error::WriterGone)?
     }
 }
 
@@ -110,21 +167,25 @@ fn limit(v: Option<i64>) -> Option<u32> {
     v.and_then(|n| u32::try_from(n).ok())
 }
 
-fn api_key(row: &SqliteRow) -> Result<ApiKey> {
+fn api_key(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
     Ok(ApiKey {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        prefix: row.try_get("prefix")?,
-        daily_limit: limit(row.try_get("daily_limit")?),
-        monthly_limit: limit(row.try_get("monthly_limit")?),
-        account: row.try_get("account")?,
-        created_at: row.try_get("created_at")?,
-        revoked_at: row.try_get("revoked_at")?,
+        id: row.get(0)?,
+        name: row.get(1)?,
+        prefix: row.get(2)?,
+        daily_limit: limit(row.get(3)?),
+        monthly_limit: limit(row.get(4)?),
+        account: row.get(5)?,
+        created_at: row.get(6)?,
+        revoked_at: row.get(7)?,
     })
 }
 
 const KEY_COLUMNS: &str =
     "id, name, prefix, daily_limit, monthly_limit, account, created_at, revoked_at";
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
 
 impl Store for SqliteStore {
     async fn create_api_key(&self, new: NewApiKey, now: i64) -> Result<ApiKey> {
@@ -135,22 +196,26 @@ impl Store for SqliteStore {
     }
 
     async fn api_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>> {
-        let row = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?"
-        ))
-        .bind(&hash[..])
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(api_key).transpose()
+        let hash = *hash;
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1"
+            ))?
+            .query_row(params![&hash[..]], api_key)
+            .optional()?)
+        })
+        .await
     }
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY id DESC"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(api_key).collect()
+        self.read(|c| {
+            let mut s = c.prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY id DESC"
+            ))?;
+            let rows = s.query_map([], api_key)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
     }
 
     async fn revoke_api_key(&self, name: &str, now: i64) -> Result<bool> {
@@ -169,26 +234,32 @@ impl Store for SqliteStore {
     }
 
     async fn account(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        let row = sqlx::query("SELECT session_sealed FROM accounts WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.try_get("session_sealed")).transpose()?)
+        let name = name.to_owned();
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT session_sealed FROM accounts WHERE name = ?1")?
+                    .query_row(params![name], |r| r.get(0))
+                    .optional()?,
+            )
+        })
+        .await
     }
 
     async fn list_accounts(&self) -> Result<Vec<AccountInfo>> {
-        let rows = sqlx::query("SELECT name, created_at, updated_at FROM accounts ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
+        self.read(|c| {
+            let mut s = c.prepare_cached(
+                "SELECT name, created_at, updated_at FROM accounts ORDER BY name",
+            )?;
+            let rows = s.query_map([], |r| {
                 Ok(AccountInfo {
-                    name: r.try_get("name")?,
-                    created_at: r.try_get("created_at")?,
-                    updated_at: r.try_get("updated_at")?,
+                    name: r.get(0)?,
+                    created_at: r.get(1)?,
+                    updated_at: r.get(2)?,
                 })
-            })
-            .collect()
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
     }
 
     async fn remove_account(&self, name: &str) -> Result<bool> {
@@ -279,49 +350,63 @@ impl Store for SqliteStore {
         request_id: &str,
         api_key_id: i64,
     ) -> Result<Option<RequestStatus>> {
-        let Some(request) = sqlx::query("SELECT id, created_at, session_sealed IS NOT NULL AS holds_session FROM requests WHERE id = ? AND api_key_id = ?")
-            .bind(request_id)
-            .bind(api_key_id)
-            .fetch_optional(&self.pool)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let rows = sqlx::query(
-            "SELECT kind, client_message_id, state, server_message_id, transport, attempts, error, image_bytes FROM outbox WHERE request_id = ? ORDER BY position",
-        )
-        .bind(request_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut messages = Vec::with_capacity(rows.len());
-        let mut image_bytes = 0u64;
-        for row in &rows {
-            image_bytes += u64::try_from(row.try_get::<i64, _>("image_bytes")?).unwrap_or(0);
-            let kind: String = row.try_get("kind")?;
-            let state: String = row.try_get("state")?;
-            let error: Option<String> = row.try_get("error")?;
-            messages.push(MessageStatus {
-                kind: Kind::parse(&kind)?,
-                client_message_id: row.try_get("client_message_id")?,
-                state: State::parse(&state)?,
-                server_message_id: row.try_get("server_message_id")?,
-                transport: row.try_get("transport")?,
-                attempts: row.try_get("attempts")?,
-                error: error.and_then(|e| serde_json::from_str(&e).ok()),
-            });
-        }
-        Ok(Some(RequestStatus {
-            id: request.try_get("id")?,
-            created_at: request.try_get("created_at")?,
-            holds_session: request.try_get("holds_session")?,
-            image_bytes,
-            messages,
-        }))
+        let request_id = request_id.to_owned();
+        self.read(move |c| {
+            let Some((id, created_at, holds_session)) = c
+                .prepare_cached(
+                    "SELECT id, created_at, session_sealed IS NOT NULL FROM requests WHERE id = ?1 AND api_key_id = ?2",
+                )?
+                .query_row(params![request_id, api_key_id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, bool>(2)?))
+                })
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let mut s = c.prepare_cached(
+                "SELECT kind, client_message_id, state, server_message_id, transport, attempts, error, image_bytes FROM outbox WHERE request_id = ?1 ORDER BY position",
+            )?;
+            let mut rows = s.query(params![request_id])?;
+            let mut messages = Vec::new();
+            let mut image_bytes = 0u64;
+            while let Some(row) = rows.next()? {
+                let kind: String = row.get(0)?;
+                let state: String = row.get(2)?;
+                let error: Option<String> = row.get(6)?;
+                image_bytes += count(row.get(7)?);
+                messages.push(MessageStatus {
+                    kind: Kind::parse(&kind)?,
+                    client_message_id: row.get(1)?,
+                    state: State::parse(&state)?,
+                    server_message_id: row.get(3)?,
+                    transport: row.get(4)?,
+                    attempts: row.get(5)?,
+                    error: error.and_then(|e| serde_json::from_str(&e).ok()),
+                });
+            }
+            Ok(Some(RequestStatus {
+                id,
+                created_at,
+                holds_session,
+                image_bytes,
+                messages,
+            }))
+        })
+        .await
     }
 
     async fn window_used(&self, api_key_id: i64, window: &QuotaWindow) -> Result<u64> {
-        let mut c = self.pool.acquire().await?;
-        writer::counter(&mut c, api_key_id, writer::period_of(window), window.start).await
+        let (period, start) = (writer::period_of(window), window.start);
+        self.read(move |c| {
+            let used: Option<i64> = c
+                .prepare_cached(
+                    "SELECT messages FROM usage_counters WHERE api_key_id = ?1 AND period = ?2 AND start = ?3",
+                )?
+                .query_row(params![api_key_id, period, start], |r| r.get(0))
+                .optional()?;
+            Ok(used.map_or(0, count))
+        })
+        .await
     }
 
     async fn usage_totals(
@@ -330,39 +415,40 @@ impl Store for SqliteStore {
         day_start: i64,
         month_start: i64,
     ) -> Result<UsageTotals> {
-        let rows = sqlx::query(
-            "SELECT period, messages, image_bytes FROM usage_counters
-             WHERE api_key_id = ?1 AND ((period = 'day' AND start = ?2) OR (period = 'month' AND start = ?3) OR period = 'all')",
-        )
-        .bind(api_key_id)
-        .bind(day_start)
-        .bind(month_start)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut totals = UsageTotals::default();
-        for row in &rows {
-            let period: String = row.try_get("period")?;
-            let n = u64::try_from(row.try_get::<i64, _>("messages")?).unwrap_or(0);
-            match period.as_str() {
-                "day" => totals.today = n,
-                "month" => totals.month = n,
-                _ => {
-                    totals.total = n;
-                    totals.image_bytes =
-                        u64::try_from(row.try_get::<i64, _>("image_bytes")?).unwrap_or(0);
+        self.read(move |c| {
+            let mut s = c.prepare_cached(
+                "SELECT period, messages, image_bytes FROM usage_counters
+                 WHERE api_key_id = ?1 AND ((period = 'day' AND start = ?2) OR (period = 'month' AND start = ?3) OR period = 'all')",
+            )?;
+            let mut rows = s.query(params![api_key_id, day_start, month_start])?;
+            let mut totals = UsageTotals::default();
+            while let Some(row) = rows.next()? {
+                let period: String = row.get(0)?;
+                let n = count(row.get(1)?);
+                match period.as_str() {
+                    "day" => totals.today = n,
+                    "month" => totals.month = n,
+                    _ => {
+                        totals.total = n;
+                        totals.image_bytes = count(row.get(2)?);
+                    }
                 }
             }
-        }
-        Ok(totals)
+            Ok(totals)
+        })
+        .await
     }
 
     async fn outbox_depth(&self) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM outbox WHERE state IN ('accepted', 'sending')",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        self.read(|c| {
+            let n: i64 = c
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM outbox WHERE state IN ('accepted', 'sending')",
+                )?
+                .query_row([], |r| r.get(0))?;
+            Ok(count(n))
+        })
+        .await
     }
 }
 

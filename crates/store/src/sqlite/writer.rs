@@ -5,7 +5,7 @@
 //! answers each caller. A caller therefore never hears "done" before its change
 //! is durable, and a failing operation rolls back alone.
 
-use sqlx::{Connection as _, Row as _, SqliteConnection};
+use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
@@ -52,6 +52,20 @@ pub(crate) enum Op {
     },
 }
 
+impl Op {
+    /// Whether the caller is told "accepted" or "stored" on the strength of
+    /// this change: such a group is committed with a full fsync. The others
+    /// (claims and delivery outcomes) are redone safely if a power cut takes
+    /// them back: a message sent again keeps its client message id, which
+    /// TikTok de-duplicates.
+    fn must_be_durable(&self) -> bool {
+        !matches!(
+            self,
+            Op::Claim { .. } | Op::MarkSent { .. } | Op::Reschedule { .. } | Op::Release { .. }
+        )
+    }
+}
+
 /// What an operation gives back.
 pub(crate) enum Done {
     Key(ApiKey),
@@ -70,11 +84,18 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task on `conn`.
-    pub(crate) fn start(conn: SqliteConnection) -> Self {
+    /// Opens the write connection to `path` and starts the writer thread.
+    pub(crate) fn start(path: &std::path::Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(conn, rx));
-        Self { tx }
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || run(conn, rx))
+            .map_err(|e| Error::Commit(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self { tx })
     }
 
     /// Runs `op` in the next group and waits for its commit.
@@ -88,11 +109,28 @@ impl Writer {
     }
 }
 
-async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<(Op, Reply)>) {
+/// The writer thread: a group is whatever is queued when the last one ends.
+fn run(mut conn: Connection, mut rx: mpsc::Receiver<(Op, Reply)>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let outcomes = apply_group(&mut conn, &mut batch).await;
-        match outcomes {
+    let mut full_sync = true;
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let durable = batch.iter().any(|(op, _)| op.must_be_durable());
+        if durable != full_sync {
+            let level = if durable { "FULL" } else { "NORMAL" };
+            if let Err(e) = conn.pragma_update(None, "synchronous", level) {
+                tracing::error!(error = %e, "store: cannot set synchronous");
+            } else {
+                full_sync = durable;
+            }
+        }
+        match apply_group(&mut conn, &mut batch) {
             Ok(results) => {
                 for ((_, reply), result) in batch.drain(..).zip(results) {
                     let _ = reply.send(result);
@@ -109,100 +147,82 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<(Op, Reply)>) {
     }
 }
 
-/// One transaction for the whole group; a savepoint per operation.
-async fn apply_group(
-    conn: &mut SqliteConnection,
-    batch: &mut [(Op, Reply)],
-) -> Result<Vec<Result<Done>>> {
-    let mut tx = conn.begin().await?;
+/// One transaction for the whole group. An enqueue, the one operation with
+/// several dependent statements, runs in its own savepoint so a failure rolls
+/// back alone; single statements are atomic by themselves in SQLite.
+fn apply_group(conn: &mut Connection, batch: &mut [(Op, Reply)]) -> Result<Vec<Result<Done>>> {
+    let mut tx = conn.transaction()?;
     let mut results = Vec::with_capacity(batch.len());
     for (op, _) in batch.iter_mut() {
         let op = std::mem::replace(op, Op::RemoveAccount(String::new()));
-        let mut sp = tx.begin().await?;
-        match apply(&mut sp, op).await {
-            Ok(done) => {
-                sp.commit().await?;
-                results.push(Ok(done));
+        if let Op::Enqueue(request, windows, now) = op {
+            let mut sp = tx.savepoint()?;
+            match enqueue(&sp, request, &windows, now) {
+                Ok(done) => {
+                    sp.commit()?;
+                    results.push(Ok(Done::Enqueued(done)));
+                }
+                Err(e) => {
+                    sp.rollback()?;
+                    results.push(Err(e));
+                }
             }
-            Err(e) => {
-                sp.rollback().await?;
-                results.push(Err(e));
-            }
+        } else {
+            results.push(apply(&mut tx, op));
         }
     }
-    tx.commit().await?;
+    tx.commit()?;
     Ok(results)
 }
 
-async fn apply(c: &mut SqliteConnection, op: Op) -> Result<Done> {
+fn apply(c: &mut Transaction<'_>, op: Op) -> Result<Done> {
     match op {
-        Op::CreateKey(new, now) => create_key(c, new, now).await.map(Done::Key),
+        Op::CreateKey(new, now) => create_key(c, new, now).map(Done::Key),
         Op::RevokeKey(name, now) => {
-            let done = sqlx::query(
-                "UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
-            )
-            .bind(now)
-            .bind(name)
-            .execute(&mut *c)
-            .await?;
-            Ok(Done::Flag(done.rows_affected() == 1))
+            let n = c
+                .prepare_cached(
+                    "UPDATE api_keys SET revoked_at = ?1 WHERE name = ?2 AND revoked_at IS NULL",
+                )?
+                .execute(params![now, name])?;
+            Ok(Done::Flag(n == 1))
         }
         Op::PutAccount(name, sealed, now) => {
-            sqlx::query(
-                "INSERT INTO accounts (name, session_sealed, created_at, updated_at) VALUES (?, ?, ?, ?)
+            c.prepare_cached(
+                "INSERT INTO accounts (name, session_sealed, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
                  ON CONFLICT (name) DO UPDATE SET session_sealed = excluded.session_sealed, updated_at = excluded.updated_at",
-            )
-            .bind(name)
-            .bind(sealed)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *c)
-            .await?;
+            )?
+            .execute(params![name, sealed, now])?;
             Ok(Done::Unit)
         }
         Op::RemoveAccount(name) => {
-            let done = sqlx::query("DELETE FROM accounts WHERE name = ?")
-                .bind(name)
-                .execute(&mut *c)
-                .await?;
-            Ok(Done::Flag(done.rows_affected() == 1))
+            let n = c
+                .prepare_cached("DELETE FROM accounts WHERE name = ?1")?
+                .execute(params![name])?;
+            Ok(Done::Flag(n == 1))
         }
         Op::Enqueue(request, windows, now) => {
-            enqueue(c, request, &windows, now).await.map(Done::Enqueued)
+            enqueue(c, request, &windows, now).map(Done::Enqueued)
         }
-        Op::Claim { now, lease_ms, max } => claim(c, now, lease_ms, max).await.map(Done::Claimed),
+        Op::Claim { now, lease_ms, max } => claim(c, now, lease_ms, max).map(Done::Claimed),
         Op::MarkSent {
             id,
             server_message_id,
             transport,
             now,
         } => {
-            sqlx::query("UPDATE outbox SET state = 'sent', server_message_id = ?, transport = ?, error = NULL, locked_until = NULL, image = NULL, updated_at = ? WHERE id = ?")
-                .bind(server_message_id)
-                .bind(transport)
-                .bind(now)
-                .bind(id)
-                .execute(&mut *c)
-                .await?;
-            wipe_session_if_final(c, id).await?;
+            c.prepare_cached("UPDATE outbox SET state = 'sent', server_message_id = ?1, transport = ?2, error = NULL, locked_until = NULL, image = NULL, updated_at = ?3 WHERE id = ?4")?
+                .execute(params![server_message_id, transport, now, id])?;
+            wipe_session_if_final(c, id)?;
             Ok(Done::Unit)
         }
         Op::Reschedule { id, at, error, now } => {
-            sqlx::query("UPDATE outbox SET state = 'accepted', next_attempt_at = ?, error = ?, locked_until = NULL, updated_at = ? WHERE id = ?")
-                .bind(at)
-                .bind(error)
-                .bind(now)
-                .bind(id)
-                .execute(&mut *c)
-                .await?;
+            c.prepare_cached("UPDATE outbox SET state = 'accepted', next_attempt_at = ?1, error = ?2, locked_until = NULL, updated_at = ?3 WHERE id = ?4")?
+                .execute(params![at, error, now, id])?;
             Ok(Done::Unit)
         }
         Op::Release { id, at } => {
-            sqlx::query("UPDATE outbox SET state = 'accepted', next_attempt_at = ?, attempts = MAX(attempts - 1, 0), locked_until = NULL WHERE id = ? AND state = 'sending'")
-                .bind(at)
-                .bind(id)
-                .execute(&mut *c)
-                .await?;
+            c.prepare_cached("UPDATE outbox SET state = 'accepted', next_attempt_at = ?1, attempts = MAX(attempts - 1, 0), locked_until = NULL WHERE id = ?2 AND state = 'sending'")?
+                .execute(params![at, id])?;
             Ok(Done::Unit)
         }
         Op::Finish {
@@ -210,26 +230,31 @@ async fn apply(c: &mut SqliteConnection, op: Op) -> Result<Done> {
             state,
             error,
             now,
-        } => finish(c, id, state, error, now).await.map(|()| Done::Unit),
+        } => finish(c, id, state, &error, now).map(|()| Done::Unit),
     }
 }
 
-async fn create_key(c: &mut SqliteConnection, new: NewApiKey, now: i64) -> Result<ApiKey> {
-    let result = sqlx::query(
-        "INSERT INTO api_keys (name, prefix, key_hash, daily_limit, monthly_limit, account, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&new.name)
-    .bind(&new.prefix)
-    .bind(&new.key_hash[..])
-    .bind(new.daily_limit.map(i64::from))
-    .bind(new.monthly_limit.map(i64::from))
-    .bind(&new.account)
-    .bind(now)
-    .execute(&mut *c)
-    .await;
-    match result {
-        Ok(done) => Ok(ApiKey {
-            id: done.last_insert_rowid(),
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+fn create_key(c: &Connection, new: NewApiKey, now: i64) -> Result<ApiKey> {
+    let inserted = c
+        .prepare_cached(
+            "INSERT INTO api_keys (name, prefix, key_hash, daily_limit, monthly_limit, account, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            new.name,
+            new.prefix,
+            &new.key_hash[..],
+            new.daily_limit.map(i64::from),
+            new.monthly_limit.map(i64::from),
+            new.account,
+            now
+        ]);
+    match inserted {
+        Ok(_) => Ok(ApiKey {
+            id: c.last_insert_rowid(),
             name: new.name,
             prefix: new.prefix,
             daily_limit: new.daily_limit,
@@ -238,7 +263,7 @@ async fn create_key(c: &mut SqliteConnection, new: NewApiKey, now: i64) -> Resul
             created_at: now,
             revoked_at: None,
         }),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+        Err(e) if is_unique_violation(&e) => {
             Err(Error::Duplicate(format!("an API key named {:?}", new.name)))
         }
         Err(e) => Err(e.into()),
@@ -254,26 +279,36 @@ pub(crate) fn period_of(window: &QuotaWindow) -> &'static str {
     }
 }
 
-async fn enqueue(
-    c: &mut SqliteConnection,
-    request: NewRequest,
+/// Unix ms of the first instant of the UTC month containing `now_ms`
+/// (days-from-civil and its inverse, Howard Hinnant's algorithms).
+pub(crate) fn month_start(now_ms: i64) -> i64 {
+    let days = now_ms.div_euclid(DAY_MS);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day_of_month = doy - (153 * mp + 2) / 5 + 1;
+    (days - (day_of_month - 1)) * DAY_MS
+}
+
+fn enqueue(
+    c: &Connection,
+    mut request: NewRequest,
     windows: &[QuotaWindow],
     now: i64,
 ) -> Result<Enqueued> {
     if let Some(key) = &request.idempotency_key {
-        let existing = sqlx::query(
-            "SELECT id, request_hash FROM requests WHERE api_key_id = ? AND idempotency_key = ?",
-        )
-        .bind(request.api_key_id)
-        .bind(key)
-        .fetch_optional(&mut *c)
-        .await?;
-        if let Some(row) = existing {
-            let hash: String = row.try_get("request_hash")?;
+        let existing: Option<(String, String)> = c
+            .prepare_cached(
+                "SELECT id, request_hash FROM requests WHERE api_key_id = ?1 AND idempotency_key = ?2",
+            )?
+            .query_row(params![request.api_key_id, key], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((id, hash)) = existing {
             return Ok(if hash == request.request_hash {
-                Enqueued::Replay {
-                    request_id: row.try_get("id")?,
-                }
+                Enqueued::Replay { request_id: id }
             } else {
                 Enqueued::IdempotencyConflict
             });
@@ -281,7 +316,7 @@ async fn enqueue(
     }
     let wanted = request.messages.len() as u64;
     for w in windows {
-        let used = counter(c, request.api_key_id, period_of(w), w.start).await?;
+        let used = counter(c, request.api_key_id, period_of(w), w.start)?;
         if used + wanted > w.limit {
             return Ok(Enqueued::QuotaExceeded {
                 window: w.name,
@@ -292,113 +327,108 @@ async fn enqueue(
         }
     }
     let day_start = now - now.rem_euclid(DAY_MS);
-    let month_start: i64 = sqlx::query_scalar(
-        "SELECT CAST(strftime('%s', ? / 1000, 'unixepoch', 'start of month') AS INTEGER) * 1000",
-    )
-    .bind(now)
-    .fetch_one(&mut *c)
-    .await?;
-    sqlx::query(
+    let month_start = month_start(now);
+    c.prepare_cached(
         "INSERT INTO requests (id, api_key_id, idempotency_key, request_hash, account, session_sealed, conversation_id, conversation_short_id, created_at, day_start, month_start)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&request.id)
-    .bind(request.api_key_id)
-    .bind(&request.idempotency_key)
-    .bind(&request.request_hash)
-    .bind(&request.account)
-    .bind(&request.session_sealed)
-    .bind(&request.conversation_id)
-    .bind(request.conversation_short_id)
-    .bind(now)
-    .bind(day_start)
-    .bind(month_start)
-    .execute(&mut *c)
-    .await?;
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        request.id,
+        request.api_key_id,
+        request.idempotency_key,
+        request.request_hash,
+        request.account,
+        request.session_sealed,
+        request.conversation_id,
+        request.conversation_short_id,
+        now,
+        day_start,
+        month_start
+    ])?;
     let mut image_bytes = 0i64;
-    for (position, m) in request.messages.iter().enumerate() {
+    let mut insert = c.prepare_cached(
+        "INSERT INTO outbox (request_id, position, kind, client_message_id, text, image, image_bytes, state, next_attempt_at, api_key_id, created_at, updated_at, locked_until, attempts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?10, ?8, ?9, ?8, ?8, ?11, ?12)",
+    )?;
+    let mut claimed = None;
+    for (position, m) in request.messages.iter_mut().enumerate() {
         let bytes = m.image.as_ref().map_or(0, |i| i.len() as i64);
         image_bytes += bytes;
-        sqlx::query(
-            "INSERT INTO outbox (request_id, position, kind, client_message_id, text, image, image_bytes, state, next_attempt_at, api_key_id, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, 'accepted', ?, ?, ?, ?)",
-        )
-        .bind(&request.id)
-        .bind(position as i64)
-        .bind(m.kind.as_str())
-        .bind(&m.client_message_id)
-        .bind(&m.text)
-        .bind(&m.image)
-        .bind(bytes)
+        let lease = request.claim_first_ms.filter(|_| position == 0);
         // A later message waits for the one before it (see claim).
-        .bind(now)
-        .bind(request.api_key_id)
-        .bind(now)
-        .bind(now)
-        .execute(&mut *c)
-        .await?;
+        insert.execute(params![
+            request.id,
+            position as i64,
+            m.kind.as_str(),
+            m.client_message_id,
+            m.text,
+            m.image,
+            bytes,
+            now,
+            request.api_key_id,
+            if lease.is_some() {
+                "sending"
+            } else {
+                "accepted"
+            },
+            lease.map(|ms| now + ms),
+            i64::from(lease.is_some()),
+        ])?;
+        if lease.is_some() {
+            claimed = Some(Box::new(OutboxMessage {
+                id: c.last_insert_rowid(),
+                request_id: request.id.clone(),
+                position: 0,
+                kind: m.kind,
+                client_message_id: m.client_message_id.clone(),
+                text: m.text.clone(),
+                image: m.image.take(),
+                attempts: 1,
+                conversation_id: request.conversation_id.clone(),
+                conversation_short_id: request.conversation_short_id,
+                account: request.account.clone(),
+                session_sealed: request.session_sealed.clone(),
+                api_key_id: request.api_key_id,
+            }));
+        }
     }
     let count = i64::try_from(wanted).unwrap_or(i64::MAX);
-    for (period, start) in [("day", day_start), ("month", month_start), ("all", 0)] {
-        bump(c, request.api_key_id, period, start, count, image_bytes).await?;
-    }
+    c.prepare_cached(
+        "INSERT INTO usage_counters (api_key_id, period, start, messages, image_bytes)
+         VALUES (?1, 'day', ?2, ?4, ?5), (?1, 'month', ?3, ?4, ?5), (?1, 'all', 0, ?4, ?5)
+         ON CONFLICT (api_key_id, period, start) DO UPDATE SET
+            messages = messages + excluded.messages,
+            image_bytes = image_bytes + excluded.image_bytes",
+    )?
+    .execute(params![
+        request.api_key_id,
+        day_start,
+        month_start,
+        count,
+        image_bytes
+    ])?;
     Ok(Enqueued::Accepted {
         request_id: request.id,
+        claimed,
     })
 }
 
 /// Messages counted in one counter.
-pub(crate) async fn counter(
-    c: &mut SqliteConnection,
-    api_key_id: i64,
-    period: &str,
-    start: i64,
-) -> Result<u64> {
-    let used: Option<i64> = sqlx::query_scalar(
-        "SELECT messages FROM usage_counters WHERE api_key_id = ? AND period = ? AND start = ?",
-    )
-    .bind(api_key_id)
-    .bind(period)
-    .bind(start)
-    .fetch_optional(&mut *c)
-    .await?;
+fn counter(c: &Connection, api_key_id: i64, period: &str, start: i64) -> Result<u64> {
+    let used: Option<i64> = c
+        .prepare_cached(
+            "SELECT messages FROM usage_counters WHERE api_key_id = ?1 AND period = ?2 AND start = ?3",
+        )?
+        .query_row(params![api_key_id, period, start], |r| r.get(0))
+        .optional()?;
     Ok(used.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
 }
 
-async fn bump(
-    c: &mut SqliteConnection,
-    api_key_id: i64,
-    period: &str,
-    start: i64,
-    messages: i64,
-    image_bytes: i64,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO usage_counters (api_key_id, period, start, messages, image_bytes) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (api_key_id, period, start) DO UPDATE SET
-            messages = messages + excluded.messages,
-            image_bytes = image_bytes + excluded.image_bytes",
-    )
-    .bind(api_key_id)
-    .bind(period)
-    .bind(start)
-    .bind(messages)
-    .bind(image_bytes)
-    .execute(&mut *c)
-    .await?;
-    Ok(())
-}
-
-async fn claim(
-    c: &mut SqliteConnection,
-    now: i64,
-    lease_ms: i64,
-    max: u32,
-) -> Result<Vec<OutboxMessage>> {
+fn claim(c: &Connection, now: i64, lease_ms: i64, max: u32) -> Result<Vec<OutboxMessage>> {
     // Due: accepted and its time has come, or sending with an expired lease
     // (the worker that held it died). A message waits until every earlier
     // message of its request is sent, so an image always precedes its caption.
-    let rows = sqlx::query(
+    let mut select = c.prepare_cached(
         "SELECT o.id, o.request_id, o.position, o.kind, o.client_message_id, o.text, o.image, o.attempts, o.api_key_id,
                 r.conversation_id, r.conversation_short_id, r.account, r.session_sealed
          FROM outbox o JOIN requests r ON r.id = o.request_id
@@ -406,130 +436,121 @@ async fn claim(
            AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.request_id = o.request_id AND p.position < o.position AND p.state != 'sent')
          ORDER BY o.next_attempt_at, o.id
          LIMIT ?2",
-    )
-    .bind(now)
-    .bind(i64::from(max))
-    .fetch_all(&mut *c)
-    .await?;
-    let mut claimed = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let id: i64 = row.try_get("id")?;
-        sqlx::query("UPDATE outbox SET state = 'sending', locked_until = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?")
-            .bind(now + lease_ms)
-            .bind(now)
-            .bind(id)
-            .execute(&mut *c)
-            .await?;
-        let kind: String = row.try_get("kind")?;
+    )?;
+    let mut claimed = Vec::new();
+    let mut rows = select.query(params![now, i64::from(max)])?;
+    while let Some(row) = rows.next()? {
+        let kind: String = row.get(3)?;
         claimed.push(OutboxMessage {
-            id,
-            request_id: row.try_get("request_id")?,
-            position: row.try_get("position")?,
+            id: row.get(0)?,
+            request_id: row.get(1)?,
+            position: row.get(2)?,
             kind: Kind::parse(&kind)?,
-            client_message_id: row.try_get("client_message_id")?,
-            text: row.try_get("text")?,
-            image: row.try_get("image")?,
-            attempts: row.try_get::<i64, _>("attempts")? + 1,
-            conversation_id: row.try_get("conversation_id")?,
-            conversation_short_id: row.try_get("conversation_short_id")?,
-            account: row.try_get("account")?,
-            session_sealed: row.try_get("session_sealed")?,
-            api_key_id: row.try_get("api_key_id")?,
+            client_message_id: row.get(4)?,
+            text: row.get(5)?,
+            image: row.get(6)?,
+            attempts: row.get::<_, i64>(7)? + 1,
+            api_key_id: row.get(8)?,
+            conversation_id: row.get(9)?,
+            conversation_short_id: row.get(10)?,
+            account: row.get(11)?,
+            session_sealed: row.get(12)?,
         });
+    }
+    let mut lease = c.prepare_cached(
+        "UPDATE outbox SET state = 'sending', locked_until = ?1, attempts = attempts + 1, updated_at = ?2 WHERE id = ?3",
+    )?;
+    for m in &claimed {
+        lease.execute(params![now + lease_ms, now, m.id])?;
     }
     Ok(claimed)
 }
 
-async fn finish(
-    c: &mut SqliteConnection,
-    id: i64,
-    state: State,
-    error: String,
-    now: i64,
-) -> Result<()> {
-    let Some(row) = sqlx::query(
-        "SELECT o.request_id, o.position, o.api_key_id, o.image_bytes, o.state, r.day_start, r.month_start
-         FROM outbox o JOIN requests r ON r.id = o.request_id WHERE o.id = ?",
-    )
-    .bind(id)
-    .fetch_optional(&mut *c)
-    .await?
+fn finish(c: &Connection, id: i64, state: State, error: &str, now: i64) -> Result<()> {
+    let row = c
+        .prepare_cached(
+            "SELECT o.request_id, o.position, o.api_key_id, o.image_bytes, o.state, r.day_start, r.month_start
+             FROM outbox o JOIN requests r ON r.id = o.request_id WHERE o.id = ?1",
+        )?
+        .query_row(params![id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
+            ))
+        })
+        .optional()?;
+    let Some((request_id, position, api_key_id, image_bytes, was, day_start, month_start)) = row
     else {
         return Ok(());
     };
-    let request_id: String = row.try_get("request_id")?;
-    let position: i64 = row.try_get("position")?;
-    let api_key_id: i64 = row.try_get("api_key_id")?;
-    let was: String = row.try_get("state")?;
     if State::parse(&was)?.is_final() {
         return Ok(());
     }
-    sqlx::query("UPDATE outbox SET state = ?, error = ?, locked_until = NULL, image = NULL, updated_at = ? WHERE id = ?")
-        .bind(state.as_str())
-        .bind(&error)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *c)
-        .await?;
+    c.prepare_cached("UPDATE outbox SET state = ?1, error = ?2, locked_until = NULL, image = NULL, updated_at = ?3 WHERE id = ?4")?
+        .execute(params![state.as_str(), error, now, id])?;
     // Failed messages give their quota back; `unknown` ones keep it (they may
     // have been delivered).
     let (mut given_back, mut bytes_back) = if state == State::Failed {
-        (1i64, row.try_get::<i64, _>("image_bytes")?)
+        (1i64, image_bytes)
     } else {
         (0, 0)
     };
     // A message that failed (or may have been sent) ends its request: the
     // messages after it will not be attempted, and give their quota back too.
     if state != State::Sent {
-        let later = sqlx::query(
-            "UPDATE outbox SET state = 'failed', error = ?, image = NULL, updated_at = ?
-             WHERE request_id = ? AND position > ? AND state = 'accepted'
+        let not_attempted = serde_json::json!({"code": "not_attempted", "message": "an earlier message of this request was not delivered"}).to_string();
+        let mut later = c.prepare_cached(
+            "UPDATE outbox SET state = 'failed', error = ?1, image = NULL, updated_at = ?2
+             WHERE request_id = ?3 AND position > ?4 AND state = 'accepted'
              RETURNING image_bytes",
-        )
-        .bind(serde_json::json!({"code": "not_attempted", "message": "an earlier message of this request was not delivered"}).to_string())
-        .bind(now)
-        .bind(&request_id)
-        .bind(position)
-        .fetch_all(&mut *c)
-        .await?;
-        for r in &later {
+        )?;
+        let mut rows = later.query(params![not_attempted, now, request_id, position])?;
+        while let Some(r) = rows.next()? {
             given_back += 1;
-            bytes_back += r.try_get::<i64, _>("image_bytes")?;
+            bytes_back += r.get::<_, i64>(0)?;
         }
     }
     if given_back > 0 {
-        let starts = [
-            ("day", row.try_get::<i64, _>("day_start")?),
-            ("month", row.try_get::<i64, _>("month_start")?),
-            ("all", 0),
-        ];
-        for (period, start) in starts {
-            sqlx::query(
-                "UPDATE usage_counters SET messages = MAX(messages - ?, 0), image_bytes = MAX(image_bytes - ?, 0)
-                 WHERE api_key_id = ? AND period = ? AND start = ?",
-            )
-            .bind(given_back)
-            .bind(bytes_back)
-            .bind(api_key_id)
-            .bind(period)
-            .bind(start)
-            .execute(&mut *c)
-            .await?;
-        }
+        c.prepare_cached(
+            "UPDATE usage_counters SET messages = MAX(messages - ?1, 0), image_bytes = MAX(image_bytes - ?2, 0)
+             WHERE api_key_id = ?3 AND ((period = 'day' AND start = ?4) OR (period = 'month' AND start = ?5) OR period = 'all')",
+        )?
+        .execute(params![given_back, bytes_back, api_key_id, day_start, month_start])?;
     }
-    wipe_session_if_final(c, id).await
+    wipe_session_if_final(c, id)
 }
 
 /// A per-request session is kept only while its messages are undelivered.
-async fn wipe_session_if_final(c: &mut SqliteConnection, id: i64) -> Result<()> {
-    sqlx::query(
+fn wipe_session_if_final(c: &Connection, id: i64) -> Result<()> {
+    c.prepare_cached(
         "UPDATE requests SET session_sealed = NULL
-         WHERE id = (SELECT request_id FROM outbox WHERE id = ?)
+         WHERE id = (SELECT request_id FROM outbox WHERE id = ?1)
            AND session_sealed IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM outbox WHERE request_id = requests.id AND state IN ('accepted', 'sending'))",
-    )
-    .bind(id)
-    .execute(&mut *c)
-    .await?;
+    )?
+    .execute(params![id])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn month_start_is_the_first_of_the_utc_month() {
+        let day = DAY_MS;
+        assert_eq!(month_start(0), 0);
+        assert_eq!(month_start(30 * day + 5), 0, "1970-01-31");
+        assert_eq!(month_start(31 * day), 31 * day, "1970-02-01");
+        // 2026-12-31T23:59:59Z and 2027-01-01T00:00:00Z.
+        assert_eq!(month_start(1_798_761_599_000), 1_796_083_200_000);
+        assert_eq!(month_start(1_798_761_600_000), 1_798_761_600_000);
+        // 2028-02-29 (leap day) is in February 2028.
+        assert_eq!(month_start(1_835_395_200_000), 1_832_976_000_000);
+    }
 }

@@ -62,33 +62,32 @@ mod sqlite {
             )
             .await
             .unwrap();
-        let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
-            "sqlite://{}",
-            path.display()
-        ))
-        .await
-        .unwrap();
+        let db = rusqlite::Connection::open(&path).unwrap();
         let snapshot = "SELECT api_key_id, period, start, messages, image_bytes FROM usage_counters WHERE messages > 0 ORDER BY 1, 2, 3";
-        let live: Vec<(i64, String, i64, i64, i64)> =
-            sqlx::query_as(snapshot).fetch_all(&mut db).await.unwrap();
+        let read = |db: &rusqlite::Connection| -> Vec<(i64, String, i64, i64, i64)> {
+            let mut s = db.prepare(snapshot).unwrap();
+            s.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+        };
+        let live = read(&db);
         assert_eq!(
             live.len(),
             5,
             "2 days, 2 months, all (the failed one is given back): {live:?}"
         );
-        sqlx::query("DELETE FROM usage_counters")
-            .execute(&mut db)
-            .await
-            .unwrap();
+        db.execute("DELETE FROM usage_counters", []).unwrap();
         let migration = include_str!("../../migrations/sqlite/0003_counters.sql");
         for statement in migration.split(';') {
             let statement = statement.trim();
             if statement.contains("INSERT INTO usage_counters") {
-                sqlx::query(statement).execute(&mut db).await.unwrap();
+                db.execute(statement, []).unwrap();
             }
         }
-        let rebuilt: Vec<(i64, String, i64, i64, i64)> =
-            sqlx::query_as(snapshot).fetch_all(&mut db).await.unwrap();
+        let rebuilt = read(&db);
         assert_eq!(rebuilt, live);
     }
 }

@@ -43,6 +43,7 @@ pub fn request(id: &str, key: i64, idempotency: Option<&str>, kinds: &[Kind]) ->
                 image: (*k == Kind::Image).then(|| vec![0xff; 16]),
             })
             .collect(),
+        claim_first_ms: None,
     }
 }
 
@@ -100,7 +101,7 @@ macro_rules! store_suite {
             let (store, _guard) = $open().await;
             let key = new_key(&store, "k", None).await;
             let first = store.enqueue(request("r1", key.id, Some("same"), &[Kind::Text]), &[], 10).await.unwrap();
-            assert_eq!(first, Enqueued::Accepted { request_id: "r1".into() });
+            assert_eq!(first, Enqueued::Accepted { request_id: "r1".into(), claimed: None });
             let replay = store.enqueue(request("r1", key.id, Some("same"), &[Kind::Text]), &[], 11).await.unwrap();
             assert_eq!(replay, Enqueued::Replay { request_id: "r1".into() });
             let other = store.enqueue(request("r2", key.id, Some("same"), &[Kind::Text]), &[], 12).await.unwrap();
@@ -164,6 +165,25 @@ macro_rules! store_suite {
             let again = store.claim_due(500, 60_000, 5).await.unwrap();
             assert_eq!((again[0].id, again[0].attempts), (first[0].id, 1));
             assert_eq!(store.outbox_depth().await.unwrap(), 1);
+        }
+
+        #[tokio::test]
+        async fn the_first_message_can_be_claimed_with_the_enqueue() {
+            let (store, _guard) = $open().await;
+            let key = new_key(&store, "fast", None).await;
+            let mut r = request("f", key.id, None, &[Kind::Image, Kind::Text]);
+            r.claim_first_ms = Some(30_000);
+            let Enqueued::Accepted { claimed: Some(first), .. } = store.enqueue(r, &[], 10).await.unwrap() else {
+                panic!("the image comes back claimed");
+            };
+            assert_eq!((first.position, first.kind, first.attempts), (0, Kind::Image, 1));
+            assert_eq!(first.image.as_deref(), Some(&[0xff; 16][..]));
+            assert_eq!(first.session_sealed.as_deref(), Some(&[1, 2, 3][..]));
+            // Leased: nobody else gets it, and the caption waits for it.
+            assert!(store.claim_due(20, 30_000, 10).await.unwrap().is_empty());
+            // Its lease runs out like any claim's (a crash between the two).
+            let again = store.claim_due(30_011, 30_000, 10).await.unwrap();
+            assert_eq!((again.len(), again[0].id, again[0].attempts), (1, first.id, 2));
         }
 
         #[tokio::test]
