@@ -85,6 +85,28 @@ impl Seed {
         })
     }
 
+    /// The default seed plus `n` accounts `user-1` … `user-n` (sessions
+    /// `sandbox-session-user-N`), each in an accepted conversation with bob, so
+    /// load tests can drive many accounts at once.
+    ///
+    /// # Errors
+    /// `n` so large that the ids leave their ranges.
+    pub fn with_crowd(n: u32) -> Result<Self, Error> {
+        let mut seed = Self::default_seed()?;
+        let bob = seed.accounts[1].uid;
+        for i in 1..=i64::from(n) {
+            let user = account(&format!("user-{i}"), 1_000 + i)?;
+            seed.conversations.push(Conversation {
+                conversation_id: ConversationId::one_to_one(user.uid, bob),
+                conversation_short_id: ConversationShortId::new(7_300_000_000_000_000_000 + i)?,
+                inbox_type: 0,
+                message_request: false,
+            });
+            seed.accounts.push(user);
+        }
+        Ok(seed)
+    }
+
     /// Checks that every conversation's participants are seeded accounts and that
     /// ids and sessions are unique.
     ///
@@ -117,5 +139,26 @@ impl Seed {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod crowd_tests {
+    use super::*;
+
+    #[test]
+    fn a_crowd_is_valid_with_one_conversation_per_user() {
+        let seed = Seed::with_crowd(1_000).unwrap();
+        seed.validate().unwrap();
+        assert_eq!(seed.accounts.len(), 1_003);
+        assert_eq!(seed.conversations.len(), 1_002);
+        let last = &seed.accounts[1_002];
+        assert_eq!(last.session, "sandbox-session-user-1000");
+        assert!(
+            seed.conversations[1_001]
+                .conversation_id
+                .participants()
+                .is_some_and(|(a, b)| a == last.uid || b == last.uid)
+        );
     }
 }

@@ -90,6 +90,8 @@ impl Writer {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Savepoint sub-journals in memory, not in temporary files.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         std::thread::Builder::new()
             .name("store-writer".into())

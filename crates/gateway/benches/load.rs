@@ -1,0 +1,445 @@
+//! Gateway load harness (not a test). Run with
+//! `cargo bench -p tiktok-dm-gateway --bench load`; results go in
+//! docs/benchmarks.md. Three processes, all this binary: the sandbox (with 1,000
+//! extra accounts), the gateway (a fresh SQLite file, WAL, synchronous=FULL), and
+//! this one driving both over loopback HTTP. The gateway's memory is its own
+//! process's RSS. Every loop is bounded; the children exit when stdin closes.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tiktok_dm_client::proto::content::MessageText;
+use tiktok_dm_client::{Config, Credentials, Endpoints, Session, Target, TransportMode};
+
+const CROWD: u32 = 1_000;
+const SEQUENTIAL: usize = 2_000;
+const MODERATE_TOTAL: usize = 8_000;
+const MODERATE_CONCURRENCY: usize = 8;
+const BURST_TOTAL: usize = 40_000;
+const BURST_CONCURRENCY: usize = 256;
+
+fn main() {
+    match std::env::var("LOAD_CHILD").as_deref() {
+        Ok("sandbox") => return sandbox_child(),
+        Ok("gateway") => return gateway_child(),
+        _ => {}
+    }
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(parent());
+}
+
+fn until_stdin_closes() -> impl std::future::Future<Output = ()> {
+    let closed = tokio::task::spawn_blocking(|| {
+        let mut sink = String::new();
+        let _ = std::io::stdin().read_line(&mut sink);
+    });
+    async move {
+        let _ = closed.await;
+    }
+}
+
+fn sandbox_child() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("{}", listener.local_addr().unwrap());
+        let seed = tiktok_dm_sandbox::Seed::with_crowd(CROWD).unwrap();
+        let sandbox = tiktok_dm_sandbox::Sandbox::new(seed).unwrap();
+        sandbox.run(listener, until_stdin_closes()).await.unwrap();
+    });
+}
+
+fn gateway_child() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use tiktok_dm_store::Store as _;
+        let sandbox_url = std::env::var("LOAD_SANDBOX_URL").unwrap();
+        let database = std::env::var("LOAD_DATABASE").unwrap();
+        let store = tiktok_dm_store::SqliteStore::open(&database).await.unwrap();
+        let issued = tiktok_dm_gateway::secrets::issue_key();
+        store
+            .create_api_key(
+                tiktok_dm_store::NewApiKey {
+                    name: "load".into(),
+                    prefix: issued.prefix.clone(),
+                    key_hash: issued.hash,
+                    daily_limit: None,
+                    monthly_limit: None,
+                    account: None,
+                },
+                0,
+            )
+            .await
+            .unwrap();
+        let settings = tiktok_dm_gateway::Settings::new(Endpoints::sandbox(&sandbox_url).unwrap());
+        let vault = tiktok_dm_gateway::secrets::Vault::from_key(&[7; 32]);
+        let app = tiktok_dm_gateway::Application::build("127.0.0.1:0", settings, store, vault)
+            .await
+            .unwrap();
+        println!(
+            "{}",
+            json!({"url": format!("http://{}", app.local_addr().unwrap()), "key": issued.reveal()})
+        );
+        app.run(until_stdin_closes()).await.unwrap();
+    });
+}
+
+fn spawn_child(kind: &str, env: &[(&str, &str)]) -> (Child, String) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env("LOAD_CHILD", kind)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line.trim().to_owned())
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+struct Stats {
+    rate: f64,
+    p50: Duration,
+    p90: Duration,
+    p99: Duration,
+}
+
+fn stats(name: &str, mut samples: Vec<Duration>, wall: Duration) -> Stats {
+    samples.sort();
+    let pct = |p: f64| samples[((samples.len() as f64 - 1.0) * p).round() as usize];
+    let s = Stats {
+        rate: samples.len() as f64 / wall.as_secs_f64(),
+        p50: pct(0.50),
+        p90: pct(0.90),
+        p99: pct(0.99),
+    };
+    println!(
+        "| {name} | {} | {:.0} | {:.0} | {:.0} | {:.0} |",
+        samples.len(),
+        s.rate,
+        us(s.p50),
+        us(s.p90),
+        us(s.p99)
+    );
+    s
+}
+
+struct Gateway {
+    http: reqwest::Client,
+    url: String,
+    key: String,
+    body: Value,
+}
+
+impl Gateway {
+    async fn send(&self, session: &str, body: &Value, asynchronous: bool) -> u16 {
+        let mut req = self
+            .http
+            .post(format!("{}/v1/messages", self.url))
+            .bearer_auth(&self.key)
+            .header("x-tiktok-session", session)
+            .json(body);
+        if asynchronous {
+            req = req.header("prefer", "respond-async");
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let _ = resp.bytes().await;
+        status
+    }
+
+    async fn depth(&self) -> u64 {
+        let v: Value = self
+            .http
+            .get(format!("{}/readyz", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["outbox_depth"].as_u64().unwrap()
+    }
+}
+
+/// `total` sends over `concurrency` tasks, each timing its own sends.
+async fn drive<F, Fut>(total: usize, concurrency: usize, send: F) -> (Vec<Duration>, Duration)
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let send = Arc::new(send);
+    let per_task = total / concurrency;
+    let wall = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let send = Arc::clone(&send);
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Vec::with_capacity(per_task);
+            for _ in 0..per_task {
+                let t = Instant::now();
+                send().await;
+                samples.push(t.elapsed());
+            }
+            samples
+        }));
+    }
+    let mut samples = Vec::with_capacity(total);
+    for t in tasks {
+        samples.extend(t.await.unwrap());
+    }
+    (samples, wall.elapsed())
+}
+
+async fn parent() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut sandbox, addr) = spawn_child("sandbox", &[]);
+    let sandbox_url = format!("http://{addr}");
+    let db = dir.path().join("load.sqlite");
+    let (mut gateway_process, ready) = spawn_child(
+        "gateway",
+        &[
+            ("LOAD_SANDBOX_URL", &sandbox_url),
+            ("LOAD_DATABASE", db.to_str().unwrap()),
+        ],
+    );
+    let ready: Value = serde_json::from_str(&ready).unwrap();
+    let seed = tiktok_dm_sandbox::Seed::with_crowd(CROWD).unwrap();
+    let c = &seed.conversations[0];
+    let target = Target::parse(
+        c.conversation_id.as_str(),
+        &c.conversation_short_id.to_string(),
+    )
+    .unwrap();
+    let gw = Arc::new(Gateway {
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(1024)
+            .build()
+            .unwrap(),
+        url: ready["url"].as_str().unwrap().to_owned(),
+        key: ready["key"].as_str().unwrap().to_owned(),
+        body: json!({"conversation_id": c.conversation_id.as_str(), "conversation_short_id": c.conversation_short_id.to_string(), "text": "load"}),
+    });
+    let alice = "sandbox-session-alice";
+    let direct = Arc::new(
+        Session::connect(
+            Config::builder(Credentials::parse(alice).unwrap())
+                .endpoints(Endpoints::sandbox(&sandbox_url).unwrap())
+                .transport(TransportMode::Ws)
+                .build()
+                .unwrap(),
+        )
+        .await
+        .unwrap(),
+    );
+    let text = MessageText::parse("load").unwrap();
+    // Warm up both paths (connections, pools, the gateway's session).
+    for _ in 0..200 {
+        direct
+            .send_text_with_id(&target, &text, &Session::new_client_message_id())
+            .await
+            .unwrap();
+        assert_eq!(gw.send(alice, &gw.body, false).await, 200);
+    }
+    let gateway_pid = gateway_process.id();
+    let rss_start = rss_kib(gateway_pid);
+
+    println!("| run | sends | per s | p50 µs | p90 µs | p99 µs |");
+    println!("|---|---|---|---|---|---|");
+    // Latency: the same sends made directly and through the gateway (which waits
+    // for delivery before answering 200), one at a time and at moderate load.
+    let mut pairs = Vec::new();
+    for (total, concurrency) in [(SEQUENTIAL, 1), (MODERATE_TOTAL, MODERATE_CONCURRENCY)] {
+        let (d, t) = (Arc::clone(&direct), target.clone());
+        let (samples, wall) = drive(total, concurrency, move || {
+            let (d, t) = (Arc::clone(&d), t.clone());
+            async move {
+                let text = MessageText::parse("load").unwrap();
+                d.send_text_with_id(&t, &text, &Session::new_client_message_id())
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+        let direct_stats = stats(
+            &format!("client directly, {concurrency} in flight"),
+            samples,
+            wall,
+        );
+        let g = Arc::clone(&gw);
+        let (samples, wall) = drive(total, concurrency, move || {
+            let g = Arc::clone(&g);
+            async move {
+                assert_eq!(g.send(alice, &g.body, false).await, 200);
+            }
+        })
+        .await;
+        let gateway_stats = stats(
+            &format!("through the gateway, {concurrency} in flight, answer after delivery"),
+            samples,
+            wall,
+        );
+        pairs.push((concurrency, direct_stats, gateway_stats));
+    }
+    // Throughput: many clients, answers after delivery.
+    let g = Arc::clone(&gw);
+    let (samples, wall) = drive(BURST_TOTAL, BURST_CONCURRENCY, move || {
+        let g = Arc::clone(&g);
+        async move {
+            assert_eq!(g.send(alice, &g.body, false).await, 200);
+        }
+    })
+    .await;
+    let burst = stats(
+        &format!("through the gateway, {BURST_CONCURRENCY} in flight, answer after delivery"),
+        samples,
+        wall,
+    );
+    // Throughput: accepted at once (202), then drained by the worker.
+    let g = Arc::clone(&gw);
+    let started = Instant::now();
+    let (samples, wall) = drive(BURST_TOTAL, BURST_CONCURRENCY, move || {
+        let g = Arc::clone(&g);
+        async move {
+            // 200 when the worker was quicker than the answer.
+            assert!(matches!(g.send(alice, &g.body, true).await, 200 | 202));
+        }
+    })
+    .await;
+    let accepted = stats(
+        &format!("through the gateway, {BURST_CONCURRENCY} in flight, Prefer: respond-async"),
+        samples,
+        wall,
+    );
+    for _ in 0..6_000 {
+        if gw.depth().await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let drained = started.elapsed();
+    let rss_after_load = rss_kib(gateway_pid);
+
+    // 1,000 accounts, each sends once and stays connected (idle), in a fresh
+    // gateway process, so the figure is not the allocator's memory kept from
+    // the bursts above.
+    let _ = gateway_process.stdin.take().map(|mut s| s.write_all(b"\n"));
+    let _ = gateway_process.wait();
+    let db2 = dir.path().join("crowd.sqlite");
+    let (mut gateway_process, ready) = spawn_child(
+        "gateway",
+        &[
+            ("LOAD_SANDBOX_URL", &sandbox_url),
+            ("LOAD_DATABASE", db2.to_str().unwrap()),
+        ],
+    );
+    let ready: Value = serde_json::from_str(&ready).unwrap();
+    let gw = Arc::new(Gateway {
+        http: gw.http.clone(),
+        url: ready["url"].as_str().unwrap().to_owned(),
+        key: ready["key"].as_str().unwrap().to_owned(),
+        body: gw.body.clone(),
+    });
+    let gateway_pid = gateway_process.id();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before_crowd = rss_kib(gateway_pid);
+    let crowd: Vec<(String, Value)> = seed
+        .accounts
+        .iter()
+        .filter(|a| a.name.starts_with("user-"))
+        .zip(seed.conversations.iter().skip(2))
+        .map(|(a, c)| {
+            (
+                a.session.clone(),
+                json!({"conversation_id": c.conversation_id.as_str(), "conversation_short_id": c.conversation_short_id.to_string(), "text": "hello from the crowd"}),
+            )
+        })
+        .collect();
+    let crowd = Arc::new(crowd);
+    let mut tasks = Vec::new();
+    for worker in 0..32 {
+        let (g, crowd) = (Arc::clone(&gw), Arc::clone(&crowd));
+        tasks.push(tokio::spawn(async move {
+            for (session, body) in crowd.iter().skip(worker).step_by(32) {
+                assert_eq!(g.send(session, body, false).await, 200);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let metrics = gw
+        .http
+        .get(format!("{}/metrics", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let connected = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tiktok_dm_sessions_connected "))
+        .unwrap_or("?")
+        .to_owned();
+    let after_crowd = rss_kib(gateway_pid);
+
+    println!();
+    for (concurrency, d, g) in &pairs {
+        println!(
+            "gateway overhead at {concurrency} in flight: p50 +{:.0} µs, p99 +{:.0} µs",
+            us(g.p50) - us(d.p50),
+            us(g.p99) - us(d.p99)
+        );
+    }
+    println!(
+        "answer-after-delivery throughput: {:.0}/s; accepted (202) {:.0}/s; {BURST_TOTAL} accepted and delivered in {:.2} s = {:.0}/s",
+        burst.rate,
+        accepted.rate,
+        drained.as_secs_f64(),
+        BURST_TOTAL as f64 / drained.as_secs_f64()
+    );
+    println!(
+        "gateway RSS: {rss_start} KiB after warm-up, {rss_after_load} KiB after the bursts; a fresh gateway: {before_crowd} KiB at start, {after_crowd} KiB with {CROWD} accounts connected and idle (sessions_connected {connected}), {:.1} KiB per account",
+        (after_crowd.saturating_sub(before_crowd)) as f64 / f64::from(CROWD)
+    );
+
+    for child in [&mut gateway_process, &mut sandbox] {
+        let _ = child.stdin.take().map(|mut s| s.write_all(b"\n"));
+        let _ = child.wait();
+    }
+}
