@@ -117,6 +117,17 @@ pub trait Store: Clone + Send + Sync + 'static {
         day_start: i64,
         month_start: i64,
     ) -> impl Future<Output = Result<UsageTotals>> + Send;
+    /// Everything an API answer needs, in one read: the request's status (when
+    /// `request_id` is given and it belongs to the key), the key's totals, and
+    /// the messages counted in each window.
+    fn snapshot(
+        &self,
+        request_id: Option<&str>,
+        api_key_id: i64,
+        windows: &[QuotaWindow],
+        day_start: i64,
+        month_start: i64,
+    ) -> impl Future<Output = Result<Snapshot>> + Send;
     /// Messages not yet final.
     fn outbox_depth(&self) -> impl Future<Output = Result<u64>> + Send;
 }

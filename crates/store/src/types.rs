@@ -282,3 +282,14 @@ pub struct UsageTotals {
     /// Image bytes ever.
     pub image_bytes: u64,
 }
+
+/// What [`Store::snapshot`](crate::Store::snapshot) reads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    /// The request, if asked for and found.
+    pub status: Option<RequestStatus>,
+    /// The key's running totals.
+    pub totals: UsageTotals,
+    /// Messages counted in each window asked for, in the same order.
+    pub used: Vec<u64>,
+}

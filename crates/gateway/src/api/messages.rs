@@ -15,7 +15,8 @@ use crate::now_ms;
 use tiktok_dm_client::image::Image;
 use tiktok_dm_client::{Credentials, Session};
 use tiktok_dm_store::{
-    ApiKey, Enqueued, Kind, NewMessage, NewRequest, RequestStatus, State as MessageState, Store,
+    ApiKey, Enqueued, Kind, NewMessage, NewRequest, QuotaWindow, RequestStatus, Snapshot,
+    State as MessageState, Store, UsageTotals,
 };
 
 use super::AppState;
@@ -24,33 +25,40 @@ use super::error::{ApiError, ErrorCode};
 use super::input::SendInput;
 use crate::quota;
 
+/// One read for an answer: the request (if any), the key's totals, its windows.
+async fn snapshot<S: Store>(
+    store: &S,
+    key: &ApiKey,
+    request_id: Option<&str>,
+    now: i64,
+) -> Result<(Snapshot, Vec<QuotaWindow>), ApiError> {
+    let windows = quota::windows(key, now);
+    let (day, month) = quota::window_starts(now);
+    let snap = store
+        .snapshot(request_id, key.id, &windows, day, month)
+        .await?;
+    Ok((snap, windows))
+}
+
 /// Quota as the original node reported it: per window, limit, used, remaining, resets_at.
-async fn quota_json<S: Store>(store: &S, key: &ApiKey, now: i64) -> Result<Value, ApiError> {
+fn quota_json(windows: &[QuotaWindow], used: &[u64]) -> Value {
     let mut out = serde_json::Map::new();
-    for w in quota::windows(key, now) {
-        let used = store.window_used(key.id, &w).await?;
+    for (w, used) in windows.iter().zip(used) {
         out.insert(
             w.name.to_owned(),
-            json!({"limit": w.limit, "used": used, "remaining": w.limit.saturating_sub(used), "resets_at": w.resets_at / 1000}),
+            json!({"limit": w.limit, "used": used, "remaining": w.limit.saturating_sub(*used), "resets_at": w.resets_at / 1000}),
         );
     }
-    Ok(if out.is_empty() {
+    if out.is_empty() {
         Value::Null
     } else {
         Value::Object(out)
-    })
+    }
 }
 
 /// `usage`: this request's messages and image bytes (when there is a request)
 /// and the key's running totals.
-async fn usage_json<S: Store>(
-    store: &S,
-    key: &ApiKey,
-    now: i64,
-    request: Option<(usize, u64)>,
-) -> Result<Value, ApiError> {
-    let (day, month) = quota::window_starts(now);
-    let totals = store.usage_totals(key.id, day, month).await?;
+fn usage_json(key: &ApiKey, totals: &UsageTotals, request: Option<&RequestStatus>) -> Value {
     let mut usage = json!({
         "key": key.name,
         "totals": {
@@ -60,11 +68,11 @@ async fn usage_json<S: Store>(
             "image_bytes": totals.image_bytes,
         },
     });
-    if let Some((messages, image_bytes)) = request {
-        usage["messages"] = json!(messages);
-        usage["image_bytes"] = json!(image_bytes);
+    if let Some(r) = request {
+        usage["messages"] = json!(r.messages.len());
+        usage["image_bytes"] = json!(r.image_bytes);
     }
-    Ok(usage)
+    usage
 }
 
 /// `X-RateLimit-Limit`, `-Remaining` and `-Reset` (Unix seconds) for the window
@@ -107,13 +115,13 @@ fn messages_json(status: &RequestStatus) -> Vec<Value> {
 }
 
 /// The answer for a request's current status, in the original node's shape.
-async fn status_response<S: Store>(
-    state: &AppState<S>,
+fn status_response(
     key: &ApiKey,
     status: &RequestStatus,
-) -> Result<Response, ApiError> {
-    let now = now_ms();
-    let quota = quota_json(&state.store, key, now).await?;
+    snap: &Snapshot,
+    windows: &[QuotaWindow],
+) -> Response {
+    let quota = quota_json(windows, &snap.used);
     let all_final = status.messages.iter().all(|m| m.state.is_final());
     let failure = status
         .messages
@@ -124,13 +132,7 @@ async fn status_response<S: Store>(
         .iter()
         .filter(|m| m.state == MessageState::Sent)
         .count();
-    let usage = usage_json(
-        &state.store,
-        key,
-        now,
-        Some((status.messages.len(), status.image_bytes)),
-    )
-    .await?;
+    let usage = usage_json(key, &snap.totals, Some(status));
     let mut body = json!({
         "id": status.id,
         "success": failure.is_none(),
@@ -175,7 +177,7 @@ async fn status_response<S: Store>(
     };
     let mut response = (code, Json(body)).into_response();
     add_rate_limit_headers(&mut response, &quota);
-    Ok(response)
+    response
 }
 
 /// `POST /v1/messages` (JSON or multipart form data).
@@ -350,14 +352,14 @@ pub(crate) async fn post<S: Store>(
             let woken = notify.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let status = state
-                .store
-                .request_status(&request_id, key.id)
-                .await?
+            let (snap, windows) = snapshot(&state.store, &key, Some(&request_id), now_ms()).await?;
+            let status = snap
+                .status
+                .as_ref()
                 .ok_or_else(|| ApiError::internal(&"accepted request vanished"))?;
             let now = tokio::time::Instant::now();
             if status.messages.iter().all(|m| m.state.is_final()) || now >= deadline {
-                return status_response(&state, &key, &status).await;
+                return Ok(status_response(&key, status, &snap, &windows));
             }
             let poll = (deadline - now).min(Duration::from_millis(250));
             tokio::select! {
@@ -377,8 +379,9 @@ pub(crate) async fn get<S: Store>(
     Caller(key): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    match state.store.request_status(&id, key.id).await? {
-        Some(status) => status_response(&state, &key, &status).await,
+    let (snap, windows) = snapshot(&state.store, &key, Some(&id), now_ms()).await?;
+    match &snap.status {
+        Some(status) => Ok(status_response(&key, status, &snap, &windows)),
         None => Err(ApiError::new(
             ErrorCode::NotFound,
             format!("no request {id:?} for this API key"),
@@ -391,10 +394,9 @@ pub(crate) async fn usage<S: Store>(
     State(state): State<AppState<S>>,
     Caller(key): Caller,
 ) -> Result<Response, ApiError> {
-    let now = now_ms();
-    let usage = usage_json(&state.store, &key, now, None).await?;
-    let quota = quota_json(&state.store, &key, now).await?;
-    let body = json!({"success": true, "message": "usage and quota of this API key", "usage": usage, "quota": quota});
+    let (snap, windows) = snapshot(&state.store, &key, None, now_ms()).await?;
+    let quota = quota_json(&windows, &snap.used);
+    let body = json!({"success": true, "message": "usage and quota of this API key", "usage": usage_json(&key, &snap.totals, None), "quota": quota});
     let mut response = Json(body).into_response();
     add_rate_limit_headers(&mut response, &quota);
     Ok(response)

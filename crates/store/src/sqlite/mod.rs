@@ -351,62 +351,14 @@ impl Store for SqliteStore {
         api_key_id: i64,
     ) -> Result<Option<RequestStatus>> {
         let request_id = request_id.to_owned();
-        self.read(move |c| {
-            let Some((id, created_at, holds_session)) = c
-                .prepare_cached(
-                    "SELECT id, created_at, session_sealed IS NOT NULL FROM requests WHERE id = ?1 AND api_key_id = ?2",
-                )?
-                .query_row(params![request_id, api_key_id], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, bool>(2)?))
-                })
-                .optional()?
-            else {
-                return Ok(None);
-            };
-            let mut s = c.prepare_cached(
-                "SELECT kind, client_message_id, state, server_message_id, transport, attempts, error, image_bytes FROM outbox WHERE request_id = ?1 ORDER BY position",
-            )?;
-            let mut rows = s.query(params![request_id])?;
-            let mut messages = Vec::new();
-            let mut image_bytes = 0u64;
-            while let Some(row) = rows.next()? {
-                let kind: String = row.get(0)?;
-                let state: String = row.get(2)?;
-                let error: Option<String> = row.get(6)?;
-                image_bytes += count(row.get(7)?);
-                messages.push(MessageStatus {
-                    kind: Kind::parse(&kind)?,
-                    client_message_id: row.get(1)?,
-                    state: State::parse(&state)?,
-                    server_message_id: row.get(3)?,
-                    transport: row.get(4)?,
-                    attempts: row.get(5)?,
-                    error: error.and_then(|e| serde_json::from_str(&e).ok()),
-                });
-            }
-            Ok(Some(RequestStatus {
-                id,
-                created_at,
-                holds_session,
-                image_bytes,
-                messages,
-            }))
-        })
-        .await
+        self.read(move |c| read_status(c, &request_id, api_key_id))
+            .await
     }
 
     async fn window_used(&self, api_key_id: i64, window: &QuotaWindow) -> Result<u64> {
-        let (period, start) = (writer::period_of(window), window.start);
-        self.read(move |c| {
-            let used: Option<i64> = c
-                .prepare_cached(
-                    "SELECT messages FROM usage_counters WHERE api_key_id = ?1 AND period = ?2 AND start = ?3",
-                )?
-                .query_row(params![api_key_id, period, start], |r| r.get(0))
-                .optional()?;
-            Ok(used.map_or(0, count))
-        })
-        .await
+        let window = window.clone();
+        self.read(move |c| read_window(c, api_key_id, &window))
+            .await
     }
 
     async fn usage_totals(
@@ -415,26 +367,34 @@ impl Store for SqliteStore {
         day_start: i64,
         month_start: i64,
     ) -> Result<UsageTotals> {
+        self.read(move |c| read_totals(c, api_key_id, day_start, month_start))
+            .await
+    }
+
+    async fn snapshot(
+        &self,
+        request_id: Option<&str>,
+        api_key_id: i64,
+        windows: &[QuotaWindow],
+        day_start: i64,
+        month_start: i64,
+    ) -> Result<Snapshot> {
+        let request_id = request_id.map(str::to_owned);
+        let windows = windows.to_vec();
         self.read(move |c| {
-            let mut s = c.prepare_cached(
-                "SELECT period, messages, image_bytes FROM usage_counters
-                 WHERE api_key_id = ?1 AND ((period = 'day' AND start = ?2) OR (period = 'month' AND start = ?3) OR period = 'all')",
-            )?;
-            let mut rows = s.query(params![api_key_id, day_start, month_start])?;
-            let mut totals = UsageTotals::default();
-            while let Some(row) = rows.next()? {
-                let period: String = row.get(0)?;
-                let n = count(row.get(1)?);
-                match period.as_str() {
-                    "day" => totals.today = n,
-                    "month" => totals.month = n,
-                    _ => {
-                        totals.total = n;
-                        totals.image_bytes = count(row.get(2)?);
-                    }
-                }
-            }
-            Ok(totals)
+            let status = match &request_id {
+                Some(id) => read_status(c, id, api_key_id)?,
+                None => None,
+            };
+            let used = windows
+                .iter()
+                .map(|w| read_window(c, api_key_id, w))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Snapshot {
+                status,
+                totals: read_totals(c, api_key_id, day_start, month_start)?,
+                used,
+            })
         })
         .await
     }
@@ -450,6 +410,88 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
+
+fn read_status(c: &Connection, request_id: &str, api_key_id: i64) -> Result<Option<RequestStatus>> {
+    let Some((id, created_at, holds_session)) = c
+        .prepare_cached(
+            "SELECT id, created_at, session_sealed IS NOT NULL FROM requests WHERE id = ?1 AND api_key_id = ?2",
+        )?
+        .query_row(params![request_id, api_key_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, bool>(2)?))
+        })
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let mut s = c.prepare_cached(
+        "SELECT kind, client_message_id, state, server_message_id, transport, attempts, error, image_bytes FROM outbox WHERE request_id = ?1 ORDER BY position",
+    )?;
+    let mut rows = s.query(params![request_id])?;
+    let mut messages = Vec::new();
+    let mut image_bytes = 0u64;
+    while let Some(row) = rows.next()? {
+        let kind: String = row.get(0)?;
+        let state: String = row.get(2)?;
+        let error: Option<String> = row.get(6)?;
+        image_bytes += count(row.get(7)?);
+        messages.push(MessageStatus {
+            kind: Kind::parse(&kind)?,
+            client_message_id: row.get(1)?,
+            state: State::parse(&state)?,
+            server_message_id: row.get(3)?,
+            transport: row.get(4)?,
+            attempts: row.get(5)?,
+            error: error.and_then(|e| serde_json::from_str(&e).ok()),
+        });
+    }
+    Ok(Some(RequestStatus {
+        id,
+        created_at,
+        holds_session,
+        image_bytes,
+        messages,
+    }))
+}
+
+fn read_window(c: &Connection, api_key_id: i64, window: &QuotaWindow) -> Result<u64> {
+    let used: Option<i64> = c
+        .prepare_cached(
+            "SELECT messages FROM usage_counters WHERE api_key_id = ?1 AND period = ?2 AND start = ?3",
+        )?
+        .query_row(
+            params![api_key_id, writer::period_of(window), window.start],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(used.map_or(0, count))
+}
+
+fn read_totals(
+    c: &Connection,
+    api_key_id: i64,
+    day_start: i64,
+    month_start: i64,
+) -> Result<UsageTotals> {
+    let mut s = c.prepare_cached(
+        "SELECT period, messages, image_bytes FROM usage_counters
+         WHERE api_key_id = ?1 AND ((period = 'day' AND start = ?2) OR (period = 'month' AND start = ?3) OR period = 'all')",
+    )?;
+    let mut rows = s.query(params![api_key_id, day_start, month_start])?;
+    let mut totals = UsageTotals::default();
+    while let Some(row) = rows.next()? {
+        let period: String = row.get(0)?;
+        let n = count(row.get(1)?);
+        match period.as_str() {
+            "day" => totals.today = n,
+            "month" => totals.month = n,
+            _ => {
+                totals.total = n;
+                totals.image_bytes = count(row.get(2)?);
+            }
+        }
+    }
+    Ok(totals)
 }
 
 fn unexpected() -> Error {
