@@ -1,0 +1,303 @@
+import { randomBytes } from 'crypto';
+import type {
+	IDataObject,
+	IExecuteFunctions,
+	INodeExecutionData,
+	INodeType,
+	INodeTypeDescription,
+	JsonObject,
+} from 'n8n-workflow';
+import { NodeApiError, NodeConnectionTypes, NodeOperationError } from 'n8n-workflow';
+
+import {
+	InputProblem,
+	buildRequest,
+	checkBase64,
+	checkInput,
+	defaultIdempotencyKey,
+	readAnswer,
+	type SendInput,
+} from './request';
+
+/**
+ * Programmatic rather than declarative: a send takes binary input, checks that
+ * text and image are not both empty, picks JSON or multipart by the image's
+ * kind, and shapes the gateway's errors, none of which routing rules express.
+ */
+export class TikTokDm implements INodeType {
+	description: INodeTypeDescription = {
+		displayName: 'TikTok DM',
+		name: 'tikTokDm',
+		icon: { light: 'file:../../icons/tiktokDm.svg', dark: 'file:../../icons/tiktokDm.dark.svg' },
+		group: ['output'],
+		version: [1],
+		subtitle: '={{$parameter["operation"] + ": " + $parameter["resource"]}}',
+		description: 'Send TikTok direct messages (text and images) through the tiktok-dm gateway',
+		defaults: {
+			name: 'TikTok DM',
+		},
+		inputs: [NodeConnectionTypes.Main],
+		outputs: [NodeConnectionTypes.Main],
+		usableAsTool: true,
+		credentials: [
+			{
+				name: 'tikTokDmApi',
+				required: true,
+			},
+		],
+		properties: [
+			{
+				displayName: 'Resource',
+				name: 'resource',
+				type: 'options',
+				noDataExpression: true,
+				options: [{ name: 'Message', value: 'message' }],
+				default: 'message',
+			},
+			{
+				displayName: 'Operation',
+				name: 'operation',
+				type: 'options',
+				noDataExpression: true,
+				displayOptions: { show: { resource: ['message'] } },
+				options: [
+					{
+						name: 'Send',
+						value: 'send',
+						description: 'Send a text, an image, or an image with its caption into a conversation',
+						action: 'Send a direct message',
+					},
+				],
+				default: 'send',
+			},
+			{
+				displayName: 'Conversation ID',
+				name: 'conversationId',
+				type: 'string',
+				required: true,
+				default: '',
+				placeholder: '0:1:7000000000000000001:7000000000000000002',
+				description: "The conversation's ID, of the form 0:1:UID:UID",
+				displayOptions: { show: { resource: ['message'], operation: ['send'] } },
+			},
+			{
+				displayName: 'Conversation Short ID',
+				name: 'conversationShortId',
+				type: 'string',
+				required: true,
+				default: '',
+				placeholder: '7200000000000000001',
+				description: "The conversation's short ID, a number",
+				displayOptions: { show: { resource: ['message'], operation: ['send'] } },
+			},
+			{
+				displayName: 'Text',
+				name: 'text',
+				type: 'string',
+				typeOptions: { rows: 3 },
+				default: '',
+				description:
+					'The message text. May be empty when an image is sent; sent after the image as its caption.',
+				displayOptions: { show: { resource: ['message'], operation: ['send'] } },
+			},
+			{
+				displayName: 'Image Input Type',
+				name: 'imageInputType',
+				type: 'options',
+				options: [
+					{ name: 'None', value: 'none', description: 'Send text only' },
+					{
+						name: 'Binary',
+						value: 'binary',
+						description: 'An image from a binary property of the input item',
+					},
+					{
+						name: 'Base64',
+						value: 'base64',
+						description: 'An image as a base64 string or a data URI',
+					},
+				],
+				default: 'none',
+				displayOptions: { show: { resource: ['message'], operation: ['send'] } },
+			},
+			{
+				displayName: 'Image Binary Field',
+				name: 'binaryPropertyName',
+				type: 'string',
+				default: 'data',
+				description: 'The binary property of the input item that holds the image',
+				displayOptions: {
+					show: { resource: ['message'], operation: ['send'], imageInputType: ['binary'] },
+				},
+			},
+			{
+				displayName: 'Base64 Image',
+				name: 'base64Image',
+				type: 'string',
+				typeOptions: { rows: 2 },
+				default: '',
+				description: 'The image as base64 (raw, or a data:image/...;base64, URI)',
+				displayOptions: {
+					show: { resource: ['message'], operation: ['send'], imageInputType: ['base64'] },
+				},
+			},
+			{
+				displayName: 'Options',
+				name: 'options',
+				type: 'collection',
+				placeholder: 'Add Option',
+				default: {},
+				displayOptions: { show: { resource: ['message'], operation: ['send'] } },
+				options: [
+					{
+						displayName: 'Account',
+						name: 'account',
+						type: 'string',
+						default: '',
+						description:
+							'Send as this account stored in the gateway (instead of the session in the credential)',
+					},
+					{
+						displayName: 'Idempotency Key',
+						name: 'idempotencyKey',
+						type: 'string',
+						default: '',
+						description:
+							'A repeat with the same key returns the first result instead of sending again. Default: built from the execution ID, the node and the item index, so a retry of the same execution never sends twice.',
+					},
+					{
+						displayName: 'Wait for Delivery',
+						name: 'waitForDelivery',
+						type: 'boolean',
+						default: true,
+						description:
+							'Whether to wait until TikTok has the message (otherwise the gateway answers as soon as it has accepted it)',
+					},
+				],
+			},
+		],
+	};
+
+	async execute(this: IExecuteFunctions): Promise<INodeExecutionData[][]> {
+		const items = this.getInputData();
+		const out: INodeExecutionData[] = [];
+		const credentials = await this.getCredentials('tikTokDmApi');
+		const gatewayUrl = String(credentials.gatewayUrl ?? '');
+		for (let itemIndex = 0; itemIndex < items.length; itemIndex++) {
+			try {
+				const input = readItem(this, itemIndex);
+				const answer = await send(this, gatewayUrl, input, itemIndex);
+				out.push({ json: answer, pairedItem: { item: itemIndex } });
+			} catch (error) {
+				if (this.continueOnFail()) {
+					const message = error instanceof Error ? error.message : String(error);
+					const description =
+						error instanceof NodeApiError || error instanceof NodeOperationError
+							? error.description
+							: undefined;
+					out.push({
+						json: { success: false, message, error: { message, description } },
+						pairedItem: { item: itemIndex },
+					});
+					continue;
+				}
+				// Both constructors hand back an error that already is one of theirs.
+				if (error instanceof NodeApiError) {
+					throw new NodeApiError(this.getNode(), error as unknown as JsonObject, { itemIndex });
+				}
+				throw new NodeOperationError(this.getNode(), error as Error, { itemIndex });
+			}
+		}
+		return [out];
+	}
+}
+
+/** One item's parameters, checked; throws `NodeOperationError` before any request. */
+function readItem(ctx: IExecuteFunctions, itemIndex: number): SendInput & { binaryField?: string } {
+	const param = (name: string, fallback: unknown) =>
+		ctx.getNodeParameter(name, itemIndex, fallback);
+	const options = param('options', {}) as IDataObject;
+	const kind = param('imageInputType', 'none') as string;
+	const nodeId = ctx.getNode().id ?? ctx.getNode().name;
+	const executionId = ctx.getExecutionId();
+	const fail = (message: string) => new NodeOperationError(ctx.getNode(), message, { itemIndex });
+	const input: SendInput & { binaryField?: string } = {
+		conversationId: String(param('conversationId', '') ?? ''),
+		conversationShortId: String(param('conversationShortId', '') ?? ''),
+		text: String(param('text', '') ?? ''),
+		account: String(options.account ?? '').trim(),
+		idempotencyKey:
+			String(options.idempotencyKey ?? '').trim() ||
+			(executionId ? defaultIdempotencyKey(executionId, nodeId, itemIndex) : ''),
+		waitForDelivery: options.waitForDelivery !== false,
+	};
+	try {
+		if (kind === 'base64') {
+			input.image = { kind: 'base64', value: checkBase64(String(param('base64Image', '') ?? '')) };
+		} else if (kind === 'binary') {
+			input.binaryField = String(param('binaryPropertyName', 'data') ?? 'data');
+		}
+		// The binary image is read later; for the emptiness check it counts as present.
+		checkInput(
+			input.binaryField ? { ...input, image: { kind: 'base64', value: 'present' } } : input,
+		);
+	} catch (error) {
+		if (error instanceof InputProblem) {
+			throw fail(error.message);
+		}
+		throw new NodeOperationError(ctx.getNode(), error as Error, { itemIndex });
+	}
+	return input;
+}
+
+async function send(
+	ctx: IExecuteFunctions,
+	gatewayUrl: string,
+	input: SendInput & { binaryField?: string },
+	itemIndex: number,
+): Promise<IDataObject> {
+	if (input.binaryField !== undefined) {
+		let meta;
+		let bytes: Buffer;
+		try {
+			meta = ctx.helpers.assertBinaryData(itemIndex, input.binaryField);
+			bytes = await ctx.helpers.getBinaryDataBuffer(itemIndex, input.binaryField);
+		} catch (error) {
+			throw new NodeOperationError(ctx.getNode(), error as Error, {
+				itemIndex,
+				description: `The image could not be read from the binary field "${input.binaryField}"`,
+			});
+		}
+		if (bytes.length === 0) {
+			throw new NodeOperationError(
+				ctx.getNode(),
+				`The binary field "${input.binaryField}" is empty`,
+				{ itemIndex },
+			);
+		}
+		input.image = {
+			kind: 'binary',
+			bytes,
+			fileName: meta.fileName ?? 'image',
+			mimeType: meta.mimeType || 'application/octet-stream',
+		};
+	}
+	const boundary = `tiktokdm${randomBytes(12).toString('hex')}`;
+	const request = buildRequest(gatewayUrl, input, boundary);
+	let response;
+	try {
+		response = await ctx.helpers.httpRequestWithAuthentication.call(ctx, 'tikTokDmApi', request);
+	} catch (error) {
+		throw new NodeApiError(ctx.getNode(), error as JsonObject, { itemIndex });
+	}
+	const answer = readAnswer(response as { statusCode?: number; body?: unknown });
+	if (!answer.ok) {
+		throw new NodeApiError(ctx.getNode(), answer.body as JsonObject, {
+			itemIndex,
+			message: answer.message,
+			description: answer.description,
+			httpCode: String(answer.status),
+		});
+	}
+	return answer.body;
+}
