@@ -1,0 +1,306 @@
+"""The end-to-end workflows, their credentials, and what each must produce.
+
+Every workflow starts at a Manual Trigger (where `n8n execute` begins). Checks get
+`execute(id)` (the run data n8n printed), `node_items(run, node)`, `received()`
+(what the sandbox stored) and `before` (how many messages it held before).
+"""
+
+import json
+from dataclasses import dataclass
+
+NODE_TYPE = "n8n-nodes-tiktok-dm.tikTokDm"
+# A complete 1x1 PNG.
+PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+
+TEXT = 7
+IMAGE = 27
+
+
+@dataclass
+class Setup:
+    gateway_url: str
+    bound_key: str
+    unbound_key: str
+    quota_key: str
+    session: str
+    down_url: str
+    conversation: dict
+
+
+CREDENTIALS = {
+    "bound": "TikTok DM (stored account)",
+    "session": "TikTok DM (session)",
+    "wrong": "TikTok DM (wrong key)",
+    "quota": "TikTok DM (limit 1 a day)",
+    "down": "TikTok DM (gateway down)",
+}
+
+
+def credentials(s):
+    data = {
+        "bound": {"gatewayUrl": s.gateway_url, "apiKey": s.bound_key, "sessionToken": ""},
+        "session": {"gatewayUrl": s.gateway_url, "apiKey": s.unbound_key, "sessionToken": s.session},
+        "wrong": {"gatewayUrl": s.gateway_url, "apiKey": "tdm_thisKeyWasNeverIssuedByTheGateway0000", "sessionToken": ""},
+        "quota": {"gatewayUrl": s.gateway_url, "apiKey": s.quota_key, "sessionToken": ""},
+        "down": {"gatewayUrl": s.down_url, "apiKey": s.bound_key, "sessionToken": ""},
+    }
+    return [
+        {"id": f"cred{key.capitalize()}", "name": CREDENTIALS[key], "type": "tikTokDmApi", "data": value}
+        for key, value in data.items()
+    ]
+
+
+def trigger():
+    return {
+        "id": "00000000-0000-4000-8000-000000000001",
+        "name": "Start",
+        "type": "n8n-nodes-base.manualTrigger",
+        "typeVersion": 1,
+        "position": [0, 0],
+        "parameters": {},
+    }
+
+
+def dm(name, s, credential="bound", continue_on_fail=False, n=2, **params):
+    node = {
+        "id": f"00000000-0000-4000-8000-{n:012d}",
+        "name": name,
+        "type": NODE_TYPE,
+        "typeVersion": 1,
+        "position": [200 * n, 0],
+        "parameters": {
+            "resource": "message",
+            "operation": "send",
+            "conversationId": s.conversation["conversation_id"],
+            "conversationShortId": str(s.conversation["conversation_short_id"]),
+            **params,
+        },
+        "credentials": {"tikTokDmApi": {"id": f"cred{credential.capitalize()}", "name": CREDENTIALS[credential]}},
+    }
+    if continue_on_fail:
+        node["onError"] = "continueRegularOutput"
+    return node
+
+
+def set_json(name, value, n):
+    return {
+        "id": f"00000000-0000-4000-8000-{n:012d}",
+        "name": name,
+        "type": "n8n-nodes-base.set",
+        "typeVersion": 3.4,
+        "position": [200 * n, 0],
+        "parameters": {"mode": "raw", "jsonOutput": json.dumps(value), "options": {}},
+    }
+
+
+def split_out(name, field, n):
+    return {
+        "id": f"00000000-0000-4000-8000-{n:012d}",
+        "name": name,
+        "type": "n8n-nodes-base.splitOut",
+        "typeVersion": 1,
+        "position": [200 * n, 0],
+        "parameters": {"fieldToSplitOut": field, "options": {}},
+    }
+
+
+def to_file(name, n):
+    return {
+        "id": f"00000000-0000-4000-8000-{n:012d}",
+        "name": name,
+        "type": "n8n-nodes-base.convertToFile",
+        "typeVersion": 1.1,
+        "position": [200 * n, 0],
+        "parameters": {
+            "operation": "toBinary",
+            "sourceProperty": "b64",
+            "binaryPropertyName": "data",
+            "options": {"fileName": "pixel.png", "mimeType": "image/png"},
+        },
+    }
+
+
+def workflow(wf_id, chain=None, branches=None):
+    """`chain`: nodes after Start, one after the other; `branches`: each straight from Start."""
+    connections = {}
+    if chain:
+        names = ["Start"] + [n["name"] for n in chain]
+        for a, b in zip(names, names[1:]):
+            connections[a] = {"main": [[{"node": b, "type": "main", "index": 0}]]}
+    if branches:
+        connections["Start"] = {"main": [[{"node": n["name"], "type": "main", "index": 0} for n in branches]]}
+    return {
+        "id": wf_id,
+        "name": f"tiktok-dm e2e {wf_id}",
+        "active": False,
+        "nodes": [trigger(), *(chain or []), *(branches or [])],
+        "connections": connections,
+        "settings": {"executionOrder": "v1"},
+    }
+
+
+def all_workflows(s):
+    items = [set_json("Items", {"items": [{"text": f"item {i}"} for i in range(3)]}, 2), split_out("Split", "items", 3)]
+    return [
+        workflow("e2eText", chain=[dm("TikTok DM", s, text="hello from n8n")]),
+        workflow(
+            "e2eBinary",
+            chain=[
+                set_json("Image", {"b64": PNG_B64}, 2),
+                to_file("To File", 3),
+                dm("TikTok DM", s, n=4, imageInputType="binary", binaryPropertyName="data"),
+            ],
+        ),
+        workflow("e2eBase64", chain=[dm("TikTok DM", s, imageInputType="base64", base64Image=PNG_B64)]),
+        workflow(
+            "e2eTextImage",
+            chain=[
+                dm(
+                    "TikTok DM",
+                    s,
+                    text="a caption",
+                    imageInputType="base64",
+                    base64Image=f"data:image/png;base64,{PNG_B64}",
+                )
+            ],
+        ),
+        workflow("e2eItems", chain=[*items, dm("TikTok DM", s, n=4, text="={{ $json.text }}")]),
+        workflow(
+            "e2eInvalid",
+            branches=[
+                dm("Empty", s, continue_on_fail=True, n=2, text="  "),
+                dm("No Conversation", s, continue_on_fail=True, n=3, text="x", conversationId="={{ '' }}"),
+                dm("Bad Base64", s, continue_on_fail=True, n=4, imageInputType="base64", base64Image="abc$def"),
+                dm("No Binary", s, continue_on_fail=True, n=5, imageInputType="binary"),
+            ],
+        ),
+        workflow("e2eWrongKey", chain=[dm("TikTok DM", s, credential="wrong", continue_on_fail=True, text="x")]),
+        workflow(
+            "e2eQuota",
+            chain=[*items, dm("TikTok DM", s, credential="quota", continue_on_fail=True, n=4, text="={{ $json.text }}")],
+        ),
+        workflow("e2eDown", chain=[dm("TikTok DM", s, credential="down", continue_on_fail=True, text="x")]),
+        workflow("e2eSession", chain=[dm("TikTok DM", s, credential="session", text="with a session")]),
+        workflow(
+            "e2eRerun",
+            chain=[dm("TikTok DM", s, text="exactly once", options={"idempotencyKey": "e2e-rerun-1"})],
+        ),
+        workflow("e2eStops", chain=[dm("TikTok DM", s, text="")]),
+    ]
+
+
+def new_messages(received, before):
+    return received()[before:]
+
+
+def text_only(execute, node_items, received, before, s):
+    out = node_items(execute("e2eText"), "TikTok DM")
+    assert len(out) == 1 and out[0]["success"] is True, out
+    assert out[0]["message"] == "sent 1 message", out
+    got = new_messages(received, before)
+    assert [m["message_type"] for m in got] == [TEXT], got
+    assert got[0]["content"]["text"] == "hello from n8n", got
+    assert got[0]["client_message_id"] == out[0]["messages"][0]["client_message_id"]
+    assert out[0]["usage"]["messages"] == 1 and "totals" in out[0]["usage"], out
+
+
+def binary_image(execute, node_items, received, before, s):
+    out = node_items(execute("e2eBinary"), "TikTok DM")
+    assert out[0]["success"] is True, out
+    assert [m["kind"] for m in out[0]["messages"]] == ["image"], out
+    assert out[0]["usage"]["image_bytes"] == 70, out
+    assert [m["message_type"] for m in new_messages(received, before)] == [IMAGE]
+
+
+def base64_image(execute, node_items, received, before, s):
+    out = node_items(execute("e2eBase64"), "TikTok DM")
+    assert out[0]["success"] is True and out[0]["usage"]["image_bytes"] == 70, out
+    assert [m["message_type"] for m in new_messages(received, before)] == [IMAGE]
+
+
+def text_and_image(execute, node_items, received, before, s):
+    out = node_items(execute("e2eTextImage"), "TikTok DM")
+    assert [m["kind"] for m in out[0]["messages"]] == ["image", "text"], out
+    got = new_messages(received, before)
+    assert [m["message_type"] for m in got] == [IMAGE, TEXT], got
+    assert got[1]["content"]["text"] == "a caption"
+
+
+def several_items(execute, node_items, received, before, s):
+    out = node_items(execute("e2eItems"), "TikTok DM")
+    assert [o["success"] for o in out] == [True, True, True], out
+    got = new_messages(received, before)
+    assert sorted(m["content"]["text"] for m in got) == ["item 0", "item 1", "item 2"], got
+
+
+def validation_errors(execute, node_items, received, before, s):
+    run = execute("e2eInvalid")
+    expected = {
+        "Empty": "Either text or an image must be provided",
+        "No Conversation": "Conversation ID is required",
+        "Bad Base64": "not valid base64 (unexpected character at position 3)",
+        "No Binary": "data",
+    }
+    for node, text in expected.items():
+        out = node_items(run, node)
+        assert len(out) == 1 and out[0]["success"] is False, (node, out)
+        assert text in out[0]["message"], (node, out)
+    assert new_messages(received, before) == [], "nothing was sent"
+
+
+def wrong_key(execute, node_items, received, before, s):
+    out = node_items(execute("e2eWrongKey"), "TikTok DM")
+    assert out[0]["success"] is False, out
+    assert out[0]["message"] == "the API key is not valid", out
+    assert out[0]["error"]["description"] == "Gateway error code: api_key_invalid", out
+    assert new_messages(received, before) == []
+
+
+def quota_rejection(execute, node_items, received, before, s):
+    out = node_items(execute("e2eQuota"), "TikTok DM")
+    assert [o["success"] for o in out] == [True, False, False], out
+    assert "quota" in out[1]["message"], out
+    assert "quota_exceeded" in out[1]["error"]["description"], out
+    assert len(new_messages(received, before)) == 1
+
+
+def gateway_down(execute, node_items, received, before, s):
+    out = node_items(execute("e2eDown"), "TikTok DM")
+    assert out[0]["success"] is False, out
+    assert "refused the connection" in out[0]["message"], out
+    assert new_messages(received, before) == []
+
+
+def session_credential(execute, node_items, received, before, s):
+    out = node_items(execute("e2eSession"), "TikTok DM")
+    assert out[0]["success"] is True, out
+    assert new_messages(received, before)[0]["content"]["text"] == "with a session"
+
+
+def rerun_sends_once(execute, node_items, received, before, s):
+    first = node_items(execute("e2eRerun"), "TikTok DM")
+    again = node_items(execute("e2eRerun"), "TikTok DM")
+    assert first[0]["success"] is True and again[0]["success"] is True, (first, again)
+    assert first[0]["id"] == again[0]["id"], "the second run is answered with the first request"
+    assert len(new_messages(received, before)) == 1
+
+
+def stops_without_continue_on_fail(execute, node_items, received, before, s):
+    output = execute("e2eStops", expect_exit=1)
+    assert "Either text or an image must be provided" in output, output[-2000:]
+
+
+CHECKS = [
+    text_only,
+    binary_image,
+    base64_image,
+    text_and_image,
+    several_items,
+    validation_errors,
+    wrong_key,
+    quota_rejection,
+    gateway_down,
+    session_credential,
+    rerun_sends_once,
+    stops_without_continue_on_fail,
+]
