@@ -163,7 +163,7 @@ export class TikTokDm implements INodeType {
 						type: 'string',
 						default: '',
 						description:
-							'A repeat with the same key returns the first result instead of sending again. Default: built from the execution ID, the node and the item index, so a retry of the same execution never sends twice.',
+							'A repeat with the same key returns the first result instead of sending again. Default: the execution ID, the node and the item index, which covers retries inside one execution (Retry On Fail). A new execution has a new ID: to make re-running a workflow safe, set a key from your data, such as an expression with your order ID.',
 					},
 					{
 						displayName: 'Wait for Delivery',
