@@ -90,4 +90,48 @@ mod sqlite {
         let rebuilt = read(&db);
         assert_eq!(rebuilt, live);
     }
+
+    /// A database made by the first release (sqlx's migrator, migration 1 only)
+    /// opens, gets the later migrations, and keeps its keys.
+    #[tokio::test]
+    async fn a_database_from_the_sqlx_migrator_is_upgraded_in_place() {
+        use tiktok_dm_store::Store as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        {
+            let db = rusqlite::Connection::open(&path).unwrap();
+            db.execute_batch(include_str!("../../migrations/sqlite/0001_init.sql"))
+                .unwrap();
+            db.execute_batch(
+                "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL,
+                     installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL,
+                     checksum BLOB NOT NULL, execution_time BIGINT NOT NULL);
+                 INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+                     VALUES (1, 'init', 1, x'00', 0);",
+            )
+            .unwrap();
+            db.execute(
+                "INSERT INTO api_keys (name, prefix, key_hash, created_at) VALUES ('old', 'tdm_old', ?1, 5)",
+                [&crate::suite::hash("old")[..]],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+        let key = store
+            .api_key_by_hash(&crate::suite::hash("old"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(key.name, "old");
+        // Migrations 2 and 3 ran: sends count in the new counters.
+        let r = crate::suite::request("after", key.id, None, &[tiktok_dm_store::Kind::Image]);
+        store.enqueue(r, &[], 10).await.unwrap();
+        let totals = store.usage_totals(key.id, 0, 0).await.unwrap();
+        assert_eq!((totals.total, totals.image_bytes), (1, 16));
+        let version: i64 = rusqlite::Connection::open(&path)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 3);
+    }
 }
