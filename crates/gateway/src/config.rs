@@ -59,6 +59,10 @@ pub struct Settings {
     pub session_idle: Duration,
     /// Requests taking longer are answered 408 (sends answer 202 before this).
     pub request_timeout: Duration,
+    /// How long the client waits for TikTok's answer to one transmission of a
+    /// send (no answer: the outcome is ambiguous and the send goes again with
+    /// the same client message id).
+    pub send_timeout: Duration,
 }
 
 impl Settings {
@@ -75,6 +79,7 @@ impl Settings {
             pacing: Pacing::OFF,
             session_idle: Duration::from_secs(600),
             request_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -302,6 +307,9 @@ impl Layers {
         }
         if let Some(n) = self.number("request_timeout_secs", 1..=3600)? {
             settings.request_timeout = Duration::from_secs(n);
+        }
+        if let Some(n) = self.number("send_timeout_ms", 100..=120_000)? {
+            settings.send_timeout = Duration::from_millis(n);
         }
         if settings.request_timeout <= settings.wait_for_delivery {
             return Err(Error::Config(format!(

@@ -214,6 +214,7 @@ async fn connect(
         .endpoints(settings.endpoints.clone())
         .transport(settings.transport)
         .image_limit(settings.image_limit)
+        .request_timeout(settings.send_timeout)
         .build()?;
     Session::connect(config).await
 }

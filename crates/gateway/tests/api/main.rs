@@ -4,6 +4,7 @@
 
 mod admin;
 mod delivery;
+mod failures;
 mod form;
 mod ops;
 mod send;
