@@ -4,9 +4,11 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The database failed (I/O, a constraint, a busy file).
+    /// The database failed (I/O, a constraint, a busy file). Not marked as a
+    /// source: the message already carries rusqlite's, and a chain printer would
+    /// repeat it.
     #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    Database(rusqlite::Error),
     /// The database cannot be opened or migrated.
     #[error("database setup failed: {0}")]
     Migration(String),
@@ -22,6 +24,12 @@ pub enum Error {
     /// A stored value is not what the schema allows.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Database(e)
+    }
 }
 
 /// The store's result type.

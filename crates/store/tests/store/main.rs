@@ -134,4 +134,26 @@ mod sqlite {
             .unwrap();
         assert_eq!(version, 3);
     }
+
+    #[tokio::test]
+    async fn a_file_that_is_not_a_database_or_cannot_be_created_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let garbage = dir.path().join("notes.txt");
+        std::fs::write(&garbage, "these are not the tables you are looking for").unwrap();
+        let e = SqliteStore::open(garbage.to_str().unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(e.to_string(), "database error: file is not a database");
+        let missing = dir.path().join("no/such/dir/db.sqlite");
+        let e = SqliteStore::open(missing.to_str().unwrap())
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("database error: unable to open database file"),
+            "{e}"
+        );
+        let e = SqliteStore::open("sqlite::memory:").await.unwrap_err();
+        assert!(e.to_string().contains("needs a database file"), "{e}");
+    }
 }
