@@ -170,6 +170,7 @@ def all_workflows(s):
             branches=[
                 dm("Empty", s, continue_on_fail=True, n=2, text="  "),
                 dm("No Conversation", s, continue_on_fail=True, n=3, text="x", conversationId="={{ '' }}"),
+                dm("No Short ID", s, continue_on_fail=True, n=6, text="x", conversationShortId="={{ '' }}"),
                 dm("Bad Base64", s, continue_on_fail=True, n=4, imageInputType="base64", base64Image="abc$def"),
                 dm("No Binary", s, continue_on_fail=True, n=5, imageInputType="binary"),
             ],
@@ -238,6 +239,7 @@ def validation_errors(execute, node_items, received, before, s):
     expected = {
         "Empty": "Either text or an image must be provided",
         "No Conversation": "Conversation ID is required",
+        "No Short ID": "Conversation Short ID is required",
         "Bad Base64": "not valid base64 (unexpected character at position 3)",
         "No Binary": "data",
     }
