@@ -40,6 +40,14 @@ impl Utc {
         }
     }
 
+    /// RFC 3339 in UTC: `YYYY-MM-DDThh:mm:ssZ`.
+    pub fn rfc3339(&self) -> String {
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )
+    }
+
     /// `yyyyMMddHHmmss`.
     pub fn compact(&self) -> String {
         format!(
@@ -74,6 +82,10 @@ mod tests {
             Utc::from_unix(951_782_400).compact(),
             "20000229000000",
             "leap day"
+        );
+        assert_eq!(
+            Utc::from_unix(1_798_761_599).rfc3339(),
+            "2026-12-31T23:59:59Z"
         );
     }
 

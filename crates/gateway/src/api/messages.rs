@@ -330,7 +330,10 @@ pub(crate) async fn post<S: Store>(
                 ErrorCode::QuotaExceeded,
                 format!(
                     "the {window} quota of {limit} messages is used up ({used} counted); it resets at {}",
-                    resets_at / 1000
+                    tiktok_dm_client::proto::time::Utc::from_unix(
+                        u64::try_from(resets_at / 1000).unwrap_or(0)
+                    )
+                    .rfc3339()
                 ),
             );
             e.retry_after = Some(u64::try_from((resets_at - now).max(1000) / 1000).unwrap_or(1));

@@ -177,9 +177,12 @@ async fn the_quota_is_enforced_with_retry_after_and_reported() {
             .unwrap()
             > 0
     );
-    assert_eq!(
-        resp.json::<serde_json::Value>().await.unwrap()["error"]["code"],
-        "quota_exceeded"
+    let refused: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(refused["error"]["code"], "quota_exceeded");
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains("it resets at 20") && message.ends_with("T00:00:00Z"),
+        "the reset is a UTC midnight in RFC 3339: {message}"
     );
     assert_eq!(app.sandbox.handle.messages().len(), 2);
     // The refused send counted nothing.
