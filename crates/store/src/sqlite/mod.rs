@@ -2,7 +2,7 @@
 //! SQLite has no `SKIP LOCKED`, so every write goes through one writer thread
 //! that commits in groups (`writer.rs`), and claimed rows carry a lease
 //! (`locked_until`). Reads run on a few read-only connections beside it (WAL lets
-//! them), each query on the blocking pool.
+//! them), in the calling task.
 //!
 //! rusqlite rather than an async driver: statements run in the calling thread
 //! with cached prepared statements (a few microseconds each), where an async
@@ -137,29 +137,28 @@ impl SqliteStore {
         .map_err(|e| Error::Migration(format!("opening the database failed: {e}")))?
     }
 
-    /// Runs `f` on a read connection, on the blocking pool.
+    /// Runs `f` on a read connection, in the calling task. A read is a few
+    /// indexed lookups in pages the OS has cached (tens of microseconds), less
+    /// than the two thread hand-offs a trip to the blocking pool costs; WAL
+    /// readers never wait for the writer.
     async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let readers = Arc::clone(&self.readers);
-        tokio::task::spawn_blocking(move || {
-            let n = readers.conns.len();
-            let first = readers.next.fetch_add(1, Ordering::Relaxed);
-            // A free connection if there is one, else wait for ours.
-            for i in 0..n {
-                if let Ok(conn) = readers.conns[(first + i) % n].try_lock() {
-                    return f(&conn);
-                }
+        let readers = &self.readers;
+        let n = readers.conns.len();
+        let first = readers.next.fetch_add(1, Ordering::Relaxed);
+        // A free connection if there is one, else wait for ours.
+        for i in 0..n {
+            if let Ok(conn) = readers.conns[(first + i) % n].try_lock() {
+                return f(&conn);
             }
-            let conn = readers.conns[first % n]
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            f(&conn)
-        })
-        .await
-        .map_err(|_| Error::WriterGone)?
+        }
+        let conn = readers.conns[first % n]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        f(&conn)
     }
 }
 
