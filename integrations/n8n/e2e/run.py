@@ -139,8 +139,12 @@ def node_items(result, node):
 
 def main():
     install_n8n()
-    if not (PACKAGE / "dist" / "nodes" / "TikTokDm" / "TikTokDm.node.js").exists():
+    built = PACKAGE / "dist" / "nodes" / "TikTokDm" / "TikTokDm.node.js"
+    if not built.exists():
         subprocess.run(["npm", "run", "build"], cwd=PACKAGE, check=True)
+    if not built.exists():
+        log(f"the build left no {built.relative_to(PACKAGE)}")
+        return 1
     tmp = Path(tempfile.mkdtemp(prefix="tiktok-dm-n8n-e2e-"))
     gateway, ready = start_gateway(tmp)
     try:
