@@ -62,7 +62,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// `image` or `text`, as stored and as answered.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Image => "image",
             Self::Text => "text",

@@ -66,8 +66,7 @@ pub async fn run<S: Store>(
             let Ok(message) = direct.try_recv() else {
                 break;
             };
-            let (state, pool) = (state.clone(), pool.clone());
-            in_flight.spawn(async move { deliver(&state, &pool, message).await });
+            spawn_delivery(&mut in_flight, &state, &pool, message);
         }
         let room = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
         if room == 0 {
@@ -86,22 +85,9 @@ pub async fn run<S: Store>(
                 Vec::new()
             }
         };
-        if claimed.is_empty() {
-            tokio::select! {
-                _ = state.wake.notified() => {}
-                Some(message) = direct.recv() => {
-                    let (state, pool) = (state.clone(), pool.clone());
-                    in_flight.spawn(async move { deliver(&state, &pool, message).await });
-                }
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                _ = stop.changed() => {}
-            }
-            continue;
-        }
         let drained = claimed.len() < max as usize;
         for message in claimed {
-            let (state, pool) = (state.clone(), pool.clone());
-            in_flight.spawn(async move { deliver(&state, &pool, message).await });
+            spawn_delivery(&mut in_flight, &state, &pool, message);
         }
         if drained {
             // Nothing else was due: wait for news rather than ask again at once
@@ -110,23 +96,68 @@ pub async fn run<S: Store>(
             tokio::select! {
                 _ = state.wake.notified() => {}
                 Some(message) = direct.recv() => {
-                    let (state, pool) = (state.clone(), pool.clone());
-                    in_flight.spawn(async move { deliver(&state, &pool, message).await });
+                    spawn_delivery(&mut in_flight, &state, &pool, message);
                 }
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                 _ = stop.changed() => {}
             }
         }
     }
-    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+    let finished = tokio::time::timeout(Duration::from_secs(10), async {
         while in_flight.join_next().await.is_some() {}
     })
     .await;
-    if drained.is_err() {
+    if finished.is_err() {
         tracing::warn!(
             left = in_flight.len(),
             "outbox: stopped with deliveries in flight; they resume after their lease"
         );
+    }
+}
+
+fn spawn_delivery<S: Store>(
+    in_flight: &mut tokio::task::JoinSet<()>,
+    state: &AppState<S>,
+    pool: &Pool,
+    message: OutboxMessage,
+) {
+    let (state, pool) = (state.clone(), pool.clone());
+    in_flight.spawn(async move { deliver(&state, &pool, message).await });
+}
+
+/// What happens to a message after a failed attempt, by the error's retry
+/// class and whether this was the last attempt allowed.
+enum Next {
+    /// It will not be delivered (its quota goes back).
+    Failed,
+    /// It may have been delivered; no more attempts.
+    Unknown,
+    /// Again at this time (Unix ms), with the same client message id.
+    Retry(i64),
+}
+
+impl Next {
+    fn after(e: &ClientError, attempts: i64, max_attempts: i64, now: i64) -> Self {
+        let last = attempts >= max_attempts;
+        match e.retry_class() {
+            RetryClass::Permanent => Self::Failed,
+            RetryClass::Ambiguous if last => Self::Unknown,
+            RetryClass::Retryable | RetryClass::RetryAfter(_) if last => Self::Failed,
+            RetryClass::RetryAfter(d) => {
+                Self::Retry(now + i64::try_from(d.as_millis()).unwrap_or(60_000))
+            }
+            // Ambiguous: the same client message id goes again; TikTok de-duplicates.
+            RetryClass::Retryable | RetryClass::Ambiguous => Self::Retry(now + backoff(attempts)),
+        }
+    }
+
+    /// The metrics label.
+    fn outcome(&self) -> &'static str {
+        match self {
+            Self::Failed => "failed",
+            Self::Unknown => "unknown",
+            Self::Retry(_) => "retry",
+        }
     }
 }
 
@@ -138,10 +169,7 @@ fn record<S: Store>(
     outcome: &'static str,
     error: Option<&ClientError>,
 ) {
-    let kind = match m.kind {
-        Kind::Image => "image",
-        Kind::Text => "text",
-    };
+    let kind = m.kind.as_str();
     state
         .metrics
         .delivery_seconds
@@ -260,9 +288,10 @@ async fn deliver<S: Store>(state: &AppState<S>, pool: &Pool, mut m: OutboxMessag
         sent.map(Ok)
     }
     .await;
-    let result = match result {
+    let now = now_ms();
+    let recorded = match result {
         Ok(Err(wait)) => {
-            let at = now_ms() + i64::try_from(wait.as_millis()).unwrap_or(60_000);
+            let at = now + i64::try_from(wait.as_millis()).unwrap_or(60_000);
             if let Err(e) = state.store.release(m.id, at).await {
                 tracing::error!(error = %e, "outbox: giving a paced message back failed");
             }
@@ -276,31 +305,6 @@ async fn deliver<S: Store>(state: &AppState<S>, pool: &Pool, mut m: OutboxMessag
                 "outbox: delivered"
             );
             record(state, &m, started, "sent", None);
-            Ok(sent)
-        }
-        Err(e) => {
-            let last = m.attempts >= state.settings.max_attempts;
-            let outcome = match e.retry_class() {
-                RetryClass::Permanent => "failed",
-                RetryClass::Ambiguous if last => "unknown",
-                _ if last => "failed",
-                _ => "retry",
-            };
-            record(state, &m, started, outcome, Some(&e));
-            if matches!(
-                e,
-                ClientError::InvalidSession(_) | ClientError::HandshakeRefused { .. }
-            ) {
-                if let Some(key) = &pool_key {
-                    pool.forget(key);
-                }
-            }
-            Err(e)
-        }
-    };
-    let now = now_ms();
-    let recorded = match result {
-        Ok(sent) => {
             let transport = match sent.transport {
                 tiktok_dm_client::Transport::Ws => "ws",
                 tiktok_dm_client::Transport::Http => "http",
@@ -311,41 +315,22 @@ async fn deliver<S: Store>(state: &AppState<S>, pool: &Pool, mut m: OutboxMessag
                 .await
         }
         Err(e) => {
+            let next = Next::after(&e, m.attempts, state.settings.max_attempts, now);
+            record(state, &m, started, next.outcome(), Some(&e));
             tracing::info!(request = %m.request_id, code = e.code(), attempts = m.attempts, "outbox: delivery failed");
-            let last = m.attempts >= state.settings.max_attempts;
-            match e.retry_class() {
-                RetryClass::Permanent => {
-                    state
-                        .store
-                        .finish(m.id, State::Failed, &error_json(&e), now)
-                        .await
+            if matches!(
+                e,
+                ClientError::InvalidSession(_) | ClientError::HandshakeRefused { .. }
+            ) {
+                if let Some(key) = &pool_key {
+                    pool.forget(key);
                 }
-                RetryClass::Ambiguous if last => {
-                    state
-                        .store
-                        .finish(m.id, State::Unknown, &error_json(&e), now)
-                        .await
-                }
-                RetryClass::Retryable | RetryClass::RetryAfter(_) if last => {
-                    state
-                        .store
-                        .finish(m.id, State::Failed, &error_json(&e), now)
-                        .await
-                }
-                RetryClass::RetryAfter(d) => {
-                    let wait = i64::try_from(d.as_millis()).unwrap_or(60_000);
-                    state
-                        .store
-                        .reschedule(m.id, now + wait, &error_json(&e), now)
-                        .await
-                }
-                // Ambiguous: the same client message id goes again; TikTok de-duplicates.
-                RetryClass::Retryable | RetryClass::Ambiguous => {
-                    state
-                        .store
-                        .reschedule(m.id, now + backoff(m.attempts), &error_json(&e), now)
-                        .await
-                }
+            }
+            let error = error_json(&e);
+            match next {
+                Next::Failed => state.store.finish(m.id, State::Failed, &error, now).await,
+                Next::Unknown => state.store.finish(m.id, State::Unknown, &error, now).await,
+                Next::Retry(at) => state.store.reschedule(m.id, at, &error, now).await,
             }
         }
     };
