@@ -97,29 +97,11 @@ pub trait Store: Clone + Send + Sync + 'static {
         error: &serde_json::Value,
         now: i64,
     ) -> impl Future<Output = Result<()>> + Send;
-    /// A request and its messages, if it belongs to `api_key_id`.
-    fn request_status(
-        &self,
-        request_id: &str,
-        api_key_id: i64,
-    ) -> impl Future<Output = Result<Option<RequestStatus>>> + Send;
-    /// Messages counted in a quota window (failed ones given back).
-    fn window_used(
-        &self,
-        api_key_id: i64,
-        window: &QuotaWindow,
-    ) -> impl Future<Output = Result<u64>> + Send;
-    /// A key's running totals (failed messages excluded): since `day_start`,
-    /// since `month_start`, ever, and the image bytes ever.
-    fn usage_totals(
-        &self,
-        api_key_id: i64,
-        day_start: i64,
-        month_start: i64,
-    ) -> impl Future<Output = Result<UsageTotals>> + Send;
-    /// Everything an API answer needs, in one read: the request's status (when
-    /// `request_id` is given and it belongs to the key), the key's totals, and
-    /// the messages counted in each window.
+    /// Everything an API answer needs, in one read: the request and its
+    /// messages (when `request_id` is given and it belongs to the key), the
+    /// key's running totals (since `day_start`, since `month_start`, ever, and
+    /// the image bytes ever), and the messages counted in each window. Failed
+    /// messages, whose quota was given back, count in neither.
     fn snapshot(
         &self,
         request_id: Option<&str>,

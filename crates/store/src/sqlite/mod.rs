@@ -344,32 +344,6 @@ impl Store for SqliteStore {
         self.writer.run(op).await.map(drop)
     }
 
-    async fn request_status(
-        &self,
-        request_id: &str,
-        api_key_id: i64,
-    ) -> Result<Option<RequestStatus>> {
-        let request_id = request_id.to_owned();
-        self.read(move |c| read_status(c, &request_id, api_key_id))
-            .await
-    }
-
-    async fn window_used(&self, api_key_id: i64, window: &QuotaWindow) -> Result<u64> {
-        let window = window.clone();
-        self.read(move |c| read_window(c, api_key_id, &window))
-            .await
-    }
-
-    async fn usage_totals(
-        &self,
-        api_key_id: i64,
-        day_start: i64,
-        month_start: i64,
-    ) -> Result<UsageTotals> {
-        self.read(move |c| read_totals(c, api_key_id, day_start, month_start))
-            .await
-    }
-
     async fn snapshot(
         &self,
         request_id: Option<&str>,

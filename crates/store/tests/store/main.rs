@@ -126,7 +126,7 @@ mod sqlite {
         // Migrations 2 and 3 ran: sends count in the new counters.
         let r = crate::suite::request("after", key.id, None, &[tiktok_dm_store::Kind::Image]);
         store.enqueue(r, &[], 10).await.unwrap();
-        let totals = store.usage_totals(key.id, 0, 0).await.unwrap();
+        let totals = crate::suite::totals(&store, key.id, 0, 0).await;
         assert_eq!((totals.total, totals.image_bytes), (1, 16));
         let version: i64 = rusqlite::Connection::open(&path)
             .unwrap()

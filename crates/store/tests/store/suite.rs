@@ -1,6 +1,8 @@
 //! The shared behaviour every backend must have.
 
-use tiktok_dm_store::{ApiKey, Kind, NewApiKey, NewMessage, NewRequest, QuotaWindow, Store};
+use tiktok_dm_store::{
+    ApiKey, Kind, NewApiKey, NewMessage, NewRequest, QuotaWindow, RequestStatus, Store, UsageTotals,
+};
 
 pub fn hash(name: &str) -> [u8; 32] {
     let mut h = [0u8; 32];
@@ -47,6 +49,38 @@ pub fn request(id: &str, key: i64, idempotency: Option<&str>, kinds: &[Kind]) ->
     }
 }
 
+/// A request's status, read the way the gateway reads it.
+pub async fn status_of<S: Store>(store: &S, request_id: &str, key: i64) -> Option<RequestStatus> {
+    store
+        .snapshot(Some(request_id), key, &[], 0, 0)
+        .await
+        .unwrap()
+        .status
+}
+
+/// Messages counted in one window.
+pub async fn used<S: Store>(store: &S, key: i64, window: &QuotaWindow) -> u64 {
+    store
+        .snapshot(None, key, std::slice::from_ref(window), 0, 0)
+        .await
+        .unwrap()
+        .used[0]
+}
+
+/// A key's totals for the day and month starting at the given instants.
+pub async fn totals<S: Store>(
+    store: &S,
+    key: i64,
+    day_start: i64,
+    month_start: i64,
+) -> UsageTotals {
+    store
+        .snapshot(None, key, &[], day_start, month_start)
+        .await
+        .unwrap()
+        .totals
+}
+
 pub fn daily(limit: u64) -> Vec<QuotaWindow> {
     vec![QuotaWindow {
         name: "daily",
@@ -60,7 +94,7 @@ pub fn daily(limit: u64) -> Vec<QuotaWindow> {
 macro_rules! store_suite {
     ($open:path) => {
         use tiktok_dm_store::{Enqueued, Kind, State, Store};
-        use $crate::suite::{daily, hash, new_key, request};
+        use $crate::suite::{daily, hash, new_key, request, status_of, totals, used};
 
         #[tokio::test]
         async fn api_keys_are_found_by_hash_listed_and_revoked() {
@@ -121,8 +155,8 @@ macro_rules! store_suite {
             let claimed = store.claim_due(20, 60_000, 10).await.unwrap();
             assert_eq!(claimed.len(), 1, "the text waits for its image");
             store.finish(claimed[0].id, State::Failed, &serde_json::json!({"code": "x"}), 21).await.unwrap();
-            assert_eq!(store.window_used(key.id, &daily(3)[0]).await.unwrap(), 0);
-            let status = store.request_status("a", key.id).await.unwrap().unwrap();
+            assert_eq!(used(&store, key.id, &daily(3)[0]).await, 0);
+            let status = status_of(&store, "a", key.id).await.unwrap();
             assert_eq!(status.messages[1].state, State::Failed, "the caption is not attempted");
             let again = store.enqueue(request("c", key.id, None, &[Kind::Image, Kind::Text]), &daily(3), 22).await.unwrap();
             assert!(matches!(again, Enqueued::Accepted { .. }));
@@ -139,18 +173,18 @@ macro_rules! store_suite {
             store.enqueue(request("month", key.id, None, &[Kind::Image]), &[], 40 * day).await.unwrap();
             store.enqueue(request("today", key.id, None, &[Kind::Image, Kind::Text]), &[], 50 * day + 5).await.unwrap();
             store.enqueue(request("theirs", other.id, None, &[Kind::Text]), &[], 50 * day + 6).await.unwrap();
-            let t = store.usage_totals(key.id, 50 * day, 31 * day).await.unwrap();
+            let t = totals(&store, key.id, 50 * day, 31 * day).await;
             assert_eq!((t.today, t.month, t.total, t.image_bytes), (2, 3, 4, 32));
-            let january = store.usage_totals(key.id, 5 * day, 0).await.unwrap();
+            let january = totals(&store, key.id, 5 * day, 0).await;
             assert_eq!((january.today, january.month), (1, 1));
             // "old" fails: it leaves every total.
             let claimed = store.claim_due(50 * day + 10, 60_000, 1).await.unwrap();
             assert_eq!(claimed[0].request_id, "old");
             store.finish(claimed[0].id, State::Failed, &serde_json::json!({"code": "x"}), 50 * day + 11).await.unwrap();
-            let t = store.usage_totals(key.id, 50 * day, 31 * day).await.unwrap();
+            let t = totals(&store, key.id, 50 * day, 31 * day).await;
             assert_eq!((t.today, t.month, t.total, t.image_bytes), (2, 3, 3, 32));
-            assert_eq!(store.usage_totals(key.id, 5 * day, 0).await.unwrap().month, 0);
-            assert_eq!(store.usage_totals(999, 0, 0).await.unwrap(), Default::default());
+            assert_eq!(totals(&store, key.id, 5 * day, 0).await.month, 0);
+            assert_eq!(totals(&store, 999, 0, 0).await, Default::default());
         }
 
         #[tokio::test]
@@ -204,7 +238,7 @@ macro_rules! store_suite {
                 }
             }
             assert_eq!(accepted, 50);
-            assert_eq!(store.window_used(key.id, &daily(50)[0]).await.unwrap(), 50);
+            assert_eq!(used(&store, key.id, &daily(50)[0]).await, 50);
         }
 
         #[tokio::test]
@@ -212,7 +246,7 @@ macro_rules! store_suite {
             let (store, _guard) = $open().await;
             let key = new_key(&store, "w", None).await;
             store.enqueue(request("r", key.id, None, &[Kind::Image, Kind::Text]), &[], 10).await.unwrap();
-            assert!(store.request_status("r", key.id).await.unwrap().unwrap().holds_session);
+            assert!(status_of(&store, "r", key.id).await.unwrap().holds_session);
             let first = store.claim_due(20, 1_000, 10).await.unwrap();
             assert_eq!((first.len(), first[0].kind, first[0].attempts), (1, Kind::Image, 1));
             assert_eq!(first[0].session_sealed.as_deref(), Some(&[1u8, 2, 3][..]));
@@ -228,13 +262,13 @@ macro_rules! store_suite {
             assert!(store.claim_due(4_000, 1_000, 10).await.unwrap().is_empty(), "not before its time");
             let retry = store.claim_due(5_000, 1_000, 10).await.unwrap();
             store.mark_sent(retry[0].id, "7001", "http", 5_100).await.unwrap();
-            let status = store.request_status("r", key.id).await.unwrap().unwrap();
+            let status = status_of(&store, "r", key.id).await.unwrap();
             let states: Vec<State> = status.messages.iter().map(|m| m.state).collect();
             assert_eq!(states, [State::Sent, State::Sent]);
             assert_eq!(status.messages[1].server_message_id.as_deref(), Some("7001"));
             assert_eq!(store.outbox_depth().await.unwrap(), 0);
             assert!(!status.holds_session, "the per-request session is wiped once every message is final");
-            assert!(store.request_status("r", key.id + 1).await.unwrap().is_none(), "another key cannot see it");
+            assert!(status_of(&store, "r", key.id + 1).await.is_none(), "another key cannot see it");
         }
     };
 }
