@@ -2,24 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::{ADMIN_KEY, ALICE, TestApp, spawn_app, spawn_app_with};
-
-async fn admin(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = app
-        .http
-        .request(method, app.url(path))
-        .bearer_auth(ADMIN_KEY);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap())
-}
+use crate::{ADMIN_KEY, ALICE, admin, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn keys_are_created_listed_used_and_revoked_over_the_admin_api() {

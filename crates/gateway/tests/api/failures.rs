@@ -6,27 +6,16 @@ use serde_json::json;
 
 use crate::{spawn_app_behind_proxy, spawn_app_with};
 
-async fn post_with_session(
-    app: &crate::TestApp,
-    session: &str,
-    body: &serde_json::Value,
-) -> (u16, serde_json::Value) {
-    let resp = app
-        .http
-        .post(app.url("/v1/messages"))
-        .bearer_auth(&app.key)
-        .header("x-tiktok-session", session)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap())
-}
-
 #[tokio::test]
 async fn a_session_tiktok_does_not_know_is_422_session_rejected() {
     let app = spawn_app_with(|_| {}).await;
-    let (status, body) = post_with_session(&app, "sandbox-session-nobody", &app.body("x")).await;
+    let (status, body) = app
+        .post(
+            &app.key,
+            &app.body("x"),
+            &[("x-tiktok-session", "sandbox-session-nobody")],
+        )
+        .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (422, Some("session_rejected")),

@@ -56,7 +56,8 @@ impl TestApp {
         serde_json::json!({"conversation_id": c.conversation_id, "conversation_short_id": c.conversation_short_id.to_string(), "text": text})
     }
 
-    /// POST /v1/messages as JSON with the API key and alice's session.
+    /// POST /v1/messages as JSON with the API key and alice's session (unless
+    /// `extra` names another `x-tiktok-session`).
     pub async fn post(
         &self,
         key: &str,
@@ -67,8 +68,13 @@ impl TestApp {
             .http
             .post(self.url("/v1/messages"))
             .bearer_auth(key)
-            .header("x-tiktok-session", ALICE)
             .json(body);
+        if !extra
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("x-tiktok-session"))
+        {
+            req = req.header("x-tiktok-session", ALICE);
+        }
         for (k, v) in extra {
             req = req.header(*k, *v);
         }
@@ -80,6 +86,24 @@ impl TestApp {
 
 /// The admin key every test app accepts.
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
+/// A request to the admin API with the admin key: its status and JSON body.
+pub async fn admin(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut req = app
+        .http
+        .request(method, app.url(path))
+        .bearer_auth(ADMIN_KEY);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await

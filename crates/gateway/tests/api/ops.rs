@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use tiktok_dm_gateway::api::{ErrorCode, Route};
 
-use crate::{ADMIN_KEY, TestApp, spawn_app};
+use crate::{TestApp, admin, spawn_app};
 
 const README: &str = include_str!("../../../../README.md");
 
@@ -196,63 +196,47 @@ async fn real_answers_match_their_documented_schemas() {
         .await
         .unwrap();
     conforms(&usage, schema_for(&doc, Route::Usage, 200), &doc, "usage");
-    let admin = |method: reqwest::Method, path: &str| {
-        app.http
-            .request(method, app.url(path))
-            .bearer_auth(ADMIN_KEY)
-    };
-    let created: Value = admin(reqwest::Method::POST, "/v1/admin/keys")
-        .json(&json!({"name": "documented", "daily_limit": 3}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, created) = admin(
+        &app,
+        reqwest::Method::POST,
+        "/v1/admin/keys",
+        Some(json!({"name": "documented", "daily_limit": 3})),
+    )
+    .await;
     conforms(
         &created,
         schema_for(&doc, Route::CreateKey, 201),
         &doc,
         "create key",
     );
-    let listed: Value = admin(reqwest::Method::GET, "/v1/admin/keys")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, listed) = admin(&app, reqwest::Method::GET, "/v1/admin/keys", None).await;
     conforms(
         &listed,
         schema_for(&doc, Route::ListKeys, 200),
         &doc,
         "list keys",
     );
-    admin(reqwest::Method::PUT, "/v1/admin/accounts/shop")
-        .json(&json!({"session": crate::ALICE}))
-        .send()
-        .await
-        .unwrap();
-    let check: Value = admin(reqwest::Method::POST, "/v1/admin/accounts/shop/check")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    admin(
+        &app,
+        reqwest::Method::PUT,
+        "/v1/admin/accounts/shop",
+        Some(json!({"session": crate::ALICE})),
+    )
+    .await;
+    let (_, check) = admin(
+        &app,
+        reqwest::Method::POST,
+        "/v1/admin/accounts/shop/check",
+        None,
+    )
+    .await;
     conforms(
         &check,
         schema_for(&doc, Route::CheckAccount, 200),
         &doc,
         "check",
     );
-    let accounts: Value = admin(reqwest::Method::GET, "/v1/admin/accounts")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, accounts) = admin(&app, reqwest::Method::GET, "/v1/admin/accounts", None).await;
     conforms(
         &accounts,
         schema_for(&doc, Route::ListAccounts, 200),
