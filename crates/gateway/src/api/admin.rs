@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq as _;
 use tiktok_dm_store::Store;
 
 use super::AppState;
+use super::auth::presented;
 use super::error::{ApiError, ErrorCode};
 use crate::admin::{self, KeySpec};
 use crate::now_ms;
@@ -31,28 +32,13 @@ impl<S: Store> FromRequestParts<AppState<S>> for AdminCaller {
                 "the admin API is off: configure an admin key (TIKTOK_DM_ADMIN_KEY) to use it",
             ));
         };
-        let header = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-        };
-        let presented = header("authorization")
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .or_else(|| header("x-admin-key"))
-            .map(str::trim)
-            .filter(|k| !k.is_empty());
-        let Some(presented) = presented else {
+        let Some(presented) = presented(parts, "x-admin-key") else {
             return Err(ApiError::new(
                 ErrorCode::AdminKeyMissing,
                 "the admin API needs the admin key: Authorization: Bearer <admin key>",
             ));
         };
-        if bool::from(hash_key(presented).ct_eq(&expected)) {
+        if bool::from(hash_key(&presented).ct_eq(&expected)) {
             Ok(Self)
         } else {
             Err(ApiError::new(

@@ -13,7 +13,9 @@ use crate::secrets::{KEY_PREFIX, hash_key};
 #[derive(Debug, Clone)]
 pub struct Caller(pub ApiKey);
 
-fn presented(parts: &Parts) -> Option<String> {
+/// The key a request presents: `Authorization: Bearer KEY`, else the header
+/// `fallback` (`X-API-Key` for API keys, `X-Admin-Key` for the admin key).
+pub(super) fn presented(parts: &Parts, fallback: &str) -> Option<String> {
     let header = |name: &str| {
         parts
             .headers
@@ -26,7 +28,7 @@ fn presented(parts: &Parts) -> Option<String> {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .or_else(|| header("x-api-key"))
+        .or_else(|| header(fallback))
         .map(|k| k.trim().to_owned())
         .filter(|k| !k.is_empty())
 }
@@ -35,7 +37,7 @@ impl<S: Store> FromRequestParts<AppState<S>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState<S>) -> Result<Self, ApiError> {
-        let Some(key) = presented(parts) else {
+        let Some(key) = presented(parts, "x-api-key") else {
             return Err(ApiError::new(
                 ErrorCode::ApiKeyMissing,
                 "an API key is required: send Authorization: Bearer <key> or X-API-Key",
