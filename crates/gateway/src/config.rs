@@ -332,17 +332,15 @@ impl Layers {
             })?),
             (None, None) => None,
         };
-        let listen = self
-            .text("listen")
-            .map_or("127.0.0.1:8787", |(v, _)| v)
-            .to_owned();
-        if let Some((value, origin)) = self.text("listen") {
-            if value.parse::<std::net::SocketAddr>().is_err() {
+        let listen = match self.text("listen") {
+            Some((value, origin)) if value.parse::<std::net::SocketAddr>().is_err() => {
                 return Err(Error::Config(format!(
                     "{origin} = {value:?}: expected an address and port such as 127.0.0.1:8787"
                 )));
             }
-        }
+            Some((value, _)) => value.to_owned(),
+            None => "127.0.0.1:8787".to_owned(),
+        };
         let database = self
             .text("database")
             .map_or("tiktok-dm.sqlite", |(v, _)| v)

@@ -9,7 +9,6 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use subtle::ConstantTimeEq as _;
 use tiktok_dm_store::Store;
 
 use super::AppState;
@@ -17,7 +16,7 @@ use super::auth::presented;
 use super::error::{ApiError, ErrorCode};
 use crate::admin::{self, KeySpec};
 use crate::now_ms;
-use crate::secrets::hash_key;
+use crate::secrets::verify_key;
 
 /// A request that presented the admin key.
 pub struct AdminCaller;
@@ -38,7 +37,7 @@ impl<S: Store> FromRequestParts<AppState<S>> for AdminCaller {
                 "the admin API needs the admin key: Authorization: Bearer <admin key>",
             ));
         };
-        if bool::from(hash_key(&presented).ct_eq(&expected)) {
+        if verify_key(&presented, &expected) {
             Ok(Self)
         } else {
             Err(ApiError::new(
