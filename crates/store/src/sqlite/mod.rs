@@ -361,7 +361,7 @@ impl Store for SqliteStore {
             };
             let used = windows
                 .iter()
-                .map(|w| read_window(c, api_key_id, w))
+                .map(|w| writer::window_used(c, api_key_id, w))
                 .collect::<Result<Vec<_>>>()?;
             Ok(Snapshot {
                 status,
@@ -425,19 +425,6 @@ fn read_status(c: &Connection, request_id: &str, api_key_id: i64) -> Result<Opti
         image_bytes,
         messages,
     }))
-}
-
-fn read_window(c: &Connection, api_key_id: i64, window: &QuotaWindow) -> Result<u64> {
-    let used: Option<i64> = c
-        .prepare_cached(
-            "SELECT messages FROM usage_counters WHERE api_key_id = ?1 AND period = ?2 AND start = ?3",
-        )?
-        .query_row(
-            params![api_key_id, writer::period_of(window), window.start],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(used.map_or(0, count))
 }
 
 fn read_totals(

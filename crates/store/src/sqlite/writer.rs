@@ -273,7 +273,7 @@ fn create_key(c: &Connection, new: NewApiKey, now: i64) -> Result<ApiKey> {
 }
 
 /// The counter period a quota window reads.
-pub(crate) fn period_of(window: &QuotaWindow) -> &'static str {
+fn period_of(window: &QuotaWindow) -> &'static str {
     if window.name == "monthly" {
         "month"
     } else {
@@ -318,7 +318,7 @@ fn enqueue(
     }
     let wanted = request.messages.len() as u64;
     for w in windows {
-        let used = counter(c, request.api_key_id, period_of(w), w.start)?;
+        let used = window_used(c, request.api_key_id, w)?;
         if used + wanted > w.limit {
             return Ok(Enqueued::QuotaExceeded {
                 window: w.name,
@@ -415,13 +415,16 @@ fn enqueue(
     })
 }
 
-/// Messages counted in one counter.
-fn counter(c: &Connection, api_key_id: i64, period: &str, start: i64) -> Result<u64> {
+/// Messages counted in a quota window (the writer checks it, readers report it).
+pub(crate) fn window_used(c: &Connection, api_key_id: i64, window: &QuotaWindow) -> Result<u64> {
     let used: Option<i64> = c
         .prepare_cached(
             "SELECT messages FROM usage_counters WHERE api_key_id = ?1 AND period = ?2 AND start = ?3",
         )?
-        .query_row(params![api_key_id, period, start], |r| r.get(0))
+        .query_row(
+            params![api_key_id, period_of(window), window.start],
+            |r| r.get(0),
+        )
         .optional()?;
     Ok(used.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
 }
