@@ -237,10 +237,7 @@ function readItem(ctx: IExecuteFunctions, itemIndex: number): SendInput & { bina
 		} else if (kind === 'binary') {
 			input.binaryField = String(param('binaryPropertyName', 'data') ?? 'data');
 		}
-		// The binary image is read later; for the emptiness check it counts as present.
-		checkInput(
-			input.binaryField ? { ...input, image: { kind: 'base64', value: 'present' } } : input,
-		);
+		checkInput(input, input.image !== undefined || input.binaryField !== undefined);
 	} catch (error) {
 		if (error instanceof InputProblem) {
 			throw fail(error.message);

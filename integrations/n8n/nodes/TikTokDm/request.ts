@@ -47,8 +47,11 @@ export function checkBase64(value: string): string {
 	return trimmed;
 }
 
-/** The node's own checks, the same the original "TikTok Send" node made. */
-export function checkInput(input: SendInput): void {
+/**
+ * The node's own checks, the same the original "TikTok Send" node made.
+ * `hasImage`: an image is given (a binary one is read only after these checks).
+ */
+export function checkInput(input: SendInput, hasImage: boolean): void {
 	if (input.conversationId.trim() === '') {
 		throw new InputProblem('Conversation ID is required');
 	}
@@ -58,7 +61,7 @@ export function checkInput(input: SendInput): void {
 	if (!/^\d+$/.test(input.conversationShortId.trim())) {
 		throw new InputProblem('Conversation Short ID must be a number');
 	}
-	if (input.text.trim() === '' && input.image === undefined) {
+	if (input.text.trim() === '' && !hasImage) {
 		throw new InputProblem('Either text or an image must be provided');
 	}
 }
@@ -170,25 +173,16 @@ export interface GatewayAnswer {
 /** Reads a full response (`returnFullResponse`) from the gateway. */
 export function readAnswer(response: { statusCode?: number; body?: unknown }): GatewayAnswer {
 	const status = response.statusCode ?? 0;
+	const raw = Buffer.isBuffer(response.body) ? response.body.toString('utf8') : response.body;
 	let body: IDataObject = {};
-	if (typeof response.body === 'string') {
+	if (typeof raw === 'string') {
 		try {
-			body = JSON.parse(response.body) as IDataObject;
+			body = JSON.parse(raw) as IDataObject;
 		} catch {
-			body = { message: response.body };
+			body = { message: raw };
 		}
-	} else if (
-		response.body &&
-		typeof response.body === 'object' &&
-		!Buffer.isBuffer(response.body)
-	) {
-		body = response.body as IDataObject;
-	} else if (Buffer.isBuffer(response.body)) {
-		try {
-			body = JSON.parse(response.body.toString('utf8')) as IDataObject;
-		} catch {
-			body = { message: response.body.toString('utf8') };
-		}
+	} else if (raw && typeof raw === 'object') {
+		body = raw as IDataObject;
 	}
 	const error = (body.error ?? {}) as IDataObject;
 	const message =
