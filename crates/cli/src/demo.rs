@@ -57,7 +57,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     let dir = tempfile::tempdir()?;
     let database = dir.path().join("demo.sqlite");
     let store = SqliteStore::open(&database.to_string_lossy()).await?;
-    let vault = Vault::from_key(&rand_key());
+    let vault = Vault::from_key(&rand::random());
     let alice = handle
         .account("alice")
         .ok_or_else(|| anyhow::anyhow!("the default seed has no alice"))?;
@@ -141,8 +141,4 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
-}
-
-fn rand_key() -> [u8; 32] {
-    rand::random()
 }

@@ -50,74 +50,57 @@ def credentials(s):
     ]
 
 
-def trigger():
+def node(name, node_type, version, n, parameters):
     return {
-        "id": "00000000-0000-4000-8000-000000000001",
-        "name": "Start",
-        "type": "n8n-nodes-base.manualTrigger",
-        "typeVersion": 1,
-        "position": [0, 0],
-        "parameters": {},
+        "id": f"00000000-0000-4000-8000-{n:012d}",
+        "name": name,
+        "type": node_type,
+        "typeVersion": version,
+        "position": [200 * n, 0],
+        "parameters": parameters,
     }
+
+
+def trigger():
+    return node("Start", "n8n-nodes-base.manualTrigger", 1, 1, {})
 
 
 def dm(name, s, credential="bound", continue_on_fail=False, n=2, **params):
-    node = {
-        "id": f"00000000-0000-4000-8000-{n:012d}",
-        "name": name,
-        "type": NODE_TYPE,
-        "typeVersion": 1,
-        "position": [200 * n, 0],
-        "parameters": {
-            "resource": "message",
-            "operation": "send",
-            "conversationId": s.conversation["conversation_id"],
-            "conversationShortId": str(s.conversation["conversation_short_id"]),
-            **params,
-        },
-        "credentials": {"tikTokDmApi": {"id": f"cred{credential.capitalize()}", "name": CREDENTIALS[credential]}},
+    parameters = {
+        "resource": "message",
+        "operation": "send",
+        "conversationId": s.conversation["conversation_id"],
+        "conversationShortId": str(s.conversation["conversation_short_id"]),
+        **params,
     }
+    dm_node = node(name, NODE_TYPE, 1, n, parameters)
+    dm_node["credentials"] = {"tikTokDmApi": {"id": f"cred{credential.capitalize()}", "name": CREDENTIALS[credential]}}
     if continue_on_fail:
-        node["onError"] = "continueRegularOutput"
-    return node
+        dm_node["onError"] = "continueRegularOutput"
+    return dm_node
 
 
 def set_json(name, value, n):
-    return {
-        "id": f"00000000-0000-4000-8000-{n:012d}",
-        "name": name,
-        "type": "n8n-nodes-base.set",
-        "typeVersion": 3.4,
-        "position": [200 * n, 0],
-        "parameters": {"mode": "raw", "jsonOutput": json.dumps(value), "options": {}},
-    }
+    return node(name, "n8n-nodes-base.set", 3.4, n, {"mode": "raw", "jsonOutput": json.dumps(value), "options": {}})
 
 
 def split_out(name, field, n):
-    return {
-        "id": f"00000000-0000-4000-8000-{n:012d}",
-        "name": name,
-        "type": "n8n-nodes-base.splitOut",
-        "typeVersion": 1,
-        "position": [200 * n, 0],
-        "parameters": {"fieldToSplitOut": field, "options": {}},
-    }
+    return node(name, "n8n-nodes-base.splitOut", 1, n, {"fieldToSplitOut": field, "options": {}})
 
 
 def to_file(name, n):
-    return {
-        "id": f"00000000-0000-4000-8000-{n:012d}",
-        "name": name,
-        "type": "n8n-nodes-base.convertToFile",
-        "typeVersion": 1.1,
-        "position": [200 * n, 0],
-        "parameters": {
+    return node(
+        name,
+        "n8n-nodes-base.convertToFile",
+        1.1,
+        n,
+        {
             "operation": "toBinary",
             "sourceProperty": "b64",
             "binaryPropertyName": "data",
             "options": {"fileName": "pixel.png", "mimeType": "image/png"},
         },
-    }
+    )
 
 
 def workflow(wf_id, chain=None, branches=None):
