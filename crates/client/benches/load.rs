@@ -93,15 +93,6 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// A 10 MB image sent to the sandbox: end-to-end time (upload, commit, send) and
 /// the client's peak memory above what it held before the send.
 async fn image_run(base: &str, target: &Target) {
@@ -264,13 +255,13 @@ async fn parent() {
 
     // Memory of idle connected sessions (the sandbox's memory is in the child).
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let before = rss_kib();
+    let before = tiktok_dm_test_support::rss_kib(std::process::id());
     let mut sessions = Vec::with_capacity(IDLE_SESSIONS);
     for _ in 0..IDLE_SESSIONS {
         sessions.push(session(&base, TransportMode::Ws).await);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = rss_kib();
+    let after = tiktok_dm_test_support::rss_kib(std::process::id());
     let per = (after.saturating_sub(before)) as f64 / IDLE_SESSIONS as f64;
     println!();
     println!(

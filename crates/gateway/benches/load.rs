@@ -116,15 +116,6 @@ fn spawn_child(kind: &str, env: &[(&str, &str)]) -> (Child, String) {
     (child, line.trim().to_owned())
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
@@ -275,7 +266,7 @@ async fn parent() {
         assert_eq!(gw.send(alice, &gw.body, false).await, 200);
     }
     let gateway_pid = gateway_process.id();
-    let rss_start = rss_kib(gateway_pid);
+    let rss_start = tiktok_dm_test_support::rss_kib(gateway_pid);
 
     println!("| run | sends | per s | p50 µs | p90 µs | p99 µs |");
     println!("|---|---|---|---|---|---|");
@@ -351,7 +342,7 @@ async fn parent() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let drained = started.elapsed();
-    let rss_after_load = rss_kib(gateway_pid);
+    let rss_after_load = tiktok_dm_test_support::rss_kib(gateway_pid);
 
     // 1,000 accounts, each sends once and stays connected (idle), in a fresh
     // gateway process, so the figure is not the allocator's memory kept from
@@ -375,7 +366,7 @@ async fn parent() {
     });
     let gateway_pid = gateway_process.id();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let before_crowd = rss_kib(gateway_pid);
+    let before_crowd = tiktok_dm_test_support::rss_kib(gateway_pid);
     let crowd: Vec<(String, Value)> = seed
         .accounts
         .iter()
@@ -416,7 +407,7 @@ async fn parent() {
         .find_map(|l| l.strip_prefix("tiktok_dm_sessions_connected "))
         .unwrap_or("?")
         .to_owned();
-    let after_crowd = rss_kib(gateway_pid);
+    let after_crowd = tiktok_dm_test_support::rss_kib(gateway_pid);
 
     println!();
     for (concurrency, d, g) in &pairs {

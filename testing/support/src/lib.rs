@@ -123,3 +123,14 @@ pub fn noise_png(w: u32, h: u32, seed: u32) -> Vec<u8> {
     writer.finish().expect("PNG end");
     out
 }
+
+/// Resident memory of process `pid` in KiB, from `/proc` (0 where there is none):
+/// what the load harnesses report as a process's memory.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
