@@ -5,18 +5,12 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use tiktok_dm_client::Endpoints;
-use tiktok_dm_gateway::Settings;
 use tiktok_dm_gateway::admin::{self, KeySpec};
 use tiktok_dm_gateway::secrets::{MASTER_KEY_ENV, Vault};
+use tiktok_dm_gateway::{Settings, now_ms};
 use tiktok_dm_store::{SqliteStore, Store};
 
 use crate::args::{AccountsCommand, KeysCommand};
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// The master key: from the environment, or a key file (by default beside the
 /// database, created with mode 0600 on first run).

@@ -11,8 +11,9 @@ use tiktok_dm_sandbox::{Sandbox, Seed};
 use tokio::net::TcpListener;
 
 use crate::args::ServeArgs;
-use crate::manage::{create_key, now_ms, open_store, vault};
+use crate::manage::{create_key, open_store, vault};
 use crate::sandbox::{ready_line, shutdown_signal};
+use tiktok_dm_gateway::now_ms;
 
 /// The settings from every layer; nothing has started yet.
 fn layers(a: &ServeArgs) -> anyhow::Result<Layers> {

@@ -15,8 +15,8 @@ pub use config::Settings;
 pub use error::{Error, Result};
 pub use startup::Application;
 
-/// Unix time in milliseconds.
-pub(crate) fn now_ms() -> i64 {
+/// Unix time in milliseconds, the unit of every time the gateway stores.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
