@@ -132,16 +132,17 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<(Op, Reply)>) {
                 full_sync = durable;
             }
         }
-        match apply_group(&mut conn, &mut batch) {
+        let (ops, replies): (Vec<Op>, Vec<Reply>) = batch.drain(..).unzip();
+        match apply_group(&mut conn, ops) {
             Ok(results) => {
-                for ((_, reply), result) in batch.drain(..).zip(results) {
+                for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "store: a write group failed to commit");
                 let message = e.to_string();
-                for (_, reply) in batch.drain(..) {
+                for reply in replies {
                     let _ = reply.send(Err(Error::Commit(message.clone())));
                 }
             }
@@ -152,11 +153,10 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<(Op, Reply)>) {
 /// One transaction for the whole group. An enqueue, the one operation with
 /// several dependent statements, runs in its own savepoint so a failure rolls
 /// back alone; single statements are atomic by themselves in SQLite.
-fn apply_group(conn: &mut Connection, batch: &mut [(Op, Reply)]) -> Result<Vec<Result<Done>>> {
+fn apply_group(conn: &mut Connection, ops: Vec<Op>) -> Result<Vec<Result<Done>>> {
     let mut tx = conn.transaction()?;
-    let mut results = Vec::with_capacity(batch.len());
-    for (op, _) in batch.iter_mut() {
-        let op = std::mem::replace(op, Op::RemoveAccount(String::new()));
+    let mut results = Vec::with_capacity(ops.len());
+    for op in ops {
         if let Op::Enqueue(request, windows, now) = op {
             let mut sp = tx.savepoint()?;
             match enqueue(&sp, request, &windows, now) {
