@@ -306,6 +306,8 @@ async fn parent() {
         pairs.push((concurrency, direct_stats, gateway_stats));
     }
     // Throughput: many clients, answers after delivery.
+    let pids = [gateway_pid, sandbox.id(), std::process::id()];
+    let cpu_before = pids.map(tiktok_dm_test_support::cpu_time);
     let g = Arc::clone(&gw);
     let (samples, wall) = drive(BURST_TOTAL, BURST_CONCURRENCY, move || {
         let g = Arc::clone(&g);
@@ -342,6 +344,11 @@ async fn parent() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let drained = started.elapsed();
+    let cpu_per_send = {
+        let after = pids.map(tiktok_dm_test_support::cpu_time);
+        let sends = (2 * BURST_TOTAL) as f64;
+        [0, 1, 2].map(|i| us(after[i] - cpu_before[i]) / sends)
+    };
     let rss_after_load = tiktok_dm_test_support::rss_kib(gateway_pid);
 
     // 1,000 accounts, each sends once and stays connected (idle), in a fresh
@@ -423,6 +430,10 @@ async fn parent() {
         accepted.rate,
         drained.as_secs_f64(),
         BURST_TOTAL as f64 / drained.as_secs_f64()
+    );
+    println!(
+        "CPU per send over both bursts: gateway {:.0} µs, sandbox {:.0} µs, driver {:.0} µs",
+        cpu_per_send[0], cpu_per_send[1], cpu_per_send[2]
     );
     println!(
         "gateway RSS: {rss_start} KiB after warm-up, {rss_after_load} KiB after the bursts; a fresh gateway: {before_crowd} KiB at start, {after_crowd} KiB with {CROWD} accounts connected and idle (sessions_connected {connected}), {:.1} KiB per account",

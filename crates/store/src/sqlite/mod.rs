@@ -31,6 +31,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../migrations/sqlite/0002_usage.sql")),
     (3, include_str!("../../migrations/sqlite/0003_counters.sql")),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_lean_outbox.sql"),
+    ),
 ];
 
 const READERS: usize = 4;

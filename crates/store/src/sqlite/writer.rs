@@ -429,19 +429,23 @@ pub(crate) fn window_used(c: &Connection, api_key_id: i64, window: &QuotaWindow)
     Ok(used.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
 }
 
+/// The due messages, oldest first (see `claim`).
+const CLAIM_SQL: &str = "SELECT o.id, o.request_id, o.position, o.kind, o.client_message_id, o.text, o.image, o.attempts, o.api_key_id,
+        r.conversation_id, r.conversation_short_id, r.account, r.session_sealed
+ FROM outbox o JOIN requests r ON r.id = o.request_id
+ WHERE o.state IN ('accepted', 'sending')
+   AND ((o.state = 'accepted' AND o.next_attempt_at <= ?1) OR (o.state = 'sending' AND o.locked_until < ?1))
+   AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.request_id = o.request_id AND p.position < o.position AND p.state != 'sent')
+ ORDER BY o.next_attempt_at, o.id
+ LIMIT ?2";
+
 fn claim(c: &Connection, now: i64, lease_ms: i64, max: u32) -> Result<Vec<OutboxMessage>> {
     // Due: accepted and its time has come, or sending with an expired lease
     // (the worker that held it died). A message waits until every earlier
     // message of its request is sent, so an image always precedes its caption.
-    let mut select = c.prepare_cached(
-        "SELECT o.id, o.request_id, o.position, o.kind, o.client_message_id, o.text, o.image, o.attempts, o.api_key_id,
-                r.conversation_id, r.conversation_short_id, r.account, r.session_sealed
-         FROM outbox o JOIN requests r ON r.id = o.request_id
-         WHERE ((o.state = 'accepted' AND o.next_attempt_at <= ?1) OR (o.state = 'sending' AND o.locked_until < ?1))
-           AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.request_id = o.request_id AND p.position < o.position AND p.state != 'sent')
-         ORDER BY o.next_attempt_at, o.id
-         LIMIT ?2",
-    )?;
+    // The `state IN` term matches the partial index `outbox_pending` (SQLite
+    // uses a partial index only when the query repeats its condition).
+    let mut select = c.prepare_cached(CLAIM_SQL)?;
     let mut claimed = Vec::new();
     let mut rows = select.query(params![now, i64::from(max)])?;
     while let Some(row) = rows.next()? {
@@ -545,6 +549,31 @@ fn wipe_session_if_final(c: &Connection, id: i64) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The claim and the depth count read the small partial index of pending
+    /// messages, not the whole outbox.
+    #[test]
+    fn pending_messages_are_found_through_the_partial_index() {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::migrate(&mut c).unwrap();
+        for sql in [
+            CLAIM_SQL,
+            "SELECT COUNT(*) FROM outbox WHERE state IN ('accepted', 'sending')",
+        ] {
+            let mut plan = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let zeros = vec![0; plan.parameter_count()];
+            let steps: Vec<String> = plan
+                .query_map(rusqlite::params_from_iter(zeros), |r| r.get(3))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert!(
+                steps[0].contains("USING INDEX outbox_pending")
+                    || steps[0].contains("USING COVERING INDEX outbox_pending"),
+                "{sql}: {steps:?}"
+            );
+        }
+    }
 
     #[test]
     fn month_start_is_the_first_of_the_utc_month() {

@@ -132,7 +132,69 @@ mod sqlite {
             .unwrap()
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
+    }
+
+    /// Migration 4 rebuilds the outbox: every row keeps its id and state, a
+    /// message left pending is still delivered, and ids continue after the old
+    /// sequence (not after the highest surviving row).
+    #[tokio::test]
+    async fn the_outbox_rebuild_keeps_rows_and_the_id_sequence() {
+        use tiktok_dm_store::{Kind, State, Store as _};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.sqlite");
+        {
+            let db = rusqlite::Connection::open(&path).unwrap();
+            for sql in [
+                include_str!("../../migrations/sqlite/0001_init.sql"),
+                include_str!("../../migrations/sqlite/0002_usage.sql"),
+                include_str!("../../migrations/sqlite/0003_counters.sql"),
+            ] {
+                db.execute_batch(sql).unwrap();
+            }
+            db.execute_batch(
+                "PRAGMA user_version = 3;
+                 INSERT INTO api_keys (id, name, prefix, key_hash, created_at) VALUES (1, 'k', 'tdm_k', x'01', 5);
+                 INSERT INTO requests (id, api_key_id, request_hash, session_sealed, conversation_id, conversation_short_id, created_at)
+                     VALUES ('req_old', 1, 'h', x'0102', '0:1:1:2', 42, 5);
+                 INSERT INTO outbox (id, request_id, position, kind, client_message_id, text, state, next_attempt_at, api_key_id, created_at, updated_at, server_message_id)
+                     VALUES (3, 'req_old', 0, 'text', 'c-0', 'first', 'sent', 5, 1, 5, 6, '777'),
+                            (7, 'req_old', 1, 'text', 'c-1', 'second', 'accepted', 5, 1, 5, 5, NULL);
+                 UPDATE sqlite_sequence SET seq = 20 WHERE name = 'outbox';",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+        let status = crate::suite::status_of(&store, "req_old", 1).await.unwrap();
+        let states: Vec<_> = status
+            .messages
+            .iter()
+            .map(|m| (m.state, m.server_message_id.clone()))
+            .collect();
+        assert_eq!(
+            states,
+            [(State::Sent, Some("777".into())), (State::Accepted, None)]
+        );
+        assert_eq!(store.outbox_depth().await.unwrap(), 1);
+        let due = store.claim_due(10, 60_000, 10).await.unwrap();
+        assert_eq!(
+            (due.len(), due[0].id, due[0].text.as_deref()),
+            (1, 7, Some("second"))
+        );
+        let mut r = crate::suite::request("req_new", 1, None, &[Kind::Text]);
+        r.claim_first_ms = Some(60_000);
+        let tiktok_dm_store::Enqueued::Accepted {
+            claimed: Some(m), ..
+        } = store.enqueue(r, &[], 10).await.unwrap()
+        else {
+            panic!("not accepted and claimed");
+        };
+        assert_eq!(m.id, 21, "ids continue after the old sequence");
+        let version: i64 = rusqlite::Connection::open(&path)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 4);
     }
 
     #[tokio::test]
