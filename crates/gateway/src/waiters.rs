@@ -1,40 +1,118 @@
 //! Requests waiting for their outcome: the handler of a send registers its
-//! request id, the worker wakes it when one of the request's messages is
-//! recorded. The store stays the source of truth (the handler re-reads the
-//! status when woken, and every 250 ms in case another process delivered it).
+//! request id, the worker tells it what happened to each of its messages.
+//!
+//! A delivery the worker has recorded comes with what the answer needs (TikTok's
+//! id, the transport), so the common case answers without reading the store.
+//! Anything else (a failure, a retry) only says "read the store": the store stays
+//! the source of truth, and the handler also reads it every 250 ms in case
+//! another process delivered the message.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::Notify;
 
+/// A message the worker delivered and recorded as sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivered {
+    /// Its position in the request.
+    pub position: i64,
+    /// TikTok's message id.
+    pub server_message_id: String,
+    /// `ws` or `http`.
+    pub transport: &'static str,
+}
+
+/// What one request's waiters share.
+#[derive(Default)]
+pub struct Waiter {
+    notify: Notify,
+    news: Mutex<News>,
+}
+
+#[derive(Default)]
+struct News {
+    /// Every delivery so far, in the order they were recorded (kept, not
+    /// consumed, so concurrent waiters of one request each see all of them).
+    delivered: Vec<Delivered>,
+    /// Bumped by every other outcome: the store must be read.
+    reads: u64,
+}
+
+/// What a waiter has already taken from [`Waiter::news`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Seen {
+    delivered: usize,
+    reads: u64,
+}
+
+impl Waiter {
+    /// Resolves at the next news. Arm it (`enable`) before looking at the news,
+    /// so news arriving in between is not missed.
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+
+    /// Deliveries since `seen`, and whether anything else happened since then
+    /// (the store must be read); `seen` moves past both.
+    pub fn news(&self, seen: &mut Seen) -> (Vec<Delivered>, bool) {
+        let news = self.news.lock().unwrap_or_else(PoisonError::into_inner);
+        let delivered = news
+            .delivered
+            .get(seen.delivered..)
+            .unwrap_or_default()
+            .to_vec();
+        let read = news.reads != seen.reads;
+        *seen = Seen {
+            delivered: news.delivered.len(),
+            reads: news.reads,
+        };
+        (delivered, read)
+    }
+}
+
 /// Waiting handlers by request id.
 #[derive(Default)]
 pub struct Waiters {
-    map: Mutex<HashMap<String, Arc<Notify>>>,
+    map: Mutex<HashMap<String, Arc<Waiter>>>,
 }
 
 impl Waiters {
-    /// The wake-up for `request_id` (shared by concurrent waiters of one request).
-    pub fn register(&self, request_id: &str) -> Arc<Notify> {
+    /// The waiter for `request_id` (shared by concurrent waiters of one request).
+    pub fn register(&self, request_id: &str) -> Arc<Waiter> {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(map.entry(request_id.to_owned()).or_default())
     }
 
     /// Done waiting; the entry goes when its last waiter does.
-    pub fn unregister(&self, request_id: &str, notify: Arc<Notify>) {
+    pub fn unregister(&self, request_id: &str, waiter: &Arc<Waiter>) {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         // The map's reference and ours: nobody else waits.
-        if Arc::strong_count(&notify) <= 2 {
+        if Arc::strong_count(waiter) <= 2 {
             map.remove(request_id);
         }
     }
 
-    /// Wakes whoever waits for `request_id`.
+    /// Tells whoever waits for `request_id` that a message was delivered and
+    /// recorded.
+    pub fn delivered(&self, request_id: &str, delivered: Delivered) {
+        self.tell(request_id, |news| news.delivered.push(delivered));
+    }
+
+    /// Tells whoever waits for `request_id` to read the store (any outcome
+    /// other than a recorded delivery).
     pub fn wake(&self, request_id: &str) {
-        let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = map.get(request_id) {
-            n.notify_waiters();
+        self.tell(request_id, |news| news.reads += 1);
+    }
+
+    fn tell(&self, request_id: &str, update: impl FnOnce(&mut News)) {
+        let waiter = {
+            let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+            map.get(request_id).cloned()
+        };
+        if let Some(w) = waiter {
+            update(&mut w.news.lock().unwrap_or_else(PoisonError::into_inner));
+            w.notify.notify_waiters();
         }
     }
 
@@ -53,19 +131,29 @@ impl Waiters {
 mod tests {
     use super::*;
 
+    fn delivered(position: i64) -> Delivered {
+        Delivered {
+            position,
+            server_message_id: format!("7{position}"),
+            transport: "ws",
+        }
+    }
+
     #[tokio::test]
-    async fn a_wake_reaches_every_waiter_of_the_request_and_entries_go_with_the_last() {
+    async fn news_reaches_every_waiter_of_the_request_and_entries_go_with_the_last() {
         let waiters = Waiters::default();
         let a = waiters.register("req_1");
         let b = waiters.register("req_1");
         let other = waiters.register("req_2");
+        let (mut seen_a, mut seen_b, mut seen_other) =
+            (Seen::default(), Seen::default(), Seen::default());
         {
             let (wa, wb, wo) = (a.notified(), b.notified(), other.notified());
             tokio::pin!(wa, wb, wo);
             wa.as_mut().enable();
             wb.as_mut().enable();
             wo.as_mut().enable();
-            waiters.wake("req_1");
+            waiters.delivered("req_1", delivered(0));
             wa.await;
             wb.await;
             assert!(
@@ -75,10 +163,29 @@ mod tests {
                 "another request's waiter sleeps on"
             );
         }
-        waiters.unregister("req_1", a);
+        waiters.wake("req_1");
+        waiters.delivered("req_1", delivered(1));
+        assert_eq!(
+            a.news(&mut seen_a),
+            (vec![delivered(0), delivered(1)], true)
+        );
+        assert_eq!(
+            a.news(&mut seen_a),
+            (vec![], false),
+            "news is taken once per waiter"
+        );
+        assert_eq!(
+            b.news(&mut seen_b),
+            (vec![delivered(0), delivered(1)], true),
+            "and by each waiter"
+        );
+        assert_eq!(other.news(&mut seen_other), (vec![], false));
+        waiters.unregister("req_1", &a);
+        drop(a);
         assert_eq!(waiters.len(), 2, "b still waits for req_1");
-        waiters.unregister("req_1", b);
-        waiters.unregister("req_2", other);
+        waiters.unregister("req_1", &b);
+        waiters.unregister("req_2", &other);
         assert!(waiters.is_empty());
+        waiters.delivered("req_1", delivered(2));
     }
 }

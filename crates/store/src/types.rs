@@ -177,7 +177,7 @@ pub struct QuotaWindow {
 }
 
 /// The outcome of [`Store::enqueue`](crate::Store::enqueue).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Enqueued {
     /// Written; deliver it.
     Accepted {
@@ -185,6 +185,10 @@ pub enum Enqueued {
         request_id: String,
         /// The first message, already claimed, when `claim_first_ms` asked for it.
         claimed: Option<Box<OutboxMessage>>,
+        /// The request and the key's usage as of this acceptance (this request
+        /// counted): what [`Store::snapshot`](crate::Store::snapshot) would read
+        /// right after it, so an answer needs no read.
+        snapshot: Box<Snapshot>,
     },
     /// The same idempotency key with the same content: the first request's id.
     Replay {

@@ -19,11 +19,14 @@ use tiktok_dm_store::{
     State as MessageState, Store, UsageTotals,
 };
 
+use std::sync::Arc;
+
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ErrorCode};
 use super::input::SendInput;
 use crate::quota;
+use crate::waiters::{Seen, Waiter, Waiters};
 
 /// One read for an answer: the request (if any), the key's totals, its windows.
 async fn snapshot<S: Store>(
@@ -287,15 +290,17 @@ pub(crate) async fn post<S: Store>(
         messages,
         claim_first_ms: Some(i64::try_from(state.settings.lease.as_millis()).unwrap_or(120_000)),
     };
-    let request_id = match state
-        .store
-        .enqueue(new, &quota::windows(&key, now), now)
-        .await?
-    {
+    let windows = quota::windows(&key, now);
+    // Registered before the enqueue: the worker may deliver the first message
+    // before this task runs again, and its news must not be missed.
+    let mut waiting = Waiting::new(&state.waiters, &new.id);
+    let accepted = match state.store.enqueue(new, &windows, now).await? {
         Enqueued::Accepted {
-            request_id,
+            request_id: _,
             claimed,
+            snapshot,
         } => {
+            let mut snapshot = *snapshot;
             state.metrics.accepted.inc_by(message_count);
             match claimed {
                 // Straight to the worker; if it is too busy to take it now, the
@@ -306,14 +311,25 @@ pub(crate) async fn post<S: Store>(
                         if let Err(e) = state.store.release(id, now).await {
                             tracing::error!(error = %e, "a claimed message could not be given back; it goes again after its lease");
                         }
+                        if let Some(m) = snapshot
+                            .status
+                            .as_mut()
+                            .and_then(|s| s.messages.first_mut())
+                        {
+                            m.state = MessageState::Accepted;
+                            m.attempts = 0;
+                        }
                         state.wake.notify_one();
                     }
                 }
                 None => state.wake.notify_one(),
             }
-            request_id
+            Some((snapshot, windows))
         }
-        Enqueued::Replay { request_id } => request_id,
+        Enqueued::Replay { request_id } => {
+            waiting = Waiting::new(&state.waiters, &request_id);
+            None
+        }
         Enqueued::IdempotencyConflict => {
             return Err(ApiError::new(
                 ErrorCode::IdempotencyConflict,
@@ -348,32 +364,87 @@ pub(crate) async fn post<S: Store>(
         } else {
             state.settings.wait_for_delivery
         };
-    let notify = state.waiters.register(&request_id);
-    let answer = async {
+    waiting
+        .outcome(&state.store, &key, accepted, deadline)
+        .await
+}
+
+/// A send handler's registration with the worker's news; unregistered on drop,
+/// whichever way the handler ends.
+struct Waiting<'a> {
+    waiters: &'a Waiters,
+    request_id: String,
+    waiter: Arc<Waiter>,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(waiters: &'a Waiters, request_id: &str) -> Self {
+        Self {
+            waiters,
+            request_id: request_id.to_owned(),
+            waiter: waiters.register(request_id),
+        }
+    }
+
+    /// Waits until every message of the request is final or `deadline` passes,
+    /// then answers with its status. `known` is the status and usage as of
+    /// acceptance; the worker's recorded deliveries are applied to it, and the
+    /// store is read only when something else happened (a failure, a retry),
+    /// when nothing is known (an idempotent repeat), or every 250 ms in case
+    /// another process delivered.
+    async fn outcome<S: Store>(
+        &self,
+        store: &S,
+        key: &ApiKey,
+        mut known: Option<(Snapshot, Vec<QuotaWindow>)>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Response, ApiError> {
+        let mut seen = Seen::default();
         loop {
-            // Armed before the status is read, so a wake-up in between is not lost.
-            let woken = notify.notified();
+            // Armed before the news is looked at, so news in between is not lost.
+            let woken = self.waiter.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let (snap, windows) = snapshot(&state.store, &key, Some(&request_id), now_ms()).await?;
-            let status = snap
+            let (delivered, must_read) = self.waiter.news(&mut seen);
+            let (mut snap, windows) = match known.take() {
+                Some(k) if !must_read => k,
+                _ => snapshot(store, key, Some(&self.request_id), now_ms()).await?,
+            };
+            let mut status = snap
                 .status
-                .as_ref()
+                .take()
                 .ok_or_else(|| ApiError::internal(&"accepted request vanished"))?;
-            let now = tokio::time::Instant::now();
-            if status.messages.iter().all(|m| m.state.is_final()) || now >= deadline {
-                return Ok(status_response(&key, status, &snap, &windows));
+            for d in delivered {
+                let message = usize::try_from(d.position)
+                    .ok()
+                    .and_then(|i| status.messages.get_mut(i));
+                if let Some(m) = message.filter(|m| !m.state.is_final()) {
+                    m.state = MessageState::Sent;
+                    m.server_message_id = Some(d.server_message_id);
+                    m.transport = Some(d.transport.to_owned());
+                    m.error = None;
+                }
             }
+            let all_final = status.messages.iter().all(|m| m.state.is_final());
+            let now = tokio::time::Instant::now();
+            if all_final || now >= deadline {
+                return Ok(status_response(key, &status, &snap, &windows));
+            }
+            snap.status = Some(status);
+            known = Some((snap, windows));
             let poll = (deadline - now).min(Duration::from_millis(250));
             tokio::select! {
                 () = &mut woken => {}
-                () = tokio::time::sleep(poll) => {}
+                () = tokio::time::sleep(poll) => known = None,
             }
         }
     }
-    .await;
-    state.waiters.unregister(&request_id, notify);
-    answer
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.waiters.unregister(&self.request_id, &self.waiter);
+    }
 }
 
 /// `GET /v1/messages/{id}`.

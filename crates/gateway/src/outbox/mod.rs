@@ -24,6 +24,7 @@ pub use pool::{Pool, Slot};
 
 use crate::api::AppState;
 use crate::metrics::{KindLabels, SendLabels};
+use crate::waiters::Delivered;
 
 fn error_json(e: &ClientError) -> serde_json::Value {
     json!({"code": e.code(), "message": e.to_string(), "tiktok_code": e.tiktok_code()})
@@ -309,10 +310,23 @@ async fn deliver<S: Store>(state: &AppState<S>, pool: &Pool, mut m: OutboxMessag
                 tiktok_dm_client::Transport::Ws => "ws",
                 tiktok_dm_client::Transport::Http => "http",
             };
-            state
+            let server_message_id = sent.server_message_id.to_string();
+            let recorded = state
                 .store
-                .mark_sent(m.id, &sent.server_message_id.to_string(), transport, now)
-                .await
+                .mark_sent(m.id, &server_message_id, transport, now)
+                .await;
+            match &recorded {
+                Ok(()) => state.waiters.delivered(
+                    &m.request_id,
+                    Delivered {
+                        position: m.position,
+                        server_message_id,
+                        transport,
+                    },
+                ),
+                Err(_) => state.waiters.wake(&m.request_id),
+            }
+            recorded
         }
         Err(e) => {
             let next = Next::after(&e, m.attempts, state.settings.max_attempts, now);
@@ -327,14 +341,15 @@ async fn deliver<S: Store>(state: &AppState<S>, pool: &Pool, mut m: OutboxMessag
                 }
             }
             let error = error_json(&e);
-            match next {
+            let recorded = match next {
                 Next::Failed => state.store.finish(m.id, State::Failed, &error, now).await,
                 Next::Unknown => state.store.finish(m.id, State::Unknown, &error, now).await,
                 Next::Retry(at) => state.store.reschedule(m.id, at, &error, now).await,
-            }
+            };
+            state.waiters.wake(&m.request_id);
+            recorded
         }
     };
-    state.waiters.wake(&m.request_id);
     if m.kind == Kind::Image {
         // Its caption, if any, is due now.
         state.wake.notify_one();

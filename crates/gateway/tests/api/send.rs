@@ -333,3 +333,44 @@ async fn health_and_readiness_answer_without_a_key() {
         .unwrap();
     assert_eq!(ready, json!({"ready": true, "outbox_depth": 0}));
 }
+
+/// A send's answer is built from the acceptance and the worker's news, not read
+/// back from the store; it must be exactly what the store reports for the same
+/// request afterwards.
+#[tokio::test]
+async fn a_sends_answer_is_what_the_store_reports_for_it() {
+    let app = spawn_app().await;
+    let key = app.key_with_limit("counted", Some(10)).await;
+    let png = tiktok_dm_test_support::noise_png(8, 8, 1);
+    let mut with_image = app.body("caption");
+    with_image["image"] = json!({"base64": base64::engine::general_purpose::STANDARD.encode(&png)});
+    for body in [app.body("first"), with_image, app.body("third")] {
+        let (status, answer) = app.post(&key, &body, &[]).await;
+        assert_eq!(status, 200, "{answer}");
+        let id = answer["id"].as_str().unwrap();
+        let stored: serde_json::Value = app
+            .http
+            .get(app.url(&format!("/v1/messages/{id}")))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer, stored);
+    }
+    // Accepted at once: the answer says so, and counts the send already.
+    let (status, answer) = app
+        .post(&key, &app.body("later"), &[("prefer", "respond-async")])
+        .await;
+    assert!(status == 202 || status == 200, "{status} {answer}");
+    assert_eq!(answer["usage"]["totals"]["messages_today"], 5);
+    assert_eq!(answer["quota"]["daily"]["remaining"], 5);
+    if status == 202 {
+        assert!(
+            ["accepted", "sending"].contains(&answer["messages"][0]["state"].as_str().unwrap()),
+            "{answer}"
+        );
+    }
+}

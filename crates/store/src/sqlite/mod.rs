@@ -445,17 +445,22 @@ fn read_totals(
     let mut totals = UsageTotals::default();
     while let Some(row) = rows.next()? {
         let period: String = row.get(0)?;
-        let n = count(row.get(1)?);
-        match period.as_str() {
-            "day" => totals.today = n,
-            "month" => totals.month = n,
-            _ => {
-                totals.total = n;
-                totals.image_bytes = count(row.get(2)?);
-            }
-        }
+        add_counter(&mut totals, &period, row.get(1)?, row.get(2)?);
     }
     Ok(totals)
+}
+
+/// Adds a `usage_counters` row (its period, messages, image bytes) to `totals`.
+pub(crate) fn add_counter(totals: &mut UsageTotals, period: &str, messages: i64, image_bytes: i64) {
+    let n = count(messages);
+    match period {
+        "day" => totals.today = n,
+        "month" => totals.month = n,
+        _ => {
+            totals.total = n;
+            totals.image_bytes = count(image_bytes);
+        }
+    }
 }
 
 fn unexpected() -> Error {

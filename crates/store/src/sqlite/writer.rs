@@ -11,6 +11,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::{Error, Result};
 use crate::types::*;
 
+use super::add_counter;
+
 /// Operations per transaction, at most.
 pub(crate) const MAX_BATCH: usize = 512;
 
@@ -395,23 +397,72 @@ fn enqueue(
         }
     }
     let count = i64::try_from(wanted).unwrap_or(i64::MAX);
-    c.prepare_cached(
-        "INSERT INTO usage_counters (api_key_id, period, start, messages, image_bytes)
-         VALUES (?1, 'day', ?2, ?4, ?5), (?1, 'month', ?3, ?4, ?5), (?1, 'all', 0, ?4, ?5)
-         ON CONFLICT (api_key_id, period, start) DO UPDATE SET
-            messages = messages + excluded.messages,
-            image_bytes = image_bytes + excluded.image_bytes",
-    )?
-    .execute(params![
-        request.api_key_id,
-        day_start,
-        month_start,
-        count,
-        image_bytes
-    ])?;
+    let mut totals = UsageTotals::default();
+    {
+        let mut bump = c.prepare_cached(
+            "INSERT INTO usage_counters (api_key_id, period, start, messages, image_bytes)
+             VALUES (?1, 'day', ?2, ?4, ?5), (?1, 'month', ?3, ?4, ?5), (?1, 'all', 0, ?4, ?5)
+             ON CONFLICT (api_key_id, period, start) DO UPDATE SET
+                messages = messages + excluded.messages,
+                image_bytes = image_bytes + excluded.image_bytes
+             RETURNING period, messages, image_bytes",
+        )?;
+        let mut rows = bump.query(params![
+            request.api_key_id,
+            day_start,
+            month_start,
+            count,
+            image_bytes
+        ])?;
+        while let Some(row) = rows.next()? {
+            let period: String = row.get(0)?;
+            add_counter(&mut totals, &period, row.get(1)?, row.get(2)?);
+        }
+    }
+    let mut used = Vec::with_capacity(windows.len());
+    for w in windows {
+        used.push(match period_of(w) {
+            "month" if w.start == month_start => totals.month,
+            "day" if w.start == day_start => totals.today,
+            _ => window_used(c, request.api_key_id, w)?,
+        });
+    }
+    let claimed_first = claimed.is_some();
+    let status = RequestStatus {
+        id: request.id.clone(),
+        created_at: now,
+        holds_session: request.session_sealed.is_some(),
+        image_bytes: u64::try_from(image_bytes).unwrap_or(0),
+        messages: request
+            .messages
+            .into_iter()
+            .enumerate()
+            .map(|(position, m)| {
+                let sending = claimed_first && position == 0;
+                MessageStatus {
+                    kind: m.kind,
+                    client_message_id: m.client_message_id,
+                    state: if sending {
+                        State::Sending
+                    } else {
+                        State::Accepted
+                    },
+                    server_message_id: None,
+                    transport: None,
+                    attempts: i64::from(sending),
+                    error: None,
+                }
+            })
+            .collect(),
+    };
     Ok(Enqueued::Accepted {
         request_id: request.id,
         claimed,
+        snapshot: Box::new(Snapshot {
+            status: Some(status),
+            totals,
+            used,
+        }),
     })
 }
 

@@ -93,7 +93,7 @@ pub fn daily(limit: u64) -> Vec<QuotaWindow> {
 #[macro_export]
 macro_rules! store_suite {
     ($open:path) => {
-        use tiktok_dm_store::{Enqueued, Kind, State, Store};
+        use tiktok_dm_store::{Enqueued, Kind, QuotaWindow, State, Store};
         use $crate::suite::{daily, hash, new_key, request, status_of, totals, used};
 
         #[tokio::test]
@@ -135,7 +135,7 @@ macro_rules! store_suite {
             let (store, _guard) = $open().await;
             let key = new_key(&store, "k", None).await;
             let first = store.enqueue(request("r1", key.id, Some("same"), &[Kind::Text]), &[], 10).await.unwrap();
-            assert_eq!(first, Enqueued::Accepted { request_id: "r1".into(), claimed: None });
+            assert!(matches!(&first, Enqueued::Accepted { request_id, claimed: None, .. } if request_id == "r1"), "{first:?}");
             let replay = store.enqueue(request("r1", key.id, Some("same"), &[Kind::Text]), &[], 11).await.unwrap();
             assert_eq!(replay, Enqueued::Replay { request_id: "r1".into() });
             let other = store.enqueue(request("r2", key.id, Some("same"), &[Kind::Text]), &[], 12).await.unwrap();
@@ -199,6 +199,36 @@ macro_rules! store_suite {
             let again = store.claim_due(500, 60_000, 5).await.unwrap();
             assert_eq!((again[0].id, again[0].attempts), (first[0].id, 1));
             assert_eq!(store.outbox_depth().await.unwrap(), 1);
+        }
+
+        /// An acceptance returns what a read right after it would give, so the
+        /// gateway can answer without that read.
+        #[tokio::test]
+        async fn an_acceptance_returns_the_snapshot_a_read_would_give() {
+            let (store, _guard) = $open().await;
+            let key = new_key(&store, "s", Some(100)).await;
+            let monthly = QuotaWindow { name: "monthly", limit: 500, start: 0, resets_at: 31 * 86_400_000 };
+            let windows = [daily(100)[0].clone(), monthly];
+            let mut at = 10;
+            for (id, kinds, claim) in [
+                ("t", &[Kind::Text][..], None),
+                ("it", &[Kind::Image, Kind::Text][..], Some(30_000)),
+                ("i", &[Kind::Image][..], Some(30_000)),
+            ] {
+                at += 1;
+                let mut r = request(id, key.id, None, kinds);
+                r.claim_first_ms = claim;
+                let Enqueued::Accepted { snapshot, .. } = store.enqueue(r, &windows, at).await.unwrap() else {
+                    panic!("{id} not accepted");
+                };
+                let read = store.snapshot(Some(id), key.id, &windows, 0, 0).await.unwrap();
+                assert_eq!(*snapshot, read, "{id}");
+            }
+            let Enqueued::Accepted { snapshot, .. } = store.enqueue(request("last", key.id, None, &[Kind::Text]), &windows, 20).await.unwrap() else {
+                panic!("not accepted");
+            };
+            assert_eq!(snapshot.used, [5, 5]);
+            assert_eq!((snapshot.totals.today, snapshot.totals.total, snapshot.totals.image_bytes), (5, 5, 32));
         }
 
         #[tokio::test]
