@@ -21,6 +21,7 @@ use crate::Store;
 use crate::error::{Error, Result};
 use crate::types::*;
 
+mod checkpointer;
 mod writer;
 
 use writer::{Done, Op, Writer};

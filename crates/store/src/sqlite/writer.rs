@@ -12,11 +12,15 @@ use crate::error::{Error, Result};
 use crate::types::*;
 
 use super::add_counter;
+use super::checkpointer::Checkpointer;
 
 /// Operations per transaction, at most.
 pub(crate) const MAX_BATCH: usize = 512;
 
 const DAY_MS: i64 = 86_400_000;
+
+/// See `Writer::start` and `checkpointer.rs`.
+const WAL_FRAMES_BEFORE_WRITER_CHECKPOINT: i64 = 1_000;
 
 /// A change to make.
 pub(crate) enum Op {
@@ -94,10 +98,21 @@ impl Writer {
         conn.pragma_update(None, "synchronous", "FULL")?;
         // Savepoint sub-journals in memory, not in temporary files.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
+        // The checkpoint thread copies most frames back; the writer's own
+        // checkpoint, due at this many frames, copies the rest and lets the WAL
+        // start over. (Letting the WAL grow longer was tried: appending to a
+        // growing file makes each fsync slower than overwriting, 0.33 against
+        // 0.17 ms on the benchmark machine, and p50 got worse.)
+        conn.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            WAL_FRAMES_BEFORE_WRITER_CHECKPOINT,
+        )?;
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+        let checkpointer = Checkpointer::start(path)?;
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(conn, rx))
+            .spawn(move || run(conn, rx, &checkpointer))
             .map_err(|e| Error::Commit(format!("cannot start the writer thread: {e}")))?;
         Ok(Self { tx })
     }
@@ -114,7 +129,7 @@ impl Writer {
 }
 
 /// The writer thread: a group is whatever is queued when the last one ends.
-fn run(mut conn: Connection, mut rx: mpsc::Receiver<(Op, Reply)>) {
+fn run(mut conn: Connection, mut rx: mpsc::Receiver<(Op, Reply)>, checkpointer: &Checkpointer) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut full_sync = true;
     while let Some(first) = rx.blocking_recv() {
@@ -137,6 +152,7 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<(Op, Reply)>) {
         let (ops, replies): (Vec<Op>, Vec<Reply>) = batch.drain(..).unzip();
         match apply_group(&mut conn, ops) {
             Ok(results) => {
+                checkpointer.poke();
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
                 }

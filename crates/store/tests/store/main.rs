@@ -197,6 +197,37 @@ mod sqlite {
         assert_eq!(version, 4);
     }
 
+    /// Frames written to the WAL reach the database file soon after, well
+    /// before the writer's own checkpoint (1,000 frames) would copy them: the
+    /// background checkpoint thread does it.
+    #[tokio::test]
+    async fn the_wal_is_copied_back_in_the_background() {
+        use tiktok_dm_store::{Kind, Store as _};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.sqlite");
+        let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+        let key = crate::suite::new_key(&store, "k", None).await;
+        let size = || std::fs::metadata(&path).unwrap().len();
+        let before = size();
+        for i in 0..40 {
+            let mut r = crate::suite::request(&format!("r{i}"), key.id, None, &[Kind::Image]);
+            r.messages[0].image = Some(vec![7; 3000]);
+            store.enqueue(r, &[], 10).await.unwrap();
+        }
+        let mut after = size();
+        for _ in 0..100 {
+            if after >= before + 100_000 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            after = size();
+        }
+        assert!(
+            after >= before + 100_000,
+            "database file {before} -> {after} bytes"
+        );
+    }
+
     #[tokio::test]
     async fn a_file_that_is_not_a_database_or_cannot_be_created_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
