@@ -308,6 +308,7 @@ async fn parent() {
     // Throughput: many clients, answers after delivery.
     let pids = [gateway_pid, sandbox.id(), std::process::id()];
     let cpu_before = pids.map(tiktok_dm_test_support::cpu_time);
+    let writer_before = tiktok_dm_test_support::thread_cpu_time(gateway_pid, "store-writer");
     let g = Arc::clone(&gw);
     let (samples, wall) = drive(BURST_TOTAL, BURST_CONCURRENCY, move || {
         let g = Arc::clone(&g);
@@ -349,6 +350,9 @@ async fn parent() {
         let sends = (2 * BURST_TOTAL) as f64;
         [0, 1, 2].map(|i| us(after[i] - cpu_before[i]) / sends)
     };
+    let writer_per_send =
+        us(tiktok_dm_test_support::thread_cpu_time(gateway_pid, "store-writer") - writer_before)
+            / (2 * BURST_TOTAL) as f64;
     let rss_after_load = tiktok_dm_test_support::rss_kib(gateway_pid);
 
     // 1,000 accounts, each sends once and stays connected (idle), in a fresh
@@ -432,8 +436,14 @@ async fn parent() {
         BURST_TOTAL as f64 / drained.as_secs_f64()
     );
     println!(
-        "CPU per send over both bursts: gateway {:.0} µs, sandbox {:.0} µs, driver {:.0} µs",
+        "CPU per send over both bursts: gateway {:.0} µs (its store writer thread {writer_per_send:.0} µs), sandbox {:.0} µs, driver {:.0} µs",
         cpu_per_send[0], cpu_per_send[1], cpu_per_send[2]
+    );
+    println!(
+        "the gateway alone, if it had the {} cores to itself: at most {:.0} sends/s by CPU, {:.0}/s by its serial writer thread",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        std::thread::available_parallelism().map_or(1, |n| n.get()) as f64 * 1e6 / cpu_per_send[0],
+        1e6 / writer_per_send
     );
     println!(
         "gateway RSS: {rss_start} KiB after warm-up, {rss_after_load} KiB after the bursts; a fresh gateway: {before_crowd} KiB at start, {after_crowd} KiB with {CROWD} accounts connected and idle (sessions_connected {connected}), {:.1} KiB per account",
