@@ -37,15 +37,7 @@ async fn messages_accepted_while_tiktok_is_down_are_delivered_once_it_is_back() 
         assert_eq!(body["message"], "accepted; delivery in progress");
         ids.push(body["id"].as_str().unwrap().to_owned());
     }
-    let ready: serde_json::Value = app
-        .http
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = app.get_json("/readyz", None).await;
     assert_eq!(ready["outbox_depth"], 5);
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(
@@ -70,16 +62,9 @@ async fn messages_accepted_while_tiktok_is_down_are_delivered_once_it_is_back() 
             .collect::<Vec<_>>()
     );
     for id in ids {
-        let status: serde_json::Value = app
-            .http
-            .get(app.url(&format!("/v1/messages/{id}")))
-            .bearer_auth(&app.key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status = app
+            .get_json(&format!("/v1/messages/{id}"), Some(&app.key))
+            .await;
         assert_eq!(status["success"], true, "{status}");
         assert_eq!(status["messages"][0]["state"], "sent");
     }

@@ -56,6 +56,15 @@ impl TestApp {
         serde_json::json!({"conversation_id": c.conversation_id, "conversation_short_id": c.conversation_short_id.to_string(), "text": text})
     }
 
+    /// GET `path` (with the API key `key`, if any) as JSON.
+    pub async fn get_json(&self, path: &str, key: Option<&str>) -> serde_json::Value {
+        let mut req = self.http.get(self.url(path));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        req.send().await.unwrap().json().await.unwrap()
+    }
+
     /// POST /v1/messages as JSON with the API key and alice's session (unless
     /// `extra` names another `x-tiktok-session`).
     pub async fn post(

@@ -4,20 +4,9 @@
 use serde_json::{Value, json};
 use tiktok_dm_gateway::api::{ErrorCode, Route};
 
-use crate::{TestApp, admin, spawn_app};
+use crate::{admin, spawn_app};
 
 const README: &str = include_str!("../../../../README.md");
-
-async fn get_json(app: &TestApp, path: &str) -> Value {
-    app.http
-        .get(app.url(path))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
 
 /// A small JSON Schema check for the keywords the document uses.
 fn conforms(value: &Value, schema: &Value, doc: &Value, at: &str) {
@@ -87,7 +76,7 @@ fn schema_for(doc: &Value, route: Route, status: u16) -> &Value {
 #[tokio::test]
 async fn the_document_lists_every_route_and_error_code_and_the_router_serves_them() {
     let app = spawn_app().await;
-    let doc = get_json(&app, "/openapi.json").await;
+    let doc = app.get_json("/openapi.json", None).await;
     assert_eq!(doc["openapi"], "3.1.0");
     let mut operations = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
@@ -157,7 +146,7 @@ async fn the_document_lists_every_route_and_error_code_and_the_router_serves_the
 #[tokio::test]
 async fn real_answers_match_their_documented_schemas() {
     let app = spawn_app().await;
-    let doc = get_json(&app, "/openapi.json").await;
+    let doc = app.get_json("/openapi.json", None).await;
     let key = app.key_with_limit("limited", Some(5)).await;
     let (status, sent) = app.post(&key, &app.body("schema check"), &[]).await;
     assert_eq!(status, 200);
@@ -185,16 +174,7 @@ async fn real_answers_match_their_documented_schemas() {
         &doc,
         "send 400",
     );
-    let usage: Value = app
-        .http
-        .get(app.url("/v1/usage"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let usage = app.get_json("/v1/usage", Some(&key)).await;
     conforms(&usage, schema_for(&doc, Route::Usage, 200), &doc, "usage");
     let (_, created) = admin(
         &app,

@@ -322,15 +322,7 @@ async fn health_and_readiness_answer_without_a_key() {
             .unwrap(),
         "ok"
     );
-    let ready: serde_json::Value = app
-        .http
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = app.get_json("/readyz", None).await;
     assert_eq!(ready, json!({"ready": true, "outbox_depth": 0}));
 }
 
@@ -348,16 +340,9 @@ async fn a_sends_answer_is_what_the_store_reports_for_it() {
         let (status, answer) = app.post(&key, &body, &[]).await;
         assert_eq!(status, 200, "{answer}");
         let id = answer["id"].as_str().unwrap();
-        let stored: serde_json::Value = app
-            .http
-            .get(app.url(&format!("/v1/messages/{id}")))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let stored = app
+            .get_json(&format!("/v1/messages/{id}"), Some(&key))
+            .await;
         assert_eq!(answer, stored);
     }
     // Accepted at once: the answer says so, and counts the send already.

@@ -18,6 +18,14 @@ mod sqlite {
 
     crate::store_suite!(open);
 
+    /// The last migration a database file records.
+    fn user_version(path: &std::path::Path) -> i64 {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn reopening_the_file_keeps_everything_and_migrations_run_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -128,11 +136,7 @@ mod sqlite {
         store.enqueue(r, &[], 10).await.unwrap();
         let totals = crate::suite::totals(&store, key.id, 0, 0).await;
         assert_eq!((totals.total, totals.image_bytes), (1, 16));
-        let version: i64 = rusqlite::Connection::open(&path)
-            .unwrap()
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, 4);
+        assert_eq!(user_version(&path), 4);
     }
 
     /// Migration 4 rebuilds the outbox: every row keeps its id and state, a
@@ -190,11 +194,7 @@ mod sqlite {
             panic!("not accepted and claimed");
         };
         assert_eq!(m.id, 21, "ids continue after the old sequence");
-        let version: i64 = rusqlite::Connection::open(&path)
-            .unwrap()
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, 4);
+        assert_eq!(user_version(&path), 4);
     }
 
     /// Frames written to the WAL reach the database file soon after, well
