@@ -459,7 +459,8 @@ fn dispatch(bytes: &[u8], pending: &mut Pending, pushes: &broadcast::Sender<Inbo
 }
 
 fn publish(response: &Response, pushes: &broadcast::Sender<InboundMessage>) {
-    if response.cmd != Some(cmd::NEW_MSG_NOTIFY) {
+    // Nobody listening (the gateway never does): nothing to build.
+    if response.cmd != Some(cmd::NEW_MSG_NOTIFY) || pushes.receiver_count() == 0 {
         return;
     }
     let Some(body) = response.body.as_ref() else {
