@@ -71,7 +71,7 @@ async fn serve_with_the_sandbox_prints_what_a_curl_needs_and_delivers() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let created = crate::json(&out);
     let key = created["key"].as_str().unwrap().to_owned();
     assert!(key.starts_with("tdm_"));
     let resp = client
@@ -190,7 +190,7 @@ async fn a_stored_account_bound_to_a_key_sends_without_a_session_header() {
         "{}",
         String::from_utf8_lossy(&checked.stderr)
     );
-    let check: serde_json::Value = serde_json::from_slice(&checked.stdout).unwrap();
+    let check = crate::json(&checked);
     assert_eq!(
         (check["ok"].as_bool(), check["account"].as_str()),
         (Some(true), Some("shop"))
@@ -234,10 +234,7 @@ async fn a_stored_account_bound_to_a_key_sends_without_a_session_header() {
         None,
     )
     .await;
-    let key = serde_json::from_slice::<serde_json::Value>(&created.stdout).unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = crate::json(&created)["key"].as_str().unwrap().to_owned();
     let (mut child, ready) = crate::spawn_ready(&[
         "serve",
         "--listen",

@@ -180,8 +180,8 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<(Op, Reply)>, checkpointer: 
 }
 
 /// One transaction for the whole group, without savepoints (copying every page
-/// an operation touches into a sub-journal cost the writer about a tenth of its
-/// time). A single statement is atomic by itself in SQLite, so an operation of
+/// an operation touches into a sub-journal: dropping them took the writer from
+/// 93 to 62 – 77 µs of CPU per send in the load harness). A single statement is atomic by itself in SQLite, so an operation of
 /// one statement that fails (a duplicate key name) fails alone. An operation of
 /// several statements can only fail for reasons that would fail the others too
 /// (its expected refusals, such as a quota or an idempotency conflict, are read
