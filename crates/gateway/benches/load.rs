@@ -15,6 +15,11 @@ use serde_json::{Value, json};
 use tiktok_dm_client::proto::content::MessageText;
 use tiktok_dm_client::{Config, Credentials, Endpoints, Session, Target, TransportMode};
 
+/// The allocator `tiktok-dm` uses, so the gateway child measures what users run.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const CROWD: u32 = 1_000;
 const SEQUENTIAL: usize = 2_000;
 const MODERATE_TOTAL: usize = 8_000;
