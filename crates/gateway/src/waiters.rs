@@ -1,8 +1,12 @@
 //! Requests waiting for their outcome: the handler of a send registers its
 //! request id, the worker tells it what happened to each of its messages.
 //!
-//! A delivery the worker has recorded comes with what the answer needs (TikTok's
-//! id, the transport), so the common case answers without reading the store.
+//! A delivery comes with what the answer needs (TikTok's id, the transport), so
+//! the common case answers without reading the store, and without waiting for the
+//! delivery's own commit: the worker announces it as soon as TikTok acknowledged
+//! the message and keeps it in [`Waiters::unrecorded`] until the store has it, so
+//! every read of a request's status (`GET`, a repeat, a handler that must read)
+//! applies those deliveries and never shows a delivered message as still sending.
 //! Anything else (a failure, a retry) only says "read the store": the store stays
 //! the source of truth, and the handler also reads it every 250 ms in case
 //! another process delivered the message.
@@ -12,7 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::Notify;
 
-/// A message the worker delivered and recorded as sent.
+/// A message TikTok acknowledged.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delivered {
     /// Its position in the request.
@@ -71,10 +75,36 @@ impl Waiter {
     }
 }
 
-/// Waiting handlers by request id.
+/// Waiting handlers by request id, and deliveries not yet in the store.
 #[derive(Default)]
 pub struct Waiters {
     map: Mutex<HashMap<String, Arc<Waiter>>>,
+    unrecorded: Mutex<HashMap<String, Vec<Delivered>>>,
+}
+
+/// A delivery between TikTok's acknowledgement and its commit; dropping it
+/// (once the store's write has succeeded or failed) ends that.
+#[must_use = "the delivery counts as unrecorded until this is dropped"]
+pub struct Recording<'a> {
+    waiters: &'a Waiters,
+    request_id: String,
+    position: i64,
+}
+
+impl Drop for Recording<'_> {
+    fn drop(&mut self) {
+        let mut map = self
+            .waiters
+            .unrecorded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(list) = map.get_mut(&self.request_id) {
+            list.retain(|d| d.position != self.position);
+            if list.is_empty() {
+                map.remove(&self.request_id);
+            }
+        }
+    }
 }
 
 impl Waiters {
@@ -93,10 +123,35 @@ impl Waiters {
         }
     }
 
-    /// Tells whoever waits for `request_id` that a message was delivered and
-    /// recorded.
-    pub fn delivered(&self, request_id: &str, delivered: Delivered) {
+    /// Tells whoever waits for `request_id` that TikTok acknowledged a message,
+    /// and keeps the delivery in [`Self::unrecorded`] until the returned guard
+    /// is dropped, which the caller does once the store's write has ended.
+    pub fn delivered(&self, request_id: &str, delivered: Delivered) -> Recording<'_> {
+        let position = delivered.position;
+        self.unrecorded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(request_id.to_owned())
+            .or_default()
+            .push(delivered.clone());
         self.tell(request_id, |news| news.delivered.push(delivered));
+        Recording {
+            waiters: self,
+            request_id: request_id.to_owned(),
+            position,
+        }
+    }
+
+    /// Deliveries of `request_id` whose commit has not ended. Take them before
+    /// reading the store: a commit that ends in between is then either here or
+    /// in what the read sees.
+    pub fn unrecorded(&self, request_id: &str) -> Vec<Delivered> {
+        self.unrecorded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(request_id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Tells whoever waits for `request_id` to read the store (any outcome
@@ -153,7 +208,7 @@ mod tests {
             wa.as_mut().enable();
             wb.as_mut().enable();
             wo.as_mut().enable();
-            waiters.delivered("req_1", delivered(0));
+            drop(waiters.delivered("req_1", delivered(0)));
             wa.await;
             wb.await;
             assert!(
@@ -164,7 +219,7 @@ mod tests {
             );
         }
         waiters.wake("req_1");
-        waiters.delivered("req_1", delivered(1));
+        drop(waiters.delivered("req_1", delivered(1)));
         assert_eq!(
             a.news(&mut seen_a),
             (vec![delivered(0), delivered(1)], true)
@@ -186,6 +241,27 @@ mod tests {
         waiters.unregister("req_1", &b);
         waiters.unregister("req_2", &other);
         assert!(waiters.is_empty());
-        waiters.delivered("req_1", delivered(2));
+        drop(waiters.delivered("req_1", delivered(2)));
+    }
+
+    #[test]
+    fn a_delivery_is_unrecorded_until_its_guard_goes() {
+        let waiters = Waiters::default();
+        let first = waiters.delivered("req_1", delivered(0));
+        let second = waiters.delivered("req_1", delivered(1));
+        assert_eq!(
+            waiters.unrecorded("req_1"),
+            vec![delivered(0), delivered(1)],
+            "nobody waits, and the deliveries are still known"
+        );
+        assert!(waiters.unrecorded("req_2").is_empty());
+        drop(first);
+        assert_eq!(waiters.unrecorded("req_1"), vec![delivered(1)]);
+        drop(second);
+        assert!(waiters.unrecorded("req_1").is_empty());
+        assert!(
+            waiters.unrecorded.lock().unwrap().is_empty(),
+            "no entry is left behind"
+        );
     }
 }

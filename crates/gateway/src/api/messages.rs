@@ -26,7 +26,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ErrorCode};
 use super::input::SendInput;
 use crate::quota;
-use crate::waiters::{Seen, Waiter, Waiters};
+use crate::waiters::{Delivered, Seen, Waiter, Waiters};
 
 /// One read for an answer: the request (if any), the key's totals, its windows.
 async fn snapshot<S: Store>(
@@ -405,26 +405,21 @@ impl<'a> Waiting<'a> {
             let woken = self.waiter.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let (delivered, must_read) = self.waiter.news(&mut seen);
+            let (mut delivered, must_read) = self.waiter.news(&mut seen);
             let (mut snap, windows) = match known.take() {
                 Some(k) if !must_read => k,
-                _ => snapshot(store, key, Some(&self.request_id), now_ms()).await?,
+                _ => {
+                    let (snap, windows, unrecorded) =
+                        read_status(store, self.waiters, key, &self.request_id).await?;
+                    delivered.extend(unrecorded);
+                    (snap, windows)
+                }
             };
             let mut status = snap
                 .status
                 .take()
                 .ok_or_else(|| ApiError::internal(&"accepted request vanished"))?;
-            for d in delivered {
-                let message = usize::try_from(d.position)
-                    .ok()
-                    .and_then(|i| status.messages.get_mut(i));
-                if let Some(m) = message.filter(|m| !m.state.is_final()) {
-                    m.state = MessageState::Sent;
-                    m.server_message_id = Some(d.server_message_id);
-                    m.transport = Some(d.transport.to_owned());
-                    m.error = None;
-                }
-            }
+            apply_deliveries(&mut status, delivered);
             let all_final = status.messages.iter().all(|m| m.state.is_final());
             let now = tokio::time::Instant::now();
             if all_final || now >= deadline {
@@ -447,13 +442,45 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// A request's status as the store has it, with the deliveries whose commit
+/// has not ended yet (taken first; apply them with [`apply_deliveries`]).
+async fn read_status<S: Store>(
+    store: &S,
+    waiters: &Waiters,
+    key: &ApiKey,
+    request_id: &str,
+) -> Result<(Snapshot, Vec<QuotaWindow>, Vec<Delivered>), ApiError> {
+    let unrecorded = waiters.unrecorded(request_id);
+    let (snap, windows) = snapshot(store, key, Some(request_id), now_ms()).await?;
+    Ok((snap, windows, unrecorded))
+}
+
+/// Marks each delivered message sent, unless it already ended otherwise.
+fn apply_deliveries(status: &mut RequestStatus, delivered: Vec<Delivered>) {
+    for d in delivered {
+        let message = usize::try_from(d.position)
+            .ok()
+            .and_then(|i| status.messages.get_mut(i));
+        if let Some(m) = message.filter(|m| !m.state.is_final()) {
+            m.state = MessageState::Sent;
+            m.server_message_id = Some(d.server_message_id);
+            m.transport = Some(d.transport.to_owned());
+            m.error = None;
+        }
+    }
+}
+
 /// `GET /v1/messages/{id}`.
 pub(crate) async fn get<S: Store>(
     State(state): State<AppState<S>>,
     Caller(key): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (snap, windows) = snapshot(&state.store, &key, Some(&id), now_ms()).await?;
+    let (mut snap, windows, unrecorded) =
+        read_status(&state.store, &state.waiters, &key, &id).await?;
+    if let Some(status) = snap.status.as_mut() {
+        apply_deliveries(status, unrecorded);
+    }
     match &snap.status {
         Some(status) => Ok(status_response(&key, status, &snap, &windows)),
         None => Err(ApiError::new(

@@ -311,20 +311,24 @@ async fn deliver<S: Store>(state: &AppState<S>, pool: &Pool, mut m: OutboxMessag
                 tiktok_dm_client::Transport::Http => "http",
             };
             let server_message_id = sent.server_message_id.to_string();
+            // The waiting handler answers now; reads see the delivery until the
+            // commit ends (crash safety is the same either way: a row whose
+            // outcome is not committed goes again with the same client id).
+            let recording = state.waiters.delivered(
+                &m.request_id,
+                Delivered {
+                    position: m.position,
+                    server_message_id: server_message_id.clone(),
+                    transport,
+                },
+            );
             let recorded = state
                 .store
                 .mark_sent(m.id, &server_message_id, transport, now)
                 .await;
-            match &recorded {
-                Ok(()) => state.waiters.delivered(
-                    &m.request_id,
-                    Delivered {
-                        position: m.position,
-                        server_message_id,
-                        transport,
-                    },
-                ),
-                Err(_) => state.waiters.wake(&m.request_id),
+            drop(recording);
+            if recorded.is_err() {
+                state.waiters.wake(&m.request_id);
             }
             recorded
         }

@@ -1,8 +1,9 @@
-//! The outbox under trouble: an upstream outage, and per-account pacing.
+//! The outbox under trouble: an upstream outage, a store that cannot record an
+//! outcome yet, and per-account pacing.
 
 use std::time::Duration;
 
-use crate::{spawn_app_behind_proxy, spawn_app_with};
+use crate::{spawn_app, spawn_app_behind_proxy, spawn_app_with};
 
 /// Waits until the sandbox holds `n` messages (or gives up after `secs`).
 async fn until_received(app: &crate::TestApp, n: usize, secs: u64) {
@@ -112,4 +113,84 @@ async fn one_accounts_sends_are_spaced_by_the_pacing_interval() {
             "sends of one account at least the interval apart: {at:?}"
         );
     }
+}
+
+/// The state of the outbox row of `client_message_id`, read by `conn`.
+fn row_state(conn: &rusqlite::Connection, client_message_id: &str) -> String {
+    conn.query_row(
+        "SELECT state FROM outbox WHERE client_message_id = ?1",
+        [client_message_id],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_delivery_is_answered_and_shown_while_another_process_holds_the_database() {
+    let app = spawn_app().await;
+    // Warm up the account's session, then hold the next acknowledgement back
+    // long enough to take the database's write lock behind the acceptance.
+    let (status, _) = app.post(&app.key, &app.body("warm-up"), &[]).await;
+    assert_eq!(status, 200);
+    app.sandbox.handle.delay_acks(Duration::from_millis(500), 1);
+    let send = {
+        let (http, url, key, body) = (
+            app.http.clone(),
+            app.url("/v1/messages"),
+            app.key.clone(),
+            app.body("while the CLI writes"),
+        );
+        tokio::spawn(async move {
+            let resp = http
+                .post(url)
+                .bearer_auth(key)
+                .header("x-tiktok-session", crate::ALICE)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<serde_json::Value>().await.unwrap())
+        })
+    };
+    until_received(&app, 2, 5).await;
+    assert_eq!(app.sandbox.handle.messages().len(), 2);
+    // What `tiktok-dm keys create` does while the gateway runs: a write
+    // transaction of another connection, here held open.
+    let conn = rusqlite::Connection::open(app.database()).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let (status, answer) = tokio::time::timeout(Duration::from_secs(5), send)
+        .await
+        .expect("the answer does not wait for the outcome's commit")
+        .unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["messages"][0]["state"], "sent");
+    let cmid = answer["messages"][0]["client_message_id"].as_str().unwrap();
+    assert_eq!(
+        row_state(&conn, cmid),
+        "sending",
+        "the outcome is not in the store yet"
+    );
+    let id = answer["id"].as_str().unwrap();
+    let shown = app
+        .get_json(&format!("/v1/messages/{id}"), Some(&app.key))
+        .await;
+    assert_eq!(shown, answer, "a read in between shows the delivery");
+    conn.execute_batch("COMMIT").unwrap();
+    for _ in 0..250 {
+        if row_state(&conn, cmid) == "sent" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        row_state(&conn, cmid),
+        "sent",
+        "recorded once the lock is free"
+    );
+    let shown = app
+        .get_json(&format!("/v1/messages/{id}"), Some(&app.key))
+        .await;
+    assert_eq!(shown, answer);
 }

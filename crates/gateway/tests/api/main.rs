@@ -32,6 +32,11 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// The gateway's SQLite file.
+    pub fn database(&self) -> std::path::PathBuf {
+        self._dir.path().join("gateway.sqlite")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
