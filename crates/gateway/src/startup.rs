@@ -16,7 +16,6 @@ use crate::secrets::Vault;
 pub struct Application<S> {
     listener: TcpListener,
     state: AppState<S>,
-    direct_rx: tokio::sync::mpsc::Receiver<tiktok_dm_store::OutboxMessage>,
 }
 
 impl<S: Store> Application<S> {
@@ -31,7 +30,6 @@ impl<S: Store> Application<S> {
         vault: Vault,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
-        let (direct, direct_rx) = tokio::sync::mpsc::channel(1024);
         let state = AppState {
             store,
             vault: Arc::new(vault),
@@ -40,13 +38,9 @@ impl<S: Store> Application<S> {
             pool: Pool::default(),
             metrics: Arc::new(Metrics::default()),
             waiters: Arc::default(),
-            direct,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(outbox::MAX_IN_FLIGHT)),
         };
-        Ok(Self {
-            listener,
-            state,
-            direct_rx,
-        })
+        Ok(Self { listener, state })
     }
 
     /// The bound address.
@@ -66,7 +60,7 @@ impl<S: Store> Application<S> {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let worker = tokio::spawn(outbox::run(self.state.clone(), self.direct_rx, stop_rx));
+        let worker = tokio::spawn(outbox::run(self.state.clone(), stop_rx));
         use axum::serve::ListenerExt as _;
         // Answers go out at once, not held back by Nagle's algorithm.
         let listener = self.listener.tap_io(|tcp| {

@@ -25,8 +25,8 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ErrorCode};
 use super::input::SendInput;
-use crate::quota;
 use crate::waiters::{Delivered, Seen, Waiter, Waiters};
+use crate::{outbox, quota};
 
 /// One read for an answer: the request (if any), the key's totals, its windows.
 async fn snapshot<S: Store>(
@@ -303,12 +303,12 @@ pub(crate) async fn post<S: Store>(
             let mut snapshot = *snapshot;
             state.metrics.accepted.inc_by(message_count);
             match claimed {
-                // Straight to the worker; if it is too busy to take it now, the
-                // message goes back to the outbox for an ordinary claim.
+                // Delivered from here, on a task of its own (which a client
+                // hanging up does not cancel); with no room for another
+                // delivery, it goes back to the outbox for an ordinary claim.
                 Some(first) => {
-                    if let Err(full) = state.direct.try_send(*first) {
-                        let id = full.into_inner().id;
-                        if let Err(e) = state.store.release(id, now).await {
+                    if let Err(first) = outbox::start(&state, first) {
+                        if let Err(e) = state.store.release(first.id, now).await {
                             tracing::error!(error = %e, "a claimed message could not be given back; it goes again after its lease");
                         }
                         if let Some(m) = snapshot

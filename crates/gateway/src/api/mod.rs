@@ -43,8 +43,10 @@ pub struct AppState<S> {
     pub metrics: Arc<Metrics>,
     /// Send handlers waiting for their outcome.
     pub waiters: Arc<Waiters>,
-    /// Messages claimed with their acceptance, straight to the worker.
-    pub direct: tokio::sync::mpsc::Sender<tiktok_dm_store::OutboxMessage>,
+    /// One permit per delivery in flight ([`crate::outbox::MAX_IN_FLIGHT`]),
+    /// shared by the worker and the send handlers that start the delivery of
+    /// the message they claimed with their acceptance.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl<S: Clone> Clone for AppState<S> {
@@ -57,7 +59,7 @@ impl<S: Clone> Clone for AppState<S> {
             pool: self.pool.clone(),
             metrics: Arc::clone(&self.metrics),
             waiters: Arc::clone(&self.waiters),
-            direct: self.direct.clone(),
+            in_flight: Arc::clone(&self.in_flight),
         }
     }
 }

@@ -12,12 +12,14 @@ use sha2::{Digest, Sha256};
 use tiktok_dm_client::proto::access_key::hex;
 
 use crate::now_ms;
+use std::sync::Arc;
 use tiktok_dm_client::image::Image;
 use tiktok_dm_client::proto::content::MessageText;
 use tiktok_dm_client::proto::ids::ClientMessageId;
 use tiktok_dm_client::{Config, Credentials, Error as ClientError, RetryClass, Session, Target};
 use tiktok_dm_store::{Kind, OutboxMessage, State, Store};
-use tokio::sync::{mpsc, watch};
+
+use tokio::sync::{OwnedSemaphorePermit, watch};
 
 mod pool;
 pub use pool::{Pool, Slot};
@@ -36,43 +38,62 @@ fn backoff(attempts: i64) -> i64 {
 }
 
 /// Messages delivered at once; more wait in the outbox.
-const MAX_IN_FLIGHT: usize = 512;
+pub const MAX_IN_FLIGHT: usize = 512;
 /// Messages claimed per store round trip.
 const CLAIM_BATCH: usize = 128;
 
-/// Runs until `stop` turns true, then waits (up to 10 s) for the deliveries in
-/// flight; any still unfinished go again after their lease, with the same ids.
-pub async fn run<S: Store>(
-    state: AppState<S>,
-    mut direct: mpsc::Receiver<OutboxMessage>,
-    mut stop: watch::Receiver<bool>,
+/// Starts delivering `message` on a task of its own, holding one of
+/// [`AppState::in_flight`]'s permits until it ends; gives the message back when
+/// [`MAX_IN_FLIGHT`] deliveries are already running.
+///
+/// # Errors
+/// No room: the message, for the caller to release.
+pub fn start<S: Store>(
+    state: &AppState<S>,
+    message: Box<OutboxMessage>,
+) -> Result<(), Box<OutboxMessage>> {
+    match Arc::clone(&state.in_flight).try_acquire_owned() {
+        Ok(permit) => {
+            spawn_delivery(state, *message, permit);
+            Ok(())
+        }
+        Err(_) => Err(message),
+    }
+}
+
+fn spawn_delivery<S: Store>(
+    state: &AppState<S>,
+    message: OutboxMessage,
+    permit: OwnedSemaphorePermit,
 ) {
-    let pool = state.pool.clone();
-    let mut in_flight = tokio::task::JoinSet::new();
+    let state = state.clone();
+    tokio::spawn(async move {
+        deliver(&state, &state.pool, message).await;
+        drop(permit);
+    });
+}
+
+/// Runs until `stop` turns true, then waits (up to 10 s) for the deliveries in
+/// flight, its own and those the send handlers started; any still unfinished go
+/// again after their lease, with the same ids.
+pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) {
     let mut next_sweep = tokio::time::Instant::now() + SWEEP_EVERY;
     loop {
         if *stop.borrow() {
             break;
         }
-        while in_flight.try_join_next().is_some() {}
         if tokio::time::Instant::now() >= next_sweep {
-            let closed = pool.close_idle(state.settings.session_idle);
+            let closed = state.pool.close_idle(state.settings.session_idle);
             if closed > 0 {
                 tracing::debug!(closed, "outbox: idle sessions closed");
             }
             next_sweep = tokio::time::Instant::now() + SWEEP_EVERY;
         }
-        // Messages the API claimed with their acceptance come first.
-        while in_flight.len() < MAX_IN_FLIGHT {
-            let Ok(message) = direct.try_recv() else {
-                break;
-            };
-            spawn_delivery(&mut in_flight, &state, &pool, message);
-        }
-        let room = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
+        let room = state.in_flight.available_permits();
         if room == 0 {
+            // Wait for a delivery to end.
             tokio::select! {
-                _ = in_flight.join_next() => {}
+                permit = Arc::clone(&state.in_flight).acquire_owned() => drop(permit),
                 _ = stop.changed() => {}
             }
             continue;
@@ -88,7 +109,15 @@ pub async fn run<S: Store>(
         };
         let drained = claimed.len() < max as usize;
         for message in claimed {
-            spawn_delivery(&mut in_flight, &state, &pool, message);
+            // Send handlers may have taken the room meanwhile: wait for it.
+            match Arc::clone(&state.in_flight).acquire_owned().await {
+                Ok(permit) => spawn_delivery(&state, message, permit),
+                Err(_) => {
+                    // The semaphore is never closed; if it were, the message
+                    // goes again after its lease.
+                    tracing::error!("outbox: no delivery permits");
+                }
+            }
         }
         if drained {
             // Nothing else was due: wait for news rather than ask again at once
@@ -96,34 +125,20 @@ pub async fn run<S: Store>(
             // outcomes of what was just claimed). A wake-up sent meanwhile is kept.
             tokio::select! {
                 _ = state.wake.notified() => {}
-                Some(message) = direct.recv() => {
-                    spawn_delivery(&mut in_flight, &state, &pool, message);
-                }
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                 _ = stop.changed() => {}
             }
         }
     }
-    let finished = tokio::time::timeout(Duration::from_secs(10), async {
-        while in_flight.join_next().await.is_some() {}
-    })
-    .await;
+    let all = u32::try_from(MAX_IN_FLIGHT).unwrap_or(u32::MAX);
+    let finished =
+        tokio::time::timeout(Duration::from_secs(10), state.in_flight.acquire_many(all)).await;
     if finished.is_err() {
         tracing::warn!(
-            left = in_flight.len(),
+            left = MAX_IN_FLIGHT.saturating_sub(state.in_flight.available_permits()),
             "outbox: stopped with deliveries in flight; they resume after their lease"
         );
     }
-}
-
-fn spawn_delivery<S: Store>(
-    in_flight: &mut tokio::task::JoinSet<()>,
-    state: &AppState<S>,
-    pool: &Pool,
-    message: OutboxMessage,
-) {
-    let (state, pool) = (state.clone(), pool.clone());
-    in_flight.spawn(async move { deliver(&state, &pool, message).await });
 }
 
 /// What happens to a message after a failed attempt, by the error's retry

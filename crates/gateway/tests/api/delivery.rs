@@ -194,3 +194,38 @@ async fn a_delivery_is_answered_and_shown_while_another_process_holds_the_databa
         .await;
     assert_eq!(shown, answer);
 }
+
+#[tokio::test]
+async fn a_stopping_gateway_finishes_the_deliveries_in_flight() {
+    let mut app = spawn_app().await;
+    let (status, _) = app.post(&app.key, &app.body("warm-up"), &[]).await;
+    assert_eq!(status, 200);
+    app.sandbox
+        .handle
+        .delay_acks(Duration::from_millis(400), 100);
+    for i in 0..5 {
+        let (status, answer) = app
+            .post(
+                &app.key,
+                &app.body(&format!("in flight {i}")),
+                &[("prefer", "respond-async")],
+            )
+            .await;
+        assert_eq!(status, 202, "{answer}");
+    }
+    app.stop().await;
+    let conn = rusqlite::Connection::open(app.database()).unwrap();
+    let states: Vec<String> = conn
+        .prepare("SELECT state FROM outbox ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        states,
+        vec!["sent"; 6],
+        "every delivery ended and was recorded"
+    );
+    assert_eq!(app.sandbox.handle.messages().len(), 6);
+}

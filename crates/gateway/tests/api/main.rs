@@ -28,10 +28,22 @@ pub struct TestApp {
     pub vault_key: [u8; 32],
     pub key: String,
     pub http: reqwest::Client,
+    /// Ends the gateway's `run` (also when dropped).
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
 }
 
 impl TestApp {
+    /// Stops the gateway as `serve` does on a signal and waits until its `run`
+    /// has returned.
+    pub async fn stop(&mut self) {
+        drop(self.stop.take());
+        if let Some(served) = self.served.take() {
+            served.await.unwrap().unwrap();
+        }
+    }
+
     /// The gateway's SQLite file.
     pub fn database(&self) -> std::path::PathBuf {
         self._dir.path().join("gateway.sqlite")
@@ -161,7 +173,10 @@ async fn build(adjust: impl FnOnce(&mut Settings), behind_proxy: bool) -> TestAp
     .await
     .unwrap();
     let addr = app.local_addr().unwrap();
-    tokio::spawn(app.run(std::future::pending()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(app.run(async move {
+        let _ = stopped.await;
+    }));
     let mut test = TestApp {
         addr,
         sandbox,
@@ -170,6 +185,8 @@ async fn build(adjust: impl FnOnce(&mut Settings), behind_proxy: bool) -> TestAp
         vault_key,
         key: String::new(),
         http: reqwest::Client::new(),
+        stop: Some(stop),
+        served: Some(served),
         _dir: dir,
     };
     test.key = test.key_with_limit("default", None).await;
