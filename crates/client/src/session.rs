@@ -6,12 +6,14 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use tiktok_dm_proto::codec::{SendParams, WebContext, im_frame, send_message_request};
+use tiktok_dm_proto::cmd;
+use tiktok_dm_proto::codec::{
+    SendParams, SplicedField, WebContext, im_frame, send_message_request,
+};
 use tiktok_dm_proto::content::{MESSAGE_TYPE_TEXT, MessageText};
 use tiktok_dm_proto::ids::{ClientMessageId, ConversationId, ConversationShortId, ServerMessageId};
-use tiktok_dm_proto::schema::{ExtendedEntry, Request, Response};
+use tiktok_dm_proto::schema::{Request, Response};
 use tiktok_dm_proto::status::{RetryClass, classify_send_response};
-use tiktok_dm_proto::{Message, cmd};
 use tokio::sync::broadcast;
 
 use crate::backoff::retransmit_delay;
@@ -76,7 +78,10 @@ pub(crate) struct Inner {
     frontier: Option<Frontier>,
     pub(crate) next_seq: AtomicI64,
     pushes: broadcast::Sender<InboundMessage>,
-    pub(crate) context_headers: Vec<ExtendedEntry>,
+    /// The context headers, encoded once for requests and for frames; every
+    /// request is built without them and has them spliced in by `transmit`.
+    request_headers: SplicedField,
+    frame_headers: SplicedField,
     /// Upload credentials, reused until they expire.
     pub(crate) upload_credentials: tokio::sync::Mutex<Option<crate::upload::UploadCredentials>>,
 }
@@ -155,9 +160,11 @@ impl Session {
                 _ => {}
             }
         }
+        let headers = context.headers();
         Ok(Self {
             inner: Arc::new(Inner {
-                context_headers: context.headers(),
+                request_headers: SplicedField::request_headers(&headers),
+                frame_headers: SplicedField::frame_headers(&headers),
                 config,
                 identity,
                 http,
@@ -251,7 +258,7 @@ impl Session {
             message_type,
             client_message_id: id,
             sequence_id: inner.next_seq.fetch_add(1, Ordering::Relaxed),
-            context_headers: inner.context_headers.clone(),
+            context_headers: Vec::new(),
             device_id: &inner.identity.wid,
         });
         let (response, transport) = self.transmit(&request).await?;
@@ -280,11 +287,12 @@ impl Session {
         }
     }
 
+    /// Sends `request` (built without context headers: they are spliced in).
     pub(crate) async fn transmit(&self, request: &Request) -> Result<(Response, Transport)> {
         let inner = &self.inner;
         let seq = request.sequence_id.unwrap_or_default();
         let command = request.cmd.unwrap_or_default();
-        let payload = request.encode_to_vec();
+        let payload = inner.request_headers.encode_into(request);
         match inner.config.transport {
             TransportMode::Http => Ok((
                 inner.http.send(&inner.config, command, payload).await?,
@@ -324,7 +332,9 @@ impl Session {
         let mut last: Option<Error> = None;
         for attempt in 1..=attempts {
             let frame =
-                im_frame(payload, seq, now_ms(), inner.context_headers.clone()).encode_to_vec();
+                inner
+                    .frame_headers
+                    .encode_into(&im_frame(payload, seq, now_ms(), Vec::new()));
             match tokio::time::timeout(inner.config.request_timeout, frontier.request(seq, frame))
                 .await
             {

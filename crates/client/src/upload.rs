@@ -291,7 +291,7 @@ impl Session {
             seq,
             0,
             body,
-            inner.context_headers.clone(),
+            Vec::new(),
             &inner.identity.wid,
         );
         let (response, _) = self.transmit(&request).await?;

@@ -6,7 +6,9 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tiktok_dm_proto::Message;
-use tiktok_dm_proto::codec::{SendParams, WebContext, im_frame, send_message_request};
+use tiktok_dm_proto::codec::{
+    SendParams, SplicedField, WebContext, im_frame, send_message_request,
+};
 use tiktok_dm_proto::ids::{ClientMessageId, ConversationId, ConversationShortId, DeviceId};
 use tiktok_dm_proto::schema::{Frame, Request};
 
@@ -37,7 +39,7 @@ fn bench(c: &mut Criterion) {
         device_id: &device,
     });
     let bytes = request.encode_to_vec();
-    let frame_bytes = im_frame(&bytes, 10001, 1_786_000_000_000, headers).encode_to_vec();
+    let frame_bytes = im_frame(&bytes, 10001, 1_786_000_000_000, headers.clone()).encode_to_vec();
 
     c.bench_function("encode send request", |b| {
         b.iter(|| black_box(&request).encode_to_vec())
@@ -51,6 +53,37 @@ fn bench(c: &mut Criterion) {
     let frame = Frame::decode(&frame_bytes).unwrap();
     c.bench_function("encode frame", |b| {
         b.iter(|| black_box(&frame).encode_to_vec())
+    });
+
+    // A whole send as the client builds it: the request, then its frame.
+    let build = |headers: Vec<_>| {
+        send_message_request(SendParams {
+            conversation_id: &conversation,
+            conversation_short_id: ConversationShortId::new(7669414245201953037).unwrap(),
+            inbox_type: 0,
+            content: r#"{"aweType":0,"text":"hello from the benchmark"}"#,
+            message_type: 7,
+            client_message_id: &client_id,
+            sequence_id: 10001,
+            context_headers: headers,
+            device_id: &device,
+        })
+    };
+    c.bench_function("build a send and its frame, headers cloned", |b| {
+        b.iter(|| {
+            let request = build(black_box(&headers).clone()).encode_to_vec();
+            im_frame(&request, 10001, 1, black_box(&headers).clone()).encode_to_vec()
+        })
+    });
+    let (in_request, in_frame) = (
+        SplicedField::request_headers(&headers),
+        SplicedField::frame_headers(&headers),
+    );
+    c.bench_function("build a send and its frame, headers spliced", |b| {
+        b.iter(|| {
+            let request = black_box(&in_request).encode_into(&build(Vec::new()));
+            black_box(&in_frame).encode_into(&im_frame(&request, 10001, 1, Vec::new()))
+        })
     });
 
     // A cmd-500 push body is a few hundred bytes; pushes are gzip on the wire.

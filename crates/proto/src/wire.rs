@@ -124,6 +124,24 @@ impl<'a> Reader<'a> {
         Ok((number as u32, wire))
     }
 
+    /// Skips the value of a field whose key has been read.
+    ///
+    /// # Errors
+    /// [`DecodeError::Truncated`] when the value runs past the input.
+    pub fn skip(&mut self, wire: WireType) -> Result<(), DecodeError> {
+        match wire {
+            WireType::Varint => self.varint().map(drop),
+            WireType::Fixed64 => self.take(8).map(drop),
+            WireType::LengthDelimited => self.length_delimited().map(drop),
+            WireType::Fixed32 => self.take(4).map(drop),
+        }
+    }
+
+    /// How many bytes are left.
+    pub fn remaining(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Reads the value of a field this message does not know, keeping its bytes.
     fn unknown_value(&mut self, wire: WireType) -> Result<UnknownValue, DecodeError> {
         Ok(match wire {

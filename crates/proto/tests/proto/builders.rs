@@ -1,7 +1,7 @@
 //! The request builder reproduces the capture; the classifier reads real answers.
 
 use tiktok_dm_proto::Message;
-use tiktok_dm_proto::codec::{SendParams, send_message_request};
+use tiktok_dm_proto::codec::{SendParams, SplicedField, send_message_request};
 use tiktok_dm_proto::content::MessageText;
 use tiktok_dm_proto::ids::{ClientMessageId, ConversationId, ConversationShortId, DeviceId};
 use tiktok_dm_proto::schema::{Request, Response};
@@ -18,7 +18,7 @@ fn building_the_captured_send_gives_the_captured_bytes() {
     let client_id = ClientMessageId::parse("5c822568-65d8-451b-a38a-a9e046268f5f").unwrap();
     let device = DeviceId::parse("7669334412366218765").unwrap();
     let text = MessageText::parse("probe6").unwrap();
-    let built = send_message_request(SendParams {
+    let params = SendParams {
         conversation_id: &conversation,
         conversation_short_id: ConversationShortId::parse("7669414245201953037").unwrap(),
         inbox_type: 3,
@@ -30,10 +30,20 @@ fn building_the_captured_send_gives_the_captured_bytes() {
         // header list is taken from the capture; everything else is built.
         context_headers: decoded.headers.clone(),
         device_id: &device,
-    });
+    };
+    let built = send_message_request(params.clone());
     assert!(
         built.encode_to_vec() == captured,
         "built request differs from the capture"
+    );
+    // As the client sends it: the headers encoded once and spliced in.
+    let bare = send_message_request(SendParams {
+        context_headers: Vec::new(),
+        ..params
+    });
+    assert!(
+        SplicedField::request_headers(&decoded.headers).encode_into(&bare) == captured,
+        "built request with spliced headers differs from the capture"
     );
 }
 

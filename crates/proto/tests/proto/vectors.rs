@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use tiktok_dm_proto::Message;
-use tiktok_dm_proto::codec::{frame_payload, gzip};
+use tiktok_dm_proto::codec::{SplicedField, frame_payload, gzip};
 use tiktok_dm_proto::schema::{Frame, Request, Response};
 
 pub fn vectors_dir() -> PathBuf {
@@ -41,8 +41,30 @@ fn round_trip<M: Message + PartialEq + std::fmt::Debug>(bytes: &[u8], what: &str
     msg
 }
 
+/// The headers taken out and spliced back in give the same bytes.
+fn check_splice<M: Message>(
+    bytes: &[u8],
+    what: &str,
+    take: impl FnOnce(&mut M) -> Vec<tiktok_dm_proto::schema::ExtendedEntry>,
+    field: impl FnOnce(&[tiktok_dm_proto::schema::ExtendedEntry]) -> SplicedField,
+) -> usize {
+    let mut msg = M::decode(bytes).unwrap();
+    let headers = take(&mut msg);
+    assert!(
+        field(&headers).encode_into(&msg) == bytes,
+        "{what}: splicing the headers back differs from the capture"
+    );
+    headers.len()
+}
+
 fn check_frame(bytes: &[u8], name: &str) {
     let frame: Frame = round_trip(bytes, name);
+    check_splice::<Frame>(
+        bytes,
+        name,
+        |f| std::mem::take(&mut f.headers),
+        SplicedField::frame_headers,
+    );
     let payload = frame_payload(&frame).unwrap_or_else(|e| panic!("{name}: payload: {e}"));
     match (
         frame.payload_encoding.as_deref(),
@@ -50,6 +72,12 @@ fn check_frame(bytes: &[u8], name: &str) {
     ) {
         (_, Some("pb")) => {
             let request: Request = round_trip(&payload, &format!("{name} payload"));
+            check_splice::<Request>(
+                &payload,
+                name,
+                |r| std::mem::take(&mut r.headers),
+                SplicedField::request_headers,
+            );
             assert_eq!(
                 request.sequence_id.map(|s| s as u64),
                 frame.seqid,
@@ -74,6 +102,7 @@ fn check_frame(bytes: &[u8], name: &str) {
 #[test]
 fn every_vector_in_the_folder_round_trips_byte_for_byte() {
     let mut checked = 0;
+    let mut spliced = 0;
     let mut names: Vec<String> = std::fs::read_dir(vectors_dir())
         .unwrap()
         .filter_map(|e| {
@@ -88,7 +117,15 @@ fn every_vector_in_the_folder_round_trips_byte_for_byte() {
     for name in &names {
         let bytes = load(name);
         match top_level(name).as_str() {
-            "Request" => drop(round_trip::<Request>(&bytes, name)),
+            "Request" => {
+                round_trip::<Request>(&bytes, name);
+                spliced += check_splice::<Request>(
+                    &bytes,
+                    name,
+                    |r| std::mem::take(&mut r.headers),
+                    SplicedField::request_headers,
+                );
+            }
             "Response" => drop(round_trip::<Response>(&bytes, name)),
             "TEXT" => assert_eq!(bytes, b"hi", "{name}: the only text frame is the heartbeat"),
             _ => check_frame(&bytes, name),
@@ -98,6 +135,10 @@ fn every_vector_in_the_folder_round_trips_byte_for_byte() {
     assert!(
         checked >= 20,
         "expected at least the 20 shipped vectors, found {checked}"
+    );
+    assert!(
+        spliced >= 30,
+        "the captured requests carry the context headers"
     );
 }
 
