@@ -197,6 +197,10 @@ pub enum Enqueued {
     },
     /// The idempotency key was used for a different request.
     IdempotencyConflict,
+    /// The request's API key is revoked (or gone); nothing was written. Checked
+    /// in the accepting transaction, so nothing is accepted for a key after its
+    /// revocation committed, even when the caller read the key just before.
+    KeyRevoked,
     /// A window would be exceeded; nothing was written.
     QuotaExceeded {
         /// The window.

@@ -330,6 +330,13 @@ pub(crate) async fn post<S: Store>(
             waiting = Waiting::new(&state.waiters, &request_id);
             None
         }
+        Enqueued::KeyRevoked => {
+            // Revoked between the key's read and the acceptance.
+            return Err(ApiError::new(
+                ErrorCode::ApiKeyRevoked,
+                "the API key has been revoked",
+            ));
+        }
         Enqueued::IdempotencyConflict => {
             return Err(ApiError::new(
                 ErrorCode::IdempotencyConflict,

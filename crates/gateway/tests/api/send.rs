@@ -87,6 +87,34 @@ async fn keys_are_checked_before_anything_else() {
 }
 
 #[tokio::test]
+async fn a_key_revoked_by_another_process_is_refused_at_its_next_send() {
+    let app = spawn_app().await;
+    let (status, _) = app.post(&app.key, &app.body("before"), &[]).await;
+    assert_eq!(status, 200);
+    // `tiktok-dm keys revoke default` while serve runs: its own store.
+    let cli = tiktok_dm_store::SqliteStore::open(app.database().to_str().unwrap())
+        .await
+        .unwrap();
+    assert!(cli.revoke_api_key("default", 1).await.unwrap());
+    for body in [app.body("after"), app.body("and again")] {
+        let (status, answer) = app.post(&app.key, &body, &[]).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (401, Some("api_key_revoked")),
+            "{answer}"
+        );
+    }
+    let usage = app.get_json("/v1/usage", Some(&app.key)).await;
+    assert_eq!(usage["error"]["code"], "api_key_revoked");
+    assert_eq!(app.sandbox.handle.messages().len(), 1);
+    let conn = rusqlite::Connection::open(app.database()).unwrap();
+    let rows: i64 = conn
+        .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1, "nothing was accepted after the revocation");
+}
+
+#[tokio::test]
 async fn invalid_requests_get_one_code_per_cause() {
     let app = spawn_app().await;
     let c = app.sandbox.handle.seed().conversations[0].clone();

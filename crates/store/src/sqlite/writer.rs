@@ -328,6 +328,13 @@ fn enqueue(
     windows: &[QuotaWindow],
     now: i64,
 ) -> Result<Enqueued> {
+    let live = c
+        .prepare_cached("SELECT revoked_at IS NULL FROM api_keys WHERE id = ?1")?
+        .query_row(params![request.api_key_id], |r| r.get::<_, bool>(0))
+        .optional()?;
+    if live != Some(true) {
+        return Ok(Enqueued::KeyRevoked);
+    }
     if let Some(key) = &request.idempotency_key {
         let existing: Option<(String, String)> = c
             .prepare_cached(
@@ -682,13 +689,10 @@ mod tests {
         assert!(results[0].is_ok() && results[2].is_ok());
         assert_eq!(count(&c, "api_keys"), 2);
 
-        let results = apply_group(
-            &mut c,
-            vec![text_request("ok", 1), text_request("no key", 99)],
-        );
+        let results = apply_group(&mut c, vec![text_request("ok", 1), text_request("ok", 1)]);
         assert!(
             results.is_err(),
-            "an enqueue for a key that does not exist fails"
+            "an enqueue whose request id is taken fails"
         );
         assert_eq!(
             (count(&c, "requests"), count(&c, "outbox")),

@@ -144,6 +144,19 @@ macro_rules! store_suite {
         }
 
         #[tokio::test]
+        async fn a_revoked_or_unknown_key_is_refused_at_acceptance_and_nothing_is_written() {
+            let (store, _guard) = $open().await;
+            let key = new_key(&store, "gone", None).await;
+            assert!(store.revoke_api_key("gone", 5).await.unwrap());
+            let refused = store.enqueue(request("r1", key.id, Some("same"), &[Kind::Text]), &[], 10).await.unwrap();
+            assert_eq!(refused, Enqueued::KeyRevoked);
+            let unknown = store.enqueue(request("r2", key.id + 100, None, &[Kind::Text]), &[], 11).await.unwrap();
+            assert_eq!(unknown, Enqueued::KeyRevoked);
+            assert_eq!(store.outbox_depth().await.unwrap(), 0);
+            assert_eq!(status_of(&store, "r1", key.id).await, None);
+        }
+
+        #[tokio::test]
         async fn quota_counts_messages_and_failed_ones_give_their_reservation_back() {
             let (store, _guard) = $open().await;
             let key = new_key(&store, "q", Some(3)).await;
