@@ -9,6 +9,9 @@ pub enum Error {
     /// repeat it.
     #[error("database error: {0}")]
     Database(rusqlite::Error),
+    /// PostgreSQL failed, or no connection could be had from the pool.
+    #[error("database error: {0}")]
+    Postgres(String),
     /// The database cannot be opened or migrated.
     #[error("database setup failed: {0}")]
     Migration(String),
@@ -29,6 +32,26 @@ pub enum Error {
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         Self::Database(e)
+    }
+}
+
+impl From<tokio_postgres::Error> for Error {
+    fn from(e: tokio_postgres::Error) -> Self {
+        // The server's own message when there is one (its `Display` alone is
+        // "db error"); neither form carries the connection settings.
+        match e.as_db_error() {
+            Some(db) => Self::Postgres(format!("{}: {}", db.code().code(), db.message())),
+            None => Self::Postgres(e.to_string()),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for Error {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => e.into(),
+            other => Self::Postgres(other.to_string()),
+        }
     }
 }
 

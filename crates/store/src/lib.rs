@@ -3,20 +3,26 @@
 //! Durable storage for the gateway: API keys (hashed), stored TikTok accounts
 //! (sealed by the caller), accepted requests, the outbox, and quota.
 //!
-//! [`Store`] is the interface; [`SqliteStore`] the default backend. The trait is
-//! written so a PostgreSQL backend can follow: every operation that must be
-//! atomic (quota reservation with the outbox insert, claiming due rows) is one
-//! trait method, so each backend can use its own mechanism (SQLite: one writer
-//! task with group commit and a lease column; PostgreSQL: `FOR UPDATE SKIP
-//! LOCKED`). Usage and quota are kept in counters, never counted by scanning.
+//! [`Store`] is the interface; [`SqliteStore`] the default backend and
+//! [`PostgresStore`] the server one; [`AnyStore`] picks one by URL scheme.
+//! Every operation that must be atomic (quota reservation with the outbox
+//! insert, claiming due rows) is one trait method, so each backend uses its own
+//! mechanism (SQLite: one writer thread with group commit and a lease column;
+//! PostgreSQL: a row lock per API key and `FOR UPDATE SKIP LOCKED`). Usage and
+//! quota are kept in counters, never counted by scanning.
 
+mod any;
+mod counters;
 mod error;
+mod postgres;
 mod sqlite;
 mod types;
 
 use std::future::Future;
 
+pub use any::{AnyStore, is_postgres_url};
 pub use error::{Error, Result};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use types::*;
 

@@ -302,3 +302,118 @@ pub struct Snapshot {
     /// Messages counted in each window asked for, in the same order.
     pub used: Vec<u64>,
 }
+
+impl ApiKey {
+    /// The key `new` became when stored with `id` at `now`.
+    pub(crate) fn created(id: i64, new: NewApiKey, now: i64) -> Self {
+        Self {
+            id,
+            name: new.name,
+            prefix: new.prefix,
+            daily_limit: new.daily_limit,
+            monthly_limit: new.monthly_limit,
+            account: new.account,
+            created_at: now,
+            revoked_at: None,
+        }
+    }
+}
+
+impl MessageStatus {
+    /// A message's status from its stored columns (kind, state and error as
+    /// text).
+    pub(crate) fn stored(
+        kind: &str,
+        client_message_id: String,
+        state: &str,
+        server_message_id: Option<String>,
+        transport: Option<String>,
+        attempts: i64,
+        error: Option<String>,
+    ) -> crate::Result<Self> {
+        Ok(Self {
+            kind: Kind::parse(kind)?,
+            client_message_id,
+            state: State::parse(state)?,
+            server_message_id,
+            transport,
+            attempts,
+            error: error.and_then(|e| serde_json::from_str(&e).ok()),
+        })
+    }
+}
+
+impl Enqueued {
+    /// An acceptance as the transaction just wrote it: every message
+    /// `accepted`, the first `sending` when it was `claimed` with the enqueue,
+    /// and the key's usage after it.
+    pub(crate) fn accepted(
+        request: NewRequest,
+        now: i64,
+        image_bytes: i64,
+        claimed: Option<Box<OutboxMessage>>,
+        totals: UsageTotals,
+        used: Vec<u64>,
+    ) -> Self {
+        let claimed_first = claimed.is_some();
+        let status = RequestStatus {
+            id: request.id.clone(),
+            created_at: now,
+            holds_session: request.session_sealed.is_some(),
+            image_bytes: u64::try_from(image_bytes).unwrap_or(0),
+            messages: request
+                .messages
+                .into_iter()
+                .enumerate()
+                .map(|(position, m)| {
+                    let sending = claimed_first && position == 0;
+                    MessageStatus {
+                        kind: m.kind,
+                        client_message_id: m.client_message_id,
+                        state: if sending {
+                            State::Sending
+                        } else {
+                            State::Accepted
+                        },
+                        server_message_id: None,
+                        transport: None,
+                        attempts: i64::from(sending),
+                        error: None,
+                    }
+                })
+                .collect(),
+        };
+        Self::Accepted {
+            request_id: request.id,
+            claimed,
+            snapshot: Box::new(Snapshot {
+                status: Some(status),
+                totals,
+                used,
+            }),
+        }
+    }
+}
+
+impl OutboxMessage {
+    /// The first message of `request`, claimed with its acceptance as row `id`;
+    /// its image moves out of the request (it may be 20 MB).
+    pub(crate) fn claimed_first(id: i64, request: &mut NewRequest) -> Option<Self> {
+        let first = request.messages.first_mut()?;
+        Some(Self {
+            id,
+            request_id: request.id.clone(),
+            position: 0,
+            kind: first.kind,
+            client_message_id: first.client_message_id.clone(),
+            text: first.text.clone(),
+            image: first.image.take(),
+            attempts: 1,
+            conversation_id: request.conversation_id.clone(),
+            conversation_short_id: request.conversation_short_id,
+            account: request.account.clone(),
+            session_sealed: request.session_sealed.clone(),
+            api_key_id: request.api_key_id,
+        })
+    }
+}

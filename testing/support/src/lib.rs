@@ -5,6 +5,7 @@
 //! it panics with a message rather than returning errors.
 #![allow(clippy::expect_used)]
 
+pub mod postgres;
 mod proxy;
 
 use std::net::SocketAddr;

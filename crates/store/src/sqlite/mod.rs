@@ -18,6 +18,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 
 use crate::Store;
+use crate::counters::add_counter;
 use crate::error::{Error, Result};
 use crate::types::*;
 
@@ -409,19 +410,16 @@ fn read_status(c: &Connection, request_id: &str, api_key_id: i64) -> Result<Opti
     let mut messages = Vec::new();
     let mut image_bytes = 0u64;
     while let Some(row) = rows.next()? {
-        let kind: String = row.get(0)?;
-        let state: String = row.get(2)?;
-        let error: Option<String> = row.get(6)?;
         image_bytes += count(row.get(7)?);
-        messages.push(MessageStatus {
-            kind: Kind::parse(&kind)?,
-            client_message_id: row.get(1)?,
-            state: State::parse(&state)?,
-            server_message_id: row.get(3)?,
-            transport: row.get(4)?,
-            attempts: row.get(5)?,
-            error: error.and_then(|e| serde_json::from_str(&e).ok()),
-        });
+        messages.push(MessageStatus::stored(
+            &row.get::<_, String>(0)?,
+            row.get(1)?,
+            &row.get::<_, String>(2)?,
+            row.get(3)?,
+            row.get(4)?,
+            row.get(5)?,
+            row.get(6)?,
+        )?);
     }
     Ok(Some(RequestStatus {
         id,
@@ -449,19 +447,6 @@ fn read_totals(
         add_counter(&mut totals, &period, row.get(1)?, row.get(2)?);
     }
     Ok(totals)
-}
-
-/// Adds a `usage_counters` row (its period, messages, image bytes) to `totals`.
-pub(crate) fn add_counter(totals: &mut UsageTotals, period: &str, messages: i64, image_bytes: i64) {
-    let n = count(messages);
-    match period {
-        "day" => totals.today = n,
-        "month" => totals.month = n,
-        _ => {
-            totals.total = n;
-            totals.image_bytes = count(image_bytes);
-        }
-    }
 }
 
 fn unexpected() -> Error {

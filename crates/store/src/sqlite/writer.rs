@@ -11,13 +11,11 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::{Error, Result};
 use crate::types::*;
 
-use super::add_counter;
 use super::checkpointer::Checkpointer;
+use crate::counters::{DAY_MS, add_counter, month_start, period_of};
 
 /// Operations per transaction, at most.
 pub(crate) const MAX_BATCH: usize = 512;
-
-const DAY_MS: i64 = 86_400_000;
 
 /// See `Writer::start` and `checkpointer.rs`.
 const WAL_FRAMES_BEFORE_WRITER_CHECKPOINT: i64 = 1_000;
@@ -282,44 +280,12 @@ fn create_key(c: &Connection, new: NewApiKey, now: i64) -> Result<ApiKey> {
             now
         ]);
     match inserted {
-        Ok(_) => Ok(ApiKey {
-            id: c.last_insert_rowid(),
-            name: new.name,
-            prefix: new.prefix,
-            daily_limit: new.daily_limit,
-            monthly_limit: new.monthly_limit,
-            account: new.account,
-            created_at: now,
-            revoked_at: None,
-        }),
+        Ok(_) => Ok(ApiKey::created(c.last_insert_rowid(), new, now)),
         Err(e) if is_unique_violation(&e) => {
             Err(Error::Duplicate(format!("an API key named {:?}", new.name)))
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// The counter period a quota window reads.
-fn period_of(window: &QuotaWindow) -> &'static str {
-    if window.name == "monthly" {
-        "month"
-    } else {
-        "day"
-    }
-}
-
-/// Unix ms of the first instant of the UTC month containing `now_ms`
-/// (days-from-civil and its inverse, Howard Hinnant's algorithms).
-pub(crate) fn month_start(now_ms: i64) -> i64 {
-    let days = now_ms.div_euclid(DAY_MS);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day_of_month = doy - (153 * mp + 2) / 5 + 1;
-    (days - (day_of_month - 1)) * DAY_MS
 }
 
 fn enqueue(
@@ -386,7 +352,7 @@ fn enqueue(
         "INSERT INTO outbox (request_id, position, kind, client_message_id, text, image, image_bytes, state, next_attempt_at, api_key_id, created_at, updated_at, locked_until, attempts)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?10, ?8, ?9, ?8, ?8, ?11, ?12)",
     )?;
-    let mut claimed = None;
+    let mut first_id = None;
     for (position, m) in request.messages.iter_mut().enumerate() {
         let bytes = m.image.as_ref().map_or(0, |i| i.len() as i64);
         image_bytes += bytes;
@@ -411,23 +377,12 @@ fn enqueue(
             i64::from(lease.is_some()),
         ])?;
         if lease.is_some() {
-            claimed = Some(Box::new(OutboxMessage {
-                id: c.last_insert_rowid(),
-                request_id: request.id.clone(),
-                position: 0,
-                kind: m.kind,
-                client_message_id: m.client_message_id.clone(),
-                text: m.text.clone(),
-                image: m.image.take(),
-                attempts: 1,
-                conversation_id: request.conversation_id.clone(),
-                conversation_short_id: request.conversation_short_id,
-                account: request.account.clone(),
-                session_sealed: request.session_sealed.clone(),
-                api_key_id: request.api_key_id,
-            }));
+            first_id = Some(c.last_insert_rowid());
         }
     }
+    let claimed = first_id
+        .and_then(|id| OutboxMessage::claimed_first(id, &mut request))
+        .map(Box::new);
     let count = i64::try_from(wanted).unwrap_or(i64::MAX);
     let mut totals = UsageTotals::default();
     {
@@ -459,43 +414,14 @@ fn enqueue(
             _ => window_used(c, request.api_key_id, w)?,
         });
     }
-    let claimed_first = claimed.is_some();
-    let status = RequestStatus {
-        id: request.id.clone(),
-        created_at: now,
-        holds_session: request.session_sealed.is_some(),
-        image_bytes: u64::try_from(image_bytes).unwrap_or(0),
-        messages: request
-            .messages
-            .into_iter()
-            .enumerate()
-            .map(|(position, m)| {
-                let sending = claimed_first && position == 0;
-                MessageStatus {
-                    kind: m.kind,
-                    client_message_id: m.client_message_id,
-                    state: if sending {
-                        State::Sending
-                    } else {
-                        State::Accepted
-                    },
-                    server_message_id: None,
-                    transport: None,
-                    attempts: i64::from(sending),
-                    error: None,
-                }
-            })
-            .collect(),
-    };
-    Ok(Enqueued::Accepted {
-        request_id: request.id,
+    Ok(Enqueued::accepted(
+        request,
+        now,
+        image_bytes,
         claimed,
-        snapshot: Box::new(Snapshot {
-            status: Some(status),
-            totals,
-            used,
-        }),
-    })
+        totals,
+        used,
+    ))
 }
 
 /// Messages counted in a quota window (the writer checks it, readers report it).
@@ -735,18 +661,5 @@ mod tests {
                 "{sql}: {steps:?}"
             );
         }
-    }
-
-    #[test]
-    fn month_start_is_the_first_of_the_utc_month() {
-        let day = DAY_MS;
-        assert_eq!(month_start(0), 0);
-        assert_eq!(month_start(30 * day + 5), 0, "1970-01-31");
-        assert_eq!(month_start(31 * day), 31 * day, "1970-02-01");
-        // 2026-12-31T23:59:59Z and 2027-01-01T00:00:00Z.
-        assert_eq!(month_start(1_798_761_599_000), 1_796_083_200_000);
-        assert_eq!(month_start(1_798_761_600_000), 1_798_761_600_000);
-        // 2028-02-29 (leap day) is in February 2028.
-        assert_eq!(month_start(1_835_395_200_000), 1_832_976_000_000);
     }
 }

@@ -1,7 +1,9 @@
 //! One test suite for every store backend (matrix-sdk's pattern): each backend
-//! instantiates `store_suite!` with a function that opens a fresh store.
+//! instantiates `store_suite!` with a function that opens a fresh store
+//! (SQLite here, PostgreSQL in `postgres.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod postgres;
 mod suite;
 
 mod sqlite {

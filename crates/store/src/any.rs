@@ -1,0 +1,145 @@
+//! [`AnyStore`]: the backend a database URL names, behind one type, so the
+//! binary can take `--database` as either.
+
+use crate::types::*;
+use crate::{PostgresStore, Result, SqliteStore, Store};
+
+/// The store a URL names: `postgres://` or `postgresql://` for
+/// [`PostgresStore`], anything else (`sqlite://path`, a plain path) for
+/// [`SqliteStore`].
+#[derive(Clone, Debug)]
+pub enum AnyStore {
+    /// A SQLite file.
+    Sqlite(SqliteStore),
+    /// A PostgreSQL database.
+    Postgres(PostgresStore),
+}
+
+/// Whether `url` names a PostgreSQL database.
+pub fn is_postgres_url(url: &str) -> bool {
+    let lower = url.trim_start().to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
+
+impl AnyStore {
+    /// Opens the database `url` names and applies its migrations.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`] or [`PostgresStore::open`].
+    pub async fn open(url: &str) -> Result<Self> {
+        if is_postgres_url(url) {
+            PostgresStore::open(url).await.map(Self::Postgres)
+        } else {
+            SqliteStore::open(url).await.map(Self::Sqlite)
+        }
+    }
+}
+
+/// Forwards a trait method to whichever backend this is.
+macro_rules! forward {
+    ($self:ident, $method:ident($($arg:expr),*)) => {
+        match $self {
+            AnyStore::Sqlite(s) => s.$method($($arg),*).await,
+            AnyStore::Postgres(s) => s.$method($($arg),*).await,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    async fn create_api_key(&self, new: NewApiKey, now: i64) -> Result<ApiKey> {
+        forward!(self, create_api_key(new, now))
+    }
+
+    async fn api_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>> {
+        forward!(self, api_key_by_hash(hash))
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        forward!(self, list_api_keys())
+    }
+
+    async fn revoke_api_key(&self, name: &str, now: i64) -> Result<bool> {
+        forward!(self, revoke_api_key(name, now))
+    }
+
+    async fn put_account(&self, name: &str, session_sealed: &[u8], now: i64) -> Result<()> {
+        forward!(self, put_account(name, session_sealed, now))
+    }
+
+    async fn account(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        forward!(self, account(name))
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<AccountInfo>> {
+        forward!(self, list_accounts())
+    }
+
+    async fn remove_account(&self, name: &str) -> Result<bool> {
+        forward!(self, remove_account(name))
+    }
+
+    async fn enqueue(
+        &self,
+        request: NewRequest,
+        windows: &[QuotaWindow],
+        now: i64,
+    ) -> Result<Enqueued> {
+        forward!(self, enqueue(request, windows, now))
+    }
+
+    async fn claim_due(&self, now: i64, lease_ms: i64, max: u32) -> Result<Vec<OutboxMessage>> {
+        forward!(self, claim_due(now, lease_ms, max))
+    }
+
+    async fn mark_sent(
+        &self,
+        id: i64,
+        server_message_id: &str,
+        transport: &str,
+        now: i64,
+    ) -> Result<()> {
+        forward!(self, mark_sent(id, server_message_id, transport, now))
+    }
+
+    async fn reschedule(
+        &self,
+        id: i64,
+        next_attempt_at: i64,
+        error: &serde_json::Value,
+        now: i64,
+    ) -> Result<()> {
+        forward!(self, reschedule(id, next_attempt_at, error, now))
+    }
+
+    async fn release(&self, id: i64, next_attempt_at: i64) -> Result<()> {
+        forward!(self, release(id, next_attempt_at))
+    }
+
+    async fn finish(
+        &self,
+        id: i64,
+        state: State,
+        error: &serde_json::Value,
+        now: i64,
+    ) -> Result<()> {
+        forward!(self, finish(id, state, error, now))
+    }
+
+    async fn snapshot(
+        &self,
+        request_id: Option<&str>,
+        api_key_id: i64,
+        windows: &[QuotaWindow],
+        day_start: i64,
+        month_start: i64,
+    ) -> Result<Snapshot> {
+        forward!(
+            self,
+            snapshot(request_id, api_key_id, windows, day_start, month_start)
+        )
+    }
+
+    async fn outbox_depth(&self) -> Result<u64> {
+        forward!(self, outbox_depth())
+    }
+}

@@ -1,0 +1,494 @@
+//! The PostgreSQL backend, for a gateway whose database is a server
+//! (`postgres://...`): the same tables and behaviour as the SQLite backend, with
+//! PostgreSQL's own concurrency instead of a single writer. An acceptance locks
+//! its API key's row (`FOR UPDATE`), so concurrent sends of one key queue for
+//! the quota check while other keys go on; claims take due rows with
+//! `FOR UPDATE SKIP LOCKED`, so several gateways can share one database without
+//! claiming a message twice. Every commit is durable (PostgreSQL's default
+//! `synchronous_commit`).
+//!
+//! tokio-postgres (the rust-postgres project's async driver) with a
+//! deadpool-postgres pool, whose connections cache prepared statements.
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{IsolationLevel, NoTls, Row};
+
+use crate::Store;
+use crate::counters::add_counter;
+use crate::error::{Error, Result};
+use crate::types::*;
+
+mod writes;
+
+use writes::{Tx, enqueue, finish, window_used, wipe_session_if_final};
+
+/// The migrations, compiled into the binary; the table
+/// `tiktok_dm_migrations` records which ran.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+
+/// Connections per store.
+const POOL_SIZE: usize = 16;
+
+/// The PostgreSQL store. Cheap to clone.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the URL: it may carry a password.
+        f.debug_struct("PostgresStore").finish_non_exhaustive()
+    }
+}
+
+const KEY_COLUMNS: &str =
+    "id, name, prefix, daily_limit, monthly_limit, account, created_at, revoked_at";
+
+fn limit(v: Option<i64>) -> Option<u32> {
+    v.and_then(|n| u32::try_from(n).ok())
+}
+
+fn api_key(row: &Row) -> Result<ApiKey> {
+    Ok(ApiKey {
+        id: row.try_get(0)?,
+        name: row.try_get(1)?,
+        prefix: row.try_get(2)?,
+        daily_limit: limit(row.try_get(3)?),
+        monthly_limit: limit(row.try_get(4)?),
+        account: row.try_get(5)?,
+        created_at: row.try_get(6)?,
+        revoked_at: row.try_get(7)?,
+    })
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host/db`,
+    /// or the key=value form) and applies the migrations.
+    ///
+    /// # Errors
+    /// The URL is not valid, the server cannot be reached, or a migration fails.
+    /// No message carries the URL or its password.
+    pub async fn open(url: &str) -> Result<Self> {
+        let config: tokio_postgres::Config = url.parse().map_err(|_| {
+            Error::Migration(
+                "the PostgreSQL URL is not valid (postgres://user:password@host:port/database)"
+                    .into(),
+            )
+        })?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|e| Error::Migration(format!("cannot build the connection pool: {e}")))?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<Object> {
+        Ok(self.pool.get().await?)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut c = self.client().await?;
+        c.batch_execute(
+            "CREATE TABLE IF NOT EXISTS tiktok_dm_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .await
+        .map_err(|e| Error::Migration(Error::from(e).to_string()))?;
+        let tx = c.transaction().await?;
+        // Two gateways starting at once: the second waits, then finds it done.
+        tx.batch_execute("LOCK TABLE tiktok_dm_migrations IN EXCLUSIVE MODE")
+            .await?;
+        let done: Option<i64> = tx
+            .query_one("SELECT MAX(version) FROM tiktok_dm_migrations", &[])
+            .await?
+            .try_get(0)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        for (n, sql) in MIGRATIONS {
+            if *n <= done.unwrap_or(0) {
+                continue;
+            }
+            tx.batch_execute(sql)
+                .await
+                .map_err(|e| Error::Migration(format!("migration {n}: {}", Error::from(e))))?;
+            tx.execute(
+                "INSERT INTO tiktok_dm_migrations (version, applied_at) VALUES ($1, $2)",
+                &[n, &now],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Store for PostgresStore {
+    async fn create_api_key(&self, new: NewApiKey, now: i64) -> Result<ApiKey> {
+        let c = self.client().await?;
+        let s = c
+            .prepare_cached(
+                "INSERT INTO api_keys (name, prefix, key_hash, daily_limit, monthly_limit, account, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            )
+            .await?;
+        let inserted = c
+            .query_one(
+                &s,
+                &[
+                    &new.name,
+                    &new.prefix,
+                    &&new.key_hash[..],
+                    &new.daily_limit.map(i64::from),
+                    &new.monthly_limit.map(i64::from),
+                    &new.account,
+                    &now,
+                ],
+            )
+            .await;
+        match inserted {
+            Ok(row) => Ok(ApiKey::created(row.try_get(0)?, new, now)),
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                Err(Error::Duplicate(format!("an API key named {:?}", new.name)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn api_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>> {
+        let c = self.client().await?;
+        let s = c
+            .prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1"
+            ))
+            .await?;
+        c.query_opt(&s, &[&&hash[..]])
+            .await?
+            .as_ref()
+            .map(api_key)
+            .transpose()
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                &format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY id DESC"),
+                &[],
+            )
+            .await?;
+        rows.iter().map(api_key).collect()
+    }
+
+    async fn revoke_api_key(&self, name: &str, now: i64) -> Result<bool> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "UPDATE api_keys SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
+                &[&now, &name],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn put_account(&self, name: &str, session_sealed: &[u8], now: i64) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(
+            "INSERT INTO accounts (name, session_sealed, created_at, updated_at) VALUES ($1, $2, $3, $3)
+             ON CONFLICT (name) DO UPDATE SET session_sealed = excluded.session_sealed, updated_at = excluded.updated_at",
+            &[&name, &session_sealed, &now],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn account(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let c = self.client().await?;
+        let s = c
+            .prepare_cached("SELECT session_sealed FROM accounts WHERE name = $1")
+            .await?;
+        Ok(c.query_opt(&s, &[&name])
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?)
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<AccountInfo>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT name, created_at, updated_at FROM accounts ORDER BY name",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AccountInfo {
+                    name: r.try_get(0)?,
+                    created_at: r.try_get(1)?,
+                    updated_at: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn remove_account(&self, name: &str) -> Result<bool> {
+        let c = self.client().await?;
+        let n = c
+            .execute("DELETE FROM accounts WHERE name = $1", &[&name])
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn enqueue(
+        &self,
+        request: NewRequest,
+        windows: &[QuotaWindow],
+        now: i64,
+    ) -> Result<Enqueued> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let enqueued = enqueue(&tx, request, windows, now).await?;
+        // A refusal wrote nothing; committing it is as good as rolling back.
+        tx.commit().await?;
+        Ok(enqueued)
+    }
+
+    async fn claim_due(&self, now: i64, lease_ms: i64, max: u32) -> Result<Vec<OutboxMessage>> {
+        // Due as in the SQLite backend: accepted and its time has come, or
+        // sending with an expired lease; a message waits until every earlier
+        // message of its request is sent. Rows another claimer holds are skipped.
+        let c = self.client().await?;
+        let s = c
+            .prepare_cached(
+                "WITH due AS (
+                    SELECT o.id FROM outbox o
+                    WHERE o.state IN ('accepted', 'sending')
+                      AND ((o.state = 'accepted' AND o.next_attempt_at <= $1) OR (o.state = 'sending' AND o.locked_until < $1))
+                      AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.request_id = o.request_id AND p.position < o.position AND p.state <> 'sent')
+                    ORDER BY o.next_attempt_at, o.id
+                    LIMIT $2
+                    FOR UPDATE OF o SKIP LOCKED
+                 )
+                 UPDATE outbox o SET state = 'sending', locked_until = $3, attempts = o.attempts + 1, updated_at = $1
+                 FROM due, requests r
+                 WHERE o.id = due.id AND r.id = o.request_id
+                 RETURNING o.id, o.request_id, o.position, o.kind, o.client_message_id, o.text, o.image, o.attempts,
+                           o.api_key_id, r.conversation_id, r.conversation_short_id, r.account, r.session_sealed,
+                           o.next_attempt_at",
+            )
+            .await?;
+        let rows = c
+            .query(&s, &[&now, &i64::from(max), &(now + lease_ms)])
+            .await?;
+        let mut claimed = rows
+            .iter()
+            .map(|row| {
+                let kind: String = row.try_get(3)?;
+                let message = OutboxMessage {
+                    id: row.try_get(0)?,
+                    request_id: row.try_get(1)?,
+                    position: row.try_get(2)?,
+                    kind: Kind::parse(&kind)?,
+                    client_message_id: row.try_get(4)?,
+                    text: row.try_get(5)?,
+                    image: row.try_get(6)?,
+                    attempts: row.try_get(7)?,
+                    api_key_id: row.try_get(8)?,
+                    conversation_id: row.try_get(9)?,
+                    conversation_short_id: row.try_get(10)?,
+                    account: row.try_get(11)?,
+                    session_sealed: row.try_get(12)?,
+                };
+                Ok((row.try_get::<_, i64>(13)?, message))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        claimed.sort_by_key(|(at, m)| (*at, m.id));
+        Ok(claimed.into_iter().map(|(_, m)| m).collect())
+    }
+
+    async fn mark_sent(
+        &self,
+        id: i64,
+        server_message_id: &str,
+        transport: &str,
+        now: i64,
+    ) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let s = tx
+            .prepare_cached(
+                "UPDATE outbox SET state = 'sent', server_message_id = $1, transport = $2, error = NULL, locked_until = NULL, image = NULL, updated_at = $3 WHERE id = $4",
+            )
+            .await?;
+        tx.execute(&s, &[&server_message_id, &transport, &now, &id])
+            .await?;
+        wipe_session_if_final(&tx, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn reschedule(
+        &self,
+        id: i64,
+        next_attempt_at: i64,
+        error: &serde_json::Value,
+        now: i64,
+    ) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(
+            "UPDATE outbox SET state = 'accepted', next_attempt_at = $1, error = $2, locked_until = NULL, updated_at = $3 WHERE id = $4",
+            &[&next_attempt_at, &error.to_string(), &now, &id],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn release(&self, id: i64, next_attempt_at: i64) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(
+            "UPDATE outbox SET state = 'accepted', next_attempt_at = $1, attempts = GREATEST(attempts - 1, 0), locked_until = NULL WHERE id = $2 AND state = 'sending'",
+            &[&next_attempt_at, &id],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        id: i64,
+        state: State,
+        error: &serde_json::Value,
+        now: i64,
+    ) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        finish(&tx, id, state, &error.to_string(), now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn snapshot(
+        &self,
+        request_id: Option<&str>,
+        api_key_id: i64,
+        windows: &[QuotaWindow],
+        day_start: i64,
+        month_start: i64,
+    ) -> Result<Snapshot> {
+        let mut c = self.client().await?;
+        // One snapshot of the database for the whole answer.
+        let tx = c
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let status = match request_id {
+            Some(id) => read_status(&tx, id, api_key_id).await?,
+            None => None,
+        };
+        let mut used = Vec::with_capacity(windows.len());
+        for w in windows {
+            used.push(window_used(&tx, api_key_id, w).await?);
+        }
+        let totals = read_totals(&tx, api_key_id, day_start, month_start).await?;
+        tx.commit().await?;
+        Ok(Snapshot {
+            status,
+            totals,
+            used,
+        })
+    }
+
+    async fn outbox_depth(&self) -> Result<u64> {
+        let c = self.client().await?;
+        let n: i64 = c
+            .query_one(
+                "SELECT COUNT(*) FROM outbox WHERE state IN ('accepted', 'sending')",
+                &[],
+            )
+            .await?
+            .try_get(0)?;
+        Ok(count(n))
+    }
+}
+
+async fn read_status(
+    tx: &Tx<'_>,
+    request_id: &str,
+    api_key_id: i64,
+) -> Result<Option<RequestStatus>> {
+    let s = tx
+        .prepare_cached(
+            "SELECT id, created_at, session_sealed IS NOT NULL FROM requests WHERE id = $1 AND api_key_id = $2",
+        )
+        .await?;
+    let Some(head) = tx.query_opt(&s, &[&request_id, &api_key_id]).await? else {
+        return Ok(None);
+    };
+    let s = tx
+        .prepare_cached(
+            "SELECT kind, client_message_id, state, server_message_id, transport, attempts, error, image_bytes
+             FROM outbox WHERE request_id = $1 ORDER BY position",
+        )
+        .await?;
+    let mut messages = Vec::new();
+    let mut image_bytes = 0u64;
+    for row in tx.query(&s, &[&request_id]).await? {
+        image_bytes += count(row.try_get(7)?);
+        messages.push(MessageStatus::stored(
+            row.try_get(0)?,
+            row.try_get(1)?,
+            row.try_get(2)?,
+            row.try_get(3)?,
+            row.try_get(4)?,
+            row.try_get(5)?,
+            row.try_get(6)?,
+        )?);
+    }
+    Ok(Some(RequestStatus {
+        id: head.try_get(0)?,
+        created_at: head.try_get(1)?,
+        holds_session: head.try_get(2)?,
+        image_bytes,
+        messages,
+    }))
+}
+
+async fn read_totals(
+    tx: &Tx<'_>,
+    api_key_id: i64,
+    day_start: i64,
+    month_start: i64,
+) -> Result<UsageTotals> {
+    let s = tx
+        .prepare_cached(
+            "SELECT period, messages, image_bytes FROM usage_counters
+             WHERE api_key_id = $1 AND ((period = 'day' AND start = $2) OR (period = 'month' AND start = $3) OR period = 'all')",
+        )
+        .await?;
+    let mut totals = UsageTotals::default();
+    for row in tx
+        .query(&s, &[&api_key_id, &day_start, &month_start])
+        .await?
+    {
+        let period: String = row.try_get(0)?;
+        add_counter(&mut totals, &period, row.try_get(1)?, row.try_get(2)?);
+    }
+    Ok(totals)
+}

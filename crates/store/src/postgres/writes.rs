@@ -1,0 +1,266 @@
+//! The PostgreSQL backend's transactions that write: an acceptance, an outcome
+//! that ends a message, the session wipe.
+
+use crate::counters::{DAY_MS, add_counter, month_start, period_of};
+use crate::error::Result;
+use crate::types::*;
+
+use super::count;
+
+/// A transaction on a pooled connection.
+pub(super) type Tx<'a> = deadpool_postgres::Transaction<'a>;
+
+pub(super) async fn enqueue(
+    tx: &Tx<'_>,
+    mut request: NewRequest,
+    windows: &[QuotaWindow],
+    now: i64,
+) -> Result<Enqueued> {
+    // The key's row lock queues this key's acceptances behind each other: the
+    // quota read below cannot be overtaken.
+    let s = tx
+        .prepare_cached("SELECT revoked_at IS NULL FROM api_keys WHERE id = $1 FOR UPDATE")
+        .await?;
+    let live: Option<bool> = tx
+        .query_opt(&s, &[&request.api_key_id])
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    if live != Some(true) {
+        return Ok(Enqueued::KeyRevoked);
+    }
+    if let Some(key) = &request.idempotency_key {
+        let s = tx
+            .prepare_cached(
+                "SELECT id, request_hash FROM requests WHERE api_key_id = $1 AND idempotency_key = $2",
+            )
+            .await?;
+        if let Some(row) = tx.query_opt(&s, &[&request.api_key_id, key]).await? {
+            let (id, hash): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+            return Ok(if hash == request.request_hash {
+                Enqueued::Replay { request_id: id }
+            } else {
+                Enqueued::IdempotencyConflict
+            });
+        }
+    }
+    let wanted = request.messages.len() as u64;
+    for w in windows {
+        let used = window_used(tx, request.api_key_id, w).await?;
+        if used + wanted > w.limit {
+            return Ok(Enqueued::QuotaExceeded {
+                window: w.name,
+                limit: w.limit,
+                used,
+                resets_at: w.resets_at,
+            });
+        }
+    }
+    let day_start = now - now.rem_euclid(DAY_MS);
+    let month_start = month_start(now);
+    let s = tx
+        .prepare_cached(
+            "INSERT INTO requests (id, api_key_id, idempotency_key, request_hash, account, session_sealed, conversation_id, conversation_short_id, created_at, day_start, month_start)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .await?;
+    tx.execute(
+        &s,
+        &[
+            &request.id,
+            &request.api_key_id,
+            &request.idempotency_key,
+            &request.request_hash,
+            &request.account,
+            &request.session_sealed,
+            &request.conversation_id,
+            &request.conversation_short_id,
+            &now,
+            &day_start,
+            &month_start,
+        ],
+    )
+    .await?;
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO outbox (request_id, position, kind, client_message_id, text, image, image_bytes, state, next_attempt_at, api_key_id, created_at, updated_at, locked_until, attempts)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $9, $11, $12) RETURNING id",
+        )
+        .await?;
+    let mut image_bytes = 0i64;
+    let mut first_id = None;
+    for (position, m) in request.messages.iter_mut().enumerate() {
+        let bytes = m.image.as_ref().map_or(0, |i| i.len() as i64);
+        image_bytes += bytes;
+        let lease = request.claim_first_ms.filter(|_| position == 0);
+        let state = if lease.is_some() {
+            "sending"
+        } else {
+            "accepted"
+        };
+        let row = tx
+            .query_one(
+                &insert,
+                &[
+                    &request.id,
+                    &(position as i64),
+                    &m.kind.as_str(),
+                    &m.client_message_id,
+                    &m.text,
+                    &m.image,
+                    &bytes,
+                    &state,
+                    &now,
+                    &request.api_key_id,
+                    &lease.map(|ms| now + ms),
+                    &i64::from(lease.is_some()),
+                ],
+            )
+            .await?;
+        if lease.is_some() {
+            first_id = Some(row.try_get(0)?);
+        }
+    }
+    let claimed = first_id
+        .and_then(|id| OutboxMessage::claimed_first(id, &mut request))
+        .map(Box::new);
+    let count = i64::try_from(wanted).unwrap_or(i64::MAX);
+    let s = tx
+        .prepare_cached(
+            "INSERT INTO usage_counters (api_key_id, period, start, messages, image_bytes)
+             VALUES ($1, 'day', $2, $4, $5), ($1, 'month', $3, $4, $5), ($1, 'all', 0, $4, $5)
+             ON CONFLICT (api_key_id, period, start) DO UPDATE SET
+                messages = usage_counters.messages + excluded.messages,
+                image_bytes = usage_counters.image_bytes + excluded.image_bytes
+             RETURNING period, messages, image_bytes",
+        )
+        .await?;
+    let mut totals = UsageTotals::default();
+    for row in tx
+        .query(
+            &s,
+            &[
+                &request.api_key_id,
+                &day_start,
+                &month_start,
+                &count,
+                &image_bytes,
+            ],
+        )
+        .await?
+    {
+        let period: String = row.try_get(0)?;
+        add_counter(&mut totals, &period, row.try_get(1)?, row.try_get(2)?);
+    }
+    let mut used = Vec::with_capacity(windows.len());
+    for w in windows {
+        used.push(match period_of(w) {
+            "month" if w.start == month_start => totals.month,
+            "day" if w.start == day_start => totals.today,
+            _ => window_used(tx, request.api_key_id, w).await?,
+        });
+    }
+    Ok(Enqueued::accepted(
+        request,
+        now,
+        image_bytes,
+        claimed,
+        totals,
+        used,
+    ))
+}
+
+pub(super) async fn window_used(tx: &Tx<'_>, api_key_id: i64, window: &QuotaWindow) -> Result<u64> {
+    let s = tx
+        .prepare_cached(
+            "SELECT messages FROM usage_counters WHERE api_key_id = $1 AND period = $2 AND start = $3",
+        )
+        .await?;
+    let used: Option<i64> = tx
+        .query_opt(&s, &[&api_key_id, &period_of(window), &window.start])
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    Ok(used.map_or(0, count))
+}
+
+pub(super) async fn finish(
+    tx: &Tx<'_>,
+    id: i64,
+    state: State,
+    error: &str,
+    now: i64,
+) -> Result<()> {
+    let s = tx
+        .prepare_cached(
+            "SELECT o.request_id, o.position, o.api_key_id, o.image_bytes, o.state, r.day_start, r.month_start
+             FROM outbox o JOIN requests r ON r.id = o.request_id WHERE o.id = $1 FOR UPDATE OF o",
+        )
+        .await?;
+    let Some(row) = tx.query_opt(&s, &[&id]).await? else {
+        return Ok(());
+    };
+    let (request_id, position, api_key_id, image_bytes): (String, i64, i64, i64) = (
+        row.try_get(0)?,
+        row.try_get(1)?,
+        row.try_get(2)?,
+        row.try_get(3)?,
+    );
+    let (was, day_start, month_start): (String, i64, i64) =
+        (row.try_get(4)?, row.try_get(5)?, row.try_get(6)?);
+    if State::parse(&was)?.is_final() {
+        return Ok(());
+    }
+    tx.execute(
+        "UPDATE outbox SET state = $1, error = $2, locked_until = NULL, image = NULL, updated_at = $3 WHERE id = $4",
+        &[&state.as_str(), &error, &now, &id],
+    )
+    .await?;
+    // Failed messages give their quota back; `unknown` ones keep it (they may
+    // have been delivered).
+    let (mut given_back, mut bytes_back) = if state == State::Failed {
+        (1i64, image_bytes)
+    } else {
+        (0, 0)
+    };
+    // A message that did not end sent ends its request: the messages after it
+    // will not be attempted, and give their quota back too.
+    if state != State::Sent {
+        let not_attempted = serde_json::json!({"code": "not_attempted", "message": "an earlier message of this request was not delivered"}).to_string();
+        for r in tx
+            .query(
+                "UPDATE outbox SET state = 'failed', error = $1, image = NULL, updated_at = $2
+                 WHERE request_id = $3 AND position > $4 AND state = 'accepted'
+                 RETURNING image_bytes",
+                &[&not_attempted, &now, &request_id, &position],
+            )
+            .await?
+        {
+            given_back += 1;
+            bytes_back += r.try_get::<_, i64>(0)?;
+        }
+    }
+    if given_back > 0 {
+        tx.execute(
+            "UPDATE usage_counters SET messages = GREATEST(messages - $1, 0), image_bytes = GREATEST(image_bytes - $2, 0)
+             WHERE api_key_id = $3 AND ((period = 'day' AND start = $4) OR (period = 'month' AND start = $5) OR period = 'all')",
+            &[&given_back, &bytes_back, &api_key_id, &day_start, &month_start],
+        )
+        .await?;
+    }
+    wipe_session_if_final(tx, id).await
+}
+
+/// A per-request session is kept only while its messages are undelivered.
+pub(super) async fn wipe_session_if_final(tx: &Tx<'_>, id: i64) -> Result<()> {
+    let s = tx
+        .prepare_cached(
+            "UPDATE requests SET session_sealed = NULL
+             WHERE id = (SELECT request_id FROM outbox WHERE id = $1)
+               AND session_sealed IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM outbox WHERE request_id = requests.id AND state IN ('accepted', 'sending'))",
+        )
+        .await?;
+    tx.execute(&s, &[&id]).await?;
+    Ok(())
+}
