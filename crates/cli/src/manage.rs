@@ -8,7 +8,7 @@ use tiktok_dm_client::Endpoints;
 use tiktok_dm_gateway::admin::{self, KeySpec};
 use tiktok_dm_gateway::secrets::{MASTER_KEY_ENV, Vault};
 use tiktok_dm_gateway::{Settings, now_ms};
-use tiktok_dm_store::{SqliteStore, Store};
+use tiktok_dm_store::{AnyStore, Store, is_postgres_url};
 
 use crate::args::{AccountsCommand, KeysCommand};
 
@@ -21,6 +21,11 @@ pub fn vault(database: &str, key_file: Option<&str>) -> anyhow::Result<Vault> {
     }
     let key_path = match key_file {
         Some(path) => std::path::PathBuf::from(path),
+        // Every gateway sharing a server database must open the same sessions:
+        // a key file made up beside one of them would not do.
+        None if is_postgres_url(database) => anyhow::bail!(
+            "with a PostgreSQL database, give the master key: set {MASTER_KEY_ENV} or master_key_file (the same for every gateway sharing the database)"
+        ),
         None => std::path::PathBuf::from(
             database
                 .trim_start_matches("sqlite://")
@@ -31,14 +36,41 @@ pub fn vault(database: &str, key_file: Option<&str>) -> anyhow::Result<Vault> {
     Ok(Vault::load_or_create(&key_path)?)
 }
 
-pub async fn open_store(database: &str) -> anyhow::Result<SqliteStore> {
-    SqliteStore::open(database)
+/// The store `database` names: a PostgreSQL URL, else a SQLite file. A URL is
+/// named in errors without its password.
+pub async fn open_store(database: &str) -> anyhow::Result<AnyStore> {
+    AnyStore::open(database)
         .await
-        .with_context(|| format!("cannot open the database {database}"))
+        .with_context(|| format!("cannot open the database {}", shown(database)))
+}
+
+/// `database` as it may appear in messages: a URL's password, and any
+/// `password=` setting (the key=value form, a query parameter), replaced.
+pub fn shown(database: &str) -> String {
+    let mut out = match database.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((user_info, host)) if user_info.contains(':') => {
+                let user = user_info.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}:***@{host}")
+            }
+            _ => database.to_owned(),
+        },
+        None => database.to_owned(),
+    };
+    let mut from = 0;
+    while let Some(at) = out[from..].to_ascii_lowercase().find("password=") {
+        let start = from + at + "password=".len();
+        let end = out[start..]
+            .find([' ', '&'])
+            .map_or(out.len(), |n| start + n);
+        out.replace_range(start..end, "***");
+        from = start + 3;
+    }
+    out
 }
 
 pub async fn create_key(
-    store: &SqliteStore,
+    store: &AnyStore,
     name: &str,
     daily: Option<u32>,
     monthly: Option<u32>,
@@ -159,4 +191,28 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_database_is_shown_without_its_password() {
+        for (given, shown) in [
+            ("gw.sqlite", "gw.sqlite"),
+            (
+                "postgres://gw:s3cret@db:5432/gw",
+                "postgres://gw:***@db:5432/gw",
+            ),
+            (
+                "postgres://gw@db/gw?password=s3cret&sslmode=disable",
+                "postgres://gw@db/gw?password=***&sslmode=disable",
+            ),
+            (
+                "host=db user=gw password=s3cret dbname=gw",
+                "host=db user=gw password=*** dbname=gw",
+            ),
+        ] {
+            assert_eq!(super::shown(given), shown);
+        }
+    }
 }

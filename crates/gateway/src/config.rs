@@ -98,7 +98,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("listen", "address to listen on (default 127.0.0.1:8787)"),
     (
         "database",
-        "SQLite file path or sqlite:// URL (default tiktok-dm.sqlite)",
+        "SQLite file path or sqlite:// URL (default tiktok-dm.sqlite), or a postgres:// URL",
     ),
     (
         "sandbox_url",
@@ -139,7 +139,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ),
     (
         "master_key_file",
-        "the vault key file (default: the database path with .key)",
+        "the vault key file (default: the SQLite file's path with .key; none with PostgreSQL)",
     ),
     (
         "admin_key_sha256",
