@@ -1,7 +1,9 @@
 //! Gateway load harness (not a test). Run with
 //! `cargo bench -p tiktok-dm-gateway --bench load`; results go in
 //! docs/benchmarks.md. Three processes, all this binary: the sandbox (with 1,000
-//! extra accounts), the gateway (a fresh SQLite file, WAL, synchronous=FULL), and
+//! extra accounts), the gateway (a fresh SQLite file, WAL, synchronous=FULL; or
+//! with `LOAD_STORE=postgres`, a fresh schema on the PostgreSQL server the store
+//! tests use), and
 //! this one driving both over loopback HTTP. The gateway's memory is its own
 //! process's RSS. Every loop is bounded; the children exit when stdin closes.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -77,7 +79,7 @@ fn gateway_child() {
         use tiktok_dm_store::Store as _;
         let sandbox_url = std::env::var("LOAD_SANDBOX_URL").unwrap();
         let database = std::env::var("LOAD_DATABASE").unwrap();
-        let store = tiktok_dm_store::SqliteStore::open(&database).await.unwrap();
+        let store = tiktok_dm_store::AnyStore::open(&database).await.unwrap();
         let issued = tiktok_dm_gateway::secrets::issue_key();
         store
             .create_api_key(
@@ -219,18 +221,32 @@ where
     (samples, wall.elapsed())
 }
 
+/// The gateway's database: a fresh PostgreSQL schema (kept while the returned
+/// guard lives), or the SQLite file `sqlite`.
+async fn store_for(
+    on_postgres: bool,
+    sqlite: std::path::PathBuf,
+) -> (String, Option<tiktok_dm_test_support::postgres::PgSchema>) {
+    if on_postgres {
+        let schema = tiktok_dm_test_support::postgres::PgSchema::create().await;
+        (schema.url.clone(), Some(schema))
+    } else {
+        (sqlite.to_str().unwrap().to_owned(), None)
+    }
+}
+
 async fn parent() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let (mut sandbox, addr) = spawn_child("sandbox", &[]);
     let sandbox_url = format!("http://{addr}");
-    let db = dir.path().join("load.sqlite");
+    // `LOAD_STORE=postgres`: the gateway on PostgreSQL (a fresh schema on the
+    // server the store tests use) instead of a SQLite file.
+    let on_postgres = std::env::var("LOAD_STORE").as_deref() == Ok("postgres");
+    let (db, _schema) = store_for(on_postgres, dir.path().join("load.sqlite")).await;
     let (mut gateway_process, ready) = spawn_child(
         "gateway",
-        &[
-            ("LOAD_SANDBOX_URL", &sandbox_url),
-            ("LOAD_DATABASE", db.to_str().unwrap()),
-        ],
+        &[("LOAD_SANDBOX_URL", &sandbox_url), ("LOAD_DATABASE", &db)],
     );
     let ready: Value = serde_json::from_str(&ready).unwrap();
     let seed = tiktok_dm_sandbox::Seed::with_crowd(CROWD).unwrap();
@@ -273,6 +289,10 @@ async fn parent() {
     let gateway_pid = gateway_process.id();
     let rss_start = tiktok_dm_test_support::rss_kib(gateway_pid);
 
+    println!(
+        "store: {}",
+        if on_postgres { "PostgreSQL" } else { "SQLite" }
+    );
     println!("| run | sends | per s | p50 µs | p90 µs | p99 µs |");
     println!("|---|---|---|---|---|---|");
     // Latency: the same sends made directly and through the gateway (which waits
@@ -365,13 +385,10 @@ async fn parent() {
     // the bursts above.
     let _ = gateway_process.stdin.take().map(|mut s| s.write_all(b"\n"));
     let _ = gateway_process.wait();
-    let db2 = dir.path().join("crowd.sqlite");
+    let (db2, _schema2) = store_for(on_postgres, dir.path().join("crowd.sqlite")).await;
     let (mut gateway_process, ready) = spawn_child(
         "gateway",
-        &[
-            ("LOAD_SANDBOX_URL", &sandbox_url),
-            ("LOAD_DATABASE", db2.to_str().unwrap()),
-        ],
+        &[("LOAD_SANDBOX_URL", &sandbox_url), ("LOAD_DATABASE", &db2)],
     );
     let ready: Value = serde_json::from_str(&ready).unwrap();
     let gw = Arc::new(Gateway {

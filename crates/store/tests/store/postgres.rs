@@ -56,3 +56,13 @@ async fn any_store_picks_the_backend_by_the_urls_scheme() {
     assert!(matches!(sqlite, AnyStore::Sqlite(_)));
     assert!(sqlite.list_api_keys().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_url_that_requires_tls_is_refused_since_the_store_speaks_plain_tcp() {
+    let schema = PgSchema::create().await;
+    let e = PostgresStore::open(&format!("{}&sslmode=require", schema.url))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().starts_with("database error: "), "{e}");
+    eprintln!("{e}");
+}
