@@ -25,6 +25,12 @@ async fn admin() -> Result<tokio_postgres::Client, String> {
     Ok(client)
 }
 
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// A new schema, dropped with everything in it when this is dropped.
 pub struct PgSchema {
     /// Its name.
@@ -44,11 +50,37 @@ impl PgSchema {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let name = format!(
-            "tdm_test_{}_{}_{nanos}",
+            "tdm_test_{}_{}_{}_{nanos}",
+            now_secs(),
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         );
         let client = admin().await.unwrap_or_else(|e| panic!("{e}"));
+        // Schemas a failed run left behind (older than an hour).
+        let stale = now_secs().saturating_sub(3600);
+        if let Ok(rows) = client
+            .query(
+                "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tdm_test_%'",
+                &[],
+            )
+            .await
+        {
+            for row in rows {
+                let old: String = row.get(0);
+                let made = old
+                    .split('_')
+                    .nth(2)
+                    .and_then(|t| t.parse::<u64>().ok())
+                    .unwrap_or(u64::MAX);
+                if made < stale {
+                    let _ = client
+                        .batch_execute(&format!(
+                            "SET lock_timeout = '2s'; DROP SCHEMA IF EXISTS {old} CASCADE"
+                        ))
+                        .await;
+                }
+            }
+        }
         if let Err(e) = client.batch_execute(&format!("CREATE SCHEMA {name}")).await {
             panic!("cannot create the test schema {name}: {e}");
         }
@@ -93,8 +125,13 @@ impl Drop for PgSchema {
             };
             runtime.block_on(async {
                 if let Ok(client) = admin().await {
+                    // A failed test can leave a transaction open in a task that
+                    // will not run again: give up rather than wait for its locks
+                    // (the schema is then dropped by a later run, see `create`).
                     let _ = client
-                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                        .batch_execute(&format!(
+                            "SET lock_timeout = '2s'; DROP SCHEMA IF EXISTS {name} CASCADE"
+                        ))
                         .await;
                 }
             });

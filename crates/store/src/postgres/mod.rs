@@ -21,7 +21,9 @@ use crate::types::*;
 
 mod writes;
 
-use writes::{Tx, enqueue, finish, window_used, wipe_session_if_final};
+use writes::{
+    Accepting, Tx, enqueue, finish, idempotent_repeat, window_used, wipe_session_if_final,
+};
 
 /// The migrations, compiled into the binary; the table
 /// `tiktok_dm_migrations` records which ran.
@@ -260,12 +262,35 @@ impl Store for PostgresStore {
         windows: &[QuotaWindow],
         now: i64,
     ) -> Result<Enqueued> {
+        let twin = request
+            .idempotency_key
+            .clone()
+            .map(|k| (request.api_key_id, k, request.request_hash.clone()));
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        let enqueued = enqueue(&tx, request, windows, now).await?;
-        // A refusal wrote nothing; committing it is as good as rolling back.
-        tx.commit().await?;
-        Ok(enqueued)
+        match enqueue(&tx, request, windows, now).await? {
+            Accepting::Accepted(e) => {
+                tx.commit().await?;
+                Ok(e)
+            }
+            Accepting::Refused(e) => {
+                tx.rollback().await?;
+                Ok(e)
+            }
+            Accepting::Twin => {
+                tx.rollback().await?;
+                let (key_id, key, hash) = twin.ok_or_else(|| {
+                    Error::Corrupt("an idempotency race without an idempotency key".into())
+                })?;
+                idempotent_repeat(&c, key_id, &key, &hash)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::Corrupt(
+                            "the first request with this idempotency key vanished".into(),
+                        )
+                    })
+            }
+        }
     }
 
     async fn claim_due(&self, now: i64, lease_ms: i64, max: u32) -> Result<Vec<OutboxMessage>> {

@@ -10,16 +10,29 @@ use super::count;
 /// A transaction on a pooled connection.
 pub(super) type Tx<'a> = deadpool_postgres::Transaction<'a>;
 
+/// What an acceptance transaction came to, and so whether to commit it.
+pub(super) enum Accepting {
+    /// Written: commit.
+    Accepted(Enqueued),
+    /// Refused (revoked key, idempotent repeat, quota): roll back whatever was
+    /// written.
+    Refused(Enqueued),
+    /// Another acceptance with the same idempotency key committed first (the
+    /// unique index said so): roll back, then answer as for a repeat.
+    Twin,
+}
+
 pub(super) async fn enqueue(
     tx: &Tx<'_>,
     mut request: NewRequest,
     windows: &[QuotaWindow],
     now: i64,
-) -> Result<Enqueued> {
-    // The key's row lock queues this key's acceptances behind each other: the
-    // quota read below cannot be overtaken.
+) -> Result<Accepting> {
+    // A share lock on the key's row: a revocation (an UPDATE of the row) waits
+    // for this acceptance to end, or this one sees it; acceptances of one key
+    // do not wait for each other here.
     let s = tx
-        .prepare_cached("SELECT revoked_at IS NULL FROM api_keys WHERE id = $1 FOR UPDATE")
+        .prepare_cached("SELECT revoked_at IS NULL FROM api_keys WHERE id = $1 FOR SHARE")
         .await?;
     let live: Option<bool> = tx
         .query_opt(&s, &[&request.api_key_id])
@@ -27,60 +40,72 @@ pub(super) async fn enqueue(
         .map(|r| r.try_get(0))
         .transpose()?;
     if live != Some(true) {
-        return Ok(Enqueued::KeyRevoked);
+        return Ok(Accepting::Refused(Enqueued::KeyRevoked));
     }
     if let Some(key) = &request.idempotency_key {
-        let s = tx
-            .prepare_cached(
-                "SELECT id, request_hash FROM requests WHERE api_key_id = $1 AND idempotency_key = $2",
-            )
-            .await?;
-        if let Some(row) = tx.query_opt(&s, &[&request.api_key_id, key]).await? {
-            let (id, hash): (String, String) = (row.try_get(0)?, row.try_get(1)?);
-            return Ok(if hash == request.request_hash {
-                Enqueued::Replay { request_id: id }
-            } else {
-                Enqueued::IdempotencyConflict
-            });
-        }
-    }
-    let wanted = request.messages.len() as u64;
-    for w in windows {
-        let used = window_used(tx, request.api_key_id, w).await?;
-        if used + wanted > w.limit {
-            return Ok(Enqueued::QuotaExceeded {
-                window: w.name,
-                limit: w.limit,
-                used,
-                resets_at: w.resets_at,
-            });
+        if let Some(repeat) =
+            idempotent_repeat(tx, request.api_key_id, key, &request.request_hash).await?
+        {
+            return Ok(Accepting::Refused(repeat));
         }
     }
     let day_start = now - now.rem_euclid(DAY_MS);
     let month_start = month_start(now);
+    let wanted = request.messages.len() as u64;
+    // The limits the counter upsert enforces; a window that is not the current
+    // day or month (never, as the gateway builds them) is checked by a read.
+    let (mut daily, mut monthly) = (i64::MAX, i64::MAX);
+    for w in windows {
+        let limit = i64::try_from(w.limit).unwrap_or(i64::MAX);
+        match period_of(w) {
+            "day" if w.start == day_start => daily = limit,
+            "month" if w.start == month_start => monthly = limit,
+            _ => {
+                let used = window_used(tx, request.api_key_id, w).await?;
+                if used + wanted > w.limit {
+                    return Ok(Accepting::Refused(exceeded(w, used)));
+                }
+            }
+        }
+        if wanted > w.limit {
+            let used = window_used(tx, request.api_key_id, w).await?;
+            return Ok(Accepting::Refused(exceeded(w, used)));
+        }
+    }
     let s = tx
         .prepare_cached(
             "INSERT INTO requests (id, api_key_id, idempotency_key, request_hash, account, session_sealed, conversation_id, conversation_short_id, created_at, day_start, month_start)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .await?;
-    tx.execute(
-        &s,
-        &[
-            &request.id,
-            &request.api_key_id,
-            &request.idempotency_key,
-            &request.request_hash,
-            &request.account,
-            &request.session_sealed,
-            &request.conversation_id,
-            &request.conversation_short_id,
-            &now,
-            &day_start,
-            &month_start,
-        ],
-    )
-    .await?;
+    let inserted = tx
+        .execute(
+            &s,
+            &[
+                &request.id,
+                &request.api_key_id,
+                &request.idempotency_key,
+                &request.request_hash,
+                &request.account,
+                &request.session_sealed,
+                &request.conversation_id,
+                &request.conversation_short_id,
+                &now,
+                &day_start,
+                &month_start,
+            ],
+        )
+        .await;
+    match inserted {
+        Ok(_) => {}
+        Err(e)
+            if request.idempotency_key.is_some()
+                && e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
+        {
+            return Ok(Accepting::Twin);
+        }
+        Err(e) => return Err(e.into()),
+    }
     let insert = tx
         .prepare_cached(
             "INSERT INTO outbox (request_id, position, kind, client_message_id, text, image, image_bytes, state, next_attempt_at, api_key_id, created_at, updated_at, locked_until, attempts)
@@ -121,21 +146,26 @@ pub(super) async fn enqueue(
             first_id = Some(row.try_get(0)?);
         }
     }
-    let claimed = first_id
-        .and_then(|id| OutboxMessage::claimed_first(id, &mut request))
-        .map(Box::new);
+    // Last, so this key's counter rows stay locked only from here to the
+    // commit: the reservation and the quota check are one statement, and a
+    // counter that would pass its limit is left alone (no row comes back).
+    // Rows in period order (all, day, month), as `finish` locks them.
     let count = i64::try_from(wanted).unwrap_or(i64::MAX);
     let s = tx
         .prepare_cached(
             "INSERT INTO usage_counters (api_key_id, period, start, messages, image_bytes)
-             VALUES ($1, 'day', $2, $4, $5), ($1, 'month', $3, $4, $5), ($1, 'all', 0, $4, $5)
+             VALUES ($1, 'all', 0, $4, $5), ($1, 'day', $2, $4, $5), ($1, 'month', $3, $4, $5)
              ON CONFLICT (api_key_id, period, start) DO UPDATE SET
                 messages = usage_counters.messages + excluded.messages,
                 image_bytes = usage_counters.image_bytes + excluded.image_bytes
+             WHERE usage_counters.period = 'all'
+                OR (usage_counters.period = 'day' AND usage_counters.messages + excluded.messages <= $6)
+                OR (usage_counters.period = 'month' AND usage_counters.messages + excluded.messages <= $7)
              RETURNING period, messages, image_bytes",
         )
         .await?;
     let mut totals = UsageTotals::default();
+    let mut counted = [false; 3];
     for row in tx
         .query(
             &s,
@@ -145,12 +175,26 @@ pub(super) async fn enqueue(
                 &month_start,
                 &count,
                 &image_bytes,
+                &daily,
+                &monthly,
             ],
         )
         .await?
     {
         let period: String = row.try_get(0)?;
+        counted[match period.as_str() {
+            "day" => 0,
+            "month" => 1,
+            _ => 2,
+        }] = true;
         add_counter(&mut totals, &period, row.try_get(1)?, row.try_get(2)?);
+    }
+    if let Some(w) = windows.iter().find(|w| match period_of(w) {
+        "day" => w.start == day_start && !counted[0],
+        _ => w.start == month_start && !counted[1],
+    }) {
+        let used = window_used(tx, request.api_key_id, w).await?;
+        return Ok(Accepting::Refused(exceeded(w, used)));
     }
     let mut used = Vec::with_capacity(windows.len());
     for w in windows {
@@ -160,14 +204,51 @@ pub(super) async fn enqueue(
             _ => window_used(tx, request.api_key_id, w).await?,
         });
     }
-    Ok(Enqueued::accepted(
+    let claimed = first_id
+        .and_then(|id| OutboxMessage::claimed_first(id, &mut request))
+        .map(Box::new);
+    Ok(Accepting::Accepted(Enqueued::accepted(
         request,
         now,
         image_bytes,
         claimed,
         totals,
         used,
-    ))
+    )))
+}
+
+/// The refusal for window `w` with `used` messages counted.
+fn exceeded(w: &QuotaWindow, used: u64) -> Enqueued {
+    Enqueued::QuotaExceeded {
+        window: w.name,
+        limit: w.limit,
+        used,
+        resets_at: w.resets_at,
+    }
+}
+
+/// The answer to a request whose idempotency key `key` was used before: the
+/// first request's id for the same content, a conflict for other content.
+pub(super) async fn idempotent_repeat<C: deadpool_postgres::GenericClient>(
+    c: &C,
+    api_key_id: i64,
+    key: &str,
+    request_hash: &str,
+) -> Result<Option<Enqueued>> {
+    let s = c
+        .prepare_cached(
+            "SELECT id, request_hash FROM requests WHERE api_key_id = $1 AND idempotency_key = $2",
+        )
+        .await?;
+    let Some(row) = c.query_opt(&s, &[&api_key_id, &key]).await? else {
+        return Ok(None);
+    };
+    let (id, hash): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+    Ok(Some(if hash == request_hash {
+        Enqueued::Replay { request_id: id }
+    } else {
+        Enqueued::IdempotencyConflict
+    }))
 }
 
 pub(super) async fn window_used(tx: &Tx<'_>, api_key_id: i64, window: &QuotaWindow) -> Result<u64> {
@@ -241,9 +322,17 @@ pub(super) async fn finish(
         }
     }
     if given_back > 0 {
+        // Counter rows are locked in one order everywhere (by period: all,
+        // day, month), so this and an acceptance of the same key cannot
+        // deadlock.
         tx.execute(
-            "UPDATE usage_counters SET messages = GREATEST(messages - $1, 0), image_bytes = GREATEST(image_bytes - $2, 0)
-             WHERE api_key_id = $3 AND ((period = 'day' AND start = $4) OR (period = 'month' AND start = $5) OR period = 'all')",
+            "WITH locked AS (
+                SELECT api_key_id, period, start FROM usage_counters
+                WHERE api_key_id = $3 AND ((period = 'day' AND start = $4) OR (period = 'month' AND start = $5) OR period = 'all')
+                ORDER BY period FOR UPDATE
+             )
+             UPDATE usage_counters u SET messages = GREATEST(u.messages - $1, 0), image_bytes = GREATEST(u.image_bytes - $2, 0)
+             FROM locked l WHERE u.api_key_id = l.api_key_id AND u.period = l.period AND u.start = l.start",
             &[&given_back, &bytes_back, &api_key_id, &day_start, &month_start],
         )
         .await?;

@@ -144,6 +144,35 @@ macro_rules! store_suite {
         }
 
         #[tokio::test]
+        async fn concurrent_repeats_of_one_idempotency_key_accept_once() {
+            let (store, _guard) = $open().await;
+            let key = new_key(&store, "twins", None).await;
+            let tasks: Vec<_> = (0..20)
+                .map(|i| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        let mut r = request(&format!("t{i}"), key.id, Some("same"), &[Kind::Text]);
+                        r.request_hash = "same-content".into();
+                        store.enqueue(r, &[], 10).await.unwrap()
+                    })
+                })
+                .collect();
+            let mut accepted = Vec::new();
+            let mut replays = Vec::new();
+            for t in tasks {
+                match t.await.unwrap() {
+                    Enqueued::Accepted { request_id, .. } => accepted.push(request_id),
+                    Enqueued::Replay { request_id } => replays.push(request_id),
+                    other => panic!("{other:?}"),
+                }
+            }
+            assert_eq!(accepted.len(), 1, "{accepted:?}");
+            assert_eq!(replays.len(), 19);
+            assert!(replays.iter().all(|r| *r == accepted[0]));
+            assert_eq!(store.outbox_depth().await.unwrap(), 1);
+        }
+
+        #[tokio::test]
         async fn a_revoked_or_unknown_key_is_refused_at_acceptance_and_nothing_is_written() {
             let (store, _guard) = $open().await;
             let key = new_key(&store, "gone", None).await;
