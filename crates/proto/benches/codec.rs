@@ -27,17 +27,21 @@ fn bench(c: &mut Criterion) {
         ms_token: Some("token".into()),
     };
     let headers = context.headers();
-    let request = send_message_request(SendParams {
-        conversation_id: &conversation,
-        conversation_short_id: ConversationShortId::new(7669414245201953037).unwrap(),
-        inbox_type: 0,
-        content: r#"{"aweType":0,"text":"hello from the benchmark"}"#,
-        message_type: 7,
-        client_message_id: &client_id,
-        sequence_id: 10001,
-        context_headers: headers.clone(),
-        device_id: &device,
-    });
+    // The send request the client builds, with or without the headers in it.
+    let build = |headers: Vec<_>| {
+        send_message_request(SendParams {
+            conversation_id: &conversation,
+            conversation_short_id: ConversationShortId::new(7669414245201953037).unwrap(),
+            inbox_type: 0,
+            content: r#"{"aweType":0,"text":"hello from the benchmark"}"#,
+            message_type: 7,
+            client_message_id: &client_id,
+            sequence_id: 10001,
+            context_headers: headers,
+            device_id: &device,
+        })
+    };
+    let request = build(headers.clone());
     let bytes = request.encode_to_vec();
     let frame_bytes = im_frame(&bytes, 10001, 1_786_000_000_000, headers.clone()).encode_to_vec();
 
@@ -56,19 +60,6 @@ fn bench(c: &mut Criterion) {
     });
 
     // A whole send as the client builds it: the request, then its frame.
-    let build = |headers: Vec<_>| {
-        send_message_request(SendParams {
-            conversation_id: &conversation,
-            conversation_short_id: ConversationShortId::new(7669414245201953037).unwrap(),
-            inbox_type: 0,
-            content: r#"{"aweType":0,"text":"hello from the benchmark"}"#,
-            message_type: 7,
-            client_message_id: &client_id,
-            sequence_id: 10001,
-            context_headers: headers,
-            device_id: &device,
-        })
-    };
     c.bench_function("build a send and its frame, headers cloned", |b| {
         b.iter(|| {
             let request = build(black_box(&headers).clone()).encode_to_vec();

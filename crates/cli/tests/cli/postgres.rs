@@ -16,35 +16,21 @@ async fn serve_keys_and_sends_work_on_postgres_and_the_rows_are_there() {
 
     // Gateways sharing a server database need the same master key: none is
     // made up beside one of them.
-    let refused = run(
-        args(&[
-            "serve",
-            "--sandbox",
-            "--listen",
-            "127.0.0.1:0",
-            "--database",
-            database,
-        ]),
-        None,
-    )
-    .await;
+    let serve = [
+        "serve",
+        "--sandbox",
+        "--listen",
+        "127.0.0.1:0",
+        "--database",
+        database,
+    ];
+    let refused = run(args(&serve), None).await;
     assert_eq!(refused.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("TIKTOK_DM_MASTER_KEY"), "{stderr}");
 
     let env = [("TIKTOK_DM_MASTER_KEY", MASTER_KEY)];
-    let (mut child, ready) = spawn_ready_with_env(
-        &[
-            "serve",
-            "--sandbox",
-            "--listen",
-            "127.0.0.1:0",
-            "--database",
-            database,
-        ],
-        &env,
-    )
-    .await;
+    let (mut child, ready) = spawn_ready_with_env(&serve, &env).await;
     let conversation = &ready["conversations"][0];
     let body = serde_json::json!({
         "conversation_id": conversation["conversation_id"],
