@@ -21,9 +21,7 @@ use crate::types::*;
 
 mod writes;
 
-use writes::{
-    Accepting, Tx, enqueue, finish, idempotent_repeat, window_used, wipe_session_if_final,
-};
+use writes::{Accepting, Tx, enqueue, finish, idempotent_repeat, window_used};
 
 /// The migrations, compiled into the binary; the table
 /// `tiktok_dm_migrations` records which ran.
@@ -353,17 +351,26 @@ impl Store for PostgresStore {
         transport: &str,
         now: i64,
     ) -> Result<()> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await?;
-        let s = tx
+        // One statement (one round trip, atomic by itself): the message, and
+        // its request's session when no other message of it is pending. The
+        // outer query sees the table as before the update, hence `o.id <> $4`.
+        let c = self.client().await?;
+        let s = c
             .prepare_cached(
-                "UPDATE outbox SET state = 'sent', server_message_id = $1, transport = $2, error = NULL, locked_until = NULL, image = NULL, updated_at = $3 WHERE id = $4",
+                "WITH sent AS (
+                    UPDATE outbox SET state = 'sent', server_message_id = $1, transport = $2, error = NULL,
+                                      locked_until = NULL, image = NULL, updated_at = $3
+                    WHERE id = $4 RETURNING request_id
+                 )
+                 UPDATE requests SET session_sealed = NULL
+                 WHERE id = (SELECT request_id FROM sent)
+                   AND session_sealed IS NOT NULL
+                   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.request_id = requests.id
+                                   AND o.id <> $4 AND o.state IN ('accepted', 'sending'))",
             )
             .await?;
-        tx.execute(&s, &[&server_message_id, &transport, &now, &id])
+        c.execute(&s, &[&server_message_id, &transport, &now, &id])
             .await?;
-        wipe_session_if_final(&tx, id).await?;
-        tx.commit().await?;
         Ok(())
     }
 

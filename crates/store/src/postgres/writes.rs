@@ -72,86 +72,20 @@ pub(super) async fn enqueue(
             return Ok(Accepting::Refused(exceeded(w, used)));
         }
     }
-    let s = tx
+    let insert_request = tx
         .prepare_cached(
             "INSERT INTO requests (id, api_key_id, idempotency_key, request_hash, account, session_sealed, conversation_id, conversation_short_id, created_at, day_start, month_start)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .await?;
-    let inserted = tx
-        .execute(
-            &s,
-            &[
-                &request.id,
-                &request.api_key_id,
-                &request.idempotency_key,
-                &request.request_hash,
-                &request.account,
-                &request.session_sealed,
-                &request.conversation_id,
-                &request.conversation_short_id,
-                &now,
-                &day_start,
-                &month_start,
-            ],
-        )
-        .await;
-    match inserted {
-        Ok(_) => {}
-        Err(e)
-            if request.idempotency_key.is_some()
-                && e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
-        {
-            return Ok(Accepting::Twin);
-        }
-        Err(e) => return Err(e.into()),
-    }
-    let insert = tx
-        .prepare_cached(
-            "INSERT INTO outbox (request_id, position, kind, client_message_id, text, image, image_bytes, state, next_attempt_at, api_key_id, created_at, updated_at, locked_until, attempts)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $9, $11, $12) RETURNING id",
-        )
+    let insert_messages = tx
+        .prepare_cached(&outbox_insert(request.messages.len()))
         .await?;
-    let mut image_bytes = 0i64;
-    let mut first_id = None;
-    for (position, m) in request.messages.iter_mut().enumerate() {
-        let bytes = m.image.as_ref().map_or(0, |i| i.len() as i64);
-        image_bytes += bytes;
-        let lease = request.claim_first_ms.filter(|_| position == 0);
-        let state = if lease.is_some() {
-            "sending"
-        } else {
-            "accepted"
-        };
-        let row = tx
-            .query_one(
-                &insert,
-                &[
-                    &request.id,
-                    &(position as i64),
-                    &m.kind.as_str(),
-                    &m.client_message_id,
-                    &m.text,
-                    &m.image,
-                    &bytes,
-                    &state,
-                    &now,
-                    &request.api_key_id,
-                    &lease.map(|ms| now + ms),
-                    &i64::from(lease.is_some()),
-                ],
-            )
-            .await?;
-        if lease.is_some() {
-            first_id = Some(row.try_get(0)?);
-        }
-    }
     // Last, so this key's counter rows stay locked only from here to the
     // commit: the reservation and the quota check are one statement, and a
     // counter that would pass its limit is left alone (no row comes back).
     // Rows in period order (all, day, month), as `finish` locks them.
-    let count = i64::try_from(wanted).unwrap_or(i64::MAX);
-    let s = tx
+    let bump = tx
         .prepare_cached(
             "INSERT INTO usage_counters (api_key_id, period, start, messages, image_bytes)
              VALUES ($1, 'all', 0, $4, $5), ($1, 'day', $2, $4, $5), ($1, 'month', $3, $4, $5)
@@ -164,23 +98,91 @@ pub(super) async fn enqueue(
              RETURNING period, messages, image_bytes",
         )
         .await?;
+    let rows: Vec<MessageRow> = request
+        .messages
+        .iter()
+        .enumerate()
+        .map(|(position, m)| {
+            let lease = request.claim_first_ms.filter(|_| position == 0);
+            (
+                position as i64,
+                m.kind.as_str(),
+                m.image.as_ref().map_or(0, |i| i.len() as i64),
+                if lease.is_some() {
+                    "sending"
+                } else {
+                    "accepted"
+                },
+                lease.map(|ms| now + ms),
+                i64::from(lease.is_some()),
+            )
+        })
+        .collect();
+    let image_bytes: i64 = rows.iter().map(|r| r.2).sum();
+    let mut message_params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        vec![&request.id, &now, &request.api_key_id];
+    for (row, m) in rows.iter().zip(&request.messages) {
+        message_params.extend([
+            &row.0 as &(dyn tokio_postgres::types::ToSql + Sync),
+            &row.1,
+            &m.client_message_id,
+            &m.text,
+            &m.image,
+            &row.2,
+            &row.3,
+            &row.4,
+            &row.5,
+        ]);
+    }
+    let count = i64::try_from(wanted).unwrap_or(i64::MAX);
+    // The three go out together (pipelined on the connection) and run in
+    // order; if the request's insert fails, the others fail with it.
+    let request_params: [&(dyn tokio_postgres::types::ToSql + Sync); 11] = [
+        &request.id,
+        &request.api_key_id,
+        &request.idempotency_key,
+        &request.request_hash,
+        &request.account,
+        &request.session_sealed,
+        &request.conversation_id,
+        &request.conversation_short_id,
+        &now,
+        &day_start,
+        &month_start,
+    ];
+    let bump_params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+        &request.api_key_id,
+        &day_start,
+        &month_start,
+        &count,
+        &image_bytes,
+        &daily,
+        &monthly,
+    ];
+    let (inserted, ids, counters) = tokio::join!(
+        tx.execute(&insert_request, &request_params),
+        tx.query(&insert_messages, &message_params),
+        tx.query(&bump, &bump_params),
+    );
+    match inserted {
+        Ok(_) => {}
+        Err(e)
+            if request.idempotency_key.is_some()
+                && e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
+        {
+            return Ok(Accepting::Twin);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let mut first_id = None;
+    for row in ids? {
+        if request.claim_first_ms.is_some() && row.try_get::<_, i64>(1)? == 0 {
+            first_id = Some(row.try_get::<_, i64>(0)?);
+        }
+    }
     let mut totals = UsageTotals::default();
     let mut counted = [false; 3];
-    for row in tx
-        .query(
-            &s,
-            &[
-                &request.api_key_id,
-                &day_start,
-                &month_start,
-                &count,
-                &image_bytes,
-                &daily,
-                &monthly,
-            ],
-        )
-        .await?
-    {
+    for row in counters? {
         let period: String = row.try_get(0)?;
         counted[match period.as_str() {
             "day" => 0,
@@ -215,6 +217,38 @@ pub(super) async fn enqueue(
         totals,
         used,
     )))
+}
+
+/// What the outbox insert takes per message besides the message itself:
+/// position, kind, image bytes, state, lease end, attempts.
+type MessageRow = (i64, &'static str, i64, &'static str, Option<i64>, i64);
+
+/// The outbox insert for `n` messages: `$1` request id, `$2` now, `$3` key
+/// id, then nine values per message.
+fn outbox_insert(n: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO outbox (request_id, position, kind, client_message_id, text, image, image_bytes, state, locked_until, attempts, next_attempt_at, api_key_id, created_at, updated_at) VALUES ",
+    );
+    for i in 0..n {
+        let b = 3 + i * 9;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "($1, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, $2, $3, $2, $2)",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 7,
+            b + 8,
+            b + 9
+        ));
+    }
+    sql.push_str(" RETURNING id, position");
+    sql
 }
 
 /// The refusal for window `w` with `used` messages counted.
@@ -341,7 +375,7 @@ pub(super) async fn finish(
 }
 
 /// A per-request session is kept only while its messages are undelivered.
-pub(super) async fn wipe_session_if_final(tx: &Tx<'_>, id: i64) -> Result<()> {
+async fn wipe_session_if_final(tx: &Tx<'_>, id: i64) -> Result<()> {
     let s = tx
         .prepare_cached(
             "UPDATE requests SET session_sealed = NULL
