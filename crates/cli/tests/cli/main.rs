@@ -95,6 +95,30 @@ pub async fn spawn_ready_with_env(
     (child, ready)
 }
 
+/// POSTs `text` to the first sandbox conversation through the `serve --sandbox`
+/// whose ready line is `ready`, with the API key `key`: the status and the
+/// JSON answer.
+pub async fn send_text(
+    ready: &serde_json::Value,
+    key: &str,
+    text: &str,
+) -> (u16, serde_json::Value) {
+    let conversation = &ready["conversations"][0];
+    let body = serde_json::json!({
+        "conversation_id": conversation["conversation_id"],
+        "conversation_short_id": conversation["conversation_short_id"],
+        "text": text,
+    });
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/messages", ready["url"].as_str().unwrap()))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
 pub fn json(output: &Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
     serde_json::from_str(stdout.trim())

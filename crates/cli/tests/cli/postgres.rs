@@ -31,23 +31,13 @@ async fn serve_keys_and_sends_work_on_postgres_and_the_rows_are_there() {
 
     let env = [("TIKTOK_DM_MASTER_KEY", MASTER_KEY)];
     let (mut child, ready) = spawn_ready_with_env(&serve, &env).await;
-    let conversation = &ready["conversations"][0];
-    let body = serde_json::json!({
-        "conversation_id": conversation["conversation_id"],
-        "conversation_short_id": conversation["conversation_short_id"],
-        "text": "stored in PostgreSQL",
-    });
-    let client = reqwest::Client::new();
-    let url = format!("{}/v1/messages", ready["url"].as_str().unwrap());
-    let resp = client
-        .post(&url)
-        .bearer_auth(ready["api_key"].as_str().unwrap())
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let answer: serde_json::Value = resp.json().await.unwrap();
+    let (status, answer) = crate::send_text(
+        &ready,
+        ready["api_key"].as_str().unwrap(),
+        "stored in PostgreSQL",
+    )
+    .await;
+    assert_eq!(status, 200);
     assert_eq!(answer["messages"][0]["state"], "sent", "{answer}");
 
     // Keys are managed on the same database while the gateway runs.

@@ -16,25 +16,11 @@ async fn serve_with_the_sandbox_prints_what_a_curl_needs_and_delivers() {
         db.to_str().unwrap(),
     ])
     .await;
-    let conversation = &ready["conversations"][0];
-    let body = serde_json::json!({
-        "conversation_id": conversation["conversation_id"],
-        "conversation_short_id": conversation["conversation_short_id"],
-        "text": "sent through the gateway",
-    });
-    let client = reqwest::Client::new();
-    let url = format!("{}/v1/messages", ready["url"].as_str().unwrap());
-    let resp = client
-        .post(&url)
-        .bearer_auth(ready["api_key"].as_str().unwrap())
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let answer: serde_json::Value = resp.json().await.unwrap();
+    let text = "sent through the gateway";
+    let (status, answer) = crate::send_text(&ready, ready["api_key"].as_str().unwrap(), text).await;
+    assert_eq!(status, 200);
     assert_eq!(answer["success"], true, "{answer}");
-    let received: serde_json::Value = client
+    let received: serde_json::Value = reqwest::Client::new()
         .get(format!(
             "{}/_sandbox/messages",
             ready["sandbox_url"].as_str().unwrap()
@@ -74,16 +60,9 @@ async fn serve_with_the_sandbox_prints_what_a_curl_needs_and_delivers() {
     let created = crate::json(&out);
     let key = created["key"].as_str().unwrap().to_owned();
     assert!(key.starts_with("tdm_"));
-    let resp = client
-        .post(&url)
-        .bearer_auth(&key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let (status, _) = crate::send_text(&ready, &key, text).await;
     assert_eq!(
-        resp.status(),
-        400,
+        status, 400,
         "this key has no account bound and the request no session"
     );
     let listed = run(
@@ -99,14 +78,8 @@ async fn serve_with_the_sandbox_prints_what_a_curl_needs_and_delivers() {
     )
     .await;
     assert!(revoked.status.success());
-    let resp = client
-        .post(&url)
-        .bearer_auth(&key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 401);
+    let (status, _) = crate::send_text(&ready, &key, text).await;
+    assert_eq!(status, 401);
 
     #[cfg(unix)]
     {
