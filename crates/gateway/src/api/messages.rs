@@ -412,15 +412,10 @@ impl<'a> Waiting<'a> {
             let woken = self.waiter.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let (mut delivered, must_read) = self.waiter.news(&mut seen);
+            let (delivered, must_read) = self.waiter.news(&mut seen);
             let (mut snap, windows) = match known.take() {
                 Some(k) if !must_read => k,
-                _ => {
-                    let (snap, windows, unrecorded) =
-                        read_status(store, self.waiters, key, &self.request_id).await?;
-                    delivered.extend(unrecorded);
-                    (snap, windows)
-                }
+                _ => read_status(store, self.waiters, key, &self.request_id).await?,
             };
             let mut status = snap
                 .status
@@ -450,16 +445,20 @@ impl Drop for Waiting<'_> {
 }
 
 /// A request's status as the store has it, with the deliveries whose commit
-/// has not ended yet (taken first; apply them with [`apply_deliveries`]).
+/// has not ended yet applied (taken before the read, so a commit that ends in
+/// between is in one or the other).
 async fn read_status<S: Store>(
     store: &S,
     waiters: &Waiters,
     key: &ApiKey,
     request_id: &str,
-) -> Result<(Snapshot, Vec<QuotaWindow>, Vec<Delivered>), ApiError> {
+) -> Result<(Snapshot, Vec<QuotaWindow>), ApiError> {
     let unrecorded = waiters.unrecorded(request_id);
-    let (snap, windows) = snapshot(store, key, Some(request_id), now_ms()).await?;
-    Ok((snap, windows, unrecorded))
+    let (mut snap, windows) = snapshot(store, key, Some(request_id), now_ms()).await?;
+    if let Some(status) = snap.status.as_mut() {
+        apply_deliveries(status, unrecorded);
+    }
+    Ok((snap, windows))
 }
 
 /// Marks each delivered message sent, unless it already ended otherwise.
@@ -483,11 +482,7 @@ pub(crate) async fn get<S: Store>(
     Caller(key): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (mut snap, windows, unrecorded) =
-        read_status(&state.store, &state.waiters, &key, &id).await?;
-    if let Some(status) = snap.status.as_mut() {
-        apply_deliveries(status, unrecorded);
-    }
+    let (snap, windows) = read_status(&state.store, &state.waiters, &key, &id).await?;
     match &snap.status {
         Some(status) => Ok(status_response(&key, status, &snap, &windows)),
         None => Err(ApiError::new(

@@ -68,7 +68,7 @@ fn spawn_delivery<S: Store>(
 ) {
     let state = state.clone();
     tokio::spawn(async move {
-        deliver(&state, &state.pool, message).await;
+        deliver(&state, message).await;
         drop(permit);
     });
 }
@@ -263,7 +263,8 @@ async fn connect(
     Session::connect(config).await
 }
 
-async fn deliver<S: Store>(state: &AppState<S>, pool: &Pool, mut m: OutboxMessage) {
+async fn deliver<S: Store>(state: &AppState<S>, mut m: OutboxMessage) {
+    let pool = &state.pool;
     // The image moves into the send rather than being copied (it may be 20 MB).
     let image_bytes = m.image.take();
     let mut pool_key = None;
