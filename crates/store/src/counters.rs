@@ -1,7 +1,7 @@
 //! Quota windows and usage counters, as both backends keep them: per key, one
 //! row per UTC day, one per UTC month, one for all time.
 
-use crate::types::{QuotaWindow, UsageTotals};
+use crate::types::{QuotaWindow, State, UsageTotals};
 
 /// A day in milliseconds.
 pub(crate) const DAY_MS: i64 = 86_400_000;
@@ -39,6 +39,22 @@ pub(crate) fn add_counter(totals: &mut UsageTotals, period: &str, messages: i64,
             totals.total = n;
             totals.image_bytes = u64::try_from(image_bytes).unwrap_or(0);
         }
+    }
+}
+/// The error recorded on the messages a request will not attempt because an
+/// earlier one of it did not end sent.
+pub(crate) fn not_attempted_error() -> String {
+    serde_json::json!({"code": "not_attempted", "message": "an earlier message of this request was not delivered"}).to_string()
+}
+
+/// What a message ending in `state` gives back to its key's counters (messages,
+/// image bytes): a failed one its reservation; an `unknown` one keeps it (it
+/// may have been delivered), as does a sent one.
+pub(crate) fn quota_returned(state: State, image_bytes: i64) -> (i64, i64) {
+    if state == State::Failed {
+        (1, image_bytes)
+    } else {
+        (0, 0)
     }
 }
 

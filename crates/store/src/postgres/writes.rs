@@ -1,7 +1,9 @@
 //! The PostgreSQL backend's transactions that write: an acceptance, an outcome
 //! that ends a message, the session wipe.
 
-use crate::counters::{DAY_MS, add_counter, month_start, period_of};
+use crate::counters::{
+    DAY_MS, add_counter, month_start, not_attempted_error, period_of, quota_returned,
+};
 use crate::error::Result;
 use crate::types::*;
 
@@ -331,17 +333,11 @@ pub(super) async fn finish(
         &[&state.as_str(), &error, &now, &id],
     )
     .await?;
-    // Failed messages give their quota back; `unknown` ones keep it (they may
-    // have been delivered).
-    let (mut given_back, mut bytes_back) = if state == State::Failed {
-        (1i64, image_bytes)
-    } else {
-        (0, 0)
-    };
+    let (mut given_back, mut bytes_back) = quota_returned(state, image_bytes);
     // A message that did not end sent ends its request: the messages after it
     // will not be attempted, and give their quota back too.
     if state != State::Sent {
-        let not_attempted = serde_json::json!({"code": "not_attempted", "message": "an earlier message of this request was not delivered"}).to_string();
+        let not_attempted = not_attempted_error();
         for r in tx
             .query(
                 "UPDATE outbox SET state = 'failed', error = $1, image = NULL, updated_at = $2

@@ -12,7 +12,9 @@ use crate::error::{Error, Result};
 use crate::types::*;
 
 use super::checkpointer::Checkpointer;
-use crate::counters::{DAY_MS, add_counter, month_start, period_of};
+use crate::counters::{
+    DAY_MS, add_counter, month_start, not_attempted_error, period_of, quota_returned,
+};
 
 /// Operations per transaction, at most.
 pub(crate) const MAX_BATCH: usize = 512;
@@ -511,17 +513,11 @@ fn finish(c: &Connection, id: i64, state: State, error: &str, now: i64) -> Resul
     }
     c.prepare_cached("UPDATE outbox SET state = ?1, error = ?2, locked_until = NULL, image = NULL, updated_at = ?3 WHERE id = ?4")?
         .execute(params![state.as_str(), error, now, id])?;
-    // Failed messages give their quota back; `unknown` ones keep it (they may
-    // have been delivered).
-    let (mut given_back, mut bytes_back) = if state == State::Failed {
-        (1i64, image_bytes)
-    } else {
-        (0, 0)
-    };
+    let (mut given_back, mut bytes_back) = quota_returned(state, image_bytes);
     // A message that failed (or may have been sent) ends its request: the
     // messages after it will not be attempted, and give their quota back too.
     if state != State::Sent {
-        let not_attempted = serde_json::json!({"code": "not_attempted", "message": "an earlier message of this request was not delivered"}).to_string();
+        let not_attempted = not_attempted_error();
         let mut later = c.prepare_cached(
             "UPDATE outbox SET state = 'failed', error = ?1, image = NULL, updated_at = ?2
              WHERE request_id = ?3 AND position > ?4 AND state = 'accepted'
