@@ -224,7 +224,9 @@ impl Session {
     }
 
     /// Sends a text with a caller-chosen client message id. Call it again with the
-    /// same id after an ambiguous failure: TikTok de-duplicates by that id.
+    /// same id after an ambiguous failure, as TikTok's web client does, so the
+    /// repeat can be recognised (the sandbox de-duplicates by it; whether
+    /// TikTok does is open in the protocol notes).
     ///
     /// # Errors
     /// A typed [`Error`]; see [`Error::retry_class`].

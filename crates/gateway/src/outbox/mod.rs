@@ -1,7 +1,8 @@
 //! The outbox worker: claims due messages, delivers them over pooled client
 //! sessions (one per TikTok account), and records the outcome by the client
 //! error's retry class. An ambiguous outcome is retried only with the same client
-//! message id, which TikTok de-duplicates; after a restart, rows left `sending`
+//! message id (the id a repeat is recognised by: the sandbox de-duplicates on
+//! it, and TikTok's web client retries the same way); after a restart, rows left `sending`
 //! come back when their lease expires.
 
 use std::time::Duration;
@@ -162,7 +163,7 @@ impl Next {
             RetryClass::RetryAfter(d) => {
                 Self::Retry(now + i64::try_from(d.as_millis()).unwrap_or(60_000))
             }
-            // Ambiguous: the same client message id goes again; TikTok de-duplicates.
+            // Ambiguous: the same client message id goes again, so a repeat can be recognised.
             RetryClass::Retryable | RetryClass::Ambiguous => Self::Retry(now + backoff(attempts)),
         }
     }
