@@ -230,6 +230,35 @@ mod sqlite {
         );
     }
 
+    /// While sends keep coming one at a time, the WAL keeps starting over
+    /// from its beginning (the writer checkpoints between operations once the
+    /// WAL passes 1,000 frames), so it is overwritten rather than appended to
+    /// and stays short. Without those checkpoints (SQLite's own one in the
+    /// writer is only a safety net at 20,000 frames) these sends leave a WAL of
+    /// about 7,000 frames, near 30 MB.
+    #[tokio::test]
+    async fn the_wal_starts_over_while_sends_keep_coming() {
+        use tiktok_dm_store::{Kind, Store as _};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.sqlite");
+        let wal = dir.path().join("gateway.sqlite-wal");
+        let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+        let key = crate::suite::new_key(&store, "k", None).await;
+        let mut longest = 0;
+        for i in 0..600 {
+            let mut r = crate::suite::request(&format!("r{i}"), key.id, None, &[Kind::Image]);
+            r.messages[0].image = Some(vec![7; 12_000]);
+            store.enqueue(r, &[], 10).await.unwrap();
+            longest = longest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        }
+        let written = std::fs::metadata(&path).unwrap().len() + longest;
+        assert!(
+            written > 7_000_000 && longest > 0,
+            "the sends wrote {written} bytes, too few to show anything"
+        );
+        assert!(longest < 16_000_000, "the WAL grew to {longest} bytes");
+    }
+
     #[tokio::test]
     async fn a_file_that_is_not_a_database_or_cannot_be_created_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
