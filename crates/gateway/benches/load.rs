@@ -4,7 +4,9 @@
 //! extra accounts), the gateway (a fresh SQLite file, WAL, synchronous=FULL; or
 //! with `LOAD_STORE=postgres`, a fresh schema on the PostgreSQL server the store
 //! tests use), and
-//! this one driving both over loopback HTTP. The gateway's memory is its own
+//! this one driving both over loopback HTTP, with a fixed number of sends in
+//! flight (closed loop) and with sends arriving at a fixed rate (open loop).
+//! The gateway's memory is its own
 //! process's RSS. Every loop is bounded; the children exit when stdin closes.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -23,9 +25,13 @@ use tiktok_dm_client::{Config, Credentials, Endpoints, Session, Target, Transpor
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const CROWD: u32 = 1_000;
-const SEQUENTIAL: usize = 2_000;
-const MODERATE_TOTAL: usize = 8_000;
+const SEQUENTIAL: usize = 10_000;
+const MODERATE_TOTAL: usize = 40_000;
 const MODERATE_CONCURRENCY: usize = 8;
+/// Open-loop moderate load: sends arrive at these rates (Poisson), whatever
+/// the answers do, for `PACED_SECONDS` each.
+const PACED_RATES: [f64; 2] = [1_000.0, 4_000.0];
+const PACED_SECONDS: f64 = 5.0;
 const BURST_TOTAL: usize = 40_000;
 const BURST_CONCURRENCY: usize = 256;
 
@@ -221,6 +227,46 @@ where
     (samples, wall.elapsed())
 }
 
+/// Sends arriving at `rate` per second for `PACED_SECONDS`, each timed from
+/// its arrival. Arrivals come from a thread of their own (tokio's timer ticks
+/// in whole milliseconds), with exponential gaps, and do not wait for earlier
+/// answers; a late answer is counted from when its send was due.
+async fn paced<F, Fut>(rate: f64, send: F) -> Vec<Duration>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let runtime = tokio::runtime::Handle::current();
+    let arrivals = std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut due = Duration::ZERO;
+        let mut tasks = Vec::new();
+        while due.as_secs_f64() < PACED_SECONDS {
+            let at = start + due;
+            let now = Instant::now();
+            if at > now {
+                std::thread::sleep(at - now);
+            }
+            let sent = send();
+            tasks.push(runtime.spawn(async move {
+                sent.await;
+                at.elapsed()
+            }));
+            let gap = -(1.0 - rand::random::<f64>()).ln() / rate;
+            due += Duration::from_secs_f64(gap);
+        }
+        tasks
+    });
+    let tasks = tokio::task::spawn_blocking(move || arrivals.join().unwrap())
+        .await
+        .unwrap();
+    let mut samples = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        samples.push(t.await.unwrap());
+    }
+    samples
+}
+
 /// The gateway's database: a fresh PostgreSQL schema (kept while the returned
 /// guard lives), or the SQLite file `sqlite`.
 async fn store_for(
@@ -328,7 +374,49 @@ async fn parent() {
             samples,
             wall,
         );
-        pairs.push((concurrency, direct_stats, gateway_stats));
+        pairs.push((
+            format!("{concurrency} in flight"),
+            direct_stats,
+            gateway_stats,
+        ));
+    }
+    // Latency at a steady arrival rate (open loop): closed-loop senders that
+    // wait for each answer before the next send arrive in lockstep convoys,
+    // which a steady stream of independent automations does not.
+    // (Skipped on PostgreSQL, which accepts fewer sends than these rates.)
+    let rates: &[f64] = if on_postgres { &[] } else { &PACED_RATES };
+    for &rate in rates {
+        let (d, t) = (Arc::clone(&direct), target.clone());
+        let samples = paced(rate, move || {
+            let (d, t) = (Arc::clone(&d), t.clone());
+            async move {
+                let text = MessageText::parse("load").unwrap();
+                d.send_text_with_id(&t, &text, &Session::new_client_message_id())
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+        let wall = Duration::from_secs_f64(PACED_SECONDS);
+        let direct_stats = stats(
+            &format!("client directly, {rate:.0}/s arriving"),
+            samples,
+            wall,
+        );
+        let g = Arc::clone(&gw);
+        let samples = paced(rate, move || {
+            let g = Arc::clone(&g);
+            async move {
+                assert_eq!(g.send(alice, &g.body, false).await, 200);
+            }
+        })
+        .await;
+        let gateway_stats = stats(
+            &format!("through the gateway, {rate:.0}/s arriving, answer after delivery"),
+            samples,
+            wall,
+        );
+        pairs.push((format!("{rate:.0}/s arriving"), direct_stats, gateway_stats));
     }
     // Throughput: many clients, answers after delivery.
     let pids = [gateway_pid, sandbox.id(), std::process::id()];
@@ -443,9 +531,9 @@ async fn parent() {
     let after_crowd = tiktok_dm_test_support::rss_kib(gateway_pid);
 
     println!();
-    for (concurrency, d, g) in &pairs {
+    for (load, d, g) in &pairs {
         println!(
-            "gateway overhead at {concurrency} in flight: p50 +{:.0} µs, p99 +{:.0} µs",
+            "gateway overhead at {load}: p50 +{:.0} µs, p99 +{:.0} µs",
             us(g.p50) - us(d.p50),
             us(g.p99) - us(d.p99)
         );
