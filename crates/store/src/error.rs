@@ -41,7 +41,20 @@ impl From<tokio_postgres::Error> for Error {
         // "db error"); neither form carries the connection settings.
         match e.as_db_error() {
             Some(db) => Self::Postgres(format!("{}: {}", db.code().code(), db.message())),
-            None => Self::Postgres(e.to_string()),
+            None => {
+                // The cause too ("invalid peer certificate: UnknownIssuer"),
+                // which the driver's `Display` leaves out for some kinds.
+                let mut message = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    let text = cause.to_string();
+                    if !message.contains(&text) {
+                        message = format!("{message}: {text}");
+                    }
+                    source = cause.source();
+                }
+                Self::Postgres(message)
+            }
         }
     }
 }

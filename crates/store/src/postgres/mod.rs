@@ -1,8 +1,10 @@
 //! The PostgreSQL backend, for a gateway whose database is a server
 //! (`postgres://...`): the same tables and behaviour as the SQLite backend, with
-//! PostgreSQL's own concurrency instead of a single writer. An acceptance locks
-//! its API key's row (`FOR UPDATE`), so concurrent sends of one key queue for
-//! the quota check while other keys go on; claims take due rows with
+//! PostgreSQL's own concurrency instead of a single writer. An acceptance
+//! share-locks its API key's row (`FOR SHARE`: a revocation waits for it, or it
+//! sees the revocation) and reserves quota in one conditional upsert of the
+//! key's counter rows, so concurrent sends of one key queue on those rows
+//! until they commit while other keys go on; claims take due rows with
 //! `FOR UPDATE SKIP LOCKED`, so several gateways can share one database without
 //! claiming a message twice. Every commit is durable (PostgreSQL's default
 //! `synchronous_commit`).
@@ -12,13 +14,14 @@
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{IsolationLevel, NoTls, Row};
+use tokio_postgres::{IsolationLevel, Row};
 
 use crate::Store;
 use crate::counters::add_counter;
 use crate::error::{Error, Result};
 use crate::types::*;
 
+mod tls;
 mod writes;
 
 use writes::{Accepting, Tx, enqueue, finish, idempotent_repeat, window_used};
@@ -69,12 +72,15 @@ fn count(n: i64) -> u64 {
 
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user:password@host/db`,
-    /// or the key=value form) and applies the migrations.
+    /// or the key=value form) and applies the migrations. TLS follows libpq's
+    /// `sslmode` (default `prefer`) and `sslrootcert`; see `tls.rs`.
     ///
     /// # Errors
-    /// The URL is not valid, the server cannot be reached, or a migration fails.
-    /// No message carries the URL or its password.
+    /// The URL is not valid, the server cannot be reached or its certificate
+    /// is not accepted, or a migration fails. No message carries the URL or
+    /// its password.
     pub async fn open(url: &str) -> Result<Self> {
+        let (url, tls) = tls::split(url)?;
         let config: tokio_postgres::Config = url.parse().map_err(|_| {
             Error::Migration(
                 "the PostgreSQL URL is not valid (postgres://user:password@host:port/database)"
@@ -83,7 +89,7 @@ impl PostgresStore {
         })?;
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls::connector(&tls)?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },

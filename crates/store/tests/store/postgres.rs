@@ -57,12 +57,82 @@ async fn any_store_picks_the_backend_by_the_urls_scheme() {
     assert!(sqlite.list_api_keys().await.unwrap().is_empty());
 }
 
+/// Whether each connection named `app` uses TLS, as the server sees it.
+async fn tls_of(schema: &PgSchema, app: &str) -> Vec<String> {
+    schema
+        .query_text(&format!(
+            "SELECT s.ssl::text FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = '{app}'"
+        ))
+        .await
+}
+
+/// `sslmode` means what it means to libpq: `prefer` (the default) and
+/// `require` encrypt without checking the certificate, `disable` does not
+/// encrypt, `verify-ca` checks the chain against `sslrootcert` (or the
+/// built-in roots, which do not know a test server's certificate).
 #[tokio::test]
-async fn a_url_that_requires_tls_is_refused_since_the_store_speaks_plain_tcp() {
+async fn tls_follows_sslmode_as_libpq_does() {
     let schema = PgSchema::create().await;
-    let e = PostgresStore::open(&format!("{}&sslmode=require", schema.url))
+    if schema.query_text("SHOW ssl").await != ["on"] {
+        eprintln!("skipped: this PostgreSQL server does not offer TLS");
+        return;
+    }
+    let app = |label: &str| format!("tdm_{}_{label}", schema.name);
+    let mut open_stores = Vec::new();
+    for (label, mode, encrypted) in [
+        ("default", "", "true"),
+        ("require", "&sslmode=require", "true"),
+        ("disable", "&sslmode=disable", "false"),
+    ] {
+        let name = app(label);
+        let url = format!("{}{mode}&application_name={name}", schema.url);
+        open_stores.push(PostgresStore::open(&url).await.unwrap());
+        let seen = tls_of(&schema, &name).await;
+        assert!(
+            !seen.is_empty() && seen.iter().all(|s| s == encrypted),
+            "{label}: {seen:?}"
+        );
+    }
+    for mode in ["verify-ca", "verify-full"] {
+        let url = format!("{}&password=hunter2&sslmode={mode}", schema.url);
+        let e = PostgresStore::open(&url).await.unwrap_err().to_string();
+        eprintln!("{mode}: {e}");
+        assert!(
+            e.contains("certificate") && !e.contains("hunter2"),
+            "{mode}: {e}"
+        );
+    }
+    let cert = schema.query_text("SHOW ssl_cert_file").await;
+    let Some(cert) = cert.first().filter(|c| std::fs::read(c).is_ok()) else {
+        eprintln!(
+            "skipped the sslrootcert part: the server's certificate file is not readable here"
+        );
+        return;
+    };
+    let name = app("verify_ca");
+    let url = format!(
+        "{}&sslmode=verify-ca&sslrootcert={cert}&application_name={name}",
+        schema.url
+    );
+    let _store = PostgresStore::open(&url).await.unwrap();
+    assert_eq!(tls_of(&schema, &name).await, ["true"]);
+}
+
+#[tokio::test]
+async fn a_bad_sslmode_or_root_file_is_a_clear_error() {
+    let schema = PgSchema::create().await;
+    let e = PostgresStore::open(&format!("{}&sslmode=verify", schema.url))
         .await
         .unwrap_err();
-    assert!(e.to_string().starts_with("database error: "), "{e}");
-    eprintln!("{e}");
+    assert!(
+        e.to_string().contains("sslmode \"verify\" is not one of"),
+        "{e}"
+    );
+    let e = PostgresStore::open(&format!(
+        "{}&sslmode=verify-full&sslrootcert=/no/such.pem",
+        schema.url
+    ))
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("/no/such.pem"), "{e}");
 }
