@@ -15,10 +15,35 @@ pub enum AnyStore {
     Postgres(PostgresStore),
 }
 
-/// Whether `url` names a PostgreSQL database.
+/// The libpq settings a key=value connection string may start with.
+const LIBPQ_KEYWORDS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "sslmode",
+    "sslrootcert",
+    "application_name",
+    "options",
+    "connect_timeout",
+];
+
+/// Whether `url` names a PostgreSQL database: a `postgres://` or
+/// `postgresql://` URL, or libpq's key=value form (`host=db user=gw ...`,
+/// recognised by its first word naming a libpq setting).
 pub fn is_postgres_url(url: &str) -> bool {
-    let lower = url.trim_start().to_ascii_lowercase();
-    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+    let trimmed = url.trim_start();
+    let lower = trimmed.to_ascii_lowercase();
+    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+        return true;
+    }
+    trimmed
+        .split_whitespace()
+        .next()
+        .and_then(|word| word.split_once('='))
+        .is_some_and(|(key, _)| LIBPQ_KEYWORDS.contains(&key))
 }
 
 impl AnyStore {
@@ -141,5 +166,28 @@ impl Store for AnyStore {
 
     async fn outbox_depth(&self) -> Result<u64> {
         forward!(self, outbox_depth())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn postgres_is_recognised_in_both_forms_and_paths_are_sqlite() {
+        for pg in [
+            "postgres://gw@db/gw",
+            "POSTGRESQL://gw@db/gw",
+            "host=db user=gw dbname=gw",
+            "  dbname=gw",
+        ] {
+            assert!(super::is_postgres_url(pg), "{pg}");
+        }
+        for sqlite in [
+            "tiktok-dm.sqlite",
+            "sqlite://data/gw.sqlite",
+            "/var/lib/tdm/gw.sqlite",
+            "weird=name.sqlite",
+        ] {
+            assert!(!super::is_postgres_url(sqlite), "{sqlite}");
+        }
     }
 }

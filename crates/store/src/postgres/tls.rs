@@ -120,7 +120,8 @@ fn words(s: &str) -> Vec<(usize, &str)> {
 /// tokio-postgres should use, and the TLS settings. Everything else is kept
 /// as it was written.
 pub(crate) fn split(url: &str) -> Result<(String, Settings)> {
-    let is_url = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    let lower = url.get(..13).unwrap_or(url).to_ascii_lowercase();
+    let is_url = lower.starts_with("postgres://") || lower.starts_with("postgresql://");
     let (head, parts): (&str, Vec<(usize, &str)>) = if is_url {
         match url.split_once('?') {
             Some((head, query)) => (head, query.split('&').map(|p| (0, p)).collect()),

@@ -55,6 +55,29 @@ async fn any_store_picks_the_backend_by_the_urls_scheme() {
     let sqlite = AnyStore::open(file.to_str().unwrap()).await.unwrap();
     assert!(matches!(sqlite, AnyStore::Sqlite(_)));
     assert!(sqlite.list_api_keys().await.unwrap().is_empty());
+
+    // libpq's key=value form of the same database.
+    let config: tokio_postgres::Config = schema.url.parse().unwrap();
+    let mut words = Vec::new();
+    if let Some(tokio_postgres::config::Host::Tcp(host)) = config.get_hosts().first() {
+        words.push(format!("host={host}"));
+    }
+    if let Some(port) = config.get_ports().first() {
+        words.push(format!("port={port}"));
+    }
+    words.extend(config.get_user().map(|u| format!("user={u}")));
+    words.extend(config.get_dbname().map(|d| format!("dbname={d}")));
+    if let Some(p) = config.get_password() {
+        words.push(format!("password={}", String::from_utf8_lossy(p)));
+    }
+    words.push(format!("options=-csearch_path={}", schema.name));
+    let key_value = AnyStore::open(&words.join(" ")).await.unwrap();
+    assert!(matches!(key_value, AnyStore::Postgres(_)));
+    assert_eq!(
+        key_value.list_api_keys().await.unwrap().len(),
+        1,
+        "the key made through the URL form"
+    );
 }
 
 /// Whether each connection named `app` uses TLS, as the server sees it.
