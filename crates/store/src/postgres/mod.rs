@@ -24,7 +24,7 @@ use crate::types::*;
 mod tls;
 mod writes;
 
-use writes::{Accepting, Tx, enqueue, finish, idempotent_repeat, window_used};
+use writes::{Tx, enqueue, finish, idempotent_repeat, window_used};
 
 /// The migrations, compiled into the binary; the table
 /// `tiktok_dm_migrations` records which ran.
@@ -270,19 +270,19 @@ impl Store for PostgresStore {
             .idempotency_key
             .clone()
             .map(|k| (request.api_key_id, k, request.request_hash.clone()));
-        let mut c = self.client().await?;
-        let tx = c.transaction().await?;
-        match enqueue(&tx, request, windows, now).await? {
-            Accepting::Accepted(e) => {
-                tx.commit().await?;
-                Ok(e)
+        let c = self.client().await?;
+        let accepted = match enqueue(&c, request, windows, now).await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Its transaction may still be open: the connection is closed
+                // rather than given back to the pool.
+                drop(deadpool_postgres::Object::take(c));
+                return Err(e);
             }
-            Accepting::Refused(e) => {
-                tx.rollback().await?;
-                Ok(e)
-            }
-            Accepting::Twin => {
-                tx.rollback().await?;
+        };
+        match accepted {
+            Some(e) => Ok(e),
+            None => {
                 let (key_id, key, hash) = twin.ok_or_else(|| {
                     Error::Corrupt("an idempotency race without an idempotency key".into())
                 })?;

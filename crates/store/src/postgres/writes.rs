@@ -12,44 +12,56 @@ use super::count;
 /// A transaction on a pooled connection.
 pub(super) type Tx<'a> = deadpool_postgres::Transaction<'a>;
 
-/// What an acceptance transaction came to, and so whether to commit it.
-pub(super) enum Accepting {
-    /// Written: commit.
-    Accepted(Enqueued),
-    /// Refused (revoked key, idempotent repeat, quota): roll back whatever was
-    /// written.
-    Refused(Enqueued),
-    /// Another acceptance with the same idempotency key committed first (the
-    /// unique index said so): roll back, then answer as for a repeat.
-    Twin,
+/// A pooled connection.
+pub(super) type Conn = deadpool_postgres::Client;
+
+/// Ends the open transaction without keeping anything.
+async fn roll_back(c: &Conn) -> Result<()> {
+    Ok(c.batch_execute("ROLLBACK").await?)
 }
 
+/// Accepts a request in one transaction, which this opens and ends itself, in
+/// as few round trips as it can: BEGIN goes out with the key's check and the
+/// idempotency lookup, and the writes go out together, with the COMMIT too
+/// when the key has no limit (nothing can refuse the request after the first
+/// trip, and its counter rows are then locked only while the server runs the
+/// statements, not for a round trip to the gateway). `None`: another
+/// acceptance with the same idempotency key committed first (the unique index
+/// said so); answer as for a repeat. On an error the transaction may still be
+/// open: the caller must not give the connection back to the pool.
 pub(super) async fn enqueue(
-    tx: &Tx<'_>,
+    c: &Conn,
     mut request: NewRequest,
     windows: &[QuotaWindow],
     now: i64,
-) -> Result<Accepting> {
+) -> Result<Option<Enqueued>> {
     // A share lock on the key's row: a revocation (an UPDATE of the row) waits
     // for this acceptance to end, or this one sees it; acceptances of one key
     // do not wait for each other here.
-    let s = tx
+    let s = c
         .prepare_cached("SELECT revoked_at IS NULL FROM api_keys WHERE id = $1 FOR SHARE")
         .await?;
-    let live: Option<bool> = tx
-        .query_opt(&s, &[&request.api_key_id])
-        .await?
-        .map(|r| r.try_get(0))
-        .transpose()?;
-    if live != Some(true) {
-        return Ok(Accepting::Refused(Enqueued::KeyRevoked));
-    }
-    if let Some(key) = &request.idempotency_key {
-        if let Some(repeat) =
-            idempotent_repeat(tx, request.api_key_id, key, &request.request_hash).await?
-        {
-            return Ok(Accepting::Refused(repeat));
+    let repeat = async {
+        match &request.idempotency_key {
+            Some(key) => idempotent_repeat(c, request.api_key_id, key, &request.request_hash).await,
+            None => Ok(None),
         }
+    };
+    let key_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&request.api_key_id];
+    let (begun, live, repeat) = tokio::join!(
+        c.batch_execute("BEGIN"),
+        c.query_opt(&s, &key_params),
+        repeat,
+    );
+    begun?;
+    let live: Option<bool> = live?.map(|r| r.try_get(0)).transpose()?;
+    if live != Some(true) {
+        roll_back(c).await?;
+        return Ok(Some(Enqueued::KeyRevoked));
+    }
+    if let Some(repeat) = repeat? {
+        roll_back(c).await?;
+        return Ok(Some(repeat));
     }
     let day_start = now - now.rem_euclid(DAY_MS);
     let month_start = month_start(now);
@@ -63,31 +75,34 @@ pub(super) async fn enqueue(
             "day" if w.start == day_start => daily = limit,
             "month" if w.start == month_start => monthly = limit,
             _ => {
-                let used = window_used(tx, request.api_key_id, w).await?;
+                let used = window_used(c, request.api_key_id, w).await?;
                 if used + wanted > w.limit {
-                    return Ok(Accepting::Refused(exceeded(w, used)));
+                    roll_back(c).await?;
+                    return Ok(Some(exceeded(w, used)));
                 }
             }
         }
         if wanted > w.limit {
-            let used = window_used(tx, request.api_key_id, w).await?;
-            return Ok(Accepting::Refused(exceeded(w, used)));
+            let used = window_used(c, request.api_key_id, w).await?;
+            roll_back(c).await?;
+            return Ok(Some(exceeded(w, used)));
         }
     }
-    let insert_request = tx
+    let unlimited = daily == i64::MAX && monthly == i64::MAX;
+    let insert_request = c
         .prepare_cached(
             "INSERT INTO requests (id, api_key_id, idempotency_key, request_hash, account, session_sealed, conversation_id, conversation_short_id, created_at, day_start, month_start)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .await?;
-    let insert_messages = tx
+    let insert_messages = c
         .prepare_cached(&outbox_insert(request.messages.len()))
         .await?;
     // Last, so this key's counter rows stay locked only from here to the
     // commit: the reservation and the quota check are one statement, and a
     // counter that would pass its limit is left alone (no row comes back).
     // Rows in period order (all, day, month), as `finish` locks them.
-    let bump = tx
+    let bump = c
         .prepare_cached(
             "INSERT INTO usage_counters (api_key_id, period, start, messages, image_bytes)
              VALUES ($1, 'all', 0, $4, $5), ($1, 'day', $2, $4, $5), ($1, 'month', $3, $4, $5)
@@ -137,8 +152,9 @@ pub(super) async fn enqueue(
         ]);
     }
     let count = i64::try_from(wanted).unwrap_or(i64::MAX);
-    // The three go out together (pipelined on the connection) and run in
-    // order; if the request's insert fails, the others fail with it.
+    // They go out together (pipelined on the connection) and run in order; if
+    // one fails, the transaction is aborted, the ones after it fail too, and a
+    // COMMIT sent with them rolls back.
     let request_params: [&(dyn tokio_postgres::types::ToSql + Sync); 11] = [
         &request.id,
         &request.api_key_id,
@@ -161,30 +177,57 @@ pub(super) async fn enqueue(
         &daily,
         &monthly,
     ];
-    let (inserted, ids, counters) = tokio::join!(
-        tx.execute(&insert_request, &request_params),
-        tx.query(&insert_messages, &message_params),
-        tx.query(&bump, &bump_params),
+    let commit = async {
+        if unlimited {
+            c.batch_execute("COMMIT").await.map(|()| true)
+        } else {
+            Ok(false)
+        }
+    };
+    let (inserted, ids, counters, committed) = tokio::join!(
+        c.execute(&insert_request, &request_params),
+        c.query(&insert_messages, &message_params),
+        c.query(&bump, &bump_params),
+        commit,
     );
+    let committed = committed?;
+    let ended = |failed: bool| async move {
+        if failed && !committed {
+            roll_back(c).await
+        } else {
+            Ok(())
+        }
+    };
     match inserted {
         Ok(_) => {}
         Err(e)
             if request.idempotency_key.is_some()
                 && e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
         {
-            return Ok(Accepting::Twin);
+            ended(true).await?;
+            return Ok(None);
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => {
+            ended(true).await?;
+            return Err(e.into());
+        }
     }
+    let (ids, counters) = match (ids, counters) {
+        (Ok(ids), Ok(counters)) => (ids, counters),
+        (Err(e), _) | (_, Err(e)) => {
+            ended(true).await?;
+            return Err(e.into());
+        }
+    };
     let mut first_id = None;
-    for row in ids? {
+    for row in ids {
         if request.claim_first_ms.is_some() && row.try_get::<_, i64>(1)? == 0 {
             first_id = Some(row.try_get::<_, i64>(0)?);
         }
     }
     let mut totals = UsageTotals::default();
     let mut counted = [false; 3];
-    for row in counters? {
+    for row in counters {
         let period: String = row.try_get(0)?;
         counted[match period.as_str() {
             "day" => 0,
@@ -197,21 +240,26 @@ pub(super) async fn enqueue(
         "day" => w.start == day_start && !counted[0],
         _ => w.start == month_start && !counted[1],
     }) {
-        let used = window_used(tx, request.api_key_id, w).await?;
-        return Ok(Accepting::Refused(exceeded(w, used)));
+        // Only a limited key gets here (an unlimited one counts every row).
+        let used = window_used(c, request.api_key_id, w).await?;
+        roll_back(c).await?;
+        return Ok(Some(exceeded(w, used)));
     }
     let mut used = Vec::with_capacity(windows.len());
     for w in windows {
         used.push(match period_of(w) {
             "month" if w.start == month_start => totals.month,
             "day" if w.start == day_start => totals.today,
-            _ => window_used(tx, request.api_key_id, w).await?,
+            _ => window_used(c, request.api_key_id, w).await?,
         });
+    }
+    if !committed {
+        c.batch_execute("COMMIT").await?;
     }
     let claimed = first_id
         .and_then(|id| OutboxMessage::claimed_first(id, &mut request))
         .map(Box::new);
-    Ok(Accepting::Accepted(Enqueued::accepted(
+    Ok(Some(Enqueued::accepted(
         request,
         now,
         image_bytes,
@@ -287,13 +335,17 @@ pub(super) async fn idempotent_repeat<C: deadpool_postgres::GenericClient>(
     }))
 }
 
-pub(super) async fn window_used(tx: &Tx<'_>, api_key_id: i64, window: &QuotaWindow) -> Result<u64> {
-    let s = tx
+pub(super) async fn window_used<C: deadpool_postgres::GenericClient>(
+    c: &C,
+    api_key_id: i64,
+    window: &QuotaWindow,
+) -> Result<u64> {
+    let s = c
         .prepare_cached(
             "SELECT messages FROM usage_counters WHERE api_key_id = $1 AND period = $2 AND start = $3",
         )
         .await?;
-    let used: Option<i64> = tx
+    let used: Option<i64> = c
         .query_opt(&s, &[&api_key_id, &period_of(window), &window.start])
         .await?
         .map(|r| r.try_get(0))

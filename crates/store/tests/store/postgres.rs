@@ -159,3 +159,87 @@ async fn a_bad_sslmode_or_root_file_is_a_clear_error() {
     .unwrap_err();
     assert!(e.to_string().contains("/no/such.pem"), "{e}");
 }
+
+/// An acceptance that fails part-way (here a request id already taken) ends
+/// its transaction: the pooled connections serve the next operations, and none
+/// is left idle in a transaction. Both paths: a key without a limit (the COMMIT
+/// went out with the writes) and one with a limit.
+#[tokio::test]
+async fn a_failed_acceptance_leaves_no_transaction_open() {
+    use tiktok_dm_store::{Kind, Store as _};
+    let schema = PgSchema::create().await;
+    let app = format!("tdm_{}", schema.name);
+    let store = PostgresStore::open(&format!("{}&application_name={app}", schema.url))
+        .await
+        .unwrap();
+    let free = crate::suite::new_key(&store, "free", None).await;
+    let limited = crate::suite::new_key(&store, "limited", Some(100)).await;
+    for (key, windows) in [(&free, Vec::new()), (&limited, crate::suite::daily(100))] {
+        let id = format!("req_{}", key.name);
+        let first = crate::suite::request(&id, key.id, None, &[Kind::Text]);
+        store.enqueue(first, &windows, 10).await.unwrap();
+        for _ in 0..3 {
+            let again = crate::suite::request(&id, key.id, None, &[Kind::Text]);
+            let e = store.enqueue(again, &windows, 10).await.unwrap_err();
+            assert!(e.to_string().contains("23505"), "{e}");
+        }
+        for n in 0..20 {
+            let r = crate::suite::request(&format!("{id}_{n}"), key.id, None, &[Kind::Text]);
+            store.enqueue(r, &windows, 10).await.unwrap();
+        }
+        let today = &crate::suite::daily(100)[0];
+        assert_eq!(
+            crate::suite::used(&store, key.id, today).await,
+            21,
+            "{}",
+            key.name
+        );
+    }
+    // Concurrent repeats of one idempotency key on the limited key, made to
+    // race: a lock taken from another session holds their inserts until all
+    // have found no earlier request, so all but one lose on the unique index,
+    // roll back and answer as repeats.
+    let (blocker, conn) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE requests IN SHARE ROW EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut r = crate::suite::request(
+                    &format!("t{i}"),
+                    limited.id,
+                    Some("same"),
+                    &[Kind::Text],
+                );
+                r.request_hash = "same-content".into();
+                store
+                    .enqueue(r, &crate::suite::daily(100), 10)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    blocker.batch_execute("COMMIT").await.unwrap();
+    let mut accepted = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            tiktok_dm_store::Enqueued::Accepted { .. } => accepted += 1,
+            tiktok_dm_store::Enqueued::Replay { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(accepted, 1);
+    let stuck = schema
+        .query_text(&format!(
+            "SELECT count(*)::text FROM pg_stat_activity WHERE application_name = '{app}' AND state <> 'idle'"
+        ))
+        .await;
+    assert_eq!(stuck, ["0"]);
+}
