@@ -214,90 +214,49 @@ fn roots(from: Option<&Roots>) -> Result<RootCertStore> {
 /// The connector for `settings`.
 pub(crate) fn connector(settings: &Settings) -> Result<MakeRustlsConnect> {
     let provider = provider();
+    let setup = |e: &dyn std::fmt::Display| Error::Migration(format!("TLS setup failed: {e}"));
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Migration(format!("TLS setup failed: {e}")))?;
-    let config = match settings.mode {
-        Mode::Disable | Mode::Prefer | Mode::Require => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Unchecked(provider)))
-            .with_no_client_auth(),
-        Mode::VerifyCa => {
-            let chain = WebPkiServerVerifier::builder_with_provider(
-                Arc::new(roots(settings.roots.as_ref())?),
-                provider,
-            )
+        .map_err(|e| setup(&e))?;
+    let roots = roots(settings.roots.as_ref())?;
+    let config = if settings.mode == Mode::VerifyFull {
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
             .build()
-            .map_err(|e| Error::Migration(format!("TLS setup failed: {e}")))?;
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(ChainOnly(chain)))
-                .with_no_client_auth()
-        }
-        Mode::VerifyFull => builder
-            .with_root_certificates(roots(settings.roots.as_ref())?)
-            .with_no_client_auth(),
+            .map_err(|e| setup(&e))?;
+        let check = if settings.mode == Mode::VerifyCa {
+            Check::Chain
+        } else {
+            Check::Nothing
+        };
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Relaxed { webpki, check }))
+            .with_no_client_auth()
     };
     Ok(MakeRustlsConnect::new(config))
 }
 
-/// `prefer` and `require`: any certificate, as libpq; the handshake's
-/// signatures are still checked against it.
-#[derive(Debug)]
-struct Unchecked(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Unchecked {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+/// What a relaxed verifier checks of the certificate.
+#[derive(Debug, Clone, Copy)]
+enum Check {
+    /// `prefer` and `require`: nothing, as libpq.
+    Nothing,
+    /// `verify-ca`: the chain, not the name.
+    Chain,
 }
 
-/// `verify-ca`: the chain is checked, the name is not. The WebPKI verifier
-/// checks the chain first and the name after, so a name error means the chain
-/// was good.
+/// A WebPKI verifier that checks less of the certificate; the handshake's
+/// signatures are still checked against it. The WebPKI verifier checks the
+/// chain first and the name after, so a name error means the chain was good.
 #[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
+struct Relaxed {
+    webpki: Arc<WebPkiServerVerifier>,
+    check: Check,
+}
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for Relaxed {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -306,10 +265,16 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        if let Check::Nothing = self.check {
+            return Ok(ServerCertVerified::assertion());
+        }
+        match self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -323,7 +288,7 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        self.webpki.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -332,11 +297,11 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        self.webpki.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.webpki.supported_verify_schemes()
     }
 }
 
