@@ -25,6 +25,8 @@ use tiktok_dm_client::{Config, Credentials, Endpoints, Session, Target, Transpor
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const CROWD: u32 = 1_000;
+/// The sandbox session every latency and burst send uses.
+const ALICE: &str = "sandbox-session-alice";
 const SEQUENTIAL: usize = 10_000;
 const MODERATE_TOTAL: usize = 40_000;
 const MODERATE_CONCURRENCY: usize = 8;
@@ -198,6 +200,43 @@ impl Gateway {
     }
 }
 
+/// How a latency run sends: directly with the client, or through the gateway
+/// (which answers 200 once the message is delivered).
+#[derive(Clone)]
+enum Via {
+    Direct(Arc<Session>, Target),
+    Gateway(Arc<Gateway>),
+}
+
+impl Via {
+    fn name(&self) -> &'static str {
+        match self {
+            Via::Direct(..) => "client directly",
+            Via::Gateway(_) => "through the gateway",
+        }
+    }
+
+    fn note(&self) -> &'static str {
+        match self {
+            Via::Direct(..) => "",
+            Via::Gateway(_) => ", answer after delivery",
+        }
+    }
+
+    async fn send(&self) {
+        match self {
+            Via::Direct(session, target) => {
+                let text = MessageText::parse("load").unwrap();
+                session
+                    .send_text_with_id(target, &text, &Session::new_client_message_id())
+                    .await
+                    .unwrap();
+            }
+            Via::Gateway(g) => assert_eq!(g.send(ALICE, &g.body, false).await, 200),
+        }
+    }
+}
+
 /// `total` sends over `concurrency` tasks, each timing its own sends.
 async fn drive<F, Fut>(total: usize, concurrency: usize, send: F) -> (Vec<Duration>, Duration)
 where
@@ -311,7 +350,7 @@ async fn parent() {
         key: ready["key"].as_str().unwrap().to_owned(),
         body: json!({"conversation_id": c.conversation_id.as_str(), "conversation_short_id": c.conversation_short_id.to_string(), "text": "load"}),
     });
-    let alice = "sandbox-session-alice";
+    let alice = ALICE;
     let direct = Arc::new(
         Session::connect(
             Config::builder(Credentials::parse(alice).unwrap())
@@ -343,42 +382,24 @@ async fn parent() {
     println!("|---|---|---|---|---|---|");
     // Latency: the same sends made directly and through the gateway (which waits
     // for delivery before answering 200), one at a time and at moderate load.
+    let vias = [
+        Via::Direct(Arc::clone(&direct), target.clone()),
+        Via::Gateway(Arc::clone(&gw)),
+    ];
     let mut pairs = Vec::new();
     for (total, concurrency) in [(SEQUENTIAL, 1), (MODERATE_TOTAL, MODERATE_CONCURRENCY)] {
-        let (d, t) = (Arc::clone(&direct), target.clone());
-        let (samples, wall) = drive(total, concurrency, move || {
-            let (d, t) = (Arc::clone(&d), t.clone());
-            async move {
-                let text = MessageText::parse("load").unwrap();
-                d.send_text_with_id(&t, &text, &Session::new_client_message_id())
-                    .await
-                    .unwrap();
-            }
-        })
-        .await;
-        let direct_stats = stats(
-            &format!("client directly, {concurrency} in flight"),
-            samples,
-            wall,
-        );
-        let g = Arc::clone(&gw);
-        let (samples, wall) = drive(total, concurrency, move || {
-            let g = Arc::clone(&g);
-            async move {
-                assert_eq!(g.send(alice, &g.body, false).await, 200);
-            }
-        })
-        .await;
-        let gateway_stats = stats(
-            &format!("through the gateway, {concurrency} in flight, answer after delivery"),
-            samples,
-            wall,
-        );
-        pairs.push((
-            format!("{concurrency} in flight"),
-            direct_stats,
-            gateway_stats,
-        ));
+        let mut pair = Vec::new();
+        for via in &vias {
+            let v = via.clone();
+            let (samples, wall) = drive(total, concurrency, move || {
+                let v = v.clone();
+                async move { v.send().await }
+            })
+            .await;
+            let name = format!("{}, {concurrency} in flight{}", via.name(), via.note());
+            pair.push(stats(&name, samples, wall));
+        }
+        pairs.push((format!("{concurrency} in flight"), pair));
     }
     // Latency at a steady arrival rate (open loop): closed-loop senders that
     // wait for each answer before the next send arrive in lockstep convoys,
@@ -386,37 +407,22 @@ async fn parent() {
     // (Skipped on PostgreSQL, which accepts fewer sends than these rates.)
     let rates: &[f64] = if on_postgres { &[] } else { &PACED_RATES };
     for &rate in rates {
-        let (d, t) = (Arc::clone(&direct), target.clone());
-        let samples = paced(rate, move || {
-            let (d, t) = (Arc::clone(&d), t.clone());
-            async move {
-                let text = MessageText::parse("load").unwrap();
-                d.send_text_with_id(&t, &text, &Session::new_client_message_id())
-                    .await
-                    .unwrap();
-            }
-        })
-        .await;
-        let wall = Duration::from_secs_f64(PACED_SECONDS);
-        let direct_stats = stats(
-            &format!("client directly, {rate:.0}/s arriving"),
-            samples,
-            wall,
-        );
-        let g = Arc::clone(&gw);
-        let samples = paced(rate, move || {
-            let g = Arc::clone(&g);
-            async move {
-                assert_eq!(g.send(alice, &g.body, false).await, 200);
-            }
-        })
-        .await;
-        let gateway_stats = stats(
-            &format!("through the gateway, {rate:.0}/s arriving, answer after delivery"),
-            samples,
-            wall,
-        );
-        pairs.push((format!("{rate:.0}/s arriving"), direct_stats, gateway_stats));
+        let mut pair = Vec::new();
+        for via in &vias {
+            let v = via.clone();
+            let samples = paced(rate, move || {
+                let v = v.clone();
+                async move { v.send().await }
+            })
+            .await;
+            let name = format!("{}, {rate:.0}/s arriving{}", via.name(), via.note());
+            pair.push(stats(
+                &name,
+                samples,
+                Duration::from_secs_f64(PACED_SECONDS),
+            ));
+        }
+        pairs.push((format!("{rate:.0}/s arriving"), pair));
     }
     // Throughput: many clients, answers after delivery.
     let pids = [gateway_pid, sandbox.id(), std::process::id()];
@@ -531,7 +537,8 @@ async fn parent() {
     let after_crowd = tiktok_dm_test_support::rss_kib(gateway_pid);
 
     println!();
-    for (load, d, g) in &pairs {
+    for (load, pair) in &pairs {
+        let (d, g) = (&pair[0], &pair[1]);
         println!(
             "gateway overhead at {load}: p50 +{:.0} µs, p99 +{:.0} µs",
             us(g.p50) - us(d.p50),
