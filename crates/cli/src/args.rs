@@ -44,13 +44,23 @@ pub enum AccountsCommand {
         #[arg(long)]
         session: String,
         /// Database URL or SQLite file path.
-        #[arg(long, default_value = "tiktok-dm.sqlite", env = "TIKTOK_DM_DATABASE")]
+        #[arg(
+            long,
+            default_value = "tiktok-dm.sqlite",
+            env = "TIKTOK_DM_DATABASE",
+            hide_env_values = true
+        )]
         database: String,
     },
     /// List stored accounts (never their sessions).
     List {
         /// Database URL or SQLite file path.
-        #[arg(long, default_value = "tiktok-dm.sqlite", env = "TIKTOK_DM_DATABASE")]
+        #[arg(
+            long,
+            default_value = "tiktok-dm.sqlite",
+            env = "TIKTOK_DM_DATABASE",
+            hide_env_values = true
+        )]
         database: String,
     },
     /// Ask TikTok whether a stored account's session is accepted now. Prints one
@@ -60,7 +70,12 @@ pub enum AccountsCommand {
         /// The account's name.
         name: String,
         /// Database URL or SQLite file path.
-        #[arg(long, default_value = "tiktok-dm.sqlite", env = "TIKTOK_DM_DATABASE")]
+        #[arg(
+            long,
+            default_value = "tiktok-dm.sqlite",
+            env = "TIKTOK_DM_DATABASE",
+            hide_env_values = true
+        )]
         database: String,
         /// Ask a sandbox at this base URL instead of TikTok.
         #[arg(long)]
@@ -71,7 +86,12 @@ pub enum AccountsCommand {
         /// The account's name.
         name: String,
         /// Database URL or SQLite file path.
-        #[arg(long, default_value = "tiktok-dm.sqlite", env = "TIKTOK_DM_DATABASE")]
+        #[arg(
+            long,
+            default_value = "tiktok-dm.sqlite",
+            env = "TIKTOK_DM_DATABASE",
+            hide_env_values = true
+        )]
         database: String,
     },
 }
@@ -117,13 +137,23 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
         /// Database URL or SQLite file path.
-        #[arg(long, default_value = "tiktok-dm.sqlite", env = "TIKTOK_DM_DATABASE")]
+        #[arg(
+            long,
+            default_value = "tiktok-dm.sqlite",
+            env = "TIKTOK_DM_DATABASE",
+            hide_env_values = true
+        )]
         database: String,
     },
     /// List keys (never the keys themselves).
     List {
         /// Database URL or SQLite file path.
-        #[arg(long, default_value = "tiktok-dm.sqlite", env = "TIKTOK_DM_DATABASE")]
+        #[arg(
+            long,
+            default_value = "tiktok-dm.sqlite",
+            env = "TIKTOK_DM_DATABASE",
+            hide_env_values = true
+        )]
         database: String,
     },
     /// Revoke a key by name.
@@ -131,7 +161,12 @@ pub enum KeysCommand {
         /// The key's name.
         name: String,
         /// Database URL or SQLite file path.
-        #[arg(long, default_value = "tiktok-dm.sqlite", env = "TIKTOK_DM_DATABASE")]
+        #[arg(
+            long,
+            default_value = "tiktok-dm.sqlite",
+            env = "TIKTOK_DM_DATABASE",
+            hide_env_values = true
+        )]
         database: String,
     },
 }

@@ -213,3 +213,32 @@ async fn planted_sessions_and_keys_appear_in_no_log_line_and_no_answer() {
         }
     }
 }
+
+/// `--help` names the environment variables an option reads but not their
+/// values: a database URL may carry a password.
+#[tokio::test]
+async fn help_does_not_print_the_database_url_from_the_environment() {
+    let password = format!("hunter2-{}", std::process::id());
+    let url = format!("postgres://gw:{password}@db.example/gw");
+    for command in [
+        &["keys", "create", "--help"][..],
+        &["keys", "list", "--help"],
+        &["keys", "revoke", "--help"],
+        &["accounts", "add", "--help"],
+        &["accounts", "list", "--help"],
+        &["accounts", "check", "--help"],
+        &["accounts", "remove", "--help"],
+    ] {
+        let out = crate::run_with_env(args(command), None, &[("TIKTOK_DM_DATABASE", &url)]).await;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{command:?}");
+        assert!(
+            text.contains("[env: TIKTOK_DM_DATABASE]"),
+            "{command:?}: {text}"
+        );
+        assert!(
+            !text.contains(&password),
+            "{command:?} printed the password"
+        );
+    }
+}
