@@ -8,7 +8,7 @@ use tiktok_dm_client::Endpoints;
 use tiktok_dm_gateway::admin::{self, KeySpec};
 use tiktok_dm_gateway::secrets::{MASTER_KEY_ENV, Vault};
 use tiktok_dm_gateway::{Settings, now_ms};
-use tiktok_dm_store::{AnyStore, Store, is_postgres_url};
+use tiktok_dm_store::{AnyStore, Store, database_shown, is_postgres_url};
 
 use crate::args::{AccountsCommand, KeysCommand};
 
@@ -41,32 +41,7 @@ pub fn vault(database: &str, key_file: Option<&str>) -> anyhow::Result<Vault> {
 pub async fn open_store(database: &str) -> anyhow::Result<AnyStore> {
     AnyStore::open(database)
         .await
-        .with_context(|| format!("cannot open the database {}", shown(database)))
-}
-
-/// `database` as it may appear in messages: a URL's password, and any
-/// `password=` setting (the key=value form, a query parameter), replaced.
-pub fn shown(database: &str) -> String {
-    let mut out = match database.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((user_info, host)) if user_info.contains(':') => {
-                let user = user_info.split(':').next().unwrap_or_default();
-                format!("{scheme}://{user}:***@{host}")
-            }
-            _ => database.to_owned(),
-        },
-        None => database.to_owned(),
-    };
-    let mut from = 0;
-    while let Some(at) = out[from..].to_ascii_lowercase().find("password=") {
-        let start = from + at + "password=".len();
-        let end = out[start..]
-            .find([' ', '&'])
-            .map_or(out.len(), |n| start + n);
-        out.replace_range(start..end, "***");
-        from = start + 3;
-    }
-    out
+        .with_context(|| format!("cannot open the database {}", database_shown(database)))
 }
 
 pub async fn create_key(
@@ -191,28 +166,4 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_database_is_shown_without_its_password() {
-        for (given, shown) in [
-            ("gw.sqlite", "gw.sqlite"),
-            (
-                "postgres://gw:s3cret@db:5432/gw",
-                "postgres://gw:***@db:5432/gw",
-            ),
-            (
-                "postgres://gw@db/gw?password=s3cret&sslmode=disable",
-                "postgres://gw@db/gw?password=***&sslmode=disable",
-            ),
-            (
-                "host=db user=gw password=s3cret dbname=gw",
-                "host=db user=gw password=*** dbname=gw",
-            ),
-        ] {
-            assert_eq!(super::shown(given), shown);
-        }
-    }
 }

@@ -154,8 +154,8 @@ pub const SETTINGS: &[(&str, &str)] = &[
 /// Environment variables other commands read, which `serve` leaves alone.
 const OTHER_ENV: &[&str] = &["SESSION", "MASTER_KEY", "LOG"];
 
-/// What `serve` runs with.
-#[derive(Clone, Debug)]
+/// What `serve` runs with. Its `Debug` shows the database without a password.
+#[derive(Clone)]
 pub struct ServeConfig {
     /// Address to listen on.
     pub listen: String,
@@ -167,6 +167,18 @@ pub struct ServeConfig {
     pub master_key_file: Option<String>,
     /// The gateway's settings (endpoints follow `sandbox_url`).
     pub settings: Settings,
+}
+
+impl std::fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeConfig")
+            .field("listen", &self.listen)
+            .field("database", &tiktok_dm_store::database_shown(&self.database))
+            .field("sandbox_url", &self.sandbox_url)
+            .field("master_key_file", &self.master_key_file)
+            .field("settings", &self.settings)
+            .finish()
+    }
 }
 
 /// The layered raw values: name → (value, source, where it came from).
@@ -414,6 +426,20 @@ mod tests {
         assert_eq!(c.settings.wait_for_delivery, Duration::from_secs(5));
         assert_eq!(c.database, "tiktok-dm.sqlite");
         assert_eq!(c.settings.pacing, Pacing::TIKTOK_DEFAULT, "TikTok is paced");
+    }
+
+    #[test]
+    fn the_config_debugs_without_the_database_password() {
+        let mut l = Layers::default();
+        l.env(env(&[(
+            "TIKTOK_DM_DATABASE",
+            "postgres://gw:s3cret-pw@db/gw?sslmode=verify-full",
+        )]))
+        .unwrap();
+        let c = l.resolve().unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cret-pw"), "{shown}");
+        assert!(shown.contains("postgres://gw:***@db/gw"), "{shown}");
     }
 
     #[test]

@@ -46,6 +46,31 @@ pub fn is_postgres_url(url: &str) -> bool {
         .is_some_and(|(key, _)| LIBPQ_KEYWORDS.contains(&key))
 }
 
+/// `database` as it may appear in messages: a URL's password, and any
+/// `password=` setting (the key=value form, a query parameter), replaced.
+pub fn database_shown(database: &str) -> String {
+    let mut out = match database.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((user_info, host)) if user_info.contains(':') => {
+                let user = user_info.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}:***@{host}")
+            }
+            _ => database.to_owned(),
+        },
+        None => database.to_owned(),
+    };
+    let mut from = 0;
+    while let Some(at) = out[from..].to_ascii_lowercase().find("password=") {
+        let start = from + at + "password=".len();
+        let end = out[start..]
+            .find([' ', '&'])
+            .map_or(out.len(), |n| start + n);
+        out.replace_range(start..end, "***");
+        from = start + 3;
+    }
+    out
+}
+
 impl AnyStore {
     /// Opens the database `url` names and applies its migrations.
     ///
@@ -188,6 +213,27 @@ mod tests {
             "weird=name.sqlite",
         ] {
             assert!(!super::is_postgres_url(sqlite), "{sqlite}");
+        }
+    }
+
+    #[test]
+    fn a_database_is_shown_without_its_password() {
+        for (given, shown) in [
+            ("gw.sqlite", "gw.sqlite"),
+            (
+                "postgres://gw:s3cret@db:5432/gw",
+                "postgres://gw:***@db:5432/gw",
+            ),
+            (
+                "postgres://gw@db/gw?password=s3cret&sslmode=disable",
+                "postgres://gw@db/gw?password=***&sslmode=disable",
+            ),
+            (
+                "host=db user=gw password=s3cret dbname=gw",
+                "host=db user=gw password=*** dbname=gw",
+            ),
+        ] {
+            assert_eq!(super::database_shown(given), shown);
         }
     }
 }

@@ -20,7 +20,7 @@ mod types;
 
 use std::future::Future;
 
-pub use any::{AnyStore, is_postgres_url};
+pub use any::{AnyStore, database_shown, is_postgres_url};
 pub use error::{Error, Result};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
