@@ -154,11 +154,26 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<(Op, Reply)>, checkpointer: 
         }
         let durable = batch.iter().any(|(op, _)| op.must_be_durable());
         if durable != full_sync {
-            let level = if durable { "FULL" } else { "NORMAL" };
-            if let Err(e) = conn.pragma_update(None, "synchronous", level) {
-                tracing::error!(error = %e, "store: cannot set synchronous");
+            // Prepared once and kept: the level changes up to twice per send.
+            let sql = if durable {
+                "PRAGMA synchronous = FULL"
             } else {
-                full_sync = durable;
+                "PRAGMA synchronous = NORMAL"
+            };
+            match conn.prepare_cached(sql).and_then(|mut s| s.execute([])) {
+                Ok(_) => full_sync = durable,
+                // A group that must be durable is not committed without its
+                // fsync: its callers hear the error instead.
+                Err(e) if durable => {
+                    tracing::error!(error = %e, "store: cannot make this group durable");
+                    for (_, reply) in batch.drain(..) {
+                        let _ = reply.send(Err(Error::Commit(format!(
+                            "cannot set synchronous = FULL: {e}"
+                        ))));
+                    }
+                    continue;
+                }
+                Err(e) => tracing::error!(error = %e, "store: cannot set synchronous"),
             }
         }
         let (ops, replies): (Vec<Op>, Vec<Reply>) = batch.drain(..).unzip();
