@@ -6,7 +6,8 @@
 //! tests use), and
 //! this one driving both over loopback HTTP, with a fixed number of sends in
 //! flight (closed loop) and with sends arriving at a fixed rate (open loop).
-//! The gateway's memory is its own
+//! `LOAD_PIN=1` puts the gateway alone on the last core and the sandbox and the
+//! driver on the others (`taskset`). The gateway's memory is its own
 //! process's RSS. Every loop is bounded; the children exit when stdin closes.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -372,6 +373,29 @@ async fn parent() {
         assert_eq!(gw.send(alice, &gw.body, false).await, 200);
     }
     let gateway_pid = gateway_process.id();
+    // `LOAD_PIN=1`: the gateway on the last core, the sandbox and this driver
+    // on the others (with `taskset`), to see what sharing cores costs.
+    if std::env::var("LOAD_PIN").as_deref() == Ok("1") {
+        let last = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
+        let others = if last == 0 {
+            "0".to_owned()
+        } else {
+            format!("0-{}", last - 1)
+        };
+        for (pid, cores) in [
+            (gateway_pid, last.to_string()),
+            (sandbox.id(), others.clone()),
+            (std::process::id(), others),
+        ] {
+            let pinned = Command::new("taskset")
+                .args(["-a", "-p", "-c", &cores, &pid.to_string()])
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(pinned.success(), "taskset failed");
+        }
+        println!("pinned: the gateway alone on core {last}");
+    }
     let rss_start = tiktok_dm_test_support::rss_kib(gateway_pid);
 
     println!(
