@@ -58,6 +58,11 @@ pub(crate) fn quota_returned(state: State, image_bytes: i64) -> (i64, i64) {
     }
 }
 
+/// A stored count; a negative one (never written) reads as zero.
+pub(crate) fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

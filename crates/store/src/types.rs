@@ -303,7 +303,43 @@ pub struct Snapshot {
     pub used: Vec<u64>,
 }
 
+/// The columns an API key is read from, in the order of [`ApiKeyRow`].
+pub(crate) const API_KEY_COLUMNS: &str =
+    "id, name, prefix, daily_limit, monthly_limit, account, created_at, revoked_at";
+
+/// An API key's row as either driver reads it ([`API_KEY_COLUMNS`]).
+pub(crate) type ApiKeyRow = (
+    i64,
+    String,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    i64,
+    Option<i64>,
+);
+
+/// A stored limit; one out of range (never written) reads as none.
+fn limit(v: Option<i64>) -> Option<u32> {
+    v.and_then(|n| u32::try_from(n).ok())
+}
+
 impl ApiKey {
+    /// The key a stored row holds.
+    pub(crate) fn stored(row: ApiKeyRow) -> Self {
+        let (id, name, prefix, daily, monthly, account, created_at, revoked_at) = row;
+        Self {
+            id,
+            name,
+            prefix,
+            daily_limit: limit(daily),
+            monthly_limit: limit(monthly),
+            account,
+            created_at,
+            revoked_at,
+        }
+    }
+
     /// The key `new` became when stored with `id` at `now`.
     pub(crate) fn created(id: i64, new: NewApiKey, now: i64) -> Self {
         Self {

@@ -17,7 +17,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, Row};
 
 use crate::Store;
-use crate::counters::add_counter;
+use crate::counters::{add_counter, count};
 use crate::error::{Error, Result};
 use crate::types::*;
 
@@ -46,28 +46,17 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
-const KEY_COLUMNS: &str =
-    "id, name, prefix, daily_limit, monthly_limit, account, created_at, revoked_at";
-
-fn limit(v: Option<i64>) -> Option<u32> {
-    v.and_then(|n| u32::try_from(n).ok())
-}
-
 fn api_key(row: &Row) -> Result<ApiKey> {
-    Ok(ApiKey {
-        id: row.try_get(0)?,
-        name: row.try_get(1)?,
-        prefix: row.try_get(2)?,
-        daily_limit: limit(row.try_get(3)?),
-        monthly_limit: limit(row.try_get(4)?),
-        account: row.try_get(5)?,
-        created_at: row.try_get(6)?,
-        revoked_at: row.try_get(7)?,
-    })
-}
-
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
+    Ok(ApiKey::stored((
+        row.try_get(0)?,
+        row.try_get(1)?,
+        row.try_get(2)?,
+        row.try_get(3)?,
+        row.try_get(4)?,
+        row.try_get(5)?,
+        row.try_get(6)?,
+        row.try_get(7)?,
+    )))
 }
 
 impl PostgresStore {
@@ -179,7 +168,7 @@ impl Store for PostgresStore {
         let c = self.client().await?;
         let s = c
             .prepare_cached(&format!(
-                "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1"
+                "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1"
             ))
             .await?;
         c.query_opt(&s, &[&&hash[..]])
@@ -193,7 +182,7 @@ impl Store for PostgresStore {
         let c = self.client().await?;
         let rows = c
             .query(
-                &format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY id DESC"),
+                &format!("SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY id DESC"),
                 &[],
             )
             .await?;

@@ -2,12 +2,10 @@
 //! that ends a message, the session wipe.
 
 use crate::counters::{
-    DAY_MS, add_counter, month_start, not_attempted_error, period_of, quota_returned,
+    DAY_MS, add_counter, count, month_start, not_attempted_error, period_of, quota_returned,
 };
 use crate::error::Result;
 use crate::types::*;
-
-use super::count;
 
 /// A transaction on a pooled connection.
 pub(super) type Tx<'a> = deadpool_postgres::Transaction<'a>;

@@ -18,7 +18,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 
 use crate::Store;
-use crate::counters::add_counter;
+use crate::counters::{add_counter, count};
 use crate::error::{Error, Result};
 use crate::types::*;
 
@@ -168,28 +168,17 @@ impl SqliteStore {
     }
 }
 
-fn limit(v: Option<i64>) -> Option<u32> {
-    v.and_then(|n| u32::try_from(n).ok())
-}
-
 fn api_key(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
-    Ok(ApiKey {
-        id: row.get(0)?,
-        name: row.get(1)?,
-        prefix: row.get(2)?,
-        daily_limit: limit(row.get(3)?),
-        monthly_limit: limit(row.get(4)?),
-        account: row.get(5)?,
-        created_at: row.get(6)?,
-        revoked_at: row.get(7)?,
-    })
-}
-
-const KEY_COLUMNS: &str =
-    "id, name, prefix, daily_limit, monthly_limit, account, created_at, revoked_at";
-
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
+    Ok(ApiKey::stored((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+    )))
 }
 
 impl Store for SqliteStore {
@@ -204,7 +193,7 @@ impl Store for SqliteStore {
         let hash = *hash;
         self.read(move |c| {
             Ok(c.prepare_cached(&format!(
-                "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1"
+                "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1"
             ))?
             .query_row(params![&hash[..]], api_key)
             .optional()?)
@@ -215,7 +204,7 @@ impl Store for SqliteStore {
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
         self.read(|c| {
             let mut s = c.prepare_cached(&format!(
-                "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY id DESC"
+                "SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY id DESC"
             ))?;
             let rows = s.query_map([], api_key)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

@@ -13,7 +13,7 @@ use crate::types::*;
 
 use super::checkpointer::Checkpointer;
 use crate::counters::{
-    DAY_MS, add_counter, month_start, not_attempted_error, period_of, quota_returned,
+    DAY_MS, add_counter, count, month_start, not_attempted_error, period_of, quota_returned,
 };
 
 /// Operations per transaction, at most.
@@ -463,7 +463,7 @@ pub(crate) fn window_used(c: &Connection, api_key_id: i64, window: &QuotaWindow)
             |r| r.get(0),
         )
         .optional()?;
-    Ok(used.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+    Ok(used.map_or(0, count))
 }
 
 /// The due messages, oldest first (see `claim`).
