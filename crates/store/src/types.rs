@@ -431,6 +431,44 @@ impl Enqueued {
     }
 }
 
+/// What an outbox row takes per message besides the message itself, as
+/// [`NewRequest::outbox_rows`] computes it.
+pub(crate) struct OutboxRow {
+    pub(crate) position: i64,
+    pub(crate) kind: &'static str,
+    pub(crate) image_bytes: i64,
+    /// `sending` for a first message claimed with its acceptance, else
+    /// `accepted` (a later message waits for the one before it).
+    pub(crate) state: &'static str,
+    pub(crate) locked_until: Option<i64>,
+    pub(crate) attempts: i64,
+}
+
+impl NewRequest {
+    /// Each message's outbox row values when accepted at `now`.
+    pub(crate) fn outbox_rows(&self, now: i64) -> Vec<OutboxRow> {
+        self.messages
+            .iter()
+            .enumerate()
+            .map(|(position, m)| {
+                let lease = self.claim_first_ms.filter(|_| position == 0);
+                OutboxRow {
+                    position: position as i64,
+                    kind: m.kind.as_str(),
+                    image_bytes: m.image.as_ref().map_or(0, |i| i.len() as i64),
+                    state: if lease.is_some() {
+                        "sending"
+                    } else {
+                        "accepted"
+                    },
+                    locked_until: lease.map(|ms| now + ms),
+                    attempts: i64::from(lease.is_some()),
+                }
+            })
+            .collect()
+    }
+}
+
 impl OutboxMessage {
     /// The first message of `request`, claimed with its acceptance as row `id`;
     /// its image moves out of the request (it may be 20 MB).

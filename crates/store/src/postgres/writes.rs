@@ -113,40 +113,21 @@ pub(super) async fn enqueue(
              RETURNING period, messages, image_bytes",
         )
         .await?;
-    let rows: Vec<MessageRow> = request
-        .messages
-        .iter()
-        .enumerate()
-        .map(|(position, m)| {
-            let lease = request.claim_first_ms.filter(|_| position == 0);
-            (
-                position as i64,
-                m.kind.as_str(),
-                m.image.as_ref().map_or(0, |i| i.len() as i64),
-                if lease.is_some() {
-                    "sending"
-                } else {
-                    "accepted"
-                },
-                lease.map(|ms| now + ms),
-                i64::from(lease.is_some()),
-            )
-        })
-        .collect();
-    let image_bytes: i64 = rows.iter().map(|r| r.2).sum();
+    let rows = request.outbox_rows(now);
+    let image_bytes: i64 = rows.iter().map(|r| r.image_bytes).sum();
     let mut message_params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
         vec![&request.id, &now, &request.api_key_id];
     for (row, m) in rows.iter().zip(&request.messages) {
         message_params.extend([
-            &row.0 as &(dyn tokio_postgres::types::ToSql + Sync),
-            &row.1,
+            &row.position as &(dyn tokio_postgres::types::ToSql + Sync),
+            &row.kind,
             &m.client_message_id,
             &m.text,
             &m.image,
-            &row.2,
-            &row.3,
-            &row.4,
-            &row.5,
+            &row.image_bytes,
+            &row.state,
+            &row.locked_until,
+            &row.attempts,
         ]);
     }
     let count = i64::try_from(wanted).unwrap_or(i64::MAX);
@@ -266,10 +247,6 @@ pub(super) async fn enqueue(
         used,
     )))
 }
-
-/// What the outbox insert takes per message besides the message itself:
-/// position, kind, image bytes, state, lease end, attempts.
-type MessageRow = (i64, &'static str, i64, &'static str, Option<i64>, i64);
 
 /// The outbox insert for `n` messages: `$1` request id, `$2` now, `$3` key
 /// id, then nine values per message.

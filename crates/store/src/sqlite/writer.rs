@@ -381,30 +381,23 @@ fn enqueue(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?10, ?8, ?9, ?8, ?8, ?11, ?12)",
     )?;
     let mut first_id = None;
-    for (position, m) in request.messages.iter_mut().enumerate() {
-        let bytes = m.image.as_ref().map_or(0, |i| i.len() as i64);
-        image_bytes += bytes;
-        let lease = request.claim_first_ms.filter(|_| position == 0);
-        // A later message waits for the one before it (see claim).
+    for (row, m) in request.outbox_rows(now).iter().zip(&request.messages) {
+        image_bytes += row.image_bytes;
         insert.execute(params![
             request.id,
-            position as i64,
-            m.kind.as_str(),
+            row.position,
+            row.kind,
             m.client_message_id,
             m.text,
             m.image,
-            bytes,
+            row.image_bytes,
             now,
             request.api_key_id,
-            if lease.is_some() {
-                "sending"
-            } else {
-                "accepted"
-            },
-            lease.map(|ms| now + ms),
-            i64::from(lease.is_some()),
+            row.state,
+            row.locked_until,
+            row.attempts,
         ])?;
-        if lease.is_some() {
+        if row.locked_until.is_some() {
             first_id = Some(c.last_insert_rowid());
         }
     }
