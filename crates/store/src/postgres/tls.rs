@@ -115,6 +115,24 @@ fn words(s: &str) -> Vec<(usize, &str)> {
     out
 }
 
+/// Reads `part` into `settings` when it is `sslmode=...` or
+/// `sslrootcert=...`; whether it was.
+fn take_tls(part: &str, settings: &mut Settings) -> Result<bool> {
+    match part.split_once('=') {
+        Some(("sslmode", value)) => settings.mode = mode(&percent_decoded(value)?)?,
+        Some(("sslrootcert", value)) => {
+            let value = percent_decoded(value)?;
+            settings.roots = Some(if value == "system" {
+                Roots::Builtin
+            } else {
+                Roots::File(PathBuf::from(value))
+            });
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
 /// Takes `sslmode` and `sslrootcert` out of `url` (the URL form's query, or
 /// the key=value form's words) and returns the rest, with the `sslmode`
 /// tokio-postgres should use, and the TLS settings. Everything else is kept
@@ -122,39 +140,35 @@ fn words(s: &str) -> Vec<(usize, &str)> {
 pub(crate) fn split(url: &str) -> Result<(String, Settings)> {
     let lower = url.get(..13).unwrap_or(url).to_ascii_lowercase();
     let is_url = lower.starts_with("postgres://") || lower.starts_with("postgresql://");
-    let (head, parts): (&str, Vec<(usize, &str)>) = if is_url {
-        match url.split_once('?') {
-            Some((head, query)) => (head, query.split('&').map(|p| (0, p)).collect()),
-            None => (url, Vec::new()),
-        }
-    } else {
-        ("", words(url))
-    };
-    let mut kept = Vec::with_capacity(parts.len() + 1);
-    let mut taken = Vec::new();
     let mut settings = Settings {
         mode: Mode::Prefer,
         roots: None,
     };
-    for (at, part) in parts {
-        match part.split_once('=') {
-            Some(("sslmode", value)) => {
-                settings.mode = mode(&percent_decoded(value)?)?;
-                taken.push(at..at + part.len());
+    // The rest, ready for the driver's `sslmode` to be appended.
+    let rest = if is_url {
+        let (head, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut kept = Vec::new();
+        for part in query.split('&').filter(|p| !p.is_empty()) {
+            if !take_tls(part, &mut settings)? {
+                kept.push(part);
             }
-            Some(("sslrootcert", value)) => {
-                let value = percent_decoded(value)?;
-                settings.roots = Some(if value == "system" {
-                    Roots::Builtin
-                } else {
-                    Roots::File(PathBuf::from(value))
-                });
-                taken.push(at..at + part.len());
-            }
-            _ if part.is_empty() => {}
-            _ => kept.push(part),
         }
-    }
+        kept.push("");
+        format!("{head}?{}", kept.join("&"))
+    } else {
+        // Only the TLS words go; the rest (quoted values included) stays.
+        let mut taken = Vec::new();
+        for (at, word) in words(url) {
+            if take_tls(word, &mut settings)? {
+                taken.push(at..at + word.len());
+            }
+        }
+        let mut rest = url.to_owned();
+        for range in taken.into_iter().rev() {
+            rest.replace_range(range, "");
+        }
+        format!("{} ", rest.trim_end())
+    };
     // libpq: a root file makes `require` check the chain; `system` roots make
     // any mode check the name too.
     if settings.mode == Mode::Require && settings.roots.is_some() {
@@ -168,18 +182,7 @@ pub(crate) fn split(url: &str) -> Result<(String, Settings)> {
         Mode::Prefer => "sslmode=prefer",
         _ => "sslmode=require",
     };
-    let rebuilt = if is_url {
-        kept.push(driver_mode);
-        format!("{head}?{}", kept.join("&"))
-    } else {
-        // Only the TLS words go; the rest (quoted values included) stays.
-        let mut rest = url.to_owned();
-        for range in taken.iter().rev() {
-            rest.replace_range(range.clone(), "");
-        }
-        format!("{} {driver_mode}", rest.trim_end())
-    };
-    Ok((rebuilt, settings))
+    Ok((format!("{rest}{driver_mode}"), settings))
 }
 
 fn provider() -> Arc<CryptoProvider> {
