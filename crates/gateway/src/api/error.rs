@@ -70,6 +70,7 @@ codes! {
     SessionRejected = "session_rejected", 422, "TikTok does not accept the session (logged out or expired).";
     BusinessRejected = "business_rejected", 422, "TikTok refused the message; tiktok_code and TikTok's tip text are included (e.g. 7193).";
     ConversationNotFound = "conversation_not_found", 422, "TikTok does not know the conversation, or the account is not in it.";
+    RequestRejected = "request_rejected", 422, "TikTok called the request invalid (status 4), as when conversation_short_id does not belong to conversation_id.";
     UpstreamRateLimited = "upstream_rate_limited", 429, "TikTok rate-limited the account and the retries ran out.";
     UpstreamRejected = "upstream_rejected", 502, "TikTok's gateway refused the request (a protocol-level rejection).";
     UpstreamUnavailable = "upstream_unavailable", 502, "TikTok (or its WebSocket) could not be reached and the retries ran out.";
@@ -126,10 +127,13 @@ impl ApiError {
             }
             "business_rejected" => ErrorCode::BusinessRejected,
             "conversation_not_found" => ErrorCode::ConversationNotFound,
+            "request_rejected" | "invalid_input" => ErrorCode::RequestRejected,
             "rate_limited" => ErrorCode::UpstreamRateLimited,
             "image_invalid" | "image_too_large" => ErrorCode::ImageInvalid,
             "outcome_unknown" => ErrorCode::OutcomeUnknown,
             "gateway_rejected" => ErrorCode::UpstreamRejected,
+            // upstream_error, connection_failed, websocket_unavailable,
+            // invalid_ticket and upload_failed: retried until the attempts ran out.
             _ => ErrorCode::UpstreamUnavailable,
         };
         Self {

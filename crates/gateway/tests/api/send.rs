@@ -274,6 +274,22 @@ async fn tiktoks_business_rejection_comes_back_with_its_code_and_tip() {
 }
 
 #[tokio::test]
+async fn a_short_id_of_another_conversation_is_refused_as_tiktok_refuses_it() {
+    let app = spawn_app().await;
+    let seed = app.sandbox.handle.seed();
+    let (mine, other) = (&seed.conversations[0], &seed.conversations[1]);
+    let body = json!({"conversation_id": mine.conversation_id, "conversation_short_id": other.conversation_short_id.to_string(), "text": "hello"});
+    let (status, answer) = app.post(&app.key, &body, &[]).await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["error"]["code"], "request_rejected");
+    assert_eq!(answer["error"]["tiktok_code"], 4);
+    assert_eq!(answer["messages"][0]["state"], "failed");
+    // A refused message gives its reservation back.
+    assert_eq!(answer["usage"]["totals"]["messages_today"], 0);
+    assert!(app.sandbox.handle.messages().is_empty());
+}
+
+#[tokio::test]
 async fn an_image_and_a_caption_arrive_in_order_with_the_same_bytes() {
     let app = spawn_app().await;
     let png = tiktok_dm_test_support::noise_png(20, 10, 3);
