@@ -13,6 +13,7 @@ use serde_json::Value;
 use tiktok_dm_client::Target;
 use tiktok_dm_client::image::{Image, ImageProblem};
 use tiktok_dm_client::proto::content::MessageText;
+use tiktok_dm_client::proto::ids::{ConversationId, ConversationShortId};
 
 use super::error::{ApiError, ErrorCode};
 
@@ -168,14 +169,13 @@ impl SendInput {
                 ));
             }
         };
-        let target = Target::parse(id, &short).map_err(|e| {
-            let code = if e.to_string().contains("short id") {
-                ErrorCode::ConversationShortIdInvalid
-            } else {
-                ErrorCode::ConversationIdInvalid
-            };
-            ApiError::new(code, e.to_string())
-        })?;
+        let target = Target {
+            conversation_id: ConversationId::parse(id)
+                .map_err(|e| ApiError::new(ErrorCode::ConversationIdInvalid, e.to_string()))?,
+            conversation_short_id: ConversationShortId::parse(&short)
+                .map_err(|e| ApiError::new(ErrorCode::ConversationShortIdInvalid, e.to_string()))?,
+            inbox_type: 0,
+        };
         let image = match self.image {
             RawImage::None => None,
             RawImage::Text(t) => Some(Image::from_text(&t, image_limit).map_err(image_error)?),

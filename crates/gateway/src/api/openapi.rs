@@ -6,6 +6,54 @@ use serde_json::{Value, json};
 
 use super::{ErrorCode, Route};
 
+/// The whitespace Rust's `str::trim` removes that a JSON Schema (ECMA-262)
+/// pattern can name portably. The gateway trims ids and tests text for blankness.
+const SPACE: &str = "[ \\t\\n\\v\\f\\r]*";
+
+/// A string with something besides whitespace.
+const NOT_BLANK: &str = "[^ \\t\\n\\v\\f\\r]";
+
+/// What `ConversationId::parse` accepts: the 1:1 form or a numeric group id.
+fn conversation_id_pattern() -> String {
+    format!("^{SPACE}([0-9]+|[0-9]+:[0-9]+:[0-9]+:[0-9]+){SPACE}$")
+}
+
+/// What `ConversationShortId::parse` accepts: a decimal from 1 to `i64::MAX`,
+/// leading zeros allowed.
+fn short_id_pattern() -> String {
+    format!(
+        "^{SPACE}0*({}){SPACE}$",
+        decimal_up_to(&i64::MAX.to_string())
+    )
+}
+
+/// A regular expression for the decimals from 1 to `max` (digits only, no
+/// leading zero): every shorter number, then for each digit of `max` the
+/// numbers that share its prefix and are smaller there, then `max` itself.
+fn decimal_up_to(max: &str) -> String {
+    let digits: Vec<u8> = max.bytes().map(|b| b - b'0').collect();
+    let n = digits.len();
+    let mut alternatives = Vec::new();
+    if n > 1 {
+        alternatives.push(format!("[1-9][0-9]{{0,{}}}", n - 2));
+    }
+    for (i, &d) in digits.iter().enumerate() {
+        let lowest = u8::from(i == 0);
+        if d > lowest {
+            let prefix: String = max[..i].to_owned();
+            let rest = n - 1 - i;
+            let tail = if rest > 0 {
+                format!("[0-9]{{{rest}}}")
+            } else {
+                String::new()
+            };
+            alternatives.push(format!("{prefix}[{lowest}-{}]{tail}", d - 1));
+        }
+    }
+    alternatives.push(max.to_owned());
+    alternatives.join("|")
+}
+
 fn error_codes() -> Value {
     Value::Array(
         ErrorCode::ALL
@@ -22,17 +70,29 @@ fn schemas() -> Value {
             "type": "object",
             "additionalProperties": false,
             "required": ["conversation_id", "conversation_short_id"],
+            "anyOf": [
+                {"required": ["image"], "properties": {"image": {"type": "object"}}},
+                {"required": ["text"], "properties": {"text": {"type": "string", "pattern": NOT_BLANK}}}
+            ],
             "properties": {
-                "conversation_id": {"type": "string", "examples": ["0:1:7000000000000000001:7000000000000000002"]},
-                "conversation_short_id": {"type": ["string", "integer"], "description": "A decimal string or a number (as n8n sends either)."},
-                "text": {"type": "string", "description": "May be empty when an image is sent; at most 6000 UTF-16 units."},
-                "image": {
-                    "type": "object",
-                    "additionalProperties": false,
-                    "description": "Exactly one of base64 and data_uri.",
-                    "properties": {"base64": {"type": "string"}, "data_uri": {"type": "string"}}
+                "conversation_id": {"type": "string", "pattern": conversation_id_pattern(), "examples": ["0:1:7000000000000000001:7000000000000000002"], "description": "`<inbox>:<type>:<uid>:<uid>` for a 1:1 chat, or a group's numeric id."},
+                "conversation_short_id": {
+                    "oneOf": [
+                        {"type": "string", "pattern": short_id_pattern()},
+                        {"type": "integer", "minimum": 1, "maximum": i64::MAX}
+                    ],
+                    "description": "A positive 64-bit id, as a decimal string or a number (n8n sends either). Send a string from JavaScript: a number above 2^53 loses digits there before it is sent."
                 },
-                "account": {"type": "string", "description": "A stored account to send as (instead of X-TikTok-Session)."}
+                "text": {"type": ["string", "null"], "maxLength": 6000, "description": "May be empty or left out when an image is sent; at most 6000 UTF-16 units (an emoji outside the BMP counts two)."},
+                "image": {
+                    "type": ["object", "null"],
+                    "additionalProperties": false,
+                    "description": "Exactly one of base64 and data_uri, holding a PNG, JPEG, GIF or WebP image.",
+                    "minProperties": 1,
+                    "maxProperties": 1,
+                    "properties": {"base64": {"type": "string", "contentEncoding": "base64"}, "data_uri": {"type": "string", "pattern": "^data:"}}
+                },
+                "account": {"type": ["string", "null"], "description": "A stored account to send as (instead of X-TikTok-Session)."}
             }
         },
         "SendForm": {
@@ -120,9 +180,10 @@ fn schemas() -> Value {
             "properties": {
                 "success": {"const": false},
                 "message": {"type": "string"},
-                "messages": {"type": "array"},
-                "usage": {"type": "null"},
-                "quota": {"type": "null"},
+                "id": {"type": "string", "description": "The send request's id, when it was accepted before it failed."},
+                "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}, "description": "An accepted request's messages, with their states; empty otherwise."},
+                "usage": {"anyOf": [{"type": "null"}, {"$ref": "#/components/schemas/Usage"}], "description": "An accepted request's usage; null when nothing was accepted."},
+                "quota": {"$ref": "#/components/schemas/Quota"},
                 "error": {"$ref": "#/components/schemas/ErrorDetail"}
             }
         },
@@ -142,9 +203,9 @@ fn schemas() -> Value {
             "required": ["name"],
             "properties": {
                 "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
-                "daily_limit": {"type": "integer", "minimum": 1},
-                "monthly_limit": {"type": "integer", "minimum": 1},
-                "account": {"type": "string"}
+                "daily_limit": {"type": ["integer", "null"], "minimum": 1, "maximum": u32::MAX},
+                "monthly_limit": {"type": ["integer", "null"], "minimum": 1, "maximum": u32::MAX},
+                "account": {"type": ["string", "null"], "description": "A stored account the key sends as."}
             }
         },
         "ApiKey": {
@@ -216,7 +277,7 @@ fn operation(route: Route) -> Value {
     let admin = route.path().starts_with("/v1/admin");
     let keyed = matches!(route, Route::SendMessage | Route::GetMessage | Route::Usage);
     if admin {
-        op["security"] = json!([{"adminKey": []}]);
+        op["security"] = json!([{"adminKey": []}, {"adminKeyHeader": []}]);
         op["tags"] = json!(["admin"]);
     } else if keyed {
         op["security"] = json!([{"bearerKey": []}, {"apiKeyHeader": []}]);
@@ -247,8 +308,9 @@ fn operation(route: Route) -> Value {
                     "multipart/form-data": {"schema": {"$ref": "#/components/schemas/SendForm"}}
                 }
             });
-            responses["200"] = json!({"description": "Delivered.", "headers": rate_headers(), "content": content("SendResult")});
-            responses["202"] = json!({"description": "Accepted; delivery in progress (or Prefer: respond-async).", "headers": rate_headers(), "content": content("SendResult")});
+            let links = json!({"GetMessage": {"operationId": Route::GetMessage.operation_id(), "parameters": {"id": "$response.body#/id"}, "description": "The request's status and result."}});
+            responses["200"] = json!({"description": "Delivered.", "headers": rate_headers(), "content": content("SendResult"), "links": links});
+            responses["202"] = json!({"description": "Accepted; delivery in progress (or Prefer: respond-async).", "headers": rate_headers(), "content": content("SendResult"), "links": links});
         }
         Route::GetMessage => {
             responses["200"] =
@@ -261,7 +323,8 @@ fn operation(route: Route) -> Value {
         }
         Route::CreateKey => {
             body = json!({"required": true, "content": content("KeySpec")});
-            responses["201"] = json!({"description": "Created. `key` is shown here and never again.", "content": {"application/json": {"schema": {"type": "object", "properties": {"success": {"const": true}, "key": {"type": "string"}, "api_key": {"$ref": "#/components/schemas/ApiKey"}}}}}});
+            let links = json!({"RevokeKey": {"operationId": Route::RevokeKey.operation_id(), "parameters": {"name": "$response.body#/api_key/name"}}});
+            responses["201"] = json!({"links": links, "description": "Created. `key` is shown here and never again.", "content": {"application/json": {"schema": {"type": "object", "properties": {"success": {"const": true}, "key": {"type": "string"}, "api_key": {"$ref": "#/components/schemas/ApiKey"}}}}}});
         }
         Route::ListKeys => {
             responses["200"] = json!({"description": "Every key.", "content": {"application/json": {"schema": {"type": "object", "properties": {"success": {"const": true}, "api_keys": {"type": "array", "items": {"$ref": "#/components/schemas/ApiKey"}}}}}}});
@@ -270,8 +333,12 @@ fn operation(route: Route) -> Value {
             responses["200"] = json!({"description": "Every stored account.", "content": {"application/json": {"schema": {"type": "object", "properties": {"success": {"const": true}, "accounts": {"type": "array", "items": {"$ref": "#/components/schemas/Account"}}}}}}});
         }
         Route::PutAccount => {
-            body = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "required": ["session"], "properties": {"session": {"type": "string"}}}}}});
-            responses["200"] = json!({"description": "Stored (encrypted)."});
+            body = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "required": ["session"], "properties": {"session": {"type": "string", "pattern": NOT_BLANK, "description": "A Cookie header, a JSON cookie export, or a bare sessionid."}}}}}});
+            let links = json!({
+                "CheckAccount": {"operationId": Route::CheckAccount.operation_id(), "parameters": {"name": "$response.body#/account"}},
+                "RemoveAccount": {"operationId": Route::RemoveAccount.operation_id(), "parameters": {"name": "$response.body#/account"}}
+            });
+            responses["200"] = json!({"description": "Stored (encrypted).", "links": links, "content": {"application/json": {"schema": {"type": "object", "required": ["success", "account"], "properties": {"success": {"const": true}, "account": {"type": "string"}}}}}});
         }
         Route::CheckAccount => {
             responses["200"] = json!({"description": "What TikTok said (`check.ok`).", "content": {"application/json": {"schema": {"type": "object", "properties": {"success": {"const": true}, "check": {"$ref": "#/components/schemas/AccountCheck"}}}}}});
@@ -338,10 +405,105 @@ pub fn document() -> Value {
             "schemas": schemas(),
             "securitySchemes": {
                 "bearerKey": {"type": "http", "scheme": "bearer", "description": "An API key (tdm_...)."},
-                "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-                "adminKey": {"type": "http", "scheme": "bearer", "description": "The admin key (also accepted as X-Admin-Key)."}
+                "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "An API key, for clients whose Authorization header carries something else (a proxy's Basic credentials, say): it is read only when Authorization is not `Bearer ...`."},
+                "adminKey": {"type": "http", "scheme": "bearer", "description": "The admin key."},
+                "adminKeyHeader": {"type": "apiKey", "in": "header", "name": "X-Admin-Key", "description": "The admin key, for clients whose Authorization header carries something else: it is read only when Authorization is not `Bearer ...`."}
             }
         },
         "x-error-codes": error_codes(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tiktok_dm_proto::ids::{ConversationId, ConversationShortId};
+
+    fn agree(pattern: &str, parses: impl Fn(&str) -> bool, candidates: &[String]) {
+        let re = regex::Regex::new(pattern).unwrap();
+        for c in candidates {
+            assert_eq!(
+                re.is_match(c),
+                parses(c),
+                "pattern {pattern} and the parser disagree on {c:?}"
+            );
+        }
+    }
+
+    fn numbers() -> Vec<String> {
+        let mut out: Vec<String> = [
+            "",
+            "0",
+            "00",
+            "1",
+            "007",
+            "-1",
+            "+1",
+            "1.0",
+            "1e3",
+            " 42 ",
+            "\t42\n",
+            "4 2",
+            "x",
+            "9223372036854775806",
+            "9223372036854775807",
+            "9223372036854775808",
+            "9223372036854775810",
+            "9223372036854775900",
+            "9300000000000000000",
+            "10000000000000000000",
+            "99999999999999999999",
+            "0009223372036854775807",
+            "7200000000000000001",
+            "999999999999999999",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        // Each digit of i64::MAX, one higher and one lower, one at a time.
+        let max = i64::MAX.to_string();
+        for i in 0..max.len() {
+            for delta in [-1i8, 1] {
+                let mut digits = max.clone().into_bytes();
+                let d = digits[i] as i8 + delta;
+                if (b'0' as i8..=b'9' as i8).contains(&d) {
+                    digits[i] = d as u8;
+                    out.push(String::from_utf8(digits).unwrap());
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_short_id_pattern_accepts_what_the_parser_accepts() {
+        agree(
+            &short_id_pattern(),
+            |s| ConversationShortId::parse(s).is_ok(),
+            &numbers(),
+        );
+    }
+
+    #[test]
+    fn the_conversation_id_pattern_accepts_what_the_parser_accepts() {
+        let mut candidates = numbers();
+        candidates.extend(
+            [
+                "0:1:7000000000000000001:7000000000000000002",
+                " 0:1:1:2\n",
+                "0:1:1",
+                "0:1:1:2:3",
+                "0:1::2",
+                "a:1:1:2",
+                "0:1:1:2 x",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned()),
+        );
+        agree(
+            &conversation_id_pattern(),
+            |s| ConversationId::parse(s).is_ok(),
+            &candidates,
+        );
+    }
 }
