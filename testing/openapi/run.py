@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""The gateway against its own OpenAPI document, with Schemathesis.
+
+Starts `tiktok-dm serve --sandbox` on loopback ports, then lets Schemathesis
+(pinned below, installed once into target/openapi-check) generate requests from
+/openapi.json: valid ones, invalid ones, requests without or with a wrong key,
+and chains of requests along the document's links. It checks every answer:
+no 5xx that the document does not list, status codes, content types, headers
+and bodies as documented, invalid requests refused, and keys enforced. Then it
+checks the gateway's log: no panic, and neither key in it.
+
+One check is left out: `positive_data_acceptance` expects every request that
+fits the schema to succeed, but a schema cannot say "a real PNG" or "a cookie
+with a sessionid", so the gateway rightly refuses some of them.
+
+Exits non-zero on any failure. Run from anywhere:
+
+    python3 testing/openapi/run.py
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMATHESIS = "schemathesis==4.32.5"
+VENV = ROOT / "target" / "openapi-check" / "venv"
+ST = VENV / "bin" / "schemathesis"
+SEED = "20261126"
+EXAMPLES = "100"
+
+
+def log(message):
+    print(f"[openapi] {message}", flush=True)
+
+
+def install():
+    marker = VENV / f".{SCHEMATHESIS}"
+    if marker.exists():
+        return
+    log(f"installing {SCHEMATHESIS} into {VENV} (once)")
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
+    pip = [str(VENV / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run(pip + [SCHEMATHESIS], check=True)
+    marker.touch()
+
+
+def start_gateway(workdir):
+    subprocess.run(["cargo", "build", "--quiet", "--locked", "-p", "tiktok-dm-cli"], cwd=ROOT, check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIKTOK_DM_")}
+    env["TIKTOK_DM_LOG"] = "debug"
+    stderr = open(workdir / "gateway.log", "w")
+    proc = subprocess.Popen(
+        [str(ROOT / "target" / "debug" / "tiktok-dm"), "serve", "--sandbox", "--listen", "127.0.0.1:0"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait(timeout=10)
+        sys.exit(f"[openapi] the gateway did not start:\n{(workdir / 'gateway.log').read_text()}")
+    return proc, json.loads(line)
+
+
+def schemathesis(url, key, tags, report):
+    command = [str(ST), "run", f"{url}/openapi.json", "--header", f"Authorization: Bearer {key}"]
+    for tag in tags:
+        command += ["--include-tag", tag]
+    command += [
+        "--checks", "all",
+        "--exclude-checks", "positive_data_acceptance",
+        "--max-examples", EXAMPLES,
+        "--seed", SEED,
+        "--workers", "1",
+        "--report", "junit",
+        "--report-junit-path", str(report),
+    ]
+    log(f"schemathesis on the {', '.join(tags)} operations")
+    # Its cache (.schemathesis/) goes beside the reports, not into the checkout.
+    return subprocess.run(command, cwd=report.parent, env={**os.environ, "NO_COLOR": "1"}).returncode
+
+
+def main():
+    install()
+    with tempfile.TemporaryDirectory(prefix="tdm-openapi-") as tmp:
+        workdir = Path(tmp)
+        proc, ready = start_gateway(workdir)
+        try:
+            failed = []
+            for tags, key in ((["messages", "operations"], ready["api_key"]), (["admin"], ready["admin_key"])):
+                report = ROOT / "target" / "openapi-check" / f"{tags[0]}.xml"
+                if schemathesis(ready["url"], key, tags, report) != 0:
+                    failed.append(tags[0])
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        logged = (workdir / "gateway.log").read_text()
+        if "panicked" in logged:
+            failed.append("a panic in the gateway's log")
+        for name in ("api_key", "admin_key"):
+            if ready[name] in logged:
+                failed.append(f"the {name} in the gateway's log")
+        if failed:
+            tail = "\n".join(logged.splitlines()[-40:])
+            sys.exit(f"[openapi] failed: {', '.join(failed)}\n[openapi] the gateway's log ends:\n{tail}")
+        log(f"passed ({len(logged.splitlines())} log lines checked)")
+
+
+if __name__ == "__main__":
+    start = time.monotonic()
+    main()
+    log(f"took {time.monotonic() - start:.0f} s")
