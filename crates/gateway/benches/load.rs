@@ -321,9 +321,41 @@ async fn store_for(
     }
 }
 
+/// The disk under the database: 2,000 writes of 4 KiB, each followed by
+/// `fdatasync`, as a durable commit ends. The gateway's answer waits for one, so
+/// its latency bounds the gateway's; results from machines with different
+/// disks are comparable only next to it.
+fn disk_sync_latency(dir: &std::path::Path) {
+    use std::os::unix::fs::FileExt as _;
+    let path = dir.join("fsync-probe");
+    let file = std::fs::File::create(&path).unwrap();
+    let page = [0x5a_u8; 4096];
+    let mut samples = Vec::with_capacity(2000);
+    for i in 0..2000u64 {
+        file.write_all_at(&page, (i % 256) * 4096).unwrap();
+        let start = Instant::now();
+        file.sync_data().unwrap();
+        samples.push(start.elapsed());
+    }
+    drop(file);
+    std::fs::remove_file(path).unwrap();
+    samples.sort();
+    let pct = |p: f64| us(samples[((samples.len() as f64 - 1.0) * p).round() as usize]);
+    println!(
+        "disk under the database: fdatasync after a 4 KiB write p50 {:.0} µs, p90 {:.0} µs, p99 {:.0} µs ({} samples)",
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        samples.len()
+    );
+}
+
 async fn parent() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
+    if std::env::var("LOAD_STORE").as_deref() != Ok("postgres") {
+        disk_sync_latency(dir.path());
+    }
     let (mut sandbox, addr) = spawn_child("sandbox", &[]);
     let sandbox_url = format!("http://{addr}");
     // `LOAD_STORE=postgres`: the gateway on PostgreSQL (a fresh schema on the
