@@ -24,6 +24,11 @@ pub enum Error {
     /// The writer thread is gone (the process is shutting down).
     #[error("the database writer has stopped")]
     WriterGone,
+    /// A value this store will not write: a text with U+0000, which
+    /// PostgreSQL's `text` cannot hold (SQLite refuses it too, so that both
+    /// backends answer alike).
+    #[error("cannot store {0}: it contains a NUL character (U+0000)")]
+    Invalid(&'static str),
     /// A stored value is not what the schema allows.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),

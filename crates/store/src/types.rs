@@ -491,3 +491,51 @@ impl OutboxMessage {
         })
     }
 }
+
+/// Whether `s` can be stored as text by every backend: PostgreSQL's `text`
+/// cannot hold U+0000. Writes refuse such values ([`Error::Invalid`](crate::Error::Invalid)),
+/// and a lookup by one finds nothing, on both backends.
+pub(crate) fn storable(s: &str) -> bool {
+    !s.contains('\0')
+}
+
+fn check(what: &'static str, s: &str) -> crate::Result<()> {
+    if storable(s) {
+        Ok(())
+    } else {
+        Err(crate::Error::Invalid(what))
+    }
+}
+
+impl NewApiKey {
+    /// Refuses text no backend may store (see [`storable`]).
+    pub(crate) fn check(&self) -> crate::Result<()> {
+        check("an API key name", &self.name)?;
+        check("an API key prefix", &self.prefix)?;
+        self.account
+            .as_deref()
+            .map_or(Ok(()), |a| check("an account name", a))
+    }
+}
+
+impl NewRequest {
+    /// Refuses text no backend may store (see [`storable`]).
+    pub(crate) fn check(&self) -> crate::Result<()> {
+        check("a request id", &self.id)?;
+        check("a request hash", &self.request_hash)?;
+        check("a conversation id", &self.conversation_id)?;
+        if let Some(k) = &self.idempotency_key {
+            check("an idempotency key", k)?;
+        }
+        if let Some(a) = &self.account {
+            check("an account name", a)?;
+        }
+        for m in &self.messages {
+            check("a client message id", &m.client_message_id)?;
+            if let Some(t) = &m.text {
+                check("a message text", t)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -96,3 +96,118 @@ async fn serve_keys_and_sends_work_on_postgres_and_the_rows_are_there() {
     child.kill().unwrap();
     let _ = child.wait();
 }
+
+/// PostgreSQL's text cannot hold U+0000, which JSON and URLs can carry: each
+/// such request gets its clear 4xx, none an internal error.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nul_character_gets_a_clear_answer_on_postgres_not_an_internal_error() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let schema = PgSchema::create().await;
+    let serve = [
+        "serve",
+        "--sandbox",
+        "--listen",
+        "127.0.0.1:0",
+        "--database",
+        schema.url.as_str(),
+    ];
+    let (mut child, ready) =
+        spawn_ready_with_env(&serve, &[("TIKTOK_DM_MASTER_KEY", MASTER_KEY)]).await;
+    let url = ready["url"].as_str().unwrap();
+    let (api_key, admin_key) = (
+        ready["api_key"].as_str().unwrap(),
+        ready["admin_key"].as_str().unwrap(),
+    );
+    let conversation = &ready["conversations"][0];
+    let send = |text: &str, account: Option<&str>| {
+        let mut body = serde_json::json!({
+            "conversation_id": conversation["conversation_id"],
+            "conversation_short_id": conversation["conversation_short_id"],
+            "text": text,
+        });
+        if let Some(a) = account {
+            body["account"] = a.into();
+        }
+        body
+    };
+    let http = reqwest::Client::new();
+    let cases = [
+        (
+            "POST",
+            "/v1/messages",
+            api_key,
+            Some(send("a\u{0}b", None)),
+            400,
+            "text_invalid",
+        ),
+        (
+            "POST",
+            "/v1/messages",
+            api_key,
+            Some(send("hi", Some("x\u{0}y"))),
+            400,
+            "account_not_found",
+        ),
+        (
+            "GET",
+            "/v1/messages/req_%00",
+            api_key,
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            "DELETE",
+            "/v1/admin/keys/a%00b",
+            admin_key,
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            "DELETE",
+            "/v1/admin/accounts/a%00b",
+            admin_key,
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            "POST",
+            "/v1/admin/accounts/a%00b/check",
+            admin_key,
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            "POST",
+            "/v1/admin/keys",
+            admin_key,
+            Some(serde_json::json!({"name": "k1", "account": "a\u{0}b"})),
+            404,
+            "not_found",
+        ),
+    ];
+    for (method, path, key, body, status, code) in cases {
+        let mut request = http
+            .request(method.parse().unwrap(), format!("{url}{path}"))
+            .bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let got = response.status().as_u16();
+        let answer: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{method} {path}: {answer}"
+        );
+    }
+    // The gateway still works.
+    let (status, answer) = crate::send_text(&ready, api_key, "after all that").await;
+    assert_eq!(status, 200, "{answer}");
+    child.kill().unwrap();
+    let _ = child.wait();
+}

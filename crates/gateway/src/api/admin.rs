@@ -56,6 +56,7 @@ impl From<crate::Error> for ApiError {
             crate::Error::Store(tiktok_dm_store::Error::Duplicate(m)) => {
                 ApiError::new(ErrorCode::AlreadyExists, format!("{m} already exists"))
             }
+            crate::Error::Store(e @ tiktok_dm_store::Error::Invalid(_)) => e.into(),
             other => ApiError::internal(&other),
         }
     }

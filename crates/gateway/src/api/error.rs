@@ -50,6 +50,7 @@ codes! {
     ConversationShortIdMissing = "conversation_short_id_missing", 400, "conversation_short_id is missing.";
     ConversationShortIdInvalid = "conversation_short_id_invalid", 400, "conversation_short_id is not a positive 64-bit number.";
     TextTooLong = "text_too_long", 400, "The text is longer than TikTok accepts (6000 UTF-16 units).";
+    TextInvalid = "text_invalid", 400, "The text contains a NUL character (U+0000), which the gateway does not store.";
     ImageInvalid = "image_invalid", 400, "The image is not a JPEG, PNG, GIF or WebP, is cut short, or its base64 or data URI is malformed.";
     ImageTooLarge = "image_too_large", 413, "The image is over the image limit.";
     SessionMissing = "session_missing", 400, "No TikTok session: send X-TikTok-Session or name a stored account.";
@@ -61,7 +62,7 @@ codes! {
     AdminKeyMissing = "admin_key_missing", 401, "The admin API needs the admin key.";
     AdminKeyInvalid = "admin_key_invalid", 401, "The admin key is wrong.";
     AdminDisabled = "admin_disabled", 403, "No admin key is configured, so the admin API is off.";
-    InvalidRequest = "invalid_request", 400, "An admin request has a bad value (a name, a limit, a session).";
+    InvalidRequest = "invalid_request", 400, "An admin request has a bad value (a name, a limit, a session), or a value the database cannot store (a NUL character).";
     NotFound = "not_found", 404, "No such message request, key or account.";
     AlreadyExists = "already_exists", 409, "A key with this name exists.";
     IdempotencyConflict = "idempotency_conflict", 409, "This Idempotency-Key was used for a different request.";
@@ -151,7 +152,12 @@ impl std::fmt::Display for ApiError {
 
 impl From<tiktok_dm_store::Error> for ApiError {
     fn from(e: tiktok_dm_store::Error) -> Self {
-        Self::internal(&e)
+        match e {
+            tiktok_dm_store::Error::Invalid(_) => {
+                Self::new(ErrorCode::InvalidRequest, e.to_string())
+            }
+            other => Self::internal(&other),
+        }
     }
 }
 

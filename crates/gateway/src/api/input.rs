@@ -183,6 +183,12 @@ impl SendInput {
         };
         let text = self.text.filter(|t| !t.trim().is_empty());
         if let Some(t) = &text {
+            if t.contains('\0') {
+                return Err(ApiError::new(
+                    ErrorCode::TextInvalid,
+                    "the text contains a NUL character (U+0000), which the gateway does not store",
+                ));
+            }
             MessageText::parse(t)
                 .map_err(|e| ApiError::new(ErrorCode::TextTooLong, e.to_string()))?;
         }

@@ -83,7 +83,7 @@ fn schemas() -> Value {
                     ],
                     "description": "A positive 64-bit id, as a decimal string or a number (n8n sends either). Send a string from JavaScript: a number above 2^53 loses digits there before it is sent."
                 },
-                "text": {"type": ["string", "null"], "maxLength": 6000, "description": "May be empty or left out when an image is sent; at most 6000 UTF-16 units (an emoji outside the BMP counts two)."},
+                "text": {"type": ["string", "null"], "maxLength": 6000, "pattern": "^[^\\u0000]*$", "description": "May be empty or left out when an image is sent; at most 6000 UTF-16 units (an emoji outside the BMP counts two)."},
                 "image": {
                     "type": ["object", "null"],
                     "additionalProperties": false,

@@ -147,6 +147,10 @@ async fn invalid_requests_get_one_code_per_cause() {
             json!({"conversation_id": c.conversation_id, "conversation_short_id": "1", "text": "x", "extra": 1}),
             "invalid_json",
         ),
+        (
+            json!({"conversation_id": c.conversation_id, "conversation_short_id": "1", "text": "a\u{0}b"}),
+            "text_invalid",
+        ),
     ];
     for (body, code) in cases {
         let (status, answer) = app.post(&app.key, &body, &[]).await;

@@ -134,6 +134,7 @@ impl PostgresStore {
 
 impl Store for PostgresStore {
     async fn create_api_key(&self, new: NewApiKey, now: i64) -> Result<ApiKey> {
+        new.check()?;
         let c = self.client().await?;
         let s = c
             .prepare_cached(
@@ -190,6 +191,9 @@ impl Store for PostgresStore {
     }
 
     async fn revoke_api_key(&self, name: &str, now: i64) -> Result<bool> {
+        if !storable(name) {
+            return Ok(false);
+        }
         let c = self.client().await?;
         let n = c
             .execute(
@@ -201,6 +205,9 @@ impl Store for PostgresStore {
     }
 
     async fn put_account(&self, name: &str, session_sealed: &[u8], now: i64) -> Result<()> {
+        if !storable(name) {
+            return Err(Error::Invalid("an account name"));
+        }
         let c = self.client().await?;
         c.execute(
             "INSERT INTO accounts (name, session_sealed, created_at, updated_at) VALUES ($1, $2, $3, $3)
@@ -212,6 +219,9 @@ impl Store for PostgresStore {
     }
 
     async fn account(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        if !storable(name) {
+            return Ok(None);
+        }
         let c = self.client().await?;
         let s = c
             .prepare_cached("SELECT session_sealed FROM accounts WHERE name = $1")
@@ -242,6 +252,9 @@ impl Store for PostgresStore {
     }
 
     async fn remove_account(&self, name: &str) -> Result<bool> {
+        if !storable(name) {
+            return Ok(false);
+        }
         let c = self.client().await?;
         let n = c
             .execute("DELETE FROM accounts WHERE name = $1", &[&name])
@@ -255,6 +268,7 @@ impl Store for PostgresStore {
         windows: &[QuotaWindow],
         now: i64,
     ) -> Result<Enqueued> {
+        request.check()?;
         let twin = request
             .idempotency_key
             .clone()
@@ -426,8 +440,8 @@ impl Store for PostgresStore {
             .start()
             .await?;
         let status = match request_id {
-            Some(id) => read_status(&tx, id, api_key_id).await?,
-            None => None,
+            Some(id) if storable(id) => read_status(&tx, id, api_key_id).await?,
+            _ => None,
         };
         let mut used = Vec::with_capacity(windows.len());
         for w in windows {

@@ -183,6 +183,7 @@ fn api_key(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
 
 impl Store for SqliteStore {
     async fn create_api_key(&self, new: NewApiKey, now: i64) -> Result<ApiKey> {
+        new.check()?;
         match self.writer.run(Op::CreateKey(new, now)).await? {
             Done::Key(k) => Ok(k),
             _ => Err(unexpected()),
@@ -217,6 +218,9 @@ impl Store for SqliteStore {
     }
 
     async fn put_account(&self, name: &str, session_sealed: &[u8], now: i64) -> Result<()> {
+        if !storable(name) {
+            return Err(Error::Invalid("an account name"));
+        }
         self.writer
             .run(Op::PutAccount(
                 name.to_owned(),
@@ -266,6 +270,7 @@ impl Store for SqliteStore {
         windows: &[QuotaWindow],
         now: i64,
     ) -> Result<Enqueued> {
+        request.check()?;
         match self
             .writer
             .run(Op::Enqueue(request, windows.to_vec(), now))

@@ -342,5 +342,35 @@ macro_rules! store_suite {
             assert!(!status.holds_session, "the per-request session is wiped once every message is final");
             assert!(status_of(&store, "r", key.id + 1).await.is_none(), "another key cannot see it");
         }
+
+        /// PostgreSQL's text cannot hold U+0000: both backends refuse to write
+        /// it, clearly, and find nothing by it, rather than fail in the database.
+        #[tokio::test]
+        async fn a_nul_character_is_refused_in_writes_and_finds_nothing_in_lookups() {
+            let (store, _guard) = $open().await;
+            let key = new_key(&store, "nul", None).await;
+            let refused = |e: tiktok_dm_store::Error| {
+                assert!(matches!(e, tiktok_dm_store::Error::Invalid(_)), "{e}");
+                e.to_string()
+            };
+            let mut texted = request("t", key.id, None, &[Kind::Text]);
+            texted.messages[0].text = Some("a\0b".into());
+            let message = refused(store.enqueue(texted, &[], 10).await.unwrap_err());
+            assert!(message.contains("message text") && message.contains("U+0000"), "{message}");
+            refused(store.enqueue(request("i", key.id, Some("k\0"), &[Kind::Text]), &[], 10).await.unwrap_err());
+            let mut bound = request("a", key.id, None, &[Kind::Text]);
+            bound.account = Some("sh\0p".into());
+            refused(store.enqueue(bound, &[], 10).await.unwrap_err());
+            refused(store.put_account("sh\0p", b"sealed", 1).await.unwrap_err());
+            let named = tiktok_dm_store::NewApiKey { name: "n\0".into(), prefix: "tdm_n".into(), key_hash: hash("n0"), daily_limit: None, monthly_limit: None, account: None };
+            refused(store.create_api_key(named, 1).await.unwrap_err());
+            assert_eq!(store.outbox_depth().await.unwrap(), 0, "nothing was written");
+            assert_eq!(store.list_api_keys().await.unwrap().len(), 1);
+
+            assert_eq!(store.account("sh\0p").await.unwrap(), None);
+            assert!(!store.remove_account("sh\0p").await.unwrap());
+            assert!(!store.revoke_api_key("nul\0", 2).await.unwrap());
+            assert!(status_of(&store, "t\0", key.id).await.is_none());
+        }
     };
 }
