@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The gateway against its own OpenAPI document, with Schemathesis.
 
-Starts `tiktok-dm serve --sandbox` on loopback ports, then lets Schemathesis
+Starts `tiktok-dm serve --sandbox` on loopback ports, on a SQLite file and then
+on PostgreSQL (a schema of its own on the server the tests use:
+TDM_TEST_POSTGRES_URL, by default the local `test` database), then lets Schemathesis
 (pinned below, installed once into target/openapi-check) generate requests from
 /openapi.json: valid ones, invalid ones, requests without or with a wrong key,
 and chains of requests along the document's links. It checks every answer:
@@ -49,13 +51,25 @@ def install():
     marker.touch()
 
 
-def start_gateway(workdir):
-    subprocess.run(["cargo", "build", "--quiet", "--locked", "-p", "tiktok-dm-cli"], cwd=ROOT, check=True)
+POSTGRES = os.environ.get("TDM_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+# Any 32 bytes, base64: PostgreSQL needs the master key given.
+MASTER_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+
+def psql(sql):
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", POSTGRES, "-c", sql], check=True, stdout=subprocess.DEVNULL)
+
+
+def start_gateway(workdir, database=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIKTOK_DM_")}
     env["TIKTOK_DM_LOG"] = "debug"
+    command = [str(ROOT / "target" / "debug" / "tiktok-dm"), "serve", "--sandbox", "--listen", "127.0.0.1:0"]
+    if database:
+        command += ["--database", database]
+        env["TIKTOK_DM_MASTER_KEY"] = MASTER_KEY
     stderr = open(workdir / "gateway.log", "w")
     proc = subprocess.Popen(
-        [str(ROOT / "target" / "debug" / "tiktok-dm"), "serve", "--sandbox", "--listen", "127.0.0.1:0"],
+        command,
         cwd=workdir,
         env=env,
         stdout=subprocess.PIPE,
@@ -87,17 +101,17 @@ def schemathesis(url, key, tags, report):
     return subprocess.run(command, cwd=report.parent, env={**os.environ, "NO_COLOR": "1"}).returncode
 
 
-def main():
-    install()
+def check_backend(name, database=None):
+    """Both Schemathesis runs against one gateway; returns what failed."""
     with tempfile.TemporaryDirectory(prefix="tdm-openapi-") as tmp:
         workdir = Path(tmp)
-        proc, ready = start_gateway(workdir)
+        proc, ready = start_gateway(workdir, database)
+        failed = []
         try:
-            failed = []
             for tags, key in ((["messages", "operations"], ready["api_key"]), (["admin"], ready["admin_key"])):
-                report = ROOT / "target" / "openapi-check" / f"{tags[0]}.xml"
+                report = ROOT / "target" / "openapi-check" / f"{name}-{tags[0]}.xml"
                 if schemathesis(ready["url"], key, tags, report) != 0:
-                    failed.append(tags[0])
+                    failed.append(f"{name}: {tags[0]}")
         finally:
             proc.terminate()
             try:
@@ -106,14 +120,31 @@ def main():
                 proc.kill()
         logged = (workdir / "gateway.log").read_text()
         if "panicked" in logged:
-            failed.append("a panic in the gateway's log")
-        for name in ("api_key", "admin_key"):
-            if ready[name] in logged:
-                failed.append(f"the {name} in the gateway's log")
+            failed.append(f"{name}: a panic in the gateway's log")
+        for secret in ("api_key", "admin_key"):
+            if ready[secret] in logged:
+                failed.append(f"{name}: the {secret} in the gateway's log")
         if failed:
             tail = "\n".join(logged.splitlines()[-40:])
-            sys.exit(f"[openapi] failed: {', '.join(failed)}\n[openapi] the gateway's log ends:\n{tail}")
-        log(f"passed ({len(logged.splitlines())} log lines checked)")
+            log(f"the gateway's log on {name} ends:\n{tail}")
+        else:
+            log(f"{name}: passed ({len(logged.splitlines())} log lines checked)")
+        return failed
+
+
+def main():
+    install()
+    subprocess.run(["cargo", "build", "--quiet", "--locked", "-p", "tiktok-dm-cli"], cwd=ROOT, check=True)
+    failed = check_backend("sqlite")
+    schema = f"tdm_openapi_{os.getpid()}"
+    psql(f"CREATE SCHEMA {schema}")
+    try:
+        joiner = "&" if "?" in POSTGRES else "?"
+        failed += check_backend("postgres", f"{POSTGRES}{joiner}options=-csearch_path%3D{schema}")
+    finally:
+        psql(f"DROP SCHEMA {schema} CASCADE")
+    if failed:
+        sys.exit(f"[openapi] failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
