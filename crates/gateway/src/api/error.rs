@@ -54,7 +54,7 @@ codes! {
     ImageInvalid = "image_invalid", 400, "The image is not a JPEG, PNG, GIF or WebP, is cut short, or its base64 or data URI is malformed.";
     ImageTooLarge = "image_too_large", 413, "The image is over the image limit.";
     SessionMissing = "session_missing", 400, "No TikTok session: send X-TikTok-Session or name a stored account.";
-    SessionInvalidFormat = "session_invalid_format", 400, "X-TikTok-Session is not a TikTok session (a sessionid, a Cookie header or a cookie export).";
+    SessionInvalidFormat = "session_invalid_format", 400, "X-TikTok-Session is not a TikTok session (a sessionid, a Cookie header or a cookie export), or not visible ASCII.";
     AccountNotFound = "account_not_found", 400, "The named stored account does not exist.";
     ApiKeyMissing = "api_key_missing", 401, "No API key (Authorization: Bearer or X-API-Key).";
     ApiKeyInvalid = "api_key_invalid", 401, "The API key is not known.";
@@ -66,6 +66,7 @@ codes! {
     NotFound = "not_found", 404, "No such message request, key or account.";
     AlreadyExists = "already_exists", 409, "A key with this name exists.";
     IdempotencyConflict = "idempotency_conflict", 409, "This Idempotency-Key was used for a different request.";
+    IdempotencyKeyInvalid = "idempotency_key_invalid", 400, "Idempotency-Key is longer than 255 characters or not visible ASCII.";
     RequestTimeout = "request_timeout", 408, "The request took longer than request_timeout_secs.";
     QuotaExceeded = "quota_exceeded", 429, "The key's daily or monthly quota is used up; Retry-After says when it resets.";
     SessionRejected = "session_rejected", 422, "TikTok does not accept the session (logged out or expired).";

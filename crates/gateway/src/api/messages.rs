@@ -183,6 +183,29 @@ fn status_response(
     response
 }
 
+/// The longest `Idempotency-Key` accepted (as Stripe's API allows).
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// A header's value as text, trimmed: `None` when it is absent or blank; an
+/// error with `code` when it holds anything but visible ASCII. The message
+/// names the header, never its value (which may be a session).
+fn text_header<'h>(
+    headers: &'h axum::http::HeaderMap,
+    name: &str,
+    code: ErrorCode,
+) -> Result<Option<&'h str>, ApiError> {
+    let Some(value) = headers.get(name) else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| {
+        ApiError::new(
+            code,
+            format!("the {name} header must be visible ASCII text (it holds other bytes)"),
+        )
+    })?;
+    Ok(Some(text.trim()).filter(|t| !t.is_empty()))
+}
+
 /// `POST /v1/messages` (JSON or multipart form data).
 pub(crate) async fn post<S: Store>(
     State(state): State<AppState<S>>,
@@ -213,16 +236,31 @@ pub(crate) async fn post<S: Store>(
     };
     let account_field = input.account.clone();
     let valid = input.validate(limit)?;
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    };
+    // A header that is there but unreadable is an error, not an absence: taken
+    // for absent, a session would fall back to the key's stored account, and an
+    // idempotency key would silently protect nothing.
+    let session_header = text_header(
+        &headers,
+        "x-tiktok-session",
+        ErrorCode::SessionInvalidFormat,
+    )?;
+    let idempotency_key = text_header(
+        &headers,
+        "idempotency-key",
+        ErrorCode::IdempotencyKeyInvalid,
+    )?;
+    if let Some(k) = idempotency_key.filter(|k| k.len() > MAX_IDEMPOTENCY_KEY) {
+        return Err(ApiError::new(
+            ErrorCode::IdempotencyKeyInvalid,
+            format!(
+                "Idempotency-Key is {} characters long; the limit is {MAX_IDEMPOTENCY_KEY}",
+                k.len()
+            ),
+        ));
+    }
     let request_id = new_request_id(now_ms());
     // Whose session: the request's own, or a stored account.
-    let (account, session_sealed) = match header("x-tiktok-session") {
+    let (account, session_sealed) = match session_header {
         Some(session) => {
             Credentials::parse(session)
                 .map_err(|e| ApiError::new(ErrorCode::SessionInvalidFormat, e.to_string()))?;
@@ -281,7 +319,7 @@ pub(crate) async fn post<S: Store>(
     let new = NewRequest {
         id: request_id,
         api_key_id: key.id,
-        idempotency_key: header("idempotency-key").map(str::to_owned),
+        idempotency_key: idempotency_key.map(str::to_owned),
         request_hash,
         account,
         session_sealed,
@@ -364,7 +402,10 @@ pub(crate) async fn post<S: Store>(
             return Err(e);
         }
     };
-    let prefer_async = header("prefer").is_some_and(|p| p.contains("respond-async"));
+    let prefer_async = headers
+        .get("prefer")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.contains("respond-async"));
     let deadline = tokio::time::Instant::now()
         + if prefer_async {
             Duration::ZERO

@@ -298,7 +298,7 @@ fn operation(route: Route) -> Value {
         Route::SendMessage => {
             params.extend([
                 json!({"name": "X-TikTok-Session", "in": "header", "schema": {"type": "string"}, "description": "The TikTok session for this send (instead of a stored account). Kept encrypted only until its messages are final."}),
-                json!({"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}, "description": "A repeat with the same key and content returns the first request's result; with other content, 409."}),
+                json!({"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 255}, "description": "A repeat with the same key and content returns the first request's result; with other content, 409. At most 255 visible ASCII characters."}),
                 json!({"name": "Prefer", "in": "header", "schema": {"type": "string", "enum": ["respond-async"]}, "description": "Answer 202 at once instead of waiting for delivery."}),
             ]);
             body = json!({

@@ -56,6 +56,61 @@ async fn a_stored_account_can_be_used_instead_of_a_session_header() {
     assert_eq!(app.sandbox.handle.messages().len(), 1);
 }
 
+/// A header that is there but not readable text is refused, not taken for
+/// absent: the session would otherwise fall back to the stored account, and
+/// the idempotency key would protect nothing.
+#[tokio::test]
+async fn unreadable_session_and_idempotency_headers_are_refused_not_ignored() {
+    let app = spawn_app().await;
+    let sealed = Vault::from_key(&app.vault_key)
+        .seal(ALICE.as_bytes(), "account:shop")
+        .unwrap();
+    app.store.put_account("shop", &sealed, 0).await.unwrap();
+    let mut body = app.body("which account?");
+    body["account"] = json!("shop");
+    let session = format!("{ALICE}; note=caf\u{e9}");
+    let (status, answer) = app
+        .post(&app.key, &body, &[("x-tiktok-session", &session)])
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("session_invalid_format")),
+        "{answer}"
+    );
+    assert!(
+        !answer.to_string().contains(ALICE),
+        "the session is not echoed"
+    );
+    for key in ["commande-\u{e9}t\u{e9}-17".to_owned(), "k".repeat(256)] {
+        let (status, answer) = app
+            .post(&app.key, &app.body("once"), &[("idempotency-key", &key)])
+            .await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (400, Some("idempotency_key_invalid")),
+            "{answer}"
+        );
+    }
+    assert!(app.sandbox.handle.messages().is_empty(), "nothing was sent");
+    let longest = "k".repeat(255);
+    let (first, _) = app
+        .post(
+            &app.key,
+            &app.body("once"),
+            &[("idempotency-key", &longest)],
+        )
+        .await;
+    let (again, _) = app
+        .post(
+            &app.key,
+            &app.body("once"),
+            &[("idempotency-key", &longest)],
+        )
+        .await;
+    assert_eq!((first, again), (200, 200));
+    assert_eq!(app.sandbox.handle.messages().len(), 1);
+}
+
 #[tokio::test]
 async fn keys_are_checked_before_anything_else() {
     let app = spawn_app().await;
