@@ -100,9 +100,22 @@ impl SendInput {
         })
     }
 
-    /// Reads a multipart form. Unknown parts are refused, like unknown JSON fields.
+    /// Reads a multipart form. Unknown parts are refused, like unknown JSON
+    /// fields, and so is a field given twice (JSON refuses a duplicate key):
+    /// keeping one of two images or texts would drop the other unseen.
     pub async fn from_multipart(mut form: Multipart, image_limit: u64) -> Result<Self, ApiError> {
         let mut input = Self::default();
+        let mut seen: Vec<&'static str> = Vec::new();
+        let mut once = |field: &'static str| {
+            if seen.contains(&field) {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidForm,
+                    format!("the form has more than one {field:?} field; send one of each"),
+                ));
+            }
+            seen.push(field);
+            Ok(())
+        };
         while let Some(field) = form.next_field().await.map_err(multipart_error)? {
             let name = field.name().unwrap_or_default().to_owned();
             let is_file = field.file_name().is_some()
@@ -112,21 +125,33 @@ impl SendInput {
             if name == "image" && is_file {
                 let bytes = read_limited(field, image_limit).await?;
                 if !bytes.is_empty() {
+                    once("image")?;
                     input.image = RawImage::Bytes(bytes.to_vec());
                 }
                 continue;
             }
             let text = field.text().await.map_err(multipart_error)?;
             let slot = match name.as_str() {
-                "conversation_id" => &mut input.conversation_id,
-                "text" => &mut input.text,
-                "account" => &mut input.account,
+                "conversation_id" => {
+                    once("conversation_id")?;
+                    &mut input.conversation_id
+                }
+                "text" => {
+                    once("text")?;
+                    &mut input.text
+                }
+                "account" => {
+                    once("account")?;
+                    &mut input.account
+                }
                 "conversation_short_id" => {
+                    once("conversation_short_id")?;
                     input.conversation_short_id = Some(Value::String(text));
                     continue;
                 }
                 "image" | "image_base64" | "image_data_uri" => {
                     if !text.trim().is_empty() {
+                        once("image")?;
                         input.image = RawImage::Text(text);
                     }
                     continue;

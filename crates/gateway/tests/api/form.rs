@@ -62,6 +62,13 @@ async fn an_image_part_may_carry_base64_text_and_the_short_id_is_a_string() {
     assert_eq!(answer["messages"][0]["kind"], "image");
 }
 
+fn png_part(seed: u8) -> Part {
+    Part::bytes(tiktok_dm_test_support::noise_png(4, 4, seed.into()))
+        .file_name("photo.png")
+        .mime_str("image/png")
+        .unwrap()
+}
+
 #[tokio::test]
 async fn form_errors_use_the_same_codes_as_json() {
     let app = spawn_app().await;
@@ -83,6 +90,31 @@ async fn form_errors_use_the_same_codes_as_json() {
         ),
         (
             ids(&app).text("text", "x").text("colour", "red"),
+            "invalid_form",
+        ),
+        // Two images or two texts: keeping one would drop the other unseen.
+        (
+            ids(&app)
+                .part("image", png_part(1))
+                .part("image", png_part(2)),
+            "invalid_form",
+        ),
+        (
+            ids(&app).part("image", png_part(1)).text(
+                "image_base64",
+                base64::engine::general_purpose::STANDARD
+                    .encode(tiktok_dm_test_support::noise_png(4, 4, 2)),
+            ),
+            "invalid_form",
+        ),
+        (
+            ids(&app).text("text", "one").text("text", "two"),
+            "invalid_form",
+        ),
+        (
+            ids(&app)
+                .text("conversation_short_id", "2")
+                .text("text", "x"),
             "invalid_form",
         ),
     ];
