@@ -8,6 +8,18 @@ use crate::{args, run, run_with_env, spawn_ready_with_env};
 /// 32 bytes, base64: a master key for `TIKTOK_DM_MASTER_KEY`.
 const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
+/// `serve --sandbox` on loopback, on `database`.
+fn serve_sandbox_on(database: &str) -> [&str; 6] {
+    [
+        "serve",
+        "--sandbox",
+        "--listen",
+        "127.0.0.1:0",
+        "--database",
+        database,
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_keys_and_sends_work_on_postgres_and_the_rows_are_there() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -16,14 +28,7 @@ async fn serve_keys_and_sends_work_on_postgres_and_the_rows_are_there() {
 
     // Gateways sharing a server database need the same master key: none is
     // made up beside one of them.
-    let serve = [
-        "serve",
-        "--sandbox",
-        "--listen",
-        "127.0.0.1:0",
-        "--database",
-        database,
-    ];
+    let serve = serve_sandbox_on(database);
     let refused = run(args(&serve), None).await;
     assert_eq!(refused.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&refused.stderr);
@@ -103,14 +108,7 @@ async fn serve_keys_and_sends_work_on_postgres_and_the_rows_are_there() {
 async fn a_nul_character_gets_a_clear_answer_on_postgres_not_an_internal_error() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let schema = PgSchema::create().await;
-    let serve = [
-        "serve",
-        "--sandbox",
-        "--listen",
-        "127.0.0.1:0",
-        "--database",
-        schema.url.as_str(),
-    ];
+    let serve = serve_sandbox_on(&schema.url);
     let (mut child, ready) =
         spawn_ready_with_env(&serve, &[("TIKTOK_DM_MASTER_KEY", MASTER_KEY)]).await;
     let url = ready["url"].as_str().unwrap();

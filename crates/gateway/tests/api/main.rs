@@ -68,6 +68,14 @@ impl TestApp {
         issued.secret.expose_secret().to_owned()
     }
 
+    /// Stores alice's session, sealed as the gateway seals it, as account `name`.
+    pub async fn store_alice_as(&self, name: &str) {
+        let sealed = Vault::from_key(&self.vault_key)
+            .seal(ALICE.as_bytes(), &format!("account:{name}"))
+            .unwrap();
+        self.store.put_account(name, &sealed, 0).await.unwrap();
+    }
+
     pub fn body(&self, text: &str) -> serde_json::Value {
         let c = &self.sandbox.handle.seed().conversations[0];
         serde_json::json!({"conversation_id": c.conversation_id, "conversation_short_id": c.conversation_short_id.to_string(), "text": text})

@@ -2,7 +2,6 @@
 
 use base64::Engine as _;
 use serde_json::json;
-use tiktok_dm_gateway::secrets::Vault;
 use tiktok_dm_store::Store;
 
 use crate::{ALICE, spawn_app};
@@ -38,10 +37,7 @@ async fn a_text_is_delivered_and_answered_in_the_original_nodes_shape() {
 #[tokio::test]
 async fn a_stored_account_can_be_used_instead_of_a_session_header() {
     let app = spawn_app().await;
-    let sealed = Vault::from_key(&app.vault_key)
-        .seal(ALICE.as_bytes(), "account:shop")
-        .unwrap();
-    app.store.put_account("shop", &sealed, 0).await.unwrap();
+    app.store_alice_as("shop").await;
     let mut body = app.body("from the stored account");
     body["account"] = json!("shop");
     let resp = app
@@ -62,10 +58,7 @@ async fn a_stored_account_can_be_used_instead_of_a_session_header() {
 #[tokio::test]
 async fn unreadable_session_and_idempotency_headers_are_refused_not_ignored() {
     let app = spawn_app().await;
-    let sealed = Vault::from_key(&app.vault_key)
-        .seal(ALICE.as_bytes(), "account:shop")
-        .unwrap();
-    app.store.put_account("shop", &sealed, 0).await.unwrap();
+    app.store_alice_as("shop").await;
     let mut body = app.body("which account?");
     body["account"] = json!("shop");
     let session = format!("{ALICE}; note=caf\u{e9}");
