@@ -63,7 +63,8 @@ codes! {
     AdminKeyInvalid = "admin_key_invalid", 401, "The admin key is wrong.";
     AdminDisabled = "admin_disabled", 403, "No admin key is configured, so the admin API is off.";
     InvalidRequest = "invalid_request", 400, "An admin request has a bad value (a name, a limit, a session), or a value the database cannot store (a NUL character).";
-    NotFound = "not_found", 404, "No such message request, key or account.";
+    NotFound = "not_found", 404, "No such message request, key, account or endpoint.";
+    MethodNotAllowed = "method_not_allowed", 405, "The endpoint exists but does not take this method (Allow lists the ones it takes).";
     AlreadyExists = "already_exists", 409, "A key with this name exists.";
     IdempotencyConflict = "idempotency_conflict", 409, "This Idempotency-Key was used for a different request.";
     IdempotencyKeyInvalid = "idempotency_key_invalid", 400, "Idempotency-Key is longer than 255 characters or not visible ASCII.";

@@ -66,13 +66,25 @@ pub(crate) struct Validated {
 }
 
 impl SendInput {
-    /// Reads a JSON body.
-    pub fn from_json(raw: &[u8]) -> Result<Self, ApiError> {
+    /// Reads a JSON body (whatever `content_type` says, so that `curl -d`
+    /// without a Content-Type works; the error names it when it is not JSON).
+    pub fn from_json(raw: &[u8], content_type: Option<&str>) -> Result<Self, ApiError> {
+        // A UTF-8 byte order mark, which some Windows tools write, is not JSON.
+        let raw = raw.strip_prefix(b"\xef\xbb\xbf").unwrap_or(raw);
         let body: JsonBody = serde_json::from_slice(raw).map_err(|e| {
-            ApiError::new(
-                ErrorCode::InvalidJson,
-                format!("the body is not a valid send request: {e}"),
-            )
+            let message = if raw.trim_ascii_start().first() == Some(&b'{') {
+                format!("the body is not a valid send request: {e}")
+            } else {
+                let sent = content_type
+                    .filter(|c| !c.contains("json"))
+                    .map(|c| format!(" (this one is {c})"))
+                    .unwrap_or_default();
+                format!(
+                    "the body must be a JSON object (or multipart/form-data){sent}, \
+                     with conversation_id, conversation_short_id and text or image"
+                )
+            };
+            ApiError::new(ErrorCode::InvalidJson, message)
         })?;
         let image = match body.image {
             Some(JsonImage {

@@ -213,10 +213,10 @@ pub(crate) async fn post<S: Store>(
     request: Request,
 ) -> Result<Response, ApiError> {
     let headers = request.headers().clone();
-    let is_form = headers
+    let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.trim_start().starts_with("multipart/form-data"));
+        .and_then(|v| v.to_str().ok());
+    let is_form = content_type.is_some_and(|c| c.trim_start().starts_with("multipart/form-data"));
     let limit = state.settings.image_limit;
     let input = if is_form {
         let form = Multipart::from_request(request, &state)
@@ -232,7 +232,7 @@ pub(crate) async fn post<S: Store>(
             };
             ApiError::new(code, e.body_text())
         })?;
-        SendInput::from_json(&raw)?
+        SendInput::from_json(&raw, content_type)?
     };
     let account_field = input.account.clone();
     let valid = input.validate(limit)?;

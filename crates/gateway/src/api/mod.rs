@@ -223,7 +223,20 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         // Routes sharing a path are merged by axum.
         router = router.route(route.path(), handler::<S>(*route));
     }
+    // Unknown paths and methods answer in the API's own shape too.
     router
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                "this endpoint does not take this method; GET /openapi.json lists the API",
+            )
+        })
+        .fallback(|| async {
+            ApiError::new(
+                ErrorCode::NotFound,
+                "no such endpoint; GET /openapi.json lists the API",
+            )
+        })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -275,3 +275,20 @@ async fn metrics_count_sends_by_outcome_and_tiktok_code() {
     assert_eq!(value("tiktok_dm_sessions_connected"), 1.0);
     assert!(!text.contains(&app.key) && !text.contains(crate::ALICE));
 }
+
+#[tokio::test]
+async fn unknown_paths_and_methods_answer_in_the_apis_shape() {
+    let app = spawn_app().await;
+    let missing = app.http.get(app.url("/v1/nothing")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let body: Value = missing.json().await.unwrap();
+    assert_eq!(
+        (body["success"].as_bool(), body["error"]["code"].as_str()),
+        (Some(false), Some("not_found"))
+    );
+    let wrong = app.http.put(app.url("/v1/messages")).send().await.unwrap();
+    assert_eq!(wrong.status(), 405);
+    assert_eq!(wrong.headers()["allow"], "POST");
+    let body: Value = wrong.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+}

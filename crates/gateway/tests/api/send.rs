@@ -94,6 +94,50 @@ async fn unreadable_session_and_idempotency_headers_are_refused_not_ignored() {
 }
 
 #[tokio::test]
+async fn a_body_that_is_not_a_json_object_is_told_what_is_expected() {
+    let app = spawn_app().await;
+    let post = |body: Vec<u8>, content_type: &'static str| {
+        app.http
+            .post(app.url("/v1/messages"))
+            .bearer_auth(&app.key)
+            .header("x-tiktok-session", ALICE)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    // What curl -d sends by default, and what n8n's form option sends.
+    let form = post(
+        b"conversation_id=1&text=hi".to_vec(),
+        "application/x-www-form-urlencoded",
+    )
+    .await
+    .unwrap();
+    assert_eq!(form.status(), 400);
+    let answer: serde_json::Value = form.json().await.unwrap();
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("must be a JSON object") && message.contains("x-www-form-urlencoded"),
+        "{message}"
+    );
+    let array = post(b"[]".to_vec(), "application/json").await.unwrap();
+    let answer: serde_json::Value = array.json().await.unwrap();
+    assert_eq!(answer["error"]["code"], "invalid_json");
+    assert!(
+        !answer.to_string().contains("JsonBody"),
+        "no internal names: {answer}"
+    );
+    // A UTF-8 byte order mark (some Windows tools write one) is skipped.
+    let mut with_bom = b"\xef\xbb\xbf".to_vec();
+    with_bom.extend(app.body("after a BOM").to_string().into_bytes());
+    let bom = post(with_bom, "application/json").await.unwrap();
+    assert_eq!(bom.status(), 200);
+    assert_eq!(
+        app.sandbox.handle.messages()[0].content["text"],
+        "after a BOM"
+    );
+}
+
+#[tokio::test]
 async fn keys_are_checked_before_anything_else() {
     let app = spawn_app().await;
     let body = app.body("x");
