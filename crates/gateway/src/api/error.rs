@@ -182,11 +182,20 @@ impl IntoResponse for ApiError {
         if let Some(secs) = self.retry_after {
             headers.insert("retry-after", HeaderValue::from(secs));
         }
-        if let Some((limit, remaining, reset)) = self.rate_limit {
-            headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
-            headers.insert("x-ratelimit-remaining", HeaderValue::from(remaining));
-            headers.insert("x-ratelimit-reset", HeaderValue::from(reset));
+        if let Some(values) = self.rate_limit {
+            insert_rate_limit_headers(&mut response, values);
         }
         response
     }
+}
+
+/// `X-RateLimit-Limit`, `-Remaining` and `-Reset` (Unix seconds).
+pub(crate) fn insert_rate_limit_headers(
+    response: &mut Response,
+    (limit, remaining, reset): (u64, u64, u64),
+) {
+    let headers = response.headers_mut();
+    headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
+    headers.insert("x-ratelimit-remaining", HeaderValue::from(remaining));
+    headers.insert("x-ratelimit-reset", HeaderValue::from(reset));
 }

@@ -80,24 +80,44 @@ fn usage_json(key: &ApiKey, totals: &UsageTotals, request: Option<&RequestStatus
 
 /// `X-RateLimit-Limit`, `-Remaining` and `-Reset` (Unix seconds) for the window
 /// with the fewest messages left; nothing when the key has no limit.
+/// The tightest quota window (least remaining) as the `X-RateLimit-*` values:
+/// limit, remaining, reset (Unix seconds). `None` for a key without limits.
+fn tightest(quota: &Value) -> Option<(u64, u64, u64)> {
+    let w = quota
+        .as_object()?
+        .values()
+        .min_by_key(|w| w["remaining"].as_u64().unwrap_or(u64::MAX))?;
+    Some((
+        w["limit"].as_u64()?,
+        w["remaining"].as_u64()?,
+        w["resets_at"].as_u64()?,
+    ))
+}
+
 fn add_rate_limit_headers(response: &mut Response, quota: &Value) {
-    let tightest = quota
-        .as_object()
-        .into_iter()
-        .flat_map(|o| o.values())
-        .min_by_key(|w| w["remaining"].as_u64().unwrap_or(u64::MAX));
-    if let Some(w) = tightest {
-        for (name, field) in [
-            ("x-ratelimit-limit", "limit"),
-            ("x-ratelimit-remaining", "remaining"),
-            ("x-ratelimit-reset", "resets_at"),
-        ] {
-            if let Some(v) = w[field].as_u64() {
-                response
-                    .headers_mut()
-                    .insert(name, axum::http::HeaderValue::from(v));
+    if let Some(values) = tightest(quota) {
+        super::error::insert_rate_limit_headers(response, values);
+    }
+}
+
+/// A failed answer to a key with a quota carries the `X-RateLimit-*` headers
+/// too, like every other answer to it (one more read, on the error path only).
+async fn with_rate_limit<S: Store>(
+    store: &S,
+    key: &ApiKey,
+    answer: Result<Response, ApiError>,
+) -> Result<Response, ApiError> {
+    match answer {
+        Err(mut e)
+            if e.rate_limit.is_none()
+                && (key.daily_limit.is_some() || key.monthly_limit.is_some()) =>
+        {
+            if let Ok((snap, windows)) = snapshot(store, key, None, now_ms()).await {
+                e.rate_limit = tightest(&quota_json(&windows, &snap.used));
             }
+            Err(e)
         }
+        other => other,
     }
 }
 
@@ -210,6 +230,15 @@ fn text_header<'h>(
 pub(crate) async fn post<S: Store>(
     State(state): State<AppState<S>>,
     Caller(key): Caller,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let answer = accept_and_wait(&state, &key, request).await;
+    with_rate_limit(&state.store, &key, answer).await
+}
+
+async fn accept_and_wait<S: Store>(
+    state: &AppState<S>,
+    key: &ApiKey,
     request: Request,
 ) -> Result<Response, ApiError> {
     let headers = request.headers().clone();
@@ -523,14 +552,17 @@ pub(crate) async fn get<S: Store>(
     Caller(key): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (snap, windows) = read_status(&state.store, &state.waiters, &key, &id).await?;
-    match &snap.status {
-        Some(status) => Ok(status_response(&key, status, &snap, &windows)),
-        None => Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("no request {id:?} for this API key"),
-        )),
-    }
+    let answer = match read_status(&state.store, &state.waiters, &key, &id).await {
+        Ok((snap, windows)) => match &snap.status {
+            Some(status) => Ok(status_response(&key, status, &snap, &windows)),
+            None => Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("no request {id:?} for this API key"),
+            )),
+        },
+        Err(e) => Err(e),
+    };
+    with_rate_limit(&state.store, &key, answer).await
 }
 
 /// `GET /v1/usage`.

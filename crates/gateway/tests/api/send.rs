@@ -314,6 +314,48 @@ async fn the_quota_is_enforced_with_retry_after_and_reported() {
     assert_eq!(usage["quota"]["daily"]["limit"], 2);
 }
 
+/// "On every answer": a refused request and a missing one carry the
+/// key's X-RateLimit headers too.
+#[tokio::test]
+async fn failed_answers_to_a_limited_key_carry_its_rate_limit_headers() {
+    let app = spawn_app().await;
+    let key = app.key_with_limit("limited", Some(5)).await;
+    assert_eq!(app.post(&key, &app.body("one"), &[]).await.0, 200);
+    let empty = app
+        .http
+        .post(app.url("/v1/messages"))
+        .bearer_auth(&key)
+        .json(&json!({"conversation_id": "0:1:1:2", "conversation_short_id": "1"}))
+        .send()
+        .await
+        .unwrap();
+    let missing = app
+        .http
+        .get(app.url("/v1/messages/req_000000000000"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    for (answer, status) in [(empty, 400), (missing, 404)] {
+        assert_eq!(answer.status(), status);
+        let headers = answer.headers();
+        assert_eq!(headers["x-ratelimit-limit"], "5");
+        assert_eq!(headers["x-ratelimit-remaining"], "4");
+        assert!(headers.contains_key("x-ratelimit-reset"));
+    }
+    // A key without a quota has no window to report.
+    let unlimited = app
+        .http
+        .post(app.url("/v1/messages"))
+        .bearer_auth(&app.key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unlimited.status(), 400);
+    assert!(!unlimited.headers().contains_key("x-ratelimit-limit"));
+}
+
 #[tokio::test]
 async fn an_idempotency_key_returns_the_first_result_and_sends_once() {
     let app = spawn_app().await;
