@@ -248,12 +248,12 @@ async fn accept_and_wait<S: Store>(
     let is_form = content_type.is_some_and(|c| c.trim_start().starts_with("multipart/form-data"));
     let limit = state.settings.image_limit;
     let input = if is_form {
-        let form = Multipart::from_request(request, &state)
+        let form = Multipart::from_request(request, state)
             .await
             .map_err(|e| ApiError::new(ErrorCode::InvalidForm, e.body_text()))?;
         SendInput::from_multipart(form, limit).await?
     } else {
-        let raw = Bytes::from_request(request, &state).await.map_err(|e| {
+        let raw = Bytes::from_request(request, state).await.map_err(|e| {
             let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ErrorCode::BodyTooLarge
             } else {
@@ -357,7 +357,7 @@ async fn accept_and_wait<S: Store>(
         messages,
         claim_first_ms: Some(i64::try_from(state.settings.lease.as_millis()).unwrap_or(120_000)),
     };
-    let windows = quota::windows(&key, now);
+    let windows = quota::windows(key, now);
     // Registered before the enqueue: the worker may deliver the first message
     // before this task runs again, and its news must not be missed.
     let mut waiting = Waiting::new(&state.waiters, &new.id);
@@ -374,7 +374,7 @@ async fn accept_and_wait<S: Store>(
                 // hanging up does not cancel); with no room for another
                 // delivery, it goes back to the outbox for an ordinary claim.
                 Some(first) => {
-                    if let Err(first) = outbox::start(&state, first) {
+                    if let Err(first) = outbox::start(state, first) {
                         if let Err(e) = state.store.release(first.id, now).await {
                             tracing::error!(error = %e, "a claimed message could not be given back; it goes again after its lease");
                         }
@@ -442,7 +442,7 @@ async fn accept_and_wait<S: Store>(
             state.settings.wait_for_delivery
         };
     waiting
-        .outcome(&state.store, &key, accepted, deadline)
+        .outcome(&state.store, key, accepted, deadline)
         .await
 }
 
