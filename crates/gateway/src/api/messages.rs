@@ -441,9 +441,7 @@ async fn accept_and_wait<S: Store>(
         } else {
             state.settings.wait_for_delivery
         };
-    waiting
-        .outcome(&state.store, key, accepted, deadline)
-        .await
+    waiting.outcome(&state.store, key, accepted, deadline).await
 }
 
 /// A send handler's registration with the worker's news; unregistered on drop,

@@ -97,12 +97,16 @@ fn schemas() -> Value {
         },
         "SendForm": {
             "type": "object",
+            "additionalProperties": false,
             "required": ["conversation_id", "conversation_short_id"],
+            "description": "The send request as form fields, each at most once. `image` may also be named `image_base64` or `image_data_uri` as a text part.",
             "properties": {
-                "conversation_id": {"type": "string"},
-                "conversation_short_id": {"type": "string"},
-                "text": {"type": "string"},
+                "conversation_id": {"type": "string", "pattern": conversation_id_pattern()},
+                "conversation_short_id": {"type": "string", "pattern": short_id_pattern()},
+                "text": {"type": "string", "maxLength": 6000, "pattern": "^[^\\u0000]*$"},
                 "image": {"description": "A file part (raw bytes), or a text part with base64 or a data URI.", "type": "string", "contentMediaType": "application/octet-stream"},
+                "image_base64": {"type": "string", "contentEncoding": "base64"},
+                "image_data_uri": {"type": "string", "pattern": "^data:"},
                 "account": {"type": "string"}
             }
         },
