@@ -168,6 +168,23 @@ async fn metrics<S: Store>(State(state): State<AppState<S>>) -> Response {
         .into_response()
 }
 
+/// The method as a metrics label: HTTP's own methods by name, any other as
+/// `other`, so that made-up methods cannot add time series without end.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
+}
+
 /// Answers 408 past the request timeout, and counts and times every answer.
 async fn observe<S: Store>(
     State(state): State<AppState<S>>,
@@ -178,7 +195,7 @@ async fn observe<S: Store>(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().to_string();
+    let method = method_label(request.method()).to_owned();
     let started = tokio::time::Instant::now();
     let limit = state.settings.request_timeout;
     let response = match tokio::time::timeout(limit, next.run(request)).await {

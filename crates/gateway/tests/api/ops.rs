@@ -292,3 +292,34 @@ async fn unknown_paths_and_methods_answer_in_the_apis_shape() {
     let body: Value = wrong.json().await.unwrap();
     assert_eq!(body["error"]["code"], "method_not_allowed");
 }
+
+#[tokio::test]
+async fn made_up_methods_do_not_add_metric_series() {
+    let app = spawn_app().await;
+    for method in ["FOO1", "FOO2", "FOO3"] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let answer = app
+            .http
+            .request(method, app.url("/v1/x"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 404);
+    }
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!metrics.contains("FOO"), "{metrics}");
+    assert!(
+        metrics.contains(
+            "tiktok_dm_http_requests_total{route=\"unmatched\",method=\"other\",status=\"404\"} 3"
+        ),
+        "{metrics}"
+    );
+}
