@@ -172,14 +172,16 @@ pub(crate) async fn list_faults(State(shared): State<Arc<Shared>>) -> HttpRespon
 
 /// `POST /_sandbox/faults` with one fault object or an array of them.
 pub(crate) async fn add_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> HttpResponse {
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(ScriptedFault),
-        Many(Vec<ScriptedFault>),
-    }
-    let parsed: OneOrMany = match serde_json::from_slice(&body) {
-        Ok(p) => p,
+    // One object or an array, told apart by the first character, so that
+    // serde's error names the bad field or fault (an untagged enum would only
+    // say that neither form matched).
+    let parsed = if body.trim_ascii_start().first() == Some(&b'[') {
+        serde_json::from_slice::<Vec<ScriptedFault>>(&body)
+    } else {
+        serde_json::from_slice::<ScriptedFault>(&body).map(|f| vec![f])
+    };
+    let faults = match parsed {
+        Ok(faults) => faults,
         Err(e) => {
             let message = format!(
                 "invalid fault: {e}; expected e.g. {{\"fault\":\"drop_acks\",\"times\":1}}"
@@ -190,10 +192,6 @@ pub(crate) async fn add_faults(State(shared): State<Arc<Shared>>, body: Bytes) -
             )
                 .into_response();
         }
-    };
-    let faults = match parsed {
-        OneOrMany::One(f) => vec![f],
-        OneOrMany::Many(v) => v,
     };
     let mut state = shared.lock();
     for f in faults {
