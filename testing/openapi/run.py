@@ -113,6 +113,9 @@ def check_backend(name, database=None):
                 if schemathesis(ready["url"], key, tags, report) != 0:
                     failed.append(f"{name}: {tags[0]}")
         finally:
+            # A gateway that is gone before it is told to stop has crashed.
+            if proc.poll() is not None:
+                failed.append(f"{name}: the gateway exited by itself with status {proc.returncode}")
             proc.terminate()
             try:
                 proc.wait(timeout=20)
