@@ -28,8 +28,12 @@ pub fn ready_line(base_url: &str, seed: &Seed) -> serde_json::Value {
 
 /// Resolves when the process gets SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
+    // A handler that cannot be installed waits forever rather than stopping
+    // the server at once.
     let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     };
     #[cfg(unix)]
     let term = async {
