@@ -1,6 +1,7 @@
 //! The `tiktok-dm` command. `main` only maps the outcome to an exit code.
 
 mod args;
+mod bounded;
 mod decode;
 mod demo;
 mod manage;

@@ -101,15 +101,13 @@ pub async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
 
 /// Reads a session from `@FILE` or `-`; a bare value is refused.
 fn read_secret(source: &str) -> anyhow::Result<String> {
-    use std::io::Read as _;
+    use crate::bounded::{MAX_SESSION_BYTES, read_text};
     if source == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("cannot read the session from standard input")?;
-        Ok(s)
+        read_text("-", MAX_SESSION_BYTES, "the session on standard input")
+            .map_err(anyhow::Error::msg)
     } else if let Some(path) = source.strip_prefix('@') {
-        std::fs::read_to_string(path).with_context(|| format!("cannot read session file {path}"))
+        read_text(path, MAX_SESSION_BYTES, &format!("session file {path}"))
+            .map_err(anyhow::Error::msg)
     } else {
         anyhow::bail!("pass the session as @FILE or - (standard input), not on the command line")
     }

@@ -55,8 +55,9 @@ pub async fn shutdown_signal() {
 pub async fn run(a: SandboxArgs) -> anyhow::Result<ExitCode> {
     let seed = match &a.seed {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read seed file {}", path.display()))?;
+            let what = format!("seed file {}", path.display());
+            let text = crate::bounded::read_file_text(path, crate::bounded::MAX_SEED_BYTES, &what)
+                .map_err(anyhow::Error::msg)?;
             serde_json::from_str(&text)
                 .with_context(|| format!("seed file {} is not a valid seed", path.display()))?
         }

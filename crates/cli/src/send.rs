@@ -1,6 +1,5 @@
 //! `tiktok-dm send`: validate everything first, then one session, one send.
 
-use std::io::Read as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -9,6 +8,7 @@ use tiktok_dm_client::image::{Image, ImageProblem};
 use tiktok_dm_client::{Config, Credentials, Endpoints, Session, Target, TransportMode};
 
 use crate::args::SendArgs;
+use crate::bounded::{self, MAX_SESSION_BYTES};
 use crate::output::{ErrorOut, SendOutput};
 
 /// Validated arguments.
@@ -32,13 +32,11 @@ fn read_image(a: &SendArgs) -> Result<Option<Image>, Box<ErrorOut>> {
     let limit = a.image_limit;
     if let Some(path) = a.image.as_deref() {
         let bytes = if path == "-" {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .take(limit + 1)
-                .read_to_end(&mut buf)
-                .map_err(|e| bad(format!("cannot read the image from standard input: {e}")))?;
-            buf
+            bounded::read("-", limit)
+                .map_err(|e| bad(format!("cannot read the image from standard input: {e}")))?
         } else {
+            // A regular file's size is known before reading; the bounded read
+            // covers devices and pipes, whose size is not.
             let meta = std::fs::metadata(path)
                 .map_err(|e| bad(format!("cannot read image file {path}: {e}")))?;
             if meta.len() > limit {
@@ -50,7 +48,8 @@ fn read_image(a: &SendArgs) -> Result<Option<Image>, Box<ErrorOut>> {
                     },
                 ));
             }
-            std::fs::read(path).map_err(|e| bad(format!("cannot read image file {path}: {e}")))?
+            bounded::read(path, limit)
+                .map_err(|e| bad(format!("cannot read image file {path}: {e}")))?
         };
         return Image::from_bytes(bytes, limit)
             .map(Some)
@@ -59,8 +58,11 @@ fn read_image(a: &SendArgs) -> Result<Option<Image>, Box<ErrorOut>> {
     if let Some(value) = a.image_base64.as_deref() {
         let (text, source) = match value.strip_prefix('@') {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| bad(format!("cannot read base64 file {path}: {e}")))?;
+                // Base64 is 4/3 of the bytes, plus room for line breaks and a
+                // data URI's header.
+                let cap = limit.saturating_mul(4) / 3 + 64 * 1024;
+                let text =
+                    bounded::read_text(path, cap, &format!("base64 file {path}")).map_err(bad)?;
                 (text, path.to_owned())
             }
             None => (value.to_owned(), "--image-base64".to_owned()),
@@ -79,14 +81,9 @@ fn read_session(raw: Option<&str>) -> Result<Credentials, String> {
         "missing TikTok session: pass --session (a value, @FILE or -) or set TIKTOK_DM_SESSION",
     )?;
     let value = if raw == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| format!("cannot read the session from standard input: {e}"))?;
-        s
+        bounded::read_text("-", MAX_SESSION_BYTES, "the session on standard input")?
     } else if let Some(path) = raw.strip_prefix('@') {
-        std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read session file {path}: {e}"))?
+        bounded::read_text(path, MAX_SESSION_BYTES, &format!("session file {path}"))?
     } else {
         raw.to_owned()
     };

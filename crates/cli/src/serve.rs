@@ -19,8 +19,9 @@ use tiktok_dm_gateway::now_ms;
 fn layers(a: &ServeArgs) -> anyhow::Result<Layers> {
     let mut layers = Layers::default();
     if let Some(path) = &a.config {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the config file {}", path.display()))?;
+        let what = format!("the config file {}", path.display());
+        let text = crate::bounded::read_file_text(path, crate::bounded::MAX_CONFIG_BYTES, &what)
+            .map_err(anyhow::Error::msg)?;
         layers.file(&path.display().to_string(), &text)?;
     }
     // Variables that are not Unicode cannot be ours; they are skipped.

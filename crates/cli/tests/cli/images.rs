@@ -159,6 +159,20 @@ async fn bad_images_exit_2_with_what_was_found() {
             "invalid_input",
             "either text or image must be provided",
         ),
+        // Devices report no size: the bounded read stops past the limit.
+        (
+            send_args_with(&sandbox, &["--image", "/dev/zero", "--image-limit", "100"]),
+            "image_too_large",
+            "the limit is 100 bytes",
+        ),
+        (
+            send_args_with(
+                &sandbox,
+                &["--image-base64", "@/dev/zero", "--image-limit", "100"],
+            ),
+            "invalid_input",
+            "base64 file /dev/zero is larger than",
+        ),
     ];
     for (argv, code, expected) in cases {
         let out = run(argv, None).await;

@@ -144,6 +144,11 @@ async fn bad_arguments_exit_2_with_a_specific_message() {
             send_args(&sandbox, "@/nonexistent/session.txt", "x"),
             "cannot read session file /nonexistent/session.txt",
         ),
+        // A device has no size to check first: the read stops at the ceiling.
+        (
+            send_args(&sandbox, "@/dev/zero", "x"),
+            "session file /dev/zero is larger than 1048576 bytes",
+        ),
     ];
     let mut no_id = send_args(&sandbox, alice, "x");
     no_id.drain(5..7);
