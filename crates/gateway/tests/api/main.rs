@@ -81,6 +81,12 @@ impl TestApp {
         serde_json::json!({"conversation_id": c.conversation_id, "conversation_short_id": c.conversation_short_id.to_string(), "text": text})
     }
 
+    /// GET `path` as text (no key: `/metrics` and the like).
+    pub async fn get_text(&self, path: &str) -> String {
+        let answer = self.http.get(self.url(path)).send().await.unwrap();
+        answer.text().await.unwrap()
+    }
+
     /// GET `path` (with the API key `key`, if any) as JSON.
     pub async fn get_json(&self, path: &str, key: Option<&str>) -> serde_json::Value {
         let mut req = self.http.get(self.url(path));

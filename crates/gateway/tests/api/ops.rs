@@ -236,15 +236,7 @@ async fn metrics_count_sends_by_outcome_and_tiktok_code() {
         app.post(&app.key, &body("second request"), &[]).await.0,
         422
     );
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.get_text("/metrics").await;
     let value = |series: &str| -> f64 {
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
@@ -306,15 +298,7 @@ async fn made_up_methods_do_not_add_metric_series() {
             .unwrap();
         assert_eq!(answer.status(), 404);
     }
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get_text("/metrics").await;
     assert!(!metrics.contains("FOO"), "{metrics}");
     assert!(
         metrics.contains(
