@@ -633,9 +633,9 @@ pub mod repeated {
     }
 
     /// Writes every element, each with its own key, or as one packed run when
-    /// the field arrived packed.
+    /// the field arrived packed (an empty run too: it was on the wire).
     pub fn encode<K: Kind>(number: u32, slot: &[K::Value], packed: bool, out: &mut Vec<u8>) {
-        if packed && !slot.is_empty() {
+        if packed {
             put_key(out, number, WireType::LengthDelimited);
             put_varint(out, slot.iter().map(K::len).sum::<usize>() as u64);
             for value in slot {
@@ -651,7 +651,7 @@ pub mod repeated {
 
     /// The encoded size of the field.
     pub fn len<K: Kind>(number: u32, slot: &[K::Value], packed: bool) -> usize {
-        if packed && !slot.is_empty() {
+        if packed {
             let payload: usize = slot.iter().map(K::len).sum();
             return key_len(number) + varint_len(payload as u64) + payload;
         }

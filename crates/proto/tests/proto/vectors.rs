@@ -211,4 +211,15 @@ fn a_repeated_field_that_arrives_packed_is_read_and_written_back_packed() {
     let body = CreateConversationV2RequestBody::decode(&unpacked).unwrap();
     assert_eq!(body.participants, vec![7, 300]);
     assert_eq!(body.encode_to_vec(), unpacked);
+    // An empty packed run is written back too (found by the fuzzer: it was
+    // dropped, so decoding what was written gave a different message).
+    let empty = [0x08, 0x01, 0x12, 0x00];
+    let body = CreateConversationV2RequestBody::decode(&empty).unwrap();
+    assert!(body.participants.is_empty());
+    assert_eq!(body.encode_to_vec(), empty);
+    assert_eq!(body.encoded_len(), empty.len());
+    assert_eq!(
+        CreateConversationV2RequestBody::decode(&body.encode_to_vec()).unwrap(),
+        body
+    );
 }
