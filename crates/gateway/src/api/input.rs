@@ -142,7 +142,7 @@ impl SendInput {
                 }
                 continue;
             }
-            let text = field.text().await.map_err(multipart_error)?;
+            let text = read_text_part(field, &name).await?;
             let slot = match name.as_str() {
                 "conversation_id" => {
                     once("conversation_id")?;
@@ -241,6 +241,36 @@ impl SendInput {
             image,
         })
     }
+}
+
+/// Reads a text part. Without a declared charset (or with UTF-8), bytes that
+/// are not UTF-8 are refused: decoding them lossily would change the message
+/// unseen. A part that declares another charset is decoded from it.
+async fn read_text_part(
+    field: axum::extract::multipart::Field<'_>,
+    name: &str,
+) -> Result<String, ApiError> {
+    let other_charset = field
+        .content_type()
+        .and_then(|c| {
+            c.split(';')
+                .skip(1)
+                .find_map(|p| p.trim().strip_prefix("charset="))
+        })
+        .is_some_and(|cs| !cs.trim_matches('"').eq_ignore_ascii_case("utf-8"));
+    if other_charset {
+        return field.text().await.map_err(multipart_error);
+    }
+    let bytes = field.bytes().await.map_err(multipart_error)?;
+    String::from_utf8(bytes.to_vec()).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidForm,
+            format!(
+                "the form field {name:?} is not UTF-8 text (bad byte at position {})",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
 }
 
 /// Reads a file part, refusing it as soon as it passes the image limit.

@@ -70,6 +70,20 @@ fn png_part(seed: u8) -> Part {
 }
 
 #[tokio::test]
+async fn a_text_part_in_a_declared_charset_is_decoded_from_it() {
+    let app = spawn_app().await;
+    let latin1 = Part::bytes(b"caf\xe9".to_vec())
+        .mime_str("text/plain; charset=iso-8859-1")
+        .unwrap();
+    let (status, answer) = post_form(&app, ids(&app).part("text", latin1)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        app.sandbox.handle.messages()[0].content["text"],
+        "caf\u{e9}"
+    );
+}
+
+#[tokio::test]
 async fn form_errors_use_the_same_codes_as_json() {
     let app = spawn_app().await;
     let cases = [
@@ -109,6 +123,11 @@ async fn form_errors_use_the_same_codes_as_json() {
         ),
         (
             ids(&app).text("text", "one").text("text", "two"),
+            "invalid_form",
+        ),
+        // Latin-1 bytes with no charset declared: refused, not turned into U+FFFD.
+        (
+            ids(&app).part("text", Part::bytes(b"caf\xe9".to_vec())),
             "invalid_form",
         ),
         (
