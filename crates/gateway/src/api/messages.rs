@@ -78,8 +78,6 @@ fn usage_json(key: &ApiKey, totals: &UsageTotals, request: Option<&RequestStatus
     usage
 }
 
-/// `X-RateLimit-Limit`, `-Remaining` and `-Reset` (Unix seconds) for the window
-/// with the fewest messages left; nothing when the key has no limit.
 /// The tightest quota window (least remaining) as the `X-RateLimit-*` values:
 /// limit, remaining, reset (Unix seconds). `None` for a key without limits.
 fn tightest(quota: &Value) -> Option<(u64, u64, u64)> {
@@ -94,6 +92,8 @@ fn tightest(quota: &Value) -> Option<(u64, u64, u64)> {
     ))
 }
 
+/// `X-RateLimit-Limit`, `-Remaining` and `-Reset` (Unix seconds) for the window
+/// with the fewest messages left; nothing when the key has no limit.
 fn add_rate_limit_headers(response: &mut Response, quota: &Value) {
     if let Some(values) = tightest(quota) {
         super::error::insert_rate_limit_headers(response, values);
@@ -550,17 +550,17 @@ pub(crate) async fn get<S: Store>(
     Caller(key): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let answer = match read_status(&state.store, &state.waiters, &key, &id).await {
-        Ok((snap, windows)) => match &snap.status {
+    let answer = async {
+        let (snap, windows) = read_status(&state.store, &state.waiters, &key, &id).await?;
+        match &snap.status {
             Some(status) => Ok(status_response(&key, status, &snap, &windows)),
             None => Err(ApiError::new(
                 ErrorCode::NotFound,
                 format!("no request {id:?} for this API key"),
             )),
-        },
-        Err(e) => Err(e),
+        }
     };
-    with_rate_limit(&state.store, &key, answer).await
+    with_rate_limit(&state.store, &key, answer.await).await
 }
 
 /// `GET /v1/usage`.
