@@ -143,9 +143,14 @@ struct Stats {
     p99: Duration,
 }
 
+/// The `p` quantile of sorted samples (nearest rank).
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
 fn stats(name: &str, mut samples: Vec<Duration>, wall: Duration) -> Stats {
     samples.sort();
-    let pct = |p: f64| samples[((samples.len() as f64 - 1.0) * p).round() as usize];
+    let pct = |p: f64| percentile(&samples, p);
     let s = Stats {
         rate: samples.len() as f64 / wall.as_secs_f64(),
         p50: pct(0.50),
@@ -340,7 +345,7 @@ fn disk_sync_latency(dir: &std::path::Path) {
     drop(file);
     std::fs::remove_file(path).unwrap();
     samples.sort();
-    let pct = |p: f64| us(samples[((samples.len() as f64 - 1.0) * p).round() as usize]);
+    let pct = |p: f64| us(percentile(&samples, p));
     println!(
         "disk under the database: fdatasync after a 4 KiB write p50 {:.0} µs, p90 {:.0} µs, p99 {:.0} µs ({} samples)",
         pct(0.50),
