@@ -13,6 +13,9 @@ const SPACE: &str = "[ \\t\\n\\v\\f\\r]*";
 /// A string with something besides whitespace.
 const NOT_BLANK: &str = "[^ \\t\\n\\v\\f\\r]";
 
+/// A string without U+0000, which the gateway does not store.
+const NO_NUL: &str = "^[^\\u0000]*$";
+
 /// What `ConversationId::parse` accepts: the 1:1 form or a numeric group id.
 fn conversation_id_pattern() -> String {
     format!("^{SPACE}([0-9]+|[0-9]+:[0-9]+:[0-9]+:[0-9]+){SPACE}$")
@@ -40,7 +43,7 @@ fn decimal_up_to(max: &str) -> String {
     for (i, &d) in digits.iter().enumerate() {
         let lowest = u8::from(i == 0);
         if d > lowest {
-            let prefix: String = max[..i].to_owned();
+            let prefix = &max[..i];
             let rest = n - 1 - i;
             let tail = if rest > 0 {
                 format!("[0-9]{{{rest}}}")
@@ -83,7 +86,7 @@ fn schemas() -> Value {
                     ],
                     "description": "A positive 64-bit id, as a decimal string or a number (n8n sends either). Send a string from JavaScript: a number above 2^53 loses digits there before it is sent."
                 },
-                "text": {"type": ["string", "null"], "maxLength": 6000, "pattern": "^[^\\u0000]*$", "description": "May be empty or left out when an image is sent; at most 6000 UTF-16 units (an emoji outside the BMP counts two)."},
+                "text": {"type": ["string", "null"], "maxLength": 6000, "pattern": NO_NUL, "description": "May be empty or left out when an image is sent; at most 6000 UTF-16 units (an emoji outside the BMP counts two)."},
                 "image": {
                     "type": ["object", "null"],
                     "additionalProperties": false,
@@ -103,7 +106,7 @@ fn schemas() -> Value {
             "properties": {
                 "conversation_id": {"type": "string", "pattern": conversation_id_pattern()},
                 "conversation_short_id": {"type": "string", "pattern": short_id_pattern()},
-                "text": {"type": "string", "maxLength": 6000, "pattern": "^[^\\u0000]*$"},
+                "text": {"type": "string", "maxLength": 6000, "pattern": NO_NUL},
                 "image": {"description": "A file part (raw bytes), or a text part with base64 or a data URI.", "type": "string", "contentMediaType": "application/octet-stream"},
                 "image_base64": {"type": "string", "contentEncoding": "base64"},
                 "image_data_uri": {"type": "string", "pattern": "^data:"},
