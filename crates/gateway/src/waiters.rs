@@ -8,13 +8,43 @@
 //! every read of a request's status (`GET`, a repeat, a handler that must read)
 //! applies those deliveries and never shows a delivered message as still sending.
 //! Anything else (a failure, a retry) only says "read the store": the store stays
-//! the source of truth, and the handler also reads it every 250 ms in case
-//! another process delivered the message.
+//! the source of truth, and the handler also reads it now and then
+//! ([`next_poll`]) in case another process delivered the message.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::Notify;
+
+/// A handler's first read of its own comes this long after it starts waiting.
+pub const FIRST_POLL: Duration = Duration::from_millis(250);
+/// The longest a handler goes between reads of its own (unless the budget
+/// below asks for longer).
+pub const LAST_POLL: Duration = Duration::from_secs(2);
+/// Reads a second that all waiting handlers together stay within.
+pub const POLL_BUDGET: u32 = 500;
+
+/// How long a waiting handler sleeps before reading the store on its own: its
+/// last sleep doubled (from [`FIRST_POLL`] up to [`LAST_POLL`]), and never less
+/// than its share of [`POLL_BUDGET`] among `waiting` requests.
+///
+/// These reads only catch what no news announces (another process delivered),
+/// so they can wait. At a fixed 250 ms they grew with the number of waiting
+/// handlers: when arrivals outran deliveries, tens of thousands of handlers
+/// read four times a second each, the reads took the CPU the deliveries
+/// needed, and the backlog only grew (the load harness saw 35 reads per send
+/// and answers after 30 s).
+pub fn next_poll(previous: Option<Duration>, waiting: usize) -> Duration {
+    let own = previous.map_or(FIRST_POLL, |p| (p * 2).clamp(FIRST_POLL, LAST_POLL));
+    let share = Duration::from_millis(
+        u64::try_from(waiting)
+            .unwrap_or(u64::MAX)
+            .saturating_mul(1000)
+            / u64::from(POLL_BUDGET),
+    );
+    own.max(share)
+}
 
 /// A message TikTok acknowledged.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -185,6 +215,31 @@ impl Waiters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_reads_back_off_to_a_ceiling_and_share_a_budget() {
+        let ms = Duration::from_millis;
+        let mut schedule = vec![next_poll(None, 1)];
+        for _ in 0..5 {
+            schedule.push(next_poll(schedule.last().copied(), 1));
+        }
+        assert_eq!(
+            schedule,
+            [ms(250), ms(500), ms(1000), ms(2000), ms(2000), ms(2000)]
+        );
+        // However many handlers wait, together they read at most the budget.
+        for waiting in [1usize, 100, 1_000, 5_000, 20_000, 1_000_000] {
+            for previous in [None, Some(ms(250)), Some(LAST_POLL)] {
+                let each = next_poll(previous, waiting);
+                let per_second = waiting as f64 / each.as_secs_f64();
+                assert!(
+                    per_second <= f64::from(POLL_BUDGET) + 1e-6,
+                    "{waiting} waiting, {each:?} each"
+                );
+            }
+        }
+        assert_eq!(next_poll(None, 20_000), Duration::from_secs(40));
+    }
 
     fn delivered(position: i64) -> Delivered {
         Delivered {

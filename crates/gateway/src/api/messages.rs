@@ -25,7 +25,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ErrorCode};
 use super::input::SendInput;
-use crate::waiters::{Delivered, Seen, Waiter, Waiters};
+use crate::waiters::{Delivered, Seen, Waiter, Waiters, next_poll};
 use crate::{outbox, quota};
 
 /// One read for an answer: the request (if any), the key's totals, its windows.
@@ -465,8 +465,8 @@ impl<'a> Waiting<'a> {
     /// then answers with its status. `known` is the status and usage as of
     /// acceptance; the worker's recorded deliveries are applied to it, and the
     /// store is read only when something else happened (a failure, a retry),
-    /// when nothing is known (an idempotent repeat), or every 250 ms in case
-    /// another process delivered.
+    /// when nothing is known (an idempotent repeat), and now and then in case
+    /// another process delivered ([`next_poll`]; always at the deadline).
     async fn outcome<S: Store>(
         &self,
         store: &S,
@@ -475,6 +475,7 @@ impl<'a> Waiting<'a> {
         deadline: tokio::time::Instant,
     ) -> Result<Response, ApiError> {
         let mut seen = Seen::default();
+        let mut poll = next_poll(None, self.waiters.len());
         loop {
             // Armed before the news is looked at, so news in between is not lost.
             let woken = self.waiter.notified();
@@ -497,10 +498,12 @@ impl<'a> Waiting<'a> {
             }
             snap.status = Some(status);
             known = Some((snap, windows));
-            let poll = (deadline - now).min(Duration::from_millis(250));
             tokio::select! {
                 () = &mut woken => {}
-                () = tokio::time::sleep(poll) => known = None,
+                () = tokio::time::sleep((deadline - now).min(poll)) => {
+                    known = None;
+                    poll = next_poll(Some(poll), self.waiters.len());
+                }
             }
         }
     }

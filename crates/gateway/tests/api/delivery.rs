@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use tiktok_dm_store::Store as _;
+
 use crate::{spawn_app, spawn_app_behind_proxy, spawn_app_with};
 
 /// Waits until the sandbox holds `n` messages (or gives up after `secs`).
@@ -113,6 +115,79 @@ async fn one_accounts_sends_are_spaced_by_the_pacing_interval() {
             "sends of one account at least the interval apart: {at:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_waiting_send_sees_the_delivery_another_gateway_made() {
+    // Pacing puts the account's next slot past half a lease, so this gateway
+    // gives the second message back untried; no news reaches its handler.
+    let app = spawn_app_with(|s| {
+        s.pacing = tiktok_dm_gateway::config::Pacing {
+            min_interval: Duration::from_secs(100),
+            jitter: Duration::ZERO,
+        };
+        s.wait_for_delivery = Duration::from_secs(20);
+    })
+    .await;
+    let (status, _) = app.post(&app.key, &app.body("takes the slot"), &[]).await;
+    assert_eq!(status, 200);
+    let send = {
+        let (http, url, key, body) = (
+            app.http.clone(),
+            app.url("/v1/messages"),
+            app.key.clone(),
+            app.body("delivered elsewhere"),
+        );
+        tokio::spawn(async move {
+            let resp = http
+                .post(url)
+                .bearer_auth(key)
+                .header("x-tiktok-session", crate::ALICE)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<serde_json::Value>().await.unwrap())
+        })
+    };
+    // A second gateway on the same database (its own store, as another
+    // process has) claims the message once it is back, and delivers it.
+    let other = tiktok_dm_store::SqliteStore::open(app.database().to_str().unwrap())
+        .await
+        .unwrap();
+    let now = tiktok_dm_gateway::now_ms();
+    let mut claimed = Vec::new();
+    for _ in 0..250 {
+        claimed = other.claim_due(now + 200_000, 60_000, 10).await.unwrap();
+        if !claimed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(claimed.len(), 1, "the paced message was given back");
+    assert_eq!(claimed[0].text.as_deref(), Some("delivered elsewhere"));
+    other
+        .mark_sent(claimed[0].id, "7000000000000000042", "ws", now)
+        .await
+        .unwrap();
+    // Well before its 20 s deadline, the handler reads the store of its own
+    // accord and answers with the other gateway's delivery.
+    let (status, answer) = tokio::time::timeout(Duration::from_secs(8), send)
+        .await
+        .expect("the waiting handler reads the store now and then")
+        .unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["messages"][0]["state"], "sent");
+    assert_eq!(
+        answer["messages"][0]["server_message_id"],
+        "7000000000000000042"
+    );
+    assert_eq!(
+        app.sandbox.handle.messages().len(),
+        1,
+        "this gateway did not send it"
+    );
 }
 
 /// The state of the outbox row of `client_message_id`, read by `conn`.
