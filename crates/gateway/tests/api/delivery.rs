@@ -17,6 +17,25 @@ async fn until_received(app: &crate::TestApp, n: usize, secs: u64) {
     }
 }
 
+/// A send of `text` with alice's session on a task of its own, for a test
+/// that acts while the handler waits: its status and JSON answer.
+fn send_in_background(
+    app: &crate::TestApp,
+    text: &str,
+) -> tokio::task::JoinHandle<(u16, serde_json::Value)> {
+    let request = app
+        .http
+        .post(app.url("/v1/messages"))
+        .bearer_auth(&app.key)
+        .header("x-tiktok-session", crate::ALICE)
+        .json(&app.body(text));
+    tokio::spawn(async move {
+        let resp = request.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json::<serde_json::Value>().await.unwrap())
+    })
+}
+
 #[tokio::test]
 async fn messages_accepted_while_tiktok_is_down_are_delivered_once_it_is_back() {
     let app = spawn_app_behind_proxy(|s| {
@@ -131,26 +150,7 @@ async fn a_waiting_send_sees_the_delivery_another_gateway_made() {
     .await;
     let (status, _) = app.post(&app.key, &app.body("takes the slot"), &[]).await;
     assert_eq!(status, 200);
-    let send = {
-        let (http, url, key, body) = (
-            app.http.clone(),
-            app.url("/v1/messages"),
-            app.key.clone(),
-            app.body("delivered elsewhere"),
-        );
-        tokio::spawn(async move {
-            let resp = http
-                .post(url)
-                .bearer_auth(key)
-                .header("x-tiktok-session", crate::ALICE)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            let status = resp.status().as_u16();
-            (status, resp.json::<serde_json::Value>().await.unwrap())
-        })
-    };
+    let send = send_in_background(&app, "delivered elsewhere");
     // A second gateway on the same database (its own store, as another
     // process has) claims the message once it is back, and delivers it.
     let other = tiktok_dm_store::SqliteStore::open(app.database().to_str().unwrap())
@@ -208,26 +208,7 @@ async fn a_delivery_is_answered_and_shown_while_another_process_holds_the_databa
     let (status, _) = app.post(&app.key, &app.body("warm-up"), &[]).await;
     assert_eq!(status, 200);
     app.sandbox.handle.delay_acks(Duration::from_millis(500), 1);
-    let send = {
-        let (http, url, key, body) = (
-            app.http.clone(),
-            app.url("/v1/messages"),
-            app.key.clone(),
-            app.body("while the CLI writes"),
-        );
-        tokio::spawn(async move {
-            let resp = http
-                .post(url)
-                .bearer_auth(key)
-                .header("x-tiktok-session", crate::ALICE)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            let status = resp.status().as_u16();
-            (status, resp.json::<serde_json::Value>().await.unwrap())
-        })
-    };
+    let send = send_in_background(&app, "while the CLI writes");
     until_received(&app, 2, 5).await;
     assert_eq!(app.sandbox.handle.messages().len(), 2);
     // What `tiktok-dm keys create` does while the gateway runs: a write
