@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::Path;
 
 /// The most a session may be: a cookie export is a few KiB.
-pub const MAX_SESSION_BYTES: u64 = 1 << 20;
+const MAX_SESSION_BYTES: u64 = 1 << 20;
 
 /// The most a config file may be.
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -35,6 +35,25 @@ pub fn read(source: &str, cap: u64) -> std::io::Result<Vec<u8>> {
 /// in errors ("session file x.txt"); the content never appears in them.
 pub fn read_text(source: &str, cap: u64, what: &str) -> Result<String, String> {
     text(read(source, cap), cap, what)
+}
+
+/// A session given as `-` (standard input) or `@FILE`, read with
+/// [`MAX_SESSION_BYTES`]; `None` when `source` is neither (a bare value).
+pub fn read_session_source(source: &str) -> Option<Result<String, String>> {
+    if source == "-" {
+        Some(read_text(
+            "-",
+            MAX_SESSION_BYTES,
+            "the session on standard input",
+        ))
+    } else {
+        let path = source.strip_prefix('@')?;
+        Some(read_text(
+            path,
+            MAX_SESSION_BYTES,
+            &format!("session file {path}"),
+        ))
+    }
 }
 
 /// [`read_text`] of a file given as a path.

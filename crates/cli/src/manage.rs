@@ -101,15 +101,11 @@ pub async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
 
 /// Reads a session from `@FILE` or `-`; a bare value is refused.
 fn read_secret(source: &str) -> anyhow::Result<String> {
-    use crate::bounded::{MAX_SESSION_BYTES, read_text};
-    if source == "-" {
-        read_text("-", MAX_SESSION_BYTES, "the session on standard input")
-            .map_err(anyhow::Error::msg)
-    } else if let Some(path) = source.strip_prefix('@') {
-        read_text(path, MAX_SESSION_BYTES, &format!("session file {path}"))
-            .map_err(anyhow::Error::msg)
-    } else {
-        anyhow::bail!("pass the session as @FILE or - (standard input), not on the command line")
+    match crate::bounded::read_session_source(source) {
+        Some(read) => read.map_err(anyhow::Error::msg),
+        None => anyhow::bail!(
+            "pass the session as @FILE or - (standard input), not on the command line"
+        ),
     }
 }
 

@@ -8,7 +8,7 @@ use tiktok_dm_client::image::{Image, ImageProblem};
 use tiktok_dm_client::{Config, Credentials, Endpoints, Session, Target, TransportMode};
 
 use crate::args::SendArgs;
-use crate::bounded::{self, MAX_SESSION_BYTES};
+use crate::bounded;
 use crate::output::{ErrorOut, SendOutput};
 
 /// Validated arguments.
@@ -80,12 +80,9 @@ fn read_session(raw: Option<&str>) -> Result<Credentials, String> {
     let raw = raw.ok_or(
         "missing TikTok session: pass --session (a value, @FILE or -) or set TIKTOK_DM_SESSION",
     )?;
-    let value = if raw == "-" {
-        bounded::read_text("-", MAX_SESSION_BYTES, "the session on standard input")?
-    } else if let Some(path) = raw.strip_prefix('@') {
-        bounded::read_text(path, MAX_SESSION_BYTES, &format!("session file {path}"))?
-    } else {
-        raw.to_owned()
+    let value = match bounded::read_session_source(raw) {
+        Some(read) => read?,
+        None => raw.to_owned(),
     };
     Credentials::parse(&value).map_err(|e| e.to_string())
 }
