@@ -499,7 +499,8 @@ pub(crate) fn storable(s: &str) -> bool {
     !s.contains('\0')
 }
 
-fn check(what: &'static str, s: &str) -> crate::Result<()> {
+/// [`Error::Invalid`](crate::Error::Invalid) naming `what` unless `s` is [`storable`].
+pub(crate) fn check(what: &'static str, s: &str) -> crate::Result<()> {
     if storable(s) {
         Ok(())
     } else {

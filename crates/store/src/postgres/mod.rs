@@ -205,9 +205,7 @@ impl Store for PostgresStore {
     }
 
     async fn put_account(&self, name: &str, session_sealed: &[u8], now: i64) -> Result<()> {
-        if !storable(name) {
-            return Err(Error::Invalid("an account name"));
-        }
+        check("an account name", name)?;
         let c = self.client().await?;
         c.execute(
             "INSERT INTO accounts (name, session_sealed, created_at, updated_at) VALUES ($1, $2, $3, $3)

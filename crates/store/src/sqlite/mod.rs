@@ -218,9 +218,7 @@ impl Store for SqliteStore {
     }
 
     async fn put_account(&self, name: &str, session_sealed: &[u8], now: i64) -> Result<()> {
-        if !storable(name) {
-            return Err(Error::Invalid("an account name"));
-        }
+        check("an account name", name)?;
         self.writer
             .run(Op::PutAccount(
                 name.to_owned(),
