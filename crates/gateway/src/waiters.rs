@@ -36,7 +36,9 @@ pub const POLL_BUDGET: u32 = 500;
 /// needed, and the backlog only grew (the load harness saw 35 reads per send
 /// and answers after 30 s).
 pub fn next_poll(previous: Option<Duration>, waiting: usize) -> Duration {
-    let own = previous.map_or(FIRST_POLL, |p| (p * 2).clamp(FIRST_POLL, LAST_POLL));
+    let own = previous.map_or(FIRST_POLL, |p| {
+        p.saturating_mul(2).clamp(FIRST_POLL, LAST_POLL)
+    });
     let share = Duration::from_millis(
         u64::try_from(waiting)
             .unwrap_or(u64::MAX)
