@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavior, params};
 
 use crate::Store;
 use crate::counters::{add_counter, count};
@@ -71,10 +71,14 @@ fn file_of(url: &str) -> Result<PathBuf> {
 
 fn migrate(conn: &mut Connection) -> Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    let mut version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    // The write lock comes first and the version is read under it: two
+    // processes opening a new file at once would otherwise both see version 0
+    // and the second would fail on tables the first had just made.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     // Databases made by 0.1 before this runner recorded migrations in sqlx's table.
     if version == 0 {
-        let legacy: Option<i64> = conn
+        let legacy: Option<i64> = tx
             .query_row(
                 "SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1",
                 [],
@@ -85,19 +89,18 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             .flatten();
         if let Some(v) = legacy {
             version = v;
-            conn.pragma_update(None, "user_version", v)?;
+            tx.pragma_update(None, "user_version", v)?;
         }
     }
     for (n, sql) in MIGRATIONS {
         if *n <= version {
             continue;
         }
-        let tx = conn.transaction()?;
         tx.execute_batch(sql)
             .map_err(|e| Error::Migration(format!("migration {n}: {e}")))?;
         tx.pragma_update(None, "user_version", n)?;
-        tx.commit()?;
     }
+    tx.commit()?;
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 //! caller therefore never hears "done" before its change is durable; how a
 //! failing operation is contained is described at `apply_group`.
 
-use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
+use rusqlite::{Connection, OptionalExtension as _, Transaction, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
@@ -215,7 +215,12 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<(Op, Reply)>, checkpointer: 
 /// whole group and every caller in it hears it: nothing half-done is committed,
 /// and nobody is told "accepted" for a change that was rolled back.
 fn apply_group(conn: &mut Connection, ops: Vec<Op>) -> Result<Vec<Result<Done>>> {
-    let mut tx = conn.transaction()?;
+    // IMMEDIATE: the write lock is taken at BEGIN, where the busy timeout waits
+    // for another process's writer (a second gateway, `tiktok-dm keys create`).
+    // A DEFERRED group reads first and asks for the lock at its first write;
+    // if another connection committed in between, SQLite refuses at once with
+    // "database is locked" (its snapshot is stale), whatever the timeout.
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut results = Vec::with_capacity(ops.len());
     for op in ops {
         let several = op.has_several_statements();

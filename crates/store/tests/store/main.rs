@@ -259,6 +259,54 @@ mod sqlite {
         assert!(longest < 16_000_000, "the WAL grew to {longest} bytes");
     }
 
+    /// Two processes on one file (a second gateway, or `tiktok-dm keys create`
+    /// while `serve` runs): each opens its own store, and every write of both
+    /// waits for the other's instead of failing with "database is locked".
+    #[tokio::test]
+    async fn two_stores_on_one_file_open_and_write_at_once_without_refusals() {
+        use tiktok_dm_store::{Kind, Store as _};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.sqlite");
+        let url = path.to_str().unwrap();
+        let (a, b) = tokio::join!(SqliteStore::open(url), SqliteStore::open(url));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(user_version(&path), user_version(&path));
+        let key = crate::suite::new_key(&a, "shared", None).await;
+        let writes = |store: SqliteStore, side: &'static str| {
+            tokio::spawn(async move {
+                let mut refused = Vec::new();
+                for i in 0..150 {
+                    let r =
+                        crate::suite::request(&format!("{side}{i}"), key.id, None, &[Kind::Text]);
+                    if let Err(e) = store.enqueue(r, &[], 1_000 + i).await {
+                        refused.push(e.to_string());
+                    }
+                    if let Err(e) = store.claim_due(2_000_000, 60_000, 4).await {
+                        refused.push(e.to_string());
+                    }
+                }
+                refused
+            })
+        };
+        let (from_a, from_b) = tokio::join!(writes(a.clone(), "a"), writes(b.clone(), "b"));
+        let refused = [from_a.unwrap(), from_b.unwrap()].concat();
+        assert!(
+            refused.is_empty(),
+            "{} refused: {:?}",
+            refused.len(),
+            refused.first()
+        );
+        let db = rusqlite::Connection::open(&path).unwrap();
+        let (rows, claimed): (i64, i64) = db
+            .query_row(
+                "SELECT COUNT(*), COUNT(*) FILTER (WHERE state = 'sending') FROM outbox",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((rows, claimed), (300, 300), "each row claimed once");
+    }
+
     #[tokio::test]
     async fn a_file_that_is_not_a_database_or_cannot_be_created_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
