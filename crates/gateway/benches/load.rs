@@ -104,7 +104,11 @@ fn gateway_child() {
             )
             .await
             .unwrap();
-        let settings = tiktok_dm_gateway::Settings::new(Endpoints::sandbox(&sandbox_url).unwrap());
+        let mut settings =
+            tiktok_dm_gateway::Settings::new(Endpoints::sandbox(&sandbox_url).unwrap());
+        // Every send is timed to its delivery, so none may be answered early
+        // (under overload the default cap would answer the excess 202 at once).
+        settings.max_waiting_sends = 1_000_000;
         let vault = tiktok_dm_gateway::secrets::Vault::from_key(&[7; 32]);
         let app = tiktok_dm_gateway::Application::build("127.0.0.1:0", settings, store, vault)
             .await

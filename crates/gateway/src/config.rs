@@ -44,6 +44,11 @@ pub struct Settings {
     pub transport: TransportMode,
     /// How long `POST /v1/messages` waits for the outcome before answering 202.
     pub wait_for_delivery: Duration,
+    /// How many sends may wait for their outcome at once; a send beyond it
+    /// answers 202 at once, as with `Prefer: respond-async`. Each waiting send
+    /// holds its connection and answer (about 20 KiB), so this bounds the
+    /// memory that arrivals beyond the gateway's capacity can take.
+    pub max_waiting_sends: usize,
     /// The largest image accepted.
     pub image_limit: u64,
     /// Attempts before a message is given up (`failed`, or `unknown` when it may
@@ -72,6 +77,7 @@ impl Settings {
             endpoints,
             transport: TransportMode::Auto,
             wait_for_delivery: Duration::from_secs(30),
+            max_waiting_sends: 2_000,
             image_limit: tiktok_dm_client::image::DEFAULT_IMAGE_LIMIT,
             max_attempts: 6,
             lease: Duration::from_secs(120),
@@ -108,6 +114,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
     (
         "wait_for_delivery_secs",
         "how long a send waits for its outcome, 0-300 (default 30)",
+    ),
+    (
+        "max_waiting_sends",
+        "sends that may wait for their outcome at once; beyond, a send answers 202 at once, 0-1000000 (default 2000)",
     ),
     (
         "image_limit_bytes",
@@ -299,6 +309,9 @@ impl Layers {
         if let Some(n) = self.number("wait_for_delivery_secs", 0..=300)? {
             settings.wait_for_delivery = Duration::from_secs(n);
         }
+        if let Some(n) = self.number("max_waiting_sends", 0..=1_000_000)? {
+            settings.max_waiting_sends = usize::try_from(n).unwrap_or(usize::MAX);
+        }
         if let Some(n) = self.number("image_limit_bytes", 1024..=100 * 1024 * 1024)? {
             settings.image_limit = n;
         }
@@ -409,7 +422,7 @@ mod tests {
         let mut l = Layers::default();
         l.file(
             "gw.toml",
-            "listen = \"127.0.0.1:9000\"\nmax_attempts = 3\nwait_for_delivery_secs = 5\n",
+            "listen = \"127.0.0.1:9000\"\nmax_attempts = 3\nwait_for_delivery_secs = 5\nmax_waiting_sends = 0\n",
         )
         .unwrap();
         l.env(env(&[
@@ -424,6 +437,7 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:0");
         assert_eq!(c.settings.max_attempts, 4);
         assert_eq!(c.settings.wait_for_delivery, Duration::from_secs(5));
+        assert_eq!(c.settings.max_waiting_sends, 0);
         assert_eq!(c.database, "tiktok-dm.sqlite");
         assert_eq!(c.settings.pacing, Pacing::TIKTOK_DEFAULT, "TikTok is paced");
     }

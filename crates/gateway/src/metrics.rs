@@ -62,12 +62,15 @@ pub struct Metrics {
     pub delivery_seconds: Family<KindLabels, Histogram, fn() -> Histogram>,
     /// Messages accepted into the outbox.
     pub accepted: Counter,
+    /// Sends answered 202 at once because `max_waiting_sends` were waiting.
+    pub answered_early: Counter,
     /// HTTP answers.
     pub http_requests: Family<HttpLabels, Counter>,
     /// Seconds per HTTP request.
     pub http_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
     outbox_depth: Gauge,
     sessions: Gauge,
+    waiting: Gauge,
 }
 
 impl Default for Metrics {
@@ -93,6 +96,12 @@ impl Default for Metrics {
             "messages_accepted",
             "Messages accepted into the outbox",
             accepted.clone(),
+        );
+        let answered_early = Counter::default();
+        registry.register(
+            "sends_answered_early",
+            "Sends answered 202 at once because max_waiting_sends sends were waiting for their outcome",
+            answered_early.clone(),
         );
         let http_requests = Family::<HttpLabels, Counter>::default();
         registry.register(
@@ -121,22 +130,32 @@ impl Default for Metrics {
             "TikTok client sessions in the pool",
             sessions.clone(),
         );
+        let waiting = Gauge::default();
+        registry.register(
+            "sends_waiting",
+            "Send requests waiting for their outcome before answering",
+            waiting.clone(),
+        );
         Self {
             registry,
             sends,
             delivery_seconds,
             accepted,
+            answered_early,
             http_requests,
             http_seconds,
             outbox_depth,
             sessions,
+            waiting,
         }
     }
 }
 
 impl Metrics {
-    /// The exposition text, with the gauges set to `depth` and `sessions` first.
-    pub fn render(&self, depth: u64, sessions: usize) -> String {
+    /// The exposition text, with the gauges set first: the outbox's `depth`,
+    /// the pool's `sessions`, and the sends `waiting` for their outcome.
+    pub fn render(&self, depth: u64, sessions: usize, waiting: usize) -> String {
+        self.waiting.set(i64::try_from(waiting).unwrap_or(i64::MAX));
         self.outbox_depth
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
         self.sessions

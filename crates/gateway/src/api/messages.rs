@@ -435,8 +435,15 @@ async fn accept_and_wait<S: Store>(
         .get("prefer")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|p| p.contains("respond-async"));
+    // Beyond the cap, a send answers at once (its message is accepted all the
+    // same): arrivals the gateway cannot keep up with must not pile up waiting
+    // connections without end.
+    let crowded = state.waiters.len() > state.settings.max_waiting_sends;
+    if crowded && !prefer_async {
+        state.metrics.answered_early.inc();
+    }
     let deadline = tokio::time::Instant::now()
-        + if prefer_async {
+        + if prefer_async || crowded {
             Duration::ZERO
         } else {
             state.settings.wait_for_delivery

@@ -163,7 +163,9 @@ async fn metrics<S: Store>(State(state): State<AppState<S>>) -> Response {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(depth, state.pool.len()),
+        state
+            .metrics
+            .render(depth, state.pool.len(), state.waiters.len()),
     )
         .into_response()
 }

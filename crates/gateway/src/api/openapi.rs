@@ -317,7 +317,7 @@ fn operation(route: Route) -> Value {
             });
             let links = json!({"GetMessage": {"operationId": Route::GetMessage.operation_id(), "parameters": {"id": "$response.body#/id"}, "description": "The request's status and result."}});
             responses["200"] = json!({"description": "Delivered.", "headers": rate_headers(), "content": content("SendResult"), "links": links});
-            responses["202"] = json!({"description": "Accepted; delivery in progress (or Prefer: respond-async).", "headers": rate_headers(), "content": content("SendResult"), "links": links});
+            responses["202"] = json!({"description": "Accepted; delivery in progress: the wait ran out, Prefer: respond-async was sent, or max_waiting_sends sends were already waiting.", "headers": rate_headers(), "content": content("SendResult"), "links": links});
         }
         Route::GetMessage => {
             responses["200"] =

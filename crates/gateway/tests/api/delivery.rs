@@ -285,3 +285,47 @@ async fn a_stopping_gateway_finishes_the_deliveries_in_flight() {
     );
     assert_eq!(app.sandbox.handle.messages().len(), 6);
 }
+
+#[tokio::test]
+async fn beyond_the_waiting_cap_a_send_answers_at_once_and_is_delivered_all_the_same() {
+    let app = spawn_app_with(|s| {
+        s.max_waiting_sends = 1;
+        s.wait_for_delivery = Duration::from_secs(20);
+    })
+    .await;
+    let (status, _) = app.post(&app.key, &app.body("warm-up"), &[]).await;
+    assert_eq!(status, 200);
+    app.sandbox.handle.delay_acks(Duration::from_secs(3), 2);
+    let first = send_in_background(&app, "waits for its outcome");
+    until_received(&app, 2, 5).await;
+    assert_eq!(app.sandbox.handle.messages().len(), 2, "the first is out");
+    // One send waits already: the next is answered without waiting.
+    let (status, answer) = tokio::time::timeout(
+        Duration::from_secs(2),
+        app.post(&app.key, &app.body("answered at once"), &[]),
+    )
+    .await
+    .expect("a send beyond the cap does not wait for its outcome");
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["success"], true, "{answer}");
+    let status_url = answer["status_url"].as_str().unwrap().to_owned();
+    let (status, waited) = first.await.unwrap();
+    assert_eq!(status, 200, "the send within the cap waited: {waited}");
+    assert_eq!(waited["messages"][0]["state"], "sent");
+    let mut shown = serde_json::Value::Null;
+    for _ in 0..250 {
+        shown = app.get_json(&status_url, Some(&app.key)).await;
+        if shown["messages"][0]["state"] == "sent" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(shown["messages"][0]["state"], "sent", "{shown}");
+    assert_eq!(app.sandbox.handle.messages().len(), 3);
+    let metrics = app.get_text("/metrics").await;
+    assert!(
+        metrics.contains("tiktok_dm_sends_answered_early_total 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("tiktok_dm_sends_waiting 0\n"), "{metrics}");
+}
