@@ -40,6 +40,55 @@ fn decode_key(text: &str) -> Result<[u8; 32]> {
     })
 }
 
+/// Writes a new random key to `path` unless the file exists (see
+/// [`Vault::load_or_create`]); losing the race to another process is not an
+/// error.
+fn create_key_file(path: &Path) -> Result<()> {
+    let file_error = |message: String| Error::KeyFile {
+        path: path.to_owned(),
+        message,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| file_error("it names no file".into()))?;
+    let suffix: u64 = rand::random();
+    let temporary = dir.join(format!(".{}.{suffix:016x}.tmp", name.to_string_lossy()));
+    let key: [u8; 32] = rand::random();
+    let written = (|| {
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o600);
+        }
+        let mut file = options.open(&temporary)?;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(key);
+        file.write_all(format!("{encoded}\n").as_bytes())?;
+        file.sync_all()?;
+        std::fs::hard_link(&temporary, path)
+    })();
+    // Whatever happened, the temporary name goes (the file itself stays under
+    // `path` when the link was made).
+    let _ = std::fs::remove_file(&temporary);
+    match written {
+        Ok(()) => {
+            // The new name must survive a power cut as much as the key.
+            #[cfg(unix)]
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| file_error(format!("cannot sync its directory: {e}")))?;
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(file_error(format!("cannot create it: {e}"))),
+    }
+}
+
 impl Vault {
     /// A vault over a raw 32-byte key.
     pub fn from_key(key: &[u8; 32]) -> Self {
@@ -59,50 +108,59 @@ impl Vault {
     /// Reads the key file at `path`, or creates it with a new random key and
     /// mode 0600. An existing file readable by group or others is refused.
     ///
+    /// The file appears whole or not at all: the key is written and synced to
+    /// a temporary file beside it, which is then hard-linked into place (the
+    /// link fails if the file exists), and the directory is synced. So a crash
+    /// or power cut never leaves an empty key file, and two processes starting
+    /// on a new database at once (a second gateway, `keys create` as `serve`
+    /// starts) end up with the same key: the loser of the link reads the
+    /// winner's. Sessions sealed under a key that did not survive could never
+    /// be opened again.
+    ///
     /// # Errors
     /// The file cannot be read or created, is too widely readable, or is malformed.
     pub fn load_or_create(path: &Path) -> Result<Self> {
+        if let Some(vault) = Self::load(path)? {
+            return Ok(vault);
+        }
+        create_key_file(path)?;
+        Self::load(path)?.ok_or_else(|| Error::KeyFile {
+            path: path.to_owned(),
+            message: "it was removed right after it was created".into(),
+        })
+    }
+
+    /// The vault in the key file at `path`, or `None` when there is no file.
+    fn load(path: &Path) -> Result<Option<Self>> {
         let file_error = |message: String| Error::KeyFile {
             path: path.to_owned(),
             message,
         };
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt as _;
-                    let mode = std::fs::metadata(path)
-                        .map_err(|e| file_error(e.to_string()))?
-                        .permissions()
-                        .mode();
-                    if mode & 0o077 != 0 {
-                        return Err(file_error(format!(
-                            "mode {:o} lets others read it; run chmod 600",
-                            mode & 0o777
-                        )));
-                    }
-                }
-                Self::from_base64(&text)
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(file_error(format!("cannot read it: {e}"))),
+        };
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(path)
+                .map_err(|e| file_error(e.to_string()))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                return Err(file_error(format!(
+                    "mode {:o} lets others read it; run chmod 600",
+                    mode & 0o777
+                )));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key: [u8; 32] = rand::random();
-                let mut options = OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::OpenOptionsExt as _;
-                    options.mode(0o600);
-                }
-                let mut file = options
-                    .open(path)
-                    .map_err(|e| file_error(format!("cannot create it: {e}")))?;
-                let encoded = base64::engine::general_purpose::STANDARD.encode(key);
-                file.write_all(format!("{encoded}\n").as_bytes())
-                    .map_err(|e| file_error(format!("cannot write it: {e}")))?;
-                Ok(Self::from_key(&key))
-            }
-            Err(e) => Err(file_error(format!("cannot read it: {e}"))),
         }
+        decode_key(&text)
+            .map(|key| Some(Self::from_key(&key)))
+            .map_err(|e| match e {
+                Error::MasterKey(why) => file_error(why),
+                other => other,
+            })
     }
 
     /// Seals `plaintext`, bound to `context` (e.g. `account:shop`): a sealed value
@@ -217,6 +275,58 @@ mod tests {
             let err = Vault::load_or_create(&path).unwrap_err().to_string();
             assert!(err.contains("chmod 600"), "{err}");
         }
+    }
+
+    #[test]
+    fn processes_starting_at_once_on_a_new_file_share_one_key() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("master.key");
+            let start = std::sync::Barrier::new(8);
+            let vaults: Vec<Vault> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| {
+                        s.spawn(|| {
+                            start.wait();
+                            Vault::load_or_create(&path)
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap().unwrap())
+                    .collect()
+            });
+            let sealed = vaults[0].seal(b"s", "ctx").unwrap();
+            for vault in &vaults {
+                assert_eq!(vault.open(&sealed, "ctx").unwrap().expose_secret(), "s");
+            }
+            let names: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, ["master.key"], "no temporary file is left");
+        }
+    }
+
+    #[test]
+    fn a_malformed_key_file_is_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        std::fs::write(&path, "").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let err = Vault::load_or_create(&path).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "master key file {}: it decodes to 0 bytes; it must be 32",
+                path.display()
+            )
+        );
     }
 
     #[test]
