@@ -56,7 +56,9 @@ impl From<crate::Error> for ApiError {
             crate::Error::Store(tiktok_dm_store::Error::Duplicate(m)) => {
                 ApiError::new(ErrorCode::AlreadyExists, format!("{m} already exists"))
             }
-            crate::Error::Store(e @ tiktok_dm_store::Error::Invalid(_)) => e.into(),
+            crate::Error::Store(
+                e @ (tiktok_dm_store::Error::Invalid(_) | tiktok_dm_store::Error::Unavailable(_)),
+            ) => e.into(),
             other => ApiError::internal(&other),
         }
     }

@@ -78,8 +78,13 @@ codes! {
     UpstreamRejected = "upstream_rejected", 502, "TikTok's gateway refused the request (a protocol-level rejection).";
     UpstreamUnavailable = "upstream_unavailable", 502, "TikTok (or its WebSocket) could not be reached and the retries ran out.";
     OutcomeUnknown = "outcome_unknown", 504, "The message may or may not have been delivered; it was retried with the same client message id and no answer came.";
+    DatabaseUnavailable = "database_unavailable", 503, "The gateway's database cannot be reached or cannot take writes now (a server restarting, a full disk); nothing was accepted, unless the answer to a commit was lost, so retry with the same Idempotency-Key. Retry-After says when.";
     InternalError = "internal_error", 500, "A fault in the gateway; the details are in its log.";
 }
+
+/// `Retry-After` when the database is unavailable: long enough for a server
+/// restart to be under way, short enough not to hold an automation up.
+const DATABASE_RETRY_AFTER_SECS: u64 = 5;
 
 /// An API failure.
 #[derive(Debug)]
@@ -122,6 +127,18 @@ impl ApiError {
         )
     }
 
+    /// 503 with `Retry-After`; the cause is logged, not shown (it may name the
+    /// database's host).
+    pub fn database_unavailable(cause: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, "database unavailable");
+        let mut e = Self::new(
+            ErrorCode::DatabaseUnavailable,
+            "the gateway's database is unavailable; try again shortly (with the same Idempotency-Key, a send is never taken twice)",
+        );
+        e.retry_after = Some(DATABASE_RETRY_AFTER_SECS);
+        e
+    }
+
     /// The answer for a delivery failure the worker recorded, by the client's code.
     pub fn from_delivery(code: &str, message: String, tiktok_code: Option<i64>) -> Self {
         let code = match code {
@@ -158,6 +175,7 @@ impl From<tiktok_dm_store::Error> for ApiError {
             tiktok_dm_store::Error::Invalid(_) => {
                 Self::new(ErrorCode::InvalidRequest, e.to_string())
             }
+            tiktok_dm_store::Error::Unavailable(_) => Self::database_unavailable(&e),
             other => Self::internal(&other),
         }
     }

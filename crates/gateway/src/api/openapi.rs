@@ -265,12 +265,12 @@ fn rate_headers() -> Value {
 /// The statuses an operation can answer with besides its success.
 fn error_statuses(route: Route) -> &'static [u16] {
     match route {
-        Route::SendMessage => &[400, 401, 408, 409, 413, 422, 429, 500, 502, 504],
-        Route::GetMessage => &[401, 404, 422, 429, 502, 504],
-        Route::Usage => &[401],
-        Route::CreateKey | Route::PutAccount => &[400, 401, 403, 404, 409],
-        Route::RevokeKey | Route::RemoveAccount | Route::CheckAccount => &[401, 403, 404],
-        Route::ListKeys | Route::ListAccounts => &[401, 403],
+        Route::SendMessage => &[400, 401, 408, 409, 413, 422, 429, 500, 502, 503, 504],
+        Route::GetMessage => &[401, 404, 422, 429, 502, 503, 504],
+        Route::Usage => &[401, 503],
+        Route::CreateKey | Route::PutAccount => &[400, 401, 403, 404, 409, 503],
+        Route::RevokeKey | Route::RemoveAccount | Route::CheckAccount => &[401, 403, 404, 503],
+        Route::ListKeys | Route::ListAccounts => &[401, 403, 503],
         Route::Health | Route::Ready | Route::Metrics | Route::OpenApi => &[],
     }
 }
@@ -379,6 +379,9 @@ fn operation(route: Route) -> Value {
         });
         if *status == 429 {
             answer["headers"] = json!({"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds until the quota window resets."}});
+        }
+        if *status == 503 {
+            answer["headers"] = json!({"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before trying again."}});
         }
         responses[status.to_string()] = answer;
     }

@@ -32,6 +32,11 @@ const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres
 
 /// Connections per store.
 const POOL_SIZE: usize = 16;
+/// How long a new connection may take (unless the URL says otherwise).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long an operation waits for a pooled connection before the database
+/// counts as unavailable.
+const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The PostgreSQL store. Cheap to clone.
 #[derive(Clone)]
@@ -70,12 +75,18 @@ impl PostgresStore {
     /// its password.
     pub async fn open(url: &str) -> Result<Self> {
         let (url, tls) = tls::split(url)?;
-        let config: tokio_postgres::Config = url.parse().map_err(|_| {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
             Error::Migration(
                 "the PostgreSQL URL is not valid (postgres://user:password@host:port/database)"
                     .into(),
             )
         })?;
+        // Without a bound, a server that drops packets (a host that went
+        // away) holds every request until the TCP stack gives up, minutes
+        // later; a URL's own `connect_timeout` wins.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
         let manager = Manager::from_config(
             config,
             tls::connector(&tls)?,
@@ -85,6 +96,9 @@ impl PostgresStore {
         );
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| Error::Migration(format!("cannot build the connection pool: {e}")))?;
         let store = Self { pool };

@@ -196,9 +196,12 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<(Op, Reply)>, checkpointer: 
             }
             Err(e) => {
                 tracing::error!(error = %e, "store: a write group was rolled back");
-                let message = e.to_string();
+                let answer = || match &e {
+                    Error::Unavailable(why) => Error::Unavailable(why.clone()),
+                    other => Error::Commit(other.to_string()),
+                };
                 for reply in replies {
-                    let _ = reply.send(Err(Error::Commit(message.clone())));
+                    let _ = reply.send(Err(answer()));
                 }
             }
         }

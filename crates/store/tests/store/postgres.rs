@@ -39,7 +39,11 @@ async fn a_bad_url_or_an_unreachable_server_is_a_clear_error_without_the_passwor
         .await
         .unwrap_err();
     assert!(!e.to_string().contains("hunter2"), "{e}");
-    assert!(e.to_string().starts_with("database error: "), "{e}");
+    assert!(
+        e.to_string().starts_with("the database is unavailable: "),
+        "{e}"
+    );
+    assert!(matches!(e, tiktok_dm_store::Error::Unavailable(_)), "{e:?}");
 }
 
 #[tokio::test]
