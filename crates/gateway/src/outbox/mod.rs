@@ -264,6 +264,40 @@ async fn connect(
     Session::connect(config).await
 }
 
+/// How long a message waits when the database could not be read for it.
+const DATABASE_RETRY: Duration = Duration::from_secs(2);
+
+/// Runs `write` (an outcome's record) again while the database is
+/// unavailable, backing off from 100 ms to 5 s, until half a lease has passed
+/// since `started`. A delivery whose outcome is not recorded goes again once
+/// its lease runs out (with the same client message id); a database that is
+/// back within seconds should not cost a second transmission.
+async fn while_unavailable<S, F, Fut>(
+    state: &AppState<S>,
+    started: tokio::time::Instant,
+    mut write: F,
+) -> tiktok_dm_store::Result<()>
+where
+    S: Store,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = tiktok_dm_store::Result<()>>,
+{
+    let deadline = started + state.settings.lease / 2;
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match write().await {
+            Err(tiktok_dm_store::Error::Unavailable(why))
+                if tokio::time::Instant::now() + wait < deadline =>
+            {
+                tracing::warn!(error = %why, retry_in = ?wait, "outbox: the database is unavailable; recording the outcome again");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 async fn deliver<S: Store>(state: &AppState<S>, mut m: OutboxMessage) {
     let pool = &state.pool;
     // The image moves into the send rather than being copied (it may be 20 MB).
@@ -272,7 +306,15 @@ async fn deliver<S: Store>(state: &AppState<S>, mut m: OutboxMessage) {
     let started = tokio::time::Instant::now();
     let result = async {
         let account_sealed = match &m.account {
-            Some(name) => state.store.account(name).await.ok().flatten(),
+            Some(name) => match state.store.account(name).await {
+                Ok(found) => found,
+                // Not "the account is gone": the database did not answer.
+                // The message goes back, its attempt not counted.
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox: the stored account cannot be read; the message waits");
+                    return Ok(Err(DATABASE_RETRY));
+                }
+            },
             None => None,
         };
         let (key, secret) = pool_key_and_secret(state, &m, account_sealed)?;
@@ -310,7 +352,9 @@ async fn deliver<S: Store>(state: &AppState<S>, mut m: OutboxMessage) {
     let recorded = match result {
         Ok(Err(wait)) => {
             let at = now + i64::try_from(wait.as_millis()).unwrap_or(60_000);
-            if let Err(e) = state.store.release(m.id, at).await {
+            let released =
+                while_unavailable(state, started, || state.store.release(m.id, at)).await;
+            if let Err(e) = released {
                 tracing::error!(error = %e, "outbox: giving a paced message back failed");
             }
             return;
@@ -339,10 +383,12 @@ async fn deliver<S: Store>(state: &AppState<S>, mut m: OutboxMessage) {
                     transport,
                 },
             );
-            let recorded = state
-                .store
-                .mark_sent(m.id, &server_message_id, transport, now)
-                .await;
+            let recorded = while_unavailable(state, started, || {
+                state
+                    .store
+                    .mark_sent(m.id, &server_message_id, transport, now)
+            })
+            .await;
             drop(recording);
             if recorded.is_err() {
                 state.waiters.wake(&m.request_id);
@@ -362,11 +408,14 @@ async fn deliver<S: Store>(state: &AppState<S>, mut m: OutboxMessage) {
                 }
             }
             let error = error_json(&e);
-            let recorded = match next {
-                Next::Failed => state.store.finish(m.id, State::Failed, &error, now).await,
-                Next::Unknown => state.store.finish(m.id, State::Unknown, &error, now).await,
-                Next::Retry(at) => state.store.reschedule(m.id, at, &error, now).await,
-            };
+            let recorded = while_unavailable(state, started, || async {
+                match next {
+                    Next::Failed => state.store.finish(m.id, State::Failed, &error, now).await,
+                    Next::Unknown => state.store.finish(m.id, State::Unknown, &error, now).await,
+                    Next::Retry(at) => state.store.reschedule(m.id, at, &error, now).await,
+                }
+            })
+            .await;
             state.waiters.wake(&m.request_id);
             recorded
         }

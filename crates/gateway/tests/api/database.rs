@@ -25,99 +25,171 @@ fn host_and_port(url: &str) -> &str {
         .unwrap_or_else(|| panic!("this test needs host:port in the PostgreSQL URL"))
 }
 
-#[tokio::test]
-async fn while_the_database_is_down_requests_answer_503_and_a_retry_goes_through_once() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let schema = PgSchema::create().await;
-    let server = host_and_port(&schema.url);
-    let target: SocketAddr = tokio::net::lookup_host(server)
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let proxy = spawn_proxy(target).await;
-    let url = schema.url.replacen(server, &proxy.addr.to_string(), 1);
-    let store = PostgresStore::open(&url).await.unwrap();
-    let issued = issue_key();
-    let new = NewApiKey {
-        name: "default".into(),
-        prefix: issued.prefix.clone(),
-        key_hash: issued.hash,
-        daily_limit: Some(100),
-        monthly_limit: None,
-        account: None,
-    };
-    store.create_api_key(new, 0).await.unwrap();
-    let key = issued.secret.expose_secret().to_owned();
-    let sandbox = spawn_sandbox().await;
-    let settings = Settings::new(Endpoints::sandbox(&sandbox.base_url()).unwrap());
-    let app = Application::build("127.0.0.1:0", settings, store, Vault::from_key(&[9; 32]))
-        .await
-        .unwrap();
-    let base = format!("http://{}", app.local_addr().unwrap());
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run(async move {
-        let _ = stopped.await;
-    }));
-    let c = &sandbox.handle.seed().conversations[0];
-    let body = |text: &str| serde_json::json!({"conversation_id": c.conversation_id, "conversation_short_id": c.conversation_short_id.to_string(), "text": text});
-    let http = reqwest::Client::new();
-    let send = |text: &str| {
-        http.post(format!("{base}/v1/messages"))
-            .bearer_auth(&key)
+/// A gateway on PostgreSQL reached through a proxy the test can cut, with a
+/// key limited to 100 messages a day.
+struct PgApp {
+    base: String,
+    key: String,
+    proxy: tiktok_dm_test_support::Proxy,
+    sandbox: tiktok_dm_test_support::TestSandbox,
+    schema: PgSchema,
+    http: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl PgApp {
+    async fn spawn(adjust: impl FnOnce(&mut Settings)) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let schema = PgSchema::create().await;
+        let server = host_and_port(&schema.url);
+        let target: SocketAddr = tokio::net::lookup_host(server)
+            .await
+            .unwrap()
+            .next()
+            .unwrap();
+        let proxy = spawn_proxy(target).await;
+        let url = schema.url.replacen(server, &proxy.addr.to_string(), 1);
+        let store = PostgresStore::open(&url).await.unwrap();
+        let issued = issue_key();
+        let new = NewApiKey {
+            name: "default".into(),
+            prefix: issued.prefix.clone(),
+            key_hash: issued.hash,
+            daily_limit: Some(100),
+            monthly_limit: None,
+            account: None,
+        };
+        store.create_api_key(new, 0).await.unwrap();
+        let sandbox = spawn_sandbox().await;
+        let mut settings = Settings::new(Endpoints::sandbox(&sandbox.base_url()).unwrap());
+        adjust(&mut settings);
+        let app = Application::build("127.0.0.1:0", settings, store, Vault::from_key(&[9; 32]))
+            .await
+            .unwrap();
+        let base = format!("http://{}", app.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            base,
+            key: issued.secret.expose_secret().to_owned(),
+            proxy,
+            sandbox,
+            schema,
+            http: reqwest::Client::new(),
+            _stop: stop,
+        }
+    }
+
+    /// A send of `text` with alice's session and the Idempotency-Key `key-of-TEXT`.
+    fn send(&self, text: &str) -> reqwest::RequestBuilder {
+        let c = &self.sandbox.handle.seed().conversations[0];
+        self.http
+            .post(format!("{}/v1/messages", self.base))
+            .bearer_auth(&self.key)
             .header("x-tiktok-session", ALICE)
             .header("idempotency-key", format!("key-of-{text}"))
-            .json(&body(text))
-            .send()
-    };
-    assert_eq!(send("before").await.unwrap().status(), 200);
+            .json(&serde_json::json!({"conversation_id": c.conversation_id, "conversation_short_id": c.conversation_short_id.to_string(), "text": text}))
+    }
 
-    proxy.down();
-    let answer = send("during").await.unwrap();
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+    }
+}
+
+#[tokio::test]
+async fn while_the_database_is_down_requests_answer_503_and_a_retry_goes_through_once() {
+    let app = PgApp::spawn(|_| {}).await;
+    assert_eq!(app.send("before").send().await.unwrap().status(), 200);
+
+    app.proxy.down();
+    let answer = app.send("during").send().await.unwrap();
     assert_eq!(answer.status(), 503);
     assert_eq!(answer.headers()["retry-after"], "5");
     let text = answer.text().await.unwrap();
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(json["error"]["code"], "database_unavailable", "{json}");
-    assert!(!text.contains(&proxy.addr.port().to_string()), "{text}");
-    let usage = http
-        .get(format!("{base}/v1/usage"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(usage.status(), 503);
-    let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), 503);
-    assert_eq!(sandbox.handle.messages().len(), 1, "nothing went out");
+    assert!(!text.contains(&app.proxy.addr.port().to_string()), "{text}");
+    assert_eq!(app.get("/v1/usage").send().await.unwrap().status(), 503);
+    assert_eq!(app.get("/readyz").send().await.unwrap().status(), 503);
+    assert_eq!(app.sandbox.handle.messages().len(), 1, "nothing went out");
 
-    proxy.up();
+    app.proxy.up();
     // The same request again, as the answer advised: taken once, delivered once.
     let mut status = 0;
     for _ in 0..50 {
-        status = send("during").await.unwrap().status().as_u16();
+        status = app.send("during").send().await.unwrap().status().as_u16();
         if status == 200 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(status, 200, "the database is back");
-    assert_eq!(send("during").await.unwrap().status(), 200, "a repeat");
-    let texts: Vec<serde_json::Value> = sandbox
+    assert_eq!(
+        app.send("during").send().await.unwrap().status(),
+        200,
+        "a repeat"
+    );
+    let texts: Vec<serde_json::Value> = app
+        .sandbox
         .handle
         .messages()
         .iter()
         .map(|m| m.content["text"].clone())
         .collect();
     assert_eq!(texts, ["before", "during"]);
-    let used = http
-        .get(format!("{base}/v1/usage"))
-        .bearer_auth(&key)
+    let used: serde_json::Value = app
+        .get("/v1/usage")
         .send()
         .await
         .unwrap()
-        .json::<serde_json::Value>()
+        .json()
         .await
         .unwrap();
     assert_eq!(used["quota"]["daily"]["used"], 2, "{used}");
+}
+
+#[tokio::test]
+async fn a_delivery_made_while_the_database_is_down_is_recorded_once_it_is_back() {
+    let app = PgApp::spawn(|s| s.lease = Duration::from_secs(30)).await;
+    assert_eq!(app.send("warm-up").send().await.unwrap().status(), 200);
+    app.sandbox
+        .handle
+        .delay_acks(Duration::from_millis(1500), 1);
+    let answer = app
+        .send("acknowledged during the outage")
+        .header("prefer", "respond-async")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 202);
+    for _ in 0..250 {
+        if app.sandbox.handle.messages().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.sandbox.handle.messages().len(), 2, "it went out");
+    // TikTok's acknowledgement comes while the database is away.
+    app.proxy.down();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    app.proxy.up();
+    // Recorded within seconds of the database's return, not after the lease
+    // (30 s), when it would go out a second time.
+    let mut states = Vec::new();
+    for _ in 0..100 {
+        states = app
+            .schema
+            .query_text("SELECT state FROM outbox ORDER BY id")
+            .await;
+        if states == ["sent", "sent"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(states, ["sent", "sent"]);
+    assert_eq!(app.sandbox.handle.messages().len(), 2);
 }
