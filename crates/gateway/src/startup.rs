@@ -39,6 +39,7 @@ impl<S: Store> Application<S> {
             metrics: Arc::new(Metrics::default()),
             waiters: Arc::default(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(outbox::MAX_IN_FLIGHT)),
+            closing: Arc::new(watch::channel(false).0),
         };
         Ok(Self { listener, state })
     }
@@ -66,6 +67,13 @@ impl<S: Store> Application<S> {
         let listener = self.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
+        // Waiting sends hear of the stop first, so that the graceful shutdown
+        // (which waits for every request in progress) is not held up by them.
+        let closing = Arc::clone(&self.state.closing);
+        let shutdown = async move {
+            shutdown.await;
+            closing.send_replace(true);
+        };
         let served = axum::serve(listener, router(self.state))
             .with_graceful_shutdown(shutdown)
             .await;

@@ -448,7 +448,15 @@ async fn accept_and_wait<S: Store>(
         } else {
             state.settings.wait_for_delivery
         };
-    waiting.outcome(&state.store, key, accepted, deadline).await
+    waiting
+        .outcome(
+            &state.store,
+            key,
+            accepted,
+            deadline,
+            state.closing.subscribe(),
+        )
+        .await
 }
 
 /// A send handler's registration with the worker's news; unregistered on drop,
@@ -474,12 +482,14 @@ impl<'a> Waiting<'a> {
     /// store is read only when something else happened (a failure, a retry),
     /// when nothing is known (an idempotent repeat), and now and then in case
     /// another process delivered ([`next_poll`]; always at the deadline).
+    /// When `closing` turns true (the gateway is stopping) it answers at once.
     async fn outcome<S: Store>(
         &self,
         store: &S,
         key: &ApiKey,
         mut known: Option<(Snapshot, Vec<QuotaWindow>)>,
         deadline: tokio::time::Instant,
+        mut closing: tokio::sync::watch::Receiver<bool>,
     ) -> Result<Response, ApiError> {
         let mut seen = Seen::default();
         let mut poll = next_poll(None, self.waiters.len());
@@ -500,13 +510,14 @@ impl<'a> Waiting<'a> {
             apply_deliveries(&mut status, delivered);
             let all_final = status.messages.iter().all(|m| m.state.is_final());
             let now = tokio::time::Instant::now();
-            if all_final || now >= deadline {
+            if all_final || now >= deadline || *closing.borrow() {
                 return Ok(status_response(key, &status, &snap, &windows));
             }
             snap.status = Some(status);
             known = Some((snap, windows));
             tokio::select! {
                 () = &mut woken => {}
+                Ok(_) = closing.wait_for(|c| *c) => {}
                 () = tokio::time::sleep((deadline - now).min(poll)) => {
                     known = None;
                     poll = next_poll(Some(poll), self.waiters.len());

@@ -47,6 +47,9 @@ pub struct AppState<S> {
     /// shared by the worker and the send handlers that start the delivery of
     /// the message they claimed with their acceptance.
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// Becomes true when the gateway starts to stop: waiting sends answer at
+    /// once (202 with their id) instead of holding the shutdown.
+    pub closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl<S: Clone> Clone for AppState<S> {
@@ -60,6 +63,7 @@ impl<S: Clone> Clone for AppState<S> {
             metrics: Arc::clone(&self.metrics),
             waiters: Arc::clone(&self.waiters),
             in_flight: Arc::clone(&self.in_flight),
+            closing: Arc::clone(&self.closing),
         }
     }
 }

@@ -329,3 +329,31 @@ async fn beyond_the_waiting_cap_a_send_answers_at_once_and_is_delivered_all_the_
     );
     assert!(metrics.contains("tiktok_dm_sends_waiting 0\n"), "{metrics}");
 }
+
+#[tokio::test]
+async fn a_stopping_gateway_answers_waiting_sends_at_once_and_still_records_their_delivery() {
+    let mut app = spawn_app_with(|s| s.wait_for_delivery = Duration::from_secs(20)).await;
+    let (status, _) = app.post(&app.key, &app.body("warm-up"), &[]).await;
+    assert_eq!(status, 200);
+    app.sandbox.handle.delay_acks(Duration::from_secs(3), 1);
+    let send = send_in_background(&app, "waiting as the gateway stops");
+    until_received(&app, 2, 5).await;
+    assert_eq!(app.sandbox.handle.messages().len(), 2, "it is out");
+    let stopping = tokio::spawn(async move {
+        app.stop().await;
+        app
+    });
+    // The caller gets the message's id now, not when TikTok answers (a
+    // supervisor may not wait that long before it kills the process).
+    let (status, answer) = tokio::time::timeout(Duration::from_secs(1), send)
+        .await
+        .expect("a waiting send is answered as the gateway stops")
+        .unwrap();
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["messages"][0]["state"], "sending", "{answer}");
+    // The delivery in flight still ends, and is recorded, before `run` returns.
+    let app = stopping.await.unwrap();
+    let conn = rusqlite::Connection::open(app.database()).unwrap();
+    let cmid = answer["messages"][0]["client_message_id"].as_str().unwrap();
+    assert_eq!(row_state(&conn, cmid), "sent");
+}
