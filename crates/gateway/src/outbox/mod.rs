@@ -79,6 +79,9 @@ fn spawn_delivery<S: Store>(
 /// again after their lease, with the same ids.
 pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) {
     let mut next_sweep = tokio::time::Instant::now() + SWEEP_EVERY;
+    // After a failed claim, the next waits this long (doubling up to 5 s), so a
+    // database that is away is not asked (and logged) five times a second.
+    let mut pause = Duration::ZERO;
     loop {
         if *stop.borrow() {
             break;
@@ -102,10 +105,20 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
         let lease = i64::try_from(state.settings.lease.as_millis()).unwrap_or(120_000);
         let max = u32::try_from(room.min(CLAIM_BATCH)).unwrap_or(1);
         let claimed = match state.store.claim_due(now_ms(), lease, max).await {
-            Ok(c) => c,
+            Ok(c) => {
+                pause = Duration::ZERO;
+                c
+            }
             Err(e) => {
-                tracing::error!(error = %e, "outbox: claiming failed");
-                Vec::new()
+                pause = (pause * 2).clamp(CLAIM_PAUSE_FIRST, CLAIM_PAUSE_LAST);
+                tracing::error!(error = %e, retry_in = ?pause, "outbox: claiming failed");
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    // An acceptance: the database is back.
+                    () = state.wake.notified() => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
             }
         };
         let drained = claimed.len() < max as usize;
@@ -206,6 +219,10 @@ fn record<S: Store>(
         })
         .inc();
 }
+
+/// The pause after a first failed claim, and the longest.
+const CLAIM_PAUSE_FIRST: Duration = Duration::from_millis(200);
+const CLAIM_PAUSE_LAST: Duration = Duration::from_secs(5);
 
 /// How often idle sessions are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);

@@ -193,3 +193,43 @@ async fn a_delivery_made_while_the_database_is_down_is_recorded_once_it_is_back(
     assert_eq!(states, ["sent", "sent"]);
     assert_eq!(app.sandbox.handle.messages().len(), 2);
 }
+
+#[tokio::test]
+async fn a_retry_that_falls_due_while_the_database_is_down_goes_out_once_it_is_back() {
+    let app = PgApp::spawn(|_| {}).await;
+    assert_eq!(app.send("warm-up").send().await.unwrap().status(), 200);
+    app.sandbox.handle.server_error(1);
+    let answer = app
+        .send("retried")
+        .header("prefer", "respond-async")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 202);
+    let rows = || {
+        app.schema
+            .query_text("SELECT state || ':' || attempts FROM outbox ORDER BY id")
+    };
+    let mut states = Vec::new();
+    for _ in 0..100 {
+        states = rows().await;
+        if states == ["sent:1", "accepted:1"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(states, ["sent:1", "accepted:1"], "the first attempt failed");
+    // Its next attempt (1 s later) falls due while every claim fails.
+    app.proxy.down();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    app.proxy.up();
+    for _ in 0..200 {
+        states = rows().await;
+        if states == ["sent:1", "sent:2"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(states, ["sent:1", "sent:2"], "the worker claims again");
+    assert_eq!(app.sandbox.handle.messages().len(), 2);
+}
