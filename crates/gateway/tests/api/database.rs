@@ -93,6 +93,23 @@ impl PgApp {
             .json(&serde_json::json!({"conversation_id": c.conversation_id, "conversation_short_id": c.conversation_short_id.to_string(), "text": text}))
     }
 
+    /// The outbox's rows as `state:attempts`, in order, once they are
+    /// `expected` (or as they are after `secs`).
+    async fn outbox_until(&self, expected: &[&str], secs: u64) -> Vec<String> {
+        let mut rows = Vec::new();
+        for _ in 0..secs * 20 {
+            rows = self
+                .schema
+                .query_text("SELECT state || ':' || attempts FROM outbox ORDER BY id")
+                .await;
+            if rows == expected {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        rows
+    }
+
     fn get(&self, path: &str) -> reqwest::RequestBuilder {
         self.http
             .get(format!("{}{path}", self.base))
@@ -179,18 +196,8 @@ async fn a_delivery_made_while_the_database_is_down_is_recorded_once_it_is_back(
     app.proxy.up();
     // Recorded within seconds of the database's return, not after the lease
     // (30 s), when it would go out a second time.
-    let mut states = Vec::new();
-    for _ in 0..100 {
-        states = app
-            .schema
-            .query_text("SELECT state FROM outbox ORDER BY id")
-            .await;
-        if states == ["sent", "sent"] {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(states, ["sent", "sent"]);
+    let states = app.outbox_until(&["sent:1", "sent:1"], 5).await;
+    assert_eq!(states, ["sent:1", "sent:1"]);
     assert_eq!(app.sandbox.handle.messages().len(), 2);
 }
 
@@ -206,30 +213,13 @@ async fn a_retry_that_falls_due_while_the_database_is_down_goes_out_once_it_is_b
         .await
         .unwrap();
     assert_eq!(answer.status(), 202);
-    let rows = || {
-        app.schema
-            .query_text("SELECT state || ':' || attempts FROM outbox ORDER BY id")
-    };
-    let mut states = Vec::new();
-    for _ in 0..100 {
-        states = rows().await;
-        if states == ["sent:1", "accepted:1"] {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let states = app.outbox_until(&["sent:1", "accepted:1"], 5).await;
     assert_eq!(states, ["sent:1", "accepted:1"], "the first attempt failed");
     // Its next attempt (1 s later) falls due while every claim fails.
     app.proxy.down();
     tokio::time::sleep(Duration::from_secs(3)).await;
     app.proxy.up();
-    for _ in 0..200 {
-        states = rows().await;
-        if states == ["sent:1", "sent:2"] {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let states = app.outbox_until(&["sent:1", "sent:2"], 10).await;
     assert_eq!(states, ["sent:1", "sent:2"], "the worker claims again");
     assert_eq!(app.sandbox.handle.messages().len(), 2);
 }
