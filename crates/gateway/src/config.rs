@@ -51,6 +51,10 @@ pub struct Settings {
     pub max_waiting_sends: usize,
     /// The largest image accepted.
     pub image_limit: u64,
+    /// The most image bytes deliveries hold in memory at once (never less
+    /// than one image of `image_limit`); an image beyond waits, without its
+    /// bytes, and is read from the store when there is room.
+    pub image_memory: u64,
     /// Attempts before a message is given up (`failed`, or `unknown` when it may
     /// have been delivered).
     pub max_attempts: i64,
@@ -79,6 +83,7 @@ impl Settings {
             wait_for_delivery: Duration::from_secs(30),
             max_waiting_sends: 2_000,
             image_limit: tiktok_dm_client::image::DEFAULT_IMAGE_LIMIT,
+            image_memory: 256 * 1024 * 1024,
             max_attempts: 6,
             lease: Duration::from_secs(120),
             admin_key_hash: None,
@@ -122,6 +127,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
     (
         "image_limit_bytes",
         "largest image, 1 KiB-100 MiB (default 20 MiB)",
+    ),
+    (
+        "image_memory_mib",
+        "image bytes held for delivery at once, 1-65536 MiB (default 256; at least one image)",
     ),
     (
         "max_attempts",
@@ -314,6 +323,9 @@ impl Layers {
         }
         if let Some(n) = self.number("image_limit_bytes", 1024..=100 * 1024 * 1024)? {
             settings.image_limit = n;
+        }
+        if let Some(n) = self.number("image_memory_mib", 1..=65_536)? {
+            settings.image_memory = n * 1024 * 1024;
         }
         if let Some(n) = self.number("max_attempts", 1..=100)? {
             settings.max_attempts = i64::try_from(n).unwrap_or(100);

@@ -30,6 +30,7 @@ impl<S: Store> Application<S> {
         vault: Vault,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
+        let image_room = outbox::image_room_kib(&settings) as usize;
         let state = AppState {
             store,
             vault: Arc::new(vault),
@@ -39,6 +40,7 @@ impl<S: Store> Application<S> {
             metrics: Arc::new(Metrics::default()),
             waiters: Arc::default(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(outbox::MAX_IN_FLIGHT)),
+            image_room: Arc::new(tokio::sync::Semaphore::new(image_room)),
             closing: Arc::new(watch::channel(false).0),
         };
         Ok(Self { listener, state })

@@ -120,6 +120,10 @@ impl Store for AnyStore {
         forward!(self, account(name))
     }
 
+    async fn image(&self, id: i64) -> Result<Option<Vec<u8>>> {
+        forward!(self, image(id))
+    }
+
     async fn list_accounts(&self) -> Result<Vec<AccountInfo>> {
         forward!(self, list_accounts())
     }

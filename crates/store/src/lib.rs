@@ -53,6 +53,9 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send;
     /// A stored account's sealed session.
     fn account(&self, name: &str) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
+    /// The image of outbox row `id`, or `None` when the row has none (a text,
+    /// or a message whose image was dropped once it was final).
+    fn image(&self, id: i64) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
     /// Stored accounts (names and times; never the session).
     fn list_accounts(&self) -> impl Future<Output = Result<Vec<AccountInfo>>> + Send;
     /// Removes a stored account; false when there is none.

@@ -229,8 +229,13 @@ pub struct OutboxMessage {
     pub client_message_id: String,
     /// The text.
     pub text: Option<String>,
-    /// The image.
+    /// The image, only when the message was claimed with its acceptance (the
+    /// bytes were in memory already). A claim does not read images: up to a
+    /// batch of 20 MB images would be held while they wait for their turn.
+    /// [`crate::Store::image`] reads it when it is about to go.
     pub image: Option<Vec<u8>>,
+    /// The image's size in bytes (0 for a text).
+    pub image_bytes: u64,
     /// Attempts so far (this one included).
     pub attempts: i64,
     /// Target conversation.
@@ -481,6 +486,7 @@ impl OutboxMessage {
             kind: first.kind,
             client_message_id: first.client_message_id.clone(),
             text: first.text.clone(),
+            image_bytes: first.image.as_ref().map_or(0, |i| i.len() as u64),
             image: first.image.take(),
             attempts: 1,
             conversation_id: request.conversation_id.clone(),

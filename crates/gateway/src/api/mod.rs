@@ -47,6 +47,9 @@ pub struct AppState<S> {
     /// shared by the worker and the send handlers that start the delivery of
     /// the message they claimed with their acceptance.
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// The image bytes deliveries may hold at once, in KiB
+    /// ([`crate::outbox::image_room_kib`]).
+    pub image_room: Arc<tokio::sync::Semaphore>,
     /// Becomes true when the gateway starts to stop: waiting sends answer at
     /// once (202 with their id) instead of holding the shutdown.
     pub closing: Arc<tokio::sync::watch::Sender<bool>>,
@@ -63,6 +66,7 @@ impl<S: Clone> Clone for AppState<S> {
             metrics: Arc::clone(&self.metrics),
             waiters: Arc::clone(&self.waiters),
             in_flight: Arc::clone(&self.in_flight),
+            image_room: Arc::clone(&self.image_room),
             closing: Arc::clone(&self.closing),
         }
     }

@@ -281,6 +281,48 @@ async fn connect(
     Session::connect(config).await
 }
 
+/// The image budget in KiB, the unit of [`AppState::image_room`]'s permits:
+/// `image_memory`, and at least one image of the largest size allowed.
+/// Without it, a burst of 20 MB images to many accounts would hold up to
+/// [`MAX_IN_FLIGHT`] of them.
+pub fn image_room_kib(settings: &crate::Settings) -> u32 {
+    let bytes = settings.image_memory.max(settings.image_limit);
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
+}
+
+/// Room for `m`'s image in the budget, and its bytes: those given (claimed
+/// with the acceptance) when there is room at once, else read from the store
+/// once there is. `None` when the store cannot be read (the message goes
+/// back); a stored image that is gone is read as empty, which the client
+/// refuses as an invalid image.
+async fn image_in_room<S: Store>(
+    state: &AppState<S>,
+    m: &OutboxMessage,
+    given: Option<Vec<u8>>,
+) -> Option<(tokio::sync::OwnedSemaphorePermit, Vec<u8>)> {
+    let total = image_room_kib(&state.settings);
+    let wanted = u32::try_from(m.image_bytes.div_ceil(1024))
+        .unwrap_or(u32::MAX)
+        .clamp(1, total);
+    let room = Arc::clone(&state.image_room);
+    let (permit, given) = match room.clone().try_acquire_many_owned(wanted) {
+        Ok(permit) => (permit, given),
+        // No room: the bytes go while it waits.
+        Err(_) => (room.acquire_many_owned(wanted).await.ok()?, None),
+    };
+    let bytes = match given {
+        Some(bytes) => bytes,
+        None => match state.store.image(m.id).await {
+            Ok(bytes) => bytes.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox: the image cannot be read; the message waits");
+                return None;
+            }
+        },
+    };
+    Some((permit, bytes))
+}
+
 /// How long a message waits when the database could not be read for it.
 const DATABASE_RETRY: Duration = Duration::from_secs(2);
 
@@ -318,7 +360,8 @@ where
 async fn deliver<S: Store>(state: &AppState<S>, mut m: OutboxMessage) {
     let pool = &state.pool;
     // The image moves into the send rather than being copied (it may be 20 MB).
-    let image_bytes = m.image.take();
+    // It is here only when the message was claimed with its acceptance.
+    let mut image = m.image.take();
     let mut pool_key = None;
     let started = tokio::time::Instant::now();
     let result = async {
@@ -340,10 +383,25 @@ async fn deliver<S: Store>(state: &AppState<S>, mut m: OutboxMessage) {
         // when the queue is longer than half a lease.
         match pool.reserve(&key, state.settings.pacing, state.settings.lease / 2) {
             // (A zero sleep would still wait for the timer's next 1 ms tick.)
-            Slot::After(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
+            Slot::After(wait) if !wait.is_zero() => {
+                // Not held while it waits for its turn (an account's queue
+                // may hold dozens): it is read again when it goes.
+                image = None;
+                tokio::time::sleep(wait).await;
+            }
             Slot::After(_) => {}
             Slot::Later(wait) => return Ok(Err(wait)),
         }
+        // Images in memory for delivery stay within `image_memory` together.
+        let _room = if m.kind == Kind::Image {
+            let Some((room, bytes)) = image_in_room(state, &m, image.take()).await else {
+                return Ok(Err(DATABASE_RETRY));
+            };
+            image = Some(bytes);
+            Some(room)
+        } else {
+            None
+        };
         let session = pool
             .session(&key, || connect(&state.settings, &secret))
             .await?;
@@ -358,7 +416,7 @@ async fn deliver<S: Store>(state: &AppState<S>, mut m: OutboxMessage) {
             }
             Kind::Image => {
                 let image =
-                    Image::from_bytes(image_bytes.unwrap_or_default(), state.settings.image_limit)?;
+                    Image::from_bytes(image.take().unwrap_or_default(), state.settings.image_limit)?;
                 session.send_image_with_id(&target, image, &id).await
             }
         };

@@ -357,3 +357,77 @@ async fn a_stopping_gateway_answers_waiting_sends_at_once_and_still_records_thei
     let cmid = answer["messages"][0]["client_message_id"].as_str().unwrap();
     assert_eq!(row_state(&conn, cmid), "sent");
 }
+
+/// The bytes of each image the sandbox received, in arrival order.
+fn received_images(app: &crate::TestApp) -> Vec<Vec<u8>> {
+    app.sandbox
+        .handle
+        .messages()
+        .iter()
+        .filter_map(|m| m.content["resource_url"]["oid"].as_str())
+        .map(|oid| app.sandbox.handle.object(oid).unwrap())
+        .collect()
+}
+
+/// Sends `png` as an image with `Prefer: respond-async`.
+async fn send_image(app: &crate::TestApp, png: &[u8]) {
+    use base64::Engine as _;
+    let mut body = app.body("");
+    body.as_object_mut().unwrap().remove("text");
+    body["image"] =
+        serde_json::json!({"base64": base64::engine::general_purpose::STANDARD.encode(png)});
+    let (status, answer) = app
+        .post(&app.key, &body, &[("prefer", "respond-async")])
+        .await;
+    assert_eq!(status, 202, "{answer}");
+}
+
+#[tokio::test]
+async fn paced_images_wait_without_their_bytes_and_go_out_intact() {
+    let app = spawn_app_with(|s| {
+        s.pacing = tiktok_dm_gateway::config::Pacing {
+            min_interval: Duration::from_millis(300),
+            jitter: Duration::ZERO,
+        };
+    })
+    .await;
+    let pngs: Vec<Vec<u8>> = (0..3)
+        .map(|seed| tiktok_dm_test_support::noise_png(24, 16, seed))
+        .collect();
+    for png in &pngs {
+        send_image(&app, png).await;
+    }
+    until_received(&app, 3, 5).await;
+    // The second and third waited for their turn, and were read back.
+    assert_eq!(received_images(&app), pngs);
+}
+
+#[tokio::test]
+async fn an_image_beyond_the_memory_budget_waits_for_room_and_goes_out_intact() {
+    // Room for 64 KiB of images at a time: one of these (about 40 KiB each).
+    let app = spawn_app_with(|s| {
+        s.image_limit = 64 * 1024;
+        s.image_memory = 1;
+    })
+    .await;
+    let (status, _) = app.post(&app.key, &app.body("warm-up"), &[]).await;
+    assert_eq!(status, 200);
+    app.sandbox.handle.delay_acks(Duration::from_millis(600), 1);
+    let pngs: Vec<Vec<u8>> = (0..2)
+        .map(|seed| tiktok_dm_test_support::noise_png(120, 110, seed))
+        .collect();
+    assert!(
+        pngs.iter()
+            .all(|p| p.len() > 33 * 1024 && p.len() < 64 * 1024)
+    );
+    for png in &pngs {
+        send_image(&app, png).await;
+    }
+    until_received(&app, 3, 5).await;
+    let received = app.sandbox.handle.messages();
+    assert_eq!(received.len(), 3);
+    // The second waited until the first (its answer held back) was done.
+    let gap = received[2].received_at_ms - received[1].received_at_ms;
+    assert!(gap >= 500, "the second went {gap} ms after the first");
+    assert_eq!(received_images(&app), pngs);
+}

@@ -244,6 +244,18 @@ impl Store for PostgresStore {
             .transpose()?)
     }
 
+    async fn image(&self, id: i64) -> Result<Option<Vec<u8>>> {
+        let c = self.client().await?;
+        let s = c
+            .prepare_cached("SELECT image FROM outbox WHERE id = $1")
+            .await?;
+        Ok(c.query_opt(&s, &[&id])
+            .await?
+            .map(|r| r.try_get::<_, Option<Vec<u8>>>(0))
+            .transpose()?
+            .flatten())
+    }
+
     async fn list_accounts(&self) -> Result<Vec<AccountInfo>> {
         let c = self.client().await?;
         let rows = c
@@ -331,7 +343,7 @@ impl Store for PostgresStore {
                  UPDATE outbox o SET state = 'sending', locked_until = $3, attempts = o.attempts + 1, updated_at = $1
                  FROM due, requests r
                  WHERE o.id = due.id AND r.id = o.request_id
-                 RETURNING o.id, o.request_id, o.position, o.kind, o.client_message_id, o.text, o.image, o.attempts,
+                 RETURNING o.id, o.request_id, o.position, o.kind, o.client_message_id, o.text, o.image_bytes, o.attempts,
                            o.api_key_id, r.conversation_id, r.conversation_short_id, r.account, r.session_sealed,
                            o.next_attempt_at",
             )
@@ -350,7 +362,8 @@ impl Store for PostgresStore {
                     kind: Kind::parse(&kind)?,
                     client_message_id: row.try_get(4)?,
                     text: row.try_get(5)?,
-                    image: row.try_get(6)?,
+                    image: None,
+                    image_bytes: u64::try_from(row.try_get::<_, i64>(6)?).unwrap_or(0),
                     attempts: row.try_get(7)?,
                     api_key_id: row.try_get(8)?,
                     conversation_id: row.try_get(9)?,

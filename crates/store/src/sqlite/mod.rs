@@ -244,6 +244,16 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn image(&self, id: i64) -> Result<Option<Vec<u8>>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached("SELECT image FROM outbox WHERE id = ?1")?
+                .query_row(params![id], |r| r.get(0))
+                .optional()?
+                .flatten())
+        })
+        .await
+    }
+
     async fn list_accounts(&self) -> Result<Vec<AccountInfo>> {
         self.read(|c| {
             let mut s = c.prepare_cached(

@@ -468,7 +468,7 @@ pub(crate) fn window_used(c: &Connection, api_key_id: i64, window: &QuotaWindow)
 }
 
 /// The due messages, oldest first (see `claim`).
-const CLAIM_SQL: &str = "SELECT o.id, o.request_id, o.position, o.kind, o.client_message_id, o.text, o.image, o.attempts, o.api_key_id,
+const CLAIM_SQL: &str = "SELECT o.id, o.request_id, o.position, o.kind, o.client_message_id, o.text, o.image_bytes, o.attempts, o.api_key_id,
         r.conversation_id, r.conversation_short_id, r.account, r.session_sealed
  FROM outbox o JOIN requests r ON r.id = o.request_id
  WHERE o.state IN ('accepted', 'sending')
@@ -495,7 +495,8 @@ fn claim(c: &Connection, now: i64, lease_ms: i64, max: u32) -> Result<Vec<Outbox
             kind: Kind::parse(&kind)?,
             client_message_id: row.get(4)?,
             text: row.get(5)?,
-            image: row.get(6)?,
+            image: None,
+            image_bytes: u64::try_from(row.get::<_, i64>(6)?).unwrap_or(0),
             attempts: row.get::<_, i64>(7)? + 1,
             api_key_id: row.get(8)?,
             conversation_id: row.get(9)?,

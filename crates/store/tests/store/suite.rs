@@ -284,6 +284,7 @@ macro_rules! store_suite {
             };
             assert_eq!((first.position, first.kind, first.attempts), (0, Kind::Image, 1));
             assert_eq!(first.image.as_deref(), Some(&[0xff; 16][..]));
+            assert_eq!(first.image_bytes, 16);
             assert_eq!(first.session_sealed.as_deref(), Some(&[1, 2, 3][..]));
             // Leased: nobody else gets it, and the caption waits for it.
             assert!(store.claim_due(20, 30_000, 10).await.unwrap().is_empty());
@@ -321,6 +322,9 @@ macro_rules! store_suite {
             assert!(status_of(&store, "r", key.id).await.unwrap().holds_session);
             let first = store.claim_due(20, 1_000, 10).await.unwrap();
             assert_eq!((first.len(), first[0].kind, first[0].attempts), (1, Kind::Image, 1));
+            // A claim carries the image's size; the bytes are read when it goes.
+            assert_eq!((first[0].image.as_deref(), first[0].image_bytes), (None, 16));
+            assert_eq!(store.image(first[0].id).await.unwrap().as_deref(), Some(&[0xff; 16][..]));
             assert_eq!(first[0].session_sealed.as_deref(), Some(&[1u8, 2, 3][..]));
             assert!(store.claim_due(500, 1_000, 10).await.unwrap().is_empty(), "leased, and the text waits");
             // The worker died: after the lease the image is due again, same client id.
@@ -328,8 +332,11 @@ macro_rules! store_suite {
             assert_eq!((again[0].id, again[0].attempts), (first[0].id, 2));
             assert_eq!(again[0].client_message_id, first[0].client_message_id);
             store.mark_sent(again[0].id, "7000", "ws", 1_200).await.unwrap();
+            assert_eq!(store.image(again[0].id).await.unwrap(), None, "dropped once sent");
             let text = store.claim_due(1_300, 1_000, 10).await.unwrap();
-            assert_eq!(text[0].kind, Kind::Text);
+            assert_eq!((text[0].kind, text[0].image_bytes), (Kind::Text, 0));
+            assert_eq!(store.image(text[0].id).await.unwrap(), None);
+            assert_eq!(store.image(text[0].id + 1_000).await.unwrap(), None, "no such row");
             store.reschedule(text[0].id, 5_000, &serde_json::json!({"code": "upstream_error"}), 1_400).await.unwrap();
             assert!(store.claim_due(4_000, 1_000, 10).await.unwrap().is_empty(), "not before its time");
             let retry = store.claim_due(5_000, 1_000, 10).await.unwrap();
