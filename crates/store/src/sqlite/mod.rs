@@ -155,6 +155,14 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
+        self.read_here(f)
+    }
+
+    /// Runs `f` on a read connection in this thread.
+    fn read_here<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&Connection) -> Result<T>,
+    {
         let readers = &self.readers;
         let n = readers.conns.len();
         let first = readers.next.fetch_add(1, Ordering::Relaxed);
@@ -245,13 +253,18 @@ impl Store for SqliteStore {
     }
 
     async fn image(&self, id: i64) -> Result<Option<Vec<u8>>> {
-        self.read(move |c| {
-            Ok(c.prepare_cached("SELECT image FROM outbox WHERE id = ?1")?
-                .query_row(params![id], |r| r.get(0))
-                .optional()?
-                .flatten())
+        // Up to 20 MB: read on the blocking pool, not in a task's thread.
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            store.read_here(|c| {
+                Ok(c.prepare_cached("SELECT image FROM outbox WHERE id = ?1")?
+                    .query_row(params![id], |r| r.get(0))
+                    .optional()?
+                    .flatten())
+            })
         })
         .await
+        .map_err(|e| Error::Unavailable(format!("the image read did not end: {e}")))?
     }
 
     async fn list_accounts(&self) -> Result<Vec<AccountInfo>> {
