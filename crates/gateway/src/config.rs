@@ -51,6 +51,10 @@ pub struct Settings {
     pub max_waiting_sends: usize,
     /// The largest image accepted.
     pub image_limit: u64,
+    /// The most bytes of send bodies (with the images decoded from them) the
+    /// handlers hold at once (never less than the largest body, twice); a
+    /// send beyond waits with its body unread, which holds its sender back.
+    pub request_memory: u64,
     /// The most image bytes deliveries hold in memory at once (never less
     /// than one image of `image_limit`); an image beyond waits, without its
     /// bytes, and is read from the store when there is room.
@@ -84,6 +88,7 @@ impl Settings {
             max_waiting_sends: 2_000,
             image_limit: tiktok_dm_client::image::DEFAULT_IMAGE_LIMIT,
             image_memory: 256 * 1024 * 1024,
+            request_memory: 256 * 1024 * 1024,
             max_attempts: 6,
             lease: Duration::from_secs(120),
             admin_key_hash: None,
@@ -131,6 +136,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
     (
         "image_memory_mib",
         "image bytes held for delivery at once, 1-65536 MiB (default 256; at least one image)",
+    ),
+    (
+        "request_memory_mib",
+        "send bodies read and decoded at once, 1-65536 MiB (default 256; at least the largest body)",
     ),
     (
         "max_attempts",
@@ -326,6 +335,9 @@ impl Layers {
         }
         if let Some(n) = self.number("image_memory_mib", 1..=65_536)? {
             settings.image_memory = n * 1024 * 1024;
+        }
+        if let Some(n) = self.number("request_memory_mib", 1..=65_536)? {
+            settings.request_memory = n * 1024 * 1024;
         }
         if let Some(n) = self.number("max_attempts", 1..=100)? {
             settings.max_attempts = i64::try_from(n).unwrap_or(100);

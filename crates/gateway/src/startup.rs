@@ -31,6 +31,7 @@ impl<S: Store> Application<S> {
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let image_room = outbox::image_room_kib(&settings) as usize;
+        let body_room = crate::api::body_room_kib(&settings) as usize;
         let state = AppState {
             store,
             vault: Arc::new(vault),
@@ -40,6 +41,7 @@ impl<S: Store> Application<S> {
             metrics: Arc::new(Metrics::default()),
             waiters: Arc::default(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(outbox::MAX_IN_FLIGHT)),
+            body_room: Arc::new(tokio::sync::Semaphore::new(body_room)),
             image_room: Arc::new(tokio::sync::Semaphore::new(image_room)),
             closing: Arc::new(watch::channel(false).0),
         };

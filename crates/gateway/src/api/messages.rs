@@ -242,6 +242,9 @@ async fn accept_and_wait<S: Store>(
     request: Request,
 ) -> Result<Response, ApiError> {
     let headers = request.headers().clone();
+    // Bodies being read and decoded stay within `request_memory` together; a
+    // send beyond waits with its body unread (TCP holds its sender back).
+    let room = body_room(state, &headers).await;
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
@@ -361,7 +364,10 @@ async fn accept_and_wait<S: Store>(
     // Registered before the enqueue: the worker may deliver the first message
     // before this task runs again, and its news must not be missed.
     let mut waiting = Waiting::new(&state.waiters, &new.id);
-    let accepted = match state.store.enqueue(new, &windows, now).await? {
+    let enqueued = state.store.enqueue(new, &windows, now).await;
+    // The body and the image are no longer held here.
+    drop(room);
+    let accepted = match enqueued? {
         Enqueued::Accepted {
             request_id: _,
             claimed,
@@ -457,6 +463,30 @@ async fn accept_and_wait<S: Store>(
             state.closing.subscribe(),
         )
         .await
+}
+
+/// Room in [`AppState::body_room`] for a send whose body is not read yet: its
+/// declared length twice (the body, and the image decoded from it), or the
+/// largest body twice when no length is declared. `None` only if the
+/// semaphore were closed, which it never is.
+async fn body_room<S: Store>(
+    state: &AppState<S>,
+    headers: &axum::http::HeaderMap,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let limit = crate::api::body_limit(&state.settings);
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(limit)
+        .min(limit);
+    let wanted = u32::try_from(declared.saturating_mul(2).div_ceil(1024))
+        .unwrap_or(u32::MAX)
+        .clamp(1, crate::api::body_room_kib(&state.settings));
+    Arc::clone(&state.body_room)
+        .acquire_many_owned(wanted)
+        .await
+        .ok()
 }
 
 /// A send handler's registration with the worker's news; unregistered on drop,

@@ -47,6 +47,9 @@ pub struct AppState<S> {
     /// shared by the worker and the send handlers that start the delivery of
     /// the message they claimed with their acceptance.
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// The send bodies (and the images decoded from them) handlers may hold at
+    /// once, in KiB ([`body_room_kib`]).
+    pub body_room: Arc<tokio::sync::Semaphore>,
     /// The image bytes deliveries may hold at once, in KiB
     /// ([`crate::outbox::image_room_kib`]).
     pub image_room: Arc<tokio::sync::Semaphore>,
@@ -66,6 +69,7 @@ impl<S: Clone> Clone for AppState<S> {
             metrics: Arc::clone(&self.metrics),
             waiters: Arc::clone(&self.waiters),
             in_flight: Arc::clone(&self.in_flight),
+            body_room: Arc::clone(&self.body_room),
             image_room: Arc::clone(&self.image_room),
             closing: Arc::clone(&self.closing),
         }
@@ -240,11 +244,24 @@ async fn observe<S: Store>(
     response
 }
 
-/// The router. The body limit follows the image limit (base64 is 4/3 of the
-/// bytes, plus room for the rest of the JSON).
+/// The largest request body: it follows the image limit (base64 is 4/3 of
+/// the bytes, plus room for the rest of the JSON).
+pub fn body_limit(settings: &crate::Settings) -> u64 {
+    settings.image_limit.saturating_mul(4) / 3 + 64 * 1024
+}
+
+/// The budget of [`AppState::body_room`] in KiB: `request_memory`, and at
+/// least the largest body with the image decoded from it.
+pub fn body_room_kib(settings: &crate::Settings) -> u32 {
+    let bytes = settings
+        .request_memory
+        .max(body_limit(settings).saturating_mul(2));
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
+}
+
+/// The router.
 pub fn router<S: Store>(state: AppState<S>) -> Router {
-    let body_limit = usize::try_from(state.settings.image_limit.saturating_mul(4) / 3 + 64 * 1024)
-        .unwrap_or(usize::MAX);
+    let body_limit = usize::try_from(body_limit(&state.settings)).unwrap_or(usize::MAX);
     let mut router = Router::new();
     for route in Route::ALL {
         // Routes sharing a path are merged by axum.

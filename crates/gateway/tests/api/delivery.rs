@@ -431,3 +431,57 @@ async fn an_image_beyond_the_memory_budget_waits_for_room_and_goes_out_intact() 
     assert!(gap >= 500, "the second went {gap} ms after the first");
     assert_eq!(received_images(&app), pngs);
 }
+
+#[tokio::test]
+async fn a_send_beyond_the_request_memory_waits_for_room_with_its_body_unread() {
+    use base64::Engine as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    // Room for the largest body twice: two of these bodies (about 80 KB each,
+    // counted twice for the image decoded from them) do not fit together.
+    let app = spawn_app_with(|s| {
+        s.image_limit = 64 * 1024;
+        s.request_memory = 1;
+    })
+    .await;
+    let body_of = |seed| {
+        let png = tiktok_dm_test_support::noise_png(140, 140, seed);
+        let mut body = app.body("");
+        body.as_object_mut().unwrap().remove("text");
+        body["image"] =
+            serde_json::json!({"base64": base64::engine::general_purpose::STANDARD.encode(png)});
+        serde_json::to_vec(&body).unwrap()
+    };
+    let (slow_body, quick_body) = (body_of(1), body_of(2));
+    assert!(slow_body.len() > 76_000 && quick_body.len() > 76_000);
+    // A sender that stops halfway through its body.
+    let mut slow = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/messages HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {}\r\nX-TikTok-Session: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        app.key,
+        crate::ALICE,
+        slow_body.len()
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let half = slow_body.len() / 2;
+    slow.write_all(&slow_body[..half]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let quick = {
+        let request = app
+            .http
+            .post(app.url("/v1/messages"))
+            .bearer_auth(&app.key)
+            .header("x-tiktok-session", crate::ALICE)
+            .header("content-type", "application/json")
+            .body(quick_body);
+        tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
+    };
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(!quick.is_finished(), "the second body waits for room");
+    assert!(app.sandbox.handle.messages().is_empty());
+    slow.write_all(&slow_body[half..]).await.unwrap();
+    let mut answer = String::new();
+    slow.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(quick.await.unwrap(), 200);
+    assert_eq!(app.sandbox.handle.messages().len(), 2);
+}
