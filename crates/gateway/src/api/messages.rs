@@ -465,10 +465,15 @@ async fn accept_and_wait<S: Store>(
         .await
 }
 
+/// A body declared this small needs no room: it holds no image worth
+/// counting, and a text send must not queue behind image uploads (the
+/// semaphore is first come, first served).
+const SMALL_BODY: u64 = 64 * 1024;
+
 /// Room in [`AppState::body_room`] for a send whose body is not read yet: its
 /// declared length twice (the body, and the image decoded from it), or the
-/// largest body twice when no length is declared. `None` only if the
-/// semaphore were closed, which it never is.
+/// largest body twice when no length is declared. `None` for a small body, or
+/// if the semaphore were closed, which it never is.
 async fn body_room<S: Store>(
     state: &AppState<S>,
     headers: &axum::http::HeaderMap,
@@ -480,6 +485,9 @@ async fn body_room<S: Store>(
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(limit)
         .min(limit);
+    if declared <= SMALL_BODY {
+        return None;
+    }
     let wanted = u32::try_from(declared.saturating_mul(2).div_ceil(1024))
         .unwrap_or(u32::MAX)
         .clamp(1, crate::api::body_room_kib(&state.settings));

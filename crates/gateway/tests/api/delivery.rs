@@ -478,10 +478,18 @@ async fn a_send_beyond_the_request_memory_waits_for_room_with_its_body_unread() 
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(!quick.is_finished(), "the second body waits for room");
     assert!(app.sandbox.handle.messages().is_empty());
+    // A text needs no room, and does not queue behind the waiting image.
+    let (status, _) = tokio::time::timeout(
+        Duration::from_secs(2),
+        app.post(&app.key, &app.body("a text does not queue"), &[]),
+    )
+    .await
+    .expect("a text send is not held up by image uploads");
+    assert_eq!(status, 200);
     slow.write_all(&slow_body[half..]).await.unwrap();
     let mut answer = String::new();
     slow.read_to_string(&mut answer).await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(quick.await.unwrap(), 200);
-    assert_eq!(app.sandbox.handle.messages().len(), 2);
+    assert_eq!(app.sandbox.handle.messages().len(), 3);
 }
