@@ -292,13 +292,15 @@ pub fn image_room_kib(settings: &crate::Settings) -> u32 {
 
 /// Room for `m`'s image in the budget, and its bytes: those given (claimed
 /// with the acceptance) when there is room at once, else read from the store
-/// once there is. `None` when the store cannot be read (the message goes
-/// back); a stored image that is gone is read as empty, which the client
-/// refuses as an invalid image.
+/// once there is. `None` (the message goes back) when there is no room by
+/// `deadline`, past which its lease could run out while it waits and another
+/// claim send it too, or when the store cannot be read. A stored image that
+/// is gone is read as empty, which the client refuses as an invalid image.
 async fn image_in_room<S: Store>(
     state: &AppState<S>,
     m: &OutboxMessage,
     given: Option<Vec<u8>>,
+    deadline: tokio::time::Instant,
 ) -> Option<(tokio::sync::OwnedSemaphorePermit, Vec<u8>)> {
     let total = image_room_kib(&state.settings);
     let wanted = u32::try_from(m.image_bytes.div_ceil(1024))
@@ -308,7 +310,10 @@ async fn image_in_room<S: Store>(
     let (permit, given) = match room.clone().try_acquire_many_owned(wanted) {
         Ok(permit) => (permit, given),
         // No room: the bytes go while it waits.
-        Err(_) => (room.acquire_many_owned(wanted).await.ok()?, None),
+        Err(_) => {
+            let waited = tokio::time::timeout_at(deadline, room.acquire_many_owned(wanted)).await;
+            (waited.ok()?.ok()?, None)
+        }
     };
     let bytes = match given {
         Some(bytes) => bytes,
@@ -394,7 +399,9 @@ async fn deliver<S: Store>(state: &AppState<S>, mut m: OutboxMessage) {
         }
         // Images in memory for delivery stay within `image_memory` together.
         let _room = if m.kind == Kind::Image {
-            let Some((room, bytes)) = image_in_room(state, &m, image.take()).await else {
+            let deadline = started + state.settings.lease / 2;
+            let Some((room, bytes)) = image_in_room(state, &m, image.take(), deadline).await
+            else {
                 return Ok(Err(DATABASE_RETRY));
             };
             image = Some(bytes);

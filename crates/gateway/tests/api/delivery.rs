@@ -493,3 +493,45 @@ async fn a_send_beyond_the_request_memory_waits_for_room_with_its_body_unread() 
     assert_eq!(quick.await.unwrap(), 200);
     assert_eq!(app.sandbox.handle.messages().len(), 3);
 }
+
+#[tokio::test]
+async fn an_image_that_finds_no_room_for_half_a_lease_goes_back_rather_than_outlive_its_lease() {
+    let app = spawn_app_with(|s| {
+        s.image_limit = 64 * 1024;
+        s.image_memory = 1;
+        s.lease = Duration::from_secs(4);
+        s.send_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let (status, _) = app.post(&app.key, &app.body("warm-up"), &[]).await;
+    assert_eq!(status, 200);
+    app.sandbox.handle.delay_acks(Duration::from_secs(3), 1);
+    let pngs: Vec<Vec<u8>> = (0..2)
+        .map(|seed| tiktok_dm_test_support::noise_png(120, 110, seed))
+        .collect();
+    for png in &pngs {
+        send_image(&app, png).await;
+    }
+    // The second has waited 2.5 s for the first's room: past half its lease
+    // (2 s) it went back to the outbox instead of waiting on.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let conn = rusqlite::Connection::open(app.database()).unwrap();
+    let state: String = conn
+        .query_row(
+            "SELECT state FROM outbox ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(state, "accepted", "given back, not held past its lease");
+    until_received(&app, 3, 8).await;
+    assert_eq!(received_images(&app), pngs, "each went out once, intact");
+    let attempts: i64 = conn
+        .query_row(
+            "SELECT attempts FROM outbox ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(attempts, 1, "waiting for room counts no attempt");
+}
