@@ -147,7 +147,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ),
     (
         "lease_secs",
-        "how long a worker holds a claimed message, 10-3600 (default 120)",
+        "how long a claim holds a message unless renewed (deliveries renew it), 1-3600 (default 120)",
     ),
     (
         "pacing_min_interval_ms",

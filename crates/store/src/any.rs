@@ -165,6 +165,10 @@ impl Store for AnyStore {
         forward!(self, reschedule(id, next_attempt_at, error, now))
     }
 
+    async fn renew(&self, id: i64, locked_until: i64) -> Result<bool> {
+        forward!(self, renew(id, locked_until))
+    }
+
     async fn release(&self, id: i64, next_attempt_at: i64) -> Result<()> {
         forward!(self, release(id, next_attempt_at))
     }

@@ -97,6 +97,10 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Gives a claimed message back untried (pacing said not yet): `accepted`
     /// again at `next_attempt_at`, without counting the attempt.
     fn release(&self, id: i64, next_attempt_at: i64) -> impl Future<Output = Result<()>> + Send;
+    /// Moves the lease of a message being delivered to `locked_until`, so
+    /// that a delivery slower than a lease is not claimed a second time
+    /// meanwhile; false when the message is no longer `sending`.
+    fn renew(&self, id: i64, locked_until: i64) -> impl Future<Output = Result<bool>> + Send;
     /// Ends a message: `failed` (its quota reservation is given back) or
     /// `unknown` (it may have been delivered; the reservation stays).
     fn finish(

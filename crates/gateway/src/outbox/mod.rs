@@ -292,9 +292,9 @@ pub fn image_room_kib(settings: &crate::Settings) -> u32 {
 
 /// Room for `m`'s image in the budget, and its bytes: those given (claimed
 /// with the acceptance) when there is room at once, else read from the store
-/// once there is. `None` (the message goes back) when there is no room by
-/// `deadline`, past which its lease could run out while it waits and another
-/// claim send it too, or when the store cannot be read. A stored image that
+/// once there is. `None` (the message goes back to the outbox, rather than
+/// hold a delivery slot and a lease while it waits) when there is no room by
+/// `deadline`, or when the store cannot be read. A stored image that
 /// is gone is read as empty, which the client refuses as an invalid image.
 async fn image_in_room<S: Store>(
     state: &AppState<S>,
@@ -333,12 +333,13 @@ const DATABASE_RETRY: Duration = Duration::from_secs(2);
 
 /// Runs `write` (an outcome's record) again while the database is
 /// unavailable, backing off from 100 ms to 5 s, until half a lease has passed
-/// since `started`. A delivery whose outcome is not recorded goes again once
-/// its lease runs out (with the same client message id); a database that is
-/// back within seconds should not cost a second transmission.
+/// since the lease was last taken (`held_since`). A delivery whose outcome is
+/// not recorded goes again once its lease runs out (with the same client
+/// message id); a database that is back within seconds should not cost a
+/// second transmission.
 async fn while_unavailable<S, F, Fut>(
     state: &AppState<S>,
-    started: tokio::time::Instant,
+    held_since: tokio::time::Instant,
     mut write: F,
 ) -> tiktok_dm_store::Result<()>
 where
@@ -346,7 +347,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = tiktok_dm_store::Result<()>>,
 {
-    let deadline = started + state.settings.lease / 2;
+    let deadline = held_since + state.settings.lease / 2;
     let mut wait = Duration::from_millis(100);
     loop {
         match write().await {
@@ -362,6 +363,37 @@ where
     }
 }
 
+/// Keeps renewing the lease of message `id` every third of a lease, for as
+/// long as its delivery runs (it never ends by itself), and notes in
+/// `held_since` when the lease was last taken. A delivery slower than a lease
+/// (a slow upload, a user's short `lease_secs`) is then not claimed and sent
+/// a second time while it is still on its way.
+async fn keep_leased<S: Store>(
+    state: &AppState<S>,
+    id: i64,
+    held_since: &std::sync::Mutex<tokio::time::Instant>,
+) -> std::convert::Infallible {
+    let lease = state.settings.lease;
+    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(120_000);
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        let taken = tokio::time::Instant::now();
+        match state.store.renew(id, now_ms() + lease_ms).await {
+            Ok(true) => {
+                if let Ok(mut since) = held_since.lock() {
+                    *since = taken;
+                }
+            }
+            Ok(false) => {
+                // Another process ended or took it: nothing left to hold.
+                tracing::warn!(id, "outbox: a message in delivery is no longer leased here");
+                return std::future::pending().await;
+            }
+            Err(e) => tracing::warn!(error = %e, id, "outbox: a lease could not be renewed"),
+        }
+    }
+}
+
 async fn deliver<S: Store>(state: &AppState<S>, mut m: OutboxMessage) {
     let pool = &state.pool;
     // The image moves into the send rather than being copied (it may be 20 MB).
@@ -369,7 +401,8 @@ async fn deliver<S: Store>(state: &AppState<S>, mut m: OutboxMessage) {
     let mut image = m.image.take();
     let mut pool_key = None;
     let started = tokio::time::Instant::now();
-    let result = async {
+    let held_since = std::sync::Mutex::new(started);
+    let delivery = async {
         let account_sealed = match &m.account {
             Some(name) => match state.store.account(name).await {
                 Ok(found) => found,
@@ -400,8 +433,7 @@ async fn deliver<S: Store>(state: &AppState<S>, mut m: OutboxMessage) {
         // Images in memory for delivery stay within `image_memory` together.
         let _room = if m.kind == Kind::Image {
             let deadline = started + state.settings.lease / 2;
-            let Some((room, bytes)) = image_in_room(state, &m, image.take(), deadline).await
-            else {
+            let Some((room, bytes)) = image_in_room(state, &m, image.take(), deadline).await else {
                 return Ok(Err(DATABASE_RETRY));
             };
             image = Some(bytes);
@@ -422,20 +454,28 @@ async fn deliver<S: Store>(state: &AppState<S>, mut m: OutboxMessage) {
                 session.send_text_with_id(&target, &text, &id).await
             }
             Kind::Image => {
-                let image =
-                    Image::from_bytes(image.take().unwrap_or_default(), state.settings.image_limit)?;
+                let image = Image::from_bytes(
+                    image.take().unwrap_or_default(),
+                    state.settings.image_limit,
+                )?;
                 session.send_image_with_id(&target, image, &id).await
             }
         };
         sent.map(Ok)
-    }
-    .await;
+    };
+    let result = tokio::select! {
+        result = delivery => result,
+        never = keep_leased(state, m.id, &held_since) => match never {},
+    };
+    let held_since = held_since
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let now = now_ms();
     let recorded = match result {
         Ok(Err(wait)) => {
             let at = now + i64::try_from(wait.as_millis()).unwrap_or(60_000);
             let released =
-                while_unavailable(state, started, || state.store.release(m.id, at)).await;
+                while_unavailable(state, held_since, || state.store.release(m.id, at)).await;
             if let Err(e) = released {
                 tracing::error!(error = %e, "outbox: giving a paced message back failed");
             }
@@ -465,7 +505,7 @@ async fn deliver<S: Store>(state: &AppState<S>, mut m: OutboxMessage) {
                     transport,
                 },
             );
-            let recorded = while_unavailable(state, started, || {
+            let recorded = while_unavailable(state, held_since, || {
                 state
                     .store
                     .mark_sent(m.id, &server_message_id, transport, now)
@@ -490,7 +530,7 @@ async fn deliver<S: Store>(state: &AppState<S>, mut m: OutboxMessage) {
                 }
             }
             let error = error_json(&e);
-            let recorded = while_unavailable(state, started, || async {
+            let recorded = while_unavailable(state, held_since, || async {
                 match next {
                     Next::Failed => state.store.finish(m.id, State::Failed, &error, now).await,
                     Next::Unknown => state.store.finish(m.id, State::Unknown, &error, now).await,

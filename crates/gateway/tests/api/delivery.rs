@@ -535,3 +535,32 @@ async fn an_image_that_finds_no_room_for_half_a_lease_goes_back_rather_than_outl
         .unwrap();
     assert_eq!(attempts, 1, "waiting for room counts no attempt");
 }
+
+#[tokio::test]
+async fn a_delivery_slower_than_its_lease_keeps_it_and_is_not_claimed_twice() {
+    let app = spawn_app_with(|s| {
+        s.lease = Duration::from_millis(1500);
+        s.send_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let (status, _) = app.post(&app.key, &app.body("warm-up"), &[]).await;
+    assert_eq!(status, 200);
+    // TikTok takes twice the lease to answer.
+    app.sandbox.handle.delay_acks(Duration::from_secs(3), 1);
+    let (status, answer) = app.post(&app.key, &app.body("slow to answer"), &[]).await;
+    assert_eq!(status, 200, "{answer}");
+    let conn = rusqlite::Connection::open(app.database()).unwrap();
+    let cmid = answer["messages"][0]["client_message_id"].as_str().unwrap();
+    let attempts: i64 = conn
+        .query_row(
+            "SELECT attempts FROM outbox WHERE client_message_id = ?1",
+            [cmid],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        attempts, 1,
+        "no second claim while the first was on its way"
+    );
+    assert_eq!(app.sandbox.handle.messages().len(), 2);
+}

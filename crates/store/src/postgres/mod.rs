@@ -434,6 +434,17 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn renew(&self, id: i64, locked_until: i64) -> Result<bool> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "UPDATE outbox SET locked_until = $1 WHERE id = $2 AND state = 'sending'",
+                &[&locked_until, &id],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
     async fn finish(
         &self,
         id: i64,

@@ -352,6 +352,14 @@ impl Store for SqliteStore {
         self.writer.run(op).await.map(drop)
     }
 
+    async fn renew(&self, id: i64, locked_until: i64) -> Result<bool> {
+        let op = Op::Renew {
+            id,
+            until: locked_until,
+        };
+        flag(self.writer.run(op).await?)
+    }
+
     async fn finish(
         &self,
         id: i64,

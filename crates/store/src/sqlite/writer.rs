@@ -60,6 +60,10 @@ pub(crate) enum Op {
         id: i64,
         at: i64,
     },
+    Renew {
+        id: i64,
+        until: i64,
+    },
     Finish {
         id: i64,
         state: State,
@@ -77,7 +81,11 @@ impl Op {
     fn must_be_durable(&self) -> bool {
         !matches!(
             self,
-            Op::Claim { .. } | Op::MarkSent { .. } | Op::Reschedule { .. } | Op::Release { .. }
+            Op::Claim { .. }
+                | Op::MarkSent { .. }
+                | Op::Reschedule { .. }
+                | Op::Release { .. }
+                | Op::Renew { .. }
         )
     }
 }
@@ -287,6 +295,14 @@ fn apply(c: &mut Transaction<'_>, op: Op) -> Result<Done> {
             c.prepare_cached("UPDATE outbox SET state = 'accepted', next_attempt_at = ?1, attempts = MAX(attempts - 1, 0), locked_until = NULL WHERE id = ?2 AND state = 'sending'")?
                 .execute(params![at, id])?;
             Ok(Done::Unit)
+        }
+        Op::Renew { id, until } => {
+            let n = c
+                .prepare_cached(
+                    "UPDATE outbox SET locked_until = ?1 WHERE id = ?2 AND state = 'sending'",
+                )?
+                .execute(params![until, id])?;
+            Ok(Done::Flag(n == 1))
         }
         Op::Finish {
             id,

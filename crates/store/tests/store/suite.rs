@@ -288,9 +288,15 @@ macro_rules! store_suite {
             assert_eq!(first.session_sealed.as_deref(), Some(&[1, 2, 3][..]));
             // Leased: nobody else gets it, and the caption waits for it.
             assert!(store.claim_due(20, 30_000, 10).await.unwrap().is_empty());
+            // A renewed lease holds it past its first end.
+            assert!(store.renew(first.id, 50_000).await.unwrap());
+            assert!(store.claim_due(30_011, 30_000, 10).await.unwrap().is_empty());
             // Its lease runs out like any claim's (a crash between the two).
-            let again = store.claim_due(30_011, 30_000, 10).await.unwrap();
+            let again = store.claim_due(50_001, 30_000, 10).await.unwrap();
             assert_eq!((again.len(), again[0].id, again[0].attempts), (1, first.id, 2));
+            // Once it is no longer being delivered, there is no lease to renew.
+            store.mark_sent(first.id, "7002", "ws", 50_100).await.unwrap();
+            assert!(!store.renew(first.id, 90_000).await.unwrap());
         }
 
         #[tokio::test]
