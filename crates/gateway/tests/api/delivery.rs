@@ -369,15 +369,31 @@ fn received_images(app: &crate::TestApp) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Sends `png` as an image with `Prefer: respond-async`.
-async fn send_image(app: &crate::TestApp, png: &[u8]) {
+/// Noise PNGs of `w` by `h` pixels, one per seed from 0 to `n - 1`.
+fn noise_pngs(n: u32, w: u32, h: u32) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|seed| tiktok_dm_test_support::noise_png(w, h, seed))
+        .collect()
+}
+
+/// A send body with `png` as its only content, in base64.
+fn image_body(app: &crate::TestApp, png: &[u8]) -> serde_json::Value {
     use base64::Engine as _;
     let mut body = app.body("");
     body.as_object_mut().unwrap().remove("text");
     body["image"] =
         serde_json::json!({"base64": base64::engine::general_purpose::STANDARD.encode(png)});
+    body
+}
+
+/// Sends `png` as an image with `Prefer: respond-async`.
+async fn send_image(app: &crate::TestApp, png: &[u8]) {
     let (status, answer) = app
-        .post(&app.key, &body, &[("prefer", "respond-async")])
+        .post(
+            &app.key,
+            &image_body(app, png),
+            &[("prefer", "respond-async")],
+        )
         .await;
     assert_eq!(status, 202, "{answer}");
 }
@@ -391,9 +407,7 @@ async fn paced_images_wait_without_their_bytes_and_go_out_intact() {
         };
     })
     .await;
-    let pngs: Vec<Vec<u8>> = (0..3)
-        .map(|seed| tiktok_dm_test_support::noise_png(24, 16, seed))
-        .collect();
+    let pngs = noise_pngs(3, 24, 16);
     for png in &pngs {
         send_image(&app, png).await;
     }
@@ -413,9 +427,7 @@ async fn an_image_beyond_the_memory_budget_waits_for_room_and_goes_out_intact() 
     let (status, _) = app.post(&app.key, &app.body("warm-up"), &[]).await;
     assert_eq!(status, 200);
     app.sandbox.handle.delay_acks(Duration::from_millis(600), 1);
-    let pngs: Vec<Vec<u8>> = (0..2)
-        .map(|seed| tiktok_dm_test_support::noise_png(120, 110, seed))
-        .collect();
+    let pngs = noise_pngs(2, 120, 110);
     assert!(
         pngs.iter()
             .all(|p| p.len() > 33 * 1024 && p.len() < 64 * 1024)
@@ -434,7 +446,6 @@ async fn an_image_beyond_the_memory_budget_waits_for_room_and_goes_out_intact() 
 
 #[tokio::test]
 async fn a_send_beyond_the_request_memory_waits_for_room_with_its_body_unread() {
-    use base64::Engine as _;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     // Room for the largest body twice: two of these bodies (about 80 KB each,
     // counted twice for the image decoded from them) do not fit together.
@@ -443,15 +454,9 @@ async fn a_send_beyond_the_request_memory_waits_for_room_with_its_body_unread() 
         s.request_memory = 1;
     })
     .await;
-    let body_of = |seed| {
-        let png = tiktok_dm_test_support::noise_png(140, 140, seed);
-        let mut body = app.body("");
-        body.as_object_mut().unwrap().remove("text");
-        body["image"] =
-            serde_json::json!({"base64": base64::engine::general_purpose::STANDARD.encode(png)});
-        serde_json::to_vec(&body).unwrap()
-    };
-    let (slow_body, quick_body) = (body_of(1), body_of(2));
+    let pngs = noise_pngs(2, 140, 140);
+    let body_of = |png| serde_json::to_vec(&image_body(&app, png)).unwrap();
+    let (slow_body, quick_body) = (body_of(&pngs[0]), body_of(&pngs[1]));
     assert!(slow_body.len() > 76_000 && quick_body.len() > 76_000);
     // A sender that stops halfway through its body.
     let mut slow = tokio::net::TcpStream::connect(app.addr).await.unwrap();
@@ -506,9 +511,7 @@ async fn an_image_that_finds_no_room_for_half_a_lease_goes_back_rather_than_outl
     let (status, _) = app.post(&app.key, &app.body("warm-up"), &[]).await;
     assert_eq!(status, 200);
     app.sandbox.handle.delay_acks(Duration::from_secs(3), 1);
-    let pngs: Vec<Vec<u8>> = (0..2)
-        .map(|seed| tiktok_dm_test_support::noise_png(120, 110, seed))
-        .collect();
+    let pngs = noise_pngs(2, 120, 110);
     for png in &pngs {
         send_image(&app, png).await;
     }
