@@ -71,6 +71,23 @@ pub struct Metrics {
     outbox_depth: Gauge,
     sessions: Gauge,
     waiting: Gauge,
+    request_memory: Gauge,
+    image_memory: Gauge,
+}
+
+/// What the gauges show, read when `/metrics` is asked.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// Messages accepted and not yet final.
+    pub outbox_depth: u64,
+    /// Client sessions in the pool.
+    pub sessions: u64,
+    /// Sends waiting for their outcome.
+    pub waiting: u64,
+    /// Bytes of `request_memory` taken by send bodies being read.
+    pub request_memory_bytes: u64,
+    /// Bytes of `image_memory` taken by images being delivered.
+    pub image_memory_bytes: u64,
 }
 
 impl Default for Metrics {
@@ -136,6 +153,18 @@ impl Default for Metrics {
             "Send requests waiting for their outcome before answering",
             waiting.clone(),
         );
+        let request_memory = Gauge::default();
+        registry.register(
+            "request_memory_bytes",
+            "Bytes of request_memory_mib held by send bodies being read and decoded",
+            request_memory.clone(),
+        );
+        let image_memory = Gauge::default();
+        registry.register(
+            "image_memory_bytes",
+            "Bytes of image_memory_mib held by images being delivered",
+            image_memory.clone(),
+        );
         Self {
             registry,
             sends,
@@ -147,19 +176,21 @@ impl Default for Metrics {
             outbox_depth,
             sessions,
             waiting,
+            request_memory,
+            image_memory,
         }
     }
 }
 
 impl Metrics {
-    /// The exposition text, with the gauges set first: the outbox's `depth`,
-    /// the pool's `sessions`, and the sends `waiting` for their outcome.
-    pub fn render(&self, depth: u64, sessions: usize, waiting: usize) -> String {
-        self.waiting.set(i64::try_from(waiting).unwrap_or(i64::MAX));
-        self.outbox_depth
-            .set(i64::try_from(depth).unwrap_or(i64::MAX));
-        self.sessions
-            .set(i64::try_from(sessions).unwrap_or(i64::MAX));
+    /// The exposition text, with the gauges set to `now` first.
+    pub fn render(&self, now: &Gauges) -> String {
+        let set = |gauge: &Gauge, value: u64| gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+        set(&self.outbox_depth, now.outbox_depth);
+        set(&self.sessions, now.sessions);
+        set(&self.waiting, now.waiting);
+        set(&self.request_memory, now.request_memory_bytes);
+        set(&self.image_memory, now.image_memory_bytes);
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             tracing::error!("metrics: encoding failed");

@@ -175,11 +175,24 @@ async fn metrics<S: Store>(State(state): State<AppState<S>>) -> Response {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state
-            .metrics
-            .render(depth, state.pool.len(), state.waiters.len()),
+        state.metrics.render(&crate::metrics::Gauges {
+            outbox_depth: depth,
+            sessions: state.pool.len() as u64,
+            waiting: state.waiters.len() as u64,
+            request_memory_bytes: held_bytes(&state.body_room, body_room_kib(&state.settings)),
+            image_memory_bytes: held_bytes(
+                &state.image_room,
+                crate::outbox::image_room_kib(&state.settings),
+            ),
+        }),
     )
         .into_response()
+}
+
+/// Bytes taken from a budget of `total_kib` KiB permits.
+fn held_bytes(room: &tokio::sync::Semaphore, total_kib: u32) -> u64 {
+    let free = u64::try_from(room.available_permits()).unwrap_or(0);
+    u64::from(total_kib).saturating_sub(free) * 1024
 }
 
 /// The method as a metrics label: HTTP's own methods by name, any other as

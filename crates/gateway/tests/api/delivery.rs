@@ -483,6 +483,17 @@ async fn a_send_beyond_the_request_memory_waits_for_room_with_its_body_unread() 
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(!quick.is_finished(), "the second body waits for room");
     assert!(app.sandbox.handle.messages().is_empty());
+    let metrics = app.get_text("/metrics").await;
+    let held: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tiktok_dm_request_memory_bytes "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        held >= 2 * slow_body.len() as u64,
+        "the stalled body's room shows: {held}"
+    );
     // A text needs no room, and does not queue behind the waiting image.
     let (status, _) = tokio::time::timeout(
         Duration::from_secs(2),
