@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod budget;
 pub mod config;
 mod error;
 pub mod metrics;

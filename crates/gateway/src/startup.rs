@@ -7,6 +7,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use crate::api::{AppState, router};
+use crate::budget::MemoryBudget;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::outbox::{self, Pool};
@@ -30,8 +31,12 @@ impl<S: Store> Application<S> {
         vault: Vault,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
-        let image_room = outbox::image_room_kib(&settings) as usize;
-        let body_room = crate::api::body_room_kib(&settings) as usize;
+        let body_room = MemoryBudget::new(
+            settings
+                .request_memory
+                .max(crate::api::body_limit(&settings).saturating_mul(2)),
+        );
+        let image_room = MemoryBudget::new(settings.image_memory.max(settings.image_limit));
         let state = AppState {
             store,
             vault: Arc::new(vault),
@@ -41,8 +46,8 @@ impl<S: Store> Application<S> {
             metrics: Arc::new(Metrics::default()),
             waiters: Arc::default(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(outbox::MAX_IN_FLIGHT)),
-            body_room: Arc::new(tokio::sync::Semaphore::new(body_room)),
-            image_room: Arc::new(tokio::sync::Semaphore::new(image_room)),
+            body_room,
+            image_room,
             closing: Arc::new(watch::channel(false).0),
         };
         Ok(Self { listener, state })

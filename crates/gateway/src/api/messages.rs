@@ -472,8 +472,7 @@ const SMALL_BODY: u64 = 64 * 1024;
 
 /// Room in [`AppState::body_room`] for a send whose body is not read yet: its
 /// declared length twice (the body, and the image decoded from it), or the
-/// largest body twice when no length is declared. `None` for a small body, or
-/// if the semaphore were closed, which it never is.
+/// largest body twice when no length is declared. `None` for a small body.
 async fn body_room<S: Store>(
     state: &AppState<S>,
     headers: &axum::http::HeaderMap,
@@ -488,13 +487,7 @@ async fn body_room<S: Store>(
     if declared <= SMALL_BODY {
         return None;
     }
-    let wanted = u32::try_from(declared.saturating_mul(2).div_ceil(1024))
-        .unwrap_or(u32::MAX)
-        .clamp(1, crate::api::body_room_kib(&state.settings));
-    Arc::clone(&state.body_room)
-        .acquire_many_owned(wanted)
-        .await
-        .ok()
+    state.body_room.take(declared.saturating_mul(2)).await
 }
 
 /// A send handler's registration with the worker's news; unregistered on drop,

@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 
 pub use error::{ApiError, ErrorCode};
 
+use crate::budget::MemoryBudget;
 use crate::config::Settings;
 use crate::metrics::{HttpLabels, Metrics, RouteLabels};
 use crate::outbox::Pool;
@@ -48,11 +49,13 @@ pub struct AppState<S> {
     /// the message they claimed with their acceptance.
     pub in_flight: Arc<tokio::sync::Semaphore>,
     /// The send bodies (and the images decoded from them) handlers may hold at
-    /// once, in KiB ([`body_room_kib`]).
-    pub body_room: Arc<tokio::sync::Semaphore>,
-    /// The image bytes deliveries may hold at once, in KiB
-    /// ([`crate::outbox::image_room_kib`]).
-    pub image_room: Arc<tokio::sync::Semaphore>,
+    /// once: `request_memory`, and at least the largest body twice.
+    pub body_room: MemoryBudget,
+    /// The image bytes deliveries may hold at once: `image_memory`, and at
+    /// least one image of the largest size allowed (without it, a burst of
+    /// 20 MB images to many accounts would hold up to
+    /// [`crate::outbox::MAX_IN_FLIGHT`] of them).
+    pub image_room: MemoryBudget,
     /// Becomes true when the gateway starts to stop: waiting sends answer at
     /// once (202 with their id) instead of holding the shutdown.
     pub closing: Arc<tokio::sync::watch::Sender<bool>>,
@@ -69,8 +72,8 @@ impl<S: Clone> Clone for AppState<S> {
             metrics: Arc::clone(&self.metrics),
             waiters: Arc::clone(&self.waiters),
             in_flight: Arc::clone(&self.in_flight),
-            body_room: Arc::clone(&self.body_room),
-            image_room: Arc::clone(&self.image_room),
+            body_room: self.body_room.clone(),
+            image_room: self.image_room.clone(),
             closing: Arc::clone(&self.closing),
         }
     }
@@ -179,20 +182,11 @@ async fn metrics<S: Store>(State(state): State<AppState<S>>) -> Response {
             outbox_depth: depth,
             sessions: state.pool.len() as u64,
             waiting: state.waiters.len() as u64,
-            request_memory_bytes: held_bytes(&state.body_room, body_room_kib(&state.settings)),
-            image_memory_bytes: held_bytes(
-                &state.image_room,
-                crate::outbox::image_room_kib(&state.settings),
-            ),
+            request_memory_bytes: state.body_room.held_bytes(),
+            image_memory_bytes: state.image_room.held_bytes(),
         }),
     )
         .into_response()
-}
-
-/// Bytes taken from a budget of `total_kib` KiB permits.
-fn held_bytes(room: &tokio::sync::Semaphore, total_kib: u32) -> u64 {
-    let free = u64::try_from(room.available_permits()).unwrap_or(0);
-    u64::from(total_kib).saturating_sub(free) * 1024
 }
 
 /// The method as a metrics label: HTTP's own methods by name, any other as
@@ -261,15 +255,6 @@ async fn observe<S: Store>(
 /// the bytes, plus room for the rest of the JSON).
 pub fn body_limit(settings: &crate::Settings) -> u64 {
     settings.image_limit.saturating_mul(4) / 3 + 64 * 1024
-}
-
-/// The budget of [`AppState::body_room`] in KiB: `request_memory`, and at
-/// least the largest body with the image decoded from it.
-pub fn body_room_kib(settings: &crate::Settings) -> u32 {
-    let bytes = settings
-        .request_memory
-        .max(body_limit(settings).saturating_mul(2));
-    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
 }
 
 /// The router.

@@ -281,16 +281,7 @@ async fn connect(
     Session::connect(config).await
 }
 
-/// The image budget in KiB, the unit of [`AppState::image_room`]'s permits:
-/// `image_memory`, and at least one image of the largest size allowed.
-/// Without it, a burst of 20 MB images to many accounts would hold up to
-/// [`MAX_IN_FLIGHT`] of them.
-pub fn image_room_kib(settings: &crate::Settings) -> u32 {
-    let bytes = settings.image_memory.max(settings.image_limit);
-    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
-}
-
-/// Room for `m`'s image in the budget, and its bytes: those given (claimed
+/// Room for `m`'s image in [`AppState::image_room`], and its bytes: those given (claimed
 /// with the acceptance) when there is room at once, else read from the store
 /// once there is. `None` (the message goes back to the outbox, rather than
 /// hold a delivery slot and a lease while it waits) when there is no room by
@@ -302,17 +293,13 @@ async fn image_in_room<S: Store>(
     given: Option<Vec<u8>>,
     deadline: tokio::time::Instant,
 ) -> Option<(tokio::sync::OwnedSemaphorePermit, Vec<u8>)> {
-    let total = image_room_kib(&state.settings);
-    let wanted = u32::try_from(m.image_bytes.div_ceil(1024))
-        .unwrap_or(u32::MAX)
-        .clamp(1, total);
-    let room = Arc::clone(&state.image_room);
-    let (permit, given) = match room.clone().try_acquire_many_owned(wanted) {
-        Ok(permit) => (permit, given),
+    let room = &state.image_room;
+    let (permit, given) = match room.try_take(m.image_bytes) {
+        Some(permit) => (permit, given),
         // No room: the bytes go while it waits.
-        Err(_) => {
-            let waited = tokio::time::timeout_at(deadline, room.acquire_many_owned(wanted)).await;
-            (waited.ok()?.ok()?, None)
+        None => {
+            let waited = tokio::time::timeout_at(deadline, room.take(m.image_bytes)).await;
+            (waited.ok()??, None)
         }
     };
     let bytes = match given {
