@@ -79,6 +79,11 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The lease in milliseconds, as the store counts time.
+    pub fn lease_ms(&self) -> i64 {
+        i64::try_from(self.lease.as_millis()).unwrap_or(120_000)
+    }
+
     /// Defaults for the given endpoints (pacing off; see [`Pacing`]).
     pub fn new(endpoints: Endpoints) -> Self {
         Self {

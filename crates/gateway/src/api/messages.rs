@@ -358,7 +358,7 @@ async fn accept_and_wait<S: Store>(
         conversation_id: valid.target.conversation_id.to_string(),
         conversation_short_id: valid.target.conversation_short_id.get(),
         messages,
-        claim_first_ms: Some(i64::try_from(state.settings.lease.as_millis()).unwrap_or(120_000)),
+        claim_first_ms: Some(state.settings.lease_ms()),
     };
     let windows = quota::windows(key, now);
     // Registered before the enqueue: the worker may deliver the first message

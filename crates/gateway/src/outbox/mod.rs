@@ -102,7 +102,7 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
             }
             continue;
         }
-        let lease = i64::try_from(state.settings.lease.as_millis()).unwrap_or(120_000);
+        let lease = state.settings.lease_ms();
         let max = u32::try_from(room.min(CLAIM_BATCH)).unwrap_or(1);
         let claimed = match state.store.claim_due(now_ms(), lease, max).await {
             Ok(c) => {
@@ -360,12 +360,14 @@ async fn keep_leased<S: Store>(
     id: i64,
     held_since: &std::sync::Mutex<tokio::time::Instant>,
 ) -> std::convert::Infallible {
-    let lease = state.settings.lease;
-    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(120_000);
     loop {
-        tokio::time::sleep(lease / 3).await;
+        tokio::time::sleep(state.settings.lease / 3).await;
         let taken = tokio::time::Instant::now();
-        match state.store.renew(id, now_ms() + lease_ms).await {
+        match state
+            .store
+            .renew(id, now_ms() + state.settings.lease_ms())
+            .await
+        {
             Ok(true) => {
                 if let Ok(mut since) = held_since.lock() {
                     *since = taken;
