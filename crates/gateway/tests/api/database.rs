@@ -183,12 +183,7 @@ async fn a_delivery_made_while_the_database_is_down_is_recorded_once_it_is_back(
         .await
         .unwrap();
     assert_eq!(answer.status(), 202);
-    for _ in 0..250 {
-        if app.sandbox.handle.messages().len() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::until_received(&app.sandbox, 2, 5).await;
     assert_eq!(app.sandbox.handle.messages().len(), 2, "it went out");
     // TikTok's acknowledgement comes while the database is away.
     app.proxy.down();

@@ -5,17 +5,7 @@ use std::time::Duration;
 
 use tiktok_dm_store::Store as _;
 
-use crate::{spawn_app, spawn_app_behind_proxy, spawn_app_with};
-
-/// Waits until the sandbox holds `n` messages (or gives up after `secs`).
-async fn until_received(app: &crate::TestApp, n: usize, secs: u64) {
-    for _ in 0..secs * 50 {
-        if app.sandbox.handle.messages().len() >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use crate::{spawn_app, spawn_app_behind_proxy, spawn_app_with, until_received};
 
 /// A send of `text` with alice's session on a task of its own, for a test
 /// that acts while the handler waits: its status and JSON answer.
@@ -68,7 +58,7 @@ async fn messages_accepted_while_tiktok_is_down_are_delivered_once_it_is_back() 
         "nothing got through"
     );
     proxy.up();
-    until_received(&app, 6, 30).await;
+    until_received(&app.sandbox, 6, 30).await;
     let received = app.sandbox.handle.messages();
     assert_eq!(received.len(), 6);
     let texts: Vec<_> = received[1..]
@@ -118,7 +108,7 @@ async fn one_accounts_sends_are_spaced_by_the_pacing_interval() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), 202);
     }
-    until_received(&app, 4, 10).await;
+    until_received(&app.sandbox, 4, 10).await;
     let mut at: Vec<i64> = app
         .sandbox
         .handle
@@ -209,7 +199,7 @@ async fn a_delivery_is_answered_and_shown_while_another_process_holds_the_databa
     assert_eq!(status, 200);
     app.sandbox.handle.delay_acks(Duration::from_millis(500), 1);
     let send = send_in_background(&app, "while the CLI writes");
-    until_received(&app, 2, 5).await;
+    until_received(&app.sandbox, 2, 5).await;
     assert_eq!(app.sandbox.handle.messages().len(), 2);
     // What `tiktok-dm keys create` does while the gateway runs: a write
     // transaction of another connection, here held open.
@@ -297,7 +287,7 @@ async fn beyond_the_waiting_cap_a_send_answers_at_once_and_is_delivered_all_the_
     assert_eq!(status, 200);
     app.sandbox.handle.delay_acks(Duration::from_secs(3), 2);
     let first = send_in_background(&app, "waits for its outcome");
-    until_received(&app, 2, 5).await;
+    until_received(&app.sandbox, 2, 5).await;
     assert_eq!(app.sandbox.handle.messages().len(), 2, "the first is out");
     // One send waits already: the next is answered without waiting.
     let (status, answer) = tokio::time::timeout(
@@ -337,7 +327,7 @@ async fn a_stopping_gateway_answers_waiting_sends_at_once_and_still_records_thei
     assert_eq!(status, 200);
     app.sandbox.handle.delay_acks(Duration::from_secs(3), 1);
     let send = send_in_background(&app, "waiting as the gateway stops");
-    until_received(&app, 2, 5).await;
+    until_received(&app.sandbox, 2, 5).await;
     assert_eq!(app.sandbox.handle.messages().len(), 2, "it is out");
     let stopping = tokio::spawn(async move {
         app.stop().await;
@@ -411,7 +401,7 @@ async fn paced_images_wait_without_their_bytes_and_go_out_intact() {
     for png in &pngs {
         send_image(&app, png).await;
     }
-    until_received(&app, 3, 5).await;
+    until_received(&app.sandbox, 3, 5).await;
     // The second and third waited for their turn, and were read back.
     assert_eq!(received_images(&app), pngs);
 }
@@ -435,7 +425,7 @@ async fn an_image_beyond_the_memory_budget_waits_for_room_and_goes_out_intact() 
     for png in &pngs {
         send_image(&app, png).await;
     }
-    until_received(&app, 3, 5).await;
+    until_received(&app.sandbox, 3, 5).await;
     let received = app.sandbox.handle.messages();
     assert_eq!(received.len(), 3);
     // The second waited until the first (its answer held back) was done.
@@ -538,7 +528,7 @@ async fn an_image_that_finds_no_room_for_half_a_lease_goes_back_rather_than_outl
         )
         .unwrap();
     assert_eq!(state, "accepted", "given back, not held past its lease");
-    until_received(&app, 3, 8).await;
+    until_received(&app.sandbox, 3, 8).await;
     assert_eq!(received_images(&app), pngs, "each went out once, intact");
     let attempts: i64 = conn
         .query_row(

@@ -125,6 +125,16 @@ impl TestApp {
     }
 }
 
+/// Waits until the sandbox holds `n` messages (or gives up after `secs`).
+pub async fn until_received(sandbox: &TestSandbox, n: usize, secs: u64) {
+    for _ in 0..secs * 50 {
+        if sandbox.handle.messages().len() >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// The admin key every test app accepts.
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 

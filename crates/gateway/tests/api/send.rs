@@ -470,12 +470,7 @@ async fn two_hundred_concurrent_sends_against_a_limit_of_fifty_accept_exactly_fi
         50
     );
     // Every accepted message is delivered, once.
-    for _ in 0..500 {
-        if app.sandbox.handle.messages().len() == 50 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    crate::until_received(&app.sandbox, 50, 10).await;
     assert_eq!(app.sandbox.handle.messages().len(), 50);
 }
 
