@@ -5,11 +5,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use secrecy::ExposeSecret as _;
 use tiktok_dm_client::Endpoints;
-use tiktok_dm_gateway::secrets::{Vault, issue_key};
+use tiktok_dm_gateway::secrets::Vault;
 use tiktok_dm_gateway::{Application, Settings};
-use tiktok_dm_store::{NewApiKey, PostgresStore, Store as _};
+use tiktok_dm_store::PostgresStore;
 use tiktok_dm_test_support::postgres::PgSchema;
 use tiktok_dm_test_support::{spawn_proxy, spawn_sandbox};
 
@@ -50,16 +49,7 @@ impl PgApp {
         let proxy = spawn_proxy(target).await;
         let url = schema.url.replacen(server, &proxy.addr.to_string(), 1);
         let store = PostgresStore::open(&url).await.unwrap();
-        let issued = issue_key();
-        let new = NewApiKey {
-            name: "default".into(),
-            prefix: issued.prefix.clone(),
-            key_hash: issued.hash,
-            daily_limit: Some(100),
-            monthly_limit: None,
-            account: None,
-        };
-        store.create_api_key(new, 0).await.unwrap();
+        let key = crate::new_key(&store, "default", Some(100)).await;
         let sandbox = spawn_sandbox().await;
         let mut settings = Settings::new(Endpoints::sandbox(&sandbox.base_url()).unwrap());
         adjust(&mut settings);
@@ -73,7 +63,7 @@ impl PgApp {
         }));
         Self {
             base,
-            key: issued.secret.expose_secret().to_owned(),
+            key,
             proxy,
             sandbox,
             schema,

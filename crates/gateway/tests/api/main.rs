@@ -56,17 +56,7 @@ impl TestApp {
 
     /// A new API key with the given daily limit.
     pub async fn key_with_limit(&self, name: &str, daily: Option<u32>) -> String {
-        let issued = issue_key();
-        let new = NewApiKey {
-            name: name.into(),
-            prefix: issued.prefix.clone(),
-            key_hash: issued.hash,
-            daily_limit: daily,
-            monthly_limit: None,
-            account: None,
-        };
-        self.store.create_api_key(new, 0).await.unwrap();
-        issued.secret.expose_secret().to_owned()
+        new_key(&self.store, name, daily).await
     }
 
     /// Stores alice's session, sealed as the gateway seals it, as account `name`.
@@ -123,6 +113,21 @@ impl TestApp {
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap())
     }
+}
+
+/// A new API key in `store` with the given daily limit: the key itself.
+pub async fn new_key<S: Store>(store: &S, name: &str, daily: Option<u32>) -> String {
+    let issued = issue_key();
+    let new = NewApiKey {
+        name: name.into(),
+        prefix: issued.prefix.clone(),
+        key_hash: issued.hash,
+        daily_limit: daily,
+        monthly_limit: None,
+        account: None,
+    };
+    store.create_api_key(new, 0).await.unwrap();
+    issued.secret.expose_secret().to_owned()
 }
 
 /// Waits until the sandbox holds `n` messages (or gives up after `secs`).
