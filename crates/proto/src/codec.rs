@@ -1,5 +1,6 @@
 //! Frame-level helpers: wrapping a request in a pbbp2 frame, reading a frame's
-//! payload (inflating gzip), and building the send request the web client sends.
+//! payload (decompressing `__lz4` and gzip), and building the requests the web
+//! client sends.
 
 use crate::cmd;
 use crate::error::DecodeError;
@@ -7,7 +8,7 @@ use crate::ids::{ClientMessageId, ConversationId, ConversationShortId, DeviceId}
 use crate::schema::{ExtendedEntry, Frame, Request, RequestBody, Response, SendMessageRequestBody};
 use crate::wire::{Blob, Message, Reader};
 
-/// Largest inflated payload accepted from a gzip frame: a defence against
+/// Largest decompressed payload accepted from a gzip or LZ4 frame: a defence against
 /// decompression bombs. Real pushes are a few KiB.
 pub const MAX_INFLATED_PAYLOAD: u64 = 16 * 1024 * 1024;
 
@@ -97,16 +98,23 @@ fn first_field_above(bytes: &[u8], number: u32) -> usize {
     }
 }
 
-/// A frame's payload, inflated when `payload_encoding` is `gzip`.
+/// The `payload_encoding` of a raw LZ4 block (PROTOCOL.md 10.2).
+pub const ENCODING_LZ4: &str = "__lz4";
+/// The `payload_encoding` of a gzip member (PROTOCOL.md 1.8).
+pub const ENCODING_GZIP: &str = "gzip";
+
+/// A frame's payload, decompressed by its `payload_encoding`: `__lz4` (one raw
+/// LZ4 block, the fpid-9 socket's replies and pushes), `gzip`, or none.
 ///
 /// # Errors
-/// Corrupt gzip, an inflated size over [`MAX_INFLATED_PAYLOAD`], or an encoding
-/// this crate cannot read (`__lz4`).
+/// A corrupt block or member, an inflated size over [`MAX_INFLATED_PAYLOAD`],
+/// or any other encoding.
 pub fn frame_payload(frame: &Frame) -> Result<Vec<u8>, DecodeError> {
     let raw = frame.payload.as_deref().unwrap_or_default();
     match frame.payload_encoding.as_deref() {
         None | Some("") => Ok(raw.to_vec()),
-        Some("gzip") => gunzip(raw),
+        Some(ENCODING_GZIP) => gunzip(raw),
+        Some(ENCODING_LZ4) => crate::lz4::decompress_block(raw),
         Some(other) => Err(DecodeError::UnsupportedEncoding(other.to_owned())),
     }
 }
@@ -123,6 +131,11 @@ pub fn gunzip(data: &[u8]) -> Result<Vec<u8>, DecodeError> {
 /// Compresses `data` with gzip (as the server does for pushes).
 pub fn gzip(data: &[u8]) -> Vec<u8> {
     crate::gzip::gzip(data)
+}
+
+/// Compresses `data` into one raw LZ4 block (as the server does on fpid 9).
+pub fn lz4(data: &[u8]) -> Vec<u8> {
+    crate::lz4::compress_block(data)
 }
 
 /// Decodes a frame's payload as an IM [`Response`].
@@ -287,4 +300,150 @@ pub fn im_request(
         auth_type: Some(1),
         ..Request::default()
     }
+}
+
+/// A committed private image: what its 1802 send names (PROTOCOL.md 10.3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrivateImage {
+    /// The image's path: `Encryption.Uri` of the commit.
+    pub path: String,
+    /// The hex AES-256-GCM key: `Encryption.SecretKey` of the commit.
+    pub decrypt_key: String,
+    /// Width in pixels (from the image header).
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Size of the plain image in bytes.
+    pub size: u64,
+    /// File name, e.g. `image.png`.
+    pub file_name: String,
+}
+
+/// The `private_image` preview texts TikTok web sends, in its order.
+pub const PRIVATE_IMAGE_PREVIEWS: [&str; 3] = ["You sent a 📷", "sent a 📷", "[Photo]"];
+
+/// Builds the cmd-100 request of a `private_image` (1802) message: the text
+/// envelope of [`send_message_request`] with `content` empty, `scene`,
+/// `content_pb` and `send_media_list` as PROTOCOL.md 10.3 lists them.
+/// `p.content` and `p.message_type` are ignored.
+pub fn private_image_request(p: SendParams<'_>, image: &PrivateImage) -> Request {
+    use crate::content::{MESSAGE_TYPE_PRIVATE_IMAGE, SCENE_PRIVATE_IMAGE};
+    use crate::schema::{
+        DisplayTexts, LocalizedText, MediaMetadata, MediaMetadataList, MediaSize, MessageContent,
+        PrivateImageAsset, PrivateImageContent, SendMediaFileInfo, SendMediaRequest,
+    };
+    let text = |t: &str| {
+        Some(LocalizedText {
+            text: Some(t.into()),
+            ..LocalizedText::default()
+        })
+    };
+    let [sender, recipient, bracketed] = PRIVATE_IMAGE_PREVIEWS;
+    let (width, height) = (i64::from(image.width), i64::from(image.height));
+    let content = PrivateImageContent {
+        assets: vec![PrivateImageAsset {
+            path: Some(image.path.as_str().into()),
+            size: Some(MediaSize {
+                width: Some(width),
+                height: Some(height),
+                ..MediaSize::default()
+            }),
+            decrypt_key: Some(image.decrypt_key.as_str().into()),
+            reserved_7: Some(0),
+            ..PrivateImageAsset::default()
+        }],
+        display_texts: Some(DisplayTexts {
+            sender_preview: text(sender),
+            recipient_preview: text(recipient),
+            bracketed_preview: text(bracketed),
+            ..DisplayTexts::default()
+        }),
+        metadata: Some(MediaMetadataList {
+            entries: vec![MediaMetadata {
+                path: Some(image.path.as_str().into()),
+                properties: vec![
+                    ExtendedEntry::new("image_width", image.width.to_string()),
+                    ExtendedEntry::new("image_height", image.height.to_string()),
+                    ExtendedEntry::new("decrypt_key", image.decrypt_key.as_str()),
+                    ExtendedEntry::new("quote_preview", "dm_cam_preview_photo"),
+                    ExtendedEntry::new("sender_preview", "sender_preview"),
+                ],
+                ..MediaMetadata::default()
+            }],
+            ..MediaMetadataList::default()
+        }),
+        ..PrivateImageContent::default()
+    };
+    let media = SendMediaRequest {
+        media_kind: Some(1),
+        path: Some(image.path.as_str().into()),
+        decrypt_key: Some(image.decrypt_key.as_str().into()),
+        file_info: Some(SendMediaFileInfo {
+            width: Some(width),
+            height: Some(height),
+            size: Some(i64::try_from(image.size).unwrap_or(i64::MAX)),
+            file_name: Some(image.file_name.as_str().into()),
+            ..SendMediaFileInfo::default()
+        }),
+        ..SendMediaRequest::default()
+    };
+    let mut request = send_message_request(SendParams {
+        content: "",
+        message_type: MESSAGE_TYPE_PRIVATE_IMAGE,
+        ..p
+    });
+    if let Some(body) = request
+        .body
+        .as_mut()
+        .and_then(|b| b.send_message_body.as_mut())
+    {
+        body.content_pb = Some(MessageContent {
+            private_image: Some(content),
+            ..MessageContent::default()
+        });
+        body.scene = Some(SCENE_PRIVATE_IMAGE.into());
+        body.send_media_list = vec![media];
+    }
+    request
+}
+
+/// The cmd-2059 request: the upload credentials of private media (body field
+/// 2059 is the empty string).
+pub fn media_upload_config_request(sequence_id: i64, device_id: &DeviceId) -> Request {
+    let body = RequestBody {
+        media_upload_config_body: Some(Default::default()),
+        ..RequestBody::default()
+    };
+    im_request(
+        cmd::MEDIA_UPLOAD_CONFIG,
+        sequence_id,
+        0,
+        body,
+        Vec::new(),
+        device_id,
+    )
+}
+
+/// The ticket-guard keys TikTok web adds to `Request.headers` on an HTTP send,
+/// after the context headers (live capture; PROTOCOL.md 2.1 and 10.1).
+pub const TICKET_GUARD_KEYS: [&str; 5] = [
+    "tt-ticket-guard-public-key",
+    "tt-ticket-guard-client-data",
+    "tt-ticket-guard-version",
+    "tt-ticket-guard-iteration-version",
+    "tt-ticket-guard-web-version",
+];
+
+/// The five ticket-guard entries for `public_key` (standard base64 of the
+/// 65-byte uncompressed P-256 point), with the client data empty as the
+/// working open-source client sends it.
+pub fn ticket_guard_headers(public_key: &str) -> Vec<ExtendedEntry> {
+    let [key, data, version, iteration, web] = TICKET_GUARD_KEYS;
+    vec![
+        ExtendedEntry::new(key, public_key),
+        ExtendedEntry::new(data, ""),
+        ExtendedEntry::new(version, "2"),
+        ExtendedEntry::new(iteration, "0"),
+        ExtendedEntry::new(web, "1"),
+    ]
 }

@@ -23,6 +23,9 @@ pub enum DecodeError {
     /// A gzip payload could not be inflated.
     #[error("gzip payload is corrupt: {0}")]
     Gzip(String),
+    /// An `__lz4` payload could not be decompressed.
+    #[error("LZ4 payload is corrupt: {0}")]
+    Lz4(String),
     /// A frame's payload encoding is one this crate cannot read.
     #[error("unsupported payload encoding {0:?}")]
     UnsupportedEncoding(String),

@@ -12,6 +12,7 @@ mod error;
 mod gzip;
 pub mod ids;
 pub mod image;
+pub mod lz4;
 pub mod schema;
 pub mod status;
 pub mod time;

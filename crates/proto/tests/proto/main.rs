@@ -3,5 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod builders;
+mod encodings;
+mod private_image;
 mod props;
 mod vectors;
