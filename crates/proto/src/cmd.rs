@@ -6,6 +6,8 @@ pub const SEND_MESSAGE: i32 = 100;
 pub const GET_MESSAGES_BY_USER: i32 = 200;
 /// cmd 203 GET_MESSAGES_BY_USER_INIT_V2.
 pub const GET_MESSAGES_BY_USER_INIT_V2: i32 = 203;
+/// cmd 301 GET_MESSAGES_BY_CONVERSATION (history of one conversation).
+pub const GET_MESSAGES_BY_CONVERSATION: i32 = 301;
 /// cmd 500 NEW_MSG_NOTIFY (push).
 pub const NEW_MSG_NOTIFY: i32 = 500;
 /// cmd 608 GET_CONVERSATION_INFO_V2.
@@ -20,6 +22,9 @@ pub const GET_MEDIA_UPLOAD_TOKEN: i32 = 2003;
 pub const GET_TICKET: i32 = 2005;
 /// cmd 2010 CLIENT_ACK.
 pub const CLIENT_ACK: i32 = 2010;
+/// cmd 2059 MEDIA_UPLOAD_CONFIG: the ImageX and VOD credentials TikTok web
+/// uploads private images and videos with (PROTOCOL.md 10.3).
+pub const MEDIA_UPLOAD_CONFIG: i32 = 2059;
 
 /// Frontier service of IM requests and their replies.
 pub const SERVICE_IM: i32 = 5;
@@ -42,12 +47,14 @@ pub fn route(cmd: i32) -> Option<&'static str> {
         SEND_MESSAGE => "v1/message/send",
         GET_MESSAGES_BY_USER => "v1/message/get_by_user",
         GET_MESSAGES_BY_USER_INIT_V2 => "v2/message/get_by_user_init",
+        GET_MESSAGES_BY_CONVERSATION => "v1/message/get_by_conversation",
         GET_CONVERSATION_INFO_V2 => "v2/conversation/get_info",
         CREATE_CONVERSATION_V2 => "v2/conversation/create",
         GET_CONVERSATION_INFO_LIST_V2 => "v2/conversation/get_info_list",
         GET_TICKET => "v1/conversation/get_ticket",
         GET_MEDIA_UPLOAD_TOKEN => UPLOAD_TOKEN_ROUTES[0],
         CLIENT_ACK => "v1/client/ack",
+        MEDIA_UPLOAD_CONFIG => "v1/media/upload_config",
         _ => return None,
     })
 }
@@ -64,11 +71,13 @@ pub fn cmd_for_route(path: &str) -> Option<i32> {
         SEND_MESSAGE,
         GET_MESSAGES_BY_USER,
         GET_MESSAGES_BY_USER_INIT_V2,
+        GET_MESSAGES_BY_CONVERSATION,
         GET_CONVERSATION_INFO_V2,
         CREATE_CONVERSATION_V2,
         GET_CONVERSATION_INFO_LIST_V2,
         GET_TICKET,
         CLIENT_ACK,
+        MEDIA_UPLOAD_CONFIG,
     ]
     .into_iter()
     .find(|cmd| route(*cmd) == Some(path))

@@ -73,48 +73,12 @@ pub fn text_content_json(text: &str) -> String {
     out
 }
 
-/// `message_type` of a Douyin web image message (Douyin); TikTok web's is unknown.
-pub const MESSAGE_TYPE_IMAGE_DOUYIN: i32 = 27;
+/// `message_type` of a TikTok web image message, `private_image` (PROTOCOL.md
+/// 10.3, from a working open-source client).
+pub const MESSAGE_TYPE_PRIVATE_IMAGE: i32 = 1802;
 
-/// `aweType` of a Douyin web image message (Douyin).
-pub const AWE_TYPE_IMAGE: i64 = 2702;
-
-/// What goes into an image message's content.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImageContent<'a> {
-    /// `Encryption.Uri` from Commit.
-    pub oid: &'a str,
-    /// `Encryption.SecretKey` (64 hex characters).
-    pub skey: &'a str,
-    /// File size in bytes.
-    pub data_size: u64,
-    /// Lowercase hex MD5 of the file.
-    pub md5: &'a str,
-    /// Pixel width.
-    pub width: u32,
-    /// Pixel height.
-    pub height: u32,
-    /// `aweType` (2702 on Douyin).
-    pub awe_type: i64,
-}
-
-/// The image content JSON in the captured key order (PROTOCOL.md 3.3):
-/// `resource_url{oid, skey, data_size, md5}`, `cover_height`, `cover_width`,
-/// `check_pics`, `md5`, `from_gallery`, `aweType`.
-pub fn image_content_json(c: &ImageContent<'_>) -> String {
-    let s = |v: &str| serde_json::Value::String(v.to_owned()).to_string();
-    format!(
-        "{{\"resource_url\":{{\"oid\":{},\"skey\":{},\"data_size\":{},\"md5\":{}}},\"cover_height\":{},\"cover_width\":{},\"check_pics\":[],\"md5\":{},\"from_gallery\":1,\"aweType\":{}}}",
-        s(c.oid),
-        s(c.skey),
-        c.data_size,
-        s(c.md5),
-        c.height,
-        c.width,
-        s(c.md5),
-        c.awe_type
-    )
-}
+/// `scene` of a `private_image` message.
+pub const SCENE_PRIVATE_IMAGE: &str = "private_image";
 
 /// What an inbound content JSON says, as far as a text reader cares.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -167,21 +131,6 @@ mod tests {
             MessageText::parse("  \n").unwrap_err().to_string(),
             "text is empty"
         );
-    }
-
-    #[test]
-    fn image_content_reproduces_the_douyin_capture() {
-        let expected = r#"{"resource_url":{"oid":"tos-cn-o-00061/f1420b39854f4b29871531e219ccf71d","skey":"f1ff51951b8df3c48784ef976770651c9611cda7da665d5124a8bcefd3887d0e","data_size":1856228,"md5":"fd249f3a6f52af6b0f944a1cbb364980"},"cover_height":2120,"cover_width":1190,"check_pics":[],"md5":"fd249f3a6f52af6b0f944a1cbb364980","from_gallery":1,"aweType":2702}"#;
-        let built = image_content_json(&ImageContent {
-            oid: "tos-cn-o-00061/f1420b39854f4b29871531e219ccf71d",
-            skey: "f1ff51951b8df3c48784ef976770651c9611cda7da665d5124a8bcefd3887d0e",
-            data_size: 1856228,
-            md5: "fd249f3a6f52af6b0f944a1cbb364980",
-            width: 1190,
-            height: 2120,
-            awe_type: AWE_TYPE_IMAGE,
-        });
-        assert_eq!(built, expected);
     }
 
     #[test]

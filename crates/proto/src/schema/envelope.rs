@@ -2,6 +2,7 @@
 
 use super::conversation::*;
 use super::frame::ExtendedEntry;
+use super::media::*;
 use super::send::*;
 use crate::wire::{Int32, Int64, Msg, Str};
 
@@ -107,6 +108,8 @@ message! {
         200 => messages_per_user_body: optional Msg<MessagesPerUserRequestBody>,
         /// cmd 203 GET_MESSAGES_BY_USER_INIT_V2.
         203 => messages_per_user_init_v2_body: optional Msg<MessagesPerUserInitV2RequestBody>,
+        /// cmd 301 GET_MESSAGES_BY_CONVERSATION (history).
+        301 => messages_in_conversation_body: optional Msg<MessagesInConversationRequestBody>,
         /// cmd 608 GET_CONVERSATION_INFO_V2.
         608 => get_conversation_info_v2_body: optional Msg<GetConversationInfoV2RequestBody>,
         /// cmd 609 CREATE_CONVERSATION_V2.
@@ -119,6 +122,8 @@ message! {
         2005 => get_ticket_body: optional Msg<GetTicketRequestBody>,
         /// cmd 2010 CLIENT_ACK.
         2010 => client_ack_body: optional Msg<ClientAckRequestBody>,
+        /// cmd 2059 MEDIA_UPLOAD_CONFIG: the empty string.
+        2059 => media_upload_config_body: optional Str,
     }
 }
 
@@ -131,6 +136,8 @@ message! {
         200 => messages_per_user_body: optional Msg<MessagesPerUserResponseBody>,
         /// cmd 203 GET_MESSAGES_BY_USER_INIT_V2.
         203 => messages_per_user_init_v2_body: optional Msg<MessagesPerUserInitV2ResponseBody>,
+        /// cmd 301 GET_MESSAGES_BY_CONVERSATION (history).
+        301 => messages_in_conversation_body: optional Msg<MessagesInConversationResponseBody>,
         /// cmd 500 NEW_MSG_NOTIFY (push). Repeated: one entry per delivered message.
         500 => has_new_message_notify: repeated Msg<NewMessageNotify>,
         /// cmd 608 GET_CONVERSATION_INFO_V2.
@@ -143,6 +150,8 @@ message! {
         2003 => get_upload_token_body: optional Msg<GetUploadTokenResponseBody>,
         /// cmd 2005 GET_TICKET.
         2005 => get_ticket_body: optional Msg<GetTicketResponseBody>,
+        /// cmd 2059 MEDIA_UPLOAD_CONFIG.
+        2059 => media_upload_config_body: optional Msg<MediaUploadConfigResponseBody>,
     }
 }
 

@@ -8,11 +8,13 @@
 mod conversation;
 mod envelope;
 mod frame;
+mod media;
 mod send;
 
 pub use conversation::*;
 pub use envelope::*;
 pub use frame::*;
+pub use media::*;
 pub use send::*;
 
 #[cfg(test)]
@@ -102,6 +104,31 @@ mod tests {
             (
                 "GetUploadTokenResponseBody",
                 GetUploadTokenResponseBody::FIELD_NUMBERS,
+            ),
+            (
+                "MediaUploadConfigResponseBody",
+                MediaUploadConfigResponseBody::FIELD_NUMBERS,
+            ),
+            ("MediaUploadConfig", MediaUploadConfig::FIELD_NUMBERS),
+            ("MessageContent", MessageContent::FIELD_NUMBERS),
+            ("PrivateImageContent", PrivateImageContent::FIELD_NUMBERS),
+            ("PrivateImageAsset", PrivateImageAsset::FIELD_NUMBERS),
+            ("MediaSize", MediaSize::FIELD_NUMBERS),
+            ("LocalizedText", LocalizedText::FIELD_NUMBERS),
+            ("DisplayTexts", DisplayTexts::FIELD_NUMBERS),
+            ("MediaMetadataList", MediaMetadataList::FIELD_NUMBERS),
+            ("MediaMetadata", MediaMetadata::FIELD_NUMBERS),
+            ("SendMediaRequest", SendMediaRequest::FIELD_NUMBERS),
+            ("SendMediaFileInfo", SendMediaFileInfo::FIELD_NUMBERS),
+            ("MediaInfo", MediaInfo::FIELD_NUMBERS),
+            ("MediaVariant", MediaVariant::FIELD_NUMBERS),
+            (
+                "MessagesInConversationRequestBody",
+                MessagesInConversationRequestBody::FIELD_NUMBERS,
+            ),
+            (
+                "MessagesInConversationResponseBody",
+                MessagesInConversationResponseBody::FIELD_NUMBERS,
             ),
         ];
         for (name, numbers) in all {

@@ -3,6 +3,7 @@
 use super::conversation::ConversationInfoV2;
 use super::envelope::MsgTrace;
 use super::frame::ExtendedEntry;
+use super::media::{MediaInfo, MessageContent, SendMediaRequest};
 use crate::wire::{Bool, Bytes, Int32, Int64, Msg, Str};
 
 message! {
@@ -32,13 +33,17 @@ message! {
         11 => ref_msg_info: optional Msg<ReferencedMessageInfo>,
         /// Client ext map.
         12 => client_ext: repeated Msg<ExtendedEntry>,
-        /// Web only; 13 `content_pb` (schema not recovered) stays an unknown field.
+        /// Web only: typed content (`private_image` for 1802).
+        13 => content_pb: optional Msg<MessageContent>,
+        /// Web only: `"private_image"` for 1802.
         14 => scene: optional Str,
         /// Web only.
         15 => visible_users: repeated Int64,
         /// Web only.
         16 => invisible_users: repeated Int64,
-        /// Web only; 17 `send_media_list` (schema not recovered) stays unknown.
+        /// Web only: the attached files of a media message.
+        17 => send_media_list: repeated Msg<SendMediaRequest>,
+        /// Web only.
         18 => biz_transient_extra: optional Bytes,
         /// Web only.
         19 => biz_persistent_extra: optional Bytes,
@@ -148,8 +153,11 @@ message! {
         19 => index_in_conversation_v1: optional Int64,
         /// Web only.
         20 => content_pb: optional Bytes,
-        /// Web only. (22-26 have no recovered types: unknown.)
+        /// Web only: `"private_image"`, `"private_video"`, `"sticker"`.
         21 => scene: optional Str,
+        /// Web only: a received private image or video. (22, 23, 25 and 26 have
+        /// no recovered types: unknown.)
+        24 => media_info_list: repeated Msg<MediaInfo>,
     }
 }
 
