@@ -74,9 +74,16 @@ impl SplicedField {
     pub fn encode_into<M: Message>(&self, message: &M) -> Vec<u8> {
         let mut out = Vec::with_capacity(512 + self.bytes.len());
         message.encode_raw(&mut out);
-        let at = first_field_above(&out, self.number);
-        out.splice(at..at, self.bytes.iter().copied());
-        out
+        self.splice_into(out)
+    }
+
+    /// Splices these entries into an already encoded message, after its last
+    /// field of this number (so after entries spliced in before) and before
+    /// the first field above.
+    pub fn splice_into(&self, mut encoded: Vec<u8>) -> Vec<u8> {
+        let at = first_field_above(&encoded, self.number);
+        encoded.splice(at..at, self.bytes.iter().copied());
+        encoded
     }
 }
 
