@@ -38,15 +38,15 @@ pub enum Fault {
     RateLimit,
     /// IM requests are answered with status_code 6 (SERVER_ERR).
     ServerError,
-    /// The upload credentials call (cmd 2003) is refused (status_code 11).
+    /// The upload credentials call (cmd 2059) is refused (status_code 11).
     RejectCredentials,
     /// The storage node reports a CRC-32 mismatch.
     CrcMismatch,
     /// The storage node answers 503.
     StorageDown,
-    /// Commit answers 500.
+    /// ImageX Commit answers 500.
     CommitFailure,
-    /// Apply or Commit answers 403 SignatureDoesNotMatch.
+    /// ImageX Apply or Commit answers 403 SignatureDoesNotMatch.
     SignatureMismatch,
     /// The HTTP IM routes answer with a bare HTTP status (e.g. 502).
     HttpStatus {

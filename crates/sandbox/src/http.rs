@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response as HttpResponse};
+use tiktok_dm_proto::cmd;
 
 use crate::faults::{Fault, ScriptedFault};
 use crate::im::{Action, encode, gateway_error, handle};
@@ -42,7 +43,8 @@ fn protobuf(bytes: Vec<u8>) -> HttpResponse {
         .into_response()
 }
 
-/// `POST /v1/message/send` and the other im-api routes.
+/// `POST /v1/message/send` and the other im-api routes: a session cookie is
+/// required; the `aid=1988` query only on the send.
 pub(crate) async fn im_route(
     State((shared, route_cmd)): State<(Arc<Shared>, i32)>,
     Query(query): Query<HashMap<String, String>>,
@@ -69,9 +71,10 @@ pub(crate) async fn im_route(
             .unwrap_or(StatusCode::BAD_GATEWAY)
             .into_response();
     }
-    // The web client always sends the context query; bare requests are refused
-    // at the gateway, as OMNI saw (200001).
-    if query.get("aid").map(String::as_str) != Some("1988") {
+    // The web client sends the context query on a send, and a bare send is
+    // refused at the gateway, as OMNI saw (200001). Other routes are served
+    // without one: the working client sends history with no query at all.
+    if route_cmd == cmd::SEND_MESSAGE && query.get("aid").map(String::as_str) != Some("1988") {
         return protobuf(encode(&gateway_error(&shared, 200_001)));
     }
     let Some(account) = session_account(&shared, &headers).cloned() else {
@@ -81,13 +84,12 @@ pub(crate) async fn im_route(
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("127.0.0.1");
-    let base_url = format!("http://{host}");
     let (action, push) = handle(
         &shared,
         &account,
         &body,
         Transport::Http,
-        &base_url,
+        host,
         Some(route_cmd),
     );
     if let Some(push) = push {
@@ -162,7 +164,13 @@ pub(crate) async fn messages_page(
 
 /// `GET /_sandbox/messages`.
 pub(crate) async fn list_messages(State(shared): State<Arc<Shared>>) -> HttpResponse {
-    Json(shared.lock().messages.clone()).into_response()
+    let messages: Vec<_> = shared
+        .lock()
+        .messages
+        .iter()
+        .map(|m| m.received.clone())
+        .collect();
+    Json(messages).into_response()
 }
 
 /// `GET /_sandbox/faults`.

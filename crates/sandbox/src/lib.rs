@@ -25,8 +25,7 @@ use tokio::net::TcpListener;
 pub use error::Error;
 pub use faults::{Fault, ScriptedFault};
 pub use seed::{Account, Conversation, Seed};
-pub use state::{ReceivedMessage, Transport};
-pub use upload::UploadBackend;
+pub use state::{ReceivedImage, ReceivedMessage, Transport};
 
 /// Largest storage-node request body: a 20 MB image in one request, with room.
 const UPLOAD_BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -45,18 +44,9 @@ impl Sandbox {
     /// # Errors
     /// [`Error::Seed`] when the seed is inconsistent.
     pub fn new(seed: Seed) -> Result<Self, Error> {
-        Self::with_upload_backend(seed, UploadBackend::Vod)
-    }
-
-    /// A sandbox whose upload credentials describe `backend` (VOD by default,
-    /// as both Douyin implementations use; ImageX is the alternative).
-    ///
-    /// # Errors
-    /// [`Error::Seed`] when the seed is inconsistent.
-    pub fn with_upload_backend(seed: Seed, backend: UploadBackend) -> Result<Self, Error> {
         seed.validate()?;
         Ok(Self {
-            shared: Arc::new(Shared::new(seed, backend)),
+            shared: Arc::new(Shared::new(seed)),
         })
     }
 
@@ -91,27 +81,21 @@ impl Sandbox {
         let routes = [
             cmd::SEND_MESSAGE,
             cmd::GET_MESSAGES_BY_USER_INIT_V2,
+            cmd::GET_MESSAGES_BY_CONVERSATION,
             cmd::GET_CONVERSATION_INFO_V2,
             cmd::GET_CONVERSATION_INFO_LIST_V2,
+            cmd::MEDIA_UPLOAD_CONFIG,
         ]
         .into_iter()
-        .filter_map(|c| cmd::route(c).map(|r| (c, r)))
-        // cmd 2003's route differs between client versions; serve both.
-        .chain(
-            cmd::UPLOAD_TOKEN_ROUTES
-                .iter()
-                .map(|r| (cmd::GET_MEDIA_UPLOAD_TOKEN, *r)),
-        );
+        .filter_map(|c| cmd::route(c).map(|r| (c, r)));
         for (command, route) in routes {
-            {
-                let im = Router::new()
-                    .route(
-                        &format!("/{route}"),
-                        post(http::im_route).options(http::preflight),
-                    )
-                    .with_state((Arc::clone(&shared), command));
-                router = router.merge(im);
-            }
+            let im = Router::new()
+                .route(
+                    &format!("/{route}"),
+                    post(http::im_route).options(http::preflight),
+                )
+                .with_state((Arc::clone(&shared), command));
+            router = router.merge(im);
         }
         router
     }
@@ -218,7 +202,7 @@ impl SandboxHandle {
         self.inject(Fault::ServerError, Some(n));
     }
 
-    /// The next `n` upload credential calls (cmd 2003) are refused.
+    /// The next `n` upload credential calls (cmd 2059) are refused.
     pub fn reject_credentials(&self, n: u32) {
         self.inject(Fault::RejectCredentials, Some(n));
     }
@@ -243,19 +227,25 @@ impl SandboxHandle {
         self.inject(Fault::SignatureMismatch, Some(n));
     }
 
-    /// Every upload credential issued so far expires now.
+    /// Every upload credential issued so far expires now: the next ImageX call
+    /// made with one is answered `ExpiredToken`.
     pub fn expire_upload_credentials(&self) {
         self.shared.lock().upload.expire_all_credentials();
     }
 
-    /// The bytes of a committed image object.
+    /// The plain bytes of a committed image (decrypted when it was committed
+    /// with `cipher_v2`), by its path.
     pub fn object(&self, oid: &str) -> Option<Vec<u8>> {
-        self.shared
-            .lock()
-            .upload
-            .objects
-            .get(oid)
-            .map(|o| o.bytes.as_ref().clone())
+        let object = self.shared.lock().upload.objects.get(oid).cloned();
+        object.and_then(|o| o.plain())
+    }
+
+    /// A committed image as stored and downloaded by receivers: nonce ‖
+    /// AES-256-GCM ciphertext ‖ tag for a `cipher_v2` commit, else the plain
+    /// bytes.
+    pub fn encrypted_object(&self, oid: &str) -> Option<Vec<u8>> {
+        let object = self.shared.lock().upload.objects.get(oid).cloned();
+        object.map(|o| o.blob.as_ref().clone())
     }
 
     /// The next `n` HTTP IM requests get a bare HTTP `status`.
@@ -270,7 +260,8 @@ impl SandboxHandle {
 
     /// Every message accepted so far, in order.
     pub fn messages(&self) -> Vec<ReceivedMessage> {
-        self.shared.lock().messages.clone()
+        let state = self.shared.lock();
+        state.messages.iter().map(|m| m.received.clone()).collect()
     }
 
     /// The seed data.

@@ -1,16 +1,16 @@
 //! The cmd-500 new-message push, sent to every socket of both participants
-//! (PROTOCOL.md 1.10): a service-20032 frame with a gzip `Response`.
+//! (PROTOCOL.md 1.10): a service-20032 frame whose `Response` is one raw LZ4
+//! block on an fpid-9 socket (`__lz4`, PROTOCOL.md 10.2) and gzip on any other.
 
 use tiktok_dm_proto::Message;
 use tiktok_dm_proto::cmd;
-use tiktok_dm_proto::codec::gzip;
+use tiktok_dm_proto::codec::{ENCODING_GZIP, ENCODING_LZ4, gzip, lz4};
 use tiktok_dm_proto::ids::Uid;
 use tiktok_dm_proto::schema::{
     ExtendedEntry, Frame, MessageBody, NewMessageNotify, Response, ResponseBody,
-    SendMessageRequestBody,
 };
 
-use crate::state::{Outbound, ReceivedMessage, Shared, now_ms};
+use crate::state::{Downlink, Outbound, Shared, now_ms};
 
 /// A push to deliver and who gets it. It is encoded (and compressed) only in
 /// [`deliver`], after the sender's reply has been queued, to keep compression
@@ -21,34 +21,13 @@ pub(crate) struct Push {
     recipients: [Uid; 2],
 }
 
-/// Builds the echo push of an accepted message.
-pub(crate) fn new_message_push(
-    message: &ReceivedMessage,
-    send: &SendMessageRequestBody,
-    recipients: [Uid; 2],
-) -> Push {
-    let now = now_ms();
-    let body = MessageBody {
-        conversation_id: Some(message.conversation_id.as_str().into()),
-        conversation_type: Some(1),
-        server_message_id: Some(message.server_message_id),
-        index_in_conversation: Some((now * 1000) as i64),
-        conversation_short_id: Some(message.conversation_short_id),
-        message_type: Some(message.message_type),
-        sender: Some(message.sender_uid),
-        content: send.content.clone(),
-        ext: vec![
-            ExtendedEntry::new("s:client_message_id", &message.client_message_id),
-            ExtendedEntry::new("im_client_send_msg_time", now.to_string()),
-        ],
-        create_time: Some(now as i64),
-        ..MessageBody::default()
-    };
+/// Builds the echo push of an accepted message from its stored body.
+pub(crate) fn new_message_push(body: &MessageBody, recipients: [Uid; 2]) -> Push {
     let notify = NewMessageNotify {
-        conversation_id: Some(message.conversation_id.as_str().into()),
+        conversation_id: body.conversation_id.clone(),
         conversation_type: Some(1),
         notify_type: Some(1),
-        message: Some(body),
+        message: Some(body.clone()),
         ..NewMessageNotify::default()
     };
     let response = Response {
@@ -65,9 +44,13 @@ pub(crate) fn new_message_push(
     }
 }
 
-fn push_frame(shared: &Shared, response: &Response) -> Vec<u8> {
+fn push_frame(shared: &Shared, encoded: &[u8], downlink: Downlink) -> Vec<u8> {
     let now = now_ms();
     let counter = shared.next_counter();
+    let (encoding, payload_type, payload) = match downlink {
+        Downlink::Lz4 => (ENCODING_LZ4, "pb", lz4(encoded)),
+        Downlink::Legacy => (ENCODING_GZIP, "", gzip(encoded)),
+    };
     Frame {
         seqid: Some(10_000_000_000 + counter),
         logid: Some(now),
@@ -78,23 +61,45 @@ fn push_frame(shared: &Shared, response: &Response) -> Vec<u8> {
             ExtendedEntry::new("X-PSM", "bytedance.bsync.cache_svr"),
             ExtendedEntry::new(":x_frontier_msg_id", format!("msg_sandbox{counter:020}")),
         ],
-        payload_encoding: Some("gzip".into()),
-        payload_type: Some(Default::default()),
-        payload: Some(gzip(&response.encode_to_vec()).into()),
+        payload_encoding: Some(encoding.into()),
+        payload_type: Some(payload_type.into()),
+        payload: Some(payload.into()),
         ..Frame::default()
     }
     .encode_to_vec()
 }
 
-/// Queues the push on every socket of its recipients. Called after the reply to
-/// the sender has been queued, so the sender sees the reply first.
+/// Queues the push on every socket of its recipients, each frame encoded the
+/// way its socket reads. Called after the reply to the sender has been queued,
+/// so the sender sees the reply first.
 pub(crate) fn deliver(shared: &Shared, push: &Push) {
-    let bytes = push_frame(shared, &push.response);
+    let encoded = push.response.encode_to_vec();
+    let wanted: Vec<Downlink> = {
+        let state = shared.lock();
+        push.recipients
+            .iter()
+            .filter_map(|uid| state.sockets.get(uid))
+            .flatten()
+            .map(|s| s.downlink)
+            .collect()
+    };
+    // Each encoding is compressed once, outside the lock.
+    let frame_for = |d: Downlink| wanted.contains(&d).then(|| push_frame(shared, &encoded, d));
+    let (lz4_frame, gzip_frame) = (frame_for(Downlink::Lz4), frame_for(Downlink::Legacy));
     let mut state = shared.lock();
     for uid in push.recipients {
         if let Some(sockets) = state.sockets.get_mut(&uid) {
             // A socket whose task has ended is dropped from the registry here.
-            sockets.retain(|(_, tx)| tx.send(Outbound::Frame(bytes.clone())).is_ok());
+            sockets.retain(|s| {
+                let frame = match s.downlink {
+                    Downlink::Lz4 => &lz4_frame,
+                    Downlink::Legacy => &gzip_frame,
+                };
+                // A socket that opened after the frames were built gets none.
+                frame
+                    .as_ref()
+                    .is_none_or(|f| s.tx.send(Outbound::Frame(f.clone())).is_ok())
+            });
         }
     }
 }

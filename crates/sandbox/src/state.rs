@@ -1,5 +1,6 @@
-//! The sandbox's shared state: seed data, accepted messages, faults, and the
-//! connected sockets pushes go to.
+//! The sandbox's shared state: seed data, accepted messages (with the
+//! `MessageBody` pushes and history give out), faults, and the connected
+//! sockets pushes go to.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tiktok_dm_proto::ids::Uid;
+use tiktok_dm_proto::schema::MessageBody;
 use tokio::sync::mpsc;
 
 use crate::faults::Faults;
@@ -42,16 +44,61 @@ pub struct ReceivedMessage {
     pub sender_uid: i64,
     /// `message_type`.
     pub message_type: i32,
-    /// The content string parsed as JSON.
+    /// The content string parsed as JSON; `null` for a `private_image` (1802),
+    /// whose content string is empty.
     pub content: serde_json::Value,
+    /// The image of a `private_image` (1802) message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<ReceivedImage>,
     /// How it arrived (the first time).
     pub transport: Transport,
     /// When it was stored (Unix ms).
     pub received_at_ms: i64,
 }
 
+/// The image a `private_image` (1802) message carries, as the sandbox found it
+/// after opening the committed upload with the message's `decrypt_key`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReceivedImage {
+    /// The upload's path (`Encryption.Uri` of the commit).
+    pub path: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Size of the decrypted image in bytes.
+    pub size: u64,
+    /// Lowercase hex SHA-256 of the decrypted image.
+    pub sha256: String,
+}
+
+/// An accepted message and the `MessageBody` that pushes and cmd 301 give out.
+#[derive(Clone, Debug)]
+pub(crate) struct StoredMessage {
+    pub(crate) received: ReceivedMessage,
+    pub(crate) body: MessageBody,
+}
+
 fn as_string<S: serde::Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(v)
+}
+
+/// How a socket's downlink frames are encoded (PROTOCOL.md 10.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Downlink {
+    /// The fpid-9 socket: replies and pushes are one raw LZ4 block
+    /// (`payload_encoding` `__lz4`, `payload_type` `pb`).
+    Lz4,
+    /// Any other socket: plain replies and gzip pushes.
+    Legacy,
+}
+
+/// One open socket of an account.
+#[derive(Debug)]
+pub(crate) struct Socket {
+    pub(crate) id: u64,
+    pub(crate) tx: mpsc::UnboundedSender<Outbound>,
+    pub(crate) downlink: Downlink,
 }
 
 /// What a socket task is asked to do.
@@ -67,28 +114,42 @@ pub(crate) enum Outbound {
 
 #[derive(Default)]
 pub(crate) struct State {
-    pub(crate) messages: Vec<ReceivedMessage>,
+    pub(crate) messages: Vec<StoredMessage>,
     /// (sender, client message id) -> index in `messages`.
     pub(crate) by_client_id: HashMap<(Uid, String), usize>,
+    /// Conversation id -> the last `index_in_conversation` given out there.
+    pub(crate) last_index: HashMap<String, i64>,
     pub(crate) faults: Faults,
-    pub(crate) sockets: HashMap<Uid, Vec<(u64, mpsc::UnboundedSender<Outbound>)>>,
+    pub(crate) sockets: HashMap<Uid, Vec<Socket>>,
     pub(crate) handshakes: u64,
     pub(crate) heartbeats: u64,
     pub(crate) upload: crate::upload::UploadState,
 }
 
+impl State {
+    /// The next `index_in_conversation` of `conversation_id`: microseconds now,
+    /// but always above the last one given there, so history pages by it.
+    pub(crate) fn next_index(&mut self, conversation_id: &str) -> i64 {
+        let now = (now_ms() * 1000) as i64;
+        let last = self
+            .last_index
+            .entry(conversation_id.to_owned())
+            .or_default();
+        *last = now.max(*last + 1);
+        *last
+    }
+}
+
 pub(crate) struct Shared {
     pub(crate) seed: Seed,
-    pub(crate) upload_backend: crate::upload::UploadBackend,
     state: Mutex<State>,
     next_id: AtomicU64,
 }
 
 impl Shared {
-    pub(crate) fn new(seed: Seed, upload_backend: crate::upload::UploadBackend) -> Self {
+    pub(crate) fn new(seed: Seed) -> Self {
         Self {
             seed,
-            upload_backend,
             state: Mutex::new(State::default()),
             next_id: AtomicU64::new(1),
         }

@@ -13,6 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use tiktok_dm_proto::Message;
 use tiktok_dm_proto::access_key::{TIKTOK_WEB_APP_KEY, access_key};
 use tiktok_dm_proto::cmd;
+use tiktok_dm_proto::codec::{ENCODING_LZ4, lz4};
 use tiktok_dm_proto::schema::Frame;
 use tokio::sync::mpsc;
 
@@ -21,7 +22,7 @@ use crate::http::session_account;
 use crate::im::{Action, encode, handle};
 use crate::push::deliver;
 use crate::seed::Account;
-use crate::state::{Outbound, Shared, Transport, log_id, now_ms};
+use crate::state::{Downlink, Outbound, Shared, Socket, Transport, log_id, now_ms};
 
 fn refuse(status: StatusCode, reason: &str) -> HttpResponse {
     // What TikTok's frontier sends on a refused handshake is not documented;
@@ -35,18 +36,31 @@ fn refuse(status: StatusCode, reason: &str) -> HttpResponse {
     response
 }
 
-pub(crate) async fn upgrade(
-    State(shared): State<Arc<Shared>>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> HttpResponse {
-    let offered = headers
-        .get("sec-websocket-protocol")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !offered.split(',').any(|p| p.trim() == "pbbp2") {
-        return refuse(StatusCode::BAD_REQUEST, "subprotocol pbbp2 is required");
+/// Why a handshake is refused: the status and the `Handshake-Msg`.
+type Refusal = (StatusCode, &'static str);
+
+/// Checks the handshake's subprotocol, cookie and query. On success returns
+/// the account and the socket's downlink encoding.
+fn check_handshake(
+    shared: &Shared,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<(Account, Downlink), Refusal> {
+    // The working client offers no subprotocol at all; browsers offer
+    // `binary, base64, pbbp2`. Offering some but not pbbp2 is refused.
+    let offered: Vec<&str> = headers
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    if !offered.is_empty() && !offered.contains(&"pbbp2") {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "subprotocol pbbp2 is required when subprotocols are offered",
+        ));
     }
     let fault = shared
         .lock()
@@ -54,42 +68,79 @@ pub(crate) async fn upgrade(
         .take(|f| matches!(f, Fault::RefuseHandshake | Fault::InvalidSession));
     match fault {
         Some(Fault::RefuseHandshake) => {
-            return refuse(StatusCode::SERVICE_UNAVAILABLE, "frontier unavailable");
+            return Err((StatusCode::SERVICE_UNAVAILABLE, "frontier unavailable"));
         }
-        Some(_) => return refuse(StatusCode::UNAUTHORIZED, "invalid session"),
+        Some(_) => return Err((StatusCode::UNAUTHORIZED, "invalid session")),
         None => {}
     }
-    let Some(account) = session_account(&shared, &headers).cloned() else {
-        return refuse(StatusCode::UNAUTHORIZED, "invalid session");
+    let Some(account) = session_account(shared, headers).cloned() else {
+        return Err((StatusCode::UNAUTHORIZED, "invalid session"));
     };
     let param = |k: &str| query.get(k).map(String::as_str);
-    if param("fpid") != Some("9") || param("aid") != Some(&cmd::FRONTIER_AID.to_string()) {
-        return refuse(StatusCode::BAD_REQUEST, "fpid=9 and aid=1459 are required");
+    if param("aid") != Some(&cmd::FRONTIER_AID.to_string()) {
+        return Err((StatusCode::BAD_REQUEST, "aid=1459 is required"));
     }
     if param("device_platform") != Some("web") {
-        return refuse(StatusCode::BAD_REQUEST, "device_platform=web is required");
+        return Err((StatusCode::BAD_REQUEST, "device_platform=web is required"));
     }
-    let expected = access_key(cmd::FPID_IM, TIKTOK_WEB_APP_KEY, account.wid.as_str());
+    // fpid 9 is the IM socket; another fpid (or none) is served the legacy way.
+    let fpid = match param("fpid").map(str::parse::<u32>) {
+        None => None,
+        Some(Ok(fpid)) => Some(fpid),
+        Some(Err(_)) => {
+            return Err((StatusCode::BAD_REQUEST, "fpid must be a number"));
+        }
+    };
+    let expected = access_key(
+        fpid.unwrap_or(cmd::FPID_IM),
+        TIKTOK_WEB_APP_KEY,
+        account.wid.as_str(),
+    );
     if param("access_key") != Some(expected.as_str()) {
-        return refuse(
+        return Err((
             StatusCode::UNAUTHORIZED,
             "access_key does not match the session's device",
-        );
+        ));
     }
-    // Upload credentials name this sandbox as the upload API host.
+    let downlink = if fpid == Some(cmd::FPID_IM) {
+        Downlink::Lz4
+    } else {
+        Downlink::Legacy
+    };
+    Ok((account, downlink))
+}
+
+pub(crate) async fn upgrade(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> HttpResponse {
+    let (account, downlink) = match check_handshake(&shared, &query, &headers) {
+        Ok(checked) => checked,
+        Err((status, reason)) => return refuse(status, reason),
+    };
+    // Upload credentials and media URLs name this sandbox as their host.
     let host = headers
         .get("host")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("127.0.0.1");
-    let base_url = format!("http://{host}");
+        .unwrap_or("127.0.0.1")
+        .to_owned();
     let counter = {
         let mut state = shared.lock();
         state.handshakes += 1;
         state.handshakes
     };
+    let socket = SocketContext {
+        account,
+        id: counter,
+        host,
+        downlink,
+    };
+    // `protocols` selects pbbp2 only when the client offered it.
     let mut response = ws
         .protocols(["pbbp2"])
-        .on_upgrade(move |socket| serve_socket(shared, account, socket, counter, base_url));
+        .on_upgrade(move |ws| serve_socket(shared, socket, ws));
     let h = response.headers_mut();
     h.insert(
         "Handshake-Options",
@@ -102,12 +153,26 @@ pub(crate) async fn upgrade(
     response
 }
 
-fn reply_frame(request: &Frame, payload: Vec<u8>) -> Vec<u8> {
+/// What a socket task knows about its socket.
+struct SocketContext {
+    account: Account,
+    id: u64,
+    /// The Host the handshake named.
+    host: String,
+    downlink: Downlink,
+}
+
+fn reply_frame(request: &Frame, payload: Vec<u8>, downlink: Downlink) -> Vec<u8> {
+    let (encoding, payload) = match downlink {
+        Downlink::Lz4 => (Some(ENCODING_LZ4.into()), lz4(&payload)),
+        Downlink::Legacy => (None, payload),
+    };
     Frame {
         seqid: request.seqid,
         logid: Some(now_ms()),
         service: Some(cmd::SERVICE_IM),
         method: Some(cmd::METHOD_IM),
+        payload_encoding: encoding,
         payload_type: Some("pb".into()),
         payload: Some(payload.into()),
         ..Frame::default()
@@ -118,21 +183,19 @@ fn reply_frame(request: &Frame, payload: Vec<u8>) -> Vec<u8> {
 /// How many queued outbound messages one write takes before flushing.
 const WRITE_BATCH: usize = 64;
 
-async fn serve_socket(
-    shared: Arc<Shared>,
-    account: Account,
-    socket: WebSocket,
-    socket_id: u64,
-    base_url: String,
-) {
+async fn serve_socket(shared: Arc<Shared>, socket: SocketContext, ws: WebSocket) {
     let (tx, rx) = mpsc::unbounded_channel();
     shared
         .lock()
         .sockets
-        .entry(account.uid)
+        .entry(socket.account.uid)
         .or_default()
-        .push((socket_id, tx.clone()));
-    let (sink, mut stream) = socket.split();
+        .push(Socket {
+            id: socket.id,
+            tx: tx.clone(),
+            downlink: socket.downlink,
+        });
+    let (sink, mut stream) = ws.split();
     tokio::spawn(write_loop(sink, rx));
     while let Some(Ok(message)) = stream.next().await {
         let keep_going = match message {
@@ -144,7 +207,7 @@ async fn serve_socket(
                 };
                 muted || tx.send(Outbound::Text("hi")).is_ok()
             }
-            WsMessage::Binary(bytes) => on_binary(&shared, &account, &bytes, &tx, &base_url),
+            WsMessage::Binary(bytes) => on_binary(&shared, &socket, &bytes, &tx),
             WsMessage::Close(_) => false,
             _ => true,
         };
@@ -152,18 +215,17 @@ async fn serve_socket(
             break;
         }
     }
-    if let Some(sockets) = shared.lock().sockets.get_mut(&account.uid) {
-        sockets.retain(|(id, _)| *id != socket_id);
+    if let Some(sockets) = shared.lock().sockets.get_mut(&socket.account.uid) {
+        sockets.retain(|s| s.id != socket.id);
     }
 }
 
 /// Handles one binary frame; returns whether the socket stays open.
 fn on_binary(
     shared: &Shared,
-    account: &Account,
+    socket: &SocketContext,
     bytes: &[u8],
     tx: &mpsc::UnboundedSender<Outbound>,
-    base_url: &str,
 ) -> bool {
     let Ok(frame) = Frame::decode(bytes) else {
         tracing::debug!("sandbox: dropping a frame that does not decode");
@@ -174,14 +236,25 @@ fn on_binary(
         return true;
     }
     let payload = frame.payload.as_deref().unwrap_or_default();
-    let (action, push) = handle(shared, account, payload, Transport::Ws, base_url, None);
+    let (action, push) = handle(
+        shared,
+        &socket.account,
+        payload,
+        Transport::Ws,
+        &socket.host,
+        None,
+    );
     let open = match action {
         Action::Reply(response) => tx
-            .send(Outbound::Frame(reply_frame(&frame, encode(&response))))
+            .send(Outbound::Frame(reply_frame(
+                &frame,
+                encode(&response),
+                socket.downlink,
+            )))
             .is_ok(),
         Action::ReplyLater(delay, response) => {
             let tx = tx.clone();
-            let bytes = reply_frame(&frame, encode(&response));
+            let bytes = reply_frame(&frame, encode(&response), socket.downlink);
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
                 let _ = tx.send(Outbound::Frame(bytes));

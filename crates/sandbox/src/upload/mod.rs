@@ -1,9 +1,13 @@
-//! The upload backend (PROTOCOL.md 4): credentials from IM cmd 2003, Apply
-//! (VOD `ApplyUploadInner` or ImageX `ApplyImageUpload`), the storage node
+//! The ImageX upload backend of private images (PROTOCOL.md 10.3): credentials
+//! from IM cmd 2059, `ApplyImageUpload`, the storage node
 //! (`/upload/v1/{StoreUri}`, single or part upload with `Content-CRC32`), and
-//! Commit with an `Encryption` result. Every step is checked like a strict server.
+//! `CommitImageUpload`, whose `Encryption` function (`cipher_v2`) stores the
+//! image AES-256-GCM encrypted and answers its key. Every step is checked like
+//! a strict server, the signatures by the sandbox's own SigV4 verifier.
 
+pub(crate) mod cipher;
 mod routes;
+mod storage;
 mod verify;
 
 use std::collections::{BTreeMap, HashMap};
@@ -11,32 +15,32 @@ use std::sync::Arc;
 
 use rand::Rng as _;
 use tiktok_dm_proto::ids::Uid;
-use tiktok_dm_proto::schema::GetUploadTokenResponseBody;
+use tiktok_dm_proto::schema::{MediaUploadConfig, MediaUploadConfigResponseBody};
 
 use crate::state::{Shared, now_ms};
 
-pub(crate) use routes::{action, object, storage};
+pub(crate) use routes::action;
+pub(crate) use storage::{object, storage};
 
-/// The SigV4 region the sandbox expects (Douyin's; TikTok's is unknown).
+/// The SigV4 region the sandbox expects (Douyin's and the working client's).
 pub(crate) const REGION: &str = "cn-north-1";
+/// The SigV4 service of the ImageX API.
+pub(crate) const SERVICE: &str = "imagex";
+/// The ImageX API version.
+pub(crate) const VERSION: &str = "2018-08-01";
+/// The `ServiceId` the sandbox's credentials name.
+pub(crate) const SERVICE_ID: &str = "sandbox-im-imagex";
 /// How long issued credentials stay valid.
 pub(crate) const CREDENTIAL_TTL_MS: u64 = 60 * 60 * 1000;
-
-/// Which API the credentials point at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UploadBackend {
-    /// VOD: `space_name`, `ApplyUploadInner` / `CommitUploadInner`, service `vod`.
-    Vod,
-    /// ImageX: `service_id`, `ApplyImageUpload` / `CommitImageUpload`, service `imagex`.
-    Imagex,
-}
+/// `upload_kind` of ImageX image credentials in cmd 2059.
+const UPLOAD_KIND_IMAGEX: i32 = 1;
 
 #[derive(Clone, Debug)]
 pub(crate) struct Credentials {
     pub(crate) secret_access_key: String,
     pub(crate) session_token: String,
     pub(crate) expires_ms: u64,
+    /// The account the credentials were issued to: it owns what they commit.
     pub(crate) uid: Uid,
 }
 
@@ -44,7 +48,6 @@ pub(crate) struct Credentials {
 struct ApplySession {
     store_uri: String,
     auth: String,
-    backend: UploadBackend,
     uid: Uid,
 }
 
@@ -54,14 +57,30 @@ struct PartUpload {
     parts: BTreeMap<u32, (u64, Vec<u8>, u32)>,
 }
 
-/// A committed image, as receivers would fetch it.
+/// A committed image: the stored blob (encrypted when the commit asked for
+/// `cipher_v2`) and what the sandbox knows of the plain image.
 #[derive(Clone, Debug)]
 pub(crate) struct StoredObject {
-    pub(crate) bytes: Arc<Vec<u8>>,
-    pub(crate) md5: String,
-    pub(crate) secret_key: String,
+    /// The account whose credentials committed it.
+    pub(crate) owner: Uid,
+    /// What receivers download: nonce ‖ ciphertext ‖ tag, or the plain image.
+    pub(crate) blob: Arc<Vec<u8>>,
+    /// The hex key of an encrypted blob (the commit's `SecretKey`); `None`
+    /// when the commit asked for no encryption and `blob` is the plain image.
+    pub(crate) key_hex: Option<String>,
     pub(crate) width: u32,
     pub(crate) height: u32,
+}
+
+impl StoredObject {
+    /// The plain image. `None` only if the stored key does not open the blob,
+    /// which the sandbox never stores.
+    pub(crate) fn plain(&self) -> Option<Vec<u8>> {
+        match &self.key_hex {
+            Some(key) => cipher::open(key, &self.blob),
+            None => Some(self.blob.as_ref().clone()),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -71,7 +90,7 @@ pub(crate) struct UploadState {
     parts: HashMap<String, PartUpload>,
     /// Uploaded, not yet committed: store URI -> bytes.
     stored: HashMap<String, Vec<u8>>,
-    /// Committed: oid -> object.
+    /// Committed: path -> object.
     pub(crate) objects: HashMap<String, StoredObject>,
 }
 
@@ -90,35 +109,38 @@ fn random_alnum(n: usize) -> String {
         .collect()
 }
 
-/// Answers cmd 2003: fresh STS-style credentials for `uid`, pointing at this
-/// sandbox (`base_url`) as the upload API host.
+/// Answers cmd 2059: fresh STS-style ImageX credentials for `uid`, naming
+/// this sandbox (`host`, the bare `host[:port]` the request was addressed to)
+/// as the upload API host. No VOD (kind 2) entry: the sandbox serves no VOD.
 pub(crate) fn issue_credentials(
     shared: &Shared,
     uid: Uid,
-    base_url: &str,
-) -> GetUploadTokenResponseBody {
+    host: &str,
+) -> MediaUploadConfigResponseBody {
     let access_key = format!("AKSB{}", random_alnum(16));
+    let issued = now_ms();
     let creds = Credentials {
         secret_access_key: random_hex(40),
         session_token: format!("STS2sandbox{}", random_hex(48)),
-        expires_ms: now_ms() + CREDENTIAL_TTL_MS,
+        expires_ms: issued + CREDENTIAL_TTL_MS,
         uid,
     };
-    let backend = shared.upload_backend;
-    let body = GetUploadTokenResponseBody {
-        access_key: Some(access_key.as_str().into()),
-        hosts: vec![base_url.into()],
-        token: Some(creds.session_token.as_str().into()),
-        token_type: Some(if backend == UploadBackend::Vod { 1 } else { 2 }),
+    let config = MediaUploadConfig {
+        upload_kind: Some(UPLOAD_KIND_IMAGEX),
+        service_id: Some(SERVICE_ID.into()),
+        host: Some(host.into()),
+        expires_at_ms: Some(creds.expires_ms as i64),
+        issued_at_ms: Some(issued as i64),
+        access_key_id: Some(access_key.as_str().into()),
+        security_token: Some(creds.session_token.as_str().into()),
         secret_access_key: Some(creds.secret_access_key.as_str().into()),
-        space_name: (backend == UploadBackend::Vod).then(|| "sandbox-im-space".into()),
-        service_id: (backend == UploadBackend::Imagex).then(|| "sandbox-im-imagex".into()),
-        expire_time: Some((creds.expires_ms / 1000).to_string().into()),
-        current_time: Some((now_ms() / 1000).to_string().into()),
-        ..GetUploadTokenResponseBody::default()
+        ..MediaUploadConfig::default()
     };
     shared.lock().upload.credentials.insert(access_key, creds);
-    body
+    MediaUploadConfigResponseBody {
+        configs: vec![config],
+        ..MediaUploadConfigResponseBody::default()
+    }
 }
 
 impl UploadState {

@@ -1,26 +1,33 @@
-//! HTTP routes of the upload backend: `GET|POST /?Action=...` (the upload API),
-//! `POST /upload/v1/{StoreUri}` (the storage node), `GET /_sandbox/objects/{oid}`.
+//! The ImageX upload API: `GET /?Action=ApplyImageUpload` and
+//! `POST /?Action=CommitImageUpload` (Version 2018-08-01), both SigV4-signed
+//! with the cmd 2059 credentials. Errors are ByteDance-style JSON
+//! (`ResponseMetadata.Error`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use md5::{Digest as _, Md5};
 use serde_json::json;
+use tiktok_dm_proto::ids::Uid;
 
-use super::{ApplySession, PartUpload, REGION, StoredObject, UploadBackend, random_hex, verify};
+use super::{
+    ApplySession, REGION, SERVICE, SERVICE_ID, StoredObject, VERSION, cipher, random_hex, verify,
+};
 use crate::faults::Fault;
 use crate::state::{Shared, now_ms};
 
-fn query_map(raw: &str) -> HashMap<String, String> {
+/// The query as percent-decoded pairs (the last of a repeated key wins).
+pub(super) fn query_map(raw: &str) -> HashMap<String, String> {
+    let text = |s: &str| String::from_utf8_lossy(&verify::decode(s)).into_owned();
     raw.split('&')
-        .filter_map(|p| p.split_once('=').or(Some((p, ""))))
-        .filter(|(k, _)| !k.is_empty())
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .map(|(k, v)| (text(k), text(v)))
         .collect()
 }
 
@@ -29,6 +36,8 @@ fn api_error(status: StatusCode, action: &str, code: &str, message: &str) -> Res
         "ResponseMetadata": {
             "RequestId": random_hex(32),
             "Action": action,
+            "Version": VERSION,
+            "Service": SERVICE,
             "Region": REGION,
             "Error": {"Code": code, "Message": message},
         }
@@ -36,16 +45,19 @@ fn api_error(status: StatusCode, action: &str, code: &str, message: &str) -> Res
     (status, Json(body)).into_response()
 }
 
-fn api_ok(action: &str, version: &str, service: &str, result: serde_json::Value) -> Response {
+fn invalid(action: &str, message: &str) -> Response {
+    api_error(StatusCode::BAD_REQUEST, action, "InvalidParameter", message)
+}
+
+fn api_ok(action: &str, result: serde_json::Value) -> Response {
     Json(json!({
-        "ResponseMetadata": {"RequestId": random_hex(32), "Action": action, "Version": version, "Service": service, "Region": REGION},
+        "ResponseMetadata": {"RequestId": random_hex(32), "Action": action, "Version": VERSION, "Service": SERVICE, "Region": REGION},
         "Result": result,
     }))
     .into_response()
 }
 
-/// `GET /?Action=ApplyUploadInner|ApplyImageUpload` and
-/// `POST /?Action=CommitUploadInner|CommitImageUpload`.
+/// `GET /?Action=ApplyImageUpload` and `POST /?Action=CommitImageUpload`.
 pub(crate) async fn action(
     State(shared): State<Arc<Shared>>,
     method: Method,
@@ -55,375 +67,264 @@ pub(crate) async fn action(
 ) -> Response {
     let raw = raw.unwrap_or_default();
     let q = query_map(&raw);
-    let act = q
-        .get("Action")
-        .map(String::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let (backend, apply, version, service) = match act.as_str() {
-        "ApplyUploadInner" => (UploadBackend::Vod, true, "2020-11-19", "vod"),
-        "CommitUploadInner" => (UploadBackend::Vod, false, "2020-11-19", "vod"),
-        "ApplyImageUpload" => (UploadBackend::Imagex, true, "2018-08-01", "imagex"),
-        "CommitImageUpload" => (UploadBackend::Imagex, false, "2018-08-01", "imagex"),
+    let act = q.get("Action").cloned().unwrap_or_default();
+    let apply = match act.as_str() {
+        "ApplyImageUpload" => true,
+        "CommitImageUpload" => false,
         _ => {
-            return api_error(
-                StatusCode::BAD_REQUEST,
-                &act,
-                "InvalidAction",
-                "unknown or missing Action",
-            );
+            let message = "unknown or missing Action (ApplyImageUpload, CommitImageUpload)";
+            return api_error(StatusCode::BAD_REQUEST, &act, "InvalidAction", message);
         }
     };
-    if backend != shared.upload_backend {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            &act,
-            "InvalidAction",
-            "these credentials are for the other backend",
-        );
-    }
     if (apply && method != Method::GET) || (!apply && method != Method::POST) {
+        let message = "ApplyImageUpload is GET, CommitImageUpload is POST";
         return api_error(
             StatusCode::METHOD_NOT_ALLOWED,
             &act,
             "InvalidMethod",
-            "Apply is GET, Commit is POST",
+            message,
         );
     }
-    if q.get("Version").map(String::as_str) != Some(version) {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            &act,
-            "InvalidVersion",
-            &format!("Version must be {version}"),
-        );
+    if q.get("Version").map(String::as_str) != Some(VERSION) {
+        let message = format!("Version must be {VERSION}");
+        return api_error(StatusCode::BAD_REQUEST, &act, "InvalidVersion", &message);
     }
     let fault = shared.lock().faults.take(|f| {
         matches!(f, Fault::SignatureMismatch | Fault::CommitFailure)
             && (!apply || *f == Fault::SignatureMismatch)
     });
     if fault == Some(Fault::SignatureMismatch) {
+        let message = "the request signature does not match (sandbox fault)";
         return api_error(
             StatusCode::FORBIDDEN,
             &act,
             "SignatureDoesNotMatch",
-            "the request signature does not match (sandbox fault)",
+            message,
         );
     }
-    let creds = {
-        let state = shared.lock();
-        let lookup = |ak: &str| state.upload.credentials(ak);
-        let arrived = verify::Arrived {
-            method: method.as_str(),
-            raw_query: &raw,
-            headers: &headers,
-            body: &body,
-        };
-        match verify::verify(&arrived, lookup, service, REGION, now_ms()) {
-            Ok(c) => c,
-            Err((code, message)) => {
-                let status = if code == "ExpiredToken" {
-                    StatusCode::UNAUTHORIZED
-                } else {
-                    StatusCode::FORBIDDEN
-                };
-                return api_error(status, &act, code, &message);
-            }
-        }
+    let arrived = verify::Arrived {
+        method: method.as_str(),
+        raw_query: &raw,
+        headers: &headers,
+        body: &body,
     };
+    let creds = match check_signature(&shared, &arrived) {
+        Ok(creds) => creds,
+        Err((status, code, message)) => return api_error(status, &act, code, &message),
+    };
+    if q.get("ServiceId").map(String::as_str) != Some(SERVICE_ID) {
+        return invalid(&act, &format!("ServiceId must be {SERVICE_ID}"));
+    }
     if apply {
-        let expected = if backend == UploadBackend::Vod {
-            ("SpaceName", "sandbox-im-space")
-        } else {
-            ("ServiceId", "sandbox-im-imagex")
-        };
-        if q.get(expected.0).map(String::as_str) != Some(expected.1) {
-            return api_error(
-                StatusCode::BAD_REQUEST,
-                &act,
-                "InvalidParameter",
-                &format!("{} must be {}", expected.0, expected.1),
-            );
-        }
-        let host = headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("127.0.0.1")
-            .to_owned();
-        let store_uri = format!("tos-sandbox-i-0001/{}", random_hex(32));
-        let session_key = random_hex(40);
-        let auth = format!("SpaceKey/sandbox/1/:version:v2:{}", random_hex(48));
-        shared.lock().upload.sessions.insert(
-            session_key.clone(),
-            ApplySession {
-                store_uri: store_uri.clone(),
-                auth: auth.clone(),
-                backend,
-                uid: creds.uid,
-            },
-        );
-        let store = json!({"StoreUri": store_uri, "Auth": auth, "UploadID": random_hex(32), "StorageHeader": {"USER_ID": creds.uid.to_string()}});
-        let result = match backend {
-            UploadBackend::Vod => json!({"InnerUploadAddress": {"UploadNodes": [{
-                "StoreInfos": [store], "UploadHost": host, "UploadHosts": [host], "SessionKey": session_key,
-            }]}}),
-            UploadBackend::Imagex => {
-                json!({"UploadAddress": {"StoreInfos": [store], "UploadHosts": [host], "SessionKey": session_key}})
-            }
-        };
-        return api_ok(&act, version, service, result);
+        return apply_upload(&shared, &q, &headers, creds.uid);
     }
     if fault == Some(Fault::CommitFailure) {
+        let message = "commit failed (sandbox fault)";
         return api_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             &act,
             "InternalError",
-            "commit failed (sandbox fault)",
+            message,
         );
     }
-    let session_key = match backend {
-        UploadBackend::Vod => serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["SessionKey"].as_str().map(str::to_owned)),
-        UploadBackend::Imagex => q.get("SessionKey").cloned(),
-    };
-    let Some(session_key) = session_key else {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            &act,
-            "InvalidParameter",
-            "SessionKey is missing",
-        );
-    };
-    commit(&shared, &act, version, service, &session_key, creds.uid)
+    commit(&shared, &body, creds.uid)
 }
 
-fn commit(
+/// Verifies the SigV4 signature against the issued credentials: 401 for
+/// expired ones, 403 for anything else.
+fn check_signature(
     shared: &Shared,
-    act: &str,
-    version: &str,
-    service: &str,
-    session_key: &str,
-    uid: tiktok_dm_proto::ids::Uid,
+    arrived: &verify::Arrived<'_>,
+) -> Result<super::Credentials, (StatusCode, &'static str, String)> {
+    let state = shared.lock();
+    let lookup = |ak: &str| state.upload.credentials(ak);
+    verify::verify(arrived, lookup, SERVICE, REGION, now_ms()).map_err(|(code, message)| {
+        let status = if code == "ExpiredToken" {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        (status, code, message)
+    })
+}
+
+/// Apply: a store URI with its upload token, on this sandbox's storage node.
+/// `FileExtension` (with its dot) and `FileSize` may be left out.
+fn apply_upload(
+    shared: &Shared,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    uid: Uid,
 ) -> Response {
-    let mut state = shared.lock();
-    let Some(session) = state.upload.sessions.get(session_key).cloned() else {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            act,
-            "InvalidSessionKey",
-            "unknown SessionKey",
-        );
-    };
-    if session.uid != uid {
-        return api_error(
-            StatusCode::FORBIDDEN,
-            act,
-            "InvalidSessionKey",
-            "the SessionKey belongs to other credentials",
-        );
+    const ACT: &str = "ApplyImageUpload";
+    if let Some(ext) = q.get("FileExtension") {
+        if ext.len() < 2 || !ext.starts_with('.') {
+            return invalid(ACT, "FileExtension must start with a dot, e.g. .png");
+        }
     }
-    let Some(bytes) = state.upload.stored.remove(&session.store_uri) else {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            act,
-            "FileNotUploaded",
-            "nothing was uploaded to the store URI",
-        );
-    };
-    let probe = match tiktok_dm_proto::image::probe(&bytes) {
-        Ok(p) => p,
-        Err(e) => return api_error(StatusCode::BAD_REQUEST, act, "InvalidImage", &e.to_string()),
-    };
-    state.upload.sessions.remove(session_key);
-    let md5 = tiktok_dm_proto::access_key::hex(&Md5::digest(&bytes));
-    let oid = format!("tos-sandbox-o-0001/{}", random_hex(32));
-    let secret_key = random_hex(64);
-    let size = bytes.len();
-    state.upload.objects.insert(
-        oid.clone(),
-        StoredObject {
-            bytes: Arc::new(bytes),
-            md5: md5.clone(),
-            secret_key: secret_key.clone(),
-            width: probe.width,
-            height: probe.height,
+    if q.get("FileSize").is_some_and(|s| s.parse::<u64>().is_err()) {
+        return invalid(ACT, "FileSize must be a whole number of bytes");
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_owned();
+    let store_uri = format!("tos-sandbox-i-0001/{}", random_hex(32));
+    let session_key = random_hex(40);
+    let auth = format!("SpaceKey/sandbox/1/:version:v2:{}", random_hex(48));
+    shared.lock().upload.sessions.insert(
+        session_key.clone(),
+        ApplySession {
+            store_uri: store_uri.clone(),
+            auth: auth.clone(),
+            uid,
         },
     );
-    let result = match session.backend {
-        UploadBackend::Vod => json!({"Results": [{
-            "Uri": session.store_uri, "UriStatus": 2000,
-            "Encryption": {"Uri": oid, "SecretKey": secret_key, "Algorithm": "AES-GCM", "Version": "cipher_v2", "SourceMd5": md5,
-                "Extra": {"width": probe.width, "height": probe.height, "format": probe.format, "size": size}},
-        }]}),
-        UploadBackend::Imagex => json!({
-            "Results": [{"Uri": session.store_uri, "UriStatus": 2000}],
-            "PluginResult": [{"SourceUri": session.store_uri, "ImageUri": oid, "ImageWidth": probe.width, "ImageHeight": probe.height,
-                "ImageMd5": md5, "ImageFormat": probe.format, "ImageSize": size, "FrameCnt": 1, "SecretKey": secret_key}],
-        }),
+    let store = json!({"StoreUri": store_uri, "Auth": auth, "UploadID": random_hex(32), "StorageHeader": {"USER_ID": uid.to_string()}});
+    let result = json!({"UploadAddress": {"StoreInfos": [store], "UploadHosts": [host], "SessionKey": session_key}});
+    api_ok(ACT, result)
+}
+
+/// Whether a commit's `Functions` ask for `cipher_v2` encryption. The sandbox
+/// knows only the `Encryption` function.
+fn wants_encryption(functions: &serde_json::Value) -> Result<bool, String> {
+    let list = match functions {
+        serde_json::Value::Null => return Ok(false),
+        serde_json::Value::Array(list) => list,
+        _ => return Err("Functions must be an array".into()),
     };
-    api_ok(act, version, service, result)
-}
-
-fn storage_error(status: StatusCode, code: u32, message: &str) -> Response {
-    (
-        status,
-        Json(json!({"code": code, "apiversion": "v1", "message": message})),
-    )
-        .into_response()
-}
-
-fn storage_ok(data: serde_json::Value) -> Response {
-    Json(json!({"code": 2000, "apiversion": "v1", "message": "Success", "data": data}))
-        .into_response()
-}
-
-/// `POST /upload/v1/{StoreUri}`: single upload, or part upload
-/// (`phase=init|transfer|finish`).
-pub(crate) async fn storage(
-    State(shared): State<Arc<Shared>>,
-    Path(store_uri): Path<String>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let q = query_map(&raw.unwrap_or_default());
-    let fault = shared
-        .lock()
-        .faults
-        .take(|f| matches!(f, Fault::StorageDown | Fault::CrcMismatch));
-    if fault == Some(Fault::StorageDown) {
-        return storage_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            5030,
-            "storage node unavailable (sandbox fault)",
-        );
+    let mut encrypt = false;
+    for function in list {
+        match function["name"].as_str() {
+            Some("Encryption") => {
+                let copies = function["input"]["Config"]["copies"].as_str();
+                if copies != Some("cipher_v2") {
+                    return Err(format!(
+                        "Encryption copies {copies:?} is not supported; the sandbox knows cipher_v2"
+                    ));
+                }
+                encrypt = true;
+            }
+            other => {
+                return Err(format!(
+                    "function {other:?} is not supported; the sandbox knows Encryption"
+                ));
+            }
+        }
     }
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    Ok(encrypt)
+}
+
+/// Takes the bytes uploaded under `session_key` out of the state, so hashing
+/// and encrypting run outside the lock; the session itself stays until the
+/// commit succeeds.
+fn take_upload(
+    shared: &Shared,
+    session_key: &str,
+    uid: Uid,
+) -> Result<(String, Vec<u8>), (&'static str, &'static str)> {
     let mut state = shared.lock();
-    let authorised = state
+    let session = state
         .upload
         .sessions
-        .values()
-        .any(|s| s.store_uri == store_uri && s.auth == auth);
-    if !authorised {
-        return storage_error(
-            StatusCode::UNAUTHORIZED,
-            4010,
-            "the upload token does not match the store URI",
-        );
+        .get(session_key)
+        .cloned()
+        .ok_or(("InvalidSessionKey", "unknown SessionKey"))?;
+    if session.uid != uid {
+        return Err((
+            "InvalidSessionKey",
+            "the SessionKey belongs to other credentials",
+        ));
     }
-    let phase = q.get("phase").map(String::as_str);
-    if phase == Some("init") {
-        let id = random_hex(32);
-        state.upload.parts.insert(
-            id.clone(),
-            PartUpload {
-                store_uri,
-                ..PartUpload::default()
-            },
-        );
-        return storage_ok(json!({"uploadid": id}));
+    match state.upload.stored.remove(&session.store_uri) {
+        Some(bytes) => Ok((session.store_uri, bytes)),
+        None => Err(("FileNotUploaded", "nothing was uploaded to the store URI")),
     }
-    if phase == Some("finish") {
-        let id = q.get("uploadid").cloned().unwrap_or_default();
-        let Some(upload) = state
-            .upload
-            .parts
-            .remove(&id)
-            .filter(|u| u.store_uri == store_uri)
-        else {
-            return storage_error(StatusCode::BAD_REQUEST, 4004, "unknown uploadid");
-        };
-        let listed: Vec<String> = String::from_utf8_lossy(&body)
-            .split(',')
-            .map(|s| s.trim().to_ascii_lowercase())
-            .collect();
-        let have: Vec<String> = upload
-            .parts
-            .iter()
-            .map(|(n, (_, _, crc))| format!("{n}:{crc:08x}"))
-            .collect();
-        if listed != have {
-            return storage_error(
-                StatusCode::BAD_REQUEST,
-                4005,
-                "the finish list does not match the uploaded parts",
-            );
-        }
-        let mut bytes = Vec::new();
-        for (n, (offset, data, _)) in upload.parts {
-            if offset != bytes.len() as u64 {
-                return storage_error(
-                    StatusCode::BAD_REQUEST,
-                    4006,
-                    &format!("part {n} starts at {offset}, expected {}", bytes.len()),
-                );
-            }
-            bytes.extend_from_slice(&data);
-        }
-        let crc = crc32fast::hash(&bytes);
-        state.upload.stored.insert(store_uri, bytes);
-        return storage_ok(json!({"crc32": format!("{crc:08x}")}));
-    }
-    let claimed = headers
-        .get("content-crc32")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_ascii_lowercase);
-    let actual = format!("{:08x}", crc32fast::hash(&body));
-    if fault == Some(Fault::CrcMismatch) || claimed.as_deref() != Some(actual.as_str()) {
-        return storage_error(
-            StatusCode::BAD_REQUEST,
-            4016,
-            "Content-CRC32 does not match the body",
-        );
-    }
-    if phase == Some("transfer") {
-        let id = q.get("uploadid").cloned().unwrap_or_default();
-        let number: Option<u32> = q
-            .get("part_number")
-            .and_then(|n| n.parse().ok())
-            .filter(|n| *n >= 1);
-        let offset: Option<u64> = q.get("part_offset").and_then(|n| n.parse().ok());
-        let (Some(number), Some(offset)) = (number, offset) else {
-            return storage_error(
-                StatusCode::BAD_REQUEST,
-                4003,
-                "part_number (from 1) and part_offset are required",
-            );
-        };
-        let Some(upload) = state
-            .upload
-            .parts
-            .get_mut(&id)
-            .filter(|u| u.store_uri == store_uri)
-        else {
-            return storage_error(StatusCode::BAD_REQUEST, 4004, "unknown uploadid");
-        };
-        upload
-            .parts
-            .insert(number, (offset, body.to_vec(), crc32fast::hash(&body)));
-        return storage_ok(json!({"crc32": actual}));
-    }
-    state.upload.stored.insert(store_uri, body.to_vec());
-    storage_ok(json!({"crc32": actual}))
 }
 
-/// `GET /_sandbox/objects/{oid}`: the committed bytes.
-pub(crate) async fn object(State(shared): State<Arc<Shared>>, Path(oid): Path<String>) -> Response {
-    match shared.lock().upload.objects.get(&oid) {
-        Some(o) => (
-            [(header::CONTENT_TYPE, "application/octet-stream")],
-            o.bytes.as_ref().clone(),
-        )
-            .into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": format!("no committed object {oid}")})),
-        )
-            .into_response(),
+/// Commit: the uploaded bytes become an object owned by `uid`, encrypted when
+/// the body asks for `cipher_v2`.
+fn commit(shared: &Shared, body: &[u8], uid: Uid) -> Response {
+    const ACT: &str = "CommitImageUpload";
+    let request: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return invalid(ACT, &format!("the body is not JSON: {e}")),
+    };
+    let Some(session_key) = request["SessionKey"].as_str() else {
+        return invalid(ACT, "SessionKey is missing from the body");
+    };
+    let encrypt = match wants_encryption(&request["Functions"]) {
+        Ok(encrypt) => encrypt,
+        Err(message) => return invalid(ACT, &message),
+    };
+    let (path, plain) = match take_upload(shared, session_key, uid) {
+        Ok(taken) => taken,
+        Err((code, message)) => return api_error(StatusCode::BAD_REQUEST, ACT, code, message),
+    };
+    let probe = match tiktok_dm_proto::image::probe(&plain) {
+        Ok(p) => p,
+        Err(e) => {
+            // The upload stays, as it was, for a corrected commit.
+            shared.lock().upload.stored.insert(path, plain);
+            return api_error(StatusCode::BAD_REQUEST, ACT, "InvalidImage", &e.to_string());
+        }
+    };
+    let md5 = tiktok_dm_proto::access_key::hex(&Md5::digest(&plain));
+    let size = plain.len();
+    let (blob, key_hex) = if encrypt {
+        match cipher::seal(&plain) {
+            Some(sealed) => (sealed.blob, Some(sealed.key_hex)),
+            None => {
+                let message = "the image could not be encrypted";
+                return api_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ACT,
+                    "InternalError",
+                    message,
+                );
+            }
+        }
+    } else {
+        (plain, None)
+    };
+    let object = StoredObject {
+        owner: uid,
+        blob: Arc::new(blob),
+        key_hex: key_hex.clone(),
+        width: probe.width,
+        height: probe.height,
+    };
+    {
+        let mut state = shared.lock();
+        state.upload.sessions.remove(session_key);
+        state.upload.objects.insert(path.clone(), object);
     }
+    api_ok(ACT, commit_result(&path, key_hex, &md5, size, probe))
+}
+
+/// The commit's `Result`: `Results[0].Encryption` (for an encrypted commit)
+/// and `PluginResult[0]` describe the image, both under its path.
+fn commit_result(
+    path: &str,
+    key_hex: Option<String>,
+    md5: &str,
+    size: usize,
+    probe: tiktok_dm_proto::image::Probe,
+) -> serde_json::Value {
+    let mut first = json!({"Uri": path, "UriStatus": 2000});
+    if let Some(key) = key_hex {
+        first["Encryption"] = json!({
+            "Uri": path, "SecretKey": key, "Algorithm": "AES-GCM", "Version": "v2", "SourceMd5": md5,
+            "Extra": {"img_width": probe.width.to_string(), "img_height": probe.height.to_string(),
+                "img_size": size.to_string(), "img_format": probe.format},
+        });
+    }
+    let file_name = path.rsplit('/').next().unwrap_or_default();
+    json!({
+        "Results": [first],
+        "PluginResult": [{"FileName": file_name, "SourceUri": path, "ImageUri": path,
+            "ImageWidth": probe.width, "ImageHeight": probe.height, "ImageMd5": md5,
+            "ImageFormat": probe.format, "ImageSize": size, "FrameCnt": 1}],
+    })
 }

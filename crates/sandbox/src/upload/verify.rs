@@ -38,7 +38,8 @@ fn encode(s: &[u8]) -> String {
     out
 }
 
-fn decode(s: &str) -> Vec<u8> {
+/// Percent-decodes a query key or value (bytes that are not an escape stay).
+pub(super) fn decode(s: &str) -> Vec<u8> {
     let mut out = Vec::new();
     let b = s.as_bytes();
     let mut i = 0;

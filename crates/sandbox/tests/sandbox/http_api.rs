@@ -2,8 +2,9 @@
 //! the messages page and the fault API.
 
 use tiktok_dm_proto::Message;
+use tiktok_dm_proto::codec::ticket_guard_headers;
 use tiktok_dm_proto::ids::ConversationShortId;
-use tiktok_dm_proto::schema::{Request, Response};
+use tiktok_dm_proto::schema::{ExtendedEntry, Request, Response};
 use tiktok_dm_proto::status::{SendRejection, classify_send_response};
 use tiktok_dm_test_support::{TestSandbox, spawn_sandbox};
 
@@ -92,6 +93,56 @@ async fn a_valid_send_is_answered_like_tiktok_and_a_repeat_gets_the_same_answer(
     assert_eq!(
         classify_send_response(&again).unwrap().server_message_id,
         accepted.server_message_id
+    );
+    assert_eq!(sandbox.handle.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn the_working_clients_text_send_is_accepted() {
+    let sandbox = spawn_sandbox().await;
+    let a = alice(&sandbox);
+    let id = new_id(12);
+    let mut request = send_request(&sandbox, &a, 0, 10009, &id);
+    request.sdk_version = Some("1.6.0".into());
+    request.build_number = Some(Default::default());
+    request.headers = vec![
+        ExtendedEntry::new("aid", "1988"),
+        ExtendedEntry::new("app_name", "tiktok_web"),
+        ExtendedEntry::new("device_platform", "web_pc"),
+    ];
+    request
+        .headers
+        .extend(ticket_guard_headers("BHsandboxPublicKeyBase64=="));
+    let body = request
+        .body
+        .as_mut()
+        .unwrap()
+        .send_message_body
+        .as_mut()
+        .unwrap();
+    // `s:mentioned_users` with its value field left out altogether.
+    body.ext[0] = ExtendedEntry {
+        key: Some("s:mentioned_users".into()),
+        ..ExtendedEntry::default()
+    };
+    let query = "msToken=tok&aid=1988&version_code=1.0.0&app_name=tiktok_web\
+                 &device_platform=web_pc&ztca-version=1&ztca-dpop=eyJhbGciOiJFUzI1NiJ9.e30.sig\
+                 &X-Bogus=DFSzswVLQbbANrOCtZ";
+    let response = Response::decode(
+        &post(&sandbox, Some(&a.session), query, request.encode_to_vec())
+            .await
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(response.status_code, Some(0), "{:?}", response.error_desc);
+    assert_eq!(
+        classify_send_response(&response)
+            .unwrap()
+            .client_message_id
+            .as_deref(),
+        Some(id.as_str())
     );
     assert_eq!(sandbox.handle.messages().len(), 1);
 }

@@ -2,19 +2,48 @@
 //! WebSocket, never through our client.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod history;
 mod http_api;
+mod private_image;
 mod upload;
 mod websocket;
 
+use tiktok_dm_proto::Message;
 use tiktok_dm_proto::codec::{SendParams, send_message_request};
 use tiktok_dm_proto::ids::{ClientMessageId, ConversationId, ConversationShortId};
-use tiktok_dm_proto::schema::Request;
+use tiktok_dm_proto::schema::{Request, Response};
 use tiktok_dm_sandbox::Account;
 use tiktok_dm_test_support::TestSandbox;
 
 pub fn http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
+}
+
+/// POSTs `request` to the im-api `route` with `account`'s session cookie and
+/// `query` (empty: none), and decodes the answer.
+pub async fn post_route(
+    sandbox: &TestSandbox,
+    session: &str,
+    route: &str,
+    query: &str,
+    request: &Request,
+) -> Response {
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
+    let response = http()
+        .post(format!("{}/{route}{query}", sandbox.base_url()))
+        .header("content-type", "application/x-protobuf")
+        .header("cookie", format!("ttwid=x; sessionid={session}"))
+        .body(request.encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    Response::decode(&response.bytes().await.unwrap()).unwrap()
 }
 
 pub fn alice(sandbox: &TestSandbox) -> Account {
