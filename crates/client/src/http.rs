@@ -14,6 +14,7 @@ use tiktok_dm_proto::schema::Response;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::ticket_guard::TicketGuard;
 
 /// rustls needs one process-wide crypto provider; we build only `ring`.
 pub(crate) fn install_crypto_provider() {
@@ -101,28 +102,43 @@ impl HttpTransport {
     }
 
     /// Sends one encoded request to the route of `command` and reads the answer.
+    /// A send (cmd 100) with a ticket guard carries its ticket-guard HTTP
+    /// headers and `ztca-version=1&ztca-dpop=...` as TikTok web does; the
+    /// entries in `body` are the caller's.
     pub(crate) async fn send(
         &self,
         config: &Config,
         command: i32,
         body: Vec<u8>,
+        guard: Option<&TicketGuard>,
     ) -> Result<Response> {
         let route = cmd::route(command).ok_or_else(|| {
             Error::InvalidInput(format!("no HTTP route is known for cmd {command}"))
         })?;
-        let mut url = format!(
-            "{}/{route}?{}",
-            config.endpoints.api_url.trim_end_matches('/'),
-            cmd::WEB_API_QUERY
-        );
+        let base = format!("{}/{route}", config.endpoints.api_url.trim_end_matches('/'));
+        let mut url = format!("{base}?{}", cmd::WEB_API_QUERY);
         if let Some(token) = config.credentials.cookie("msToken") {
             url.push_str("&msToken=");
             url.push_str(&crate::frontier::query_escape(token));
         }
-        let result = self
+        let guard = guard.filter(|_| command == cmd::SEND_MESSAGE);
+        if let Some(guard) = guard {
+            let proof = guard.dpop("POST", &base, crate::upload::unix_secs());
+            url.push_str("&ztca-version=1&ztca-dpop=");
+            url.push_str(&proof);
+        }
+        let mut request = self
             .request(reqwest::Method::POST, &url)
             .header(CONTENT_TYPE, "application/x-protobuf")
-            .header(ACCEPT, "application/x-protobuf")
+            .header(ACCEPT, "application/x-protobuf");
+        if let Some(guard) = guard {
+            request = request
+                .header("tt-ticket-guard-iteration-version", "0")
+                .header("tt-ticket-guard-public-key", guard.public_key())
+                .header("tt-ticket-guard-version", "2")
+                .header("tt-ticket-guard-web-version", "1");
+        }
+        let result = request
             .timeout(config.request_timeout)
             .body(body)
             .send()

@@ -12,10 +12,11 @@ mod http;
 pub mod image;
 mod session;
 pub mod sigv4;
+mod ticket_guard;
 mod upload;
 
 pub use config::{
-    Config, ConfigBuilder, DEFAULT_USER_AGENT, Endpoints, TransportMode, UploadConfig,
+    Config, ConfigBuilder, DEFAULT_USER_AGENT, Endpoints, TikTokHosts, TransportMode, UploadConfig,
 };
 pub use credentials::Credentials;
 pub use discover::Identity;
