@@ -47,12 +47,46 @@ pub struct Endpoints {
     pub web_url: String,
 }
 
+/// Which pair of TikTok's IM hosts a session talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TikTokHosts {
+    /// `im-api.tiktok.com` / `im-ws.tiktok.com`: the 2026 web page's own
+    /// (seen in live captures of a US account).
+    #[default]
+    Global,
+    /// `im-api-sg.tiktok.com` / `im-ws-sg.tiktok.com`: what a working
+    /// open-source web client uses (PROTOCOL.md 10.1).
+    Sg,
+}
+
+impl FromStr for TikTokHosts {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "global" | "default" => Ok(Self::Global),
+            "sg" => Ok(Self::Sg),
+            other => Err(Error::InvalidInput(format!(
+                "unknown TikTok hosts {other:?}; use global or sg"
+            ))),
+        }
+    }
+}
+
 impl Endpoints {
     /// TikTok's production endpoints, from the page config (seen in live captures).
     pub fn tiktok() -> Self {
+        Self::tiktok_hosts(TikTokHosts::Global)
+    }
+
+    /// TikTok's production endpoints on the given IM hosts.
+    pub fn tiktok_hosts(hosts: TikTokHosts) -> Self {
+        let suffix = match hosts {
+            TikTokHosts::Global => "",
+            TikTokHosts::Sg => "-sg",
+        };
         Self {
-            ws_url: "wss://im-ws.tiktok.com/ws/v2".into(),
-            api_url: "https://im-api.tiktok.com".into(),
+            ws_url: format!("wss://im-ws{suffix}.tiktok.com/ws/v2"),
+            api_url: format!("https://im-api{suffix}.tiktok.com"),
             web_url: "https://www.tiktok.com".into(),
         }
     }
@@ -80,31 +114,22 @@ impl Endpoints {
     }
 }
 
-/// How images are uploaded and sent. TikTok web's image path has never been
-/// captured: every default here comes from Douyin or the TikTok web bundle and is
-/// **inferred** (PROTOCOL.md 3.1, 4, 9), which is why all of it is configurable.
+/// How images are uploaded and sent (PROTOCOL.md 10.3). The flow and its
+/// values come from a working open-source TikTok web client, not from a
+/// capture of our own; every value stays a setting so that a change on
+/// TikTok's side needs no new release.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UploadConfig {
-    /// HTTP route of cmd 2003 (the 2026 bundle's; WEBSDK 0.7.5 used
-    /// `v1/media/get_upload_token`). Over the WebSocket only the cmd matters.
-    pub token_route: String,
-    /// `token_type` asked for in cmd 2003 (1 VSDK, 2 IMAGEX, 3/4 the v5 kinds).
-    pub token_type: i32,
-    /// SigV4 region (Douyin's `cn-north-1`; TikTok's is unknown).
+    /// SigV4 region of the ImageX API (`cn-north-1`).
     pub region: String,
-    /// SigV4 service name for the VOD API (Douyin: `vod`).
-    pub vod_service: String,
-    /// SigV4 service name for the ImageX API (Douyin: `imagex`).
+    /// SigV4 service name of the ImageX API (`imagex`).
     pub imagex_service: String,
-    /// Upload API base when the credentials name no host (VOD).
-    pub vod_api: String,
-    /// Upload API base when the credentials name no host (ImageX).
-    pub imagex_api: String,
-    /// `message_type` of an image message (Douyin: 27).
-    pub message_type: i32,
-    /// `aweType` of the image content (Douyin: 2702).
-    pub awe_type: i64,
-    /// Files larger than this go up in parts.
+    /// `copies` of the commit's `Encryption` function (`cipher_v2`).
+    pub encryption_copies: String,
+    /// Credentials are reused until this long before their `expires_at_ms`.
+    pub credential_margin: Duration,
+    /// Files larger than this go up in parts (the working client sends one
+    /// request whatever the size; parts are the storage API's own option).
     pub part_threshold: u64,
     /// Part size (at least 5 MB, as the Douyin uploader uses).
     pub part_size: u64,
@@ -115,15 +140,10 @@ pub struct UploadConfig {
 impl Default for UploadConfig {
     fn default() -> Self {
         Self {
-            token_route: tiktok_dm_proto::cmd::UPLOAD_TOKEN_ROUTES[0].into(),
-            token_type: 1,
             region: "cn-north-1".into(),
-            vod_service: "vod".into(),
             imagex_service: "imagex".into(),
-            vod_api: "https://vod.bytedanceapi.com".into(),
-            imagex_api: "https://imagex.bytedanceapi.com".into(),
-            message_type: tiktok_dm_proto::content::MESSAGE_TYPE_IMAGE_DOUYIN,
-            awe_type: tiktok_dm_proto::content::AWE_TYPE_IMAGE,
+            encryption_copies: "cipher_v2".into(),
+            credential_margin: Duration::from_secs(30),
             part_threshold: 10 * 1024 * 1024,
             part_size: 5 * 1024 * 1024,
             max_attempts: 3,
@@ -338,5 +358,23 @@ impl ConfigBuilder {
             ));
         }
         Ok(self.config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sg_hosts_are_chosen_by_name() {
+        let sg = Endpoints::tiktok_hosts("sg".parse().unwrap());
+        assert_eq!(sg.ws_url, "wss://im-ws-sg.tiktok.com/ws/v2");
+        assert_eq!(sg.api_url, "https://im-api-sg.tiktok.com");
+        assert_eq!(
+            Endpoints::tiktok_hosts("Global".parse().unwrap()),
+            Endpoints::tiktok()
+        );
+        let err = "eu".parse::<TikTokHosts>().unwrap_err().to_string();
+        assert!(err.contains("global or sg"), "{err}");
     }
 }

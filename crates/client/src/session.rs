@@ -22,6 +22,7 @@ use crate::discover::{self, Identity};
 use crate::error::{Error, Result};
 use crate::frontier::{ConnectionState, Frontier, InboundMessage};
 use crate::http;
+use crate::ticket_guard::TicketGuard;
 
 /// Where a message goes: an existing conversation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +83,8 @@ pub(crate) struct Inner {
     /// request is built without them and has them spliced in by `transmit`.
     request_headers: SplicedField,
     frame_headers: SplicedField,
+    /// The ticket-guard key of HTTP sends (none when only the socket is used).
+    ticket_guard: Option<TicketGuard>,
     /// Upload credentials, reused until they expire.
     pub(crate) upload_credentials: tokio::sync::Mutex<Option<crate::upload::UploadCredentials>>,
 }
@@ -161,10 +164,15 @@ impl Session {
             }
         }
         let headers = context.headers();
+        let ticket_guard = match config.transport {
+            TransportMode::Ws => None,
+            TransportMode::Auto | TransportMode::Http => Some(TicketGuard::generate()?),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 request_headers: SplicedField::request_headers(&headers),
                 frame_headers: SplicedField::frame_headers(&headers),
+                ticket_guard,
                 config,
                 identity,
                 http,
@@ -251,19 +259,39 @@ impl Session {
         content: &str,
         id: &ClientMessageId,
     ) -> Result<Sent> {
-        let inner = &self.inner;
-        let request = send_message_request(SendParams {
+        let request = send_message_request(self.send_params(target, content, message_type, id));
+        self.send_request(&request, id).await
+    }
+
+    /// The envelope of a send to `target` with this session's identity and the
+    /// next sequence id.
+    pub(crate) fn send_params<'a>(
+        &'a self,
+        target: &'a Target,
+        content: &'a str,
+        message_type: i32,
+        id: &'a ClientMessageId,
+    ) -> SendParams<'a> {
+        SendParams {
             conversation_id: &target.conversation_id,
             conversation_short_id: target.conversation_short_id,
             inbox_type: target.inbox_type,
             content,
             message_type,
             client_message_id: id,
-            sequence_id: inner.next_seq.fetch_add(1, Ordering::Relaxed),
+            sequence_id: self.inner.next_seq.fetch_add(1, Ordering::Relaxed),
             context_headers: Vec::new(),
-            device_id: &inner.identity.wid,
-        });
-        let (response, transport) = self.transmit(&request).await?;
+            device_id: &self.inner.identity.wid,
+        }
+    }
+
+    /// Transmits a built cmd-100 request and reads TikTok's verdict.
+    pub(crate) async fn send_request(
+        &self,
+        request: &Request,
+        id: &ClientMessageId,
+    ) -> Result<Sent> {
+        let (response, transport) = self.transmit(request).await?;
         let accepted = classify_send_response(&response)?;
         if accepted
             .client_message_id
@@ -296,10 +324,7 @@ impl Session {
         let command = request.cmd.unwrap_or_default();
         let payload = inner.request_headers.encode_into(request);
         match inner.config.transport {
-            TransportMode::Http => Ok((
-                inner.http.send(&inner.config, command, payload).await?,
-                Transport::Http,
-            )),
+            TransportMode::Http => Ok((self.over_http(command, payload).await?, Transport::Http)),
             TransportMode::Ws => Ok((self.over_ws(seq, &payload).await?, Transport::Ws)),
             TransportMode::Auto => {
                 let ws_err = match self.over_ws(seq, &payload).await {
@@ -308,7 +333,7 @@ impl Session {
                     Err(e) => e,
                 };
                 tracing::debug!(error = %ws_err, seq, "WebSocket attempts failed; falling back to HTTP");
-                match inner.http.send(&inner.config, command, payload).await {
+                match self.over_http(command, payload).await {
                     Ok(r) => Ok((r, Transport::Http)),
                     // HTTP gave no answer at all, and the WebSocket may have
                     // delivered: the outcome stays unknown.
@@ -323,6 +348,21 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// One transmission over im-api; a send gets the ticket-guard entries
+    /// after the context headers (PROTOCOL.md 2.1).
+    async fn over_http(&self, command: i32, payload: Vec<u8>) -> Result<Response> {
+        let inner = &self.inner;
+        let guard = inner.ticket_guard.as_ref();
+        let payload = match guard {
+            Some(g) if command == cmd::SEND_MESSAGE => g.add_entries(payload),
+            _ => payload,
+        };
+        inner
+            .http
+            .send(&inner.config, command, payload, guard)
+            .await
     }
 
     /// Up to `ws_attempts` transmissions of the same request (same sequence id).

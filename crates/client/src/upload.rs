@@ -1,8 +1,10 @@
-//! The image pipeline (PROTOCOL.md 4): credentials from IM cmd 2003 (cached until
-//! they expire), Apply, upload to the storage node with `Content-CRC32` (one
-//! request, or init/transfer/finish parts above the threshold), Commit with the
-//! Encryption function, then the image message. The send happens only after a
-//! successful commit. Retryable step failures are retried with backoff.
+//! The image pipeline of TikTok web (PROTOCOL.md 10.3): ImageX credentials from
+//! IM cmd 2059 (cached until they expire), ApplyImageUpload, upload to the
+//! storage node with `Content-CRC32` (one request, or init/transfer/finish
+//! parts above the threshold), CommitImageUpload with the `Encryption`
+//! function (`cipher_v2`), then the `private_image` (1802) message. The send
+//! happens only after a successful commit. Retryable step failures are retried
+//! with backoff.
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -11,11 +13,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use reqwest::Method;
 use serde_json::Value;
-use tiktok_dm_proto::cmd;
-use tiktok_dm_proto::codec::im_request;
-use tiktok_dm_proto::content::{ImageContent, image_content_json};
+use tiktok_dm_proto::codec::{PrivateImage, media_upload_config_request, private_image_request};
+use tiktok_dm_proto::content::MESSAGE_TYPE_PRIVATE_IMAGE;
 use tiktok_dm_proto::ids::ClientMessageId;
-use tiktok_dm_proto::schema::{GetUploadTokenRequestBody, RequestBody};
+use tiktok_dm_proto::image::ImageFormat;
+use tiktok_dm_proto::schema::MediaUploadConfig;
 use tiktok_dm_proto::status::classify_status;
 use tokio::time::Instant;
 
@@ -24,39 +26,60 @@ use crate::image::Image;
 use crate::session::{Sent, Session, Target};
 use crate::sigv4::{SigningKeys, sign_upload_call};
 
-/// Which upload API the credentials describe.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Backend {
-    Vod,
-    Imagex,
-}
+/// `upload_kind` of ImageX image credentials in cmd 2059's answer.
+const UPLOAD_KIND_IMAGEX: i32 = 1;
 
-/// Cached credentials from cmd 2003.
+/// The ImageX API version TikTok web calls.
+const IMAGEX_VERSION: &str = "2018-08-01";
+
+/// Cached credentials from cmd 2059.
 #[derive(Clone, Debug)]
 pub(crate) struct UploadCredentials {
     keys: SigningKeys,
-    backend: Backend,
-    /// `space_name` (VOD) or `service_id` (ImageX).
-    target: String,
+    service_id: String,
     api_base: String,
     valid_until: Instant,
 }
 
-/// A committed image: what the content JSON needs.
+/// A committed, encrypted image: what its `private_image` message names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UploadedImage {
-    /// `Encryption.Uri` (ImageX: `ImageUri`).
-    pub oid: String,
-    /// `Encryption.SecretKey`.
-    pub skey: String,
-    /// Lowercase hex MD5 of the file.
-    pub md5: String,
+    /// The image's path (`Encryption.Uri`).
+    pub path: String,
+    /// The hex AES-256-GCM key TikTok encrypted it with (`Encryption.SecretKey`).
+    pub decrypt_key: String,
     /// Size in bytes.
     pub size: u64,
-    /// Width in pixels.
+    /// Width in pixels (from the image header).
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
+    /// The name sent with it, `image.<extension>`.
+    pub file_name: String,
+}
+
+impl UploadedImage {
+    /// The image as its 1802 send describes it.
+    pub fn private_image(&self) -> PrivateImage {
+        PrivateImage {
+            path: self.path.clone(),
+            decrypt_key: self.decrypt_key.clone(),
+            width: self.width,
+            height: self.height,
+            size: self.size,
+            file_name: self.file_name.clone(),
+        }
+    }
+}
+
+/// The extension ImageX is told (`FileExtension`), with its dot.
+fn extension(format: ImageFormat) -> &'static str {
+    match format {
+        ImageFormat::Jpeg => ".jpg",
+        ImageFormat::Png => ".png",
+        ImageFormat::Gif => ".gif",
+        ImageFormat::Webp => ".webp",
+    }
 }
 
 fn step_error(step: &'static str, message: impl Into<String>, retryable: bool) -> Error {
@@ -67,7 +90,7 @@ fn step_error(step: &'static str, message: impl Into<String>, retryable: bool) -
     }
 }
 
-fn unix_secs() -> u64 {
+pub(crate) fn unix_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -189,7 +212,8 @@ impl Session {
             .await
     }
 
-    /// Uploads `image` and sends it with a caller-chosen client message id.
+    /// Uploads `image` and sends it as a `private_image` (1802) message with a
+    /// caller-chosen client message id.
     ///
     /// # Errors
     /// As [`Session::send_image`].
@@ -200,33 +224,25 @@ impl Session {
         id: &ClientMessageId,
     ) -> Result<Sent> {
         let uploaded = self.upload_image(image).await?;
-        let cfg = &self.inner.config.upload;
-        let content = image_content_json(&ImageContent {
-            oid: &uploaded.oid,
-            skey: &uploaded.skey,
-            data_size: uploaded.size,
-            md5: &uploaded.md5,
-            width: uploaded.width,
-            height: uploaded.height,
-            awe_type: cfg.awe_type,
-        });
-        self.send_content(target, cfg.message_type, &content, id)
-            .await
+        let params = self.send_params(target, "", MESSAGE_TYPE_PRIVATE_IMAGE, id);
+        let request = private_image_request(params, &uploaded.private_image());
+        self.send_request(&request, id).await
     }
 
-    /// Uploads and commits `image`; the result names the committed object.
+    /// Uploads, encrypts and commits `image`; the result names the committed
+    /// object and its key.
     ///
     /// # Errors
     /// [`Error::Upload`] naming the failed step; [`Error::Rejected`] when TikTok
     /// refuses the credentials call.
     pub async fn upload_image(&self, image: Image) -> Result<UploadedImage> {
         let probe = image.probe();
-        let md5 = image.md5_hex();
+        let ext = extension(probe.format);
         let bytes = Bytes::from(image.into_bytes());
         let mut refreshed = false;
         loop {
             let creds = self.upload_credentials(refreshed).await?;
-            match self.apply_upload_commit(&creds, &bytes).await {
+            match self.apply_upload_commit(&creds, &bytes, ext).await {
                 // Credentials that expired early (clock skew, revocation): fetch
                 // new ones once and start again.
                 Err(Error::Upload { message, .. })
@@ -235,14 +251,14 @@ impl Session {
                     refreshed = true;
                 }
                 Err(e) => return Err(e),
-                Ok((oid, skey)) => {
+                Ok((path, decrypt_key)) => {
                     return Ok(UploadedImage {
-                        oid,
-                        skey,
-                        md5,
+                        path,
+                        decrypt_key,
                         size: bytes.len() as u64,
                         width: probe.width,
                         height: probe.height,
+                        file_name: format!("image{ext}"),
                     });
                 }
             }
@@ -253,15 +269,16 @@ impl Session {
         &self,
         creds: &UploadCredentials,
         bytes: &Bytes,
+        ext: &str,
     ) -> Result<(String, String)> {
         let max = self.inner.config.upload.max_attempts;
-        let applied = with_retries(max, || self.apply(creds, bytes.len() as u64)).await?;
+        let applied = with_retries(max, || self.apply(creds, bytes.len() as u64, ext)).await?;
         if bytes.len() as u64 > self.inner.config.upload.part_threshold {
             self.upload_parts(&applied, bytes).await?;
         } else {
             let url = format!("{}/upload/v1/{}", applied.upload_base, applied.store_uri);
             with_retries(max, || {
-                self.storage_post(&applied, &url, bytes.clone(), "image")
+                self.storage_post(&applied, &url, bytes.clone(), "undefined")
             })
             .await?;
         }
@@ -277,23 +294,8 @@ impl Session {
             return Ok(c.clone());
         }
         let inner = &self.inner;
-        let cfg = &inner.config.upload;
-        let body = RequestBody {
-            get_upload_token_body: Some(GetUploadTokenRequestBody {
-                token_type: Some(cfg.token_type),
-                ..Default::default()
-            }),
-            ..RequestBody::default()
-        };
         let seq = inner.next_seq.fetch_add(1, Ordering::Relaxed);
-        let request = im_request(
-            cmd::GET_MEDIA_UPLOAD_TOKEN,
-            seq,
-            0,
-            body,
-            Vec::new(),
-            &inner.identity.wid,
-        );
+        let request = media_upload_config_request(seq, &inner.identity.wid);
         let (response, _) = self.transmit(&request).await?;
         let status = response.status_code.unwrap_or_default();
         if status != 0 {
@@ -303,82 +305,87 @@ impl Session {
             )
             .into());
         }
-        let token = response
+        let configs = response
             .body
-            .and_then(|b| b.get_upload_token_body)
-            .ok_or_else(|| step_error("credentials", "the answer has no upload token", false))?;
-        let field = |v: &Option<tiktok_dm_proto::wire::PbString>| {
-            v.as_deref().filter(|s| !s.is_empty()).map(str::to_owned)
-        };
-        let (backend, target) = match (field(&token.space_name), field(&token.service_id)) {
-            (Some(space), _) => (Backend::Vod, space),
-            (None, Some(service)) => (Backend::Imagex, service),
-            (None, None) => {
-                return Err(step_error(
-                    "credentials",
-                    "the answer names neither a space nor a service",
-                    false,
-                ));
-            }
-        };
-        let keys = SigningKeys {
-            access_key_id: field(&token.access_key)
-                .ok_or_else(|| step_error("credentials", "no access key", false))?,
-            secret_access_key: field(&token.secret_access_key)
-                .ok_or_else(|| step_error("credentials", "no secret key", false))?,
-            session_token: field(&token.token),
-        };
-        let fallback = if backend == Backend::Vod {
-            &cfg.vod_api
-        } else {
-            &cfg.imagex_api
-        };
-        let api_base = token
-            .hosts
-            .first()
-            .map_or_else(|| fallback.clone(), |h| base_url(h, fallback));
-        // `expire_time` is Unix seconds in the sandbox; its real format is not
-        // known, so anything else is treated as "10 minutes".
-        let lifetime = token
-            .expire_time
-            .as_deref()
-            .and_then(|t| t.parse::<u64>().ok())
-            .map_or(600, |t| t.saturating_sub(unix_secs()))
-            .saturating_sub(60);
-        let creds = UploadCredentials {
-            keys,
-            backend,
-            target,
-            api_base,
-            valid_until: Instant::now() + Duration::from_secs(lifetime),
-        };
+            .and_then(|b| b.media_upload_config_body)
+            .map(|b| b.configs)
+            .unwrap_or_default();
+        let creds = self.imagex_credentials(&configs)?;
         *cached = Some(creds.clone());
         Ok(creds)
     }
 
-    /// A request to the upload API, signed the ByteDance way (PROTOCOL.md 4.7).
+    /// The first complete ImageX entry of cmd 2059's answer.
+    fn imagex_credentials(&self, configs: &[MediaUploadConfig]) -> Result<UploadCredentials> {
+        let field = |v: &Option<tiktok_dm_proto::wire::PbString>| {
+            v.as_deref().filter(|s| !s.is_empty()).map(str::to_owned)
+        };
+        let entry = configs
+            .iter()
+            .filter(|c| c.upload_kind == Some(UPLOAD_KIND_IMAGEX))
+            .find(|c| {
+                [
+                    &c.service_id,
+                    &c.host,
+                    &c.access_key_id,
+                    &c.secret_access_key,
+                ]
+                .iter()
+                .all(|f| field(f).is_some())
+            })
+            .ok_or_else(|| {
+                step_error(
+                    "credentials",
+                    "the answer holds no complete ImageX credentials",
+                    false,
+                )
+            })?;
+        let missing = || step_error("credentials", "incomplete ImageX credentials", false);
+        let keys = SigningKeys {
+            access_key_id: field(&entry.access_key_id).ok_or_else(missing)?,
+            secret_access_key: field(&entry.secret_access_key).ok_or_else(missing)?,
+            session_token: field(&entry.security_token),
+        };
+        let host = field(&entry.host).ok_or_else(missing)?;
+        // Kept until `expires_at_ms`, less a margin for the calls still to
+        // come; ten minutes when the answer gives no expiry.
+        let now_ms = unix_secs().saturating_mul(1000);
+        let lifetime_ms = entry
+            .expires_at_ms
+            .and_then(|t| u64::try_from(t).ok())
+            .map_or(600_000, |t| t.saturating_sub(now_ms))
+            .saturating_sub(self.inner.config.upload.credential_margin.as_millis() as u64);
+        Ok(UploadCredentials {
+            keys,
+            service_id: field(&entry.service_id).ok_or_else(missing)?,
+            api_base: base_url(&host, &self.inner.config.endpoints.api_url),
+            valid_until: Instant::now() + Duration::from_millis(lifetime_ms),
+        })
+    }
+
+    /// A request to the ImageX API, signed the ByteDance way (PROTOCOL.md 4.7).
     fn signed_call(
         &self,
         creds: &UploadCredentials,
         method: Method,
         query: &str,
         body: String,
-        service: &str,
     ) -> reqwest::RequestBuilder {
-        let region = &self.inner.config.upload.region;
+        let cfg = &self.inner.config.upload;
         let signed = sign_upload_call(
             &creds.keys,
             method.as_str(),
             query,
             body.as_bytes(),
-            region,
-            service,
+            &cfg.region,
+            &cfg.imagex_service,
             unix_secs(),
         );
         let mut request = self
             .inner
             .http
             .plain(method, &format!("{}/?{query}", creds.api_base))
+            .header("accept", "application/json")
             .header("authorization", signed.authorization)
             .header("x-amz-date", signed.amz_date)
             .timeout(self.inner.config.request_timeout);
@@ -391,56 +398,39 @@ impl Session {
         request
     }
 
-    async fn apply(&self, creds: &UploadCredentials, size: u64) -> Result<Applied> {
+    async fn apply(&self, creds: &UploadCredentials, size: u64, ext: &str) -> Result<Applied> {
         // Sorted by key: the same string is sent and signed.
-        let s = random_token(11);
-        let (query, service) = match creds.backend {
-            Backend::Vod => (
-                format!(
-                    "Action=ApplyUploadInner&FileSize={size}&FileType=image&IsInner=1&NeedFallback=true&SpaceName={}&Version=2020-11-19&s={s}",
-                    crate::frontier::query_escape(&creds.target)
-                ),
-                self.inner.config.upload.vod_service.as_str(),
-            ),
-            Backend::Imagex => (
-                format!(
-                    "Action=ApplyImageUpload&ServiceId={}&Version=2018-08-01&s={s}",
-                    crate::frontier::query_escape(&creds.target)
-                ),
-                self.inner.config.upload.imagex_service.as_str(),
-            ),
-        };
-        let request = self.signed_call(creds, Method::GET, &query, String::new(), service);
+        let query = format!(
+            "Action=ApplyImageUpload&FileExtension={}&FileSize={size}&ServiceId={}&Version={IMAGEX_VERSION}&s={}",
+            crate::frontier::query_escape(ext),
+            crate::frontier::query_escape(&creds.service_id),
+            random_token(11),
+        );
+        let request = self.signed_call(creds, Method::GET, &query, String::new());
         let v = api_json("apply", request.send().await).await?;
-        let (store, host, session_key) = match creds.backend {
-            Backend::Vod => {
-                let node = &v["Result"]["InnerUploadAddress"]["UploadNodes"][0];
-                let host = node["UploadHost"]
-                    .as_str()
-                    .or(node["UploadHosts"][0].as_str());
-                (&node["StoreInfos"][0], host, &node["SessionKey"])
-            }
-            Backend::Imagex => {
-                let addr = &v["Result"]["UploadAddress"];
-                (
-                    &addr["StoreInfos"][0],
-                    addr["UploadHosts"][0].as_str(),
-                    &addr["SessionKey"],
-                )
-            }
-        };
+        let addr = &v["Result"]["UploadAddress"];
+        let store = &addr["StoreInfos"][0];
+        let host = addr["UploadHosts"][0]
+            .as_str()
+            .ok_or_else(|| step_error("apply", "the answer has no upload host", false))?;
         Ok(Applied {
             store_uri: text(&store["StoreUri"], "apply", "StoreUri")?.to_owned(),
             auth: text(&store["Auth"], "apply", "upload Auth")?.to_owned(),
-            upload_base: base_url(
-                host.ok_or_else(|| step_error("apply", "the answer has no upload host", false))?,
-                &creds.api_base,
-            ),
-            session_key: text(session_key, "apply", "SessionKey")?.to_owned(),
+            upload_base: base_url(host, &creds.api_base),
+            session_key: text(&addr["SessionKey"], "apply", "SessionKey")?.to_owned(),
             user_id: store["StorageHeader"]["USER_ID"]
                 .as_str()
                 .map(str::to_owned),
         })
+    }
+
+    /// How long a storage transfer or a commit may take: the request timeout,
+    /// but at least 30 s.
+    fn storage_timeout(&self) -> Duration {
+        self.inner
+            .config
+            .request_timeout
+            .max(Duration::from_secs(30))
     }
 
     async fn storage_post(
@@ -462,12 +452,7 @@ impl Session {
                 "content-disposition",
                 format!("attachment; filename=\"{filename}\""),
             )
-            .timeout(
-                self.inner
-                    .config
-                    .request_timeout
-                    .max(Duration::from_secs(30)),
-            )
+            .timeout(self.storage_timeout())
             .body(body);
         if let Some(user) = &applied.user_id {
             request = request.header("x-storage-u", user);
@@ -531,43 +516,37 @@ impl Session {
         creds: &UploadCredentials,
         applied: &Applied,
     ) -> Result<(String, String)> {
-        let (query, body, service) = match creds.backend {
-            Backend::Vod => (
-                format!("Action=CommitUploadInner&SpaceName={}&Version=2020-11-19", crate::frontier::query_escape(&creds.target)),
-                serde_json::json!({"SessionKey": applied.session_key, "Functions": [{"name": "Encryption", "input": {
-                    "Config": {"copies": "cipher_v2"}, "PolicyParams": {"policy-set": "check,thumb,medium,large"}}}]})
-                .to_string(),
-                self.inner.config.upload.vod_service.as_str(),
-            ),
-            Backend::Imagex => (
-                format!(
-                    "Action=CommitImageUpload&ServiceId={}&SessionKey={}&Version=2018-08-01",
-                    crate::frontier::query_escape(&creds.target),
-                    crate::frontier::query_escape(&applied.session_key)
-                ),
-                String::new(),
-                self.inner.config.upload.imagex_service.as_str(),
-            ),
-        };
+        let query = format!(
+            "Action=CommitImageUpload&ServiceId={}&Version={IMAGEX_VERSION}",
+            crate::frontier::query_escape(&creds.service_id),
+        );
+        let body = serde_json::json!({
+            "SessionKey": applied.session_key,
+            "Functions": [{"name": "Encryption", "input": {"Config": {
+                "copies": self.inner.config.upload.encryption_copies}}}],
+        })
+        .to_string();
+        // The commit hashes, checks and encrypts the whole image before it
+        // answers: as long as an upload may take, not one IM request.
         let request = self
-            .signed_call(creds, Method::POST, &query, body, service)
-            .header("content-type", "text/plain;charset=UTF-8");
+            .signed_call(creds, Method::POST, &query, body)
+            .header("content-type", "application/json")
+            .timeout(self.storage_timeout());
         let v = api_json("commit", request.send().await).await?;
-        match creds.backend {
-            Backend::Vod => {
-                let enc = &v["Result"]["Results"][0]["Encryption"];
-                Ok((
-                    text(&enc["Uri"], "commit", "Encryption.Uri")?.to_owned(),
-                    text(&enc["SecretKey"], "commit", "Encryption.SecretKey")?.to_owned(),
-                ))
-            }
-            Backend::Imagex => {
-                let plugin = &v["Result"]["PluginResult"][0];
-                Ok((
-                    text(&plugin["ImageUri"], "commit", "ImageUri")?.to_owned(),
-                    plugin["SecretKey"].as_str().unwrap_or_default().to_owned(),
-                ))
-            }
+        let result = &v["Result"];
+        let encryption = &result["Results"][0]["Encryption"];
+        let path = result["PluginResult"][0]["ImageUri"]
+            .as_str()
+            .filter(|p| !p.is_empty())
+            .map_or_else(|| text(&encryption["Uri"], "commit", "Encryption.Uri"), Ok)?;
+        let key = text(&encryption["SecretKey"], "commit", "Encryption.SecretKey")?;
+        if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(step_error(
+                "commit",
+                "Encryption.SecretKey is not 64 hexadecimal characters",
+                false,
+            ));
         }
+        Ok((path.to_owned(), key.to_owned()))
     }
 }

@@ -3,8 +3,7 @@
 use tiktok_dm_client::compose::{Kind, Outgoing};
 use tiktok_dm_client::image::{DEFAULT_IMAGE_LIMIT, Image};
 use tiktok_dm_client::{Error, RetryClass, TransportMode};
-use tiktok_dm_sandbox::{Sandbox, Seed, UploadBackend};
-use tiktok_dm_test_support::{noise_png, spawn, spawn_sandbox};
+use tiktok_dm_test_support::{noise_png, spawn_sandbox};
 
 use crate::{alice_bob, alice_carol, connect};
 
@@ -12,15 +11,21 @@ fn image(bytes: &[u8]) -> Image {
     Image::from_bytes(bytes.to_vec(), DEFAULT_IMAGE_LIMIT).unwrap()
 }
 
-fn oid_of(m: &tiktok_dm_sandbox::ReceivedMessage) -> String {
-    m.content["resource_url"]["oid"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+/// The path of the image a received message names.
+fn path_of(m: &tiktok_dm_sandbox::ReceivedMessage) -> String {
+    m.image.as_ref().expect("an image message").path.clone()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[tokio::test]
-async fn an_image_is_uploaded_committed_and_sent_as_a_type_27_message() {
+async fn an_image_is_uploaded_encrypted_and_sent_as_a_private_image() {
     let sandbox = spawn_sandbox().await;
     let session = connect(&sandbox, TransportMode::Ws).await;
     let png = noise_png(40, 30, 1);
@@ -31,24 +36,26 @@ async fn an_image_is_uploaded_committed_and_sent_as_a_type_27_message() {
     let received = sandbox.handle.messages();
     assert_eq!(received.len(), 1);
     let m = &received[0];
-    assert_eq!(m.message_type, 27);
+    assert_eq!(m.message_type, 1802);
     assert_eq!(m.client_message_id, sent.client_message_id.as_str());
-    assert_eq!(m.content["aweType"], 2702);
+    let shown = m.image.as_ref().unwrap();
+    assert_eq!((shown.width, shown.height), (40, 30));
+    assert_eq!(shown.size, png.len() as u64);
     assert_eq!(
-        (
-            m.content["cover_width"].as_u64(),
-            m.content["cover_height"].as_u64()
-        ),
-        (Some(40), Some(30))
+        shown.sha256,
+        sha256_hex(&png),
+        "the sandbox opened what was sent"
     );
     assert_eq!(
-        m.content["resource_url"]["data_size"].as_u64(),
-        Some(png.len() as u64)
-    );
-    assert_eq!(
-        sandbox.handle.object(&oid_of(m)).unwrap(),
+        sandbox.handle.object(&path_of(m)).unwrap(),
         png,
-        "the stored bytes are the input"
+        "the stored object decrypts to the input"
+    );
+    let blob = sandbox.handle.encrypted_object(&path_of(m)).unwrap();
+    assert_eq!(blob.len(), png.len() + 12 + 16, "nonce, ciphertext, tag");
+    assert!(
+        !blob.windows(16).any(|w| png.starts_with(w)),
+        "stored encrypted"
     );
 }
 
@@ -64,7 +71,7 @@ async fn a_file_over_the_part_threshold_goes_up_in_parts() {
         .await
         .unwrap();
     let m = &sandbox.handle.messages()[0];
-    assert_eq!(sandbox.handle.object(&oid_of(m)).unwrap(), png);
+    assert_eq!(sandbox.handle.object(&path_of(m)).unwrap(), png);
 }
 
 #[tokio::test]
@@ -152,11 +159,8 @@ async fn expired_credentials_are_replaced_once() {
 }
 
 #[tokio::test]
-async fn imagex_credentials_use_the_imagex_flow() {
-    let sandbox = spawn(
-        Sandbox::with_upload_backend(Seed::default_seed().unwrap(), UploadBackend::Imagex).unwrap(),
-    )
-    .await;
+async fn over_http_too_an_image_goes_as_a_private_image() {
+    let sandbox = spawn_sandbox().await;
     let session = connect(&sandbox, TransportMode::Http).await;
     let png = noise_png(12, 9, 9);
     session
@@ -164,7 +168,8 @@ async fn imagex_credentials_use_the_imagex_flow() {
         .await
         .unwrap();
     let m = &sandbox.handle.messages()[0];
-    assert_eq!(sandbox.handle.object(&oid_of(m)).unwrap(), png);
+    assert_eq!(m.message_type, 1802);
+    assert_eq!(sandbox.handle.object(&path_of(m)).unwrap(), png);
 }
 
 #[tokio::test]
@@ -183,7 +188,7 @@ async fn text_and_image_go_image_first_and_a_failed_text_is_reported() {
         .iter()
         .map(|m| m.message_type)
         .collect();
-    assert_eq!(types, [27, 7]);
+    assert_eq!(types, [1802, 7]);
 
     // In a message request only one message may go before the receiver accepts:
     // the image is delivered, the text is refused with 7193.
