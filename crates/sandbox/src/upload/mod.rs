@@ -70,9 +70,21 @@ pub(crate) struct StoredObject {
     pub(crate) key_hex: Option<String>,
     pub(crate) width: u32,
     pub(crate) height: u32,
+    /// Size of the plain image.
+    pub(crate) size: u64,
+    /// Lowercase hex SHA-256 of the plain image.
+    pub(crate) sha256: String,
 }
 
 impl StoredObject {
+    /// Whether `key_hex` is the key the blob was sealed under (hex in either
+    /// case): the only key AES-GCM opens it with.
+    pub(crate) fn opens_with(&self, key_hex: &str) -> bool {
+        self.key_hex
+            .as_deref()
+            .is_some_and(|k| k.eq_ignore_ascii_case(key_hex))
+    }
+
     /// The plain image. `None` only if the stored key does not open the blob,
     /// which the sandbox never stores.
     pub(crate) fn plain(&self) -> Option<Vec<u8>> {

@@ -127,8 +127,23 @@ pub(crate) async fn action(
             message,
         );
     }
-    commit(&shared, &body, creds.uid)
+    // Hashing, probing and encrypting up to 20 MB is CPU work: off the
+    // runtime's threads, so other requests (and the client's socket) go on.
+    let uid = creds.uid;
+    tokio::task::spawn_blocking(move || commit(&shared, &body, uid))
+        .await
+        .unwrap_or_else(|_| {
+            let message = "the commit did not finish";
+            api_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ACT_COMMIT,
+                "InternalError",
+                message,
+            )
+        })
 }
+
+const ACT_COMMIT: &str = "CommitImageUpload";
 
 /// Verifies the SigV4 signature against the issued credentials: 401 for
 /// expired ones, 403 for anything else.
@@ -246,7 +261,7 @@ fn take_upload(
 /// Commit: the uploaded bytes become an object owned by `uid`, encrypted when
 /// the body asks for `cipher_v2`.
 fn commit(shared: &Shared, body: &[u8], uid: Uid) -> Response {
-    const ACT: &str = "CommitImageUpload";
+    const ACT: &str = ACT_COMMIT;
     let request: serde_json::Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => return invalid(ACT, &format!("the body is not JSON: {e}")),
@@ -271,6 +286,7 @@ fn commit(shared: &Shared, body: &[u8], uid: Uid) -> Response {
         }
     };
     let md5 = tiktok_dm_proto::access_key::hex(&Md5::digest(&plain));
+    let sha256 = tiktok_dm_proto::access_key::hex(&sha2::Sha256::digest(&plain));
     let size = plain.len();
     let (blob, key_hex) = if encrypt {
         match cipher::seal(&plain) {
@@ -294,6 +310,8 @@ fn commit(shared: &Shared, body: &[u8], uid: Uid) -> Response {
         key_hex: key_hex.clone(),
         width: probe.width,
         height: probe.height,
+        size: size as u64,
+        sha256,
     };
     {
         let mut state = shared.lock();
