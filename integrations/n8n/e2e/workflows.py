@@ -13,7 +13,7 @@ NODE_TYPE = "n8n-nodes-tiktok-dm.tikTokDm"
 PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
 TEXT = 7
-IMAGE = 27
+IMAGE = 1802  # private_image
 
 
 @dataclass

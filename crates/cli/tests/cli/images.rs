@@ -29,10 +29,10 @@ fn stored(sandbox: &TestSandbox, output: &serde_json::Value) -> Vec<u8> {
         .into_iter()
         .find(|m| m.server_message_id.to_string() == server_id)
         .unwrap();
-    assert_eq!(m.message_type, 27);
+    assert_eq!(m.message_type, 1802);
     sandbox
         .handle
-        .object(m.content["resource_url"]["oid"].as_str().unwrap())
+        .object(&m.image.as_ref().unwrap().path)
         .unwrap()
 }
 

@@ -71,7 +71,11 @@ async fn the_demo_goes_through_the_gateway_text_image_and_a_quota_refusal() {
         .iter()
         .map(|m| m["message_type"].as_u64().unwrap())
         .collect();
-    assert_eq!(kinds, [7, 27, 7], "text, then the image before its caption");
+    assert_eq!(
+        kinds,
+        [7, 1802, 7],
+        "text, then the image before its caption"
+    );
     assert_eq!(
         received[0]["client_message_id"],
         steps[0]["answer"]["messages"][0]["client_message_id"]

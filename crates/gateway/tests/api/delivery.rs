@@ -354,8 +354,8 @@ fn received_images(app: &crate::TestApp) -> Vec<Vec<u8>> {
         .handle
         .messages()
         .iter()
-        .filter_map(|m| m.content["resource_url"]["oid"].as_str())
-        .map(|oid| app.sandbox.handle.object(oid).unwrap())
+        .filter_map(|m| m.image.as_ref())
+        .map(|image| app.sandbox.handle.object(&image.path).unwrap())
         .collect()
 }
 

@@ -43,11 +43,11 @@ async fn a_file_part_and_a_caption_are_delivered_in_order() {
     let received = app.sandbox.handle.messages();
     assert_eq!(
         received.iter().map(|m| m.message_type).collect::<Vec<_>>(),
-        [27, 7]
+        [1802, 7]
     );
     assert_eq!(received[1].content["text"], "caption from a form");
-    let oid = received[0].content["resource_url"]["oid"].as_str().unwrap();
-    assert_eq!(app.sandbox.handle.object(oid).unwrap(), png);
+    let path = &received[0].image.as_ref().unwrap().path;
+    assert_eq!(app.sandbox.handle.object(path).unwrap(), png);
 }
 
 #[tokio::test]

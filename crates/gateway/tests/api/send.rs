@@ -432,15 +432,10 @@ async fn an_image_and_a_caption_arrive_in_order_with_the_same_bytes() {
     let received = app.sandbox.handle.messages();
     assert_eq!(
         received.iter().map(|m| m.message_type).collect::<Vec<_>>(),
-        [27, 7]
+        [1802, 7]
     );
-    assert_eq!(
-        app.sandbox
-            .handle
-            .object(received[0].content["resource_url"]["oid"].as_str().unwrap())
-            .unwrap(),
-        png
-    );
+    let path = &received[0].image.as_ref().unwrap().path;
+    assert_eq!(app.sandbox.handle.object(path).unwrap(), png);
 }
 
 #[tokio::test]
