@@ -1,6 +1,6 @@
 //! `tiktok-dm decode`: wire bytes to JSON, or back to bytes.
 
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -47,6 +47,24 @@ fn decoded<M: Message + serde::Serialize>(
     Ok((serde_json::to_value(&msg)?, msg.encode_to_vec()))
 }
 
+/// A frame's payload, decoded: a downlink payload (compressed, as only the
+/// server compresses) as a `Response`; an uncompressed one as the `Request`
+/// the web client sends when it reads as one (it always names its SDK
+/// version), else as a `Response` (an uncompressed reply).
+fn payload_decoded(frame: &Frame) -> Option<(&'static str, serde_json::Value)> {
+    let payload = frame_payload(frame).ok()?;
+    let compressed = !matches!(frame.payload_encoding.as_deref(), None | Some(""));
+    if !compressed {
+        if let Ok(request) = Request::decode(&payload) {
+            if request.sdk_version.is_some() || request.device_platform.is_some() {
+                return Some(("Request", serde_json::to_value(request).ok()?));
+            }
+        }
+    }
+    let response = Response::decode(&payload).ok()?;
+    Some(("Response", serde_json::to_value(response).ok()?))
+}
+
 pub fn run(a: DecodeArgs) -> anyhow::Result<ExitCode> {
     let bytes = read_input(&a.input)?;
     let (json, reencoded) = match a.kind {
@@ -54,29 +72,31 @@ pub fn run(a: DecodeArgs) -> anyhow::Result<ExitCode> {
         DecodeAs::Response => decoded::<Response>(&bytes, "Response")?,
         DecodeAs::Frame => {
             let (mut json, reencoded) = decoded::<Frame>(&bytes, "Frame")?;
-            // Show what the payload holds too: a Request uplink, a Response downlink.
             let frame = Frame::decode(&bytes)?;
-            let payload = frame_payload(&frame);
-            let inner = match (&payload, frame.payload_type.as_deref()) {
-                (Ok(p), Some("pb")) => Request::decode(p).ok().map(serde_json::to_value),
-                (Ok(p), _) if frame.payload_encoding.as_deref() == Some("gzip") => {
-                    Response::decode(p).ok().map(serde_json::to_value)
+            if let Some(obj) = json.as_object_mut() {
+                match (payload_decoded(&frame), frame_payload(&frame)) {
+                    (Some((kind, inner)), _) => {
+                        obj.insert("payload_decoded_as".into(), kind.into());
+                        obj.insert("payload_decoded".into(), inner);
+                    }
+                    (None, Err(e)) => {
+                        obj.insert("payload_error".into(), e.to_string().into());
+                    }
+                    (None, Ok(_)) => {}
                 }
-                _ => None,
-            };
-            if let (Some(Ok(inner)), Some(obj)) = (inner, json.as_object_mut()) {
-                obj.insert("payload_decoded".into(), inner);
             }
             (json, reencoded)
         }
     };
-    if a.reencode {
-        println!(
-            "{}",
-            base64::engine::general_purpose::STANDARD.encode(reencoded)
-        );
+    // Written, not println!-ed: a reader that goes away (`| head`) is a broken
+    // pipe the caller ends quietly on, not a panic.
+    let text = if a.reencode {
+        base64::engine::general_purpose::STANDARD.encode(reencoded)
     } else {
-        println!("{}", serde_json::to_string_pretty(&json)?);
-    }
+        serde_json::to_string_pretty(&json)?
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
