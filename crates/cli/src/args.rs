@@ -199,8 +199,12 @@ pub struct SendArgs {
     #[arg(long, default_value = "auto")]
     pub transport: String,
     /// Send to a sandbox at this base URL instead of TikTok.
-    #[arg(long, conflicts_with_all = ["ws_url", "api_url", "web_url"])]
+    #[arg(long, conflicts_with_all = ["ws_url", "api_url", "web_url", "tiktok_hosts"])]
     pub sandbox: Option<String>,
+    /// TikTok's IM hosts: global (`im-api` / `im-ws`) or sg (`im-api-sg` /
+    /// `im-ws-sg`).
+    #[arg(long, default_value = "global")]
+    pub tiktok_hosts: String,
     /// Frontier WebSocket URL (default `wss://im-ws.tiktok.com/ws/v2`).
     #[arg(long)]
     pub ws_url: Option<String>,

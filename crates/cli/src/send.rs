@@ -91,7 +91,11 @@ fn endpoints(a: &SendArgs) -> Result<Endpoints, String> {
     if let Some(base) = &a.sandbox {
         return Endpoints::sandbox(base).map_err(|e| e.to_string());
     }
-    let mut e = Endpoints::tiktok();
+    let hosts = a
+        .tiktok_hosts
+        .parse()
+        .map_err(|e: tiktok_dm_client::Error| e.to_string())?;
+    let mut e = Endpoints::tiktok_hosts(hosts);
     if let Some(v) = &a.ws_url {
         e.ws_url = v.clone();
     }

@@ -125,6 +125,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "sandbox_url",
         "send to a sandbox at this base URL instead of TikTok",
     ),
+    (
+        "tiktok_hosts",
+        "TikTok's IM hosts: global (im-api, im-ws) or sg (im-api-sg, im-ws-sg) (default global)",
+    ),
     ("transport", "auto, ws or http (default auto)"),
     (
         "wait_for_delivery_secs",
@@ -309,17 +313,28 @@ impl Layers {
         }
     }
 
+    /// A sandbox's endpoints, or TikTok's on the chosen hosts.
+    fn endpoints(&self) -> Result<Endpoints> {
+        if let Some((url, origin)) = self.text("sandbox_url") {
+            return Endpoints::sandbox(url)
+                .map_err(|e| Error::Config(format!("{origin} = {url:?}: {e}")));
+        }
+        let hosts = match self.text("tiktok_hosts") {
+            Some((value, origin)) => value.parse().map_err(|_| {
+                Error::Config(format!("{origin} = {value:?}: expected global or sg"))
+            })?,
+            None => tiktok_dm_client::TikTokHosts::default(),
+        };
+        Ok(Endpoints::tiktok_hosts(hosts))
+    }
+
     /// Validates everything into what `serve` runs with.
     ///
     /// # Errors
     /// The first bad value, naming its origin.
     pub fn resolve(&self) -> Result<ServeConfig> {
         let sandbox_url = self.text("sandbox_url").map(|(v, _)| v.to_owned());
-        let endpoints = match self.text("sandbox_url") {
-            Some((url, origin)) => Endpoints::sandbox(url)
-                .map_err(|e| Error::Config(format!("{origin} = {url:?}: {e}")))?,
-            None => Endpoints::tiktok(),
-        };
+        let endpoints = self.endpoints()?;
         let mut settings = Settings::new(endpoints);
         if sandbox_url.is_none() {
             settings.pacing = Pacing::TIKTOK_DEFAULT;
@@ -483,6 +498,21 @@ mod tests {
         let shown = format!("{c:?}");
         assert!(!shown.contains("s3cret-pw"), "{shown}");
         assert!(shown.contains("postgres://gw:***@db/gw"), "{shown}");
+    }
+
+    #[test]
+    fn tiktok_hosts_choose_the_sg_pair_and_refuse_others() {
+        let mut l = Layers::default();
+        assert_eq!(l.resolve().unwrap().settings.endpoints, Endpoints::tiktok());
+        l.env(env(&[("TIKTOK_DM_TIKTOK_HOSTS", "sg")])).unwrap();
+        let api = l.resolve().unwrap().settings.endpoints.api_url;
+        assert_eq!(api, "https://im-api-sg.tiktok.com");
+        l.flag("tiktok_hosts", Some("eu".into()));
+        let err = l.resolve().unwrap_err().to_string();
+        assert!(
+            err.contains("tiktok_hosts") && err.contains("global or sg"),
+            "{err}"
+        );
     }
 
     #[test]
