@@ -510,7 +510,7 @@ mod tests {
         l.flag("tiktok_hosts", Some("eu".into()));
         let err = l.resolve().unwrap_err().to_string();
         assert!(
-            err.contains("tiktok_hosts") && err.contains("global or sg"),
+            err.contains("tiktok-hosts = \"eu\"") && err.contains("global or sg"),
             "{err}"
         );
     }
