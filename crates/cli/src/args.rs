@@ -227,6 +227,10 @@ pub struct SandboxArgs {
     /// A JSON seed file with `accounts` and `conversations` (default: alice, bob, carol).
     #[arg(long)]
     pub seed: Option<PathBuf>,
+    /// Refuse HTTP sends without a valid ticket guard (the `tt-ticket-guard-*`
+    /// entries and a `ztca-dpop` proof), as a strict TikTok would.
+    #[arg(long)]
+    pub require_ticket_guard: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

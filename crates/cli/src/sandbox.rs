@@ -64,6 +64,9 @@ pub async fn run(a: SandboxArgs) -> anyhow::Result<ExitCode> {
         None => Seed::default_seed()?,
     };
     let sandbox = Sandbox::new(seed)?;
+    sandbox
+        .handle()
+        .require_ticket_guard(a.require_ticket_guard);
     let listener = TcpListener::bind(&a.listen)
         .await
         .with_context(|| format!("cannot listen on {}", a.listen))?;

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -84,6 +85,14 @@ pub(crate) async fn im_route(
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("127.0.0.1");
+    if route_cmd == cmd::SEND_MESSAGE && shared.require_ticket_guard.load(Ordering::Relaxed) {
+        let now = i64::try_from(crate::state::now_ms() / 1000).unwrap_or(i64::MAX);
+        if let Err(problem) = crate::ticket_guard::check(&body, &query, host, now) {
+            let mut refusal = gateway_error(&shared, 200_001);
+            refusal.error_desc = Some(format!("ticket guard: {problem}").into());
+            return protobuf(encode(&refusal));
+        }
+    }
     let (action, push) = handle(
         &shared,
         &account,

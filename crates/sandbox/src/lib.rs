@@ -7,6 +7,7 @@ mod im;
 mod push;
 pub mod seed;
 mod state;
+mod ticket_guard;
 mod upload;
 mod ws;
 
@@ -180,6 +181,16 @@ impl SandboxHandle {
     /// Handshakes and IM requests are treated as an invalid session, `n` times.
     pub fn invalid_session(&self, n: u32) {
         self.inject(Fault::InvalidSession, Some(n));
+    }
+
+    /// From now on (or no longer), an HTTP send without a valid ticket guard
+    /// (the five `tt-ticket-guard-*` entries and a `ztca-dpop` proof signed by
+    /// their key) gets the gateway rejection 200001, naming what is wrong.
+    /// Off by default: whether TikTok checks them is unknown.
+    pub fn require_ticket_guard(&self, on: bool) {
+        self.shared
+            .require_ticket_guard
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The next `n` IM requests get the gateway rejection 200001.

@@ -144,6 +144,8 @@ pub(crate) struct Shared {
     pub(crate) seed: Seed,
     state: Mutex<State>,
     next_id: AtomicU64,
+    /// Whether HTTP sends must carry a valid ticket guard (`ticket_guard.rs`).
+    pub(crate) require_ticket_guard: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -152,6 +154,7 @@ impl Shared {
             seed,
             state: Mutex::new(State::default()),
             next_id: AtomicU64::new(1),
+            require_ticket_guard: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

@@ -144,3 +144,23 @@ async fn identity_can_be_given_instead_of_discovered() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn http_sends_carry_a_ticket_guard_that_a_strict_server_accepts() {
+    let sandbox = spawn_sandbox().await;
+    sandbox.handle.require_ticket_guard(true);
+    let session = connect(&sandbox, TransportMode::Http).await;
+    let target = alice_bob(&sandbox);
+    let sent = session.send_text(&target, "guarded").await.unwrap();
+    assert_eq!(sent.transport, Transport::Http);
+    let png = tiktok_dm_test_support::noise_png(8, 8, 1);
+    let image = tiktok_dm_client::image::Image::from_bytes(png, 1 << 20).unwrap();
+    session.send_image(&target, image).await.unwrap();
+    let kinds: Vec<i32> = sandbox
+        .handle
+        .messages()
+        .iter()
+        .map(|m| m.message_type)
+        .collect();
+    assert_eq!(kinds, [7, 1802]);
+}

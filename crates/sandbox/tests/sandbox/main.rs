@@ -5,6 +5,7 @@
 mod history;
 mod http_api;
 mod private_image;
+mod ticket_guard;
 mod upload;
 mod websocket;
 
