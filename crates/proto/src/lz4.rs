@@ -1,7 +1,7 @@
 //! Raw LZ4 blocks, the `__lz4` payload encoding of the fpid-9 socket's replies
 //! and pushes (PROTOCOL.md 10.2): one block, no frame header and no stored
 //! length. The reader grows its buffer until the block fits, up to the same
-//! cap as gzip ([`MAX_INFLATED_PAYLOAD`](crate::codec::MAX_INFLATED_PAYLOAD)).
+//! cap as gzip ([`crate::codec::MAX_INFLATED_PAYLOAD`]).
 //!
 //! The block format itself is `lz4_flex`'s (safe decoder, checked decoding):
 //! a hand-written decoder would be one more parser of network input to get

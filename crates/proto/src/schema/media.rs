@@ -97,7 +97,7 @@ message! {
         1 => sender_preview: optional Msg<LocalizedText>,
         /// Shown to the recipient ("sent a 📷").
         2 => recipient_preview: optional Msg<LocalizedText>,
-        /// Shown in lists and quotes ("[Photo]").
+        /// Shown in lists and quotes (`"[Photo]"`).
         3 => bracketed_preview: optional Msg<LocalizedText>,
     }
 }
