@@ -83,8 +83,9 @@ pub(crate) struct Inner {
     /// request is built without them and has them spliced in by `transmit`.
     request_headers: SplicedField,
     frame_headers: SplicedField,
-    /// The ticket-guard key of HTTP sends (none when only the socket is used).
-    ticket_guard: Option<TicketGuard>,
+    /// The ticket-guard key of HTTP sends, drawn at the session's first HTTP
+    /// send (most sessions only ever use the socket, and stay smaller).
+    ticket_guard: std::sync::OnceLock<TicketGuard>,
     /// Upload credentials, reused until they expire.
     pub(crate) upload_credentials: tokio::sync::Mutex<Option<crate::upload::UploadCredentials>>,
 }
@@ -164,15 +165,11 @@ impl Session {
             }
         }
         let headers = context.headers();
-        let ticket_guard = match config.transport {
-            TransportMode::Ws => None,
-            TransportMode::Auto | TransportMode::Http => Some(TicketGuard::generate()?),
-        };
         Ok(Self {
             inner: Arc::new(Inner {
                 request_headers: SplicedField::request_headers(&headers),
                 frame_headers: SplicedField::frame_headers(&headers),
-                ticket_guard,
+                ticket_guard: std::sync::OnceLock::new(),
                 config,
                 identity,
                 http,
@@ -354,14 +351,24 @@ impl Session {
     /// after the context headers (PROTOCOL.md 2.1).
     async fn over_http(&self, command: i32, payload: Vec<u8>) -> Result<Response> {
         let inner = &self.inner;
-        let guard = inner.ticket_guard.as_ref();
-        let payload = match guard {
-            Some(g) if command == cmd::SEND_MESSAGE => g.add_entries(payload),
-            _ => payload,
+        if command != cmd::SEND_MESSAGE {
+            return inner.http.send(&inner.config, command, payload, None).await;
+        }
+        let guard = match inner.ticket_guard.get() {
+            Some(g) => g,
+            None => {
+                // Two first sends at once may both draw a key; one is kept.
+                let _ = inner.ticket_guard.set(TicketGuard::generate()?);
+                inner
+                    .ticket_guard
+                    .get()
+                    .ok_or_else(|| Error::Protocol("no ticket-guard key".into()))?
+            }
         };
+        let payload = guard.add_entries(payload);
         inner
             .http
-            .send(&inner.config, command, payload, guard)
+            .send(&inner.config, command, payload, Some(guard))
             .await
     }
 
