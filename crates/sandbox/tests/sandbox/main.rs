@@ -8,6 +8,7 @@ mod private_image;
 mod ticket_guard;
 mod upload;
 mod websocket;
+mod working_client;
 
 use tiktok_dm_proto::Message;
 use tiktok_dm_proto::codec::{SendParams, send_message_request};

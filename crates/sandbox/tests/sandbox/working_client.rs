@@ -1,0 +1,515 @@
+//! Conformance with a working open-source TikTok web client (PROTOCOL.md
+//! 10): its `pkg/libtiktok` requests replayed against the sandbox (method,
+//! path, query, the headers that matter, and protobuf bodies with its field
+//! numbers, wire types, values and presence), and the answers read the way it
+//! reads them. The bytes are built by hand (`working_client/pb.rs`), never by
+//! our client or our schema, so a mistake shared with them cannot hide here.
+//!
+//! Only the hosts differ from that client's: `https://im-api-sg.tiktok.com`,
+//! `https://www.tiktok.com` and `wss://im-ws-sg.tiktok.com` become the
+//! sandbox, and the ImageX and storage calls, which that client sends to
+//! `https://` + the host the sandbox names, go to `http://` (in a run of the
+//! real client a TLS proxy stands in front of the sandbox).
+
+mod pb;
+mod read;
+mod replay;
+
+use std::time::Duration;
+
+use aes_gcm::aead::Aead as _;
+use aes_gcm::{Aes256Gcm, KeyInit as _, Nonce};
+use futures_util::StreamExt as _;
+use tiktok_dm_sandbox::Account;
+use tiktok_dm_test_support::{TestSandbox, noise_png, spawn_sandbox};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use crate::alice;
+use pb::Pb;
+use read::{Conversation, Message};
+use replay::{Session, Ws};
+
+/// `getMessagesUniversalData`: GET `/messages`, the JSON of the
+/// `__UNIVERSAL_DATA_FOR_REHYDRATION__` script, `__DEFAULT_SCOPE__` →
+/// `webapp.app-context`.
+async fn app_context(sandbox: &TestSandbox, cookie: &str) -> serde_json::Value {
+    let page = crate::http()
+        .get(format!("{}/messages", sandbox.base_url()))
+        .header("cookie", cookie)
+        .header("user-agent", replay::USER_AGENT)
+        .header("accept-language", "en-US,en;q=0.9")
+        .header(
+            "accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(page.status().is_success());
+    let html = page.text().await.unwrap();
+    let tag = html
+        .find("<script id=\"__UNIVERSAL_DATA_FOR_REHYDRATION__\"")
+        .unwrap();
+    let start = tag + html[tag..].find('>').unwrap() + 1;
+    let end = start + html[start..].find("</script>").unwrap();
+    let data: serde_json::Value = serde_json::from_str(html[start..end].trim()).unwrap();
+    data["__DEFAULT_SCOPE__"]["webapp.app-context"].clone()
+}
+
+/// A session of that client for `account`: its cookie and the page's `wid`.
+async fn session<'a>(sandbox: &'a TestSandbox, account: &Account) -> Session<'a> {
+    let cookie = replay::cookie(account);
+    let context = app_context(sandbox, &cookie).await;
+    let wid = context["wid"].as_str().unwrap().to_owned();
+    Session {
+        sandbox,
+        cookie,
+        wid,
+    }
+}
+
+/// `fetchInbox`: cmd 203 with sequence 10002 (flag 1) or 10006 (flag 0).
+async fn fetch_inbox(s: &Session<'_>, sequence: u64) -> Vec<u8> {
+    let flag = u64::from(sequence != 10006);
+    let body = Pb::new().msg(203, Pb::new().uint(1, 0));
+    let bytes = replay::request(
+        203,
+        sequence,
+        flag,
+        body,
+        Some(&s.wid),
+        &replay::metadata(&s.wid),
+    );
+    let query = replay::im_query(Vec::new());
+    let own = [("referer", "https://www.tiktok.com/messages")];
+    s.post_im("/v2/message/get_by_user_init", Some(query), bytes, &own)
+        .await
+}
+
+/// `GetInbox`: both calls, merged.
+async fn inbox(s: &Session<'_>) -> (Vec<Conversation>, usize) {
+    let first = read::inbox(&fetch_inbox(s, 10002).await);
+    let second = read::inbox(&fetch_inbox(s, 10006).await);
+    let mut all = first.conversations;
+    for c in second.conversations {
+        if !all.iter().any(|a| a.id == c.id) {
+            all.push(c);
+        }
+    }
+    (all, first.real_rows.max(second.real_rows))
+}
+
+/// What a send puts in the body beside the envelope fields.
+enum Content<'a> {
+    Text(&'a str),
+    Image(&'a Uploaded),
+}
+
+/// The common part of `buildSendPayload`: 1 id, 2 1, 3 the short id, 4 the
+/// content, 5 the two tags (`s:mentioned_users` with no value), 6 the type,
+/// 7 "deprecated", 8 the client id.
+fn send_body(conv: &Conversation, client_id: &str, content: &Content<'_>) -> Pb {
+    let (json, message_type) = match content {
+        Content::Text(text) => (
+            serde_json::json!({"aweType": 0, "text": text}).to_string(),
+            7,
+        ),
+        Content::Image(_) => (String::new(), 1802),
+    };
+    let body = Pb::new()
+        .str(1, &conv.id)
+        .uint(2, 1)
+        .uint(3, conv.short_id)
+        .str(4, &json)
+        .msg(5, Pb::new().str(1, "s:mentioned_users"))
+        .kv(5, "s:client_message_id", client_id)
+        .uint(6, message_type)
+        .str(7, "deprecated")
+        .str(8, client_id);
+    match content {
+        Content::Text(_) => body,
+        Content::Image(image) => image_fields(body, image),
+    }
+}
+
+/// The private image's 13 `content_pb`, 14 scene and 17 media summary.
+fn image_fields(body: Pb, image: &Uploaded) -> Pb {
+    let (w, h) = (image.width, image.height);
+    let asset = Pb::new()
+        .str(1, &image.uri)
+        .msg(5, Pb::new().uint(1, w).uint(2, h))
+        .str(6, &image.key)
+        .uint(7, 0);
+    let texts = Pb::new()
+        .msg(1, Pb::new().str(1, "You sent a 📷"))
+        .msg(2, Pb::new().str(1, "sent a 📷"))
+        .msg(3, Pb::new().str(1, "[Photo]"));
+    let mut entry = Pb::new().str(1, &image.uri);
+    for (k, v) in [
+        ("image_width", w.to_string()),
+        ("image_height", h.to_string()),
+        ("decrypt_key", image.key.clone()),
+        ("quote_preview", "dm_cam_preview_photo".into()),
+        ("sender_preview", "sender_preview".into()),
+    ] {
+        entry = entry.kv(2, k, &v);
+    }
+    let private_image = Pb::new()
+        .msg(1, asset)
+        .msg(3, texts)
+        .msg(200, Pb::new().msg(1, entry));
+    let info = Pb::new()
+        .uint(1, w)
+        .uint(2, h)
+        .uint(4, image.size)
+        .str(5, "image.png");
+    body.msg(13, Pb::new().msg(4, private_image))
+        .str(14, "private_image")
+        .msg(
+            17,
+            Pb::new()
+                .uint(1, 1)
+                .str(2, &image.uri)
+                .str(3, &image.key)
+                .msg(10, info),
+        )
+}
+
+/// `SendMessage`: a fresh P-256 key, the DPoP proof for the send URL, the
+/// cmd-100 request (sequence 10009) with the ticket-guard metadata, the
+/// `ztca-*` query and the ticket-guard HTTP headers. Returns the client id
+/// and the answer.
+async fn send(s: &Session<'_>, conv: &Conversation, content: Content<'_>) -> (String, Vec<u8>) {
+    let key = replay::fresh_key();
+    let public = replay::public_key(&key);
+    let htu = format!("https://{}/v1/message/send", s.sandbox.addr);
+    let proof = replay::dpop(&key, "POST", &htu);
+    let client_id = replay::uuid();
+    let body = Pb::new().msg(100, send_body(conv, &client_id, &content));
+    let metadata = replay::send_metadata(&s.wid, &public);
+    let bytes = replay::request(100, 10009, 0, body, Some(&s.wid), &metadata);
+    let query = replay::im_query(vec![("ztca-version", "1".into()), ("ztca-dpop", proof)]);
+    let own = [
+        ("pragma", "no-cache"),
+        ("priority", "u=1, i"),
+        ("tt-ticket-guard-iteration-version", "0"),
+        ("tt-ticket-guard-public-key", public.as_str()),
+        ("tt-ticket-guard-version", "2"),
+        ("tt-ticket-guard-web-version", "1"),
+    ];
+    let answer = s
+        .post_im("/v1/message/send", Some(query), bytes, &own)
+        .await;
+    (client_id, answer)
+}
+
+/// The first chat event on the socket, skipping frames that carry none.
+async fn next_chat(ws: &mut Ws) -> Message {
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+        let frame = next.unwrap().unwrap().unwrap();
+        if let WsMessage::Binary(data) = frame {
+            if let Some(message) = read::ws_frame(&data).unwrap() {
+                return message;
+            }
+        }
+    }
+}
+
+/// The committed image as that client keeps it.
+struct Uploaded {
+    uri: String,
+    key: String,
+    width: u64,
+    height: u64,
+    size: u64,
+}
+
+/// cmd 2059 (sequence 10007, body field 2059 an empty string).
+async fn credentials(s: &Session<'_>) -> replay::Credentials {
+    let body = Pb::new().str(2059, "");
+    let bytes = replay::request(
+        2059,
+        10007,
+        0,
+        body,
+        Some(&s.wid),
+        &replay::metadata(&s.wid),
+    );
+    let query = replay::im_query(Vec::new());
+    let answer = s
+        .post_im("/v1/media/upload_config", Some(query), bytes, &[])
+        .await;
+    read::upload_credentials(&answer).expect("an ImageX entry that client accepts")
+}
+
+/// `applyImageUpload` (GET, signed) and `uploadImageBytes`: the store URI's
+/// session key once the bytes are on the storage node.
+async fn apply_and_upload(creds: &replay::Credentials, png: &[u8]) -> String {
+    let query = replay::canonical_query(vec![
+        ("Action", "ApplyImageUpload".into()),
+        ("FileExtension", ".png".into()),
+        ("FileSize", png.len().to_string()),
+        ("ServiceId", creds.service_id.clone()),
+        ("Version", "2018-08-01".into()),
+        ("s", replay::upload_identifier(11)),
+    ]);
+    let headers = replay::sign(creds, "GET", &query, b"");
+    let url = format!("http://{}/?{query}", creds.host);
+    let (status, applied) = replay::media_call("GET", &url, headers, Vec::new()).await;
+    assert_eq!(status, 200, "{applied}");
+    assert!(applied["ResponseMetadata"]["Error"].is_null(), "{applied}");
+    let address = &applied["Result"]["UploadAddress"];
+    let store = &address["StoreInfos"][0];
+    let (uri, auth) = (
+        store["StoreUri"].as_str().unwrap(),
+        store["Auth"].as_str().unwrap(),
+    );
+    let host = address["UploadHosts"][0].as_str().unwrap();
+    let headers = vec![
+        ("authorization".to_owned(), auth.to_owned()),
+        (
+            "content-crc32".to_owned(),
+            format!("{:08x}", crc32fast::hash(png)),
+        ),
+        ("content-type".into(), "application/octet-stream".into()),
+        (
+            "content-disposition".into(),
+            "attachment; filename=\"undefined\"".into(),
+        ),
+        ("user-agent".into(), replay::USER_AGENT.into()),
+    ];
+    let url = format!("http://{host}/upload/v1/{uri}");
+    let (status, stored) = replay::media_call("POST", &url, headers, png.to_vec()).await;
+    assert_eq!(
+        (status, stored["code"].as_i64()),
+        (200, Some(2000)),
+        "{stored}"
+    );
+    address["SessionKey"].as_str().unwrap().to_owned()
+}
+
+/// `commitImageUpload` (POST, signed with the body's hash) asking for
+/// `cipher_v2`, read as that client reads it: `Results[0].Encryption` with
+/// `Extra` a map of strings, then `PluginResult[0]` where present.
+async fn commit(creds: &replay::Credentials, session_key: &str) -> Uploaded {
+    let body = format!(
+        r#"{{"SessionKey":"{session_key}","Functions":[{{"name":"Encryption","input":{{"Config":{{"copies":"cipher_v2"}}}}}}]}}"#
+    );
+    let query = replay::canonical_query(vec![
+        ("Action", "CommitImageUpload".into()),
+        ("ServiceId", creds.service_id.clone()),
+        ("Version", "2018-08-01".into()),
+    ]);
+    let headers = replay::sign(creds, "POST", &query, body.as_bytes());
+    let url = format!("http://{}/?{query}", creds.host);
+    let (status, committed) = replay::media_call("POST", &url, headers, body.into_bytes()).await;
+    assert_eq!(status, 200, "{committed}");
+    assert!(committed["ResponseMetadata"]["Error"].is_null());
+    let encryption = &committed["Result"]["Results"][0]["Encryption"];
+    let extra: std::collections::HashMap<String, String> =
+        serde_json::from_value(encryption["Extra"].clone()).expect("Extra is a map of strings");
+    let number = |k: &str| extra.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mut image = Uploaded {
+        uri: encryption["Uri"].as_str().unwrap().to_owned(),
+        key: encryption["SecretKey"].as_str().unwrap().to_owned(),
+        width: number("img_width"),
+        height: number("img_height"),
+        size: number("img_size"),
+    };
+    let plugin = &committed["Result"]["PluginResult"][0];
+    if let Some(uri) = plugin["ImageUri"].as_str().filter(|u| !u.is_empty()) {
+        image.uri = uri.to_owned();
+    }
+    for (field, slot) in [
+        ("ImageWidth", &mut image.width),
+        ("ImageHeight", &mut image.height),
+        ("ImageSize", &mut image.size),
+    ] {
+        let value = &plugin[field];
+        assert!(value.is_null() || value.is_i64(), "{field} must be an int");
+        if let Some(v) = value.as_u64().filter(|v| *v > 0) {
+            *slot = v;
+        }
+    }
+    image
+}
+
+/// `uploadImage`: credentials, apply, upload, commit.
+async fn upload_image(s: &Session<'_>, png: &[u8]) -> Uploaded {
+    let creds = credentials(s).await;
+    assert_eq!(creds.host, s.sandbox.addr.to_string());
+    let session_key = apply_and_upload(&creds, png).await;
+    commit(&creds, &session_key).await
+}
+
+/// `GetMessages`: cmd 301, sequence 1, no device id and no query string.
+async fn history(s: &Session<'_>, conv: &Conversation, cursor: u64) -> Vec<u8> {
+    let query = Pb::new()
+        .str(1, &conv.id)
+        .uint(2, 1)
+        .uint(3, conv.short_id)
+        .uint(4, 1)
+        .uint(5, cursor)
+        .uint(6, 20);
+    let body = Pb::new().msg(301, query);
+    let bytes = replay::request(301, 1, 0, body, None, &replay::metadata(&s.wid));
+    s.post_im("/v1/message/get_by_conversation", None, bytes, &[])
+        .await
+}
+
+/// The conversation of alice and bob, as alice's inbox lists it.
+async fn alice_and_bob(s: &Session<'_>) -> Conversation {
+    let seeded = &s.sandbox.handle.seed().conversations[0];
+    let (conversations, _) = inbox(s).await;
+    conversations
+        .into_iter()
+        .find(|c| c.id == seeded.conversation_id.as_str())
+        .unwrap()
+}
+
+fn decrypt(key_hex: &str, blob: &[u8]) -> Vec<u8> {
+    let key: Vec<u8> = (0..key_hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&key_hex[i..i + 2], 16).unwrap())
+        .collect();
+    assert_eq!(key.len(), 32);
+    let cipher = Aes256Gcm::new_from_slice(&key).unwrap();
+    cipher
+        .decrypt(Nonce::from_slice(&blob[..12]), &blob[12..])
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_messages_page_gives_that_client_a_wid_and_a_user_with_uid_and_unique_id() {
+    let sandbox = spawn_sandbox().await;
+    let a = alice(&sandbox);
+    let context = app_context(&sandbox, &replay::cookie(&a)).await;
+    assert_eq!(context["wid"].as_str(), Some(a.wid.as_str()));
+    let user = &context["user"];
+    assert_eq!(user["uid"].as_str(), Some(a.uid.to_string().as_str()));
+    assert_eq!(user["uniqueId"].as_str(), Some(a.unique_id.as_str()));
+    assert!(user["nickName"].is_string());
+    // GetSelf takes the avatar from `avatarUri`, a list, when there is one.
+    assert!(user["avatarUri"].is_null() || user["avatarUri"].is_array());
+}
+
+#[tokio::test]
+async fn both_inbox_calls_list_each_conversation_with_its_short_id_and_members() {
+    let sandbox = spawn_sandbox().await;
+    let a = alice(&sandbox);
+    let s = session(&sandbox, &a).await;
+    for sequence in [10002, 10006] {
+        let answer = fetch_inbox(&s, sequence).await;
+        // That client does not read them, but the call must have succeeded.
+        assert_eq!(pb::uint(&answer, 1), Some(203));
+        assert_eq!(pb::uint(&answer, 3), Some(0), "{:?}", pb::text(&answer, 4));
+    }
+    let (conversations, _) = inbox(&s).await;
+    let seeded = &sandbox.handle.seed().conversations;
+    assert_eq!(conversations.len(), seeded.len());
+    for c in seeded {
+        let listed = conversations
+            .iter()
+            .find(|l| l.id == c.conversation_id.as_str())
+            .unwrap();
+        assert_eq!(listed.short_id, c.conversation_short_id.get() as u64);
+        assert_eq!(listed.conversation_type, 1);
+        let (x, y) = c.conversation_id.participants().unwrap();
+        assert_eq!(listed.participants, [x.to_string(), y.to_string()]);
+    }
+}
+
+#[tokio::test]
+async fn a_text_send_is_acknowledged_with_an_id_that_client_reads_and_echoed_on_its_socket() {
+    let sandbox = spawn_sandbox().await;
+    let a = alice(&sandbox);
+    let s = session(&sandbox, &a).await;
+    let conv = alice_and_bob(&s).await;
+    let (mut ws, handshake) = s.connect().await;
+    assert!(handshake.get("sec-websocket-protocol").is_none());
+
+    let (client_id, answer) = send(&s, &conv, Content::Text("hello from Go")).await;
+    assert_eq!(pb::uint(&answer, 3), Some(0), "{:?}", pb::text(&answer, 4));
+    let stored = sandbox.handle.messages();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].client_message_id, client_id);
+    assert_eq!(stored[0].content["text"], "hello from Go");
+    // The id is read from 6 -> 100 -> 1. The sandbox writes it as the int64
+    // of the live capture, which that client's typed schema (a string at 1)
+    // would skip; its raw reader takes a varint as well, and that is the path
+    // that finds it.
+    let ack = pb::bytes(&pb::bytes(&answer, 6).unwrap(), 100).unwrap();
+    assert!(matches!(pb::all(&ack, 1)[..], [pb::Raw::Varint(_)]));
+    let server_id = stored[0].server_message_id.to_string();
+    assert_eq!(read::send_id(&answer), Some(server_id.clone()));
+
+    let echo = next_chat(&mut ws).await;
+    assert_eq!(echo.conversation_id, conv.id);
+    assert_eq!(echo.server_id.to_string(), server_id);
+    assert_eq!(echo.client_message_id, client_id);
+    assert_eq!(echo.sender, a.uid.to_string());
+    assert_eq!(
+        (echo.kind.as_str(), echo.text.as_str()),
+        ("text", "hello from Go")
+    );
+    assert!(echo.timestamp_us > 1_700_000_000_000_000, "microseconds");
+}
+
+#[tokio::test]
+async fn an_image_goes_up_through_imagex_and_comes_back_as_a_pushed_encrypted_download() {
+    let sandbox = spawn_sandbox().await;
+    let a = alice(&sandbox);
+    let s = session(&sandbox, &a).await;
+    let conv = alice_and_bob(&s).await;
+    let (mut ws, _) = s.connect().await;
+    let png = noise_png(48, 32, 7);
+
+    let image = upload_image(&s, &png).await;
+    assert_eq!((image.width, image.height), (48, 32));
+    assert_eq!(image.size, png.len() as u64);
+    let (client_id, answer) = send(&s, &conv, Content::Image(&image)).await;
+    assert_eq!(pb::uint(&answer, 3), Some(0), "{:?}", pb::text(&answer, 4));
+    assert!(read::send_id(&answer).is_some());
+
+    let echo = next_chat(&mut ws).await;
+    assert_eq!(echo.client_message_id, client_id);
+    assert_eq!(
+        (echo.kind.as_str(), echo.subtype.as_str()),
+        ("image", "private_image")
+    );
+    assert_eq!(echo.decrypt_key, image.key);
+    assert_eq!((echo.width, echo.height), (48, 32));
+    let blob = s.download(&echo.media_url).await;
+    assert_eq!(decrypt(&echo.decrypt_key, &blob), png);
+}
+
+#[tokio::test]
+async fn the_history_gives_the_sent_messages_in_the_rows_that_client_reads() {
+    let sandbox = spawn_sandbox().await;
+    let a = alice(&sandbox);
+    let s = session(&sandbox, &a).await;
+    let conv = alice_and_bob(&s).await;
+    let (first, _) = send(&s, &conv, Content::Text("one")).await;
+    let image = upload_image(&s, &noise_png(20, 10, 3)).await;
+    let (second, _) = send(&s, &conv, Content::Image(&image)).await;
+
+    let (messages, _next) = read::history(&history(&s, &conv, 0).await);
+    let ids: Vec<&str> = messages
+        .iter()
+        .map(|m| m.client_message_id.as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        [first.as_str(), second.as_str()],
+        "oldest first once reversed"
+    );
+    assert_eq!(
+        (messages[0].kind.as_str(), messages[0].text.as_str()),
+        ("text", "one")
+    );
+    assert_eq!(messages[1].kind, "image");
+    assert_eq!(messages[1].decrypt_key, image.key);
+    assert!(messages[0].timestamp_us < messages[1].timestamp_us);
+    assert!(messages.iter().all(|m| m.conversation_id == conv.id));
+}
