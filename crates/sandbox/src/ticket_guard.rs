@@ -1,12 +1,14 @@
 //! The strict check of an HTTP send's ticket guard, on when a test or a user
 //! asks for it (`SandboxHandle::require_ticket_guard`, `tiktok-dm sandbox
 //! --require-ticket-guard`). Written from PROTOCOL.md 2.1 and 10.1, apart from
-//! the client: the five `tt-ticket-guard-*` entries close `Request.headers`
-//! (public key, client data, versions "2", "0", "1"), the key is a P-256 point,
-//! and the query carries `ztca-version=1` and a `ztca-dpop` ES256 JWT whose
-//! header names the same key, bound to `POST` and the send URL, recent, and
-//! signed by that key. Whether TikTok checks any of this is unknown, so the
-//! sandbox does not by default.
+//! the client: the five `tt-ticket-guard-*` entries follow one another in
+//! `Request.headers` (public key, client data, versions "2", "0", "1"; the
+//! live capture ends the list with them, the working client puts one more
+//! context entry after them), the key is a P-256 point, and the query carries
+//! `ztca-version=1` and a `ztca-dpop` ES256 JWT whose header names the same
+//! key, bound to `POST` and the send URL, recent, and signed by that key.
+//! Whether TikTok checks any of this is unknown, so the sandbox does not by
+//! default.
 
 use std::collections::HashMap;
 
@@ -49,23 +51,27 @@ pub(crate) fn check(
     check_proof(proof, &key, host, now_secs)
 }
 
-/// The public key the last five header entries carry, after checking them.
+/// The public key the five entries carry, after checking them. They must
+/// follow one another in the captured order; what comes after them is not
+/// checked: the live capture ends `Request.headers` with them, and the
+/// working client puts its last context entry after them, and is accepted.
 fn entries_key(request: &Request) -> Result<Vec<u8>, String> {
     let headers = &request.headers;
+    let (first_key, _) = ENTRIES[0];
     let Some(tail) = headers
-        .len()
-        .checked_sub(ENTRIES.len())
-        .map(|at| &headers[at..])
+        .iter()
+        .position(|e| e.key_str() == first_key)
+        .and_then(|at| headers.get(at..at + ENTRIES.len()))
     else {
         return Err(format!(
-            "Request.headers must end with the five tt-ticket-guard entries; it has {} entries",
+            "Request.headers must carry the five tt-ticket-guard entries in order, from {first_key:?}; it has {} entries",
             headers.len()
         ));
     };
     for (entry, (key, value)) in tail.iter().zip(ENTRIES) {
         if entry.key_str() != key {
             return Err(format!(
-                "Request.headers must end with the five tt-ticket-guard entries; found {:?} where {key:?} belongs",
+                "Request.headers must carry the five tt-ticket-guard entries in order; found {:?} where {key:?} belongs",
                 entry.key_str()
             ));
         }

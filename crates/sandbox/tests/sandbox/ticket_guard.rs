@@ -1,5 +1,5 @@
-//! The strict ticket-guard check, off by default: an HTTP send must close its
-//! headers with the five `tt-ticket-guard-*` entries and carry a `ztca-dpop`
+//! The strict ticket-guard check, off by default: an HTTP send must carry the
+//! five `tt-ticket-guard-*` entries in order among its headers and carry a `ztca-dpop`
 //! proof signed by their key for POST on the send URL.
 
 use base64::Engine as _;
@@ -134,7 +134,7 @@ async fn with_the_strict_check_a_send_must_carry_a_valid_ticket_guard() {
     let n = swapped.headers.len();
     swapped.headers.swap(n - 1, n - 2);
     let why = refusal(&send(&sandbox, &swapped, Some(&proof(&k, &k, &htu))).await);
-    assert!(why.contains("must end with the five"), "{why}");
+    assert!(why.contains("in order"), "{why}");
     assert!(
         sandbox.handle.messages().is_empty(),
         "nothing refused was stored"

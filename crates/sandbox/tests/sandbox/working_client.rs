@@ -513,3 +513,18 @@ async fn the_history_gives_the_sent_messages_in_the_rows_that_client_reads() {
     assert!(messages[0].timestamp_us < messages[1].timestamp_us);
     assert!(messages.iter().all(|m| m.conversation_id == conv.id));
 }
+
+#[tokio::test]
+async fn the_strict_ticket_guard_accepts_the_entries_where_that_client_puts_them() {
+    let sandbox = spawn_sandbox().await;
+    sandbox.handle.require_ticket_guard(true);
+    let a = alice(&sandbox);
+    let s = session(&sandbox, &a).await;
+    let conv = alice_and_bob(&s).await;
+    // The five entries come before the last context entry, not at the end.
+    let metadata = replay::send_metadata(&s.wid, "k");
+    assert_eq!(metadata.last().unwrap().0, "Web-Sdk-Ms-Token");
+    let (_, answer) = send(&s, &conv, Content::Text("guarded")).await;
+    assert_eq!(pb::uint(&answer, 3), Some(0), "{:?}", pb::text(&answer, 4));
+    assert_eq!(sandbox.handle.messages().len(), 1);
+}
