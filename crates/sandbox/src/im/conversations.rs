@@ -1,5 +1,7 @@
 //! The inbox (cmd 203) and conversation info (cmds 608 and 610), built from
-//! the seed's conversations; an account sees only those it takes part in.
+//! the seed's conversations and, for the inbox's last-message rows, the
+//! messages accepted so far; an account sees only the conversations it takes
+//! part in.
 
 use tiktok_dm_proto::ids::Uid;
 use tiktok_dm_proto::schema::{
@@ -10,19 +12,36 @@ use tiktok_dm_proto::schema::{
 use super::{Action, Envelope};
 use crate::seed::Conversation;
 
-/// cmd 203: every conversation of the account, on one page.
+/// cmd 203: every conversation of the account, on one page, and before them
+/// (field 1) the last message of each that has one, in the `MessageBody`
+/// shape of pushes (PROTOCOL.md 2.5: a populated answer carries them there;
+/// the working client reads a conversation's short id from these rows).
 pub(super) fn inbox(env: &Envelope<'_>) -> Action {
     let uid = env.account.uid;
-    let conversations = env
+    let mine: Vec<&Conversation> = env
         .shared
         .seed
         .conversations
         .iter()
         .filter(|c| c.conversation_id.peer_of(uid).is_some())
-        .map(|c| conversation_info(c, uid))
         .collect();
+    let messages = {
+        let state = env.shared.lock();
+        mine.iter()
+            .filter_map(|c| {
+                let id = c.conversation_id.as_str();
+                state
+                    .messages
+                    .iter()
+                    .rev()
+                    .find(|m| m.received.conversation_id == id)
+                    .map(|m| m.body.clone())
+            })
+            .collect()
+    };
     let init = MessagesPerUserInitV2ResponseBody {
-        conversations,
+        messages,
+        conversations: mine.iter().map(|c| conversation_info(c, uid)).collect(),
         per_user_cursor: Some(0),
         next_cursor: Some(0),
         has_more: Some(false),

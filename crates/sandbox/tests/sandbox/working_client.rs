@@ -528,3 +528,41 @@ async fn the_strict_ticket_guard_accepts_the_entries_where_that_client_puts_them
     assert_eq!(pb::uint(&answer, 3), Some(0), "{:?}", pb::text(&answer, 4));
     assert_eq!(sandbox.handle.messages().len(), 1);
 }
+
+#[tokio::test]
+async fn the_inbox_lists_a_conversation_s_last_message_as_a_row_that_client_counts_as_real() {
+    let sandbox = spawn_sandbox().await;
+    let a = alice(&sandbox);
+    let s = session(&sandbox, &a).await;
+    let conv = alice_and_bob(&s).await;
+    let (_, rows) = inbox(&s).await;
+    assert_eq!(rows, 0, "no message yet, no row");
+    send(&s, &conv, Content::Text("first")).await;
+    let (latest, _) = send(&s, &conv, Content::Text("latest")).await;
+
+    let list = pb::bytes(&pb::bytes(&fetch_inbox(&s, 10006).await, 6).unwrap(), 203).unwrap();
+    let rows = pb::all_bytes(&list, 1);
+    assert_eq!(rows.len(), 1, "one row per conversation with messages");
+    let row = &rows[0];
+    assert_eq!(pb::text(row, 1).as_deref(), Some(conv.id.as_str()));
+    assert_eq!(pb::uint(row, 5), Some(conv.short_id));
+    assert_eq!(pb::uint(row, 7), Some(a.uid.get() as u64));
+    let content: serde_json::Value = serde_json::from_slice(&pb::bytes(row, 8).unwrap()).unwrap();
+    assert_eq!(content["text"], "latest");
+    let tags = pb::all_bytes(row, 9);
+    assert!(
+        tags.iter()
+            .any(|t| pb::text(t, 2).as_deref() == Some(latest.as_str()))
+    );
+    let parsed = read::inbox(
+        &pb::Pb::new()
+            .msg(6, Pb::new().bytes(203, &list))
+            .into_bytes(),
+    );
+    assert_eq!(parsed.real_rows, 1);
+    assert_eq!(
+        parsed.conversations.len(),
+        2,
+        "rows merge into the conversations"
+    );
+}
