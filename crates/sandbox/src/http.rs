@@ -21,6 +21,36 @@ use crate::state::{Shared, Transport};
 /// The cookies that carry a TikTok login session.
 const SESSION_COOKIES: [&str; 3] = ["sessionid", "sessionid_ss", "sid_tt"];
 
+/// Where a request was addressed: the `host[:port]` its `Host` header named
+/// (upload credentials name it) and whether the client reached it over TLS,
+/// which a TLS proxy in front of the sandbox says with `X-Forwarded-Proto:
+/// https` (media URLs keep that scheme, as a client may only speak HTTPS).
+#[derive(Clone, Debug)]
+pub(crate) struct Addressed {
+    pub(crate) host: String,
+    pub(crate) https: bool,
+}
+
+impl Addressed {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
+        let value = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        let https = value("x-forwarded-proto").is_some_and(|proto| {
+            // A chain of proxies lists every hop; the first is the client's.
+            let first = proto.split(',').next().unwrap_or_default().trim();
+            first.eq_ignore_ascii_case("https") || first.eq_ignore_ascii_case("wss")
+        });
+        Self {
+            host: value("host").unwrap_or("127.0.0.1").to_owned(),
+            https,
+        }
+    }
+
+    /// `https` or `http`.
+    pub(crate) fn scheme(&self) -> &'static str {
+        if self.https { "https" } else { "http" }
+    }
+}
+
 /// The account whose session cookie is in `headers`, if any.
 pub(crate) fn session_account<'a>(shared: &'a Shared, headers: &HeaderMap) -> Option<&'a Account> {
     headers
@@ -81,13 +111,10 @@ pub(crate) async fn im_route(
     let Some(account) = session_account(&shared, &headers).cloned() else {
         return protobuf(encode(&gateway_error(&shared, 200_005)));
     };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("127.0.0.1");
+    let addressed = Addressed::from_headers(&headers);
     if route_cmd == cmd::SEND_MESSAGE && shared.require_ticket_guard.load(Ordering::Relaxed) {
         let now = i64::try_from(crate::state::now_ms() / 1000).unwrap_or(i64::MAX);
-        if let Err(problem) = crate::ticket_guard::check(&body, &query, host, now) {
+        if let Err(problem) = crate::ticket_guard::check(&body, &query, &addressed.host, now) {
             let mut refusal = gateway_error(&shared, 200_001);
             refusal.error_desc = Some(format!("ticket guard: {problem}").into());
             return protobuf(encode(&refusal));
@@ -98,7 +125,7 @@ pub(crate) async fn im_route(
         &account,
         &body,
         Transport::Http,
-        host,
+        &addressed,
         Some(route_cmd),
     );
     if let Some(push) = push {

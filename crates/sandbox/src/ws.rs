@@ -18,7 +18,7 @@ use tiktok_dm_proto::schema::Frame;
 use tokio::sync::mpsc;
 
 use crate::faults::Fault;
-use crate::http::session_account;
+use crate::http::{Addressed, session_account};
 use crate::im::{Action, encode, handle};
 use crate::push::deliver;
 use crate::seed::Account;
@@ -121,11 +121,7 @@ pub(crate) async fn upgrade(
         Err((status, reason)) => return refuse(status, reason),
     };
     // Upload credentials and media URLs name this sandbox as their host.
-    let host = headers
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("127.0.0.1")
-        .to_owned();
+    let addressed = Addressed::from_headers(&headers);
     let counter = {
         let mut state = shared.lock();
         state.handshakes += 1;
@@ -134,7 +130,7 @@ pub(crate) async fn upgrade(
     let socket = SocketContext {
         account,
         id: counter,
-        host,
+        addressed,
         downlink,
     };
     // `protocols` selects pbbp2 only when the client offered it.
@@ -157,8 +153,8 @@ pub(crate) async fn upgrade(
 struct SocketContext {
     account: Account,
     id: u64,
-    /// The Host the handshake named.
-    host: String,
+    /// The Host the handshake named, and its scheme.
+    addressed: Addressed,
     downlink: Downlink,
 }
 
@@ -241,7 +237,7 @@ fn on_binary(
         &socket.account,
         payload,
         Transport::Ws,
-        &socket.host,
+        &socket.addressed,
         None,
     );
     let open = match action {

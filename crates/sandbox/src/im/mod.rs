@@ -16,6 +16,7 @@ use tiktok_dm_proto::cmd;
 use tiktok_dm_proto::schema::{Request, Response, ResponseBody};
 
 use crate::faults::Fault;
+use crate::http::Addressed;
 use crate::push::Push;
 use crate::seed::Account;
 use crate::state::{Shared, Transport, log_id, now_ms};
@@ -58,9 +59,9 @@ struct Envelope<'a> {
     request: &'a Request,
     account: &'a Account,
     arrived: u64,
-    /// The `host[:port]` the request was addressed to: upload credentials and
-    /// media URLs name it.
-    host: &'a str,
+    /// Where the request was addressed: upload credentials name its host,
+    /// media URLs its scheme and host.
+    host: &'a Addressed,
 }
 
 impl Envelope<'_> {
@@ -95,15 +96,15 @@ impl Envelope<'_> {
 }
 
 /// Handles one encoded IM request from `account` (`route_cmd`: the cmd an HTTP
-/// route serves; `None` over the WebSocket; `host`: the `host[:port]` the
-/// request was addressed to). The push (for an accepted send) is returned for
+/// route serves; `None` over the WebSocket; `host`: where the request was
+/// addressed). The push (for an accepted send) is returned for
 /// the transport to deliver after it has queued the reply.
 pub(crate) fn handle(
     shared: &Shared,
     account: &Account,
     bytes: &[u8],
     transport: Transport,
-    host: &str,
+    host: &Addressed,
     route_cmd: Option<i32>,
 ) -> (Action, Option<Push>) {
     let arrived = now_ms();
@@ -207,7 +208,7 @@ fn upload_config(env: &Envelope<'_>) -> Action {
         let desc = "USER_FORBIDDEN: media upload is not allowed for this account";
         return Action::reply(env.reply(11, desc, None));
     }
-    let configs = crate::upload::issue_credentials(env.shared, env.account.uid, env.host);
+    let configs = crate::upload::issue_credentials(env.shared, env.account.uid, &env.host.host);
     env.ok(ResponseBody {
         media_upload_config_body: Some(configs),
         ..ResponseBody::default()

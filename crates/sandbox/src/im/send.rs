@@ -17,6 +17,7 @@ use tiktok_dm_proto::schema::{
 use super::image::{CheckedImage, check_private_image};
 use super::{Action, Envelope};
 use crate::faults::Fault;
+use crate::http::Addressed;
 use crate::push::{Push, new_message_push};
 use crate::seed::Conversation;
 use crate::state::{ReceivedMessage, StoredMessage, Transport, now_ms};
@@ -299,10 +300,16 @@ fn store(
 }
 
 /// The media block of a received private image: its path and key, and the
-/// URL of the encrypted blob on this sandbox.
-fn media_info(host: &str, checked: &CheckedImage) -> MediaInfo {
+/// URL of the encrypted blob on this sandbox, in the scheme the send came
+/// in with.
+fn media_info(host: &Addressed, checked: &CheckedImage) -> MediaInfo {
     let image = &checked.image;
-    let url = format!("http://{host}/_sandbox/objects/{}?encrypted=1", image.path);
+    let url = format!(
+        "{}://{}/_sandbox/objects/{}?encrypted=1",
+        host.scheme(),
+        host.host,
+        image.path
+    );
     MediaInfo {
         path: Some(image.path.as_str().into()),
         decrypt_key: Some(checked.decrypt_key.as_str().into()),

@@ -566,3 +566,24 @@ async fn the_inbox_lists_a_conversation_s_last_message_as_a_row_that_client_coun
         "rows merge into the conversations"
     );
 }
+
+#[tokio::test]
+async fn behind_a_tls_proxy_a_pushed_image_url_keeps_the_https_scheme() {
+    let sandbox = spawn_sandbox().await;
+    let a = alice(&sandbox);
+    let s = session(&sandbox, &a).await;
+    let conv = alice_and_bob(&s).await;
+    let (mut ws, _) = s.connect().await;
+    let image = upload_image(&s, &noise_png(8, 8, 1)).await;
+    let client_id = replay::uuid();
+    let body = Pb::new().msg(100, send_body(&conv, &client_id, &Content::Image(&image)));
+    let key = replay::fresh_key();
+    let metadata = replay::send_metadata(&s.wid, &replay::public_key(&key));
+    let bytes = replay::request(100, 10009, 0, body, Some(&s.wid), &metadata);
+    let own = [("x-forwarded-proto", "https")];
+    let query = Some(replay::im_query(Vec::new()));
+    s.post_im("/v1/message/send", query, bytes, &own).await;
+    let echo = next_chat(&mut ws).await;
+    let expected = format!("https://{}/", sandbox.addr);
+    assert!(echo.media_url.starts_with(&expected), "{}", echo.media_url);
+}
