@@ -155,9 +155,13 @@ message! {
         20 => content_pb: optional Bytes,
         /// Web only: `"private_image"`, `"private_video"`, `"sticker"`.
         21 => scene: optional Str,
-        /// Web only: a received private image or video. (22, 23, 25 and 26 have
+        /// Web only: a received private image or video. (22, 23 and 26 have
         /// no recovered types: unknown.)
         24 => media_info_list: repeated Msg<MediaInfo>,
+        /// Web only; named `pre_conversation_index` in the web bundle. The
+        /// working open-source client reads it as the history cursor (uint64
+        /// microseconds) it sends back as cmd 301's `anchor_index`.
+        25 => pre_conversation_index: optional Int64,
     }
 }
 

@@ -273,6 +273,9 @@ fn store(
             ExtendedEntry::new("im_client_send_msg_time", now.to_string()),
         ],
         create_time: Some(now as i64),
+        // The history cursor the working client pages with: this message's
+        // own index, so the next page (strictly older) starts after it.
+        pre_conversation_index: Some(index),
         ..MessageBody::default()
     };
     let (json, image) = match content {

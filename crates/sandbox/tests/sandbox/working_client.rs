@@ -587,3 +587,29 @@ async fn behind_a_tls_proxy_a_pushed_image_url_keeps_the_https_scheme() {
     let expected = format!("https://{}/", sandbox.addr);
     assert!(echo.media_url.starts_with(&expected), "{}", echo.media_url);
 }
+
+#[tokio::test]
+async fn that_client_pages_back_through_history_with_the_cursor_on_each_row() {
+    let sandbox = spawn_sandbox().await;
+    let a = alice(&sandbox);
+    let s = session(&sandbox, &a).await;
+    let conv = alice_and_bob(&s).await;
+    let mut sent = Vec::new();
+    for n in 0..23 {
+        let (id, _) = send(&s, &conv, Content::Text(&format!("m{n}"))).await;
+        sent.push(id);
+    }
+    // It asks for 20 at a time and sends back the last row's field 25.
+    let mut seen: Vec<String> = Vec::new();
+    let mut cursor = 0;
+    for _ in 0..3 {
+        let (page, next) = read::history(&history(&s, &conv, cursor).await);
+        let ids: Vec<String> = page.iter().map(|m| m.client_message_id.clone()).collect();
+        seen.splice(0..0, ids);
+        if next.is_empty() || page.is_empty() {
+            break;
+        }
+        cursor = next.parse().unwrap();
+    }
+    assert_eq!(seen, sent, "every message once, oldest first, none skipped");
+}
