@@ -123,7 +123,7 @@ impl HttpTransport {
         }
         let guard = guard.filter(|_| command == cmd::SEND_MESSAGE);
         if let Some(guard) = guard {
-            let proof = guard.dpop("POST", &base, crate::upload::unix_secs());
+            let proof = guard.dpop("POST", &base, crate::upload::unix_secs())?;
             url.push_str("&ztca-version=1&ztca-dpop=");
             url.push_str(&proof);
         }
