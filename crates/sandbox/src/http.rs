@@ -2,13 +2,15 @@
 //! hydration data, and the `/_sandbox/*` inspection and fault endpoints.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response as HttpResponse};
 use tiktok_dm_proto::cmd;
 
@@ -21,10 +23,15 @@ use crate::state::{Shared, Transport};
 /// The cookies that carry a TikTok login session.
 const SESSION_COOKIES: [&str; 3] = ["sessionid", "sessionid_ss", "sid_tt"];
 
+/// Marks every request of a sandbox served over TLS ([`crate::Sandbox::run_tls`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ServedOverTls;
+
 /// Where a request was addressed: the `host[:port]` its `Host` header named
-/// (upload credentials name it) and whether the client reached it over TLS,
-/// which a TLS proxy in front of the sandbox says with `X-Forwarded-Proto:
-/// https` (media URLs keep that scheme, as a client may only speak HTTPS).
+/// (upload credentials name it) and whether the client reached it over TLS:
+/// the sandbox's own ([`ServedOverTls`]) or a TLS proxy's in front of it, which
+/// says `X-Forwarded-Proto: https`. Media URLs keep that scheme, as a client
+/// may only speak HTTPS.
 #[derive(Clone, Debug)]
 pub(crate) struct Addressed {
     pub(crate) host: String,
@@ -32,22 +39,30 @@ pub(crate) struct Addressed {
 }
 
 impl Addressed {
-    pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
+    pub(crate) fn from_parts(headers: &HeaderMap, extensions: &Extensions) -> Self {
         let value = |name| headers.get(name).and_then(|v| v.to_str().ok());
-        let https = value("x-forwarded-proto").is_some_and(|proto| {
+        let proxied_https = value("x-forwarded-proto").is_some_and(|proto| {
             // A chain of proxies lists every hop; the first is the client's.
             let first = proto.split(',').next().unwrap_or_default().trim();
             first.eq_ignore_ascii_case("https") || first.eq_ignore_ascii_case("wss")
         });
         Self {
             host: value("host").unwrap_or("127.0.0.1").to_owned(),
-            https,
+            https: proxied_https || extensions.get::<ServedOverTls>().is_some(),
         }
     }
 
     /// `https` or `http`.
     pub(crate) fn scheme(&self) -> &'static str {
         if self.https { "https" } else { "http" }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Addressed {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::from_parts(&parts.headers, &parts.extensions))
     }
 }
 
@@ -79,6 +94,7 @@ fn protobuf(bytes: Vec<u8>) -> HttpResponse {
 pub(crate) async fn im_route(
     State((shared, route_cmd)): State<(Arc<Shared>, i32)>,
     Query(query): Query<HashMap<String, String>>,
+    addressed: Addressed,
     headers: HeaderMap,
     body: Bytes,
 ) -> HttpResponse {
@@ -111,7 +127,6 @@ pub(crate) async fn im_route(
     let Some(account) = session_account(&shared, &headers).cloned() else {
         return protobuf(encode(&gateway_error(&shared, 200_005)));
     };
-    let addressed = Addressed::from_headers(&headers);
     if route_cmd == cmd::SEND_MESSAGE && shared.require_ticket_guard.load(Ordering::Relaxed) {
         let now = i64::try_from(crate::state::now_ms() / 1000).unwrap_or(i64::MAX);
         if let Err(problem) = crate::ticket_guard::check(&body, &query, &addressed.host, now) {

@@ -8,6 +8,7 @@ mod push;
 pub mod seed;
 mod state;
 mod ticket_guard;
+mod tls;
 mod upload;
 mod ws;
 
@@ -15,10 +16,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt as _;
+use axum::{Extension, Router};
 use tiktok_dm_proto::cmd;
 use tiktok_dm_proto::ids::Uid;
 use tokio::net::TcpListener;
@@ -27,6 +28,7 @@ pub use error::Error;
 pub use faults::{Fault, ScriptedFault};
 pub use seed::{Account, Conversation, Seed};
 pub use state::{ReceivedImage, ReceivedMessage, Transport};
+pub use tls::TlsConfig;
 
 /// Largest storage-node request body: a 20 MB image in one request, with room.
 const UPLOAD_BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -34,7 +36,8 @@ const UPLOAD_BODY_LIMIT: usize = 64 * 1024 * 1024;
 use state::Shared;
 
 /// The sandbox server: build it from a [`Seed`], keep a [`SandboxHandle`] to script
-/// and inspect it, then [`Sandbox::run`] it on a listener you bound.
+/// and inspect it, then [`Sandbox::run`] it on a listener you bound (or
+/// [`Sandbox::run_tls`] for `https://` and `wss://`).
 pub struct Sandbox {
     shared: Arc<Shared>,
 }
@@ -116,6 +119,26 @@ impl Sandbox {
             let _ = tcp.set_nodelay(true);
         });
         axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+
+    /// Serves over TLS on `listener` until `shutdown` completes: the same
+    /// endpoints as [`Sandbox::run`], as `https://` and `wss://`, and every
+    /// URL the sandbox hands out (pushed media) says `https`. Connections
+    /// whose handshake fails or takes over 10 s are dropped (logged at debug).
+    ///
+    /// # Errors
+    /// I/O errors from the listener.
+    pub async fn run_tls(
+        self,
+        listener: TcpListener,
+        tls: &TlsConfig,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        let router = self.router().layer(Extension(http::ServedOverTls));
+        axum::serve(tls::TlsListener::new(listener, tls), router)
             .with_graceful_shutdown(shutdown)
             .await?;
         Ok(())

@@ -113,6 +113,8 @@ fn check_handshake(
 pub(crate) async fn upgrade(
     State(shared): State<Arc<Shared>>,
     Query(query): Query<HashMap<String, String>>,
+    // Upload credentials and media URLs name this sandbox as their host.
+    addressed: Addressed,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> HttpResponse {
@@ -120,8 +122,6 @@ pub(crate) async fn upgrade(
         Ok(checked) => checked,
         Err((status, reason)) => return refuse(status, reason),
     };
-    // Upload credentials and media URLs name this sandbox as their host.
-    let addressed = Addressed::from_headers(&headers);
     let counter = {
         let mut state = shared.lock();
         state.handshakes += 1;
