@@ -6,6 +6,7 @@ mod history;
 mod http_api;
 mod private_image;
 mod ticket_guard;
+mod tls;
 mod upload;
 mod websocket;
 mod working_client;

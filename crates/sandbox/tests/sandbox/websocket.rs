@@ -21,7 +21,7 @@ pub type Ws =
 
 /// The socket query of the working open-source client (PROTOCOL.md 10.1), with
 /// `fpid` as given (left out when `None`) and the access_key for that fpid.
-fn working_client_query(account: &Account, fpid: Option<u32>) -> String {
+pub fn working_client_query(account: &Account, fpid: Option<u32>) -> String {
     let key = access_key(fpid.unwrap_or(9), TIKTOK_WEB_APP_KEY, account.wid.as_str());
     let fpid = fpid.map(|f| format!("&fpid={f}")).unwrap_or_default();
     format!(

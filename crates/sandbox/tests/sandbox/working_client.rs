@@ -7,9 +7,10 @@
 //!
 //! Only the hosts differ from that client's: `https://im-api-sg.tiktok.com`,
 //! `https://www.tiktok.com` and `wss://im-ws-sg.tiktok.com` become the
-//! sandbox, and the ImageX and storage calls, which that client sends to
-//! `https://` + the host the sandbox names, go to `http://` (in a run of the
-//! real client a TLS proxy stands in front of the sandbox).
+//! sandbox. Most tests reach it over plain HTTP and WS, so the ImageX and
+//! storage calls, which that client sends to `https://` + the host the sandbox
+//! names, go to `http://`; one runs the whole flow over TLS, `https://` and
+//! `wss://` only, as that client does.
 
 mod pb;
 mod read;
@@ -21,10 +22,11 @@ use aes_gcm::aead::Aead as _;
 use aes_gcm::{Aes256Gcm, KeyInit as _, Nonce};
 use futures_util::StreamExt as _;
 use tiktok_dm_sandbox::Account;
-use tiktok_dm_test_support::{TestSandbox, noise_png, spawn_sandbox};
+use tiktok_dm_test_support::{noise_png, spawn_sandbox};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::alice;
+use crate::tls::{Server, spawn_tls};
 use pb::Pb;
 use read::{Conversation, Message};
 use replay::{Session, Ws};
@@ -32,9 +34,10 @@ use replay::{Session, Ws};
 /// `getMessagesUniversalData`: GET `/messages`, the JSON of the
 /// `__UNIVERSAL_DATA_FOR_REHYDRATION__` script, `__DEFAULT_SCOPE__` →
 /// `webapp.app-context`.
-async fn app_context(sandbox: &TestSandbox, cookie: &str) -> serde_json::Value {
-    let page = crate::http()
-        .get(format!("{}/messages", sandbox.base_url()))
+async fn app_context(server: &Server, cookie: &str) -> serde_json::Value {
+    let page = server
+        .http()
+        .get(format!("{}/messages", server.base_url()))
         .header("cookie", cookie)
         .header("user-agent", replay::USER_AGENT)
         .header("accept-language", "en-US,en;q=0.9")
@@ -57,19 +60,20 @@ async fn app_context(sandbox: &TestSandbox, cookie: &str) -> serde_json::Value {
 }
 
 /// A session of that client for `account`: its cookie and the page's `wid`.
-async fn session<'a>(sandbox: &'a TestSandbox, account: &Account) -> Session<'a> {
+async fn session(server: impl Into<Server>, account: &Account) -> Session {
+    let server = server.into();
     let cookie = replay::cookie(account);
-    let context = app_context(sandbox, &cookie).await;
+    let context = app_context(&server, &cookie).await;
     let wid = context["wid"].as_str().unwrap().to_owned();
     Session {
-        sandbox,
+        server,
         cookie,
         wid,
     }
 }
 
 /// `fetchInbox`: cmd 203 with sequence 10002 (flag 1) or 10006 (flag 0).
-async fn fetch_inbox(s: &Session<'_>, sequence: u64) -> Vec<u8> {
+async fn fetch_inbox(s: &Session, sequence: u64) -> Vec<u8> {
     let flag = u64::from(sequence != 10006);
     let body = Pb::new().msg(203, Pb::new().uint(1, 0));
     let bytes = replay::request(
@@ -87,7 +91,7 @@ async fn fetch_inbox(s: &Session<'_>, sequence: u64) -> Vec<u8> {
 }
 
 /// `GetInbox`: both calls, merged.
-async fn inbox(s: &Session<'_>) -> (Vec<Conversation>, usize) {
+async fn inbox(s: &Session) -> (Vec<Conversation>, usize) {
     let first = read::inbox(&fetch_inbox(s, 10002).await);
     let second = read::inbox(&fetch_inbox(s, 10006).await);
     let mut all = first.conversations;
@@ -179,10 +183,10 @@ fn image_fields(body: Pb, image: &Uploaded) -> Pb {
 /// cmd-100 request (sequence 10009) with the ticket-guard metadata, the
 /// `ztca-*` query and the ticket-guard HTTP headers. Returns the client id
 /// and the answer.
-async fn send(s: &Session<'_>, conv: &Conversation, content: Content<'_>) -> (String, Vec<u8>) {
+async fn send(s: &Session, conv: &Conversation, content: Content<'_>) -> (String, Vec<u8>) {
     let key = replay::fresh_key();
     let public = replay::public_key(&key);
-    let htu = format!("https://{}/v1/message/send", s.sandbox.addr);
+    let htu = format!("https://{}/v1/message/send", s.server.addr);
     let proof = replay::dpop(&key, "POST", &htu);
     let client_id = replay::uuid();
     let body = Pb::new().msg(100, send_body(conv, &client_id, &content));
@@ -226,7 +230,7 @@ struct Uploaded {
 }
 
 /// cmd 2059 (sequence 10007, body field 2059 an empty string).
-async fn credentials(s: &Session<'_>) -> replay::Credentials {
+async fn credentials(s: &Session) -> replay::Credentials {
     let body = Pb::new().str(2059, "");
     let bytes = replay::request(
         2059,
@@ -245,7 +249,7 @@ async fn credentials(s: &Session<'_>) -> replay::Credentials {
 
 /// `applyImageUpload` (GET, signed) and `uploadImageBytes`: the store URI's
 /// session key once the bytes are on the storage node.
-async fn apply_and_upload(creds: &replay::Credentials, png: &[u8]) -> String {
+async fn apply_and_upload(server: &Server, creds: &replay::Credentials, png: &[u8]) -> String {
     let query = replay::canonical_query(vec![
         ("Action", "ApplyImageUpload".into()),
         ("FileExtension", ".png".into()),
@@ -255,8 +259,9 @@ async fn apply_and_upload(creds: &replay::Credentials, png: &[u8]) -> String {
         ("s", replay::upload_identifier(11)),
     ]);
     let headers = replay::sign(creds, "GET", &query, b"");
-    let url = format!("http://{}/?{query}", creds.host);
-    let (status, applied) = replay::media_call("GET", &url, headers, Vec::new()).await;
+    let (scheme, http) = (server.scheme(), server.http());
+    let url = format!("{scheme}://{}/?{query}", creds.host);
+    let (status, applied) = replay::media_call(&http, "GET", &url, headers, Vec::new()).await;
     assert_eq!(status, 200, "{applied}");
     assert!(applied["ResponseMetadata"]["Error"].is_null(), "{applied}");
     let address = &applied["Result"]["UploadAddress"];
@@ -279,8 +284,8 @@ async fn apply_and_upload(creds: &replay::Credentials, png: &[u8]) -> String {
         ),
         ("user-agent".into(), replay::USER_AGENT.into()),
     ];
-    let url = format!("http://{host}/upload/v1/{uri}");
-    let (status, stored) = replay::media_call("POST", &url, headers, png.to_vec()).await;
+    let url = format!("{scheme}://{host}/upload/v1/{uri}");
+    let (status, stored) = replay::media_call(&http, "POST", &url, headers, png.to_vec()).await;
     assert_eq!(
         (status, stored["code"].as_i64()),
         (200, Some(2000)),
@@ -292,7 +297,7 @@ async fn apply_and_upload(creds: &replay::Credentials, png: &[u8]) -> String {
 /// `commitImageUpload` (POST, signed with the body's hash) asking for
 /// `cipher_v2`, read as that client reads it: `Results[0].Encryption` with
 /// `Extra` a map of strings, then `PluginResult[0]` where present.
-async fn commit(creds: &replay::Credentials, session_key: &str) -> Uploaded {
+async fn commit(server: &Server, creds: &replay::Credentials, session_key: &str) -> Uploaded {
     let body = format!(
         r#"{{"SessionKey":"{session_key}","Functions":[{{"name":"Encryption","input":{{"Config":{{"copies":"cipher_v2"}}}}}}]}}"#
     );
@@ -302,8 +307,9 @@ async fn commit(creds: &replay::Credentials, session_key: &str) -> Uploaded {
         ("Version", "2018-08-01".into()),
     ]);
     let headers = replay::sign(creds, "POST", &query, body.as_bytes());
-    let url = format!("http://{}/?{query}", creds.host);
-    let (status, committed) = replay::media_call("POST", &url, headers, body.into_bytes()).await;
+    let url = format!("{}://{}/?{query}", server.scheme(), creds.host);
+    let (status, committed) =
+        replay::media_call(&server.http(), "POST", &url, headers, body.into_bytes()).await;
     assert_eq!(status, 200, "{committed}");
     assert!(committed["ResponseMetadata"]["Error"].is_null());
     let encryption = &committed["Result"]["Results"][0]["Encryption"];
@@ -336,15 +342,15 @@ async fn commit(creds: &replay::Credentials, session_key: &str) -> Uploaded {
 }
 
 /// `uploadImage`: credentials, apply, upload, commit.
-async fn upload_image(s: &Session<'_>, png: &[u8]) -> Uploaded {
+async fn upload_image(s: &Session, png: &[u8]) -> Uploaded {
     let creds = credentials(s).await;
-    assert_eq!(creds.host, s.sandbox.addr.to_string());
-    let session_key = apply_and_upload(&creds, png).await;
-    commit(&creds, &session_key).await
+    assert_eq!(creds.host, s.server.addr.to_string());
+    let session_key = apply_and_upload(&s.server, &creds, png).await;
+    commit(&s.server, &creds, &session_key).await
 }
 
 /// `GetMessages`: cmd 301, sequence 1, no device id and no query string.
-async fn history(s: &Session<'_>, conv: &Conversation, cursor: u64) -> Vec<u8> {
+async fn history(s: &Session, conv: &Conversation, cursor: u64) -> Vec<u8> {
     let query = Pb::new()
         .str(1, &conv.id)
         .uint(2, 1)
@@ -359,8 +365,8 @@ async fn history(s: &Session<'_>, conv: &Conversation, cursor: u64) -> Vec<u8> {
 }
 
 /// The conversation of alice and bob, as alice's inbox lists it.
-async fn alice_and_bob(s: &Session<'_>) -> Conversation {
-    let seeded = &s.sandbox.handle.seed().conversations[0];
+async fn alice_and_bob(s: &Session) -> Conversation {
+    let seeded = &s.server.handle.seed().conversations[0];
     let (conversations, _) = inbox(s).await;
     conversations
         .into_iter()
@@ -384,7 +390,7 @@ fn decrypt(key_hex: &str, blob: &[u8]) -> Vec<u8> {
 async fn the_messages_page_gives_that_client_a_wid_and_a_user_with_uid_and_unique_id() {
     let sandbox = spawn_sandbox().await;
     let a = alice(&sandbox);
-    let context = app_context(&sandbox, &replay::cookie(&a)).await;
+    let context = app_context(&Server::from(&sandbox), &replay::cookie(&a)).await;
     assert_eq!(context["wid"].as_str(), Some(a.wid.as_str()));
     let user = &context["user"];
     assert_eq!(user["uid"].as_str(), Some(a.uid.to_string().as_str()));
@@ -586,6 +592,28 @@ async fn behind_a_tls_proxy_a_pushed_image_url_keeps_the_https_scheme() {
     let echo = next_chat(&mut ws).await;
     let expected = format!("https://{}/", sandbox.addr);
     assert!(echo.media_url.starts_with(&expected), "{}", echo.media_url);
+}
+
+#[tokio::test]
+async fn over_tls_that_client_s_whole_image_flow_works_with_https_and_wss_only() {
+    let tls = spawn_tls().await;
+    let a = tls.server.handle.account("alice").unwrap().clone();
+    let s = session(tls.server.clone(), &a).await;
+    let conv = alice_and_bob(&s).await;
+    let (mut ws, _) = s.connect().await;
+    let png = noise_png(24, 16, 3);
+    // cmd 2059 names this sandbox as the ImageX host, and Apply names it as
+    // the storage host: that client prefixes both with `https://`.
+    let image = upload_image(&s, &png).await;
+    let (client_id, answer) = send(&s, &conv, Content::Image(&image)).await;
+    assert_eq!(pb::uint(&answer, 3), Some(0), "{:?}", pb::text(&answer, 4));
+
+    let echo = next_chat(&mut ws).await;
+    assert_eq!(echo.client_message_id, client_id);
+    let expected = format!("https://{}/", tls.server.addr);
+    assert!(echo.media_url.starts_with(&expected), "{}", echo.media_url);
+    let blob = s.download(&echo.media_url).await;
+    assert_eq!(decrypt(&echo.decrypt_key, &blob), png);
 }
 
 #[tokio::test]

@@ -14,11 +14,10 @@ use rand::Rng as _;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use sha2::{Digest as _, Sha256};
 use tiktok_dm_sandbox::Account;
-use tiktok_dm_test_support::TestSandbox;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::pb::Pb;
-use crate::http;
+use crate::tls::Server;
 
 /// That client's `User-Agent`, mirrored into its metadata.
 pub const USER_AGENT: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/146.0.0.0 Safari/537.36";
@@ -34,8 +33,8 @@ pub type Ws =
 
 /// A session as that client holds it: the pasted cookie header and the `wid`
 /// it read from the `/messages` page.
-pub struct Session<'a> {
-    pub sandbox: &'a TestSandbox,
+pub struct Session {
+    pub server: Server,
     pub cookie: String,
     pub wid: String,
 }
@@ -245,7 +244,7 @@ fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
     map
 }
 
-impl Session<'_> {
+impl Session {
     /// The headers every request of the im-api client carries, then the
     /// request's own (which replace them, as resty's do).
     fn im_headers(&self, own: &[(&str, &str)]) -> HeaderMap {
@@ -273,8 +272,10 @@ impl Session<'_> {
         own: &[(&str, &str)],
     ) -> Vec<u8> {
         let query = query.map(|q| format!("?{q}")).unwrap_or_default();
-        let url = format!("{}{path}{query}", self.sandbox.base_url());
-        let response = http()
+        let url = format!("{}{path}{query}", self.server.base_url());
+        let response = self
+            .server
+            .http()
             .post(url)
             .headers(self.im_headers(own))
             .body(body)
@@ -287,7 +288,9 @@ impl Session<'_> {
 
     /// A media GET with the www client's headers (`DownloadPrivateImage`).
     pub async fn download(&self, url: &str) -> Vec<u8> {
-        let response = http()
+        let response = self
+            .server
+            .http()
             .get(url)
             .headers(headers(&[
                 ("cookie", &self.cookie),
@@ -330,7 +333,7 @@ impl Session<'_> {
             ("xsqos", "0".into()),
         ]);
         assert!(query.contains("ttwid=1%7Csandbox%7C1786000000%7Cabc&"));
-        let url = format!("{}?{query}", self.sandbox.ws_url());
+        let url = format!("{}?{query}", self.server.ws_url());
         let mut request = url.into_client_request().unwrap();
         request.headers_mut().extend(headers(&[
             ("cookie", &self.cookie),
@@ -338,8 +341,7 @@ impl Session<'_> {
             ("origin", "https://www.tiktok.com"),
             ("referer", "https://www.tiktok.com/"),
         ]));
-        let (ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
-        (ws, response.headers().clone())
+        self.server.connect_ws(request).await.unwrap()
     }
 }
 
@@ -481,19 +483,20 @@ pub fn sign(creds: &Credentials, method: &str, query: &str, body: &[u8]) -> Vec<
     out
 }
 
-/// A call to the upload API or the storage node, over plain HTTP where that
-/// client says `https://` (a TLS proxy stands in between in a real run).
-/// Returns the status and the JSON answer.
+/// A call to the upload API or the storage node (that client says
+/// `https://`; the sandbox serves it over TLS or, with a TLS proxy in front
+/// in mind, plain HTTP). Returns the status and the JSON answer.
 pub async fn media_call(
+    http: &reqwest::Client,
     method: &str,
     url: &str,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 ) -> (u16, serde_json::Value) {
     let mut request = if method == "POST" {
-        http().post(url).body(body)
+        http.post(url).body(body)
     } else {
-        http().get(url)
+        http.get(url)
     };
     for (k, v) in headers {
         request = request.header(k, v);
