@@ -231,6 +231,31 @@ pub struct SandboxArgs {
     /// entries and a `ztca-dpop` proof), as a strict TikTok would.
     #[arg(long)]
     pub require_ticket_guard: bool,
+    /// Serve HTTPS and WSS only, with a certificate made at start for
+    /// localhost, 127.0.0.1, ::1 and every --tls-name. The ready line's
+    /// `ca_file` is the certificate to trust (e.g. `SSL_CERT_FILE` for Go).
+    #[arg(long)]
+    pub tls: bool,
+    /// Another name the generated certificate covers, such as a TikTok host
+    /// mapped to this machine in /etc/hosts (repeatable).
+    #[arg(long = "tls-name", value_name = "NAME", requires = "tls")]
+    pub tls_names: Vec<String>,
+    /// Where to write the generated certificate (PEM); default: a temporary
+    /// file, removed when the sandbox stops.
+    #[arg(long, value_name = "PATH", requires = "tls")]
+    pub tls_cert_out: Option<PathBuf>,
+    /// Serve HTTPS and WSS with this certificate chain (PEM) instead of a
+    /// generated one; needs --tls-key.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with_all = ["tls_names", "tls_cert_out"]
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

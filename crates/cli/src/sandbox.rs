@@ -1,9 +1,12 @@
-//! `tiktok-dm sandbox`: serve the emulator until SIGINT or SIGTERM.
+//! `tiktok-dm sandbox`: serve the emulator until SIGINT or SIGTERM, over
+//! plain HTTP or, with `--tls` or `--tls-cert`, HTTPS and WSS only.
 
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-use tiktok_dm_sandbox::{Sandbox, Seed};
+use anyhow::{Context as _, anyhow};
+use tiktok_dm_sandbox::{Error, Sandbox, Seed, TlsConfig};
 use tokio::net::TcpListener;
 
 use crate::args::SandboxArgs;
@@ -67,12 +70,105 @@ pub async fn run(a: SandboxArgs) -> anyhow::Result<ExitCode> {
     sandbox
         .handle()
         .require_ticket_guard(a.require_ticket_guard);
+    // Before binding: a bad certificate or key fails without taking the port.
+    let tls = tls_setup(&a)?;
     let listener = TcpListener::bind(&a.listen)
         .await
         .with_context(|| format!("cannot listen on {}", a.listen))?;
     let addr = listener.local_addr()?;
-    let line = ready_line(&format!("http://{addr}"), sandbox.handle().seed());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut line = ready_line(&format!("{scheme}://{addr}"), sandbox.handle().seed());
+    if let Some((_, ca_file)) = &tls {
+        line["ca_file"] = ca_file.path().display().to_string().into();
+    }
     println!("{line}");
-    sandbox.run(listener, shutdown_signal()).await?;
+    match &tls {
+        // `tls` (and a temporary certificate file) lives until the sandbox stops.
+        Some((config, _)) => sandbox.run_tls(listener, config, shutdown_signal()).await?,
+        None => sandbox.run(listener, shutdown_signal()).await?,
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The most a certificate or key file may be: PEM chains are a few KiB.
+const MAX_PEM_BYTES: u64 = 1 << 20;
+
+/// The certificate file clients are told to trust.
+enum CaFile {
+    /// Generated, in a temporary file removed when this is dropped.
+    Temporary(tempfile::TempPath),
+    /// Written to, or given as, this path.
+    Kept(PathBuf),
+}
+
+impl CaFile {
+    fn path(&self) -> &Path {
+        match self {
+            Self::Temporary(path) => path,
+            Self::Kept(path) => path,
+        }
+    }
+}
+
+/// The TLS configuration the flags ask for, if any, with the certificate
+/// file to trust: the caller's `--tls-cert`, or the generated certificate
+/// written out. Errors name the file at fault, never a key's content.
+fn tls_setup(a: &SandboxArgs) -> anyhow::Result<Option<(TlsConfig, CaFile)>> {
+    if let (Some(cert), Some(key)) = (&a.tls_cert, &a.tls_key) {
+        let read = |path: &Path, what: &str| {
+            let what = format!("{what} file {}", path.display());
+            crate::bounded::read_file_text(path, MAX_PEM_BYTES, &what).map_err(anyhow::Error::msg)
+        };
+        let cert_pem = read(cert, "TLS certificate")?;
+        let key_pem = read(key, "TLS key")?;
+        let config =
+            TlsConfig::from_pem(cert_pem.as_bytes(), key_pem.as_bytes()).map_err(|e| match e {
+                Error::TlsCertificate(_) => anyhow!("TLS certificate file {}: {e}", cert.display()),
+                Error::TlsKey(_) => anyhow!("TLS key file {}: {e}", key.display()),
+                _ => anyhow!(
+                    "TLS certificate file {} and key file {}: {e}",
+                    cert.display(),
+                    key.display()
+                ),
+            })?;
+        return Ok(Some((config, CaFile::Kept(std::path::absolute(cert)?))));
+    }
+    if !a.tls {
+        return Ok(None);
+    }
+    let config = TlsConfig::self_signed(&a.tls_names)?;
+    let pem = config.certificate_pem();
+    let ca_file = match &a.tls_cert_out {
+        Some(path) => {
+            std::fs::write(path, pem)
+                .with_context(|| format!("cannot write the certificate to {}", path.display()))?;
+            CaFile::Kept(std::path::absolute(path)?)
+        }
+        None => {
+            let mut file = tempfile::Builder::new()
+                .prefix("tiktok-dm-sandbox-")
+                .suffix(".pem")
+                .tempfile()
+                .context("cannot create a temporary file for the certificate")?;
+            file.write_all(pem.as_bytes())
+                .context("cannot write the certificate to a temporary file")?;
+            readable_by_all(file.path())?;
+            CaFile::Temporary(file.into_temp_path())
+        }
+    };
+    Ok(Some((config, ca_file)))
+}
+
+/// A certificate is public: let a client run as another user read it (a
+/// temporary file starts readable by its owner only).
+fn readable_by_all(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("cannot make {} readable", path.display()))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }

@@ -81,3 +81,101 @@ async fn the_demo_goes_through_the_gateway_text_image_and_a_quota_refusal() {
         steps[0]["answer"]["messages"][0]["client_message_id"]
     );
 }
+
+/// A client that trusts only the certificate in `ca_file`.
+fn trusting_only(ca_file: &str) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pem = std::fs::read(ca_file).unwrap();
+    assert!(!String::from_utf8_lossy(&pem).contains("PRIVATE KEY"));
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_tls_the_sandbox_command_prints_an_https_base_url_and_a_ca_file_a_client_trusting_only_it_uses()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cert.pem");
+    let (mut child, ready) = crate::spawn_ready(&[
+        "sandbox",
+        "--tls",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-name",
+        "im-api-sg.tiktok.com",
+        "--tls-cert-out",
+        out.to_str().unwrap(),
+    ])
+    .await;
+    let base_url = ready["base_url"].as_str().unwrap().to_owned();
+    assert!(base_url.starts_with("https://127.0.0.1:"), "{base_url}");
+    let ca_file = ready["ca_file"].as_str().unwrap();
+    assert_eq!(std::path::Path::new(ca_file), out);
+    let seed = trusting_only(ca_file)
+        .get(format!("{base_url}/_sandbox/seed"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(seed.status(), 200);
+    let plain = base_url.replace("https://", "http://");
+    assert!(trusting_only(ca_file).get(plain).send().await.is_err());
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_generated_certificate_file_by_default_is_temporary_and_removed_when_the_sandbox_stops()
+{
+    let (mut child, ready) =
+        crate::spawn_ready(&["sandbox", "--tls", "--listen", "127.0.0.1:0"]).await;
+    let ca_file = ready["ca_file"].as_str().unwrap().to_owned();
+    let base_url = ready["base_url"].as_str().unwrap();
+    let answer = trusting_only(&ca_file)
+        .get(format!("{base_url}/messages"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(child.wait().unwrap().success());
+    assert!(!std::path::Path::new(&ca_file).exists(), "{ca_file}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_tls_key_file_or_a_certificate_file_without_a_certificate_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, "not a certificate\n").unwrap();
+    let key = dir.path().join("key.pem");
+    let listen = ["sandbox", "--listen", "127.0.0.1:0", "--tls-cert"];
+    let mut argv = args(&listen);
+    argv.push(cert.display().to_string());
+    argv.extend(["--tls-key".to_owned(), key.display().to_string()]);
+
+    let out = run(argv.clone(), None).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot read TLS key file {}", key.display())),
+        "{stderr}"
+    );
+
+    std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n").unwrap();
+    let out = run(argv, None).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("TLS certificate file {}", cert.display())),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("c2VjcmV0") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
