@@ -29,7 +29,7 @@ const ENTRIES: [(&str, Option<&str>); 5] = [
 ];
 
 /// How far a proof's `iat` may be from the sandbox's clock.
-const MAX_SKEW_SECS: i64 = 300;
+const MAX_SKEW_SECS: u64 = 300;
 
 /// Checks a send's body and query. `host` is the `host[:port]` the send was
 /// addressed to: the proof must name `http://` or `https://` on it and the
@@ -137,7 +137,9 @@ fn check_proof(proof: &str, point: &[u8], host: &str, now: i64) -> Result<(), St
     let iat = payload["iat"]
         .as_i64()
         .ok_or("the ztca-dpop proof has no iat")?;
-    if (iat - now).abs() > MAX_SKEW_SECS {
+    // `iat` is the sender's: a difference, not a subtraction, so no value of
+    // it can overflow.
+    if iat.abs_diff(now) > MAX_SKEW_SECS {
         return Err(format!(
             "the ztca-dpop proof was issued at {iat}, not about {now}"
         ));

@@ -57,6 +57,13 @@ pub(crate) async fn storage(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
+    // The CRC-32 of a body of up to 64 MB is computed before the state is
+    // locked, so a large upload does not hold up every other request.
+    let claimed = headers
+        .get("content-crc32")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_ascii_lowercase);
+    let actual = format!("{:08x}", crc32fast::hash(&body));
     let mut state = shared.lock();
     let authorised = state
         .upload
@@ -76,11 +83,6 @@ pub(crate) async fn storage(
         Some("finish") => return finish_parts(upload, store_uri, &q, &body),
         _ => {}
     }
-    let claimed = headers
-        .get("content-crc32")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_ascii_lowercase);
-    let actual = format!("{:08x}", crc32fast::hash(&body));
     if fault == Some(Fault::CrcMismatch) || claimed.as_deref() != Some(actual.as_str()) {
         return storage_error(
             StatusCode::BAD_REQUEST,
@@ -91,7 +93,10 @@ pub(crate) async fn storage(
     if q.get("phase").map(String::as_str) == Some("transfer") {
         return transfer_part(upload, &store_uri, &q, &body);
     }
-    upload.stored.insert(store_uri, body.to_vec());
+    // The copy into the state is made after the lock is let go.
+    drop(state);
+    let bytes = body.to_vec();
+    shared.lock().upload.stored.insert(store_uri, bytes);
     storage_ok(json!({"crc32": actual}))
 }
 

@@ -27,6 +27,15 @@ fn b64(json: serde_json::Value) -> String {
 /// A proof as the working client makes one, for `htu`, signed by `signer`,
 /// naming `named`'s key in its header.
 fn proof(signer: &SigningKey, named: &SigningKey, htu: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    proof_at(signer, named, htu, serde_json::json!(now))
+}
+
+/// [`proof`] issued at `iat`, whatever JSON value that is.
+fn proof_at(signer: &SigningKey, named: &SigningKey, htu: &str, iat: serde_json::Value) -> String {
     let point = named.verifying_key().to_encoded_point(false);
     let header = b64(serde_json::json!({
         "alg": "ES256",
@@ -35,10 +44,6 @@ fn proof(signer: &SigningKey, named: &SigningKey, htu: &str) -> String {
             "y": URL_SAFE_NO_PAD.encode(point.y().unwrap())},
         "typ": "dpop+jwt",
     }));
-    let iat = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
     let payload = b64(serde_json::json!({"htm": "POST", "htu": htu, "iat": iat, "jti": "abc"}));
     let input = format!("{header}.{payload}");
     let signature: Signature = signer.sign(input.as_bytes());
@@ -148,4 +153,45 @@ async fn with_the_strict_check_a_send_must_carry_a_valid_ticket_guard() {
     .await;
     assert_eq!(ok.status_code, Some(0), "{ok:?}");
     assert_eq!(sandbox.handle.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn a_proof_issued_at_any_other_time_is_refused_without_harm() {
+    let sandbox = spawn_sandbox().await;
+    sandbox.handle.require_ticket_guard(true);
+    let htu = format!("{}/v1/message/send", sandbox.base_url());
+    let k = key(7);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let times = [
+        serde_json::json!(now - 3600),
+        serde_json::json!(now + 3600),
+        serde_json::json!(i64::MIN),
+        serde_json::json!(i64::MIN + now),
+        serde_json::json!(i64::MAX),
+    ];
+    for (n, iat) in times.into_iter().enumerate() {
+        let request = guarded(&sandbox, n as u8 + 1, &k);
+        let why = refusal(
+            &send(
+                &sandbox,
+                &request,
+                Some(&proof_at(&k, &k, &htu, iat.clone())),
+            )
+            .await,
+        );
+        assert!(why.contains("issued at"), "{iat}: {why}");
+    }
+    let why = refusal(
+        &send(
+            &sandbox,
+            &guarded(&sandbox, 9, &k),
+            Some(&proof_at(&k, &k, &htu, serde_json::json!("soon"))),
+        )
+        .await,
+    );
+    assert!(why.contains("no iat"), "{why}");
+    assert!(sandbox.handle.messages().is_empty());
 }
