@@ -347,6 +347,19 @@ impl Session {
         }
     }
 
+    /// Sends `request` over im-api, as TikTok web sends everything but the
+    /// socket's own traffic, unless the transport is the socket alone.
+    pub(crate) async fn transmit_http_first(&self, request: &Request) -> Result<Response> {
+        match self.inner.config.transport {
+            TransportMode::Ws => Ok(self.transmit(request).await?.0),
+            TransportMode::Auto | TransportMode::Http => {
+                let payload = self.inner.request_headers.encode_into(request);
+                self.over_http(request.cmd.unwrap_or_default(), payload)
+                    .await
+            }
+        }
+    }
+
     /// One transmission over im-api; a send gets the ticket-guard entries
     /// after the context headers (PROTOCOL.md 2.1).
     async fn over_http(&self, command: i32, payload: Vec<u8>) -> Result<Response> {

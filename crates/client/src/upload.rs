@@ -41,8 +41,9 @@ pub(crate) struct UploadCredentials {
     valid_until: Instant,
 }
 
-/// A committed, encrypted image: what its `private_image` message names.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A committed, encrypted image: what its `private_image` message names. Its
+/// `Debug` leaves out the key, which opens the image.
+#[derive(Clone, PartialEq, Eq)]
 pub struct UploadedImage {
     /// The image's path (`Encryption.Uri`).
     pub path: String,
@@ -56,6 +57,19 @@ pub struct UploadedImage {
     pub height: u32,
     /// The name sent with it, `image.<extension>`.
     pub file_name: String,
+}
+
+impl std::fmt::Debug for UploadedImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadedImage")
+            .field("path", &self.path)
+            .field("decrypt_key", &"<redacted>")
+            .field("size", &self.size)
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("file_name", &self.file_name)
+            .finish()
+    }
 }
 
 impl UploadedImage {
@@ -296,7 +310,8 @@ impl Session {
         let inner = &self.inner;
         let seq = inner.next_seq.fetch_add(1, Ordering::Relaxed);
         let request = media_upload_config_request(seq, &inner.identity.wid);
-        let (response, _) = self.transmit(&request).await?;
+        // TikTok web asks for these over im-api (PROTOCOL.md 10.3), not the socket.
+        let response = self.transmit_http_first(&request).await?;
         let status = response.status_code.unwrap_or_default();
         if status != 0 {
             return Err(classify_status(

@@ -310,7 +310,8 @@ pub fn im_request(
 }
 
 /// A committed private image: what its 1802 send names (PROTOCOL.md 10.3).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Its `Debug` leaves out the key, which opens the image.
+#[derive(Clone, PartialEq, Eq)]
 pub struct PrivateImage {
     /// The image's path: `Encryption.Uri` of the commit.
     pub path: String,
@@ -324,6 +325,19 @@ pub struct PrivateImage {
     pub size: u64,
     /// File name, e.g. `image.png`.
     pub file_name: String,
+}
+
+impl std::fmt::Debug for PrivateImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrivateImage")
+            .field("path", &self.path)
+            .field("decrypt_key", &"<redacted>")
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("size", &self.size)
+            .field("file_name", &self.file_name)
+            .finish()
+    }
 }
 
 /// The `private_image` preview texts TikTok web sends, in its order.

@@ -65,12 +65,12 @@ open_enum!(
     }
 );
 open_enum!(
-    /// `message_type`. TikTok web text is 7; Douyin images are 27, which is not
-    /// in the enum.
+    /// `message_type`. TikTok web text is 7, its images `private_image` 1802
+    /// and videos `private_video` 1803 (PROTOCOL.md 10.3); Douyin images are 27.
     MessageType {
         NotUsed = 0, LegacySystem = 1, LegacyImage = 2, LegacyAudio = 3, LegacyVideo = 4, LegacyEmoji = 5,
         LegacyFile = 6, LegacyText = 7, LegacyUserCard = 8, LegacyToast = 9, LegacyGroupCard = 10,
-        DouyinImage = 27,
+        DouyinImage = 27, PrivateImage = 1802, PrivateVideo = 1803,
         Text = 10001, Sticker = 10002, Image = 10003, Video = 10004, File = 10005, Audio = 10006,
         Location = 10007, System = 10008, Link = 10009,
         Command = 50001, UpdateMessageExt = 50002, UpdateMinIndex = 50003, UserAction = 50004,

@@ -159,6 +159,46 @@ async fn expired_credentials_are_replaced_once() {
 }
 
 #[tokio::test]
+async fn upload_credentials_are_reused_until_they_expire() {
+    let sandbox = spawn_sandbox().await;
+    let session = connect(&sandbox, TransportMode::Http).await;
+    let target = alice_bob(&sandbox);
+    session
+        .send_image(&target, image(&noise_png(8, 8, 20)))
+        .await
+        .unwrap();
+    // A second cmd 2059 would be refused; the cached credentials ask none.
+    sandbox.handle.reject_credentials(1);
+    session
+        .send_image(&target, image(&noise_png(8, 8, 21)))
+        .await
+        .unwrap();
+    sandbox.handle.clear_faults();
+
+    // Credentials within the margin of their expiry (the sandbox's last an
+    // hour) are not reused: each image asks again.
+    let upload = tiktok_dm_client::UploadConfig {
+        credential_margin: std::time::Duration::from_secs(2 * 3600),
+        ..Default::default()
+    };
+    let config = crate::config(&sandbox, crate::ALICE, TransportMode::Http).upload(upload);
+    let eager = tiktok_dm_client::Session::connect(config.build().unwrap())
+        .await
+        .unwrap();
+    eager
+        .send_image(&target, image(&noise_png(8, 8, 22)))
+        .await
+        .unwrap();
+    sandbox.handle.reject_credentials(1);
+    let err = eager
+        .send_image(&target, image(&noise_png(8, 8, 23)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Rejected(_)), "{err:?}");
+    assert_eq!(sandbox.handle.messages().len(), 3);
+}
+
+#[tokio::test]
 async fn over_http_too_an_image_goes_as_a_private_image() {
     let sandbox = spawn_sandbox().await;
     let session = connect(&sandbox, TransportMode::Http).await;
