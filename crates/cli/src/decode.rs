@@ -1,6 +1,6 @@
 //! `tiktok-dm decode`: wire bytes to JSON, or back to bytes.
 
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -88,15 +88,11 @@ pub fn run(a: DecodeArgs) -> anyhow::Result<ExitCode> {
             (json, reencoded)
         }
     };
-    // Written, not println!-ed: a reader that goes away (`| head`) is a broken
-    // pipe the caller ends quietly on, not a panic.
     let text = if a.reencode {
         base64::engine::general_purpose::STANDARD.encode(reencoded)
     } else {
         serde_json::to_string_pretty(&json)?
     };
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{text}")?;
-    out.flush()?;
+    crate::output::print_line(text)?;
     Ok(ExitCode::SUCCESS)
 }

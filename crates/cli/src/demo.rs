@@ -132,7 +132,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         "steps": steps,
         "sandbox_received": handle.messages(),
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    crate::output::print_line(serde_json::to_string_pretty(&report)?)?;
     let _ = stop.send(true);
     let _ = gateway_task.await;
     let _ = sandbox_task.await;

@@ -75,18 +75,17 @@ pub async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
             let (key, prefix) =
                 create_key(&store, &name, daily_limit, monthly_limit, account.clone()).await?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"key": key, "name": name, "prefix": prefix, "daily_limit": daily_limit, "monthly_limit": monthly_limit, "account": account})
-                );
+                crate::output::print_line(
+                    serde_json::json!({"key": key, "name": name, "prefix": prefix, "daily_limit": daily_limit, "monthly_limit": monthly_limit, "account": account}),
+                )?;
             } else {
-                println!("{key}");
+                crate::output::print_line(&key)?;
                 eprintln!("API key {name:?} created; it is shown only this once.");
             }
         }
         KeysCommand::List { database } => {
             let store = open_store(&database).await?;
-            println!("{}", serde_json::to_string(&store.list_api_keys().await?)?);
+            crate::output::print_line(serde_json::to_string(&store.list_api_keys().await?)?)?;
         }
         KeysCommand::Revoke { name, database } => {
             let store = open_store(&database).await?;
@@ -124,7 +123,7 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<ExitCode> {
         }
         AccountsCommand::List { database } => {
             let store = open_store(&database).await?;
-            println!("{}", serde_json::to_string(&store.list_accounts().await?)?);
+            crate::output::print_line(serde_json::to_string(&store.list_accounts().await?)?)?;
         }
         AccountsCommand::Check {
             name,
@@ -143,7 +142,7 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<ExitCode> {
                 &name,
             )
             .await?;
-            println!("{}", serde_json::to_string(&check)?);
+            crate::output::print_line(serde_json::to_string(&check)?)?;
             // 0: accepted; 1: rejected; 2: TikTok could not be asked.
             return Ok(match check.code {
                 None => ExitCode::SUCCESS,

@@ -170,3 +170,21 @@ impl SendOutput {
         Ok(())
     }
 }
+
+/// Writes `line` and a newline to stdout. A closed stdout (`| head` that has
+/// stopped reading) is an error the caller returns, which `main` ends quietly
+/// on, where `println!` would panic.
+pub fn print_line(line: impl std::fmt::Display) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()
+}
+
+/// [`print_line`] for a server's ready line: a reader that has gone away
+/// must not stop the server, so the failure is only logged.
+pub fn print_ready_line(line: impl std::fmt::Display) {
+    if let Err(e) = print_line(line) {
+        tracing::debug!(error = %e, "the ready line could not be written to stdout");
+    }
+}

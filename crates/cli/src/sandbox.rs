@@ -81,7 +81,7 @@ pub async fn run(a: SandboxArgs) -> anyhow::Result<ExitCode> {
     if let Some((_, ca_file)) = &tls {
         line["ca_file"] = ca_file.path().display().to_string().into();
     }
-    println!("{line}");
+    crate::output::print_ready_line(line);
     match &tls {
         // `tls` (and a temporary certificate file) lives until the sandbox stops.
         Some((config, _)) => sandbox.run_tls(listener, config, shutdown_signal()).await?,

@@ -71,11 +71,10 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let url = format!("http://{}", app.local_addr()?);
     match sandbox_info {
-        Some((sandbox_url, key, seed)) => println!(
-            "{}",
-            serde_json::json!({"url": url, "api_key": key, "admin_key": admin_key, "account": "sandbox", "sandbox_url": sandbox_url, "conversations": seed["conversations"]})
+        Some((sandbox_url, key, seed)) => crate::output::print_ready_line(
+            serde_json::json!({"url": url, "api_key": key, "admin_key": admin_key, "account": "sandbox", "sandbox_url": sandbox_url, "conversations": seed["conversations"]}),
         ),
-        None => println!("{}", serde_json::json!({"url": url})),
+        None => crate::output::print_ready_line(serde_json::json!({"url": url})),
     }
     app.run(shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)

@@ -316,6 +316,11 @@ impl Layers {
     /// A sandbox's endpoints, or TikTok's on the chosen hosts.
     fn endpoints(&self) -> Result<Endpoints> {
         if let Some((url, origin)) = self.text("sandbox_url") {
+            if let Some((_, hosts_origin)) = self.text("tiktok_hosts") {
+                return Err(Error::Config(format!(
+                    "{hosts_origin} names TikTok's hosts, but {origin} sends to a sandbox instead; give one of them"
+                )));
+            }
             return Endpoints::sandbox(url)
                 .map_err(|e| Error::Config(format!("{origin} = {url:?}: {e}")));
         }
@@ -507,6 +512,13 @@ mod tests {
         l.env(env(&[("TIKTOK_DM_TIKTOK_HOSTS", "sg")])).unwrap();
         let api = l.resolve().unwrap().settings.endpoints.api_url;
         assert_eq!(api, "https://im-api-sg.tiktok.com");
+        let mut with_sandbox = Layers::default();
+        with_sandbox
+            .env(env(&[("TIKTOK_DM_TIKTOK_HOSTS", "sg")]))
+            .unwrap();
+        with_sandbox.flag("sandbox_url", Some("http://127.0.0.1:1".into()));
+        let err = with_sandbox.resolve().unwrap_err().to_string();
+        assert!(err.contains("give one of them"), "{err}");
         l.flag("tiktok_hosts", Some("eu".into()));
         let err = l.resolve().unwrap_err().to_string();
         assert!(
