@@ -51,17 +51,16 @@ fn decoded<M: Message + serde::Serialize>(
 /// server compresses) as a `Response`; an uncompressed one as the `Request`
 /// the web client sends when it reads as one (it always names its SDK
 /// version), else as a `Response` (an uncompressed reply).
-fn payload_decoded(frame: &Frame) -> Option<(&'static str, serde_json::Value)> {
-    let payload = frame_payload(frame).ok()?;
+fn payload_decoded(frame: &Frame, payload: &[u8]) -> Option<(&'static str, serde_json::Value)> {
     let compressed = !matches!(frame.payload_encoding.as_deref(), None | Some(""));
     if !compressed {
-        if let Ok(request) = Request::decode(&payload) {
+        if let Ok(request) = Request::decode(payload) {
             if request.sdk_version.is_some() || request.device_platform.is_some() {
                 return Some(("Request", serde_json::to_value(request).ok()?));
             }
         }
     }
-    let response = Response::decode(&payload).ok()?;
+    let response = Response::decode(payload).ok()?;
     Some(("Response", serde_json::to_value(response).ok()?))
 }
 
@@ -74,15 +73,16 @@ pub fn run(a: DecodeArgs) -> anyhow::Result<ExitCode> {
             let (mut json, reencoded) = decoded::<Frame>(&bytes, "Frame")?;
             let frame = Frame::decode(&bytes)?;
             if let Some(obj) = json.as_object_mut() {
-                match (payload_decoded(&frame), frame_payload(&frame)) {
-                    (Some((kind, inner)), _) => {
-                        obj.insert("payload_decoded_as".into(), kind.into());
-                        obj.insert("payload_decoded".into(), inner);
+                match frame_payload(&frame) {
+                    Ok(payload) => {
+                        if let Some((kind, inner)) = payload_decoded(&frame, &payload) {
+                            obj.insert("payload_decoded_as".into(), kind.into());
+                            obj.insert("payload_decoded".into(), inner);
+                        }
                     }
-                    (None, Err(e)) => {
+                    Err(e) => {
                         obj.insert("payload_error".into(), e.to_string().into());
                     }
-                    (None, Ok(_)) => {}
                 }
             }
             (json, reencoded)

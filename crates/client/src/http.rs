@@ -102,9 +102,10 @@ impl HttpTransport {
     }
 
     /// Sends one encoded request to the route of `command` and reads the answer.
-    /// A send (cmd 100) with a ticket guard carries its ticket-guard HTTP
-    /// headers and `ztca-version=1&ztca-dpop=...` as TikTok web does; the
-    /// entries in `body` are the caller's.
+    /// With a ticket guard (the caller gives one for a send, cmd 100, only)
+    /// it carries the ticket-guard HTTP headers and
+    /// `ztca-version=1&ztca-dpop=...` as TikTok web does; the entries in
+    /// `body` are the caller's.
     pub(crate) async fn send(
         &self,
         config: &Config,
@@ -127,7 +128,6 @@ impl HttpTransport {
         // question: we send it as that client does.
         url.push_str("&X-Bogus=");
         url.push_str(&random_bogus());
-        let guard = guard.filter(|_| command == cmd::SEND_MESSAGE);
         if let Some(guard) = guard {
             let proof = guard.dpop("POST", &base, crate::upload::unix_secs())?;
             url.push_str("&ztca-version=1&ztca-dpop=");

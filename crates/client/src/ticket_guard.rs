@@ -23,6 +23,8 @@ use crate::error::{Error, Result};
 pub(crate) struct TicketGuard {
     key: EcdsaKeyPair,
     rng: SystemRandom,
+    /// Standard base64 of the 65-byte uncompressed point, made once.
+    public_key: String,
     /// The JWT header, base64url-encoded (it holds the public key as a JWK).
     jwt_header: String,
     /// The five entries, encoded to be spliced after the context headers.
@@ -66,6 +68,7 @@ impl TicketGuard {
         Ok(Self {
             jwt_header: b64url(header.to_string().as_bytes()),
             entries: SplicedField::request_headers(&ticket_guard_headers(&public_key)),
+            public_key,
             key,
             rng,
         })
@@ -73,8 +76,8 @@ impl TicketGuard {
 
     /// The public key as the entries and HTTP headers carry it: standard
     /// base64 of the 65-byte uncompressed point.
-    pub(crate) fn public_key(&self) -> String {
-        STANDARD.encode(self.key.public_key().as_ref())
+    pub(crate) fn public_key(&self) -> &str {
+        &self.public_key
     }
 
     /// `request` (already carrying the context headers) with the five entries
