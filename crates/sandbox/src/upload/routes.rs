@@ -68,53 +68,24 @@ pub(crate) async fn action(
     let raw = raw.unwrap_or_default();
     let q = query_map(&raw);
     let act = q.get("Action").cloned().unwrap_or_default();
-    let apply = match act.as_str() {
-        "ApplyImageUpload" => true,
-        "CommitImageUpload" => false,
-        _ => {
-            let message = "unknown or missing Action (ApplyImageUpload, CommitImageUpload)";
-            return api_error(StatusCode::BAD_REQUEST, &act, "InvalidAction", message);
-        }
+    let apply = match requested_action(&act, &q, &method) {
+        Ok(apply) => apply,
+        Err((status, code, message)) => return api_error(status, &act, code, &message),
     };
-    if (apply && method != Method::GET) || (!apply && method != Method::POST) {
-        let message = "ApplyImageUpload is GET, CommitImageUpload is POST";
-        return api_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            &act,
-            "InvalidMethod",
-            message,
-        );
-    }
-    if q.get("Version").map(String::as_str) != Some(VERSION) {
-        let message = format!("Version must be {VERSION}");
-        return api_error(StatusCode::BAD_REQUEST, &act, "InvalidVersion", &message);
-    }
     let fault = shared.lock().faults.take(|f| {
         matches!(f, Fault::SignatureMismatch | Fault::CommitFailure)
             && (!apply || *f == Fault::SignatureMismatch)
     });
-    if fault == Some(Fault::SignatureMismatch) {
-        let message = "the request signature does not match (sandbox fault)";
-        return api_error(
-            StatusCode::FORBIDDEN,
-            &act,
-            "SignatureDoesNotMatch",
-            message,
-        );
-    }
     let arrived = verify::Arrived {
         method: method.as_str(),
         raw_query: &raw,
         headers: &headers,
         body: &body,
     };
-    let creds = match check_signature(&shared, &arrived) {
+    let creds = match authenticate(&shared, fault.as_ref(), &arrived, &q) {
         Ok(creds) => creds,
         Err((status, code, message)) => return api_error(status, &act, code, &message),
     };
-    if q.get("ServiceId").map(String::as_str) != Some(SERVICE_ID) {
-        return invalid(&act, &format!("ServiceId must be {SERVICE_ID}"));
-    }
     if apply {
         return apply_upload(&shared, &q, &headers, creds.uid);
     }
@@ -127,9 +98,71 @@ pub(crate) async fn action(
             message,
         );
     }
-    // Hashing, probing and encrypting up to 20 MB is CPU work: off the
-    // runtime's threads, so other requests (and the client's socket) go on.
-    let uid = creds.uid;
+    commit_off_runtime(shared, body, creds.uid).await
+}
+
+/// An error answer before it names its action: status, code and message.
+type Refused = (StatusCode, &'static str, String);
+
+/// Whether the query's `Action` is Apply (else Commit), once the action, the
+/// method and the `Version` are ones the API knows.
+fn requested_action(
+    act: &str,
+    q: &HashMap<String, String>,
+    method: &Method,
+) -> Result<bool, Refused> {
+    let apply = match act {
+        "ApplyImageUpload" => true,
+        "CommitImageUpload" => false,
+        _ => {
+            let message = "unknown or missing Action (ApplyImageUpload, CommitImageUpload)";
+            return Err((StatusCode::BAD_REQUEST, "InvalidAction", message.into()));
+        }
+    };
+    if (apply && method != Method::GET) || (!apply && method != Method::POST) {
+        let message = "ApplyImageUpload is GET, CommitImageUpload is POST";
+        return Err((
+            StatusCode::METHOD_NOT_ALLOWED,
+            "InvalidMethod",
+            message.into(),
+        ));
+    }
+    if q.get("Version").map(String::as_str) != Some(VERSION) {
+        let message = format!("Version must be {VERSION}");
+        return Err((StatusCode::BAD_REQUEST, "InvalidVersion", message));
+    }
+    Ok(apply)
+}
+
+/// The credentials that signed the request, unless a scripted
+/// `SignatureMismatch` fault refuses it first; then the `ServiceId` must be
+/// the sandbox's.
+fn authenticate(
+    shared: &Shared,
+    fault: Option<&Fault>,
+    arrived: &verify::Arrived<'_>,
+    q: &HashMap<String, String>,
+) -> Result<super::Credentials, Refused> {
+    if fault == Some(&Fault::SignatureMismatch) {
+        let message = "the request signature does not match (sandbox fault)";
+        return Err((
+            StatusCode::FORBIDDEN,
+            "SignatureDoesNotMatch",
+            message.into(),
+        ));
+    }
+    let creds = check_signature(shared, arrived)?;
+    if q.get("ServiceId").map(String::as_str) != Some(SERVICE_ID) {
+        let message = format!("ServiceId must be {SERVICE_ID}");
+        return Err((StatusCode::BAD_REQUEST, "InvalidParameter", message));
+    }
+    Ok(creds)
+}
+
+/// Runs the commit on a blocking thread: hashing, probing and encrypting up to
+/// 20 MB is CPU work, and off the runtime's threads other requests (and the
+/// client's socket) go on.
+async fn commit_off_runtime(shared: Arc<Shared>, body: Bytes, uid: Uid) -> Response {
     tokio::task::spawn_blocking(move || commit(&shared, &body, uid))
         .await
         .unwrap_or_else(|_| {
@@ -150,7 +183,7 @@ const ACT_COMMIT: &str = "CommitImageUpload";
 fn check_signature(
     shared: &Shared,
     arrived: &verify::Arrived<'_>,
-) -> Result<super::Credentials, (StatusCode, &'static str, String)> {
+) -> Result<super::Credentials, Refused> {
     let state = shared.lock();
     let lookup = |ak: &str| state.upload.credentials(ak);
     verify::verify(arrived, lookup, SERVICE, REGION, now_ms()).map_err(|(code, message)| {

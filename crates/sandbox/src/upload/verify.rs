@@ -77,8 +77,16 @@ fn canonical_query(raw: &str) -> String {
         .join("&")
 }
 
+/// The parts of an `Authorization` header the verifier uses.
+struct Authorization {
+    access_key: String,
+    signed: Vec<String>,
+    signature: String,
+    scope: String,
+}
+
 /// Parses `AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...`.
-fn parse_authorization(value: &str) -> Option<(String, Vec<String>, String, String)> {
+fn parse_authorization(value: &str) -> Option<Authorization> {
     let rest = value.strip_prefix("AWS4-HMAC-SHA256 ")?;
     let mut credential = None;
     let mut signed = None;
@@ -94,7 +102,12 @@ fn parse_authorization(value: &str) -> Option<(String, Vec<String>, String, Stri
     }
     let credential = credential?;
     let (access_key, scope) = credential.split_once('/')?;
-    Some((access_key.to_owned(), signed?, signature?, scope.to_owned()))
+    Some(Authorization {
+        access_key: access_key.to_owned(),
+        signed: signed?,
+        signature: signature?,
+        scope: scope.to_owned(),
+    })
 }
 
 /// The parts of an arrived request that the signature covers.
@@ -105,7 +118,22 @@ pub(crate) struct Arrived<'a> {
     pub(crate) body: &'a [u8],
 }
 
+impl Arrived<'_> {
+    /// A header's value, if it is present and visible ASCII.
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A credential scope, `{date}/{region}/{service}/aws4_request`.
+struct Scope<'a> {
+    date: &'a str,
+    region: &'a str,
+    service: &'a str,
+}
+
 /// Checks a signed upload-API request. Returns the credentials on success.
+/// The checks run in a fixed order, so each refusal names the first problem.
 pub(crate) fn verify(
     arrived: &Arrived<'_>,
     lookup: impl Fn(&str) -> Option<Credentials>,
@@ -113,31 +141,69 @@ pub(crate) fn verify(
     region: &str,
     now_ms: u64,
 ) -> Result<Credentials, Refusal> {
-    let Arrived {
-        method,
-        raw_query,
-        headers,
-        body,
-    } = *arrived;
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let auth = header("authorization").ok_or((
+    let auth = arrived.header("authorization").ok_or((
         "MissingAuthenticationToken",
         "no Authorization header".into(),
     ))?;
-    let (access_key, signed, signature, scope) = parse_authorization(auth).ok_or((
+    let auth = parse_authorization(auth).ok_or((
         "InvalidAuthorization",
         "Authorization is not AWS4-HMAC-SHA256".into(),
     ))?;
-    let creds = lookup(&access_key).ok_or(("InvalidAccessKey", "unknown access key".into()))?;
+    let creds = check_credentials(arrived, &auth.access_key, lookup, now_ms)?;
+    let scope = check_scope(&auth.scope, region, expected_service)?;
+    let amz_date = arrived
+        .header("x-amz-date")
+        .ok_or(("MissingDate", "no X-Amz-Date".into()))?;
+    if !amz_date.starts_with(scope.date) {
+        return Err((
+            "InvalidCredentialScope",
+            "scope date differs from X-Amz-Date".into(),
+        ));
+    }
+    let payload_hash = check_payload(arrived, &auth.signed)?;
+    let canonical = canonical_request(arrived, &auth.signed, &payload_hash)?;
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{}\n{}",
+        auth.scope,
+        hex(&Sha256::digest(canonical.as_bytes()))
+    );
+    let expected = signature(&creds.secret_access_key, &scope, &to_sign);
+    if !same_in_constant_time(&expected, &auth.signature) {
+        return Err((
+            "SignatureDoesNotMatch",
+            "the request signature does not match".into(),
+        ));
+    }
+    Ok(creds)
+}
+
+/// The credentials behind `access_key`, if they are known, unexpired and
+/// presented with their own security token.
+fn check_credentials(
+    arrived: &Arrived<'_>,
+    access_key: &str,
+    lookup: impl Fn(&str) -> Option<Credentials>,
+    now_ms: u64,
+) -> Result<Credentials, Refusal> {
+    let creds = lookup(access_key).ok_or(("InvalidAccessKey", "unknown access key".into()))?;
     if now_ms > creds.expires_ms {
         return Err(("ExpiredToken", "the upload credentials have expired".into()));
     }
-    if header("x-amz-security-token") != Some(creds.session_token.as_str()) {
+    if arrived.header("x-amz-security-token") != Some(creds.session_token.as_str()) {
         return Err((
             "InvalidSecurityToken",
             "x-amz-security-token does not match the access key".into(),
         ));
     }
+    Ok(creds)
+}
+
+/// Splits the credential scope and checks its region and service.
+fn check_scope<'a>(
+    scope: &'a str,
+    region: &str,
+    expected_service: &str,
+) -> Result<Scope<'a>, Refusal> {
     let scope_parts: Vec<&str> = scope.split('/').collect();
     let [date, scope_region, service, "aws4_request"] = scope_parts.as_slice() else {
         return Err((
@@ -151,13 +217,16 @@ pub(crate) fn verify(
             format!("scope must be {region}/{expected_service}"),
         ));
     }
-    let amz_date = header("x-amz-date").ok_or(("MissingDate", "no X-Amz-Date".into()))?;
-    if !amz_date.starts_with(date) {
-        return Err((
-            "InvalidCredentialScope",
-            "scope date differs from X-Amz-Date".into(),
-        ));
-    }
+    Ok(Scope {
+        date,
+        region: scope_region,
+        service,
+    })
+}
+
+/// Checks that the date and token headers are signed and, for a POST, that
+/// `x-amz-content-sha256` is the body's hash. Returns that hash.
+fn check_payload(arrived: &Arrived<'_>, signed: &[String]) -> Result<String, Refusal> {
     for required in ["x-amz-date", "x-amz-security-token"] {
         if !signed.iter().any(|s| s == required) {
             return Err((
@@ -166,16 +235,28 @@ pub(crate) fn verify(
             ));
         }
     }
-    let payload_hash = hex(&Sha256::digest(body));
-    if method == "POST" && header("x-amz-content-sha256") != Some(payload_hash.as_str()) {
+    let payload_hash = hex(&Sha256::digest(arrived.body));
+    if arrived.method == "POST"
+        && arrived.header("x-amz-content-sha256") != Some(payload_hash.as_str())
+    {
         return Err((
             "SignatureDoesNotMatch",
             "x-amz-content-sha256 does not match the body".into(),
         ));
     }
+    Ok(payload_hash)
+}
+
+/// The canonical request: method, path, sorted query, the signed headers with
+/// their values, and the payload hash.
+fn canonical_request(
+    arrived: &Arrived<'_>,
+    signed: &[String],
+    payload_hash: &str,
+) -> Result<String, Refusal> {
     let mut canonical_headers = String::new();
-    for name in &signed {
-        let value = header(name).ok_or((
+    for name in signed {
+        let value = arrived.header(name).ok_or((
             "SignatureDoesNotMatch",
             format!("signed header {name} is missing"),
         ))?;
@@ -184,31 +265,30 @@ pub(crate) fn verify(
             value.split_whitespace().collect::<Vec<_>>().join(" ")
         ));
     }
-    let canonical = format!(
-        "{method}\n/\n{}\n{canonical_headers}\n{}\n{payload_hash}",
-        canonical_query(raw_query),
+    Ok(format!(
+        "{}\n/\n{}\n{canonical_headers}\n{}\n{payload_hash}",
+        arrived.method,
+        canonical_query(arrived.raw_query),
         signed.join(";")
-    );
-    let to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex(&Sha256::digest(canonical.as_bytes()))
-    );
-    let mut key = mac(format!("AWS4{}", creds.secret_access_key).as_bytes(), date);
-    for part in [*scope_region, *service, "aws4_request"] {
+    ))
+}
+
+/// The hex signature of `to_sign`, with the key derived from the secret
+/// through the scope's date, region and service.
+fn signature(secret_access_key: &str, scope: &Scope<'_>, to_sign: &str) -> String {
+    let mut key = mac(format!("AWS4{secret_access_key}").as_bytes(), scope.date);
+    for part in [scope.region, scope.service, "aws4_request"] {
         key = mac(&key, part);
     }
-    let expected = hex(&mac(&key, &to_sign));
-    let same = expected.len() == signature.len()
+    hex(&mac(&key, to_sign))
+}
+
+/// Compares two signatures without stopping at the first differing byte.
+fn same_in_constant_time(expected: &str, presented: &str) -> bool {
+    expected.len() == presented.len()
         && expected
             .bytes()
-            .zip(signature.bytes())
+            .zip(presented.bytes())
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if !same {
-        return Err((
-            "SignatureDoesNotMatch",
-            "the request signature does not match".into(),
-        ));
-    }
-    Ok(creds)
+            == 0
 }
