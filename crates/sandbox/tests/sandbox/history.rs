@@ -13,7 +13,7 @@ use tiktok_dm_sandbox::Account;
 use tiktok_dm_test_support::{TestSandbox, spawn_sandbox};
 
 use crate::websocket::{exchange, open};
-use crate::{alice, new_id, post_route, send_request, send_request_to};
+use crate::{alice, assert_refused, new_id, post_route, send_request, send_request_to};
 
 const HISTORY_ROUTE: &str = "v1/message/get_by_conversation";
 
@@ -172,8 +172,7 @@ async fn history_is_served_without_query_or_device_id_while_a_send_still_needs_b
             &request,
         )
         .await;
-        assert_eq!(refused.status_code, Some(4));
-        assert!(refused.error_desc.unwrap().contains("device_id"));
+        assert_refused(&refused, 4, "device_id");
     }
     assert!(sandbox.handle.messages().is_empty());
 }

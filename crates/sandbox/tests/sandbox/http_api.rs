@@ -8,7 +8,7 @@ use tiktok_dm_proto::schema::{ExtendedEntry, Request, Response};
 use tiktok_dm_proto::status::{SendRejection, classify_send_response};
 use tiktok_dm_test_support::{TestSandbox, spawn_sandbox};
 
-use crate::{alice, http, new_id, send_request, send_request_to};
+use crate::{alice, alter, assert_refused, http, new_id, send_request, send_request_to};
 
 async fn post(
     sandbox: &TestSandbox,
@@ -113,18 +113,13 @@ async fn the_working_clients_text_send_is_accepted() {
     request
         .headers
         .extend(ticket_guard_headers("BHsandboxPublicKeyBase64=="));
-    let body = request
-        .body
-        .as_mut()
-        .unwrap()
-        .send_message_body
-        .as_mut()
-        .unwrap();
-    // `s:mentioned_users` with its value field left out altogether.
-    body.ext[0] = ExtendedEntry {
-        key: Some("s:mentioned_users".into()),
-        ..ExtendedEntry::default()
-    };
+    let request = alter(request, |body| {
+        // `s:mentioned_users` with its value field left out altogether.
+        body.ext[0] = ExtendedEntry {
+            key: Some("s:mentioned_users".into()),
+            ..ExtendedEntry::default()
+        };
+    });
     let query = "msToken=tok&aid=1988&version_code=1.0.0&app_name=tiktok_web\
                  &device_platform=web_pc&ztca-version=1&ztca-dpop=eyJhbGciOiJFUzI1NiJ9.e30.sig\
                  &X-Bogus=DFSzswVLQbbANrOCtZ";
@@ -185,26 +180,13 @@ async fn malformed_sends_are_rejected_with_a_reason() {
         4,
         "longer than 6000",
     ));
-    let mut bad_id = send_request(&sandbox, &a, 0, 4, &new_id(6));
-    bad_id
-        .body
-        .as_mut()
-        .unwrap()
-        .send_message_body
-        .as_mut()
-        .unwrap()
-        .client_message_id = Some("not-a-uuid".into());
+    let bad_id = alter(send_request(&sandbox, &a, 0, 4, &new_id(6)), |b| {
+        b.client_message_id = Some("not-a-uuid".into());
+    });
     cases.push((bad_id, 4, "not a lowercase UUID"));
-    let mut ext_mismatch = send_request(&sandbox, &a, 0, 5, &new_id(7));
-    ext_mismatch
-        .body
-        .as_mut()
-        .unwrap()
-        .send_message_body
-        .as_mut()
-        .unwrap()
-        .ext
-        .clear();
+    let ext_mismatch = alter(send_request(&sandbox, &a, 0, 5, &new_id(7)), |b| {
+        b.ext.clear()
+    });
     cases.push((ext_mismatch, 4, "s:client_message_id"));
     let mut wrong_device = send_request(&sandbox, &a, 0, 6, &new_id(8));
     wrong_device.device_id = Some("123".into());
@@ -217,10 +199,7 @@ async fn malformed_sends_are_rejected_with_a_reason() {
     ));
 
     for (request, status, reason) in cases {
-        let resp = im(&sandbox, &a.session, &request).await;
-        assert_eq!(resp.status_code, Some(status), "{reason}");
-        let desc = resp.error_desc.unwrap_or_default();
-        assert!(desc.contains(reason), "expected {reason:?} in {desc:?}");
+        assert_refused(&im(&sandbox, &a.session, &request).await, status, reason);
     }
     assert!(sandbox.handle.messages().is_empty());
 }

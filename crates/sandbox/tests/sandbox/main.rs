@@ -14,7 +14,7 @@ mod working_client;
 use tiktok_dm_proto::Message;
 use tiktok_dm_proto::codec::{SendParams, send_message_request};
 use tiktok_dm_proto::ids::{ClientMessageId, ConversationId, ConversationShortId};
-use tiktok_dm_proto::schema::{Request, Response};
+use tiktok_dm_proto::schema::{Request, Response, SendMessageRequestBody};
 use tiktok_dm_sandbox::Account;
 use tiktok_dm_test_support::TestSandbox;
 
@@ -47,6 +47,27 @@ pub async fn post_route(
         .unwrap();
     assert_eq!(response.status(), 200);
     Response::decode(&response.bytes().await.unwrap()).unwrap()
+}
+
+/// `request` with its send body changed by `change`.
+pub fn alter(mut request: Request, change: impl FnOnce(&mut SendMessageRequestBody)) -> Request {
+    let body = request
+        .body
+        .as_mut()
+        .unwrap()
+        .send_message_body
+        .as_mut()
+        .unwrap();
+    change(body);
+    request
+}
+
+/// Asserts that `response` refuses a send with `status` and an `error_desc`
+/// that names `reason`.
+pub fn assert_refused(response: &Response, status: i32, reason: &str) {
+    assert_eq!(response.status_code, Some(status), "{reason}");
+    let desc = response.error_desc.as_deref().unwrap_or_default();
+    assert!(desc.contains(reason), "expected {reason:?} in {desc:?}");
 }
 
 pub fn alice(sandbox: &TestSandbox) -> Account {

@@ -7,13 +7,13 @@ use sha2::{Digest as _, Sha256};
 use tiktok_dm_proto::Message;
 use tiktok_dm_proto::cmd::WEB_API_QUERY;
 use tiktok_dm_proto::codec::{PrivateImage, SendParams, frame_response, private_image_request};
-use tiktok_dm_proto::schema::{MessageContent, Request, Response, SendMessageRequestBody};
+use tiktok_dm_proto::schema::{MessageContent, Request, Response};
 use tiktok_dm_sandbox::{Account, ReceivedImage};
 use tiktok_dm_test_support::{TestSandbox, noise_png, spawn_sandbox};
 
 use crate::upload::{Committed, apply_and_upload, decrypt, upload_config, upload_private_image};
 use crate::websocket::{next_binary, open};
-use crate::{alice, http, new_id, post_route};
+use crate::{alice, alter, assert_refused, http, new_id, post_route};
 
 /// A 1802 send of `image` from `account` into the seed's conversation 0.
 fn image_request(sandbox: &TestSandbox, account: &Account, image: &Committed, n: u8) -> Request {
@@ -39,19 +39,6 @@ fn image_request(sandbox: &TestSandbox, account: &Account, image: &Committed, n:
         file_name: "image.png".into(),
     };
     private_image_request(params, &image)
-}
-
-/// `request` with its send body changed by `change`.
-fn alter(mut request: Request, change: impl FnOnce(&mut SendMessageRequestBody)) -> Request {
-    let body = request
-        .body
-        .as_mut()
-        .unwrap()
-        .send_message_body
-        .as_mut()
-        .unwrap();
-    change(body);
-    request
 }
 
 async fn send(sandbox: &TestSandbox, account: &Account, request: &Request) -> Response {
@@ -164,10 +151,7 @@ async fn a_private_image_is_refused_with_a_wrong_key_an_uncommitted_path_or_anot
     ));
 
     for (request, reason) in cases {
-        let response = send(&sandbox, &a, &request).await;
-        assert_eq!(response.status_code, Some(4), "{reason}");
-        let desc = response.error_desc.unwrap_or_default();
-        assert!(desc.contains(reason), "expected {reason:?} in {desc:?}");
+        assert_refused(&send(&sandbox, &a, &request).await, 4, reason);
     }
     assert!(sandbox.handle.messages().is_empty());
 }
