@@ -66,8 +66,25 @@ fn error_codes() -> Value {
     )
 }
 
+/// The schemas under `components`, group by group, in the document's order.
 fn schemas() -> Value {
-    let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    let mut all = serde_json::Map::new();
+    for group in [
+        send_schemas(),
+        accounting_schemas(),
+        answer_schemas(),
+        admin_schemas(),
+    ] {
+        // Every group is a `json!` object literal.
+        if let Value::Object(group) = group {
+            all.extend(group);
+        }
+    }
+    Value::Object(all)
+}
+
+/// What `POST /v1/messages` takes: a JSON body or form fields.
+fn send_schemas() -> Value {
     json!({
         "SendRequest": {
             "type": "object",
@@ -112,7 +129,13 @@ fn schemas() -> Value {
                 "image_data_uri": {"type": "string", "pattern": "^data:"},
                 "account": {"type": "string"}
             }
-        },
+        }
+    })
+}
+
+/// A message's state, and what a request used of its key's quota.
+fn accounting_schemas() -> Value {
+    json!({
         "Message": {
             "type": "object",
             "required": ["kind", "client_message_id", "state"],
@@ -157,7 +180,14 @@ fn schemas() -> Value {
             "type": ["object", "null"],
             "description": "One entry per configured window (daily, monthly); null when the key has no limit.",
             "additionalProperties": {"$ref": "#/components/schemas/QuotaWindow"}
-        },
+        }
+    })
+}
+
+/// The answers of the message and usage endpoints, and of every error.
+fn answer_schemas() -> Value {
+    let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    json!({
         "SendResult": {
             "type": "object",
             "required": ["id", "success", "message", "messages", "usage", "quota"],
@@ -203,7 +233,13 @@ fn schemas() -> Value {
                 "usage": {"$ref": "#/components/schemas/Usage"},
                 "quota": {"$ref": "#/components/schemas/Quota"}
             }
-        },
+        }
+    })
+}
+
+/// API keys and stored accounts, as the admin endpoints take and show them.
+fn admin_schemas() -> Value {
+    json!({
         "KeySpec": {
             "type": "object",
             "additionalProperties": false,
@@ -275,124 +311,156 @@ fn error_statuses(route: Route) -> &'static [u16] {
     }
 }
 
+/// One operation of `paths`: its keys in the order clients have always seen.
 fn operation(route: Route) -> Value {
+    let (security, tags) = access(route);
+    let mut responses = success_responses(route);
+    for status in error_statuses(route) {
+        responses[status.to_string()] = error_response(*status);
+    }
     let mut op = json!({
         "operationId": route.operation_id(),
         "summary": route.summary(),
-        "responses": {},
+        "responses": responses,
+        "security": security,
+        "tags": tags,
     });
-    let admin = route.path().starts_with("/v1/admin");
-    let keyed = matches!(route, Route::SendMessage | Route::GetMessage | Route::Usage);
-    if admin {
-        op["security"] = json!([{"adminKey": []}, {"adminKeyHeader": []}]);
-        op["tags"] = json!(["admin"]);
-    } else if keyed {
-        op["security"] = json!([{"bearerKey": []}, {"apiKeyHeader": []}]);
-        op["tags"] = json!(["messages"]);
-    } else {
-        op["security"] = json!([]);
-        op["tags"] = json!(["operations"]);
+    if let Some(body) = request_body(route) {
+        op["requestBody"] = body;
     }
+    let params = parameters(route);
+    if !params.is_empty() {
+        op["parameters"] = Value::Array(params);
+    }
+    op
+}
+
+/// Which keys may call an operation (its `security`), and its tag.
+fn access(route: Route) -> (Value, Value) {
+    if route.path().starts_with("/v1/admin") {
+        (
+            json!([{"adminKey": []}, {"adminKeyHeader": []}]),
+            json!(["admin"]),
+        )
+    } else if matches!(route, Route::SendMessage | Route::GetMessage | Route::Usage) {
+        (
+            json!([{"bearerKey": []}, {"apiKeyHeader": []}]),
+            json!(["messages"]),
+        )
+    } else {
+        (json!([]), json!(["operations"]))
+    }
+}
+
+/// The path's `{name}` segments, then the headers a send reads.
+fn parameters(route: Route) -> Vec<Value> {
     let mut params: Vec<Value> = route
         .path()
         .split('/')
         .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
         .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
         .collect();
-    let mut responses = json!({});
-    let mut body = Value::Null;
+    if route == Route::SendMessage {
+        params.extend([
+            json!({"name": "X-TikTok-Session", "in": "header", "schema": {"type": "string"}, "description": "The TikTok session for this send (instead of a stored account). Kept encrypted only until its messages are final."}),
+            json!({"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 255}, "description": "A repeat with the same key and content returns the first request's result; with other content, 409. At most 255 visible ASCII characters."}),
+            json!({"name": "Prefer", "in": "header", "schema": {"type": "string", "enum": ["respond-async"]}, "description": "Answer 202 at once instead of waiting for delivery."}),
+        ]);
+    }
+    params
+}
+
+/// The body an operation takes, if it takes one.
+fn request_body(route: Route) -> Option<Value> {
+    match route {
+        Route::SendMessage => Some(json!({
+            "required": true,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/SendRequest"}},
+                "multipart/form-data": {"schema": {"$ref": "#/components/schemas/SendForm"}}
+            }
+        })),
+        Route::CreateKey => Some(json!({"required": true, "content": content("KeySpec")})),
+        Route::PutAccount => Some(
+            json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "required": ["session"], "properties": {"session": {"type": "string", "pattern": NOT_BLANK, "description": "A Cookie header, a JSON cookie export, or a bare sessionid."}}}}}}),
+        ),
+        _ => None,
+    }
+}
+
+/// An operation's answers when it succeeds (and `/ready`'s when it does not),
+/// keyed by status.
+fn success_responses(route: Route) -> Value {
     match route {
         Route::SendMessage => {
-            params.extend([
-                json!({"name": "X-TikTok-Session", "in": "header", "schema": {"type": "string"}, "description": "The TikTok session for this send (instead of a stored account). Kept encrypted only until its messages are final."}),
-                json!({"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 255}, "description": "A repeat with the same key and content returns the first request's result; with other content, 409. At most 255 visible ASCII characters."}),
-                json!({"name": "Prefer", "in": "header", "schema": {"type": "string", "enum": ["respond-async"]}, "description": "Answer 202 at once instead of waiting for delivery."}),
-            ]);
-            body = json!({
-                "required": true,
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/SendRequest"}},
-                    "multipart/form-data": {"schema": {"$ref": "#/components/schemas/SendForm"}}
-                }
-            });
             let links = json!({"GetMessage": {"operationId": Route::GetMessage.operation_id(), "parameters": {"id": "$response.body#/id"}, "description": "The request's status and result."}});
-            responses["200"] = json!({"description": "Delivered.", "headers": rate_headers(), "content": content("SendResult"), "links": links});
-            responses["202"] = json!({"description": "Accepted; delivery in progress: the wait ran out, Prefer: respond-async was sent, or max_waiting_sends sends were already waiting.", "headers": rate_headers(), "content": content("SendResult"), "links": links});
+            json!({
+                "200": {"description": "Delivered.", "headers": rate_headers(), "content": content("SendResult"), "links": links},
+                "202": {"description": "Accepted; delivery in progress: the wait ran out, Prefer: respond-async was sent, or max_waiting_sends sends were already waiting.", "headers": rate_headers(), "content": content("SendResult"), "links": links}
+            })
         }
-        Route::GetMessage => {
-            responses["200"] =
-                json!({"description": "Delivered.", "content": content("SendResult")});
-            responses["202"] =
-                json!({"description": "Still in progress.", "content": content("SendResult")});
-        }
+        Route::GetMessage => json!({
+            "200": {"description": "Delivered.", "content": content("SendResult")},
+            "202": {"description": "Still in progress.", "content": content("SendResult")}
+        }),
         Route::Usage => {
-            responses["200"] = json!({"description": "Usage and quota.", "headers": rate_headers(), "content": content("UsageAnswer")});
+            json!({"200": {"description": "Usage and quota.", "headers": rate_headers(), "content": content("UsageAnswer")}})
         }
         Route::CreateKey => {
-            body = json!({"required": true, "content": content("KeySpec")});
             let links = json!({"RevokeKey": {"operationId": Route::RevokeKey.operation_id(), "parameters": {"name": "$response.body#/api_key/name"}}});
-            responses["201"] = json!({"links": links, "description": "Created. `key` is shown here and never again.", "content": {"application/json": {"schema": {"type": "object", "properties": {"success": {"const": true}, "key": {"type": "string"}, "api_key": {"$ref": "#/components/schemas/ApiKey"}}}}}});
+            json!({"201": {"links": links, "description": "Created. `key` is shown here and never again.", "content": {"application/json": {"schema": {"type": "object", "properties": {"success": {"const": true}, "key": {"type": "string"}, "api_key": {"$ref": "#/components/schemas/ApiKey"}}}}}}})
         }
         Route::ListKeys => {
-            responses["200"] = json!({"description": "Every key.", "content": {"application/json": {"schema": {"type": "object", "properties": {"success": {"const": true}, "api_keys": {"type": "array", "items": {"$ref": "#/components/schemas/ApiKey"}}}}}}});
+            json!({"200": {"description": "Every key.", "content": {"application/json": {"schema": {"type": "object", "properties": {"success": {"const": true}, "api_keys": {"type": "array", "items": {"$ref": "#/components/schemas/ApiKey"}}}}}}}})
         }
         Route::ListAccounts => {
-            responses["200"] = json!({"description": "Every stored account.", "content": {"application/json": {"schema": {"type": "object", "properties": {"success": {"const": true}, "accounts": {"type": "array", "items": {"$ref": "#/components/schemas/Account"}}}}}}});
+            json!({"200": {"description": "Every stored account.", "content": {"application/json": {"schema": {"type": "object", "properties": {"success": {"const": true}, "accounts": {"type": "array", "items": {"$ref": "#/components/schemas/Account"}}}}}}}})
         }
         Route::PutAccount => {
-            body = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "required": ["session"], "properties": {"session": {"type": "string", "pattern": NOT_BLANK, "description": "A Cookie header, a JSON cookie export, or a bare sessionid."}}}}}});
             let links = json!({
                 "CheckAccount": {"operationId": Route::CheckAccount.operation_id(), "parameters": {"name": "$response.body#/account"}},
                 "RemoveAccount": {"operationId": Route::RemoveAccount.operation_id(), "parameters": {"name": "$response.body#/account"}}
             });
-            responses["200"] = json!({"description": "Stored (encrypted).", "links": links, "content": {"application/json": {"schema": {"type": "object", "required": ["success", "account"], "properties": {"success": {"const": true}, "account": {"type": "string"}}}}}});
+            json!({"200": {"description": "Stored (encrypted).", "links": links, "content": {"application/json": {"schema": {"type": "object", "required": ["success", "account"], "properties": {"success": {"const": true}, "account": {"type": "string"}}}}}}})
         }
         Route::CheckAccount => {
-            responses["200"] = json!({"description": "What TikTok said (`check.ok`).", "content": {"application/json": {"schema": {"type": "object", "properties": {"success": {"const": true}, "check": {"$ref": "#/components/schemas/AccountCheck"}}}}}});
+            json!({"200": {"description": "What TikTok said (`check.ok`).", "content": {"application/json": {"schema": {"type": "object", "properties": {"success": {"const": true}, "check": {"$ref": "#/components/schemas/AccountCheck"}}}}}}})
         }
-        Route::RevokeKey | Route::RemoveAccount => {
-            responses["200"] = json!({"description": "Done."});
-        }
+        Route::RevokeKey | Route::RemoveAccount => json!({"200": {"description": "Done."}}),
         Route::Health => {
-            responses["200"] = json!({"description": "`ok`.", "content": {"text/plain": {"schema": {"const": "ok"}}}});
+            json!({"200": {"description": "`ok`.", "content": {"text/plain": {"schema": {"const": "ok"}}}}})
         }
-        Route::Ready => {
-            responses["200"] = json!({"description": "Ready.", "content": {"application/json": {"schema": {"type": "object", "properties": {"ready": {"const": true}, "outbox_depth": {"type": "integer"}}}}}});
-            responses["503"] = json!({"description": "The database does not answer."});
-        }
+        Route::Ready => json!({
+            "200": {"description": "Ready.", "content": {"application/json": {"schema": {"type": "object", "properties": {"ready": {"const": true}, "outbox_depth": {"type": "integer"}}}}}},
+            "503": {"description": "The database does not answer."}
+        }),
         Route::Metrics => {
-            responses["200"] = json!({"description": "Prometheus text format.", "content": {"text/plain": {"schema": {"type": "string"}}}});
+            json!({"200": {"description": "Prometheus text format.", "content": {"text/plain": {"schema": {"type": "string"}}}}})
         }
         Route::OpenApi => {
-            responses["200"] = json!({"description": "OpenAPI 3.1.", "content": {"application/json": {"schema": {"type": "object"}}}});
+            json!({"200": {"description": "OpenAPI 3.1.", "content": {"application/json": {"schema": {"type": "object"}}}}})
         }
     }
-    for status in error_statuses(route) {
-        let codes: Vec<&str> = ErrorCode::ALL
-            .iter()
-            .filter(|c| c.status().as_u16() == *status)
-            .map(|c| c.as_str())
-            .collect();
-        let mut answer = json!({
-            "description": format!("Error; error.code is one of: {}.", codes.join(", ")),
-            "content": content("Error"),
-        });
-        if *status == 429 {
-            answer["headers"] = json!({"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds until the quota window resets."}});
-        }
-        if *status == 503 {
-            answer["headers"] = json!({"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before trying again."}});
-        }
-        responses[status.to_string()] = answer;
+}
+
+/// The answer for an error status, naming every error code sent with it.
+fn error_response(status: u16) -> Value {
+    let codes: Vec<&str> = ErrorCode::ALL
+        .iter()
+        .filter(|c| c.status().as_u16() == status)
+        .map(|c| c.as_str())
+        .collect();
+    let mut answer = json!({
+        "description": format!("Error; error.code is one of: {}.", codes.join(", ")),
+        "content": content("Error"),
+    });
+    if status == 429 {
+        answer["headers"] = json!({"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds until the quota window resets."}});
     }
-    op["responses"] = responses;
-    if !body.is_null() {
-        op["requestBody"] = body;
+    if status == 503 {
+        answer["headers"] = json!({"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before trying again."}});
     }
-    if !params.is_empty() {
-        op["parameters"] = Value::Array(params);
-    }
-    op
+    answer
 }
 
 /// The document.
