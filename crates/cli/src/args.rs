@@ -32,6 +32,20 @@ pub enum Command {
     Accounts(AccountsCommand),
 }
 
+/// `--database`, shared by every `keys` and `accounts` command. (`serve` has its
+/// own: there it is optional, since a config file or the environment may give it.)
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// Database URL or SQLite file path.
+    #[arg(
+        long,
+        default_value = "tiktok-dm.sqlite",
+        env = "TIKTOK_DM_DATABASE",
+        hide_env_values = true
+    )]
+    pub database: String,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AccountsCommand {
     /// Store an account's session (encrypted with the master key).
@@ -43,25 +57,13 @@ pub enum AccountsCommand {
         /// since other users of the machine can see it).
         #[arg(long)]
         session: String,
-        /// Database URL or SQLite file path.
-        #[arg(
-            long,
-            default_value = "tiktok-dm.sqlite",
-            env = "TIKTOK_DM_DATABASE",
-            hide_env_values = true
-        )]
-        database: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
     },
     /// List stored accounts (never their sessions).
     List {
-        /// Database URL or SQLite file path.
-        #[arg(
-            long,
-            default_value = "tiktok-dm.sqlite",
-            env = "TIKTOK_DM_DATABASE",
-            hide_env_values = true
-        )]
-        database: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
     },
     /// Ask TikTok whether a stored account's session is accepted now. Prints one
     /// JSON object; exits 0 when accepted, 1 when rejected, 2 when TikTok could
@@ -69,14 +71,8 @@ pub enum AccountsCommand {
     Check {
         /// The account's name.
         name: String,
-        /// Database URL or SQLite file path.
-        #[arg(
-            long,
-            default_value = "tiktok-dm.sqlite",
-            env = "TIKTOK_DM_DATABASE",
-            hide_env_values = true
-        )]
-        database: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
         /// Ask a sandbox at this base URL instead of TikTok.
         #[arg(long)]
         sandbox_url: Option<String>,
@@ -85,14 +81,8 @@ pub enum AccountsCommand {
     Remove {
         /// The account's name.
         name: String,
-        /// Database URL or SQLite file path.
-        #[arg(
-            long,
-            default_value = "tiktok-dm.sqlite",
-            env = "TIKTOK_DM_DATABASE",
-            hide_env_values = true
-        )]
-        database: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
     },
 }
 
@@ -136,38 +126,20 @@ pub enum KeysCommand {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
-        /// Database URL or SQLite file path.
-        #[arg(
-            long,
-            default_value = "tiktok-dm.sqlite",
-            env = "TIKTOK_DM_DATABASE",
-            hide_env_values = true
-        )]
-        database: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
     },
     /// List keys (never the keys themselves).
     List {
-        /// Database URL or SQLite file path.
-        #[arg(
-            long,
-            default_value = "tiktok-dm.sqlite",
-            env = "TIKTOK_DM_DATABASE",
-            hide_env_values = true
-        )]
-        database: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
     },
     /// Revoke a key by name.
     Revoke {
         /// The key's name.
         name: String,
-        /// Database URL or SQLite file path.
-        #[arg(
-            long,
-            default_value = "tiktok-dm.sqlite",
-            env = "TIKTOK_DM_DATABASE",
-            hide_env_values = true
-        )]
-        database: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
     },
 }
 

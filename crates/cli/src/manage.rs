@@ -10,7 +10,7 @@ use tiktok_dm_gateway::secrets::{MASTER_KEY_ENV, Vault};
 use tiktok_dm_gateway::{Settings, now_ms};
 use tiktok_dm_store::{AnyStore, Store, database_shown, is_postgres_url};
 
-use crate::args::{AccountsCommand, KeysCommand};
+use crate::args::{AccountsCommand, DatabaseArgs, KeysCommand};
 
 /// The master key: from the environment, or a key file (by default beside the
 /// database, created with mode 0600 on first run).
@@ -69,7 +69,7 @@ pub async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
             monthly_limit,
             account,
             json,
-            database,
+            database: DatabaseArgs { database },
         } => {
             let store = open_store(&database).await?;
             let (key, prefix) =
@@ -83,11 +83,16 @@ pub async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
                 eprintln!("API key {name:?} created; it is shown only this once.");
             }
         }
-        KeysCommand::List { database } => {
+        KeysCommand::List {
+            database: DatabaseArgs { database },
+        } => {
             let store = open_store(&database).await?;
             crate::output::print_line(serde_json::to_string(&store.list_api_keys().await?)?)?;
         }
-        KeysCommand::Revoke { name, database } => {
+        KeysCommand::Revoke {
+            name,
+            database: DatabaseArgs { database },
+        } => {
             let store = open_store(&database).await?;
             if !store.revoke_api_key(&name, now_ms()).await? {
                 eprintln!("error: no active API key named {name:?}");
@@ -113,7 +118,7 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<ExitCode> {
         AccountsCommand::Add {
             name,
             session,
-            database,
+            database: DatabaseArgs { database },
         } => {
             let session = read_secret(&session)?;
             let store = open_store(&database).await?;
@@ -121,13 +126,15 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<ExitCode> {
             admin::put_account(&store, &vault(&database, None)?, &name, &session, now_ms()).await?;
             eprintln!("account {name:?} stored");
         }
-        AccountsCommand::List { database } => {
+        AccountsCommand::List {
+            database: DatabaseArgs { database },
+        } => {
             let store = open_store(&database).await?;
             crate::output::print_line(serde_json::to_string(&store.list_accounts().await?)?)?;
         }
         AccountsCommand::Check {
             name,
-            database,
+            database: DatabaseArgs { database },
             sandbox_url,
         } => {
             let store = open_store(&database).await?;
@@ -150,7 +157,10 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<ExitCode> {
                 Some(_) => ExitCode::from(2),
             });
         }
-        AccountsCommand::Remove { name, database } => {
+        AccountsCommand::Remove {
+            name,
+            database: DatabaseArgs { database },
+        } => {
             let store = open_store(&database).await?;
             if !store.remove_account(&name).await? {
                 eprintln!("error: no account named {name:?}");
