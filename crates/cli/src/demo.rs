@@ -5,6 +5,7 @@
 //! caption (multipart, as the n8n node sends binary data), and one more text that
 //! the quota refuses. It prints each answer and what the sandbox received.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -12,11 +13,12 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use tiktok_dm_client::Endpoints;
 use tiktok_dm_gateway::admin::{self, KeySpec};
-use tiktok_dm_gateway::secrets::Vault;
+use tiktok_dm_gateway::secrets::{IssuedKey, Vault};
 use tiktok_dm_gateway::{Application, Settings};
-use tiktok_dm_sandbox::{Sandbox, Seed};
+use tiktok_dm_sandbox::{Conversation, Sandbox, SandboxHandle, Seed};
 use tiktok_dm_store::SqliteStore;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 use tiktok_dm_gateway::now_ms;
 
@@ -40,10 +42,6 @@ async fn step(
 
 pub async fn run() -> anyhow::Result<ExitCode> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let sandbox = Sandbox::new(Seed::default_seed()?)?;
-    let handle = sandbox.handle();
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let sandbox_url = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let until_stopped = move || {
         let mut stopped = stopped.clone();
@@ -51,14 +49,70 @@ pub async fn run() -> anyhow::Result<ExitCode> {
             let _ = stopped.wait_for(|s| *s).await;
         }
     };
-    let sandbox_task = tokio::spawn(sandbox.run(listener, until_stopped()));
-
+    let sandbox = start_sandbox(until_stopped()).await?;
     // The gateway, on a database that disappears with the demo.
     let dir = tempfile::tempdir()?;
     let database = dir.path().join("demo.sqlite");
+    let gateway = start_gateway(&sandbox, &database, until_stopped()).await?;
+    let (all_as_expected, steps) = send_all(&gateway, &sandbox.handle).await?;
+    let report = json!({
+        "gateway": gateway.url,
+        "sandbox": sandbox.url,
+        "sent_as": gateway.sent_as,
+        "steps": steps,
+        "sandbox_received": sandbox.handle.messages(),
+    });
+    crate::output::print_line(serde_json::to_string_pretty(&report)?)?;
+    let _ = stop.send(true);
+    let _ = gateway.task.await;
+    let _ = sandbox.task.await;
+    Ok(if all_as_expected {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The sandbox, serving in the background on an ephemeral loopback port.
+struct RunningSandbox {
+    handle: SandboxHandle,
+    url: String,
+    task: JoinHandle<Result<(), tiktok_dm_sandbox::Error>>,
+}
+
+/// The gateway, serving in the background, with the demo's API key and the
+/// name of the sandbox account it sends as.
+struct RunningGateway {
+    url: String,
+    key: IssuedKey,
+    sent_as: String,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts the sandbox with the default seed, serving until `shutdown`.
+async fn start_sandbox(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<RunningSandbox> {
+    let sandbox = Sandbox::new(Seed::default_seed()?)?;
+    let handle = sandbox.handle();
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let task = tokio::spawn(sandbox.run(listener, shutdown));
+    Ok(RunningSandbox { handle, url, task })
+}
+
+/// Starts the gateway on a SQLite file at `database`, pointed at `sandbox`,
+/// with the sandbox's alice stored as the account `demo` and an API key with a
+/// daily limit of 3 sending as it; it serves until `shutdown`.
+async fn start_gateway(
+    sandbox: &RunningSandbox,
+    database: &Path,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<RunningGateway> {
     let store = SqliteStore::open(&database.to_string_lossy()).await?;
     let vault = Vault::from_key(&rand::random());
-    let alice = handle
+    let alice = sandbox
+        .handle
         .account("alice")
         .ok_or_else(|| anyhow::anyhow!("the default seed has no alice"))?;
     admin::put_account(&store, &vault, "demo", &alice.session, now_ms()).await?;
@@ -68,17 +122,31 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         monthly_limit: None,
         account: Some("demo".into()),
     };
-    let (issued, _) = admin::create_key(&store, spec, now_ms()).await?;
-    let mut settings = Settings::new(Endpoints::sandbox(&sandbox_url)?);
+    let (key, _) = admin::create_key(&store, spec, now_ms()).await?;
+    let mut settings = Settings::new(Endpoints::sandbox(&sandbox.url)?);
     settings.wait_for_delivery = Duration::from_secs(10);
     let app = Application::build("127.0.0.1:0", settings, store, vault).await?;
-    let gateway = format!("http://{}", app.local_addr()?);
-    let gateway_task = tokio::spawn(app.run(until_stopped()));
+    let url = format!("http://{}", app.local_addr()?);
+    let task = tokio::spawn(app.run(shutdown));
+    Ok(RunningGateway {
+        url,
+        key,
+        sent_as: alice.name.clone(),
+        task,
+    })
+}
 
+/// Sends the demo's three requests through the gateway, into the seed's first
+/// conversation. Returns whether every answer had the expected status, and
+/// each step's report.
+async fn send_all(
+    gateway: &RunningGateway,
+    handle: &SandboxHandle,
+) -> anyhow::Result<(bool, Vec<Value>)> {
     let http = reqwest::Client::new();
     let send = || {
-        http.post(format!("{gateway}/v1/messages"))
-            .bearer_auth(issued.reveal())
+        http.post(format!("{}/v1/messages", gateway.url))
+            .bearer_auth(gateway.key.reveal())
     };
     let conversation = &handle.seed().conversations[0];
     let ids = |text: &str| {
@@ -88,20 +156,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
             "text": text,
         })
     };
-    let png = base64::engine::general_purpose::STANDARD.decode(DEMO_PNG)?;
-    let form = reqwest::multipart::Form::new()
-        .text("conversation_id", conversation.conversation_id.to_string())
-        .text(
-            "conversation_short_id",
-            conversation.conversation_short_id.to_string(),
-        )
-        .text("text", "…and its caption")
-        .part(
-            "image",
-            reqwest::multipart::Part::bytes(png)
-                .file_name("demo.png")
-                .mime_str("image/png")?,
-        );
+    let form = image_form(conversation)?;
     let mut all_as_expected = true;
     let mut steps = Vec::new();
     for (name, expected, request) in [
@@ -125,20 +180,24 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         all_as_expected &= ok;
         steps.push(report);
     }
-    let report = json!({
-        "gateway": gateway,
-        "sandbox": sandbox_url,
-        "sent_as": alice.name,
-        "steps": steps,
-        "sandbox_received": handle.messages(),
-    });
-    crate::output::print_line(serde_json::to_string_pretty(&report)?)?;
-    let _ = stop.send(true);
-    let _ = gateway_task.await;
-    let _ = sandbox_task.await;
-    Ok(if all_as_expected {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok((all_as_expected, steps))
+}
+
+/// The image step's multipart body: the conversation, a caption and the demo
+/// PNG, as the n8n node sends binary data.
+fn image_form(conversation: &Conversation) -> anyhow::Result<reqwest::multipart::Form> {
+    let png = base64::engine::general_purpose::STANDARD.decode(DEMO_PNG)?;
+    Ok(reqwest::multipart::Form::new()
+        .text("conversation_id", conversation.conversation_id.to_string())
+        .text(
+            "conversation_short_id",
+            conversation.conversation_short_id.to_string(),
+        )
+        .text("text", "…and its caption")
+        .part(
+            "image",
+            reqwest::multipart::Part::bytes(png)
+                .file_name("demo.png")
+                .mime_str("image/png")?,
+        ))
 }
