@@ -167,7 +167,10 @@ pub async fn execute(plan: SendPlan) -> SendOutput {
         Ok(s) => s,
         Err(e) => return SendOutput::failed(ErrorOut::from_client(&e)),
     };
-    let image_bytes = plan.outgoing.image_bytes();
+    let image_bytes = plan
+        .outgoing
+        .image()
+        .map_or(0, tiktok_dm_client::image::Image::len);
     let outcome = session.send_outgoing(&plan.target, plan.outgoing).await;
     session.close();
     SendOutput::from_outcome(outcome, image_bytes)

@@ -1,54 +1,18 @@
 //! A text, an image, or both, sent as the original n8n node did: everything is
-//! validated before anything is sent; the image goes first and the text second
-//! (like a caption under a photo); the outcome lists what was delivered.
+//! validated before anything is sent; the messages go in the order
+//! [`Outgoing::into_contents`](tiktok_dm_proto::message::Outgoing::into_contents)
+//! gives (the image first, the text second, like a caption under a photo); the
+//! outcome lists what was delivered.
 
-use tiktok_dm_proto::content::MessageText;
+pub use tiktok_dm_proto::message::{Content, Kind};
 
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::image::Image;
 use crate::session::{Sent, Session, Target};
 
-/// What one message of a composed send is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// An image message.
-    Image,
-    /// A text message.
-    Text,
-}
-
-/// A validated text and/or image.
-#[derive(Debug)]
-pub struct Outgoing {
-    text: Option<MessageText>,
-    image: Option<Image>,
-}
-
-impl Outgoing {
-    /// Validates the parts. A blank text counts as no text.
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] when both are missing ("either text or image must
-    /// be provided") or the text is over the limit.
-    pub fn new(text: Option<&str>, image: Option<Image>) -> Result<Self> {
-        let text = match text.filter(|t| !t.trim().is_empty()) {
-            Some(t) => Some(MessageText::parse(t).map_err(|e| Error::InvalidInput(e.to_string()))?),
-            None => None,
-        };
-        if text.is_none() && image.is_none() {
-            return Err(Error::InvalidInput(
-                "either text or image must be provided".into(),
-            ));
-        }
-        Ok(Self { text, image })
-    }
-
-    /// The bytes of the image, if any.
-    pub fn image_bytes(&self) -> u64 {
-        self.image.as_ref().map_or(0, Image::len)
-    }
-}
+/// A validated text and/or image ([`Outgoing::new`](tiktok_dm_proto::message::Outgoing::new)
+/// reads user input: a blank text counts as no text).
+pub type Outgoing = tiktok_dm_proto::message::Outgoing<Image>;
 
 /// What happened to a composed send.
 #[derive(Debug)]
@@ -69,32 +33,28 @@ impl Outcome {
 }
 
 impl Session {
-    /// Sends the image (if any), then the text (if any).
+    /// Sends the messages of `outgoing` in order, each with a new client
+    /// message id; after a failure, the rest are not attempted.
     pub async fn send_outgoing(&self, target: &Target, outgoing: Outgoing) -> Outcome {
         let mut outcome = Outcome {
             sent: Vec::new(),
             failed: None,
             not_attempted: Vec::new(),
         };
-        if let Some(image) = outgoing.image {
-            match self.send_image(target, image).await {
-                Ok(sent) => outcome.sent.push((Kind::Image, sent)),
-                Err(e) => {
-                    outcome.failed = Some((Kind::Image, e));
-                    if outgoing.text.is_some() {
-                        outcome.not_attempted.push(Kind::Text);
-                    }
-                    return outcome;
-                }
+        for content in outgoing.into_contents() {
+            let kind = content.kind();
+            if outcome.failed.is_some() {
+                outcome.not_attempted.push(kind);
+                continue;
             }
-        }
-        if let Some(text) = outgoing.text {
-            match self
-                .send_text_with_id(target, &text, &Self::new_client_message_id())
-                .await
-            {
-                Ok(sent) => outcome.sent.push((Kind::Text, sent)),
-                Err(e) => outcome.failed = Some((Kind::Text, e)),
+            let id = Self::new_client_message_id();
+            let sent = match content {
+                Content::Image(image) => self.send_image_with_id(target, image, &id).await,
+                Content::Text(text) => self.send_text_with_id(target, &text, &id).await,
+            };
+            match sent {
+                Ok(sent) => outcome.sent.push((kind, sent)),
+                Err(e) => outcome.failed = Some((kind, e)),
             }
         }
         outcome

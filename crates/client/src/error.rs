@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+pub use tiktok_dm_proto::message::FailureCode;
 pub use tiktok_dm_proto::status::{RetryClass, SendRejection};
 
 /// Everything a send can fail with. Messages never contain the session.
@@ -94,31 +95,37 @@ impl Error {
 
     /// A stable, machine-readable code for this failure (used in JSON output).
     pub fn code(&self) -> &'static str {
+        self.failure_code().as_str()
+    }
+
+    /// The failure's code, typed: what a delivery's outcome is recorded with.
+    pub fn failure_code(&self) -> FailureCode {
+        use FailureCode as C;
         match self {
-            Self::InvalidCredentials(_) => "session_invalid_format",
-            Self::InvalidSession(_) => "session_rejected",
-            Self::InvalidInput(_) => "invalid_input",
-            Self::InvalidImage(crate::image::ImageProblem::TooLarge { .. }) => "image_too_large",
-            Self::InvalidImage(_) => "image_invalid",
+            Self::InvalidCredentials(_) => C::SessionInvalidFormat,
+            Self::InvalidSession(_) => C::SessionRejected,
+            Self::InvalidInput(_) => C::InvalidInput,
+            Self::InvalidImage(crate::image::ImageProblem::TooLarge { .. }) => C::ImageTooLarge,
+            Self::InvalidImage(_) => C::ImageInvalid,
             Self::Rejected(r) => match r {
-                SendRejection::InvalidSession { .. } => "session_rejected",
-                SendRejection::GatewayRejected => "gateway_rejected",
-                SendRejection::InvalidTicket => "invalid_ticket",
-                SendRejection::ConversationNotFound { .. } => "conversation_not_found",
-                SendRejection::InvalidRequest { .. } => "request_rejected",
-                SendRejection::RateLimited { .. } => "rate_limited",
-                SendRejection::ServerError { .. } => "upstream_error",
-                SendRejection::Business(_) => "business_rejected",
-                SendRejection::MalformedReply => "outcome_unknown",
-                _ => "upstream_error",
+                SendRejection::InvalidSession { .. } => C::SessionRejected,
+                SendRejection::GatewayRejected => C::GatewayRejected,
+                SendRejection::InvalidTicket => C::InvalidTicket,
+                SendRejection::ConversationNotFound { .. } => C::ConversationNotFound,
+                SendRejection::InvalidRequest { .. } => C::RequestRejected,
+                SendRejection::RateLimited { .. } => C::RateLimited,
+                SendRejection::ServerError { .. } => C::UpstreamError,
+                SendRejection::Business(_) => C::BusinessRejected,
+                SendRejection::MalformedReply => C::OutcomeUnknown,
+                _ => C::UpstreamError,
             },
-            Self::Timeout(_) | Self::ConnectionLost(_) | Self::Protocol(_) => "outcome_unknown",
-            Self::Connect(_) | Self::Closed => "connection_failed",
-            Self::HandshakeRefused { status: 401 | 403 } => "session_rejected",
-            Self::HandshakeRefused { .. } => "websocket_unavailable",
-            Self::HttpStatus { .. } => "upstream_error",
-            Self::Discovery(_) => "connection_failed",
-            Self::Upload { .. } => "upload_failed",
+            Self::Timeout(_) | Self::ConnectionLost(_) | Self::Protocol(_) => C::OutcomeUnknown,
+            Self::Connect(_) | Self::Closed => C::ConnectionFailed,
+            Self::HandshakeRefused { status: 401 | 403 } => C::SessionRejected,
+            Self::HandshakeRefused { .. } => C::WebsocketUnavailable,
+            Self::HttpStatus { .. } => C::UpstreamError,
+            Self::Discovery(_) => C::ConnectionFailed,
+            Self::Upload { .. } => C::UploadFailed,
         }
     }
 
@@ -128,6 +135,16 @@ impl Error {
             Self::Rejected(r) => r.tiktok_code(),
             _ => None,
         }
+    }
+}
+
+/// A caller's value that does not parse ([`Target::parse`](crate::Target::parse),
+/// [`Outgoing::new`](crate::compose::Outgoing)) is invalid input. The client
+/// never turns TikTok's bytes into an error this way: an answer it cannot
+/// decode is [`Error::Protocol`].
+impl From<tiktok_dm_proto::DecodeError> for Error {
+    fn from(e: tiktok_dm_proto::DecodeError) -> Self {
+        Self::InvalidInput(e.to_string())
     }
 }
 

@@ -11,7 +11,7 @@ use tiktok_dm_proto::codec::{
     SendParams, SplicedField, WebContext, im_frame, send_message_request,
 };
 use tiktok_dm_proto::content::{MESSAGE_TYPE_TEXT, MessageText};
-use tiktok_dm_proto::ids::{ClientMessageId, ConversationId, ConversationShortId, ServerMessageId};
+use tiktok_dm_proto::ids::{ClientMessageId, ServerMessageId};
 use tiktok_dm_proto::schema::{Request, Response};
 use tiktok_dm_proto::status::{RetryClass, classify_send_response};
 use tokio::sync::broadcast;
@@ -24,32 +24,7 @@ use crate::frontier::{ConnectionState, Frontier, InboundMessage};
 use crate::http;
 use crate::ticket_guard::TicketGuard;
 
-/// Where a message goes: an existing conversation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
-    /// The conversation id.
-    pub conversation_id: ConversationId,
-    /// Its server-issued short id.
-    pub conversation_short_id: ConversationShortId,
-    /// The conversation's inbox type (0 unless known; 3 for message requests).
-    pub inbox_type: i32,
-}
-
-impl Target {
-    /// Parses user input for both ids.
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] naming the bad id.
-    pub fn parse(conversation_id: &str, conversation_short_id: &str) -> Result<Self> {
-        Ok(Self {
-            conversation_id: ConversationId::parse(conversation_id)
-                .map_err(|e| Error::InvalidInput(e.to_string()))?,
-            conversation_short_id: ConversationShortId::parse(conversation_short_id)
-                .map_err(|e| Error::InvalidInput(e.to_string()))?,
-            inbox_type: 0,
-        })
-    }
-}
+pub use tiktok_dm_proto::message::Target;
 
 /// Which transport carried a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -13,6 +13,7 @@ mod gzip;
 pub mod ids;
 pub mod image;
 pub mod lz4;
+pub mod message;
 pub mod schema;
 pub mod status;
 pub mod time;
