@@ -1,14 +1,13 @@
 //! Administration shared by the CLI and the admin API: issuing and revoking API
 //! keys, storing accounts (sealed), and asking TikTok whether a session works.
 
-use secrecy::ExposeSecret as _;
 use serde::Serialize;
-use tiktok_dm_client::{Config, Credentials, Error as ClientError, Session, TransportMode};
+use tiktok_dm_client::{Credentials, Error as ClientError, Session, TransportMode};
 use tiktok_dm_store::{ApiKey, NewApiKey, Store};
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::secrets::{IssuedKey, Vault, issue_key};
+use crate::secrets::{IssuedKey, SealContext, Vault, issue_key};
 
 /// What a new key should be.
 #[derive(Clone, Debug, Default, serde::Deserialize)]
@@ -94,7 +93,7 @@ pub async fn put_account<S: Store>(
 ) -> Result<()> {
     check_name("account", name)?;
     Credentials::parse(session.trim()).map_err(|e| Error::Invalid(e.to_string()))?;
-    let sealed = vault.seal(session.trim().as_bytes(), &format!("account:{name}"))?;
+    let sealed = vault.seal(session.trim().as_bytes(), SealContext::Account(name))?;
     store.put_account(name, &sealed, now).await?;
     Ok(())
 }
@@ -133,7 +132,7 @@ pub async fn check_account<S: Store>(
         .account(name)
         .await?
         .ok_or_else(|| Error::NotFound(format!("no stored account named {name:?}")))?;
-    let secret = vault.open(&sealed, &format!("account:{name}"))?;
+    let secret = vault.open(&sealed, SealContext::Account(name))?;
     let mut check = AccountCheck {
         account: name.to_owned(),
         ok: false,
@@ -142,14 +141,9 @@ pub async fn check_account<S: Store>(
         code: None,
         message: None,
     };
-    let connected = async {
-        let config = Config::builder(Credentials::parse(secret.expose_secret())?)
-            .endpoints(settings.endpoints.clone())
-            .transport(TransportMode::Http)
-            .build()?;
-        Session::connect(config).await
-    }
-    .await;
+    let connected =
+        async { Session::connect(settings.client_config(&secret, TransportMode::Http)?).await }
+            .await;
     match connected {
         Ok(session) => {
             check.ok = true;

@@ -84,6 +84,29 @@ impl Settings {
         i64::try_from(self.lease.as_millis()).unwrap_or(120_000)
     }
 
+    /// The client configuration for a session with `secret`, over
+    /// `transport` (the delivery worker's sessions use [`Settings::transport`];
+    /// an account check uses HTTP alone).
+    ///
+    /// # Errors
+    /// A secret that is not a TikTok session, or a configuration the client
+    /// refuses.
+    pub fn client_config(
+        &self,
+        secret: &secrecy::SecretString,
+        transport: TransportMode,
+    ) -> std::result::Result<tiktok_dm_client::Config, tiktok_dm_client::Error> {
+        use secrecy::ExposeSecret as _;
+        tiktok_dm_client::Config::builder(tiktok_dm_client::Credentials::parse(
+            secret.expose_secret(),
+        )?)
+        .endpoints(self.endpoints.clone())
+        .transport(transport)
+        .image_limit(self.image_limit)
+        .request_timeout(self.send_timeout)
+        .build()
+    }
+
     /// Defaults for the given endpoints (pacing off; see [`Pacing`]).
     pub fn new(endpoints: Endpoints) -> Self {
         Self {
@@ -614,7 +637,7 @@ mod tests {
             Some(crate::secrets::hash_key("a-long-enough-admin-key"))
         );
         assert!(!format!("{c:?}").contains("a-long-enough-admin-key"));
-        let hex = tiktok_dm_client::proto::access_key::hex(&crate::secrets::hash_key("k"));
+        let hex = tiktok_dm_proto::access_key::hex(&crate::secrets::hash_key("k"));
         let mut l = Layers::default();
         l.file("f", &format!("admin_key_sha256 = \"{hex}\""))
             .unwrap();

@@ -10,6 +10,7 @@ pub mod outbox;
 mod quota;
 pub mod secrets;
 mod startup;
+pub mod state;
 pub mod waiters;
 
 pub use config::Settings;

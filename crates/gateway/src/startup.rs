@@ -6,12 +6,13 @@ use tiktok_dm_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
-use crate::api::{AppState, router};
+use crate::api::router;
 use crate::budget::MemoryBudget;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::outbox::{self, Pool};
 use crate::secrets::Vault;
+use crate::state::AppState;
 
 /// A bound, ready-to-run gateway.
 pub struct Application<S> {

@@ -141,7 +141,7 @@ impl Store for AnyStore {
         forward!(self, enqueue(request, windows, now))
     }
 
-    async fn claim_due(&self, now: i64, lease_ms: i64, max: u32) -> Result<Vec<OutboxMessage>> {
+    async fn claim_due(&self, now: i64, lease_ms: i64, max: u32) -> Result<Vec<Claimed>> {
         forward!(self, claim_due(now, lease_ms, max))
     }
 
@@ -159,7 +159,7 @@ impl Store for AnyStore {
         &self,
         id: i64,
         next_attempt_at: i64,
-        error: &serde_json::Value,
+        error: &DeliveryError,
         now: i64,
     ) -> Result<()> {
         forward!(self, reschedule(id, next_attempt_at, error, now))
@@ -173,13 +173,7 @@ impl Store for AnyStore {
         forward!(self, release(id, next_attempt_at))
     }
 
-    async fn finish(
-        &self,
-        id: i64,
-        state: State,
-        error: &serde_json::Value,
-        now: i64,
-    ) -> Result<()> {
+    async fn finish(&self, id: i64, state: State, error: &DeliveryError, now: i64) -> Result<()> {
         forward!(self, finish(id, state, error, now))
     }
 

@@ -44,7 +44,7 @@ pub(crate) fn add_counter(totals: &mut UsageTotals, period: &str, messages: i64,
 /// The error recorded on the messages a request will not attempt because an
 /// earlier one of it did not end sent.
 pub(crate) fn not_attempted_error() -> String {
-    serde_json::json!({"code": "not_attempted", "message": "an earlier message of this request was not delivered"}).to_string()
+    crate::columns::delivery_error_column(&crate::types::DeliveryError::NotAttempted)
 }
 
 /// What a message ending in `state` gives back to its key's counters (messages,

@@ -12,6 +12,7 @@
 //! quota are kept in counters, never counted by scanning.
 
 mod any;
+mod columns;
 mod counters;
 mod error;
 mod postgres;
@@ -72,12 +73,14 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Enqueued>> + Send;
     /// Claims up to `max` due messages for delivery (state `sending`, leased until
     /// `now + lease_ms`). Rows whose lease expired (a crashed worker) are due again.
+    /// A row that does not read back as a message is claimed as a
+    /// [`CorruptMessage`], for the caller to end.
     fn claim_due(
         &self,
         now: i64,
         lease_ms: i64,
         max: u32,
-    ) -> impl Future<Output = Result<Vec<OutboxMessage>>> + Send;
+    ) -> impl Future<Output = Result<Vec<Claimed>>> + Send;
     /// Records a delivery.
     fn mark_sent(
         &self,
@@ -91,7 +94,7 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         id: i64,
         next_attempt_at: i64,
-        error: &serde_json::Value,
+        error: &DeliveryError,
         now: i64,
     ) -> impl Future<Output = Result<()>> + Send;
     /// Gives a claimed message back untried (pacing said not yet): `accepted`
@@ -107,7 +110,7 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         id: i64,
         state: State,
-        error: &serde_json::Value,
+        error: &DeliveryError,
         now: i64,
     ) -> impl Future<Output = Result<()>> + Send;
     /// Everything an API answer needs, in one read: the request and its

@@ -1,6 +1,12 @@
-//! Values going into and out of the store.
+//! Values going into and out of the store: the domain's own types (from
+//! `tiktok_dm_proto::message` and `ids`), turned into columns and back in
+//! [`crate::columns`] alone.
 
 use serde::Serialize;
+
+pub use tiktok_dm_proto::content::MessageText;
+pub use tiktok_dm_proto::ids::ClientMessageId;
+pub use tiktok_dm_proto::message::{Content, FailureCode, Kind, Target};
 
 /// A stored API key (the key itself is never stored).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -51,34 +57,6 @@ pub struct AccountInfo {
     pub updated_at: i64,
 }
 
-/// Image or text.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// An image message.
-    Image,
-    /// A text message.
-    Text,
-}
-
-impl Kind {
-    /// `image` or `text`, as stored and as answered.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Image => "image",
-            Self::Text => "text",
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> crate::Result<Self> {
-        match s {
-            "image" => Ok(Self::Image),
-            "text" => Ok(Self::Text),
-            other => Err(crate::Error::Corrupt(format!("message kind {other:?}"))),
-        }
-    }
-}
-
 /// Where a message is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -126,14 +104,23 @@ impl State {
 /// One message of a request.
 #[derive(Clone, Debug)]
 pub struct NewMessage {
-    /// Image or text.
-    pub kind: Kind,
     /// Fixed now, reused by every attempt.
-    pub client_message_id: String,
-    /// The text.
-    pub text: Option<String>,
-    /// The image bytes.
-    pub image: Option<Vec<u8>>,
+    pub client_message_id: ClientMessageId,
+    /// The text, or the image's bytes.
+    pub content: Content<Vec<u8>>,
+}
+
+/// A stored image as a claim reads it: its size, and its bytes only when
+/// they were in memory already (a message claimed with its acceptance). A
+/// claim does not read images: up to a batch of 20 MB images would be held
+/// while they wait for their turn; [`crate::Store::image`] reads it when it
+/// is about to go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredImage {
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its bytes, when they came with the claim.
+    pub bytes: Option<Vec<u8>>,
 }
 
 /// A request to accept.
@@ -151,10 +138,8 @@ pub struct NewRequest {
     pub account: Option<String>,
     /// Per-request session, sealed; wiped when every message is final.
     pub session_sealed: Option<Vec<u8>>,
-    /// Target conversation.
-    pub conversation_id: String,
-    /// Its short id.
-    pub conversation_short_id: i64,
+    /// Where it goes (its inbox type is not stored: it reads back as 0).
+    pub target: Target,
     /// In delivery order.
     pub messages: Vec<NewMessage>,
     /// Claim the first message for the caller in the same transaction, leased
@@ -223,25 +208,14 @@ pub struct OutboxMessage {
     pub request_id: String,
     /// Order within the request.
     pub position: i64,
-    /// Image or text.
-    pub kind: Kind,
     /// Fixed at acceptance.
-    pub client_message_id: String,
-    /// The text.
-    pub text: Option<String>,
-    /// The image, only when the message was claimed with its acceptance (the
-    /// bytes were in memory already). A claim does not read images: up to a
-    /// batch of 20 MB images would be held while they wait for their turn.
-    /// [`crate::Store::image`] reads it when it is about to go.
-    pub image: Option<Vec<u8>>,
-    /// The image's size in bytes (0 for a text).
-    pub image_bytes: u64,
+    pub client_message_id: ClientMessageId,
+    /// The text, or the image.
+    pub content: Content<StoredImage>,
     /// Attempts so far (this one included).
     pub attempts: i64,
-    /// Target conversation.
-    pub conversation_id: String,
-    /// Its short id.
-    pub conversation_short_id: i64,
+    /// Where it goes.
+    pub target: Target,
     /// Stored account, or `None` for a per-request session.
     pub account: Option<String>,
     /// The per-request sealed session.
@@ -256,7 +230,7 @@ pub struct MessageStatus {
     /// Image or text.
     pub kind: Kind,
     /// Fixed at acceptance.
-    pub client_message_id: String,
+    pub client_message_id: ClientMessageId,
     /// Current state.
     pub state: State,
     /// TikTok's id, once sent.
@@ -265,9 +239,83 @@ pub struct MessageStatus {
     pub transport: Option<String>,
     /// Attempts so far.
     pub attempts: i64,
-    /// The last error, as JSON.
-    pub error: Option<serde_json::Value>,
+    /// The last error.
+    pub error: Option<DeliveryError>,
 }
+
+/// Why a message was not delivered (or not yet), as recorded. Stored as JSON
+/// whose `code` is the variant's code ([`crate::columns`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeliveryError {
+    /// The send failed as the client reported it.
+    Send {
+        /// The client's code.
+        code: FailureCode,
+        /// Its message (never a secret).
+        message: String,
+        /// TikTok's own code, when there was one.
+        tiktok_code: Option<i64>,
+    },
+    /// An earlier message of the request was not delivered, so this one was
+    /// not attempted.
+    NotAttempted,
+    /// The gateway could not read back what it stored (a corrupt row, or an
+    /// error recorded by a version that knew other codes): its own failure,
+    /// not TikTok's. TikTok was not asked.
+    Corrupt {
+        /// What could not be read.
+        message: String,
+    },
+}
+
+impl DeliveryError {
+    /// The code it is stored and answered with.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Send { code, .. } => code.as_str(),
+            Self::NotAttempted => "not_attempted",
+            Self::Corrupt { .. } => "stored_message_corrupt",
+        }
+    }
+
+    /// Its message.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Send { message, .. } | Self::Corrupt { message } => message,
+            Self::NotAttempted => "an earlier message of this request was not delivered",
+        }
+    }
+
+    /// TikTok's code, when the client reported one.
+    pub fn tiktok_code(&self) -> Option<i64> {
+        match self {
+            Self::Send { tiktok_code, .. } => *tiktok_code,
+            _ => None,
+        }
+    }
+}
+
+impl Serialize for DeliveryError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::columns::delivery_error_json(self).serialize(s)
+    }
+}
+
+/// A claimed row that does not read back as a message: the worker ends it
+/// as [`DeliveryError::Corrupt`] instead of sending it, and the rest of the
+/// claim goes on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CorruptMessage {
+    /// Row id.
+    pub id: i64,
+    /// Its request.
+    pub request_id: String,
+    /// What does not read back.
+    pub why: String,
+}
+
+/// One row of a claim.
+pub type Claimed = std::result::Result<OutboxMessage, CorruptMessage>;
 
 /// A request's status.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -360,30 +408,6 @@ impl ApiKey {
     }
 }
 
-impl MessageStatus {
-    /// A message's status from its stored columns (kind, state and error as
-    /// text).
-    pub(crate) fn stored(
-        kind: &str,
-        client_message_id: String,
-        state: &str,
-        server_message_id: Option<String>,
-        transport: Option<String>,
-        attempts: i64,
-        error: Option<String>,
-    ) -> crate::Result<Self> {
-        Ok(Self {
-            kind: Kind::parse(kind)?,
-            client_message_id,
-            state: State::parse(state)?,
-            server_message_id,
-            transport,
-            attempts,
-            error: error.and_then(|e| serde_json::from_str(&e).ok()),
-        })
-    }
-}
-
 impl Enqueued {
     /// An acceptance as the transaction just wrote it: every message
     /// `accepted`, the first `sending` when it was `claimed` with the enqueue,
@@ -409,7 +433,7 @@ impl Enqueued {
                 .map(|(position, m)| {
                     let sending = claimed_first && position == 0;
                     MessageStatus {
-                        kind: m.kind,
+                        kind: m.content.kind(),
                         client_message_id: m.client_message_id,
                         state: if sending {
                             State::Sending
@@ -436,65 +460,40 @@ impl Enqueued {
     }
 }
 
-/// What an outbox row takes per message besides the message itself, as
-/// [`NewRequest::outbox_rows`] computes it.
-pub(crate) struct OutboxRow {
-    pub(crate) position: i64,
-    pub(crate) kind: &'static str,
-    pub(crate) image_bytes: i64,
-    /// `sending` for a first message claimed with its acceptance, else
-    /// `accepted` (a later message waits for the one before it).
-    pub(crate) state: &'static str,
-    pub(crate) locked_until: Option<i64>,
-    pub(crate) attempts: i64,
-}
-
-impl NewRequest {
-    /// Each message's outbox row values when accepted at `now`.
-    pub(crate) fn outbox_rows(&self, now: i64) -> Vec<OutboxRow> {
-        self.messages
-            .iter()
-            .enumerate()
-            .map(|(position, m)| {
-                let lease = self.claim_first_ms.filter(|_| position == 0);
-                OutboxRow {
-                    position: position as i64,
-                    kind: m.kind.as_str(),
-                    image_bytes: m.image.as_ref().map_or(0, |i| i.len() as i64),
-                    state: if lease.is_some() {
-                        "sending"
-                    } else {
-                        "accepted"
-                    },
-                    locked_until: lease.map(|ms| now + ms),
-                    attempts: i64::from(lease.is_some()),
-                }
-            })
-            .collect()
-    }
-}
-
 impl OutboxMessage {
     /// The first message of `request`, claimed with its acceptance as row `id`;
     /// its image moves out of the request (it may be 20 MB).
     pub(crate) fn claimed_first(id: i64, request: &mut NewRequest) -> Option<Self> {
         let first = request.messages.first_mut()?;
+        let content = match &mut first.content {
+            Content::Image(bytes) => Content::Image(StoredImage {
+                size: bytes.len() as u64,
+                bytes: Some(std::mem::take(bytes)),
+            }),
+            Content::Text(text) => Content::Text(text.clone()),
+        };
         Some(Self {
             id,
             request_id: request.id.clone(),
             position: 0,
-            kind: first.kind,
             client_message_id: first.client_message_id.clone(),
-            text: first.text.clone(),
-            image_bytes: first.image.as_ref().map_or(0, |i| i.len() as u64),
-            image: first.image.take(),
+            content,
             attempts: 1,
-            conversation_id: request.conversation_id.clone(),
-            conversation_short_id: request.conversation_short_id,
+            target: request.target.clone(),
             account: request.account.clone(),
             session_sealed: request.session_sealed.clone(),
             api_key_id: request.api_key_id,
         })
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> Kind {
+        self.content.kind()
+    }
+
+    /// Its image's size in bytes (0 for a text).
+    pub fn image_bytes(&self) -> u64 {
+        self.content.image().map_or(0, |i| i.size)
     }
 }
 
@@ -530,7 +529,6 @@ impl NewRequest {
     pub(crate) fn check(&self) -> crate::Result<()> {
         check("a request id", &self.id)?;
         check("a request hash", &self.request_hash)?;
-        check("a conversation id", &self.conversation_id)?;
         if let Some(k) = &self.idempotency_key {
             check("an idempotency key", k)?;
         }
@@ -538,9 +536,8 @@ impl NewRequest {
             check("an account name", a)?;
         }
         for m in &self.messages {
-            check("a client message id", &m.client_message_id)?;
-            if let Some(t) = &m.text {
-                check("a message text", t)?;
+            if let Content::Text(t) = &m.content {
+                check("a message text", t.as_str())?;
             }
         }
         Ok(())

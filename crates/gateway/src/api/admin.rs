@@ -11,12 +11,12 @@ use serde::Deserialize;
 use serde_json::json;
 use tiktok_dm_store::Store;
 
-use super::AppState;
 use super::auth::presented;
 use super::error::{ApiError, ErrorCode};
 use crate::admin::{self, KeySpec};
 use crate::now_ms;
 use crate::secrets::verify_key;
+use crate::state::AppState;
 
 /// A request that presented the admin key.
 pub struct AdminCaller;

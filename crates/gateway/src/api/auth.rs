@@ -5,9 +5,9 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use tiktok_dm_store::{ApiKey, Store};
 
-use super::AppState;
 use super::error::{ApiError, ErrorCode};
 use crate::secrets::{KEY_PREFIX, hash_key};
+use crate::state::AppState;
 
 /// The authenticated key of a request.
 #[derive(Debug, Clone)]

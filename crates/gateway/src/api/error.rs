@@ -6,6 +6,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use tiktok_dm_store::{DeliveryError, FailureCode};
 
 macro_rules! codes {
     ($($variant:ident = $code:literal, $status:literal, $meaning:literal;)*) => {
@@ -139,26 +140,37 @@ impl ApiError {
         e
     }
 
-    /// The answer for a delivery failure the worker recorded, by the client's code.
-    pub fn from_delivery(code: &str, message: String, tiktok_code: Option<i64>) -> Self {
-        let code = match code {
-            "session_rejected" | "session_invalid_format" | "invalid_credentials" => {
-                ErrorCode::SessionRejected
-            }
-            "business_rejected" => ErrorCode::BusinessRejected,
-            "conversation_not_found" => ErrorCode::ConversationNotFound,
-            "request_rejected" | "invalid_input" => ErrorCode::RequestRejected,
-            "rate_limited" => ErrorCode::UpstreamRateLimited,
-            "image_invalid" | "image_too_large" => ErrorCode::ImageInvalid,
-            "outcome_unknown" => ErrorCode::OutcomeUnknown,
-            "gateway_rejected" => ErrorCode::UpstreamRejected,
-            // upstream_error, connection_failed, websocket_unavailable,
-            // invalid_ticket and upload_failed: retried until the attempts ran out.
-            _ => ErrorCode::UpstreamUnavailable,
+    /// The answer for a delivery failure the worker recorded. Every code is
+    /// matched here, so a new one does not compile until it has an answer.
+    pub fn from_delivery(error: &DeliveryError) -> Self {
+        use FailureCode as F;
+        let code = match error {
+            DeliveryError::Send { code, .. } => match code {
+                F::SessionRejected | F::SessionInvalidFormat => ErrorCode::SessionRejected,
+                F::BusinessRejected => ErrorCode::BusinessRejected,
+                F::ConversationNotFound => ErrorCode::ConversationNotFound,
+                F::RequestRejected => ErrorCode::RequestRejected,
+                F::RateLimited => ErrorCode::UpstreamRateLimited,
+                F::ImageInvalid | F::ImageTooLarge => ErrorCode::ImageInvalid,
+                F::OutcomeUnknown => ErrorCode::OutcomeUnknown,
+                F::GatewayRejected => ErrorCode::UpstreamRejected,
+                // Retried until the attempts ran out.
+                F::UpstreamError
+                | F::ConnectionFailed
+                | F::WebsocketUnavailable
+                | F::InvalidTicket
+                | F::UploadFailed => ErrorCode::UpstreamUnavailable,
+                // The gateway validated every value before accepting it, so a
+                // value the client refuses at delivery is the gateway's fault.
+                F::InvalidInput => ErrorCode::InternalError,
+            },
+            // Never the first failure of a request: the one before it is.
+            DeliveryError::NotAttempted => ErrorCode::UpstreamUnavailable,
+            DeliveryError::Corrupt { .. } => ErrorCode::InternalError,
         };
         Self {
-            tiktok_code,
-            ..Self::new(code, message)
+            tiktok_code: error.tiktok_code(),
+            ..Self::new(code, error.message())
         }
     }
 }

@@ -7,15 +7,92 @@
 
 use axum::body::Bytes;
 use axum::extract::multipart::{Multipart, MultipartError};
-use axum::http::StatusCode;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use serde_json::Value;
-use tiktok_dm_client::Target;
+use tiktok_dm_client::compose::Outgoing;
 use tiktok_dm_client::image::{Image, ImageProblem};
-use tiktok_dm_client::proto::content::MessageText;
-use tiktok_dm_client::proto::ids::{ConversationId, ConversationShortId};
+use tiktok_dm_proto::content::MessageText;
+use tiktok_dm_proto::ids::{ConversationId, ConversationShortId};
+use tiktok_dm_proto::message::Target;
+
+use tiktok_dm_store::Store;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::error::{ApiError, ErrorCode};
+use crate::state::AppState;
+
+/// A send's body, read as JSON or as a multipart form by its Content-Type
+/// (axum's `parse-body-based-on-content-type` pattern), once there is room
+/// for it: bodies being read and decoded stay within `request_memory`
+/// together, and a send beyond waits with its body unread (TCP holds its
+/// sender back).
+pub(crate) struct SendBody {
+    /// The fields as they arrived.
+    pub input: SendInput,
+    /// The room the body and its decoded image take, until accepted.
+    pub room: Option<OwnedSemaphorePermit>,
+}
+
+impl<S: Store> FromRequest<AppState<S>> for SendBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState<S>) -> Result<Self, ApiError> {
+        let room = body_room(state, request.headers()).await;
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let is_form = content_type
+            .as_deref()
+            .is_some_and(|c| c.trim_start().starts_with("multipart/form-data"));
+        let limit = state.settings.image_limit;
+        let input = if is_form {
+            let form = Multipart::from_request(request, state)
+                .await
+                .map_err(|e| ApiError::new(ErrorCode::InvalidForm, e.body_text()))?;
+            SendInput::from_multipart(form, limit).await?
+        } else {
+            let raw = Bytes::from_request(request, state).await.map_err(|e| {
+                let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ErrorCode::BodyTooLarge
+                } else {
+                    ErrorCode::InvalidBody
+                };
+                ApiError::new(code, e.body_text())
+            })?;
+            SendInput::from_json(&raw, content_type.as_deref())?
+        };
+        Ok(Self { input, room })
+    }
+}
+
+/// A body declared this small needs no room: it holds no image worth
+/// counting, and a text send must not queue behind image uploads (the
+/// semaphore is first come, first served).
+const SMALL_BODY: u64 = 64 * 1024;
+
+/// Room in [`AppState::body_room`] for a send whose body is not read yet: its
+/// declared length twice (the body, and the image decoded from it), or the
+/// largest body twice when no length is declared. `None` for a small body.
+async fn body_room<S: Store>(
+    state: &AppState<S>,
+    headers: &HeaderMap,
+) -> Option<OwnedSemaphorePermit> {
+    let limit = crate::api::body_limit(&state.settings);
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(limit)
+        .min(limit);
+    if declared <= SMALL_BODY {
+        return None;
+    }
+    state.body_room.take(declared.saturating_mul(2)).await
+}
 
 /// The JSON body of a send.
 #[derive(Debug, Deserialize)]
@@ -61,8 +138,7 @@ pub(crate) struct SendInput {
 /// The validated parts of a send.
 pub(crate) struct Validated {
     pub target: Target,
-    pub text: Option<String>,
-    pub image: Option<Image>,
+    pub outgoing: Outgoing,
 }
 
 impl SendInput {
@@ -218,29 +294,30 @@ impl SendInput {
             RawImage::Text(t) => Some(Image::from_text(&t, image_limit).map_err(image_error)?),
             RawImage::Bytes(b) => Some(Image::from_bytes(b, image_limit).map_err(image_error)?),
         };
-        let text = self.text.filter(|t| !t.trim().is_empty());
-        if let Some(t) = &text {
-            if t.contains('\0') {
-                return Err(ApiError::new(
-                    ErrorCode::TextInvalid,
-                    "the text contains a NUL character (U+0000), which the gateway does not store",
-                ));
-            }
-            MessageText::parse(t)
-                .map_err(|e| ApiError::new(ErrorCode::TextTooLong, e.to_string()))?;
-        }
-        if text.is_none() && image.is_none() {
-            return Err(ApiError::new(
+        let text = self
+            .text
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| text(&t))
+            .transpose()?;
+        let outgoing = Outgoing::from_parts(text, image).ok_or_else(|| {
+            ApiError::new(
                 ErrorCode::MessageEmpty,
                 "either text or image must be provided",
-            ));
-        }
-        Ok(Validated {
-            target,
-            text,
-            image,
-        })
+            )
+        })?;
+        Ok(Validated { target, outgoing })
     }
+}
+
+/// A text the gateway can store and TikTok takes.
+fn text(t: &str) -> Result<MessageText, ApiError> {
+    if t.contains('\0') {
+        return Err(ApiError::new(
+            ErrorCode::TextInvalid,
+            "the text contains a NUL character (U+0000), which the gateway does not store",
+        ));
+    }
+    MessageText::parse(t).map_err(|e| ApiError::new(ErrorCode::TextTooLong, e.to_string()))
 }
 
 /// Reads a text part. Without a declared charset (or with UTF-8), bytes that

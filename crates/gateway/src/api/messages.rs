@@ -2,29 +2,29 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{FromRequest as _, Multipart, Path, Request, State};
-use axum::http::StatusCode;
+use axum::extract::{FromRequest as _, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tiktok_dm_client::proto::access_key::hex;
-
-use crate::now_ms;
 use tiktok_dm_client::image::Image;
 use tiktok_dm_client::{Credentials, Session};
+use tiktok_dm_proto::access_key::hex;
+use tiktok_dm_proto::content::MessageText;
 use tiktok_dm_store::{
-    ApiKey, Enqueued, Kind, NewMessage, NewRequest, QuotaWindow, RequestStatus, Snapshot,
+    ApiKey, Enqueued, NewMessage, NewRequest, OutboxMessage, QuotaWindow, RequestStatus, Snapshot,
     State as MessageState, Store, UsageTotals,
 };
 
-use std::sync::Arc;
-
-use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ErrorCode};
-use super::input::SendInput;
+use super::input::{SendBody, Validated};
+use crate::now_ms;
+use crate::secrets::SealContext;
+use crate::state::AppState;
 use crate::waiters::{Delivered, Seen, Waiter, Waiters, next_poll};
 use crate::{outbox, quota};
 
@@ -165,16 +165,16 @@ fn status_response(
     });
     let code = match (failure, all_final) {
         (Some(m), _) => {
-            let error = m.error.clone().unwrap_or(Value::Null);
-            let message = error["message"]
-                .as_str()
-                .unwrap_or("the message was not delivered")
-                .to_owned();
-            let api = ApiError::from_delivery(
-                error["code"].as_str().unwrap_or(""),
-                message.clone(),
-                error["tiktok_code"].as_i64(),
+            let api = m.error.as_ref().map_or_else(
+                || {
+                    ApiError::new(
+                        ErrorCode::UpstreamUnavailable,
+                        "the message was not delivered",
+                    )
+                },
+                ApiError::from_delivery,
             );
+            let message = api.message.clone();
             let prefix = if sent > 0 {
                 "the image was sent but the text was not: "
             } else {
@@ -230,264 +230,272 @@ fn text_header<'h>(
 pub(crate) async fn post<S: Store>(
     State(state): State<AppState<S>>,
     Caller(key): Caller,
+    headers: HeaderMap,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let answer = accept_and_wait(&state, &key, request).await;
+    let answer = accept_and_wait(&state, &key, &headers, request).await;
     with_rate_limit(&state.store, &key, answer).await
 }
 
+/// Reads, checks and accepts a send, starts its first delivery, and waits
+/// for the outcome (or answers 202 at once when asked to, or when too many
+/// sends are waiting).
 async fn accept_and_wait<S: Store>(
     state: &AppState<S>,
     key: &ApiKey,
+    headers: &HeaderMap,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let headers = request.headers().clone();
-    // Bodies being read and decoded stay within `request_memory` together; a
-    // send beyond waits with its body unread (TCP holds its sender back).
-    let room = body_room(state, &headers).await;
-    let content_type = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let is_form = content_type.is_some_and(|c| c.trim_start().starts_with("multipart/form-data"));
-    let limit = state.settings.image_limit;
-    let input = if is_form {
-        let form = Multipart::from_request(request, state)
-            .await
-            .map_err(|e| ApiError::new(ErrorCode::InvalidForm, e.body_text()))?;
-        SendInput::from_multipart(form, limit).await?
-    } else {
-        let raw = Bytes::from_request(request, state).await.map_err(|e| {
-            let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ErrorCode::BodyTooLarge
-            } else {
-                ErrorCode::InvalidBody
-            };
-            ApiError::new(code, e.body_text())
-        })?;
-        SendInput::from_json(&raw, content_type)?
-    };
+    let SendBody { input, room } = SendBody::from_request(request, state).await?;
     let account_field = input.account.clone();
-    let valid = input.validate(limit)?;
-    // A header that is there but unreadable is an error, not an absence: taken
-    // for absent, a session would fall back to the key's stored account, and an
-    // idempotency key would silently protect nothing.
-    let session_header = text_header(
-        &headers,
-        "x-tiktok-session",
-        ErrorCode::SessionInvalidFormat,
-    )?;
-    let idempotency_key = text_header(
-        &headers,
-        "idempotency-key",
-        ErrorCode::IdempotencyKeyInvalid,
-    )?;
-    if let Some(k) = idempotency_key.filter(|k| k.len() > MAX_IDEMPOTENCY_KEY) {
-        return Err(ApiError::new(
-            ErrorCode::IdempotencyKeyInvalid,
-            format!(
-                "Idempotency-Key is {} characters long; the limit is {MAX_IDEMPOTENCY_KEY}",
-                k.len()
-            ),
-        ));
-    }
+    let valid = input.validate(state.settings.image_limit)?;
+    let asked = SendHeaders::read(headers)?;
     let request_id = new_request_id(now_ms());
-    // Whose session: the request's own, or a stored account.
-    let (account, session_sealed) = match session_header {
-        Some(session) => {
-            Credentials::parse(session)
-                .map_err(|e| ApiError::new(ErrorCode::SessionInvalidFormat, e.to_string()))?;
-            let sealed = state
-                .vault
-                .seal(session.as_bytes(), &format!("request:{request_id}"))
-                .map_err(|e| ApiError::internal(&e))?;
-            (None, Some(sealed))
-        }
-        None => match account_field.or_else(|| key.account.clone()) {
-            Some(name) if state.store.account(&name).await?.is_some() => (Some(name), None),
-            Some(name) => {
-                return Err(ApiError::new(
-                    ErrorCode::AccountNotFound,
-                    format!("no stored account named {name:?}"),
-                ));
-            }
-            None => {
-                return Err(ApiError::new(
-                    ErrorCode::SessionMissing,
-                    "send the TikTok session in X-TikTok-Session, or name a stored account",
-                ));
-            }
-        },
-    };
-    let image_md5 = valid.image.as_ref().map(Image::md5_hex);
-    let request_hash = hex(&Sha256::digest(
-        json!([
-            valid.target.conversation_id.as_str(),
-            valid.target.conversation_short_id.get(),
-            valid.text,
-            image_md5,
-            account
-        ])
-        .to_string(),
-    ));
-    let mut messages = Vec::new();
-    if let Some(image) = valid.image {
-        messages.push(NewMessage {
-            kind: Kind::Image,
-            client_message_id: Session::new_client_message_id().to_string(),
-            text: None,
-            image: Some(image.into_bytes()),
-        });
-    }
-    if let Some(text) = valid.text {
-        messages.push(NewMessage {
-            kind: Kind::Text,
-            client_message_id: Session::new_client_message_id().to_string(),
-            text: Some(text),
-            image: None,
-        });
-    }
-    let now = now_ms();
-    let message_count = messages.len() as u64;
+    let sender = sender(state, key, account_field, asked.session, &request_id).await?;
     let new = NewRequest {
-        id: request_id,
-        api_key_id: key.id,
-        idempotency_key: idempotency_key.map(str::to_owned),
-        request_hash,
-        account,
-        session_sealed,
-        conversation_id: valid.target.conversation_id.to_string(),
-        conversation_short_id: valid.target.conversation_short_id.get(),
-        messages,
         claim_first_ms: Some(state.settings.lease_ms()),
+        ..new_request(key, request_id, valid, sender, asked.idempotency_key)
     };
+    let now = now_ms();
     let windows = quota::windows(key, now);
+    let message_count = new.messages.len() as u64;
     // Registered before the enqueue: the worker may deliver the first message
     // before this task runs again, and its news must not be missed.
     let mut waiting = Waiting::new(&state.waiters, &new.id);
     let enqueued = state.store.enqueue(new, &windows, now).await;
     // The body and the image are no longer held here.
     drop(room);
-    let accepted = match enqueued? {
+    let known = match enqueued? {
         Enqueued::Accepted {
-            request_id: _,
-            claimed,
-            snapshot,
+            claimed, snapshot, ..
         } => {
-            let mut snapshot = *snapshot;
             state.metrics.accepted.inc_by(message_count);
-            match claimed {
-                // Delivered from here, on a task of its own (which a client
-                // hanging up does not cancel); with no room for another
-                // delivery, it goes back to the outbox for an ordinary claim.
-                Some(first) => {
-                    if let Err(first) = outbox::start(state, first) {
-                        if let Err(e) = state.store.release(first.id, now).await {
-                            tracing::error!(error = %e, "a claimed message could not be given back; it goes again after its lease");
-                        }
-                        if let Some(m) = snapshot
-                            .status
-                            .as_mut()
-                            .and_then(|s| s.messages.first_mut())
-                        {
-                            m.state = MessageState::Accepted;
-                            m.attempts = 0;
-                        }
-                        state.wake.notify_one();
-                    }
-                }
-                None => state.wake.notify_one(),
-            }
+            let snapshot = start_first(state, claimed, *snapshot, now).await;
             Some((snapshot, windows))
         }
         Enqueued::Replay { request_id } => {
             waiting = Waiting::new(&state.waiters, &request_id);
             None
         }
-        Enqueued::KeyRevoked => {
-            // Revoked between the key's read and the acceptance.
-            return Err(ApiError::new(
-                ErrorCode::ApiKeyRevoked,
-                "the API key has been revoked",
-            ));
-        }
-        Enqueued::IdempotencyConflict => {
-            return Err(ApiError::new(
-                ErrorCode::IdempotencyConflict,
-                "this Idempotency-Key was used for a different request",
-            ));
-        }
-        Enqueued::QuotaExceeded {
-            window,
-            limit,
-            used,
-            resets_at,
-        } => {
-            let mut e = ApiError::new(
-                ErrorCode::QuotaExceeded,
-                format!(
-                    "the {window} quota of {limit} messages is used up ({used} counted); it resets at {}",
-                    tiktok_dm_client::proto::time::Utc::from_unix(
-                        u64::try_from(resets_at / 1000).unwrap_or(0)
-                    )
-                    .rfc3339()
-                ),
-            );
-            e.retry_after = Some(u64::try_from((resets_at - now).max(1000) / 1000).unwrap_or(1));
-            e.rate_limit = Some((limit, 0, u64::try_from(resets_at / 1000).unwrap_or(0)));
-            return Err(e);
-        }
+        refused => return Err(refusal(refused, now)),
     };
-    let prefer_async = headers
-        .get("prefer")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|p| p.contains("respond-async"));
-    // Beyond the cap, a send answers at once (its message is accepted all the
-    // same): arrivals the gateway cannot keep up with must not pile up waiting
-    // connections without end.
-    let crowded = state.waiters.len() > state.settings.max_waiting_sends;
-    if crowded && !prefer_async {
-        state.metrics.answered_early.inc();
-    }
-    let deadline = tokio::time::Instant::now()
-        + if prefer_async || crowded {
-            Duration::ZERO
-        } else {
-            state.settings.wait_for_delivery
-        };
+    let deadline = tokio::time::Instant::now() + wait_for(state, asked.prefer_async);
     waiting
         .outcome(
             &state.store,
             key,
-            accepted,
+            known,
             deadline,
             state.closing.subscribe(),
         )
         .await
 }
 
-/// A body declared this small needs no room: it holds no image worth
-/// counting, and a text send must not queue behind image uploads (the
-/// semaphore is first come, first served).
-const SMALL_BODY: u64 = 64 * 1024;
+/// What a send's headers ask for. A header that is there but unreadable is
+/// an error, not an absence: taken for absent, a session would fall back to
+/// the key's stored account, and an idempotency key would silently protect
+/// nothing.
+struct SendHeaders<'h> {
+    /// `X-TikTok-Session`.
+    session: Option<&'h str>,
+    /// `Idempotency-Key`.
+    idempotency_key: Option<&'h str>,
+    /// `Prefer: respond-async`.
+    prefer_async: bool,
+}
 
-/// Room in [`AppState::body_room`] for a send whose body is not read yet: its
-/// declared length twice (the body, and the image decoded from it), or the
-/// largest body twice when no length is declared. `None` for a small body.
-async fn body_room<S: Store>(
-    state: &AppState<S>,
-    headers: &axum::http::HeaderMap,
-) -> Option<tokio::sync::OwnedSemaphorePermit> {
-    let limit = crate::api::body_limit(&state.settings);
-    let declared = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(limit)
-        .min(limit);
-    if declared <= SMALL_BODY {
-        return None;
+impl<'h> SendHeaders<'h> {
+    fn read(headers: &'h HeaderMap) -> Result<Self, ApiError> {
+        let session = text_header(headers, "x-tiktok-session", ErrorCode::SessionInvalidFormat)?;
+        let idempotency_key =
+            text_header(headers, "idempotency-key", ErrorCode::IdempotencyKeyInvalid)?;
+        if let Some(k) = idempotency_key.filter(|k| k.len() > MAX_IDEMPOTENCY_KEY) {
+            return Err(ApiError::new(
+                ErrorCode::IdempotencyKeyInvalid,
+                format!(
+                    "Idempotency-Key is {} characters long; the limit is {MAX_IDEMPOTENCY_KEY}",
+                    k.len()
+                ),
+            ));
+        }
+        let prefer_async = headers
+            .get("prefer")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|p| p.contains("respond-async"));
+        Ok(Self {
+            session,
+            idempotency_key,
+            prefer_async,
+        })
     }
-    state.body_room.take(declared.saturating_mul(2)).await
+}
+
+/// Whose session a send goes out with.
+enum Sender {
+    /// A stored account, by name.
+    Account(String),
+    /// The request's own session, sealed to its id.
+    Sealed(Vec<u8>),
+}
+
+/// The request's own session (sealed for it), or else the stored account the
+/// body names, or else the key's.
+async fn sender<S: Store>(
+    state: &AppState<S>,
+    key: &ApiKey,
+    account_field: Option<String>,
+    session_header: Option<&str>,
+    request_id: &str,
+) -> Result<Sender, ApiError> {
+    if let Some(session) = session_header {
+        Credentials::parse(session)
+            .map_err(|e| ApiError::new(ErrorCode::SessionInvalidFormat, e.to_string()))?;
+        let sealed = state
+            .vault
+            .seal(session.as_bytes(), SealContext::Request(request_id))
+            .map_err(|e| ApiError::internal(&e))?;
+        return Ok(Sender::Sealed(sealed));
+    }
+    match account_field.or_else(|| key.account.clone()) {
+        Some(name) if state.store.account(&name).await?.is_some() => Ok(Sender::Account(name)),
+        Some(name) => Err(ApiError::new(
+            ErrorCode::AccountNotFound,
+            format!("no stored account named {name:?}"),
+        )),
+        None => Err(ApiError::new(
+            ErrorCode::SessionMissing,
+            "send the TikTok session in X-TikTok-Session, or name a stored account",
+        )),
+    }
+}
+
+/// The request to accept: its messages in the order
+/// [`Outgoing::into_contents`](tiktok_dm_proto::message::Outgoing::into_contents)
+/// gives, each with its client message id fixed now, and the hash that tells
+/// a replay from another request under the same idempotency key.
+fn new_request(
+    key: &ApiKey,
+    request_id: String,
+    valid: Validated,
+    sender: Sender,
+    idempotency_key: Option<&str>,
+) -> NewRequest {
+    let (account, session_sealed) = match sender {
+        Sender::Account(name) => (Some(name), None),
+        Sender::Sealed(sealed) => (None, Some(sealed)),
+    };
+    let image_md5 = valid.outgoing.image().map(Image::md5_hex);
+    let request_hash = hex(&Sha256::digest(
+        json!([
+            valid.target.conversation_id.as_str(),
+            valid.target.conversation_short_id.get(),
+            valid.outgoing.text().map(MessageText::as_str),
+            image_md5,
+            account
+        ])
+        .to_string(),
+    ));
+    let messages = valid
+        .outgoing
+        .into_contents()
+        .map(|content| NewMessage {
+            client_message_id: Session::new_client_message_id(),
+            content: content.map_image(Image::into_bytes),
+        })
+        .collect();
+    NewRequest {
+        id: request_id,
+        api_key_id: key.id,
+        idempotency_key: idempotency_key.map(str::to_owned),
+        request_hash,
+        account,
+        session_sealed,
+        target: valid.target,
+        messages,
+        claim_first_ms: None,
+    }
+}
+
+/// Starts delivering the message claimed with the acceptance, from here, on
+/// a task of its own (which a client hanging up does not cancel); with no
+/// room for another delivery, it goes back to the outbox for an ordinary
+/// claim, and the snapshot says so.
+async fn start_first<S: Store>(
+    state: &AppState<S>,
+    claimed: Option<Box<OutboxMessage>>,
+    mut snapshot: Snapshot,
+    now: i64,
+) -> Snapshot {
+    let Some(first) = claimed else {
+        state.wake.notify_one();
+        return snapshot;
+    };
+    if let Err(first) = outbox::start(state, first) {
+        if let Err(e) = state.store.release(first.id, now).await {
+            tracing::error!(error = %e, "a claimed message could not be given back; it goes again after its lease");
+        }
+        if let Some(m) = snapshot
+            .status
+            .as_mut()
+            .and_then(|s| s.messages.first_mut())
+        {
+            m.state = MessageState::Accepted;
+            m.attempts = 0;
+        }
+        state.wake.notify_one();
+    }
+    snapshot
+}
+
+/// The answer to an acceptance the store refused.
+fn refusal(refused: Enqueued, now: i64) -> ApiError {
+    match refused {
+        // Revoked between the key's read and the acceptance.
+        Enqueued::KeyRevoked => {
+            ApiError::new(ErrorCode::ApiKeyRevoked, "the API key has been revoked")
+        }
+        Enqueued::IdempotencyConflict => ApiError::new(
+            ErrorCode::IdempotencyConflict,
+            "this Idempotency-Key was used for a different request",
+        ),
+        Enqueued::QuotaExceeded {
+            window,
+            limit,
+            used,
+            resets_at,
+        } => {
+            let reset = u64::try_from(resets_at / 1000).unwrap_or(0);
+            let mut e = ApiError::new(
+                ErrorCode::QuotaExceeded,
+                format!(
+                    "the {window} quota of {limit} messages is used up ({used} counted); it resets at {}",
+                    tiktok_dm_proto::time::Utc::from_unix(reset).rfc3339()
+                ),
+            );
+            e.retry_after = Some(u64::try_from((resets_at - now).max(1000) / 1000).unwrap_or(1));
+            e.rate_limit = Some((limit, 0, reset));
+            e
+        }
+        Enqueued::Accepted { .. } | Enqueued::Replay { .. } => {
+            ApiError::internal(&"an acceptance was taken for a refusal")
+        }
+    }
+}
+
+/// How long a send waits for its outcome: not at all when it asks to answer
+/// at once, or when more than `max_waiting_sends` already wait (its message
+/// is accepted all the same: arrivals the gateway cannot keep up with must
+/// not pile up waiting connections without end); else `wait_for_delivery`.
+fn wait_for<S: Store>(state: &AppState<S>, prefer_async: bool) -> Duration {
+    let crowded = state.waiters.len() > state.settings.max_waiting_sends;
+    if crowded && !prefer_async {
+        state.metrics.answered_early.inc();
+    }
+    if prefer_async || crowded {
+        Duration::ZERO
+    } else {
+        state.settings.wait_for_delivery
+    }
 }
 
 /// A send handler's registration with the worker's news; unregistered on drop,

@@ -8,8 +8,6 @@ mod input;
 mod messages;
 pub mod openapi;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::Method;
@@ -17,67 +15,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::{MethodRouter, delete, get, post, put};
 use tiktok_dm_store::Store;
-use tokio::sync::Notify;
 
 pub use error::{ApiError, ErrorCode};
 
-use crate::budget::MemoryBudget;
-use crate::config::Settings;
-use crate::metrics::{HttpLabels, Metrics, RouteLabels};
-use crate::outbox::Pool;
-use crate::secrets::Vault;
-use crate::waiters::Waiters;
-
-/// What every handler and the worker share.
-pub struct AppState<S> {
-    /// The store.
-    pub store: S,
-    /// Seals and opens TikTok sessions.
-    pub vault: Arc<Vault>,
-    /// Settings.
-    pub settings: Arc<Settings>,
-    /// Wakes the outbox worker when a request is accepted.
-    pub wake: Arc<Notify>,
-    /// The worker's client sessions.
-    pub pool: Pool,
-    /// Counters and histograms.
-    pub metrics: Arc<Metrics>,
-    /// Send handlers waiting for their outcome.
-    pub waiters: Arc<Waiters>,
-    /// One permit per delivery in flight ([`crate::outbox::MAX_IN_FLIGHT`]),
-    /// shared by the worker and the send handlers that start the delivery of
-    /// the message they claimed with their acceptance.
-    pub in_flight: Arc<tokio::sync::Semaphore>,
-    /// The send bodies (and the images decoded from them) handlers may hold at
-    /// once: `request_memory`, and at least the largest body twice.
-    pub body_room: MemoryBudget,
-    /// The image bytes deliveries may hold at once: `image_memory`, and at
-    /// least one image of the largest size allowed (without it, a burst of
-    /// 20 MB images to many accounts would hold up to
-    /// [`crate::outbox::MAX_IN_FLIGHT`] of them).
-    pub image_room: MemoryBudget,
-    /// Becomes true when the gateway starts to stop: waiting sends answer at
-    /// once (202 with their id) instead of holding the shutdown.
-    pub closing: Arc<tokio::sync::watch::Sender<bool>>,
-}
-
-impl<S: Clone> Clone for AppState<S> {
-    fn clone(&self) -> Self {
-        Self {
-            store: self.store.clone(),
-            vault: Arc::clone(&self.vault),
-            settings: Arc::clone(&self.settings),
-            wake: Arc::clone(&self.wake),
-            pool: self.pool.clone(),
-            metrics: Arc::clone(&self.metrics),
-            waiters: Arc::clone(&self.waiters),
-            in_flight: Arc::clone(&self.in_flight),
-            body_room: self.body_room.clone(),
-            image_room: self.image_room.clone(),
-            closing: Arc::clone(&self.closing),
-        }
-    }
-}
+use crate::metrics::{HttpLabels, RouteLabels};
+use crate::state::AppState;
 
 macro_rules! routes {
     ($($variant:ident = $method:ident $path:literal, $doc:literal;)*) => {

@@ -163,16 +163,17 @@ impl Vault {
             })
     }
 
-    /// Seals `plaintext`, bound to `context` (e.g. `account:shop`): a sealed value
-    /// opens only with the same context.
+    /// Seals `plaintext`, bound to `context`: a sealed value opens only with
+    /// the same context.
     ///
     /// # Errors
     /// [`Error::Seal`] only for inputs over AES-GCM's 64 GiB limit.
-    pub fn seal(&self, plaintext: &[u8], context: &str) -> Result<Vec<u8>> {
+    pub fn seal(&self, plaintext: &[u8], context: SealContext<'_>) -> Result<Vec<u8>> {
         let nonce: [u8; NONCE_LEN] = rand::random();
+        let aad = context.to_string();
         let payload = Payload {
             msg: plaintext,
-            aad: context.as_bytes(),
+            aad: aad.as_bytes(),
         };
         let ciphertext = self
             .cipher
@@ -188,10 +189,11 @@ impl Vault {
     ///
     /// # Errors
     /// [`Error::Unseal`] for a wrong key, a wrong context or altered data.
-    pub fn open(&self, sealed: &[u8], context: &str) -> Result<SecretString> {
+    pub fn open(&self, sealed: &[u8], context: SealContext<'_>) -> Result<SecretString> {
         if sealed.len() < NONCE_LEN + 16 {
             return Err(Error::Unseal);
         }
+        let aad = context.to_string();
         let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
         let plaintext = self
             .cipher
@@ -199,13 +201,33 @@ impl Vault {
                 Nonce::from_slice(nonce),
                 Payload {
                     msg: ciphertext,
-                    aad: context.as_bytes(),
+                    aad: aad.as_bytes(),
                 },
             )
             .map_err(|_| Error::Unseal)?;
         String::from_utf8(plaintext)
             .map(SecretString::from)
             .map_err(|_| Error::Unseal)
+    }
+}
+
+/// What a sealed session belongs to; its text (`account:NAME`,
+/// `request:ID`) is the AES-GCM associated data, so a session sealed for one
+/// account or request does not open as another's.
+#[derive(Clone, Copy, Debug)]
+pub enum SealContext<'a> {
+    /// A stored account, by name.
+    Account(&'a str),
+    /// A request's own session (`X-TikTok-Session`), by request id.
+    Request(&'a str),
+}
+
+impl std::fmt::Display for SealContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Account(name) => write!(f, "account:{name}"),
+            Self::Request(id) => write!(f, "request:{id}"),
+        }
     }
 }
 
@@ -218,36 +240,41 @@ mod tests {
     #[test]
     fn sealed_sessions_open_only_with_the_same_key_and_context() {
         let vault = Vault::from_key(&[7; 32]);
-        let sealed = vault.seal(b"sessionid=abc", "account:shop").unwrap();
+        let sealed = vault
+            .seal(b"sessionid=abc", SealContext::Account("shop"))
+            .unwrap();
         assert!(
             !sealed.windows(13).any(|w| w == b"sessionid=abc"),
             "no plaintext in the sealed form"
         );
         assert_eq!(
-            vault.open(&sealed, "account:shop").unwrap().expose_secret(),
+            vault
+                .open(&sealed, SealContext::Account("shop"))
+                .unwrap()
+                .expose_secret(),
             "sessionid=abc"
         );
         assert!(matches!(
-            vault.open(&sealed, "account:other"),
+            vault.open(&sealed, SealContext::Account("other")),
             Err(Error::Unseal)
         ));
         assert!(matches!(
-            Vault::from_key(&[8; 32]).open(&sealed, "account:shop"),
+            Vault::from_key(&[8; 32]).open(&sealed, SealContext::Account("shop")),
             Err(Error::Unseal)
         ));
         let mut tampered = sealed.clone();
         tampered[20] ^= 1;
         assert!(matches!(
-            vault.open(&tampered, "account:shop"),
+            vault.open(&tampered, SealContext::Account("shop")),
             Err(Error::Unseal)
         ));
         assert!(matches!(
-            vault.open(&sealed[..10], "account:shop"),
+            vault.open(&sealed[..10], SealContext::Account("shop")),
             Err(Error::Unseal)
         ));
         assert_ne!(
-            vault.seal(b"x", "c").unwrap(),
-            vault.seal(b"x", "c").unwrap(),
+            vault.seal(b"x", SealContext::Account("c")).unwrap(),
+            vault.seal(b"x", SealContext::Account("c")).unwrap(),
             "a fresh nonce each time"
         );
     }
@@ -257,7 +284,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("master.key");
         let first = Vault::load_or_create(&path).unwrap();
-        let sealed = first.seal(b"s", "ctx").unwrap();
+        let sealed = first.seal(b"s", SealContext::Account("ctx")).unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
@@ -267,7 +294,13 @@ mod tests {
             );
         }
         let second = Vault::load_or_create(&path).unwrap();
-        assert_eq!(second.open(&sealed, "ctx").unwrap().expose_secret(), "s");
+        assert_eq!(
+            second
+                .open(&sealed, SealContext::Account("ctx"))
+                .unwrap()
+                .expose_secret(),
+            "s"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
@@ -297,9 +330,15 @@ mod tests {
                     .map(|h| h.join().unwrap().unwrap())
                     .collect()
             });
-            let sealed = vaults[0].seal(b"s", "ctx").unwrap();
+            let sealed = vaults[0].seal(b"s", SealContext::Account("ctx")).unwrap();
             for vault in &vaults {
-                assert_eq!(vault.open(&sealed, "ctx").unwrap().expose_secret(), "s");
+                assert_eq!(
+                    vault
+                        .open(&sealed, SealContext::Account("ctx"))
+                        .unwrap()
+                        .expose_secret(),
+                    "s"
+                );
             }
             let names: Vec<_> = std::fs::read_dir(dir.path())
                 .unwrap()

@@ -149,14 +149,21 @@ async fn a_waiting_send_sees_the_delivery_another_gateway_made() {
     let now = tiktok_dm_gateway::now_ms();
     let mut claimed = Vec::new();
     for _ in 0..250 {
-        claimed = other.claim_due(now + 200_000, 60_000, 10).await.unwrap();
+        claimed = other
+            .claim_due(now + 200_000, 60_000, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.expect("the message reads back"))
+            .collect();
         if !claimed.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(claimed.len(), 1, "the paced message was given back");
-    assert_eq!(claimed[0].text.as_deref(), Some("delivered elsewhere"));
+    let text = claimed[0].content.text().map(|t| t.as_str());
+    assert_eq!(text, Some("delivered elsewhere"));
     other
         .mark_sent(claimed[0].id, "7000000000000000042", "ws", now)
         .await
@@ -567,4 +574,51 @@ async fn a_delivery_slower_than_its_lease_keeps_it_and_is_not_claimed_twice() {
         "no second claim while the first was on its way"
     );
     assert_eq!(app.sandbox.handle.messages().len(), 2);
+}
+
+/// A stored message that no longer reads back (here its conversation short
+/// id was overwritten with 0 between two attempts) fails as the gateway's
+/// own fault, 500 `internal_error`, and TikTok is not asked: it is not a
+/// `request_rejected` from TikTok, which never saw it.
+#[tokio::test]
+async fn a_corrupt_stored_message_fails_as_the_gateways_own_error_not_tiktoks() {
+    let app = spawn_app_behind_proxy(|s| {
+        s.wait_for_delivery = Duration::from_millis(300);
+        s.max_attempts = 30;
+    })
+    .await;
+    let proxy = app.proxy.as_ref().unwrap();
+    proxy.down();
+    let (status, body) = app.post(&app.key, &app.body("kept bad"), &[]).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let conn = rusqlite::Connection::open(app.database()).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.execute(
+        "UPDATE requests SET conversation_short_id = 0 WHERE id = ?1",
+        [&id],
+    )
+    .unwrap();
+    proxy.up();
+    let mut answer = serde_json::Value::Null;
+    for _ in 0..200 {
+        answer = app
+            .get_json(&format!("/v1/messages/{id}"), Some(&app.key))
+            .await;
+        if answer["messages"][0]["state"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(answer["messages"][0]["state"], "failed", "{answer}");
+    assert_eq!(answer["error"]["code"], "internal_error", "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("cannot read back the message it stored"),
+        "{message}"
+    );
+    assert!(
+        app.sandbox.handle.messages().is_empty(),
+        "TikTok was not asked"
+    );
 }

@@ -62,7 +62,10 @@ impl TestApp {
     /// Stores alice's session, sealed as the gateway seals it, as account `name`.
     pub async fn store_alice_as(&self, name: &str) {
         let sealed = Vault::from_key(&self.vault_key)
-            .seal(ALICE.as_bytes(), &format!("account:{name}"))
+            .seal(
+                ALICE.as_bytes(),
+                tiktok_dm_gateway::secrets::SealContext::Account(name),
+            )
             .unwrap();
         self.store.put_account(name, &sealed, 0).await.unwrap();
     }

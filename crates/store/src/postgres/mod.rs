@@ -17,6 +17,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, Row};
 
 use crate::Store;
+use crate::columns::{ClaimedRow, StatusRow, delivery_error_column};
 use crate::counters::{add_counter, count};
 use crate::error::{Error, Result};
 use crate::types::*;
@@ -28,7 +29,13 @@ use writes::{Tx, enqueue, finish, idempotent_repeat, window_used};
 
 /// The migrations, compiled into the binary; the table
 /// `tiktok_dm_migrations` records which ran.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_open_kinds.sql"),
+    ),
+];
 
 /// Connections per store.
 const POOL_SIZE: usize = 16;
@@ -324,7 +331,7 @@ impl Store for PostgresStore {
         }
     }
 
-    async fn claim_due(&self, now: i64, lease_ms: i64, max: u32) -> Result<Vec<OutboxMessage>> {
+    async fn claim_due(&self, now: i64, lease_ms: i64, max: u32) -> Result<Vec<Claimed>> {
         // Due as in the SQLite backend: accepted and its time has come, or
         // sending with an expired lease; a message waits until every earlier
         // message of its request is sent. Rows another claimer holds are skipped.
@@ -354,28 +361,30 @@ impl Store for PostgresStore {
         let mut claimed = rows
             .iter()
             .map(|row| {
-                let kind: String = row.try_get(3)?;
-                let message = OutboxMessage {
+                let claimed = ClaimedRow {
                     id: row.try_get(0)?,
                     request_id: row.try_get(1)?,
                     position: row.try_get(2)?,
-                    kind: Kind::parse(&kind)?,
+                    kind: row.try_get(3)?,
                     client_message_id: row.try_get(4)?,
                     text: row.try_get(5)?,
-                    image: None,
-                    image_bytes: u64::try_from(row.try_get::<_, i64>(6)?).unwrap_or(0),
-                    attempts: row.try_get(7)?,
+                    image_bytes: row.try_get(6)?,
+                    // As updated: this claim is counted already.
+                    attempts: row.try_get::<_, i64>(7)? - 1,
                     api_key_id: row.try_get(8)?,
                     conversation_id: row.try_get(9)?,
                     conversation_short_id: row.try_get(10)?,
                     account: row.try_get(11)?,
                     session_sealed: row.try_get(12)?,
                 };
-                Ok((row.try_get::<_, i64>(13)?, message))
+                Ok((row.try_get::<_, i64>(13)?, claimed))
             })
             .collect::<Result<Vec<_>>>()?;
         claimed.sort_by_key(|(at, m)| (*at, m.id));
-        Ok(claimed.into_iter().map(|(_, m)| m).collect())
+        Ok(claimed
+            .into_iter()
+            .map(|(_, row)| row.into_claimed())
+            .collect())
     }
 
     async fn mark_sent(
@@ -412,13 +421,13 @@ impl Store for PostgresStore {
         &self,
         id: i64,
         next_attempt_at: i64,
-        error: &serde_json::Value,
+        error: &DeliveryError,
         now: i64,
     ) -> Result<()> {
         let c = self.client().await?;
         c.execute(
             "UPDATE outbox SET state = 'accepted', next_attempt_at = $1, error = $2, locked_until = NULL, updated_at = $3 WHERE id = $4",
-            &[&next_attempt_at, &error.to_string(), &now, &id],
+            &[&next_attempt_at, &delivery_error_column(error), &now, &id],
         )
         .await?;
         Ok(())
@@ -445,16 +454,10 @@ impl Store for PostgresStore {
         Ok(n == 1)
     }
 
-    async fn finish(
-        &self,
-        id: i64,
-        state: State,
-        error: &serde_json::Value,
-        now: i64,
-    ) -> Result<()> {
+    async fn finish(&self, id: i64, state: State, error: &DeliveryError, now: i64) -> Result<()> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        finish(&tx, id, state, &error.to_string(), now).await?;
+        finish(&tx, id, state, &delivery_error_column(error), now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -528,15 +531,16 @@ async fn read_status(
     let mut image_bytes = 0u64;
     for row in tx.query(&s, &[&request_id]).await? {
         image_bytes += count(row.try_get(7)?);
-        messages.push(MessageStatus::stored(
-            row.try_get(0)?,
-            row.try_get(1)?,
-            row.try_get(2)?,
-            row.try_get(3)?,
-            row.try_get(4)?,
-            row.try_get(5)?,
-            row.try_get(6)?,
-        )?);
+        let status = StatusRow {
+            kind: row.try_get(0)?,
+            client_message_id: row.try_get(1)?,
+            state: row.try_get(2)?,
+            server_message_id: row.try_get(3)?,
+            transport: row.try_get(4)?,
+            attempts: row.try_get(5)?,
+            error: row.try_get(6)?,
+        };
+        messages.push(status.status()?);
     }
     Ok(Some(RequestStatus {
         id: head.try_get(0)?,

@@ -1,6 +1,7 @@
 //! The PostgreSQL backend's transactions that write: an acceptance, an outcome
 //! that ends a message, the session wipe.
 
+use crate::columns::{outbox_rows, target_columns};
 use crate::counters::{
     DAY_MS, add_counter, count, month_start, not_attempted_error, period_of, quota_returned,
 };
@@ -113,17 +114,22 @@ pub(super) async fn enqueue(
              RETURNING period, messages, image_bytes",
         )
         .await?;
-    let rows = request.outbox_rows(now);
+    let rows = outbox_rows(&request, now);
+    let client_message_ids: Vec<&str> = request
+        .messages
+        .iter()
+        .map(|m| m.client_message_id.as_str())
+        .collect();
     let image_bytes: i64 = rows.iter().map(|r| r.image_bytes).sum();
     let mut message_params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
         vec![&request.id, &now, &request.api_key_id];
-    for (row, m) in rows.iter().zip(&request.messages) {
+    for (row, id) in rows.iter().zip(&client_message_ids) {
         message_params.extend([
             &row.position as &(dyn tokio_postgres::types::ToSql + Sync),
             &row.kind,
-            &m.client_message_id,
-            &m.text,
-            &m.image,
+            id,
+            &row.text,
+            &row.image,
             &row.image_bytes,
             &row.state,
             &row.locked_until,
@@ -131,6 +137,7 @@ pub(super) async fn enqueue(
         ]);
     }
     let count = i64::try_from(wanted).unwrap_or(i64::MAX);
+    let (conversation_id, conversation_short_id) = target_columns(&request.target);
     // They go out together (pipelined on the connection) and run in order; if
     // one fails, the transaction is aborted, the ones after it fail too, and a
     // COMMIT sent with them rolls back.
@@ -141,8 +148,8 @@ pub(super) async fn enqueue(
         &request.request_hash,
         &request.account,
         &request.session_sealed,
-        &request.conversation_id,
-        &request.conversation_short_id,
+        &conversation_id,
+        &conversation_short_id,
         &now,
         &day_start,
         &month_start,

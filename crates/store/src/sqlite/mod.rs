@@ -18,6 +18,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavior, params};
 
 use crate::Store;
+use crate::columns::{StatusRow, delivery_error_column};
 use crate::counters::{add_counter, count};
 use crate::error::{Error, Result};
 use crate::types::*;
@@ -36,6 +37,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         4,
         include_str!("../../migrations/sqlite/0004_lean_outbox.sql"),
+    ),
+    (
+        5,
+        include_str!("../../migrations/sqlite/0005_open_kinds.sql"),
     ),
 ];
 
@@ -305,7 +310,7 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn claim_due(&self, now: i64, lease_ms: i64, max: u32) -> Result<Vec<OutboxMessage>> {
+    async fn claim_due(&self, now: i64, lease_ms: i64, max: u32) -> Result<Vec<Claimed>> {
         match self.writer.run(Op::Claim { now, lease_ms, max }).await? {
             Done::Claimed(c) => Ok(c),
             _ => Err(unexpected()),
@@ -332,13 +337,13 @@ impl Store for SqliteStore {
         &self,
         id: i64,
         next_attempt_at: i64,
-        error: &serde_json::Value,
+        error: &DeliveryError,
         now: i64,
     ) -> Result<()> {
         let op = Op::Reschedule {
             id,
             at: next_attempt_at,
-            error: error.to_string(),
+            error: delivery_error_column(error),
             now,
         };
         self.writer.run(op).await.map(drop)
@@ -360,17 +365,11 @@ impl Store for SqliteStore {
         flag(self.writer.run(op).await?)
     }
 
-    async fn finish(
-        &self,
-        id: i64,
-        state: State,
-        error: &serde_json::Value,
-        now: i64,
-    ) -> Result<()> {
+    async fn finish(&self, id: i64, state: State, error: &DeliveryError, now: i64) -> Result<()> {
         let op = Op::Finish {
             id,
             state,
-            error: error.to_string(),
+            error: delivery_error_column(error),
             now,
         };
         self.writer.run(op).await.map(drop)
@@ -437,15 +436,16 @@ fn read_status(c: &Connection, request_id: &str, api_key_id: i64) -> Result<Opti
     let mut image_bytes = 0u64;
     while let Some(row) = rows.next()? {
         image_bytes += count(row.get(7)?);
-        messages.push(MessageStatus::stored(
-            &row.get::<_, String>(0)?,
-            row.get(1)?,
-            &row.get::<_, String>(2)?,
-            row.get(3)?,
-            row.get(4)?,
-            row.get(5)?,
-            row.get(6)?,
-        )?);
+        let status = StatusRow {
+            kind: row.get(0)?,
+            client_message_id: row.get(1)?,
+            state: row.get(2)?,
+            server_message_id: row.get(3)?,
+            transport: row.get(4)?,
+            attempts: row.get(5)?,
+            error: row.get(6)?,
+        };
+        messages.push(status.status()?);
     }
     Ok(Some(RequestStatus {
         id,

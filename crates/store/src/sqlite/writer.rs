@@ -8,6 +8,7 @@
 use rusqlite::{Connection, OptionalExtension as _, Transaction, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::columns::{ClaimedRow, outbox_rows, target_columns};
 use crate::error::{Error, Result};
 use crate::types::*;
 
@@ -107,7 +108,7 @@ pub(crate) enum Done {
     Flag(bool),
     Unit,
     Enqueued(Enqueued),
-    Claimed(Vec<OutboxMessage>),
+    Claimed(Vec<Claimed>),
 }
 
 type Reply = oneshot::Sender<Result<Done>>;
@@ -382,6 +383,7 @@ fn enqueue(
     }
     let day_start = now - now.rem_euclid(DAY_MS);
     let month_start = month_start(now);
+    let (conversation_id, conversation_short_id) = target_columns(&request.target);
     c.prepare_cached(
         "INSERT INTO requests (id, api_key_id, idempotency_key, request_hash, account, session_sealed, conversation_id, conversation_short_id, created_at, day_start, month_start)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -393,8 +395,8 @@ fn enqueue(
         request.request_hash,
         request.account,
         request.session_sealed,
-        request.conversation_id,
-        request.conversation_short_id,
+        conversation_id,
+        conversation_short_id,
         now,
         day_start,
         month_start
@@ -405,15 +407,15 @@ fn enqueue(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?10, ?8, ?9, ?8, ?8, ?11, ?12)",
     )?;
     let mut first_id = None;
-    for (row, m) in request.outbox_rows(now).iter().zip(&request.messages) {
+    for (row, m) in outbox_rows(&request, now).iter().zip(&request.messages) {
         image_bytes += row.image_bytes;
         insert.execute(params![
             request.id,
             row.position,
             row.kind,
-            m.client_message_id,
-            m.text,
-            m.image,
+            m.client_message_id.as_str(),
+            row.text,
+            row.image,
             row.image_bytes,
             now,
             request.api_key_id,
@@ -493,7 +495,7 @@ const CLAIM_SQL: &str = "SELECT o.id, o.request_id, o.position, o.kind, o.client
  ORDER BY o.next_attempt_at, o.id
  LIMIT ?2";
 
-fn claim(c: &Connection, now: i64, lease_ms: i64, max: u32) -> Result<Vec<OutboxMessage>> {
+fn claim(c: &Connection, now: i64, lease_ms: i64, max: u32) -> Result<Vec<Claimed>> {
     // Due: accepted and its time has come, or sending with an expired lease
     // (the worker that held it died). A message waits until every earlier
     // message of its request is sent, so an image always precedes its caption.
@@ -503,17 +505,15 @@ fn claim(c: &Connection, now: i64, lease_ms: i64, max: u32) -> Result<Vec<Outbox
     let mut claimed = Vec::new();
     let mut rows = select.query(params![now, i64::from(max)])?;
     while let Some(row) = rows.next()? {
-        let kind: String = row.get(3)?;
-        claimed.push(OutboxMessage {
+        claimed.push(ClaimedRow {
             id: row.get(0)?,
             request_id: row.get(1)?,
             position: row.get(2)?,
-            kind: Kind::parse(&kind)?,
+            kind: row.get(3)?,
             client_message_id: row.get(4)?,
             text: row.get(5)?,
-            image: None,
-            image_bytes: u64::try_from(row.get::<_, i64>(6)?).unwrap_or(0),
-            attempts: row.get::<_, i64>(7)? + 1,
+            image_bytes: row.get(6)?,
+            attempts: row.get(7)?,
             api_key_id: row.get(8)?,
             conversation_id: row.get(9)?,
             conversation_short_id: row.get(10)?,
@@ -527,7 +527,7 @@ fn claim(c: &Connection, now: i64, lease_ms: i64, max: u32) -> Result<Vec<Outbox
     for m in &claimed {
         lease.execute(params![now + lease_ms, now, m.id])?;
     }
-    Ok(claimed)
+    Ok(claimed.into_iter().map(ClaimedRow::into_claimed).collect())
 }
 
 fn finish(c: &Connection, id: i64, state: State, error: &str, now: i64) -> Result<()> {
@@ -608,13 +608,10 @@ mod tests {
                 request_hash: "h".into(),
                 account: None,
                 session_sealed: None,
-                conversation_id: "0:1:1:2".into(),
-                conversation_short_id: 42,
+                target: Target::parse("0:1:1:2", "42").unwrap(),
                 messages: vec![NewMessage {
-                    kind: Kind::Text,
-                    client_message_id: format!("{id}-0"),
-                    text: Some("hi".into()),
-                    image: None,
+                    client_message_id: ClientMessageId::from_random_bytes([id.len() as u8; 16]),
+                    content: Content::Text(MessageText::parse("hi").unwrap()),
                 }],
                 claim_first_ms: None,
             },

@@ -62,12 +62,12 @@ mod sqlite {
                 crate::suite::request(&format!("r{i}"), key.id, None, &[Kind::Image, Kind::Text]);
             store.enqueue(r, &[], at).await.unwrap();
         }
-        let claimed = store.claim_due(80 * day, 60_000, 1).await.unwrap();
+        let claimed = crate::suite::claim(&store, 80 * day, 60_000, 1).await;
         store
             .finish(
                 claimed[0].id,
                 State::Failed,
-                &serde_json::json!({}),
+                &crate::suite::failure(tiktok_dm_store::FailureCode::UpstreamError),
                 80 * day,
             )
             .await
@@ -138,7 +138,7 @@ mod sqlite {
         store.enqueue(r, &[], 10).await.unwrap();
         let totals = crate::suite::totals(&store, key.id, 0, 0).await;
         assert_eq!((totals.total, totals.image_bytes), (1, 16));
-        assert_eq!(user_version(&path), 4);
+        assert_eq!(user_version(&path), 5);
     }
 
     /// Migration 4 rebuilds the outbox: every row keeps its id and state, a
@@ -164,8 +164,8 @@ mod sqlite {
                  INSERT INTO requests (id, api_key_id, request_hash, session_sealed, conversation_id, conversation_short_id, created_at)
                      VALUES ('req_old', 1, 'h', x'0102', '0:1:1:2', 42, 5);
                  INSERT INTO outbox (id, request_id, position, kind, client_message_id, text, state, next_attempt_at, api_key_id, created_at, updated_at, server_message_id)
-                     VALUES (3, 'req_old', 0, 'text', 'c-0', 'first', 'sent', 5, 1, 5, 6, '777'),
-                            (7, 'req_old', 1, 'text', 'c-1', 'second', 'accepted', 5, 1, 5, 5, NULL);
+                     VALUES (3, 'req_old', 0, 'text', '5c822568-65d8-451b-a38a-a9e046268f50', 'first', 'sent', 5, 1, 5, 6, '777'),
+                            (7, 'req_old', 1, 'text', '5c822568-65d8-451b-a38a-a9e046268f51', 'second', 'accepted', 5, 1, 5, 5, NULL);
                  UPDATE sqlite_sequence SET seq = 20 WHERE name = 'outbox';",
             )
             .unwrap();
@@ -182,9 +182,16 @@ mod sqlite {
             [(State::Sent, Some("777".into())), (State::Accepted, None)]
         );
         assert_eq!(store.outbox_depth().await.unwrap(), 1);
-        let due = store.claim_due(10, 60_000, 10).await.unwrap();
+        let due = crate::suite::claim(&store, 10, 60_000, 10).await;
         assert_eq!(
-            (due.len(), due[0].id, due[0].text.as_deref()),
+            (
+                due.len(),
+                due[0].id,
+                due[0]
+                    .content
+                    .text()
+                    .map(tiktok_dm_store::MessageText::as_str)
+            ),
             (1, 7, Some("second"))
         );
         let mut r = crate::suite::request("req_new", 1, None, &[Kind::Text]);
@@ -196,7 +203,48 @@ mod sqlite {
             panic!("not accepted and claimed");
         };
         assert_eq!(m.id, 21, "ids continue after the old sequence");
-        assert_eq!(user_version(&path), 4);
+        assert_eq!(user_version(&path), 5);
+    }
+
+    /// A row that does not read back as a message (edited by hand, or a kind
+    /// this version does not know) is claimed as corrupt, with its reason,
+    /// and does not stop the rows after it; the column takes any kind, so a
+    /// new kind needs no table rebuild.
+    #[tokio::test]
+    async fn a_corrupt_row_is_claimed_as_corrupt_and_the_others_still_go() {
+        use tiktok_dm_store::{Claimed, Kind, Store as _};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.sqlite");
+        let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+        let key = crate::suite::new_key(&store, "k", None).await;
+        for id in ["bad_target", "bad_kind", "bad_id", "good"] {
+            let r = crate::suite::request(id, key.id, None, &[Kind::Text]);
+            store.enqueue(r, &[], 10).await.unwrap();
+        }
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute_batch(
+            "UPDATE requests SET conversation_short_id = 0 WHERE id = 'bad_target';
+             UPDATE outbox SET kind = 'sticker' WHERE request_id = 'bad_kind';
+             UPDATE outbox SET client_message_id = 'c-1' WHERE request_id = 'bad_id';",
+        )
+        .unwrap();
+        let claimed: Vec<Claimed> = store.claim_due(20, 60_000, 10).await.unwrap();
+        let why: Vec<(String, String)> = claimed
+            .iter()
+            .filter_map(|c| c.as_ref().err())
+            .map(|c| (c.request_id.clone(), c.why.clone()))
+            .collect();
+        assert_eq!(why.len(), 3, "{why:?}");
+        assert!(
+            why[0]
+                .1
+                .contains("conversation short id must be greater than zero"),
+            "{why:?}"
+        );
+        assert!(why[1].1.contains("message kind \"sticker\""), "{why:?}");
+        assert!(why[2].1.contains("client message id \"c-1\""), "{why:?}");
+        let good: Vec<_> = claimed.iter().filter_map(|c| c.as_ref().ok()).collect();
+        assert_eq!((good.len(), good[0].request_id.as_str()), (1, "good"));
     }
 
     /// Frames written to the WAL reach the database file soon after, well
@@ -213,7 +261,7 @@ mod sqlite {
         let before = size();
         for i in 0..40 {
             let mut r = crate::suite::request(&format!("r{i}"), key.id, None, &[Kind::Image]);
-            r.messages[0].image = Some(vec![7; 3000]);
+            r.messages[0].content = tiktok_dm_store::Content::Image(vec![7; 3000]);
             store.enqueue(r, &[], 10).await.unwrap();
         }
         let mut after = size();
@@ -247,7 +295,7 @@ mod sqlite {
         let mut longest = 0;
         for i in 0..600 {
             let mut r = crate::suite::request(&format!("r{i}"), key.id, None, &[Kind::Image]);
-            r.messages[0].image = Some(vec![7; 12_000]);
+            r.messages[0].content = tiktok_dm_store::Content::Image(vec![7; 12_000]);
             store.enqueue(r, &[], 10).await.unwrap();
             longest = longest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
         }

@@ -1,7 +1,9 @@
 //! The shared behaviour every backend must have.
 
 use tiktok_dm_store::{
-    ApiKey, Kind, NewApiKey, NewMessage, NewRequest, QuotaWindow, RequestStatus, Store, UsageTotals,
+    ApiKey, Claimed, ClientMessageId, Content, DeliveryError, FailureCode, Kind, MessageText,
+    NewApiKey, NewMessage, NewRequest, OutboxMessage, QuotaWindow, RequestStatus, Store, Target,
+    UsageTotals,
 };
 
 pub fn hash(name: &str) -> [u8; 32] {
@@ -33,20 +35,58 @@ pub fn request(id: &str, key: i64, idempotency: Option<&str>, kinds: &[Kind]) ->
         request_hash: format!("hash-of-{id}"),
         account: None,
         session_sealed: Some(vec![1, 2, 3]),
-        conversation_id: "0:1:1:2".into(),
-        conversation_short_id: 42,
+        target: Target::parse("0:1:1:2", "42").unwrap(),
         messages: kinds
             .iter()
             .enumerate()
             .map(|(i, k)| NewMessage {
-                kind: *k,
-                client_message_id: format!("{id}-{i}"),
-                text: (*k == Kind::Text).then(|| "hello".into()),
-                image: (*k == Kind::Image).then(|| vec![0xff; 16]),
+                client_message_id: client_message_id(id, i),
+                content: match k {
+                    Kind::Text => Content::Text(MessageText::parse("hello").unwrap()),
+                    Kind::Image => Content::Image(vec![0xff; 16]),
+                },
             })
             .collect(),
         claim_first_ms: None,
     }
+}
+
+/// A client message id of its own for message `i` of request `id`.
+pub fn client_message_id(id: &str, i: usize) -> ClientMessageId {
+    let mut bytes = [0u8; 16];
+    for (n, b) in id.bytes().chain([i as u8]).enumerate() {
+        bytes[n % 16] ^= b.wrapping_mul(31).wrapping_add(n as u8);
+    }
+    bytes[15] ^= i as u8;
+    ClientMessageId::from_random_bytes(bytes)
+}
+
+/// A text message.
+pub fn text(s: &str) -> Content<Vec<u8>> {
+    Content::Text(MessageText::parse(s).unwrap())
+}
+
+/// A failure as the client would report it.
+pub fn failure(code: FailureCode) -> DeliveryError {
+    DeliveryError::Send {
+        code,
+        message: format!("{code} happened"),
+        tiktok_code: None,
+    }
+}
+
+/// A claim whose rows all read back as messages.
+pub async fn claim<S: Store>(store: &S, now: i64, lease_ms: i64, max: u32) -> Vec<OutboxMessage> {
+    let claimed: Vec<Claimed> = store.claim_due(now, lease_ms, max).await.unwrap();
+    claimed
+        .into_iter()
+        .map(|c| c.expect("a message that reads back"))
+        .collect()
+}
+
+/// The bytes of a message's image, when they came with the claim.
+pub fn image_of(m: &OutboxMessage) -> Option<&[u8]> {
+    m.content.image().and_then(|i| i.bytes.as_deref())
 }
 
 /// A request's status, read the way the gateway reads it.
@@ -94,7 +134,7 @@ pub fn daily(limit: u64) -> Vec<QuotaWindow> {
 macro_rules! store_suite {
     ($open:path) => {
         use tiktok_dm_store::{Enqueued, Kind, QuotaWindow, State, Store};
-        use $crate::suite::{daily, hash, new_key, request, status_of, totals, used};
+        use $crate::suite::{claim, daily, failure, hash, image_of, new_key, request, status_of, text, totals, used};
 
         #[tokio::test]
         async fn api_keys_are_found_by_hash_listed_and_revoked() {
@@ -194,9 +234,9 @@ macro_rules! store_suite {
             let over = store.enqueue(request("b", key.id, None, &[Kind::Image, Kind::Text]), &daily(3), 11).await.unwrap();
             assert_eq!(over, Enqueued::QuotaExceeded { window: "daily", limit: 3, used: 2, resets_at: 86_400_000 });
             // The image fails for good: both messages of "a" stop counting.
-            let claimed = store.claim_due(20, 60_000, 10).await.unwrap();
+            let claimed = claim(&store, 20, 60_000, 10).await;
             assert_eq!(claimed.len(), 1, "the text waits for its image");
-            store.finish(claimed[0].id, State::Failed, &serde_json::json!({"code": "x"}), 21).await.unwrap();
+            store.finish(claimed[0].id, State::Failed, &failure(tiktok_dm_store::FailureCode::UpstreamError), 21).await.unwrap();
             assert_eq!(used(&store, key.id, &daily(3)[0]).await, 0);
             let status = status_of(&store, "a", key.id).await.unwrap();
             assert_eq!(status.messages[1].state, State::Failed, "the caption is not attempted");
@@ -220,9 +260,9 @@ macro_rules! store_suite {
             let january = totals(&store, key.id, 5 * day, 0).await;
             assert_eq!((january.today, january.month), (1, 1));
             // "old" fails: it leaves every total.
-            let claimed = store.claim_due(50 * day + 10, 60_000, 1).await.unwrap();
+            let claimed = claim(&store, 50 * day + 10, 60_000, 1).await;
             assert_eq!(claimed[0].request_id, "old");
-            store.finish(claimed[0].id, State::Failed, &serde_json::json!({"code": "x"}), 50 * day + 11).await.unwrap();
+            store.finish(claimed[0].id, State::Failed, &failure(tiktok_dm_store::FailureCode::UpstreamError), 50 * day + 11).await.unwrap();
             let t = totals(&store, key.id, 50 * day, 31 * day).await;
             assert_eq!((t.today, t.month, t.total, t.image_bytes), (2, 3, 3, 32));
             assert_eq!(totals(&store, key.id, 5 * day, 0).await.month, 0);
@@ -234,11 +274,11 @@ macro_rules! store_suite {
             let (store, _guard) = $open().await;
             let key = new_key(&store, "r", None).await;
             store.enqueue(request("p", key.id, None, &[Kind::Text]), &[], 10).await.unwrap();
-            let first = store.claim_due(20, 60_000, 5).await.unwrap();
+            let first = claim(&store, 20, 60_000, 5).await;
             assert_eq!(first[0].attempts, 1);
             store.release(first[0].id, 500).await.unwrap();
-            assert!(store.claim_due(499, 60_000, 5).await.unwrap().is_empty(), "not before its time");
-            let again = store.claim_due(500, 60_000, 5).await.unwrap();
+            assert!(claim(&store, 499, 60_000, 5).await.is_empty(), "not before its time");
+            let again = claim(&store, 500, 60_000, 5).await;
             assert_eq!((again[0].id, again[0].attempts), (first[0].id, 1));
             assert_eq!(store.outbox_depth().await.unwrap(), 1);
         }
@@ -282,17 +322,17 @@ macro_rules! store_suite {
             let Enqueued::Accepted { claimed: Some(first), .. } = store.enqueue(r, &[], 10).await.unwrap() else {
                 panic!("the image comes back claimed");
             };
-            assert_eq!((first.position, first.kind, first.attempts), (0, Kind::Image, 1));
-            assert_eq!(first.image.as_deref(), Some(&[0xff; 16][..]));
-            assert_eq!(first.image_bytes, 16);
+            assert_eq!((first.position, first.kind(), first.attempts), (0, Kind::Image, 1));
+            assert_eq!(image_of(&first), Some(&[0xff; 16][..]));
+            assert_eq!(first.image_bytes(), 16);
             assert_eq!(first.session_sealed.as_deref(), Some(&[1, 2, 3][..]));
             // Leased: nobody else gets it, and the caption waits for it.
-            assert!(store.claim_due(20, 30_000, 10).await.unwrap().is_empty());
+            assert!(claim(&store, 20, 30_000, 10).await.is_empty());
             // A renewed lease holds it past its first end.
             assert!(store.renew(first.id, 50_000).await.unwrap());
-            assert!(store.claim_due(30_011, 30_000, 10).await.unwrap().is_empty());
+            assert!(claim(&store, 30_011, 30_000, 10).await.is_empty());
             // Its lease runs out like any claim's (a crash between the two).
-            let again = store.claim_due(50_001, 30_000, 10).await.unwrap();
+            let again = claim(&store, 50_001, 30_000, 10).await;
             assert_eq!((again.len(), again[0].id, again[0].attempts), (1, first.id, 2));
             // Once it is no longer being delivered, there is no lease to renew.
             store.mark_sent(first.id, "7002", "ws", 50_100).await.unwrap();
@@ -326,26 +366,26 @@ macro_rules! store_suite {
             let key = new_key(&store, "w", None).await;
             store.enqueue(request("r", key.id, None, &[Kind::Image, Kind::Text]), &[], 10).await.unwrap();
             assert!(status_of(&store, "r", key.id).await.unwrap().holds_session);
-            let first = store.claim_due(20, 1_000, 10).await.unwrap();
-            assert_eq!((first.len(), first[0].kind, first[0].attempts), (1, Kind::Image, 1));
+            let first = claim(&store, 20, 1_000, 10).await;
+            assert_eq!((first.len(), first[0].kind(), first[0].attempts), (1, Kind::Image, 1));
             // A claim carries the image's size; the bytes are read when it goes.
-            assert_eq!((first[0].image.as_deref(), first[0].image_bytes), (None, 16));
+            assert_eq!((image_of(&first[0]), first[0].image_bytes()), (None, 16));
             assert_eq!(store.image(first[0].id).await.unwrap().as_deref(), Some(&[0xff; 16][..]));
             assert_eq!(first[0].session_sealed.as_deref(), Some(&[1u8, 2, 3][..]));
-            assert!(store.claim_due(500, 1_000, 10).await.unwrap().is_empty(), "leased, and the text waits");
+            assert!(claim(&store, 500, 1_000, 10).await.is_empty(), "leased, and the text waits");
             // The worker died: after the lease the image is due again, same client id.
-            let again = store.claim_due(1_100, 1_000, 10).await.unwrap();
+            let again = claim(&store, 1_100, 1_000, 10).await;
             assert_eq!((again[0].id, again[0].attempts), (first[0].id, 2));
             assert_eq!(again[0].client_message_id, first[0].client_message_id);
             store.mark_sent(again[0].id, "7000", "ws", 1_200).await.unwrap();
             assert_eq!(store.image(again[0].id).await.unwrap(), None, "dropped once sent");
-            let text = store.claim_due(1_300, 1_000, 10).await.unwrap();
-            assert_eq!((text[0].kind, text[0].image_bytes), (Kind::Text, 0));
+            let text = claim(&store, 1_300, 1_000, 10).await;
+            assert_eq!((text[0].kind(), text[0].image_bytes()), (Kind::Text, 0));
             assert_eq!(store.image(text[0].id).await.unwrap(), None);
             assert_eq!(store.image(text[0].id + 1_000).await.unwrap(), None, "no such row");
-            store.reschedule(text[0].id, 5_000, &serde_json::json!({"code": "upstream_error"}), 1_400).await.unwrap();
-            assert!(store.claim_due(4_000, 1_000, 10).await.unwrap().is_empty(), "not before its time");
-            let retry = store.claim_due(5_000, 1_000, 10).await.unwrap();
+            store.reschedule(text[0].id, 5_000, &failure(tiktok_dm_store::FailureCode::UpstreamError), 1_400).await.unwrap();
+            assert!(claim(&store, 4_000, 1_000, 10).await.is_empty(), "not before its time");
+            let retry = claim(&store, 5_000, 1_000, 10).await;
             store.mark_sent(retry[0].id, "7001", "http", 5_100).await.unwrap();
             let status = status_of(&store, "r", key.id).await.unwrap();
             let states: Vec<State> = status.messages.iter().map(|m| m.state).collect();
@@ -367,7 +407,7 @@ macro_rules! store_suite {
                 e.to_string()
             };
             let mut texted = request("t", key.id, None, &[Kind::Text]);
-            texted.messages[0].text = Some("a\0b".into());
+            texted.messages[0].content = text("a\0b");
             let message = refused(store.enqueue(texted, &[], 10).await.unwrap_err());
             assert!(message.contains("message text") && message.contains("U+0000"), "{message}");
             refused(store.enqueue(request("i", key.id, Some("k\0"), &[Kind::Text]), &[], 10).await.unwrap_err());

@@ -1,0 +1,66 @@
+//! What every handler and the outbox worker share: the store, the vault,
+//! the settings, the worker's sessions and wake-ups, the metrics, and the
+//! memory and delivery budgets. Both [`crate::api`] and [`crate::outbox`]
+//! depend on this module, and neither on the other's state.
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::budget::MemoryBudget;
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::outbox::Pool;
+use crate::secrets::Vault;
+use crate::waiters::Waiters;
+
+/// What every handler and the worker share.
+pub struct AppState<S> {
+    /// The store.
+    pub store: S,
+    /// Seals and opens TikTok sessions.
+    pub vault: Arc<Vault>,
+    /// Settings.
+    pub settings: Arc<Settings>,
+    /// Wakes the outbox worker when a request is accepted.
+    pub wake: Arc<Notify>,
+    /// The worker's client sessions.
+    pub pool: Pool,
+    /// Counters and histograms.
+    pub metrics: Arc<Metrics>,
+    /// Send handlers waiting for their outcome.
+    pub waiters: Arc<Waiters>,
+    /// One permit per delivery in flight ([`crate::outbox::MAX_IN_FLIGHT`]),
+    /// shared by the worker and the send handlers that start the delivery of
+    /// the message they claimed with their acceptance.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// The send bodies (and the images decoded from them) handlers may hold at
+    /// once: `request_memory`, and at least the largest body twice.
+    pub body_room: MemoryBudget,
+    /// The image bytes deliveries may hold at once: `image_memory`, and at
+    /// least one image of the largest size allowed (without it, a burst of
+    /// 20 MB images to many accounts would hold up to
+    /// [`crate::outbox::MAX_IN_FLIGHT`] of them).
+    pub image_room: MemoryBudget,
+    /// Becomes true when the gateway starts to stop: waiting sends answer at
+    /// once (202 with their id) instead of holding the shutdown.
+    pub closing: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl<S: Clone> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            vault: Arc::clone(&self.vault),
+            settings: Arc::clone(&self.settings),
+            wake: Arc::clone(&self.wake),
+            pool: self.pool.clone(),
+            metrics: Arc::clone(&self.metrics),
+            waiters: Arc::clone(&self.waiters),
+            in_flight: Arc::clone(&self.in_flight),
+            body_room: self.body_room.clone(),
+            image_room: self.image_room.clone(),
+            closing: Arc::clone(&self.closing),
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! The one place where the domain's values become column values and back,
+//! for both backends. A stored value that does not read back as its type is
+//! [`Error::Corrupt`] on a read, and a [`CorruptMessage`] in a claim (so one
+//! bad row does not stop every delivery).
+
+use serde_json::{Value, json};
+
+use crate::error::{Error, Result};
+use crate::types::{
+    Claimed, ClientMessageId, Content, CorruptMessage, DeliveryError, FailureCode, Kind,
+    MessageStatus, MessageText, NewRequest, OutboxMessage, State, StoredImage, Target,
+};
+
+/// A kind by its stored name.
+pub(crate) fn kind(name: &str) -> Result<Kind> {
+    Kind::from_name(name).ok_or_else(|| Error::Corrupt(format!("message kind {name:?}")))
+}
+
+/// A client message id as stored.
+fn client_message_id(raw: &str) -> Result<ClientMessageId> {
+    ClientMessageId::parse(raw).map_err(|e| Error::Corrupt(e.to_string()))
+}
+
+/// A target's two columns: `conversation_id` (text) and
+/// `conversation_short_id` (integer).
+pub(crate) fn target_columns(target: &Target) -> (&str, i64) {
+    (
+        target.conversation_id.as_str(),
+        target.conversation_short_id.get(),
+    )
+}
+
+/// A target from its two columns.
+fn target(conversation_id: &str, conversation_short_id: i64) -> Result<Target> {
+    Target::parse(conversation_id, &conversation_short_id.to_string())
+        .map_err(|e| Error::Corrupt(format!("the stored target: {e}")))
+}
+
+/// What an outbox row takes per message, as [`outbox_rows`] computes it.
+pub(crate) struct OutboxRow<'a> {
+    pub(crate) position: i64,
+    pub(crate) kind: &'static str,
+    pub(crate) text: Option<&'a str>,
+    pub(crate) image: Option<&'a [u8]>,
+    pub(crate) image_bytes: i64,
+    /// `sending` for a first message claimed with its acceptance, else
+    /// `accepted` (a later message waits for the one before it).
+    pub(crate) state: &'static str,
+    pub(crate) locked_until: Option<i64>,
+    pub(crate) attempts: i64,
+}
+
+/// Each message's outbox row values when `request` is accepted at `now`.
+pub(crate) fn outbox_rows(request: &NewRequest, now: i64) -> Vec<OutboxRow<'_>> {
+    request
+        .messages
+        .iter()
+        .enumerate()
+        .map(|(position, m)| {
+            let lease = request.claim_first_ms.filter(|_| position == 0);
+            let (text, image) = match &m.content {
+                Content::Text(t) => (Some(t.as_str()), None),
+                Content::Image(bytes) => (None, Some(bytes.as_slice())),
+            };
+            OutboxRow {
+                position: position as i64,
+                kind: m.content.kind().as_str(),
+                text,
+                image,
+                image_bytes: image.map_or(0, |i| i.len() as i64),
+                state: if lease.is_some() {
+                    State::Sending.as_str()
+                } else {
+                    State::Accepted.as_str()
+                },
+                locked_until: lease.map(|ms| now + ms),
+                attempts: i64::from(lease.is_some()),
+            }
+        })
+        .collect()
+}
+
+/// A claimed outbox row joined with its request, as both backends read it.
+pub(crate) struct ClaimedRow {
+    pub(crate) id: i64,
+    pub(crate) request_id: String,
+    pub(crate) position: i64,
+    pub(crate) kind: String,
+    pub(crate) client_message_id: String,
+    pub(crate) text: Option<String>,
+    pub(crate) image_bytes: i64,
+    /// Attempts before this claim.
+    pub(crate) attempts: i64,
+    pub(crate) api_key_id: i64,
+    pub(crate) conversation_id: String,
+    pub(crate) conversation_short_id: i64,
+    pub(crate) account: Option<String>,
+    pub(crate) session_sealed: Option<Vec<u8>>,
+}
+
+impl ClaimedRow {
+    /// The message the row holds, or why it holds none.
+    pub(crate) fn into_claimed(self) -> Claimed {
+        let (id, request_id) = (self.id, self.request_id.clone());
+        self.message().map_err(|e| CorruptMessage {
+            id,
+            request_id,
+            why: e.to_string(),
+        })
+    }
+
+    fn message(self) -> Result<OutboxMessage> {
+        let content = match kind(&self.kind)? {
+            Kind::Text => {
+                let text = self.text.unwrap_or_default();
+                Content::Text(
+                    MessageText::parse(&text)
+                        .map_err(|e| Error::Corrupt(format!("the stored text: {e}")))?,
+                )
+            }
+            Kind::Image => Content::Image(StoredImage {
+                size: u64::try_from(self.image_bytes)
+                    .map_err(|_| Error::Corrupt(format!("image size {}", self.image_bytes)))?,
+                bytes: None,
+            }),
+        };
+        Ok(OutboxMessage {
+            id: self.id,
+            client_message_id: client_message_id(&self.client_message_id)?,
+            target: target(&self.conversation_id, self.conversation_short_id)?,
+            request_id: self.request_id,
+            position: self.position,
+            content,
+            attempts: self.attempts + 1,
+            api_key_id: self.api_key_id,
+            account: self.account,
+            session_sealed: self.session_sealed,
+        })
+    }
+}
+
+/// A message's status as both backends read it.
+pub(crate) struct StatusRow {
+    pub(crate) kind: String,
+    pub(crate) client_message_id: String,
+    pub(crate) state: String,
+    pub(crate) server_message_id: Option<String>,
+    pub(crate) transport: Option<String>,
+    pub(crate) attempts: i64,
+    pub(crate) error: Option<String>,
+}
+
+impl StatusRow {
+    /// The status the row holds.
+    pub(crate) fn status(self) -> Result<MessageStatus> {
+        Ok(MessageStatus {
+            kind: kind(&self.kind)?,
+            client_message_id: client_message_id(&self.client_message_id)?,
+            state: State::parse(&self.state)?,
+            server_message_id: self.server_message_id,
+            transport: self.transport,
+            attempts: self.attempts,
+            error: self.error.as_deref().map(delivery_error),
+        })
+    }
+}
+
+/// A delivery error as JSON: `code`, `message`, and `tiktok_code` when there
+/// is one. This is also how the `error` column holds it.
+pub(crate) fn delivery_error_json(e: &DeliveryError) -> Value {
+    let mut json = json!({"code": e.code(), "message": e.message()});
+    if let DeliveryError::Send { tiktok_code, .. } = e {
+        json["tiktok_code"] = json!(tiktok_code);
+    }
+    json
+}
+
+/// A delivery error as the `error` column holds it.
+pub(crate) fn delivery_error_column(e: &DeliveryError) -> String {
+    delivery_error_json(e).to_string()
+}
+
+/// A delivery error from its column: one that does not read back (a code
+/// this version does not know) is [`DeliveryError::Corrupt`].
+pub(crate) fn delivery_error(column: &str) -> DeliveryError {
+    let corrupt = || DeliveryError::Corrupt {
+        message: "the recorded delivery error cannot be read".into(),
+    };
+    let Ok(json) = serde_json::from_str::<Value>(column) else {
+        return corrupt();
+    };
+    let code = json["code"].as_str().unwrap_or_default();
+    let message = json["message"].as_str().unwrap_or_default().to_owned();
+    match code {
+        "not_attempted" => DeliveryError::NotAttempted,
+        "stored_message_corrupt" => DeliveryError::Corrupt { message },
+        other => match FailureCode::from_name(other) {
+            Some(code) => DeliveryError::Send {
+                code,
+                message,
+                tiktok_code: json["tiktok_code"].as_i64(),
+            },
+            None => corrupt(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_delivery_error_reads_back_as_it_was_written() {
+        let mut errors = vec![
+            DeliveryError::NotAttempted,
+            DeliveryError::Corrupt {
+                message: "the stored text".into(),
+            },
+        ];
+        for code in FailureCode::ALL {
+            errors.push(DeliveryError::Send {
+                code: *code,
+                message: format!("{code} happened"),
+                tiktok_code: Some(7193),
+            });
+        }
+        for e in errors {
+            assert_eq!(delivery_error(&delivery_error_column(&e)), e);
+        }
+    }
+
+    #[test]
+    fn an_unknown_code_reads_as_the_gateways_own_failure() {
+        let e = delivery_error(r#"{"code":"sticker_refused","message":"x"}"#);
+        assert!(matches!(e, DeliveryError::Corrupt { .. }), "{e:?}");
+        assert!(matches!(delivery_error("{"), DeliveryError::Corrupt { .. }));
+    }
+}
