@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use tiktok_dm_client::proto::access_key::{TIKTOK_WEB_APP_KEY, access_key};
 use tiktok_dm_client::proto::content::MessageText;
 use tiktok_dm_client::{Config, Credentials, Endpoints, Session, Target, TransportMode};
-use tiktok_dm_sandbox::{Sandbox, Seed};
+use tiktok_dm_sandbox::{Account, Sandbox, Seed};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -135,6 +135,32 @@ async fn session(base: &str, transport: TransportMode) -> Session {
 }
 
 async fn parent() {
+    let (mut child, addr) = spawn_child();
+    let base = format!("http://{addr}");
+    let seed = Seed::default_seed().unwrap();
+    let c = &seed.conversations[0];
+    let target = Target::parse(
+        c.conversation_id.as_str(),
+        &c.conversation_short_id.to_string(),
+    )
+    .unwrap();
+    let text = MessageText::parse("load test message").unwrap();
+    let mut report = Report { rows: Vec::new() };
+    println!("| run | sends | per second | p50 µs | p90 µs | p99 µs | max µs |");
+    println!("|---|---|---|---|---|---|---|");
+    bare_ws_run(&addr, &seed.accounts[0], &mut report).await;
+    sequential_runs(&base, &target, &text, &mut report).await;
+    concurrent_runs(&base, &target, &text, &mut report).await;
+    idle_sessions_run(&base).await;
+    image_run(&base, &target).await;
+
+    let _ = child.stdin.take().map(|mut s| s.write_all(b"\n"));
+    let _ = child.wait();
+}
+
+/// Starts the sandbox child (this binary with `LOAD_SANDBOX_CHILD=1`) and reads
+/// the address it listens on.
+fn spawn_child() -> (Child, String) {
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
         .env("LOAD_SANDBOX_CHILD", "1")
@@ -146,22 +172,11 @@ async fn parent() {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let addr = line.trim().to_owned();
-    let base = format!("http://{addr}");
-    let seed = Seed::default_seed().unwrap();
-    let alice = seed.accounts[0].clone();
-    let c = &seed.conversations[0];
-    let target = Target::parse(
-        c.conversation_id.as_str(),
-        &c.conversation_short_id.to_string(),
-    )
-    .unwrap();
-    let text = MessageText::parse("load test message").unwrap();
-    let mut report = Report { rows: Vec::new() };
-    println!("| run | sends | per second | p50 µs | p90 µs | p99 µs | max µs |");
-    println!("|---|---|---|---|---|---|---|");
+    (child, line.trim().to_owned())
+}
 
-    // A bare WebSocket round trip: "hi" and its echo, on a raw socket.
+/// A bare WebSocket round trip: "hi" and its echo, on a raw socket.
+async fn bare_ws_run(addr: &str, alice: &Account, report: &mut Report) {
     let key = access_key(9, TIKTOK_WEB_APP_KEY, alice.wid.as_str());
     let mut request =
         format!("ws://{addr}/ws/v2?aid=1459&fpid=9&access_key={key}&device_platform=web")
@@ -187,16 +202,18 @@ async fn parent() {
         samples,
         wall.elapsed(),
     );
-    drop(ws);
+}
 
+/// One send at a time through the client, over WS and then HTTP.
+async fn sequential_runs(base: &str, target: &Target, text: &MessageText, report: &mut Report) {
     for (name, transport) in [
         ("client send, sequential, WS", TransportMode::Ws),
         ("client send, sequential, HTTP", TransportMode::Http),
     ] {
-        let s = session(&base, transport).await;
+        let s = session(base, transport).await;
         // Warm up the connection (and the HTTP pool).
         for _ in 0..50 {
-            s.send_text_with_id(&target, &text, &Session::new_client_message_id())
+            s.send_text_with_id(target, text, &Session::new_client_message_id())
                 .await
                 .unwrap();
         }
@@ -204,7 +221,7 @@ async fn parent() {
         let wall = Instant::now();
         for _ in 0..SEQUENTIAL {
             let t = Instant::now();
-            s.send_text_with_id(&target, &text, &Session::new_client_message_id())
+            s.send_text_with_id(target, text, &Session::new_client_message_id())
                 .await
                 .unwrap();
             samples.push(t.elapsed());
@@ -212,7 +229,10 @@ async fn parent() {
         report.latency(name, samples, wall.elapsed());
         s.close();
     }
+}
 
+/// Many sends in flight on one session: 512 over one WebSocket, 64 over HTTP.
+async fn concurrent_runs(base: &str, target: &Target, text: &MessageText, report: &mut Report) {
     for (name, transport, total, concurrency) in [
         (
             "client send, 512 in flight, one WS",
@@ -227,7 +247,7 @@ async fn parent() {
             HTTP_CONCURRENCY,
         ),
     ] {
-        let s = Arc::new(session(&base, transport).await);
+        let s = Arc::new(session(base, transport).await);
         let per_task = total / concurrency;
         let wall = Instant::now();
         let mut tasks = Vec::new();
@@ -252,13 +272,15 @@ async fn parent() {
         report.latency(name, samples, wall.elapsed());
         s.close();
     }
+}
 
-    // Memory of idle connected sessions (the sandbox's memory is in the child).
+/// Memory of idle connected sessions (the sandbox's memory is in the child).
+async fn idle_sessions_run(base: &str) {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = tiktok_dm_test_support::rss_kib(std::process::id());
     let mut sessions = Vec::with_capacity(IDLE_SESSIONS);
     for _ in 0..IDLE_SESSIONS {
-        sessions.push(session(&base, TransportMode::Ws).await);
+        sessions.push(session(base, TransportMode::Ws).await);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = tiktok_dm_test_support::rss_kib(std::process::id());
@@ -268,9 +290,4 @@ async fn parent() {
         "idle connected sessions: {IDLE_SESSIONS}; RSS before {before} KiB, after {after} KiB; {per:.1} KiB per session"
     );
     drop(sessions);
-
-    image_run(&base, &target).await;
-
-    let _ = child.stdin.take().map(|mut s| s.write_all(b"\n"));
-    let _ = child.wait();
 }

@@ -377,11 +377,6 @@ async fn parent() {
     // server the store tests use) instead of a SQLite file.
     let on_postgres = std::env::var("LOAD_STORE").as_deref() == Ok("postgres");
     let (db, _schema) = store_for(on_postgres, dir.path().join("load.sqlite")).await;
-    let (mut gateway_process, ready) = spawn_child(
-        "gateway",
-        &[("LOAD_SANDBOX_URL", &sandbox_url), ("LOAD_DATABASE", &db)],
-    );
-    let ready: Value = serde_json::from_str(&ready).unwrap();
     let seed = tiktok_dm_sandbox::Seed::with_crowd(CROWD).unwrap();
     let c = &seed.conversations[0];
     let target = Target::parse(
@@ -389,59 +384,19 @@ async fn parent() {
         &c.conversation_short_id.to_string(),
     )
     .unwrap();
-    let gw = Arc::new(Gateway {
-        http: reqwest::Client::builder()
-            .pool_max_idle_per_host(1024)
-            .build()
-            .unwrap(),
-        url: ready["url"].as_str().unwrap().to_owned(),
-        key: ready["key"].as_str().unwrap().to_owned(),
-        body: json!({"conversation_id": c.conversation_id.as_str(), "conversation_short_id": c.conversation_short_id.to_string(), "text": "load"}),
-    });
-    let alice = ALICE;
-    let direct = Arc::new(
-        Session::connect(
-            Config::builder(Credentials::parse(alice).unwrap())
-                .endpoints(Endpoints::sandbox(&sandbox_url).unwrap())
-                .transport(TransportMode::Ws)
-                .build()
-                .unwrap(),
-        )
-        .await
-        .unwrap(),
-    );
-    let text = MessageText::parse("load").unwrap();
-    // Warm up both paths (connections, pools, the gateway's session).
-    for _ in 0..200 {
-        direct
-            .send_text_with_id(&target, &text, &Session::new_client_message_id())
-            .await
-            .unwrap();
-        gw.send(alice, &gw.body, false, &[200]).await;
-    }
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .build()
+        .unwrap();
+    let body = json!({"conversation_id": c.conversation_id.as_str(), "conversation_short_id": c.conversation_short_id.to_string(), "text": "load"});
+    let (mut gateway_process, gw) = spawn_gateway(&sandbox_url, &db, http, body);
+    let direct = connect_direct(&sandbox_url).await;
+    warm_up(&direct, &target, &gw).await;
     let gateway_pid = gateway_process.id();
     // `LOAD_PIN=1`: the gateway on the last core, the sandbox and this driver
     // on the others (with `taskset`), to see what sharing cores costs.
     if std::env::var("LOAD_PIN").as_deref() == Ok("1") {
-        let last = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
-        let others = if last == 0 {
-            "0".to_owned()
-        } else {
-            format!("0-{}", last - 1)
-        };
-        for (pid, cores) in [
-            (gateway_pid, last.to_string()),
-            (sandbox.id(), others.clone()),
-            (std::process::id(), others),
-        ] {
-            let pinned = Command::new("taskset")
-                .args(["-a", "-p", "-c", &cores, &pid.to_string()])
-                .stdout(Stdio::null())
-                .status()
-                .unwrap();
-            assert!(pinned.success(), "taskset failed");
-        }
-        println!("pinned: the gateway alone on core {last}");
+        pin_cores(gateway_pid, sandbox.id());
     }
     let rss_start = tiktok_dm_test_support::rss_kib(gateway_pid);
 
@@ -451,16 +406,120 @@ async fn parent() {
     );
     println!("| run | sends | per s | p50 µs | p90 µs | p99 µs |");
     println!("|---|---|---|---|---|---|");
-    // Latency: the same sends made directly and through the gateway (which waits
-    // for delivery before answering 200), one at a time and at moderate load.
     let vias = [
         Via::Direct(Arc::clone(&direct), target.clone()),
         Via::Gateway(Arc::clone(&gw)),
     ];
+    let mut pairs = closed_loop_runs(&vias).await;
+    // (Open-loop runs are skipped on PostgreSQL, which accepts fewer sends
+    // than these rates.)
+    let rates: &[f64] = if on_postgres { &[] } else { &PACED_RATES };
+    pairs.extend(open_loop_runs(&vias, rates).await);
+    let bursts = burst_runs(&gw, [gateway_pid, sandbox.id(), std::process::id()]).await;
+    let rss_after_load = tiktok_dm_test_support::rss_kib(gateway_pid);
+
+    // 1,000 accounts, each sends once and stays connected (idle), in a fresh
+    // gateway process, so the figure is not the allocator's memory kept from
+    // the bursts above.
+    stop(&mut gateway_process);
+    let (db2, _schema2) = store_for(on_postgres, dir.path().join("crowd.sqlite")).await;
+    let (mut gateway_process, gw) =
+        spawn_gateway(&sandbox_url, &db2, gw.http.clone(), gw.body.clone());
+    let crowd = crowd_run(&gw, gateway_process.id(), &seed).await;
+
+    print_summary(&pairs, &bursts, [rss_start, rss_after_load], &crowd);
+    for child in [&mut gateway_process, &mut sandbox] {
+        stop(child);
+    }
+}
+
+/// Closes a child's stdin, which ends it, and waits for it.
+fn stop(child: &mut Child) {
+    let _ = child.stdin.take().map(|mut s| s.write_all(b"\n"));
+    let _ = child.wait();
+}
+
+/// Starts a gateway child on `database`, sending to the sandbox at
+/// `sandbox_url`, and the handle that sends `body` through it with `http`.
+fn spawn_gateway(
+    sandbox_url: &str,
+    database: &str,
+    http: reqwest::Client,
+    body: Value,
+) -> (Child, Arc<Gateway>) {
+    let (process, ready) = spawn_child(
+        "gateway",
+        &[
+            ("LOAD_SANDBOX_URL", sandbox_url),
+            ("LOAD_DATABASE", database),
+        ],
+    );
+    let ready: Value = serde_json::from_str(&ready).unwrap();
+    let gateway = Gateway {
+        http,
+        url: ready["url"].as_str().unwrap().to_owned(),
+        key: ready["key"].as_str().unwrap().to_owned(),
+        body,
+    };
+    (process, Arc::new(gateway))
+}
+
+/// A client session of alice over the WebSocket, for the direct sends.
+async fn connect_direct(sandbox_url: &str) -> Arc<Session> {
+    let config = Config::builder(Credentials::parse(ALICE).unwrap())
+        .endpoints(Endpoints::sandbox(sandbox_url).unwrap())
+        .transport(TransportMode::Ws)
+        .build()
+        .unwrap();
+    Arc::new(Session::connect(config).await.unwrap())
+}
+
+/// Warms up both paths (connections, pools, the gateway's session).
+async fn warm_up(direct: &Session, target: &Target, gw: &Gateway) {
+    let text = MessageText::parse("load").unwrap();
+    for _ in 0..200 {
+        direct
+            .send_text_with_id(target, &text, &Session::new_client_message_id())
+            .await
+            .unwrap();
+        gw.send(ALICE, &gw.body, false, &[200]).await;
+    }
+}
+
+/// Puts the gateway alone on the last core, and the sandbox and this driver on
+/// the others.
+fn pin_cores(gateway_pid: u32, sandbox_pid: u32) {
+    let last = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
+    let others = if last == 0 {
+        "0".to_owned()
+    } else {
+        format!("0-{}", last - 1)
+    };
+    for (pid, cores) in [
+        (gateway_pid, last.to_string()),
+        (sandbox_pid, others.clone()),
+        (std::process::id(), others),
+    ] {
+        let pinned = Command::new("taskset")
+            .args(["-a", "-p", "-c", &cores, &pid.to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(pinned.success(), "taskset failed");
+    }
+    println!("pinned: the gateway alone on core {last}");
+}
+
+/// A load's name with the direct and the gateway figures at that load.
+type Pair = (String, Vec<Stats>);
+
+/// Latency: the same sends made directly and through the gateway (which waits
+/// for delivery before answering 200), one at a time and at moderate load.
+async fn closed_loop_runs(vias: &[Via]) -> Vec<Pair> {
     let mut pairs = Vec::new();
     for (total, concurrency) in [(SEQUENTIAL, 1), (MODERATE_TOTAL, MODERATE_CONCURRENCY)] {
         let mut pair = Vec::new();
-        for via in &vias {
+        for via in vias {
             let v = via.clone();
             let (samples, wall) = drive(total, concurrency, move || {
                 let v = v.clone();
@@ -472,14 +531,17 @@ async fn parent() {
         }
         pairs.push((format!("{concurrency} in flight"), pair));
     }
-    // Latency at a steady arrival rate (open loop): closed-loop senders that
-    // wait for each answer before the next send arrive in lockstep convoys,
-    // which a steady stream of independent automations does not.
-    // (Skipped on PostgreSQL, which accepts fewer sends than these rates.)
-    let rates: &[f64] = if on_postgres { &[] } else { &PACED_RATES };
+    pairs
+}
+
+/// Latency at a steady arrival rate (open loop): closed-loop senders that
+/// wait for each answer before the next send arrive in lockstep convoys,
+/// which a steady stream of independent automations does not.
+async fn open_loop_runs(vias: &[Via], rates: &[f64]) -> Vec<Pair> {
+    let mut pairs = Vec::new();
     for &rate in rates {
         let mut pair = Vec::new();
-        for via in &vias {
+        for via in vias {
             let v = via.clone();
             let samples = paced(rate, move || {
                 let v = v.clone();
@@ -495,31 +557,50 @@ async fn parent() {
         }
         pairs.push((format!("{rate:.0}/s arriving"), pair));
     }
-    // Throughput: many clients, answers after delivery.
-    let pids = [gateway_pid, sandbox.id(), std::process::id()];
+    pairs
+}
+
+/// What the two bursts measured.
+struct Bursts {
+    /// Answered after delivery.
+    after_delivery: Stats,
+    /// Answered 202 at once.
+    accepted: Stats,
+    /// From the second burst's start until the outbox was empty.
+    drained: Duration,
+    /// CPU µs per send of the gateway, the sandbox and this driver.
+    cpu_per_send: [f64; 3],
+    /// CPU µs per send of the gateway's store writer thread.
+    writer_per_send: f64,
+}
+
+/// Throughput of many clients: answers after delivery, then accepted at once
+/// (202) and drained by the worker; `pids` are the gateway's, the sandbox's
+/// and this process's, whose CPU time is shared out per send.
+async fn burst_runs(gw: &Arc<Gateway>, pids: [u32; 3]) -> Bursts {
+    let gateway_pid = pids[0];
     let cpu_before = pids.map(tiktok_dm_test_support::cpu_time);
     let writer_before = tiktok_dm_test_support::thread_cpu_time(gateway_pid, "store-writer");
-    let g = Arc::clone(&gw);
+    let g = Arc::clone(gw);
     let (samples, wall) = drive(BURST_TOTAL, BURST_CONCURRENCY, move || {
         let g = Arc::clone(&g);
         async move {
-            g.send(alice, &g.body, false, &[200]).await;
+            g.send(ALICE, &g.body, false, &[200]).await;
         }
     })
     .await;
-    let burst = stats(
+    let after_delivery = stats(
         &format!("through the gateway, {BURST_CONCURRENCY} in flight, answer after delivery"),
         samples,
         wall,
     );
-    // Throughput: accepted at once (202), then drained by the worker.
-    let g = Arc::clone(&gw);
+    let g = Arc::clone(gw);
     let started = Instant::now();
     let (samples, wall) = drive(BURST_TOTAL, BURST_CONCURRENCY, move || {
         let g = Arc::clone(&g);
         async move {
             // 200 when the worker was quicker than the answer.
-            g.send(alice, &g.body, true, &[200, 202]).await;
+            g.send(ALICE, &g.body, true, &[200, 202]).await;
         }
     })
     .await;
@@ -543,28 +624,29 @@ async fn parent() {
     let writer_per_send =
         us(tiktok_dm_test_support::thread_cpu_time(gateway_pid, "store-writer") - writer_before)
             / (2 * BURST_TOTAL) as f64;
-    let rss_after_load = tiktok_dm_test_support::rss_kib(gateway_pid);
+    Bursts {
+        after_delivery,
+        accepted,
+        drained,
+        cpu_per_send,
+        writer_per_send,
+    }
+}
 
-    // 1,000 accounts, each sends once and stays connected (idle), in a fresh
-    // gateway process, so the figure is not the allocator's memory kept from
-    // the bursts above.
-    let _ = gateway_process.stdin.take().map(|mut s| s.write_all(b"\n"));
-    let _ = gateway_process.wait();
-    let (db2, _schema2) = store_for(on_postgres, dir.path().join("crowd.sqlite")).await;
-    let (mut gateway_process, ready) = spawn_child(
-        "gateway",
-        &[("LOAD_SANDBOX_URL", &sandbox_url), ("LOAD_DATABASE", &db2)],
-    );
-    let ready: Value = serde_json::from_str(&ready).unwrap();
-    let gw = Arc::new(Gateway {
-        http: gw.http.clone(),
-        url: ready["url"].as_str().unwrap().to_owned(),
-        key: ready["key"].as_str().unwrap().to_owned(),
-        body: gw.body.clone(),
-    });
-    let gateway_pid = gateway_process.id();
+/// The idle crowd's figures: the gateway's RSS before and after, and how many
+/// sessions it reported connected.
+struct Crowd {
+    before: u64,
+    after: u64,
+    connected: String,
+}
+
+/// Every crowd account (`user-*`) sends once through `gw`, a fresh gateway
+/// whose process is `gateway_pid`, into a conversation of its own, and stays
+/// connected.
+async fn crowd_run(gw: &Arc<Gateway>, gateway_pid: u32, seed: &tiktok_dm_sandbox::Seed) -> Crowd {
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let before_crowd = tiktok_dm_test_support::rss_kib(gateway_pid);
+    let before = tiktok_dm_test_support::rss_kib(gateway_pid);
     let crowd: Vec<(String, Value)> = seed
         .accounts
         .iter()
@@ -580,7 +662,7 @@ async fn parent() {
     let crowd = Arc::new(crowd);
     let mut tasks = Vec::new();
     for worker in 0..32 {
-        let (g, crowd) = (Arc::clone(&gw), Arc::clone(&crowd));
+        let (g, crowd) = (Arc::clone(gw), Arc::clone(&crowd));
         tasks.push(tokio::spawn(async move {
             for (session, body) in crowd.iter().skip(worker).step_by(32) {
                 g.send(session, body, false, &[200]).await;
@@ -605,10 +687,28 @@ async fn parent() {
         .find_map(|l| l.strip_prefix("tiktok_dm_sessions_connected "))
         .unwrap_or("?")
         .to_owned();
-    let after_crowd = tiktok_dm_test_support::rss_kib(gateway_pid);
+    let after = tiktok_dm_test_support::rss_kib(gateway_pid);
+    Crowd {
+        before,
+        after,
+        connected,
+    }
+}
 
+/// The figures derived from the runs: the gateway's overhead, throughput, CPU
+/// per send and memory. `rss` is the first gateway's after warm-up and after
+/// the bursts.
+fn print_summary(pairs: &[Pair], bursts: &Bursts, rss: [u64; 2], crowd: &Crowd) {
+    let [rss_start, rss_after_load] = rss;
+    let Bursts {
+        after_delivery,
+        accepted,
+        drained,
+        cpu_per_send,
+        writer_per_send,
+    } = bursts;
     println!();
-    for (load, pair) in &pairs {
+    for (load, pair) in pairs {
         let (d, g) = (&pair[0], &pair[1]);
         println!(
             "gateway overhead at {load}: p50 +{:.0} µs, p99 +{:.0} µs",
@@ -618,7 +718,7 @@ async fn parent() {
     }
     println!(
         "answer-after-delivery throughput: {:.0}/s; accepted (202) {:.0}/s; {BURST_TOTAL} accepted and delivered in {:.2} s = {:.0}/s",
-        burst.rate,
+        after_delivery.rate,
         accepted.rate,
         drained.as_secs_f64(),
         BURST_TOTAL as f64 / drained.as_secs_f64()
@@ -634,12 +734,10 @@ async fn parent() {
         1e6 / writer_per_send
     );
     println!(
-        "gateway RSS: {rss_start} KiB after warm-up, {rss_after_load} KiB after the bursts; a fresh gateway: {before_crowd} KiB at start, {after_crowd} KiB with {CROWD} accounts connected and idle (sessions_connected {connected}), {:.1} KiB per account",
-        (after_crowd.saturating_sub(before_crowd)) as f64 / f64::from(CROWD)
+        "gateway RSS: {rss_start} KiB after warm-up, {rss_after_load} KiB after the bursts; a fresh gateway: {} KiB at start, {} KiB with {CROWD} accounts connected and idle (sessions_connected {}), {:.1} KiB per account",
+        crowd.before,
+        crowd.after,
+        crowd.connected,
+        (crowd.after.saturating_sub(crowd.before)) as f64 / f64::from(CROWD)
     );
-
-    for child in [&mut gateway_process, &mut sandbox] {
-        let _ = child.stdin.take().map(|mut s| s.write_all(b"\n"));
-        let _ = child.wait();
-    }
 }
