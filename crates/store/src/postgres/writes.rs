@@ -34,6 +34,57 @@ pub(super) async fn enqueue(
     windows: &[QuotaWindow],
     now: i64,
 ) -> Result<Option<Enqueued>> {
+    if let Some(refused) = begin(c, &request).await? {
+        return Ok(Some(refused));
+    }
+    let periods = Periods::at(now);
+    let limits = match limits(c, &request, windows, periods).await? {
+        Ok(limits) => limits,
+        Err(refused) => return Ok(Some(refused)),
+    };
+    let Some(written) = write(c, &request, now, periods, limits).await? else {
+        return Ok(None);
+    };
+    let (totals, used) = match usage(c, &request, windows, periods, &written.counters).await? {
+        Ok(usage) => usage,
+        Err(refused) => return Ok(Some(refused)),
+    };
+    if !written.committed {
+        c.batch_execute("COMMIT").await?;
+    }
+    let claimed = written
+        .first_id
+        .and_then(|id| OutboxMessage::claimed_first(id, &mut request))
+        .map(Box::new);
+    Ok(Some(Enqueued::accepted(
+        request,
+        now,
+        written.image_bytes,
+        claimed,
+        totals,
+        used,
+    )))
+}
+
+/// The current day's and month's starts, as the counters key them.
+#[derive(Clone, Copy)]
+struct Periods {
+    day_start: i64,
+    month_start: i64,
+}
+
+impl Periods {
+    fn at(now: i64) -> Self {
+        Self {
+            day_start: now - now.rem_euclid(DAY_MS),
+            month_start: month_start(now),
+        }
+    }
+}
+
+/// Opens the transaction together with the key's check and the idempotency
+/// lookup (one round trip); a refusal or a repeat ends it.
+async fn begin(c: &Conn, request: &NewRequest) -> Result<Option<Enqueued>> {
     // A share lock on the key's row: a revocation (an UPDATE of the row) waits
     // for this acceptance to end, or this one sees it; acceptances of one key
     // do not wait for each other here.
@@ -62,59 +113,69 @@ pub(super) async fn enqueue(
         roll_back(c).await?;
         return Ok(Some(repeat));
     }
-    let day_start = now - now.rem_euclid(DAY_MS);
-    let month_start = month_start(now);
+    Ok(None)
+}
+
+/// The daily and monthly limits the counter upsert enforces (`i64::MAX` for
+/// none), or the refusal when the request cannot fit: a window that is not
+/// the current day or month (never, as the gateway builds them) is checked by
+/// a read, as is a request larger than a whole window.
+async fn limits(
+    c: &Conn,
+    request: &NewRequest,
+    windows: &[QuotaWindow],
+    periods: Periods,
+) -> Result<std::result::Result<(i64, i64), Enqueued>> {
     let wanted = request.messages.len() as u64;
-    // The limits the counter upsert enforces; a window that is not the current
-    // day or month (never, as the gateway builds them) is checked by a read.
     let (mut daily, mut monthly) = (i64::MAX, i64::MAX);
     for w in windows {
         let limit = i64::try_from(w.limit).unwrap_or(i64::MAX);
         match period_of(w) {
-            "day" if w.start == day_start => daily = limit,
-            "month" if w.start == month_start => monthly = limit,
+            "day" if w.start == periods.day_start => daily = limit,
+            "month" if w.start == periods.month_start => monthly = limit,
             _ => {
                 let used = window_used(c, request.api_key_id, w).await?;
                 if used + wanted > w.limit {
                     roll_back(c).await?;
-                    return Ok(Some(exceeded(w, used)));
+                    return Ok(Err(exceeded(w, used)));
                 }
             }
         }
         if wanted > w.limit {
             let used = window_used(c, request.api_key_id, w).await?;
             roll_back(c).await?;
-            return Ok(Some(exceeded(w, used)));
+            return Ok(Err(exceeded(w, used)));
         }
     }
+    Ok(Ok((daily, monthly)))
+}
+
+/// What [`write`] wrote.
+struct Written {
+    /// The first message's row id, when it was claimed with the acceptance.
+    first_id: Option<i64>,
+    /// The counter rows the upsert changed (none for a window it refused).
+    counters: Vec<tokio_postgres::Row>,
+    /// Whether the COMMIT went out with the writes (a key without limits).
+    committed: bool,
+    /// The request's image bytes.
+    image_bytes: i64,
+}
+
+/// The writes, pipelined on the connection: the request row, its outbox rows,
+/// the counters' reservation (which is also the quota check), and the COMMIT
+/// when nothing can refuse the request any more. `None`: another acceptance
+/// took the idempotency key first.
+async fn write(
+    c: &Conn,
+    request: &NewRequest,
+    now: i64,
+    periods: Periods,
+    (daily, monthly): (i64, i64),
+) -> Result<Option<Written>> {
     let unlimited = daily == i64::MAX && monthly == i64::MAX;
-    let insert_request = c
-        .prepare_cached(
-            "INSERT INTO requests (id, api_key_id, idempotency_key, request_hash, account, session_sealed, conversation_id, conversation_short_id, created_at, day_start, month_start)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .await?;
-    let insert_messages = c
-        .prepare_cached(&outbox_insert(request.messages.len()))
-        .await?;
-    // Last, so this key's counter rows stay locked only from here to the
-    // commit: the reservation and the quota check are one statement, and a
-    // counter that would pass its limit is left alone (no row comes back).
-    // Rows in period order (all, day, month), as `finish` locks them.
-    let bump = c
-        .prepare_cached(
-            "INSERT INTO usage_counters (api_key_id, period, start, messages, image_bytes)
-             VALUES ($1, 'all', 0, $4, $5), ($1, 'day', $2, $4, $5), ($1, 'month', $3, $4, $5)
-             ON CONFLICT (api_key_id, period, start) DO UPDATE SET
-                messages = usage_counters.messages + excluded.messages,
-                image_bytes = usage_counters.image_bytes + excluded.image_bytes
-             WHERE usage_counters.period = 'all'
-                OR (usage_counters.period = 'day' AND usage_counters.messages + excluded.messages <= $6)
-                OR (usage_counters.period = 'month' AND usage_counters.messages + excluded.messages <= $7)
-             RETURNING period, messages, image_bytes",
-        )
-        .await?;
-    let rows = outbox_rows(&request, now);
+    let (insert_request, insert_messages, bump) = write_statements(c, request).await?;
+    let rows = outbox_rows(request, now);
     let client_message_ids: Vec<&str> = request
         .messages
         .iter()
@@ -136,11 +197,12 @@ pub(super) async fn enqueue(
             &row.attempts,
         ]);
     }
-    let count = i64::try_from(wanted).unwrap_or(i64::MAX);
+    let count = i64::try_from(request.messages.len()).unwrap_or(i64::MAX);
     let (conversation_id, conversation_short_id) = target_columns(&request.target);
-    // They go out together (pipelined on the connection) and run in order; if
-    // one fails, the transaction is aborted, the ones after it fail too, and a
-    // COMMIT sent with them rolls back.
+    let Periods {
+        day_start,
+        month_start,
+    } = periods;
     let request_params: [&(dyn tokio_postgres::types::ToSql + Sync); 11] = [
         &request.id,
         &request.api_key_id,
@@ -170,6 +232,9 @@ pub(super) async fn enqueue(
             Ok(false)
         }
     };
+    // They go out together (pipelined on the connection) and run in order; if
+    // one fails, the transaction is aborted, the ones after it fail too, and a
+    // COMMIT sent with them rolls back.
     let (inserted, ids, counters, committed) = tokio::join!(
         c.execute(&insert_request, &request_params),
         c.query(&insert_messages, &message_params),
@@ -177,11 +242,41 @@ pub(super) async fn enqueue(
         commit,
     );
     let committed = committed?;
-    let ended = |failed: bool| async move {
-        if failed && !committed {
-            roll_back(c).await
-        } else {
+    let Some((ids, counters)) = pipelined(c, request, committed, inserted, ids, counters).await?
+    else {
+        return Ok(None);
+    };
+    let mut first_id = None;
+    for row in ids {
+        if request.claim_first_ms.is_some() && row.try_get::<_, i64>(1)? == 0 {
+            first_id = Some(row.try_get::<_, i64>(0)?);
+        }
+    }
+    Ok(Some(Written {
+        first_id,
+        counters,
+        committed,
+        image_bytes,
+    }))
+}
+
+/// The pipelined writes' results: the outbox ids and the counter rows, or
+/// `None` when the request row met another acceptance's idempotency key. On a
+/// failure the transaction is rolled back (unless its COMMIT went with the
+/// writes, which then rolled it back itself).
+async fn pipelined(
+    c: &Conn,
+    request: &NewRequest,
+    committed: bool,
+    inserted: std::result::Result<u64, tokio_postgres::Error>,
+    ids: std::result::Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>,
+    counters: std::result::Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>,
+) -> Result<Option<(Vec<tokio_postgres::Row>, Vec<tokio_postgres::Row>)>> {
+    let ended = || async move {
+        if committed {
             Ok(())
+        } else {
+            roll_back(c).await
         }
     };
     match inserted {
@@ -190,27 +285,72 @@ pub(super) async fn enqueue(
             if request.idempotency_key.is_some()
                 && e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
         {
-            ended(true).await?;
+            ended().await?;
             return Ok(None);
         }
         Err(e) => {
-            ended(true).await?;
+            ended().await?;
             return Err(e.into());
         }
     }
-    let (ids, counters) = match (ids, counters) {
-        (Ok(ids), Ok(counters)) => (ids, counters),
+    match (ids, counters) {
+        (Ok(ids), Ok(counters)) => Ok(Some((ids, counters))),
         (Err(e), _) | (_, Err(e)) => {
-            ended(true).await?;
-            return Err(e.into());
-        }
-    };
-    let mut first_id = None;
-    for row in ids {
-        if request.claim_first_ms.is_some() && row.try_get::<_, i64>(1)? == 0 {
-            first_id = Some(row.try_get::<_, i64>(0)?);
+            ended().await?;
+            Err(e.into())
         }
     }
+}
+
+/// The acceptance's three statements: the request row, its outbox rows, and
+/// the counters' upsert.
+async fn write_statements(
+    c: &Conn,
+    request: &NewRequest,
+) -> Result<(
+    tokio_postgres::Statement,
+    tokio_postgres::Statement,
+    tokio_postgres::Statement,
+)> {
+    let insert_request = c
+        .prepare_cached(
+            "INSERT INTO requests (id, api_key_id, idempotency_key, request_hash, account, session_sealed, conversation_id, conversation_short_id, created_at, day_start, month_start)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .await?;
+    let insert_messages = c
+        .prepare_cached(&outbox_insert(request.messages.len()))
+        .await?;
+    // Last, so this key's counter rows stay locked only from here to the
+    // commit: the reservation and the quota check are one statement, and a
+    // counter that would pass its limit is left alone (no row comes back).
+    // Rows in period order (all, day, month), as `finish` locks them.
+    let bump = c
+        .prepare_cached(
+            "INSERT INTO usage_counters (api_key_id, period, start, messages, image_bytes)
+             VALUES ($1, 'all', 0, $4, $5), ($1, 'day', $2, $4, $5), ($1, 'month', $3, $4, $5)
+             ON CONFLICT (api_key_id, period, start) DO UPDATE SET
+                messages = usage_counters.messages + excluded.messages,
+                image_bytes = usage_counters.image_bytes + excluded.image_bytes
+             WHERE usage_counters.period = 'all'
+                OR (usage_counters.period = 'day' AND usage_counters.messages + excluded.messages <= $6)
+                OR (usage_counters.period = 'month' AND usage_counters.messages + excluded.messages <= $7)
+             RETURNING period, messages, image_bytes",
+        )
+        .await?;
+    Ok((insert_request, insert_messages, bump))
+}
+
+/// The key's totals and each window's count after the reservation, or the
+/// refusal (the transaction rolled back) when the upsert left a limited
+/// window's counter alone because the request would pass its limit.
+async fn usage(
+    c: &Conn,
+    request: &NewRequest,
+    windows: &[QuotaWindow],
+    periods: Periods,
+    counters: &[tokio_postgres::Row],
+) -> Result<std::result::Result<(UsageTotals, Vec<u64>), Enqueued>> {
     let mut totals = UsageTotals::default();
     let mut counted = [false; 3];
     for row in counters {
@@ -223,36 +363,23 @@ pub(super) async fn enqueue(
         add_counter(&mut totals, &period, row.try_get(1)?, row.try_get(2)?);
     }
     if let Some(w) = windows.iter().find(|w| match period_of(w) {
-        "day" => w.start == day_start && !counted[0],
-        _ => w.start == month_start && !counted[1],
+        "day" => w.start == periods.day_start && !counted[0],
+        _ => w.start == periods.month_start && !counted[1],
     }) {
         // Only a limited key gets here (an unlimited one counts every row).
         let used = window_used(c, request.api_key_id, w).await?;
         roll_back(c).await?;
-        return Ok(Some(exceeded(w, used)));
+        return Ok(Err(exceeded(w, used)));
     }
     let mut used = Vec::with_capacity(windows.len());
     for w in windows {
         used.push(match period_of(w) {
-            "month" if w.start == month_start => totals.month,
-            "day" if w.start == day_start => totals.today,
+            "month" if w.start == periods.month_start => totals.month,
+            "day" if w.start == periods.day_start => totals.today,
             _ => window_used(c, request.api_key_id, w).await?,
         });
     }
-    if !committed {
-        c.batch_execute("COMMIT").await?;
-    }
-    let claimed = first_id
-        .and_then(|id| OutboxMessage::claimed_first(id, &mut request))
-        .map(Box::new);
-    Ok(Some(Enqueued::accepted(
-        request,
-        now,
-        image_bytes,
-        claimed,
-        totals,
-        used,
-    )))
+    Ok(Ok((totals, used)))
 }
 
 /// The outbox insert for `n` messages: `$1` request id, `$2` now, `$3` key

@@ -347,12 +347,55 @@ fn enqueue(
     windows: &[QuotaWindow],
     now: i64,
 ) -> Result<Enqueued> {
+    if let Some(refused) = refusal(c, &request, windows)? {
+        return Ok(refused);
+    }
+    let day_start = now - now.rem_euclid(DAY_MS);
+    let month_start = month_start(now);
+    let (image_bytes, first_id) = insert(c, &request, now, day_start, month_start)?;
+    let claimed = first_id
+        .and_then(|id| OutboxMessage::claimed_first(id, &mut request))
+        .map(Box::new);
+    let count = i64::try_from(request.messages.len()).unwrap_or(i64::MAX);
+    let totals = reserve(
+        c,
+        request.api_key_id,
+        (day_start, month_start),
+        count,
+        image_bytes,
+    )?;
+    let mut used = Vec::with_capacity(windows.len());
+    for w in windows {
+        used.push(match period_of(w) {
+            "month" if w.start == month_start => totals.month,
+            "day" if w.start == day_start => totals.today,
+            _ => window_used(c, request.api_key_id, w)?,
+        });
+    }
+    Ok(Enqueued::accepted(
+        request,
+        now,
+        image_bytes,
+        claimed,
+        totals,
+        used,
+    ))
+}
+
+/// Why `request` cannot be accepted, if it cannot: its key is revoked, its
+/// idempotency key was used before (a replay or a conflict), or a window
+/// would be exceeded.
+fn refusal(
+    c: &Connection,
+    request: &NewRequest,
+    windows: &[QuotaWindow],
+) -> Result<Option<Enqueued>> {
     let live = c
         .prepare_cached("SELECT revoked_at IS NULL FROM api_keys WHERE id = ?1")?
         .query_row(params![request.api_key_id], |r| r.get::<_, bool>(0))
         .optional()?;
     if live != Some(true) {
-        return Ok(Enqueued::KeyRevoked);
+        return Ok(Some(Enqueued::KeyRevoked));
     }
     if let Some(key) = &request.idempotency_key {
         let existing: Option<(String, String)> = c
@@ -362,27 +405,37 @@ fn enqueue(
             .query_row(params![request.api_key_id, key], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         if let Some((id, hash)) = existing {
-            return Ok(if hash == request.request_hash {
+            return Ok(Some(if hash == request.request_hash {
                 Enqueued::Replay { request_id: id }
             } else {
                 Enqueued::IdempotencyConflict
-            });
+            }));
         }
     }
     let wanted = request.messages.len() as u64;
     for w in windows {
         let used = window_used(c, request.api_key_id, w)?;
         if used + wanted > w.limit {
-            return Ok(Enqueued::QuotaExceeded {
+            return Ok(Some(Enqueued::QuotaExceeded {
                 window: w.name,
                 limit: w.limit,
                 used,
                 resets_at: w.resets_at,
-            });
+            }));
         }
     }
-    let day_start = now - now.rem_euclid(DAY_MS);
-    let month_start = month_start(now);
+    Ok(None)
+}
+
+/// Writes the request and its outbox rows: the image bytes it holds, and the
+/// first message's row id when it is claimed with the acceptance.
+fn insert(
+    c: &Connection,
+    request: &NewRequest,
+    now: i64,
+    day_start: i64,
+    month_start: i64,
+) -> Result<(i64, Option<i64>)> {
     let (conversation_id, conversation_short_id) = target_columns(&request.target);
     c.prepare_cached(
         "INSERT INTO requests (id, api_key_id, idempotency_key, request_hash, account, session_sealed, conversation_id, conversation_short_id, created_at, day_start, month_start)
@@ -407,7 +460,7 @@ fn enqueue(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?10, ?8, ?9, ?8, ?8, ?11, ?12)",
     )?;
     let mut first_id = None;
-    for (row, m) in outbox_rows(&request, now).iter().zip(&request.messages) {
+    for (row, m) in outbox_rows(request, now).iter().zip(&request.messages) {
         image_bytes += row.image_bytes;
         insert.execute(params![
             request.id,
@@ -427,48 +480,39 @@ fn enqueue(
             first_id = Some(c.last_insert_rowid());
         }
     }
-    let claimed = first_id
-        .and_then(|id| OutboxMessage::claimed_first(id, &mut request))
-        .map(Box::new);
-    let count = i64::try_from(wanted).unwrap_or(i64::MAX);
+    Ok((image_bytes, first_id))
+}
+
+/// Adds `count` messages and `image_bytes` to the key's day, month and
+/// all-time counters; the totals after.
+fn reserve(
+    c: &Connection,
+    api_key_id: i64,
+    (day_start, month_start): (i64, i64),
+    count: i64,
+    image_bytes: i64,
+) -> Result<UsageTotals> {
     let mut totals = UsageTotals::default();
-    {
-        let mut bump = c.prepare_cached(
-            "INSERT INTO usage_counters (api_key_id, period, start, messages, image_bytes)
-             VALUES (?1, 'day', ?2, ?4, ?5), (?1, 'month', ?3, ?4, ?5), (?1, 'all', 0, ?4, ?5)
-             ON CONFLICT (api_key_id, period, start) DO UPDATE SET
-                messages = messages + excluded.messages,
-                image_bytes = image_bytes + excluded.image_bytes
-             RETURNING period, messages, image_bytes",
-        )?;
-        let mut rows = bump.query(params![
-            request.api_key_id,
-            day_start,
-            month_start,
-            count,
-            image_bytes
-        ])?;
-        while let Some(row) = rows.next()? {
-            let period: String = row.get(0)?;
-            add_counter(&mut totals, &period, row.get(1)?, row.get(2)?);
-        }
+    let mut bump = c.prepare_cached(
+        "INSERT INTO usage_counters (api_key_id, period, start, messages, image_bytes)
+         VALUES (?1, 'day', ?2, ?4, ?5), (?1, 'month', ?3, ?4, ?5), (?1, 'all', 0, ?4, ?5)
+         ON CONFLICT (api_key_id, period, start) DO UPDATE SET
+            messages = messages + excluded.messages,
+            image_bytes = image_bytes + excluded.image_bytes
+         RETURNING period, messages, image_bytes",
+    )?;
+    let mut rows = bump.query(params![
+        api_key_id,
+        day_start,
+        month_start,
+        count,
+        image_bytes
+    ])?;
+    while let Some(row) = rows.next()? {
+        let period: String = row.get(0)?;
+        add_counter(&mut totals, &period, row.get(1)?, row.get(2)?);
     }
-    let mut used = Vec::with_capacity(windows.len());
-    for w in windows {
-        used.push(match period_of(w) {
-            "month" if w.start == month_start => totals.month,
-            "day" if w.start == day_start => totals.today,
-            _ => window_used(c, request.api_key_id, w)?,
-        });
-    }
-    Ok(Enqueued::accepted(
-        request,
-        now,
-        image_bytes,
-        claimed,
-        totals,
-        used,
-    ))
+    Ok(totals)
 }
 
 /// Messages counted in a quota window (the writer checks it, readers report it).
