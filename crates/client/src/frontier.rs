@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use tiktok_dm_proto::access_key::access_key;
@@ -30,6 +31,12 @@ use crate::error::{Error, Result};
 use crate::heartbeat::{Beat, beat};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The socket's write half, owned by the connection task.
+type Sink = SplitSink<Socket, WsMessage>;
+
+/// A request waiting to be written: its sequence id, frame and waiter.
+type Queued = (i64, Vec<u8>, oneshot::Sender<Result<Response>>);
 
 /// Largest WebSocket message accepted (matches the inflated-payload cap).
 const MAX_MESSAGE: usize = 16 * 1024 * 1024;
@@ -324,18 +331,14 @@ type Pending = HashMap<i64, oneshot::Sender<Result<Response>>>;
 async fn serve(
     config: &Config,
     socket: Socket,
-    first: Option<(i64, Vec<u8>, oneshot::Sender<Result<Response>>)>,
+    first: Option<Queued>,
     commands: &mut mpsc::UnboundedReceiver<Command>,
     pushes: &broadcast::Sender<InboundMessage>,
 ) -> Ended {
     let (mut sink, mut stream) = socket.split();
     let mut pending: Pending = HashMap::new();
     let mut last_receive = Instant::now();
-    let mut ticker = tokio::time::interval_at(
-        Instant::now() + config.heartbeat_interval,
-        config.heartbeat_interval,
-    );
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut ticker = heartbeat_ticker(config.heartbeat_interval);
     if let Some((seq, frame, reply)) = first {
         if let Err(e) = sink.send(WsMessage::Binary(frame.into())).await {
             let _ = reply.send(Err(Error::ConnectionLost(e.to_string())));
@@ -346,84 +349,150 @@ async fn serve(
     let reason = loop {
         tokio::select! {
             command = commands.recv() => match command {
-                None | Some(Command::Close) => {
-                    let _ = sink.send(WsMessage::Close(None)).await;
-                    fail_all(&mut pending, || Error::Closed);
-                    return Ended::ByOwner;
-                }
+                None | Some(Command::Close) => return close_by_owner(&mut sink, &mut pending).await,
                 Some(Command::Request { seq, frame, reply }) => {
-                    // Queue this frame and any others already waiting, then flush
-                    // once: many sends in flight share one write.
-                    let mut batch = vec![(seq, frame, reply)];
-                    let mut closing = false;
-                    while batch.len() < WRITE_BATCH {
-                        match commands.try_recv() {
-                            Ok(Command::Request { seq, frame, reply }) => batch.push((seq, frame, reply)),
-                            Ok(Command::Close) => {
-                                closing = true;
-                                break;
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    let mut failed = None;
-                    for (seq, frame, reply) in batch {
-                        if failed.is_none() {
-                            if let Err(e) = sink.feed(WsMessage::Binary(frame.into())).await {
-                                failed = Some(e.to_string());
-                            }
-                        }
-                        match &failed {
-                            None => {
-                                // A retransmission replaces the earlier waiter for the same id.
-                                pending.insert(seq, reply);
-                            }
-                            Some(e) => {
-                                let _ = reply.send(Err(Error::ConnectionLost(e.clone())));
-                            }
-                        }
-                    }
-                    if failed.is_none() {
-                        if let Err(e) = sink.flush().await {
-                            failed = Some(e.to_string());
-                        }
-                    }
-                    if let Some(e) = failed {
+                    let batch = take_batch((seq, frame, reply), commands);
+                    if let Some(e) = write_batch(&mut sink, &mut pending, batch.requests).await {
                         break e;
                     }
-                    if closing {
-                        let _ = sink.send(WsMessage::Close(None)).await;
-                        fail_all(&mut pending, || Error::Closed);
-                        return Ended::ByOwner;
+                    if batch.closing {
+                        return close_by_owner(&mut sink, &mut pending).await;
                     }
                 }
             },
-            inbound = stream.next() => match inbound {
-                None => break "the server closed the connection".to_owned(),
-                Some(Err(e)) => break e.to_string(),
-                Some(Ok(message)) => {
-                    last_receive = Instant::now();
-                    match message {
-                        WsMessage::Binary(bytes) => dispatch(&bytes, &mut pending, pushes),
-                        WsMessage::Close(_) => break "the server closed the connection".to_owned(),
-                        // "hi" and pings only reset the idle timer.
-                        _ => {}
-                    }
+            inbound = stream.next() => {
+                if let Some(reason) = receive(inbound, &mut last_receive, &mut pending, pushes) {
+                    break reason;
                 }
             },
-            _ = ticker.tick() => match beat(last_receive.elapsed(), config.heartbeat_interval, config.max_idle) {
-                Beat::Quiet => {}
-                Beat::SendHi => {
-                    if let Err(e) = sink.send(WsMessage::Text("hi".into())).await {
-                        break e.to_string();
-                    }
+            _ = ticker.tick() => {
+                if let Some(reason) = heartbeat(&mut sink, last_receive, config).await {
+                    break reason;
                 }
-                Beat::Reconnect => break "nothing received within the idle window".to_owned(),
             },
         }
     };
     fail_all(&mut pending, || Error::ConnectionLost(reason.clone()));
     Ended::Lost(reason)
+}
+
+/// The heartbeat timer: its first tick one interval from now, and a late tick
+/// delays the next rather than bunching up.
+fn heartbeat_ticker(interval: std::time::Duration) -> tokio::time::Interval {
+    let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticker
+}
+
+/// Requests taken from the queue for one write.
+struct Batch {
+    /// The requests, in queue order.
+    requests: Vec<Queued>,
+    /// The owner asked to close right after them.
+    closing: bool,
+}
+
+/// Takes `first` and the requests already queued behind it, up to
+/// [`WRITE_BATCH`], stopping at a close or an empty queue.
+fn take_batch(first: Queued, commands: &mut mpsc::UnboundedReceiver<Command>) -> Batch {
+    // Queue this frame and any others already waiting, then flush once: many
+    // sends in flight share one write.
+    let mut requests = vec![first];
+    let mut closing = false;
+    while requests.len() < WRITE_BATCH {
+        match commands.try_recv() {
+            Ok(Command::Request { seq, frame, reply }) => requests.push((seq, frame, reply)),
+            Ok(Command::Close) => {
+                closing = true;
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    Batch { requests, closing }
+}
+
+/// Feeds each request's frame to the socket and flushes once. A request whose
+/// frame was fed waits in `pending`; once a write fails, the rest are answered
+/// with that error. Returns the write error, if any.
+async fn write_batch(
+    sink: &mut Sink,
+    pending: &mut Pending,
+    requests: Vec<Queued>,
+) -> Option<String> {
+    let mut failed = None;
+    for (seq, frame, reply) in requests {
+        if failed.is_none() {
+            if let Err(e) = sink.feed(WsMessage::Binary(frame.into())).await {
+                failed = Some(e.to_string());
+            }
+        }
+        match &failed {
+            None => {
+                // A retransmission replaces the earlier waiter for the same id.
+                pending.insert(seq, reply);
+            }
+            Some(e) => {
+                let _ = reply.send(Err(Error::ConnectionLost(e.clone())));
+            }
+        }
+    }
+    if failed.is_none() {
+        if let Err(e) = sink.flush().await {
+            failed = Some(e.to_string());
+        }
+    }
+    failed
+}
+
+/// Handles one read from the socket: any message resets the idle timer, a
+/// binary one is dispatched. Returns why the connection is lost, if it is.
+fn receive(
+    inbound: Option<std::result::Result<WsMessage, tungstenite::Error>>,
+    last_receive: &mut Instant,
+    pending: &mut Pending,
+    pushes: &broadcast::Sender<InboundMessage>,
+) -> Option<String> {
+    match inbound {
+        None => Some("the server closed the connection".to_owned()),
+        Some(Err(e)) => Some(e.to_string()),
+        Some(Ok(message)) => {
+            *last_receive = Instant::now();
+            match message {
+                WsMessage::Binary(bytes) => dispatch(&bytes, pending, pushes),
+                WsMessage::Close(_) => return Some("the server closed the connection".to_owned()),
+                // "hi" and pings only reset the idle timer.
+                _ => {}
+            }
+            None
+        }
+    }
+}
+
+/// Acts on one heartbeat tick: nothing, a `"hi"`, or giving up on a silent
+/// server. Returns why the connection is lost, if it is.
+async fn heartbeat(sink: &mut Sink, last_receive: Instant, config: &Config) -> Option<String> {
+    match beat(
+        last_receive.elapsed(),
+        config.heartbeat_interval,
+        config.max_idle,
+    ) {
+        Beat::Quiet => None,
+        Beat::SendHi => sink
+            .send(WsMessage::Text("hi".into()))
+            .await
+            .err()
+            .map(|e| e.to_string()),
+        Beat::Reconnect => Some("nothing received within the idle window".to_owned()),
+    }
+}
+
+/// Ends the connection at the owner's request: a close frame, then every
+/// waiting request fails as closed.
+async fn close_by_owner(sink: &mut Sink, pending: &mut Pending) -> Ended {
+    let _ = sink.send(WsMessage::Close(None)).await;
+    fail_all(pending, || Error::Closed);
+    Ended::ByOwner
 }
 
 fn fail_all(pending: &mut Pending, err: impl Fn() -> Error) {
