@@ -362,9 +362,24 @@ impl Layers {
     /// The first bad value, naming its origin.
     pub fn resolve(&self) -> Result<ServeConfig> {
         let sandbox_url = self.text("sandbox_url").map(|(v, _)| v.to_owned());
-        let endpoints = self.endpoints()?;
-        let mut settings = Settings::new(endpoints);
-        if sandbox_url.is_none() {
+        let settings = self.settings(sandbox_url.is_some())?;
+        let listen = self.listen()?;
+        let database = self.database()?;
+        Ok(ServeConfig {
+            listen,
+            database,
+            sandbox_url,
+            master_key_file: self.text("master_key_file").map(|(v, _)| v.to_owned()),
+            settings,
+        })
+    }
+
+    /// The gateway's settings: the endpoints, pacing by where they lead, the
+    /// transport, every number, the timeouts checked against each other, and
+    /// the admin key.
+    fn settings(&self, to_sandbox: bool) -> Result<Settings> {
+        let mut settings = Settings::new(self.endpoints()?);
+        if !to_sandbox {
             settings.pacing = Pacing::TIKTOK_DEFAULT;
         }
         if let Some((value, origin)) = self.text("transport") {
@@ -372,6 +387,16 @@ impl Layers {
                 Error::Config(format!("{origin} = {value:?}: expected auto, ws or http"))
             })?;
         }
+        self.apply_capacity(&mut settings)?;
+        self.apply_delivery(&mut settings)?;
+        check_timeouts(&settings)?;
+        settings.admin_key_hash = self.admin_key_hash()?;
+        Ok(settings)
+    }
+
+    /// How long a send waits for its outcome, how many may wait, and the
+    /// image and memory limits.
+    fn apply_capacity(&self, settings: &mut Settings) -> Result<()> {
         if let Some(n) = self.number("wait_for_delivery_secs", 0..=300)? {
             settings.wait_for_delivery = Duration::from_secs(n);
         }
@@ -387,6 +412,12 @@ impl Layers {
         if let Some(n) = self.number("request_memory_mib", 1..=65_536)? {
             settings.request_memory = n * 1024 * 1024;
         }
+        Ok(())
+    }
+
+    /// How deliveries are attempted, leased and paced, and the session,
+    /// request and send timeouts.
+    fn apply_delivery(&self, settings: &mut Settings) -> Result<()> {
         if let Some(n) = self.number("max_attempts", 1..=100)? {
             settings.max_attempts = i64::try_from(n).unwrap_or(100);
         }
@@ -408,36 +439,39 @@ impl Layers {
         if let Some(n) = self.number("send_timeout_ms", 100..=120_000)? {
             settings.send_timeout = Duration::from_millis(n);
         }
-        if settings.request_timeout <= settings.wait_for_delivery {
-            return Err(Error::Config(format!(
-                "request_timeout_secs ({}) must be longer than wait_for_delivery_secs ({}), or every slow send would time out instead of answering 202",
-                settings.request_timeout.as_secs(),
-                settings.wait_for_delivery.as_secs()
-            )));
-        }
-        settings.admin_key_hash = match (self.text("admin_key"), self.text("admin_key_sha256")) {
-            (Some((key, origin)), _) => {
-                if key.len() < 16 {
-                    return Err(Error::Config(format!(
-                        "{origin}: the admin key must be at least 16 characters"
-                    )));
-                }
-                Some(crate::secrets::hash_key(key))
-            }
-            (None, Some((hex, origin))) => Some(parse_sha256(hex).ok_or_else(|| {
+        Ok(())
+    }
+
+    /// The admin key's SHA-256: hashed from `admin_key` (which wins), read
+    /// from `admin_key_sha256`, or none (the admin API is off).
+    fn admin_key_hash(&self) -> Result<Option<[u8; 32]>> {
+        match (self.text("admin_key"), self.text("admin_key_sha256")) {
+            (Some((key, origin)), _) if key.len() < 16 => Err(Error::Config(format!(
+                "{origin}: the admin key must be at least 16 characters"
+            ))),
+            (Some((key, _)), _) => Ok(Some(crate::secrets::hash_key(key))),
+            (None, Some((hex, origin))) => parse_sha256(hex).map(Some).ok_or_else(|| {
                 Error::Config(format!("{origin}: expected 64 hexadecimal characters"))
-            })?),
-            (None, None) => None,
-        };
-        let listen = match self.text("listen") {
+            }),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The address to listen on (default 127.0.0.1:8787).
+    fn listen(&self) -> Result<String> {
+        match self.text("listen") {
             Some((value, origin)) if value.parse::<std::net::SocketAddr>().is_err() => {
-                return Err(Error::Config(format!(
+                Err(Error::Config(format!(
                     "{origin} = {value:?}: expected an address and port such as 127.0.0.1:8787"
-                )));
+                )))
             }
-            Some((value, _)) => value.to_owned(),
-            None => "127.0.0.1:8787".to_owned(),
-        };
+            Some((value, _)) => Ok(value.to_owned()),
+            None => Ok("127.0.0.1:8787".to_owned()),
+        }
+    }
+
+    /// The database URL or path (default `tiktok-dm.sqlite`), never empty.
+    fn database(&self) -> Result<String> {
         let database = self
             .text("database")
             .map_or("tiktok-dm.sqlite", |(v, _)| v)
@@ -445,14 +479,20 @@ impl Layers {
         if database.is_empty() {
             return Err(Error::Config("the database must not be empty".into()));
         }
-        Ok(ServeConfig {
-            listen,
-            database,
-            sandbox_url,
-            master_key_file: self.text("master_key_file").map(|(v, _)| v.to_owned()),
-            settings,
-        })
+        Ok(database)
     }
+}
+
+/// A request must be allowed longer than a send waits for its outcome.
+fn check_timeouts(settings: &Settings) -> Result<()> {
+    if settings.request_timeout <= settings.wait_for_delivery {
+        return Err(Error::Config(format!(
+            "request_timeout_secs ({}) must be longer than wait_for_delivery_secs ({}), or every slow send would time out instead of answering 202",
+            settings.request_timeout.as_secs(),
+            settings.wait_for_delivery.as_secs()
+        )));
+    }
+    Ok(())
 }
 
 fn known(key: &str) -> std::result::Result<(), String> {
