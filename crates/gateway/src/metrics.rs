@@ -8,7 +8,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 /// One delivery attempt's result.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -53,6 +53,14 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 17))
 }
 
+/// A family of latency histograms, one per label set.
+fn latency_family<L>() -> Family<L, Histogram, fn() -> Histogram>
+where
+    L: Clone + std::hash::Hash + Eq,
+{
+    Family::new_with_constructor(latency_histogram)
+}
+
 /// Every metric the gateway keeps.
 pub struct Metrics {
     registry: Registry,
@@ -93,93 +101,84 @@ pub struct Gauges {
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("tiktok_dm");
-        let sends = Family::<SendLabels, Counter>::default();
-        registry.register(
-            "sends",
-            "Delivery attempts by outcome, message kind, error code and TikTok code",
-            sends.clone(),
-        );
-        let delivery_seconds =
-            Family::<KindLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-                latency_histogram,
-            );
-        registry.register(
-            "delivery_seconds",
-            "Time of one delivery attempt (upload included for images)",
-            delivery_seconds.clone(),
-        );
-        let accepted = Counter::default();
-        registry.register(
-            "messages_accepted",
-            "Messages accepted into the outbox",
-            accepted.clone(),
-        );
-        let answered_early = Counter::default();
-        registry.register(
-            "sends_answered_early",
-            "Sends answered 202 at once because max_waiting_sends sends were waiting for their outcome",
-            answered_early.clone(),
-        );
-        let http_requests = Family::<HttpLabels, Counter>::default();
-        registry.register(
-            "http_requests",
-            "HTTP answers by route, method and status",
-            http_requests.clone(),
-        );
-        let http_seconds =
-            Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-                latency_histogram,
-            );
-        registry.register(
-            "http_request_seconds",
-            "Time to answer an HTTP request (a send waits for its delivery)",
-            http_seconds.clone(),
-        );
-        let outbox_depth = Gauge::default();
-        registry.register(
-            "outbox_depth",
-            "Messages accepted and not yet final",
-            outbox_depth.clone(),
-        );
-        let sessions = Gauge::default();
-        registry.register(
-            "sessions_connected",
-            "TikTok client sessions in the pool",
-            sessions.clone(),
-        );
-        let waiting = Gauge::default();
-        registry.register(
-            "sends_waiting",
-            "Send requests waiting for their outcome before answering",
-            waiting.clone(),
-        );
-        let request_memory = Gauge::default();
-        registry.register(
-            "request_memory_bytes",
-            "Bytes of request_memory_mib held by send bodies being read and decoded",
-            request_memory.clone(),
-        );
-        let image_memory = Gauge::default();
-        registry.register(
-            "image_memory_bytes",
-            "Bytes of image_memory_mib held by images being delivered",
-            image_memory.clone(),
-        );
+        // Registered in this order, which is the order `/metrics` lists them in.
         Self {
+            sends: registered(
+                &mut registry,
+                "sends",
+                "Delivery attempts by outcome, message kind, error code and TikTok code",
+                Family::default(),
+            ),
+            delivery_seconds: registered(
+                &mut registry,
+                "delivery_seconds",
+                "Time of one delivery attempt (upload included for images)",
+                latency_family(),
+            ),
+            accepted: registered(
+                &mut registry,
+                "messages_accepted",
+                "Messages accepted into the outbox",
+                Counter::default(),
+            ),
+            answered_early: registered(
+                &mut registry,
+                "sends_answered_early",
+                "Sends answered 202 at once because max_waiting_sends sends were waiting for their outcome",
+                Counter::default(),
+            ),
+            http_requests: registered(
+                &mut registry,
+                "http_requests",
+                "HTTP answers by route, method and status",
+                Family::default(),
+            ),
+            http_seconds: registered(
+                &mut registry,
+                "http_request_seconds",
+                "Time to answer an HTTP request (a send waits for its delivery)",
+                latency_family(),
+            ),
+            outbox_depth: registered(
+                &mut registry,
+                "outbox_depth",
+                "Messages accepted and not yet final",
+                Gauge::default(),
+            ),
+            sessions: registered(
+                &mut registry,
+                "sessions_connected",
+                "TikTok client sessions in the pool",
+                Gauge::default(),
+            ),
+            waiting: registered(
+                &mut registry,
+                "sends_waiting",
+                "Send requests waiting for their outcome before answering",
+                Gauge::default(),
+            ),
+            request_memory: registered(
+                &mut registry,
+                "request_memory_bytes",
+                "Bytes of request_memory_mib held by send bodies being read and decoded",
+                Gauge::default(),
+            ),
+            image_memory: registered(
+                &mut registry,
+                "image_memory_bytes",
+                "Bytes of image_memory_mib held by images being delivered",
+                Gauge::default(),
+            ),
             registry,
-            sends,
-            delivery_seconds,
-            accepted,
-            answered_early,
-            http_requests,
-            http_seconds,
-            outbox_depth,
-            sessions,
-            waiting,
-            request_memory,
-            image_memory,
         }
     }
+}
+
+/// Registers `metric` under `name` and returns it: the registry keeps a clone,
+/// which shares its values with the one returned.
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 impl Metrics {
