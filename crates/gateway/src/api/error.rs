@@ -69,7 +69,7 @@ codes! {
     AlreadyExists = "already_exists", 409, "A key with this name exists.";
     IdempotencyConflict = "idempotency_conflict", 409, "This Idempotency-Key was used for a different request.";
     IdempotencyKeyInvalid = "idempotency_key_invalid", 400, "Idempotency-Key is longer than 255 characters or not visible ASCII.";
-    RequestTimeout = "request_timeout", 408, "The request took longer than request_timeout_secs.";
+    RequestTimeout = "request_timeout", 408, "The request took longer than request_timeout_secs; for a send, before it was accepted (nothing was kept). An accepted send is always answered with its id.";
     QuotaExceeded = "quota_exceeded", 429, "The key's daily or monthly quota is used up; Retry-After says when it resets.";
     SessionRejected = "session_rejected", 422, "TikTok does not accept the session (logged out or expired).";
     BusinessRejected = "business_rejected", 422, "TikTok refused the message; tiktok_code and TikTok's tip text are included (e.g. 7193).";

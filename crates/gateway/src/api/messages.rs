@@ -239,19 +239,34 @@ pub(crate) async fn post<S: Store>(
 
 /// Reads, checks and accepts a send, starts its first delivery, and waits
 /// for the outcome (or answers 202 at once when asked to, or when too many
-/// sends are waiting).
+/// sends are waiting). Until it is accepted, a send taking longer than
+/// `request_timeout` is answered 408 and nothing is kept; once accepted, the
+/// answer is always its id (200, 202 or the delivery's failure), never 408:
+/// the wait ends by the same deadline.
 async fn accept_and_wait<S: Store>(
     state: &AppState<S>,
     key: &ApiKey,
     headers: &HeaderMap,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let SendBody { input, room } = SendBody::from_request(request, state).await?;
-    let account_field = input.account.clone();
-    let valid = input.validate(state.settings.image_limit)?;
+    let deadline = tokio::time::Instant::now() + state.settings.request_timeout;
     let asked = SendHeaders::read(headers)?;
-    let request_id = new_request_id(now_ms());
-    let sender = sender(state, key, account_field, asked.session, &request_id).await?;
+    let read = async {
+        // A key whose quota is used up is refused before its body is read
+        // (and before it takes room in the body budget).
+        if let Some(refused) = quota_used_up(state, key).await? {
+            return Err(refused);
+        }
+        let SendBody { input, room } = SendBody::from_request(request, state).await?;
+        let account_field = input.account.clone();
+        let valid = input.validate(state.settings.image_limit)?;
+        let request_id = new_request_id(now_ms());
+        let sender = sender(state, key, account_field, asked.session, &request_id).await?;
+        Ok((valid, request_id, sender, room))
+    };
+    let (valid, request_id, sender, room) = tokio::time::timeout_at(deadline, read)
+        .await
+        .map_err(|_| request_timeout(state))??;
     let new = NewRequest {
         claim_first_ms: Some(state.settings.lease_ms()),
         ..new_request(key, request_id, valid, sender, asked.idempotency_key)
@@ -279,7 +294,7 @@ async fn accept_and_wait<S: Store>(
         }
         refused => return Err(refusal(refused, now)),
     };
-    let deadline = tokio::time::Instant::now() + wait_for(state, asked.prefer_async);
+    let deadline = deadline.min(tokio::time::Instant::now() + wait_for(state, asked.prefer_async));
     waiting
         .outcome(
             &state.store,
@@ -289,6 +304,47 @@ async fn accept_and_wait<S: Store>(
             state.closing.subscribe(),
         )
         .await
+}
+
+/// The 408 for a send not accepted within `request_timeout` (its body still
+/// arriving, or the database slow to answer a read): nothing was kept.
+fn request_timeout<S: Store>(state: &AppState<S>) -> ApiError {
+    ApiError::new(
+        ErrorCode::RequestTimeout,
+        format!(
+            "the request was not accepted within {} s; nothing was kept",
+            state.settings.request_timeout.as_secs_f64()
+        ),
+    )
+}
+
+/// The refusal for a key with a window already used up, read before the
+/// send's body (one read, for a key with limits only); the acceptance checks
+/// the quota again in its transaction.
+async fn quota_used_up<S: Store>(
+    state: &AppState<S>,
+    key: &ApiKey,
+) -> Result<Option<ApiError>, ApiError> {
+    if key.daily_limit.is_none() && key.monthly_limit.is_none() {
+        return Ok(None);
+    }
+    let now = now_ms();
+    let (snap, windows) = snapshot(&state.store, key, None, now).await?;
+    let full = windows
+        .iter()
+        .zip(&snap.used)
+        .find(|(w, used)| **used >= w.limit);
+    Ok(full.map(|(w, used)| {
+        refusal(
+            Enqueued::QuotaExceeded {
+                window: w.name,
+                limit: w.limit,
+                used: *used,
+                resets_at: w.resets_at,
+            },
+            now,
+        )
+    }))
 }
 
 /// What a send's headers ask for. A header that is there but unreadable is

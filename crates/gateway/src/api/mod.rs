@@ -148,7 +148,8 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// Answers 408 past the request timeout, and counts and times every answer.
+/// Answers 408 past the request timeout (a send sets its own, which ends
+/// before its acceptance), and counts and times every answer.
 async fn observe<S: Store>(
     State(state): State<AppState<S>>,
     request: Request,
@@ -161,13 +162,21 @@ async fn observe<S: Store>(
     let method = method_label(request.method()).to_owned();
     let started = tokio::time::Instant::now();
     let limit = state.settings.request_timeout;
-    let response = match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(
-            ErrorCode::RequestTimeout,
-            format!("the request took longer than {} s", limit.as_secs()),
-        )
-        .into_response(),
+    // A send keeps its own deadline: cut off here after its acceptance, it
+    // would answer 408 for a message that goes out all the same.
+    let is_send =
+        route == Route::SendMessage.path() && request.method() == Route::SendMessage.method();
+    let response = if is_send {
+        next.run(request).await
+    } else {
+        match tokio::time::timeout(limit, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => ApiError::new(
+                ErrorCode::RequestTimeout,
+                format!("the request took longer than {} s", limit.as_secs()),
+            )
+            .into_response(),
+        }
     };
     let elapsed = started.elapsed();
     tracing::debug!(
