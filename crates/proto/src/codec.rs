@@ -3,9 +3,14 @@
 //! client sends.
 
 use crate::cmd;
+use crate::content::{MESSAGE_TYPE_PRIVATE_IMAGE, SCENE_PRIVATE_IMAGE};
 use crate::error::DecodeError;
 use crate::ids::{ClientMessageId, ConversationId, ConversationShortId, DeviceId};
-use crate::schema::{ExtendedEntry, Frame, Request, RequestBody, Response, SendMessageRequestBody};
+use crate::schema::{
+    DisplayTexts, ExtendedEntry, Frame, LocalizedText, MediaMetadata, MediaMetadataList, MediaSize,
+    MessageContent, PrivateImageAsset, PrivateImageContent, Request, RequestBody, Response,
+    SendMediaFileInfo, SendMediaRequest, SendMessageRequestBody,
+};
 use crate::wire::{Blob, Message, Reader};
 
 /// Largest decompressed payload accepted from a gzip or LZ4 frame: a defence against
@@ -348,66 +353,6 @@ pub const PRIVATE_IMAGE_PREVIEWS: [&str; 3] = ["You sent a 📷", "sent a 📷",
 /// `content_pb` and `send_media_list` as PROTOCOL.md 10.3 lists them.
 /// `p.content` and `p.message_type` are ignored.
 pub fn private_image_request(p: SendParams<'_>, image: &PrivateImage) -> Request {
-    use crate::content::{MESSAGE_TYPE_PRIVATE_IMAGE, SCENE_PRIVATE_IMAGE};
-    use crate::schema::{
-        DisplayTexts, LocalizedText, MediaMetadata, MediaMetadataList, MediaSize, MessageContent,
-        PrivateImageAsset, PrivateImageContent, SendMediaFileInfo, SendMediaRequest,
-    };
-    let text = |t: &str| {
-        Some(LocalizedText {
-            text: Some(t.into()),
-            ..LocalizedText::default()
-        })
-    };
-    let [sender, recipient, bracketed] = PRIVATE_IMAGE_PREVIEWS;
-    let (width, height) = (i64::from(image.width), i64::from(image.height));
-    let content = PrivateImageContent {
-        assets: vec![PrivateImageAsset {
-            path: Some(image.path.as_str().into()),
-            size: Some(MediaSize {
-                width: Some(width),
-                height: Some(height),
-                ..MediaSize::default()
-            }),
-            decrypt_key: Some(image.decrypt_key.as_str().into()),
-            reserved_7: Some(0),
-            ..PrivateImageAsset::default()
-        }],
-        display_texts: Some(DisplayTexts {
-            sender_preview: text(sender),
-            recipient_preview: text(recipient),
-            bracketed_preview: text(bracketed),
-            ..DisplayTexts::default()
-        }),
-        metadata: Some(MediaMetadataList {
-            entries: vec![MediaMetadata {
-                path: Some(image.path.as_str().into()),
-                properties: vec![
-                    ExtendedEntry::new("image_width", image.width.to_string()),
-                    ExtendedEntry::new("image_height", image.height.to_string()),
-                    ExtendedEntry::new("decrypt_key", image.decrypt_key.as_str()),
-                    ExtendedEntry::new("quote_preview", "dm_cam_preview_photo"),
-                    ExtendedEntry::new("sender_preview", "sender_preview"),
-                ],
-                ..MediaMetadata::default()
-            }],
-            ..MediaMetadataList::default()
-        }),
-        ..PrivateImageContent::default()
-    };
-    let media = SendMediaRequest {
-        media_kind: Some(1),
-        path: Some(image.path.as_str().into()),
-        decrypt_key: Some(image.decrypt_key.as_str().into()),
-        file_info: Some(SendMediaFileInfo {
-            width: Some(width),
-            height: Some(height),
-            size: Some(i64::try_from(image.size).unwrap_or(i64::MAX)),
-            file_name: Some(image.file_name.as_str().into()),
-            ..SendMediaFileInfo::default()
-        }),
-        ..SendMediaRequest::default()
-    };
     let mut request = send_message_request(SendParams {
         content: "",
         message_type: MESSAGE_TYPE_PRIVATE_IMAGE,
@@ -419,13 +364,89 @@ pub fn private_image_request(p: SendParams<'_>, image: &PrivateImage) -> Request
         .and_then(|b| b.send_message_body.as_mut())
     {
         body.content_pb = Some(MessageContent {
-            private_image: Some(content),
+            private_image: Some(private_image_content(image)),
             ..MessageContent::default()
         });
         body.scene = Some(SCENE_PRIVATE_IMAGE.into());
-        body.send_media_list = vec![media];
+        body.send_media_list = vec![private_image_media(image)];
     }
     request
+}
+
+/// The `content_pb.private_image` of a send: the one asset, the preview
+/// texts and the asset's metadata.
+fn private_image_content(image: &PrivateImage) -> PrivateImageContent {
+    PrivateImageContent {
+        assets: vec![PrivateImageAsset {
+            path: Some(image.path.as_str().into()),
+            size: Some(MediaSize {
+                width: Some(i64::from(image.width)),
+                height: Some(i64::from(image.height)),
+                ..MediaSize::default()
+            }),
+            decrypt_key: Some(image.decrypt_key.as_str().into()),
+            reserved_7: Some(0),
+            ..PrivateImageAsset::default()
+        }],
+        display_texts: Some(private_image_previews()),
+        metadata: Some(private_image_metadata(image)),
+        ..PrivateImageContent::default()
+    }
+}
+
+/// The [`PRIVATE_IMAGE_PREVIEWS`] as the sender's, the recipient's and the
+/// bracketed preview.
+fn private_image_previews() -> DisplayTexts {
+    let text = |t: &str| {
+        Some(LocalizedText {
+            text: Some(t.into()),
+            ..LocalizedText::default()
+        })
+    };
+    let [sender, recipient, bracketed] = PRIVATE_IMAGE_PREVIEWS;
+    DisplayTexts {
+        sender_preview: text(sender),
+        recipient_preview: text(recipient),
+        bracketed_preview: text(bracketed),
+        ..DisplayTexts::default()
+    }
+}
+
+/// The asset's metadata entry: its size, key and the preview markers TikTok
+/// web sends.
+fn private_image_metadata(image: &PrivateImage) -> MediaMetadataList {
+    MediaMetadataList {
+        entries: vec![MediaMetadata {
+            path: Some(image.path.as_str().into()),
+            properties: vec![
+                ExtendedEntry::new("image_width", image.width.to_string()),
+                ExtendedEntry::new("image_height", image.height.to_string()),
+                ExtendedEntry::new("decrypt_key", image.decrypt_key.as_str()),
+                ExtendedEntry::new("quote_preview", "dm_cam_preview_photo"),
+                ExtendedEntry::new("sender_preview", "sender_preview"),
+            ],
+            ..MediaMetadata::default()
+        }],
+        ..MediaMetadataList::default()
+    }
+}
+
+/// The one `send_media_list` entry: the same path and key as the asset, with
+/// the image's size and file name.
+fn private_image_media(image: &PrivateImage) -> SendMediaRequest {
+    SendMediaRequest {
+        media_kind: Some(1),
+        path: Some(image.path.as_str().into()),
+        decrypt_key: Some(image.decrypt_key.as_str().into()),
+        file_info: Some(SendMediaFileInfo {
+            width: Some(i64::from(image.width)),
+            height: Some(i64::from(image.height)),
+            size: Some(i64::try_from(image.size).unwrap_or(i64::MAX)),
+            file_name: Some(image.file_name.as_str().into()),
+            ..SendMediaFileInfo::default()
+        }),
+        ..SendMediaRequest::default()
+    }
 }
 
 /// The cmd-2059 request: the upload credentials of private media (body field
