@@ -8,6 +8,7 @@ use tiktok_dm_proto::ids::Uid;
 use tiktok_dm_proto::schema::{PrivateImageAsset, SendMessageRequestBody};
 
 use crate::state::{ReceivedImage, Shared};
+use crate::upload::StoredObject;
 
 /// A private image whose key opened the committed upload.
 #[derive(Clone, Debug)]
@@ -25,6 +26,32 @@ pub(super) fn check_private_image(
     sender: Uid,
     send: &SendMessageRequestBody,
 ) -> Result<CheckedImage, String> {
+    check_envelope(send)?;
+    let asset = the_one_asset(send)?;
+    let (path, key, width, height) = asset_fields(asset)?;
+    check_media_list(send, path, key)?;
+    let object = committed_upload(shared, sender, path, key)?;
+    if (width, height) != (i64::from(object.width), i64::from(object.height)) {
+        return Err(format!(
+            "asset size {width}x{height} is not the image's {}x{}",
+            object.width, object.height
+        ));
+    }
+    let image = ReceivedImage {
+        path: path.to_owned(),
+        width: object.width,
+        height: object.height,
+        size: object.size,
+        sha256: object.sha256,
+    };
+    Ok(CheckedImage {
+        image,
+        decrypt_key: key.to_owned(),
+    })
+}
+
+/// The envelope: `content` present and empty, and the `private_image` scene.
+fn check_envelope(send: &SendMessageRequestBody) -> Result<(), String> {
     match send.content.as_deref() {
         Some("") => {}
         Some(_) => return Err("a private_image's content must be empty".into()),
@@ -35,6 +62,11 @@ pub(super) fn check_private_image(
             "a private_image's scene must be {SCENE_PRIVATE_IMAGE:?}"
         ));
     }
+    Ok(())
+}
+
+/// The single asset of `content_pb.private_image`.
+fn the_one_asset(send: &SendMessageRequestBody) -> Result<&PrivateImageAsset, String> {
     let assets = send
         .content_pb
         .as_ref()
@@ -47,7 +79,11 @@ pub(super) fn check_private_image(
             assets.len()
         ));
     };
-    let (path, key, width, height) = asset_fields(asset)?;
+    Ok(asset)
+}
+
+/// The first `send_media_list` entry names the asset's path and key.
+fn check_media_list(send: &SendMessageRequestBody, path: &str, key: &str) -> Result<(), String> {
     let media = send.send_media_list.first();
     let names_same = media.is_some_and(|m| {
         m.media_kind == Some(1)
@@ -59,6 +95,17 @@ pub(super) fn check_private_image(
             "send_media_list[0] must be media_kind 1 with the asset's path and decrypt_key".into(),
         );
     }
+    Ok(())
+}
+
+/// The upload at `path`, committed by `sender` with encryption, whose blob
+/// `key` opens.
+fn committed_upload(
+    shared: &Shared,
+    sender: Uid,
+    path: &str,
+    key: &str,
+) -> Result<StoredObject, String> {
     let object = shared.lock().upload.objects.get(path).cloned();
     let Some(object) = object else {
         return Err(format!("asset path {path:?} is not a committed upload"));
@@ -79,23 +126,7 @@ pub(super) fn check_private_image(
     if !object.opens_with(key) {
         return Err("decrypt_key does not open the committed upload".into());
     }
-    if (width, height) != (i64::from(object.width), i64::from(object.height)) {
-        return Err(format!(
-            "asset size {width}x{height} is not the image's {}x{}",
-            object.width, object.height
-        ));
-    }
-    let image = ReceivedImage {
-        path: path.to_owned(),
-        width: object.width,
-        height: object.height,
-        size: object.size,
-        sha256: object.sha256.clone(),
-    };
-    Ok(CheckedImage {
-        image,
-        decrypt_key: key.to_owned(),
-    })
+    Ok(object)
 }
 
 /// The asset's path, key, width and height, each required.
