@@ -14,6 +14,7 @@ mod session;
 pub mod sigv4;
 mod ticket_guard;
 mod upload;
+mod upload_hosts;
 
 pub use config::{
     Config, ConfigBuilder, DEFAULT_USER_AGENT, Endpoints, TikTokHosts, TransportMode, UploadConfig,

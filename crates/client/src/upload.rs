@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::image::Image;
 use crate::session::{Sent, Session, Target};
 use crate::sigv4::{SigningKeys, sign_upload_call};
+use crate::upload_hosts::{self, MAX_ANSWER_BYTES, ReadError, UploadBase};
 
 /// `upload_kind` of ImageX image credentials in cmd 2059's answer.
 const UPLOAD_KIND_IMAGEX: i32 = 1;
@@ -37,7 +38,7 @@ const IMAGEX_VERSION: &str = "2018-08-01";
 pub(crate) struct UploadCredentials {
     keys: SigningKeys,
     service_id: String,
-    api_base: String,
+    api_base: UploadBase,
     valid_until: Instant,
 }
 
@@ -117,21 +118,6 @@ fn random_token(n: usize) -> String {
         .collect()
 }
 
-/// A host from the credentials or Apply, as a base URL. Bare host names get the
-/// scheme of `like` (https for TikTok, http for a local sandbox).
-fn base_url(host: &str, like: &str) -> String {
-    if host.contains("://") {
-        host.trim_end_matches('/').to_owned()
-    } else {
-        let scheme = if like.starts_with("http://") {
-            "http"
-        } else {
-            "https"
-        };
-        format!("{scheme}://{}", host.trim_end_matches('/'))
-    }
-}
-
 /// Runs `attempt` up to `max` times while it fails with a retryable error.
 async fn with_retries<T, F, Fut>(max: u32, mut attempt: F) -> Result<T>
 where
@@ -160,16 +146,34 @@ where
     }
 }
 
-/// Reads an upload-API JSON answer, turning `ResponseMetadata.Error` and HTTP
-/// failures into step errors.
+/// A failed request as a step error: permanent when the host was refused
+/// (it resolves to no public address), retryable otherwise.
+fn request_error(step: &'static str, e: &reqwest::Error) -> Error {
+    match upload_hosts::refusal(e) {
+        Some(refused) => step_error(step, refused, false),
+        None => step_error(step, crate::http::without_url(e), true),
+    }
+}
+
+/// Reads an upload-API JSON answer (at most [`MAX_ANSWER_BYTES`]), turning
+/// `ResponseMetadata.Error` and HTTP failures into step errors.
 async fn api_json(step: &'static str, result: reqwest::Result<reqwest::Response>) -> Result<Value> {
-    let response = result.map_err(|e| step_error(step, crate::http::without_url(&e), true))?;
+    let response = result.map_err(|e| request_error(step, &e))?;
     let status = response.status();
-    let text = response
-        .text()
+    let body = upload_hosts::read_capped(response, MAX_ANSWER_BYTES)
         .await
-        .map_err(|e| step_error(step, crate::http::without_url(&e), true))?;
-    let value: Value = serde_json::from_str(&text).map_err(|_| {
+        .map_err(|e| match e {
+            ReadError::TooLarge => step_error(
+                step,
+                format!(
+                    "HTTP {} with an answer over {MAX_ANSWER_BYTES} bytes, not read",
+                    status.as_u16()
+                ),
+                false,
+            ),
+            ReadError::Http(e) => request_error(step, &e),
+        })?;
+    let value: Value = serde_json::from_slice(&body).map_err(|_| {
         step_error(
             step,
             format!("HTTP {} with a body that is not JSON", status.as_u16()),
@@ -208,9 +212,10 @@ fn text<'a>(v: &'a Value, step: &'static str, what: &str) -> Result<&'a str> {
 }
 
 struct Applied {
-    store_uri: String,
+    /// The store URI, escaped as a URL path.
+    store_path: String,
     auth: String,
-    upload_base: String,
+    upload_base: UploadBase,
     session_key: String,
     user_id: Option<String>,
 }
@@ -290,7 +295,11 @@ impl Session {
         if bytes.len() as u64 > self.inner.config.upload.part_threshold {
             self.upload_parts(&applied, bytes).await?;
         } else {
-            let url = format!("{}/upload/v1/{}", applied.upload_base, applied.store_uri);
+            let url = format!(
+                "{}/upload/v1/{}",
+                applied.upload_base.as_str(),
+                applied.store_path
+            );
             with_retries(max, || {
                 self.storage_post(&applied, &url, bytes.clone(), "undefined")
             })
@@ -362,6 +371,9 @@ impl Session {
             session_token: field(&entry.security_token),
         };
         let host = field(&entry.host).ok_or_else(missing)?;
+        let api_url = &self.inner.config.endpoints.api_url;
+        let api_base = UploadBase::check(&host, api_url, api_url)
+            .map_err(|refused| step_error("credentials", refused, false))?;
         // Kept until `expires_at_ms`, less a margin for the calls still to
         // come; ten minutes when the answer gives no expiry.
         let now_ms = unix_secs().saturating_mul(1000);
@@ -373,7 +385,7 @@ impl Session {
         Ok(UploadCredentials {
             keys,
             service_id: field(&entry.service_id).ok_or_else(missing)?,
-            api_base: base_url(&host, &self.inner.config.endpoints.api_url),
+            api_base,
             valid_until: Instant::now() + Duration::from_millis(lifetime_ms),
         })
     }
@@ -381,11 +393,12 @@ impl Session {
     /// A request to the ImageX API, signed the ByteDance way (PROTOCOL.md 4.7).
     fn signed_call(
         &self,
+        step: &'static str,
         creds: &UploadCredentials,
         method: Method,
         query: &str,
         body: String,
-    ) -> reqwest::RequestBuilder {
+    ) -> Result<reqwest::RequestBuilder> {
         let cfg = &self.inner.config.upload;
         let signed = sign_upload_call(
             &creds.keys,
@@ -396,10 +409,11 @@ impl Session {
             &cfg.imagex_service,
             unix_secs(),
         );
-        let mut request = self
-            .inner
-            .http
-            .plain(method, &format!("{}/?{query}", creds.api_base))
+        let url = format!("{}/?{query}", creds.api_base.as_str());
+        let mut request = creds
+            .api_base
+            .plain(&self.inner.http, &self.inner.config, method, &url)
+            .map_err(|e| step_error(step, e, true))?
             .header("accept", "application/json")
             .header("authorization", signed.authorization)
             .header("x-amz-date", signed.amz_date)
@@ -410,7 +424,7 @@ impl Session {
         if let Some(token) = &creds.keys.session_token {
             request = request.header("x-amz-security-token", token);
         }
-        request
+        Ok(request)
     }
 
     async fn apply(&self, creds: &UploadCredentials, size: u64, ext: &str) -> Result<Applied> {
@@ -421,17 +435,22 @@ impl Session {
             crate::frontier::query_escape(&creds.service_id),
             random_token(11),
         );
-        let request = self.signed_call(creds, Method::GET, &query, String::new());
+        let request = self.signed_call("apply", creds, Method::GET, &query, String::new())?;
         let v = api_json("apply", request.send().await).await?;
         let addr = &v["Result"]["UploadAddress"];
         let store = &addr["StoreInfos"][0];
         let host = addr["UploadHosts"][0]
             .as_str()
             .ok_or_else(|| step_error("apply", "the answer has no upload host", false))?;
+        let api_url = &self.inner.config.endpoints.api_url;
+        let upload_base = UploadBase::check(host, creds.api_base.as_str(), api_url)
+            .map_err(|refused| step_error("apply", refused, false))?;
+        let store_uri = text(&store["StoreUri"], "apply", "StoreUri")?;
         Ok(Applied {
-            store_uri: text(&store["StoreUri"], "apply", "StoreUri")?.to_owned(),
+            store_path: upload_hosts::store_path(store_uri)
+                .map_err(|refused| step_error("apply", refused, false))?,
             auth: text(&store["Auth"], "apply", "upload Auth")?.to_owned(),
-            upload_base: base_url(host, &creds.api_base),
+            upload_base,
             session_key: text(&addr["SessionKey"], "apply", "SessionKey")?.to_owned(),
             user_id: store["StorageHeader"]["USER_ID"]
                 .as_str()
@@ -456,10 +475,10 @@ impl Session {
         filename: &str,
     ) -> Result<Value> {
         let crc = format!("{:08x}", crc32fast::hash(&body));
-        let mut request = self
-            .inner
-            .http
-            .plain(Method::POST, url)
+        let mut request = applied
+            .upload_base
+            .plain(&self.inner.http, &self.inner.config, Method::POST, url)
+            .map_err(|e| step_error("upload", e, true))?
             .header("authorization", &applied.auth)
             .header("content-crc32", &crc)
             .header("content-type", "application/octet-stream")
@@ -488,13 +507,18 @@ impl Session {
 
     async fn upload_parts(&self, applied: &Applied, bytes: &Bytes) -> Result<()> {
         let max = self.inner.config.upload.max_attempts;
-        let base = format!("{}/upload/v1/{}", applied.upload_base, applied.store_uri);
+        let base = format!(
+            "{}/upload/v1/{}",
+            applied.upload_base.as_str(),
+            applied.store_path
+        );
         let init_url = format!("{base}?uploadmode=part&phase=init");
         let init = with_retries(max, || {
             self.storage_post(applied, &init_url, Bytes::new(), "undefined")
         })
         .await?;
-        let id = text(&init["data"]["uploadid"], "upload", "uploadid")?.to_owned();
+        let id = text(&init["data"]["uploadid"], "upload", "uploadid")?;
+        let id = crate::frontier::query_escape(id);
         let part = self.inner.config.upload.part_size as usize;
         let mut list = Vec::new();
         for (i, offset) in (0..bytes.len()).step_by(part).enumerate() {
@@ -512,10 +536,10 @@ impl Session {
         let finish = format!("{base}?uploadmode=part&phase=finish&uploadid={id}");
         let list = Bytes::from(list.join(","));
         with_retries(max, || async {
-            let request = self
-                .inner
-                .http
-                .plain(Method::POST, &finish)
+            let request = applied
+                .upload_base
+                .plain(&self.inner.http, &self.inner.config, Method::POST, &finish)
+                .map_err(|e| step_error("upload", e, true))?
                 .header("authorization", &applied.auth)
                 .header("content-type", "text/plain;charset=UTF-8")
                 .timeout(self.inner.config.request_timeout)
@@ -544,7 +568,7 @@ impl Session {
         // The commit hashes, checks and encrypts the whole image before it
         // answers: as long as an upload may take, not one IM request.
         let request = self
-            .signed_call(creds, Method::POST, &query, body)
+            .signed_call("commit", creds, Method::POST, &query, body)?
             .header("content-type", "application/json")
             .timeout(self.storage_timeout());
         let v = api_json("commit", request.send().await).await?;

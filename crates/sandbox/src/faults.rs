@@ -48,6 +48,22 @@ pub enum Fault {
     CommitFailure,
     /// ImageX Apply or Commit answers 403 SignatureDoesNotMatch.
     SignatureMismatch,
+    /// ImageX Apply names `host` (a bare host or a URL) as the upload host
+    /// instead of the sandbox itself: a storage node a client must not follow.
+    UploadHost {
+        /// The host Apply names.
+        host: String,
+    },
+    /// ImageX Apply names a store URI, and a part upload's init an upload id,
+    /// holding characters a URL must escape (`?`, `#`, `&`, `%`, a space); the
+    /// storage node serves them only when they arrive escaped.
+    OddUploadNames,
+    /// ImageX Apply's answer is padded with spaces to `bytes` bytes (still
+    /// valid JSON; at most 64 MiB).
+    LargeUploadAnswer {
+        /// The answer's size.
+        bytes: u64,
+    },
     /// The HTTP IM routes answer with a bare HTTP status (e.g. 502).
     HttpStatus {
         /// The HTTP status to return.

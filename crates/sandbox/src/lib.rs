@@ -261,6 +261,23 @@ impl SandboxHandle {
         self.inject(Fault::SignatureMismatch, Some(n));
     }
 
+    /// The next `n` ImageX Applies name `host` (a bare host or a URL) as the
+    /// upload host instead of the sandbox.
+    pub fn name_upload_host(&self, host: &str, n: u32) {
+        self.inject(Fault::UploadHost { host: host.into() }, Some(n));
+    }
+
+    /// The next `n` ImageX Applies name a store URI, and their part uploads
+    /// an upload id, with characters a URL must escape.
+    pub fn odd_upload_names(&self, n: u32) {
+        self.inject(Fault::OddUploadNames, Some(n));
+    }
+
+    /// The next `n` ImageX Applies answer `bytes` bytes (padded JSON).
+    pub fn large_upload_answer(&self, bytes: u64, n: u32) {
+        self.inject(Fault::LargeUploadAnswer { bytes }, Some(n));
+    }
+
     /// Every upload credential issued so far expires now: the next ImageX call
     /// made with one is answered `ExpiredToken`.
     pub fn expire_upload_credentials(&self) {

@@ -6,6 +6,7 @@ mod heartbeat;
 mod images;
 mod send;
 mod sigv4;
+mod upload_urls;
 
 use std::time::Duration;
 

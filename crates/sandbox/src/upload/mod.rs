@@ -49,6 +49,9 @@ struct ApplySession {
     store_uri: String,
     auth: String,
     uid: Uid,
+    /// Named under [`Fault::OddUploadNames`](crate::faults::Fault::OddUploadNames): its part
+    /// upload gets an odd upload id too.
+    odd_names: bool,
 }
 
 #[derive(Debug, Default)]

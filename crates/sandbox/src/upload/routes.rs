@@ -213,12 +213,26 @@ fn apply_upload(
     if q.get("FileSize").is_some_and(|s| s.parse::<u64>().is_err()) {
         return invalid(ACT, "FileSize must be a whole number of bytes");
     }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("127.0.0.1")
-        .to_owned();
-    let store_uri = format!("tos-sandbox-i-0001/{}", random_hex(32));
+    let fault = shared.lock().faults.take(|f| {
+        matches!(
+            f,
+            Fault::UploadHost { .. } | Fault::OddUploadNames | Fault::LargeUploadAnswer { .. }
+        )
+    });
+    let host = match &fault {
+        Some(Fault::UploadHost { host }) => host.clone(),
+        _ => headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("127.0.0.1")
+            .to_owned(),
+    };
+    let odd_names = fault == Some(Fault::OddUploadNames);
+    let store_uri = if odd_names {
+        format!("tos-sandbox-i-0001/odd name?x=1#y&z%{}", random_hex(8))
+    } else {
+        format!("tos-sandbox-i-0001/{}", random_hex(32))
+    };
     let session_key = random_hex(40);
     let auth = format!("SpaceKey/sandbox/1/:version:v2:{}", random_hex(48));
     shared.lock().upload.sessions.insert(
@@ -227,11 +241,31 @@ fn apply_upload(
             store_uri: store_uri.clone(),
             auth: auth.clone(),
             uid,
+            odd_names,
         },
     );
     let store = json!({"StoreUri": store_uri, "Auth": auth, "UploadID": random_hex(32), "StorageHeader": {"USER_ID": uid.to_string()}});
     let result = json!({"UploadAddress": {"StoreInfos": [store], "UploadHosts": [host], "SessionKey": session_key}});
-    api_ok(ACT, result)
+    match fault {
+        Some(Fault::LargeUploadAnswer { bytes }) => api_ok_padded(ACT, result, bytes),
+        _ => api_ok(ACT, result),
+    }
+}
+
+/// [`api_ok`]'s answer followed by spaces up to `bytes` bytes in all.
+fn api_ok_padded(action: &str, result: serde_json::Value, bytes: u64) -> Response {
+    let mut body = json!({
+        "ResponseMetadata": {"RequestId": random_hex(32), "Action": action, "Version": VERSION, "Service": SERVICE, "Region": REGION},
+        "Result": result,
+    })
+    .to_string()
+    .into_bytes();
+    // At most 64 MiB: a fault posted by a user must not exhaust the sandbox.
+    let size = usize::try_from(bytes.min(64 << 20))
+        .unwrap_or(0)
+        .max(body.len());
+    body.resize(size, b' ');
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// Whether a commit's `Functions` ask for `cipher_v2` encryption. The sandbox

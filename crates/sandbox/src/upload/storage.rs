@@ -100,9 +100,18 @@ pub(crate) async fn storage(
     storage_ok(json!({"crc32": actual}))
 }
 
-/// `phase=init`: a part upload begins; its id comes back as `uploadid`.
+/// `phase=init`: a part upload begins; its id comes back as `uploadid` (one
+/// a URL must escape when its Apply was under `OddUploadNames`).
 fn init_parts(upload: &mut UploadState, store_uri: String) -> Response {
-    let id = random_hex(32);
+    let odd = upload
+        .sessions
+        .values()
+        .any(|s| s.store_uri == store_uri && s.odd_names);
+    let id = if odd {
+        format!("odd id&part_number=9#{}", random_hex(8))
+    } else {
+        random_hex(32)
+    };
     upload.parts.insert(
         id.clone(),
         PartUpload {
