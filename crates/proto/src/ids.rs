@@ -93,28 +93,43 @@ numeric_id!(
 pub struct ConversationId(String);
 
 impl ConversationId {
-    /// Parses and checks the shape of a conversation id.
+    /// Parses and checks a conversation id: the 1:1 form
+    /// `<inbox>:<type>:<uid>:<uid>` or a decimal group id, each part a
+    /// decimal that fits in 64 bits (TikTok's ids are 64-bit numbers). Leading
+    /// zeros are allowed and dropped, so the id kept is at most 83 characters
+    /// however long the input was.
     ///
     /// # Errors
-    /// An empty id, or one that is neither the 1:1 form nor a decimal group id.
+    /// An empty id, one that is neither form, or a part over `u64::MAX`.
     pub fn parse(raw: &str) -> Result<Self, DecodeError> {
         let id = raw.trim();
         if id.is_empty() {
             return Err(DecodeError::Invalid("conversation id is missing".into()));
         }
         let parts: Vec<&str> = id.split(':').collect();
-        let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        let ok = match parts.as_slice() {
-            [single] => numeric(single),
-            [a, b, x, y] => numeric(a) && numeric(b) && numeric(x) && numeric(y),
-            _ => false,
-        };
-        if !ok {
+        let numeric = |s: &&str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !matches!(parts.len(), 1 | 4) || !parts.iter().all(numeric) {
             return Err(DecodeError::Invalid(format!(
-                "conversation id {id:?} is not of the form 0:1:<uid>:<uid> (or a numeric group id)"
+                "conversation id {} is not of the form 0:1:<uid>:<uid> (or a numeric group id)",
+                shown(id)
             )));
         }
-        Ok(Self(id.to_owned()))
+        let mut canonical = String::with_capacity(4 * 20 + 3);
+        for (i, part) in parts.iter().enumerate() {
+            let value = part.parse::<u64>().map_err(|_| {
+                DecodeError::Invalid(format!(
+                    "conversation id {}: {} is larger than a 64-bit id (at most {})",
+                    shown(id),
+                    shown(part),
+                    u64::MAX
+                ))
+            })?;
+            if i > 0 {
+                canonical.push(':');
+            }
+            canonical.push_str(&value.to_string());
+        }
+        Ok(Self(canonical))
     }
 
     /// The 1:1 id TikTok uses for two users: uids in ascending order.
@@ -152,6 +167,16 @@ impl ConversationId {
 impl fmt::Display for ConversationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// User input as shown in an error: quoted, and cut after 64 characters so a
+/// huge id does not make a huge message.
+fn shown(raw: &str) -> String {
+    const SHOWN: usize = 64;
+    match raw.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &raw[..cut], raw.len()),
+        None => format!("{raw:?}"),
     }
 }
 
@@ -273,6 +298,31 @@ mod tests {
                 .to_string()
                 .contains("too large")
         );
+    }
+
+    #[test]
+    fn conversation_id_parts_must_each_fit_in_64_bits() {
+        let max = ConversationId::parse("0:1:18446744073709551615:18446744073709551615").unwrap();
+        assert_eq!(
+            max.as_str(),
+            "0:1:18446744073709551615:18446744073709551615"
+        );
+        for over in [
+            "0:1:1:18446744073709551616",
+            "0:1:99999999999999999999:2",
+            "18446744073709551616",
+        ] {
+            let err = ConversationId::parse(over).unwrap_err().to_string();
+            assert!(err.contains("is larger than a 64-bit id"), "{over}: {err}");
+        }
+        // Megabytes of digits are refused with a short message, not kept.
+        let huge = format!("0:1:1:{}", "9".repeat(1 << 20));
+        let err = ConversationId::parse(&huge).unwrap_err().to_string();
+        assert!(err.len() < 400, "{} bytes", err.len());
+        assert!(err.contains("1048582 bytes"), "{err}");
+        // Leading zeros are dropped: the id kept is bounded whatever the input.
+        let padded = format!("0:1:{}7:0008", "0".repeat(1 << 20));
+        assert_eq!(ConversationId::parse(&padded).unwrap().as_str(), "0:1:7:8");
     }
 
     #[test]

@@ -21,6 +21,7 @@ use tiktok_dm_store::Store;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::error::{ApiError, ErrorCode};
+use crate::admin;
 use crate::state::AppState;
 
 /// A send's body, read as JSON or as a multipart form by its Content-Type
@@ -179,6 +180,7 @@ impl SendInput {
             }
             None => RawImage::None,
         };
+        check_account(body.account.as_deref())?;
         Ok(Self {
             conversation_id: body.conversation_id,
             conversation_short_id: body.conversation_short_id,
@@ -254,6 +256,7 @@ impl SendInput {
             *slot = Some(text);
         }
         input.account = input.account.filter(|a| !a.trim().is_empty());
+        check_account(input.account.as_deref())?;
         Ok(input)
     }
 
@@ -307,6 +310,31 @@ impl SendInput {
         })?;
         Ok(Validated { target, outgoing })
     }
+}
+
+/// The longest account name [`admin::check_name`] allows.
+const ACCOUNT_NAME_MAX: usize = 64;
+
+/// A named account must be a name a stored account can have (the rule of
+/// [`admin::check_name`]: 1 to 64 letters, digits, '.', '_' and '-'), so a
+/// name that cannot exist is refused before the store is asked, and an
+/// overlong one is not echoed back.
+fn check_account(account: Option<&str>) -> Result<(), ApiError> {
+    let Some(name) = account else {
+        return Ok(());
+    };
+    if name.len() > ACCOUNT_NAME_MAX {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "account must be at most {ACCOUNT_NAME_MAX} characters of letters, digits, \
+                 '.', '_' and '-' (this one is {} bytes)",
+                name.len()
+            ),
+        ));
+    }
+    admin::check_name("account", name)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.to_string()))
 }
 
 /// A text the gateway can store and TikTok takes.
@@ -388,5 +416,61 @@ pub(crate) fn image_error(p: ImageProblem) -> ApiError {
     match p {
         ImageProblem::TooLarge { .. } => ApiError::new(ErrorCode::ImageTooLarge, p.to_string()),
         other => ApiError::new(ErrorCode::ImageInvalid, other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+
+    use super::*;
+
+    fn json_with_account(account: &str) -> Result<SendInput, ApiError> {
+        let body = serde_json::json!({
+            "conversation_id": "0:1:1:2",
+            "conversation_short_id": "7",
+            "text": "hi",
+            "account": account,
+        });
+        SendInput::from_json(body.to_string().as_bytes(), Some("application/json"))
+    }
+
+    async fn form_with_account(account: &str) -> Result<SendInput, ApiError> {
+        let body = format!(
+            "--b\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\nhi\r\n\
+             --b\r\nContent-Disposition: form-data; name=\"account\"\r\n\r\n{account}\r\n--b--\r\n"
+        );
+        let request = Request::builder()
+            .header(header::CONTENT_TYPE, "multipart/form-data; boundary=b")
+            .body(Body::from(body))
+            .unwrap();
+        let form = Multipart::from_request(request, &()).await.unwrap();
+        SendInput::from_multipart(form, 1024).await
+    }
+
+    #[tokio::test]
+    async fn an_account_name_no_stored_account_can_have_is_refused_as_invalid_request() {
+        let longest = "a".repeat(ACCOUNT_NAME_MAX);
+        assert!(admin::check_name("account", &longest).is_ok());
+        assert_eq!(
+            json_with_account(&longest).unwrap().account.as_deref(),
+            Some(longest.as_str())
+        );
+        assert!(form_with_account(&longest).await.is_ok());
+
+        let huge = "a".repeat(1 << 20);
+        for refused in [
+            json_with_account(&huge),
+            form_with_account(&huge).await,
+            json_with_account(&"a".repeat(ACCOUNT_NAME_MAX + 1)),
+            json_with_account("x\0y"),
+            json_with_account("shop a"),
+        ] {
+            let Err(e) = refused else { panic!("accepted") };
+            assert_eq!(e.code, ErrorCode::InvalidRequest, "{}", e.message);
+            assert!(e.message.contains("64 characters"), "{}", e.message);
+            // The name is not echoed back whole.
+            assert!(e.message.len() < 300, "{} bytes", e.message.len());
+        }
     }
 }
