@@ -198,6 +198,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "answer 408 after this, 1-3600 (default 60)",
     ),
     (
+        "send_timeout_ms",
+        "how long to wait for TikTok's answer to one transmission before sending it again with the same client message id, 100-120000 (default 5000)",
+    ),
+    (
         "master_key_file",
         "the vault key file (default: the SQLite file's path with .key; none with PostgreSQL)",
     ),

@@ -10,6 +10,7 @@ mod run_sandbox;
 mod secrets;
 mod send;
 mod serve;
+mod settings;
 
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
