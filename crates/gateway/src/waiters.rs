@@ -110,8 +110,17 @@ impl Waiter {
 /// Waiting handlers by request id, and deliveries not yet in the store.
 #[derive(Default)]
 pub struct Waiters {
-    map: Mutex<HashMap<String, Arc<Waiter>>>,
+    map: Mutex<HashMap<String, Entry>>,
     unrecorded: Mutex<HashMap<String, Vec<Delivered>>>,
+}
+
+/// A request's waiter and how many handlers registered for it. Counted, not
+/// read from the `Arc`'s strong count: a notification in flight holds a
+/// clone, and two handlers leaving together each still see the other's, so
+/// that count left entries behind for good.
+struct Entry {
+    waiter: Arc<Waiter>,
+    registered: usize,
 }
 
 /// A delivery between TikTok's acknowledgement and its commit; dropping it
@@ -141,16 +150,28 @@ impl Drop for Recording<'_> {
 
 impl Waiters {
     /// The waiter for `request_id` (shared by concurrent waiters of one request).
+    /// Pair it with one [`Self::unregister`].
     pub fn register(&self, request_id: &str) -> Arc<Waiter> {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(map.entry(request_id.to_owned()).or_default())
+        let entry = map.entry(request_id.to_owned()).or_insert_with(|| Entry {
+            waiter: Arc::default(),
+            registered: 0,
+        });
+        entry.registered += 1;
+        Arc::clone(&entry.waiter)
     }
 
-    /// Done waiting; the entry goes when its last waiter does.
+    /// Done waiting; the entry goes when the last registered waiter does.
     pub fn unregister(&self, request_id: &str, waiter: &Arc<Waiter>) {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        // The map's reference and ours: nobody else waits.
-        if Arc::strong_count(waiter) <= 2 {
+        let Some(entry) = map.get_mut(request_id) else {
+            return;
+        };
+        if !Arc::ptr_eq(&entry.waiter, waiter) {
+            return;
+        }
+        entry.registered = entry.registered.saturating_sub(1);
+        if entry.registered == 0 {
             map.remove(request_id);
         }
     }
@@ -195,7 +216,7 @@ impl Waiters {
     fn tell(&self, request_id: &str, update: impl FnOnce(&mut News)) {
         let waiter = {
             let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-            map.get(request_id).cloned()
+            map.get(request_id).map(|e| Arc::clone(&e.waiter))
         };
         if let Some(w) = waiter {
             update(&mut w.news.lock().unwrap_or_else(PoisonError::into_inner));
@@ -299,6 +320,33 @@ mod tests {
         waiters.unregister("req_2", &other);
         assert!(waiters.is_empty());
         drop(waiters.delivered("req_1", delivered(2)));
+    }
+
+    #[test]
+    fn entries_go_with_the_last_waiter_whatever_else_holds_them() {
+        let waiters = Waiters::default();
+        // Two handlers of one request leave together: each unregisters
+        // before the other has let go of its waiter.
+        let a = waiters.register("req_1");
+        let b = waiters.register("req_1");
+        waiters.unregister("req_1", &a);
+        waiters.unregister("req_1", &b);
+        drop((a, b));
+        assert!(waiters.is_empty(), "two handlers leaving together");
+        // A handler leaves while a notification holds its waiter.
+        let c = waiters.register("req_2");
+        let in_flight = Arc::clone(&c);
+        waiters.unregister("req_2", &c);
+        drop((c, in_flight));
+        assert!(waiters.is_empty(), "a notification in flight");
+        // A waiter of an entry that is gone does not touch a newer one.
+        let old = waiters.register("req_3");
+        waiters.unregister("req_3", &old);
+        let new = waiters.register("req_3");
+        waiters.unregister("req_3", &old);
+        assert_eq!(waiters.len(), 1);
+        waiters.unregister("req_3", &new);
+        assert!(waiters.is_empty());
     }
 
     #[test]
