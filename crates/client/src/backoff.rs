@@ -1,4 +1,6 @@
-//! Reconnect backoff: a pure function of the attempt number, capped, with jitter.
+//! Backoff as pure functions of the attempt number: one capped exponential
+//! ([`capped_exponential`]) serves the socket's reconnects and the gateway's
+//! delivery retries, each with its jitter.
 
 use std::time::Duration;
 
@@ -7,13 +9,26 @@ pub const BACKOFF_MIN: Duration = Duration::from_millis(500);
 /// Largest reconnect delay.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
+/// `first` doubling with each attempt (1-based: attempt 1 waits `first`),
+/// capped at `cap`.
+pub fn capped_exponential(attempt: u32, first: Duration, cap: Duration) -> Duration {
+    let exp = attempt.saturating_sub(1).min(30);
+    first.saturating_mul(1u32 << exp).min(cap)
+}
+
 /// The delay before reconnect attempt `attempt` (1-based): 500 ms doubling up to
 /// 60 s, then scaled by `jitter` in `[0.5, 1.0]` so many sessions do not
 /// reconnect in step. `jitter` outside that range is clamped.
 pub fn reconnect_delay(attempt: u32, jitter: f64) -> Duration {
-    let exp = attempt.saturating_sub(1).min(16);
-    let base = BACKOFF_MIN.saturating_mul(1u32 << exp).min(BACKOFF_MAX);
-    base.mul_f64(jitter.clamp(0.5, 1.0))
+    capped_exponential(attempt, BACKOFF_MIN, BACKOFF_MAX).mul_f64(jitter.clamp(0.5, 1.0))
+}
+
+/// "Full jitter" (AWS architecture blog, "Exponential backoff and jitter"):
+/// a delay drawn evenly from zero to the capped exponential, `random` being
+/// that draw in `[0, 1]` (clamped), so retries of many messages after one
+/// outage spread out instead of arriving together.
+pub fn full_jitter(attempt: u32, first: Duration, cap: Duration, random: f64) -> Duration {
+    capped_exponential(attempt, first, cap).mul_f64(random.clamp(0.0, 1.0))
 }
 
 /// The web SDK's wait between request retransmissions:
@@ -50,6 +65,15 @@ mod tests {
             "jitter is clamped"
         );
         assert_eq!(reconnect_delay(0, 1.0), BACKOFF_MIN);
+    }
+
+    #[test]
+    fn full_jitter_stays_under_the_capped_exponential() {
+        let (first, cap) = (Duration::from_secs(1), Duration::from_secs(30));
+        assert_eq!(full_jitter(3, first, cap, 1.0), Duration::from_secs(4));
+        assert_eq!(full_jitter(3, first, cap, 0.5), Duration::from_secs(2));
+        assert_eq!(full_jitter(40, first, cap, 1.0), cap);
+        assert_eq!(full_jitter(2, first, cap, -3.0), Duration::ZERO);
     }
 
     #[test]

@@ -93,6 +93,22 @@ impl Error {
         }
     }
 
+    /// Whether the message may have reached TikTok in this attempt: TikTok
+    /// answered, or the request went out and no answer came. False when the
+    /// attempt failed before that (no connection, the handshake or the
+    /// session's page refused, the image upload), so that a caller retrying
+    /// through an outage need not count those against its limit.
+    pub fn reached_tiktok(&self) -> bool {
+        matches!(
+            self,
+            Self::Rejected(_)
+                | Self::Timeout(_)
+                | Self::ConnectionLost(_)
+                | Self::Protocol(_)
+                | Self::HttpStatus { .. }
+        )
+    }
+
     /// A stable, machine-readable code for this failure (used in JSON output).
     pub fn code(&self) -> &'static str {
         self.failure_code().as_str()

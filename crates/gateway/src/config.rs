@@ -59,9 +59,15 @@ pub struct Settings {
     /// than one image of `image_limit`); an image beyond waits, without its
     /// bytes, and is read from the store when there is room.
     pub image_memory: u64,
-    /// Attempts before a message is given up (`failed`, or `unknown` when it may
-    /// have been delivered).
+    /// Attempts that reached TikTok before a message is given up (`failed`,
+    /// or `unknown` when it may have been delivered). Attempts that did not
+    /// (TikTok unreachable) are retried until `delivery_deadline`.
     pub max_attempts: i64,
+    /// How long after its acceptance a message is still tried.
+    pub delivery_deadline: Duration,
+    /// The longest wait between two attempts (the waits grow from 1 s,
+    /// doubling, each drawn at random below its bound).
+    pub retry_max_delay: Duration,
     /// How long a claimed message is leased to a worker.
     pub lease: Duration,
     /// SHA-256 of the admin key; the admin API is off without one.
@@ -118,6 +124,8 @@ impl Settings {
             image_memory: 256 * 1024 * 1024,
             request_memory: 256 * 1024 * 1024,
             max_attempts: 6,
+            delivery_deadline: Duration::from_secs(24 * 3600),
+            retry_max_delay: Duration::from_secs(30),
             lease: Duration::from_secs(120),
             admin_key_hash: None,
             pacing: Pacing::OFF,
@@ -175,7 +183,15 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ),
     (
         "max_attempts",
-        "delivery attempts per message, 1-100 (default 6)",
+        "delivery attempts that reached TikTok per message, 1-100 (default 6)",
+    ),
+    (
+        "delivery_deadline_secs",
+        "how long after acceptance a message is still tried, 60-2592000 (default 86400)",
+    ),
+    (
+        "retry_max_delay_ms",
+        "the longest wait between two attempts, 100-3600000 (default 30000)",
     ),
     (
         "lease_secs",
@@ -424,6 +440,12 @@ impl Layers {
     fn apply_delivery(&self, settings: &mut Settings) -> Result<()> {
         if let Some(n) = self.number("max_attempts", 1..=100)? {
             settings.max_attempts = i64::try_from(n).unwrap_or(100);
+        }
+        if let Some(n) = self.number("delivery_deadline_secs", 60..=30 * 86_400)? {
+            settings.delivery_deadline = Duration::from_secs(n);
+        }
+        if let Some(n) = self.number("retry_max_delay_ms", 100..=3_600_000)? {
+            settings.retry_max_delay = Duration::from_millis(n);
         }
         if let Some(n) = self.number("lease_secs", 1..=3600)? {
             settings.lease = Duration::from_secs(n);

@@ -147,34 +147,44 @@ impl Store for AnyStore {
 
     async fn mark_sent(
         &self,
-        id: i64,
+        claim: Claim,
         server_message_id: &str,
         transport: &str,
         now: i64,
-    ) -> Result<()> {
-        forward!(self, mark_sent(id, server_message_id, transport, now))
+    ) -> Result<bool> {
+        forward!(self, mark_sent(claim, server_message_id, transport, now))
     }
 
     async fn reschedule(
         &self,
-        id: i64,
+        claim: Claim,
         next_attempt_at: i64,
+        transmitted: bool,
         error: &DeliveryError,
         now: i64,
-    ) -> Result<()> {
-        forward!(self, reschedule(id, next_attempt_at, error, now))
+    ) -> Result<bool> {
+        forward!(
+            self,
+            reschedule(claim, next_attempt_at, transmitted, error, now)
+        )
     }
 
-    async fn renew(&self, id: i64, locked_until: i64) -> Result<bool> {
-        forward!(self, renew(id, locked_until))
+    async fn renew(&self, claim: Claim, locked_until: i64) -> Result<bool> {
+        forward!(self, renew(claim, locked_until))
     }
 
-    async fn release(&self, id: i64, next_attempt_at: i64) -> Result<()> {
-        forward!(self, release(id, next_attempt_at))
+    async fn release(&self, claim: Claim, next_attempt_at: i64) -> Result<bool> {
+        forward!(self, release(claim, next_attempt_at))
     }
 
-    async fn finish(&self, id: i64, state: State, error: &DeliveryError, now: i64) -> Result<()> {
-        forward!(self, finish(id, state, error, now))
+    async fn finish(
+        &self,
+        claim: Claim,
+        state: State,
+        error: &DeliveryError,
+        now: i64,
+    ) -> Result<bool> {
+        forward!(self, finish(claim, state, error, now))
     }
 
     async fn snapshot(

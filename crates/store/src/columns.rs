@@ -48,6 +48,8 @@ pub(crate) struct OutboxRow<'a> {
     pub(crate) state: &'static str,
     pub(crate) locked_until: Option<i64>,
     pub(crate) attempts: i64,
+    /// 1 for a message claimed with its acceptance (its first claim), else 0.
+    pub(crate) claim_token: i64,
 }
 
 /// Each message's outbox row values when `request` is accepted at `now`.
@@ -75,6 +77,7 @@ pub(crate) fn outbox_rows(request: &NewRequest, now: i64) -> Vec<OutboxRow<'_>> 
                 },
                 locked_until: lease.map(|ms| now + ms),
                 attempts: i64::from(lease.is_some()),
+                claim_token: i64::from(lease.is_some()),
             }
         })
         .collect()
@@ -91,6 +94,12 @@ pub(crate) struct ClaimedRow {
     pub(crate) image_bytes: i64,
     /// Attempts before this claim.
     pub(crate) attempts: i64,
+    /// This claim's token (as raised by it).
+    pub(crate) token: i64,
+    /// The request's acceptance time.
+    pub(crate) accepted_at: i64,
+    /// Attempts that reached TikTok.
+    pub(crate) transmissions: i64,
     pub(crate) api_key_id: i64,
     pub(crate) conversation_id: String,
     pub(crate) conversation_short_id: i64,
@@ -101,9 +110,10 @@ pub(crate) struct ClaimedRow {
 impl ClaimedRow {
     /// The message the row holds, or why it holds none.
     pub(crate) fn into_claimed(self) -> Claimed {
-        let (id, request_id) = (self.id, self.request_id.clone());
+        let (id, token, request_id) = (self.id, self.token, self.request_id.clone());
         self.message().map_err(|e| CorruptMessage {
             id,
+            token,
             request_id,
             why: e.to_string(),
         })
@@ -132,6 +142,9 @@ impl ClaimedRow {
             position: self.position,
             content,
             attempts: self.attempts + 1,
+            token: self.token,
+            accepted_at: self.accepted_at,
+            transmissions: self.transmissions,
             api_key_id: self.api_key_id,
             account: self.account,
             session_sealed: self.session_sealed,

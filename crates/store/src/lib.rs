@@ -81,38 +81,47 @@ pub trait Store: Clone + Send + Sync + 'static {
         lease_ms: i64,
         max: u32,
     ) -> impl Future<Output = Result<Vec<Claimed>>> + Send;
-    /// Records a delivery.
+    /// Records a delivery. Every write of an outcome (this one, `reschedule`,
+    /// `release`, `renew`, `finish`) applies only to a row still `sending`
+    /// under `claim`'s token, and answers whether it did.
     fn mark_sent(
         &self,
-        id: i64,
+        claim: Claim,
         server_message_id: &str,
         transport: &str,
         now: i64,
-    ) -> impl Future<Output = Result<()>> + Send;
-    /// Puts a message back for another attempt at `next_attempt_at`.
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Puts a message back for another attempt at `next_attempt_at`; an
+    /// attempt that `transmitted` (reached TikTok) also counts in
+    /// [`OutboxMessage::transmissions`].
     fn reschedule(
         &self,
-        id: i64,
+        claim: Claim,
         next_attempt_at: i64,
+        transmitted: bool,
         error: &DeliveryError,
         now: i64,
-    ) -> impl Future<Output = Result<()>> + Send;
+    ) -> impl Future<Output = Result<bool>> + Send;
     /// Gives a claimed message back untried (pacing said not yet): `accepted`
     /// again at `next_attempt_at`, without counting the attempt.
-    fn release(&self, id: i64, next_attempt_at: i64) -> impl Future<Output = Result<()>> + Send;
+    fn release(
+        &self,
+        claim: Claim,
+        next_attempt_at: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
     /// Moves the lease of a message being delivered to `locked_until`, so
     /// that a delivery slower than a lease is not claimed a second time
-    /// meanwhile; false when the message is no longer `sending`.
-    fn renew(&self, id: i64, locked_until: i64) -> impl Future<Output = Result<bool>> + Send;
+    /// meanwhile; false when the lease is no longer this claim's.
+    fn renew(&self, claim: Claim, locked_until: i64) -> impl Future<Output = Result<bool>> + Send;
     /// Ends a message: `failed` (its quota reservation is given back) or
     /// `unknown` (it may have been delivered; the reservation stays).
     fn finish(
         &self,
-        id: i64,
+        claim: Claim,
         state: State,
         error: &DeliveryError,
         now: i64,
-    ) -> impl Future<Output = Result<()>> + Send;
+    ) -> impl Future<Output = Result<bool>> + Send;
     /// Everything an API answer needs, in one read: the request and its
     /// messages (when `request_id` is given and it belongs to the key), the
     /// key's running totals (since `day_start`, since `month_start`, ever, and

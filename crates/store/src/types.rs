@@ -214,6 +214,15 @@ pub struct OutboxMessage {
     pub content: Content<StoredImage>,
     /// Attempts so far (this one included).
     pub attempts: i64,
+    /// This claim's fencing token: every write of its outcome names it, and
+    /// changes nothing once the row was claimed again.
+    pub token: i64,
+    /// When its request was accepted (ms): delivery is tried until a
+    /// deadline counted from here.
+    pub accepted_at: i64,
+    /// Earlier attempts that reached TikTok (see
+    /// [`crate::Store::reschedule`]); `attempts` counts every one.
+    pub transmissions: i64,
     /// Where it goes.
     pub target: Target,
     /// Stored account, or `None` for a per-request session.
@@ -308,10 +317,34 @@ impl Serialize for DeliveryError {
 pub struct CorruptMessage {
     /// Row id.
     pub id: i64,
+    /// The claim's fencing token.
+    pub token: i64,
     /// Its request.
     pub request_id: String,
     /// What does not read back.
     pub why: String,
+}
+
+/// A claimed outbox row and the fencing token of that claim: what every
+/// write of a delivery's outcome names. A write whose token is not the row's
+/// latest (the row was claimed again after this lease ran out) changes
+/// nothing and answers `false`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// Row id.
+    pub id: i64,
+    /// The claim's token.
+    pub token: i64,
+}
+
+impl CorruptMessage {
+    /// Its claim.
+    pub fn claim(&self) -> Claim {
+        Claim {
+            id: self.id,
+            token: self.token,
+        }
+    }
 }
 
 /// One row of a claim.
@@ -463,7 +496,7 @@ impl Enqueued {
 impl OutboxMessage {
     /// The first message of `request`, claimed with its acceptance as row `id`;
     /// its image moves out of the request (it may be 20 MB).
-    pub(crate) fn claimed_first(id: i64, request: &mut NewRequest) -> Option<Self> {
+    pub(crate) fn claimed_first(id: i64, request: &mut NewRequest, now: i64) -> Option<Self> {
         let first = request.messages.first_mut()?;
         let content = match &mut first.content {
             Content::Image(bytes) => Content::Image(StoredImage {
@@ -479,6 +512,9 @@ impl OutboxMessage {
             client_message_id: first.client_message_id.clone(),
             content,
             attempts: 1,
+            token: 1,
+            accepted_at: now,
+            transmissions: 0,
             target: request.target.clone(),
             account: request.account.clone(),
             session_sealed: request.session_sealed.clone(),
@@ -489,6 +525,14 @@ impl OutboxMessage {
     /// Its kind.
     pub fn kind(&self) -> Kind {
         self.content.kind()
+    }
+
+    /// Its claim, for the writes of its outcome.
+    pub fn claim(&self) -> Claim {
+        Claim {
+            id: self.id,
+            token: self.token,
+        }
     }
 
     /// Its image's size in bytes (0 for a text).

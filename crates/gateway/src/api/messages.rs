@@ -487,7 +487,7 @@ async fn start_first<S: Store>(
         return snapshot;
     };
     if let Err(first) = outbox::start(state, first) {
-        if let Err(e) = state.store.release(first.id, now).await {
+        if let Err(e) = state.store.release(first.claim(), now).await {
             tracing::error!(error = %e, "a claimed message could not be given back; it goes again after its lease");
         }
         if let Some(m) = snapshot

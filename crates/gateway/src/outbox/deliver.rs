@@ -9,12 +9,15 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret as _;
 use sha2::{Digest, Sha256};
+use tiktok_dm_client::backoff;
 use tiktok_dm_client::image::Image;
 use tiktok_dm_client::{Error as ClientError, RetryClass, Sent, Session, Transport};
 use tiktok_dm_proto::access_key::hex;
+use tiktok_dm_proto::status::{StatusCode, business_code_meaning};
 use tiktok_dm_store::{Content, DeliveryError, Kind, OutboxMessage, State, Store};
 
 use super::Slot;
+use super::lease::{Lease, while_unavailable};
 use crate::metrics::{KindLabels, SendLabels};
 use crate::now_ms;
 use crate::secrets::SealContext;
@@ -31,11 +34,9 @@ enum Attempt {
     GiveBack(Duration),
     /// Tried, and failed.
     Failed(ClientError),
-}
-
-/// Backoff before attempt `n + 1`: 500 ms doubling, capped at a minute.
-fn backoff(attempts: i64) -> i64 {
-    (500i64 << attempts.clamp(0, 7)).min(60_000)
+    /// Not sent: the lease was lost before transmitting (the message is
+    /// another worker's now). Nothing is recorded from here.
+    LeaseLost,
 }
 
 /// The recorded form of a client error.
@@ -47,8 +48,7 @@ fn delivery_error(e: &ClientError) -> DeliveryError {
     }
 }
 
-/// What happens to a message after a failed attempt, by the error's retry
-/// class and whether this was the last attempt allowed.
+/// What happens to a message after a failed attempt.
 enum Next {
     /// It will not be delivered (its quota goes back).
     Failed,
@@ -59,17 +59,33 @@ enum Next {
 }
 
 impl Next {
-    fn after(e: &ClientError, attempts: i64, max_attempts: i64, now: i64) -> Self {
-        let last = attempts >= max_attempts;
+    /// By the error's retry class: a permanent failure ends the message; a
+    /// retryable or ambiguous one goes again after a backoff with full
+    /// jitter, until `max_attempts` attempts reached TikTok or the next one
+    /// would fall past the delivery deadline. Attempts that did not reach
+    /// TikTok (an outage) count only against the deadline.
+    fn after(e: &ClientError, m: &OutboxMessage, settings: &crate::Settings, now: i64) -> Self {
+        let reached = e.reached_tiktok();
+        let transmissions = m.transmissions + i64::from(reached);
+        let deadline = m.accepted_at + millis(settings.delivery_deadline);
+        let wait = match e.retry_class() {
+            RetryClass::RetryAfter(d) => millis(d),
+            _ => millis(backoff::full_jitter(
+                u32::try_from(m.attempts).unwrap_or(u32::MAX),
+                Duration::from_secs(1),
+                settings.retry_max_delay,
+                rand::random::<f64>(),
+            )),
+        };
+        let last = transmissions >= settings.max_attempts || now + wait > deadline;
         match e.retry_class() {
             RetryClass::Permanent => Self::Failed,
             RetryClass::Ambiguous if last => Self::Unknown,
             RetryClass::Retryable | RetryClass::RetryAfter(_) if last => Self::Failed,
-            RetryClass::RetryAfter(d) => {
-                Self::Retry(now + i64::try_from(d.as_millis()).unwrap_or(60_000))
-            }
             // Ambiguous: the same client message id goes again, so a repeat can be recognised.
-            RetryClass::Retryable | RetryClass::Ambiguous => Self::Retry(now + backoff(attempts)),
+            RetryClass::Retryable | RetryClass::RetryAfter(_) | RetryClass::Ambiguous => {
+                Self::Retry(now + wait)
+            }
         }
     }
 
@@ -81,6 +97,11 @@ impl Next {
             Self::Retry(_) => "retry",
         }
     }
+}
+
+/// `d` in milliseconds, as the store counts time.
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Counts and times one delivery attempt.
@@ -104,12 +125,25 @@ fn record<S: Store>(
             outcome,
             kind,
             code: error.map_or("ok", ClientError::code).to_owned(),
-            tiktok_code: error
-                .and_then(ClientError::tiktok_code)
-                .map(|c| c.to_string())
-                .unwrap_or_default(),
+            tiktok_code: tiktok_code_label(error.and_then(ClientError::tiktok_code)),
         })
         .inc();
+}
+
+/// TikTok's code as a metric label: a code the protocol crate knows (a
+/// status or a business code), `other` for the rest, so that the labels stay
+/// a bounded set whatever TikTok answers; empty without one.
+fn tiktok_code_label(code: Option<i64>) -> String {
+    let Some(code) = code else {
+        return String::new();
+    };
+    let status =
+        i32::try_from(code).is_ok_and(|c| !matches!(StatusCode::from(c), StatusCode::Other(_)));
+    if status || business_code_meaning(code).is_some() {
+        code.to_string()
+    } else {
+        "other".to_owned()
+    }
 }
 
 /// Which pooled session a message goes out on, and its secret. A stored
@@ -198,71 +232,6 @@ async fn image_in_room<S: Store>(
 /// How long a message waits when the database could not be read for it.
 const DATABASE_RETRY: Duration = Duration::from_secs(2);
 
-/// Runs `write` (an outcome's record) again while the database is
-/// unavailable, backing off from 100 ms to 5 s, until half a lease has passed
-/// since the lease was last taken (`held_since`). A delivery whose outcome is
-/// not recorded goes again once its lease runs out (with the same client
-/// message id); a database that is back within seconds should not cost a
-/// second transmission.
-async fn while_unavailable<S, F, Fut>(
-    state: &AppState<S>,
-    held_since: tokio::time::Instant,
-    mut write: F,
-) -> tiktok_dm_store::Result<()>
-where
-    S: Store,
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = tiktok_dm_store::Result<()>>,
-{
-    let deadline = held_since + state.settings.lease / 2;
-    let mut wait = Duration::from_millis(100);
-    loop {
-        match write().await {
-            Err(tiktok_dm_store::Error::Unavailable(why))
-                if tokio::time::Instant::now() + wait < deadline =>
-            {
-                tracing::warn!(error = %why, retry_in = ?wait, "outbox: the database is unavailable; recording the outcome again");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
-            other => return other,
-        }
-    }
-}
-
-/// Keeps renewing the lease of message `id` every third of a lease, for as
-/// long as its delivery runs (it never ends by itself), and notes in
-/// `held_since` when the lease was last taken. A delivery slower than a lease
-/// (a slow upload, a user's short `lease_secs`) is then not claimed and sent
-/// a second time while it is still on its way.
-async fn keep_leased<S: Store>(
-    state: &AppState<S>,
-    id: i64,
-    held_since: &std::sync::Mutex<tokio::time::Instant>,
-) -> std::convert::Infallible {
-    loop {
-        tokio::time::sleep(state.settings.lease / 3).await;
-        let taken = tokio::time::Instant::now();
-        match state
-            .store
-            .renew(id, now_ms() + state.settings.lease_ms())
-            .await
-        {
-            Ok(true) => {
-                if let Ok(mut since) = held_since.lock() {
-                    *since = taken;
-                }
-            }
-            Ok(false) => {
-                // Another process ended or took it: nothing left to hold.
-                tracing::warn!(id, "outbox: a message in delivery is no longer leased here");
-                return std::future::pending().await;
-            }
-            Err(e) => tracing::warn!(error = %e, id, "outbox: a lease could not be renewed"),
-        }
-    }
-}
-
 /// Delivers `m` and records the outcome.
 pub(super) async fn deliver<S: Store>(state: &AppState<S>, mut m: OutboxMessage) {
     // The image moves into the send rather than being copied (it may be 20 MB).
@@ -273,16 +242,15 @@ pub(super) async fn deliver<S: Store>(state: &AppState<S>, mut m: OutboxMessage)
     };
     let mut pool_key = None;
     let started = tokio::time::Instant::now();
-    let held_since = std::sync::Mutex::new(started);
+    let lease = Lease::taken(state.settings.lease);
     let attempt = tokio::select! {
-        attempt = attempt(state, &m, given, &mut pool_key, started) => attempt,
-        never = keep_leased(state, m.id, &held_since) => match never {},
+        attempt = attempt(state, &m, given, &mut pool_key, &lease, started) => attempt,
+        never = lease.keep(state, m.claim()) => match never {},
     };
-    let held_since = held_since
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let held_since = lease.since();
     let recorded = match attempt {
         Attempt::GiveBack(wait) => return give_back(state, &m, wait, held_since).await,
+        Attempt::LeaseLost => return,
         Attempt::Sent(sent) => record_sent(state, &m, sent, started, held_since).await,
         Attempt::Failed(e) => {
             if matches!(
@@ -313,6 +281,7 @@ async fn attempt<S: Store>(
     m: &OutboxMessage,
     mut given: Option<Vec<u8>>,
     pool_key: &mut Option<String>,
+    lease: &Lease,
     started: tokio::time::Instant,
 ) -> Attempt {
     let account_sealed = match &m.account {
@@ -358,31 +327,45 @@ async fn attempt<S: Store>(
         }
         Content::Text(_) => (None, None),
     };
-    match send(state, m, &key, &secret, image).await {
-        Ok(sent) => Attempt::Sent(sent),
-        Err(e) => Attempt::Failed(e),
-    }
+    send(state, m, &key, &secret, image, lease).await
 }
 
-/// Sends `m` on the pooled session `key` (connected with `secret` if need be).
+/// Sends `m` on the pooled session `key` (connected with `secret` if need
+/// be), unless its lease was lost by the time it would go.
 async fn send<S: Store>(
     state: &AppState<S>,
     m: &OutboxMessage,
     key: &str,
     secret: &secrecy::SecretString,
     image: Option<Vec<u8>>,
-) -> Result<Sent, ClientError> {
-    let session = state
+    lease: &Lease,
+) -> Attempt {
+    let session = match state
         .pool
         .session(key, || connect(&state.settings, secret))
-        .await?;
+        .await
+    {
+        Ok(session) => session,
+        Err(e) => return Attempt::Failed(e),
+    };
+    // Another worker holds it now (a renewal said so, or none got through
+    // for a whole lease): sending from here too would send it twice.
+    if !lease.held() {
+        return Attempt::LeaseLost;
+    }
     let id = &m.client_message_id;
-    match &m.content {
+    let sent = match &m.content {
         Content::Text(text) => session.send_text_with_id(&m.target, text, id).await,
         Content::Image(_) => {
-            let image = Image::from_bytes(image.unwrap_or_default(), state.settings.image_limit)?;
-            session.send_image_with_id(&m.target, image, id).await
+            match Image::from_bytes(image.unwrap_or_default(), state.settings.image_limit) {
+                Ok(image) => session.send_image_with_id(&m.target, image, id).await,
+                Err(e) => Err(e.into()),
+            }
         }
+    };
+    match sent {
+        Ok(sent) => Attempt::Sent(sent),
+        Err(e) => Attempt::Failed(e),
     }
 }
 
@@ -393,8 +376,10 @@ async fn give_back<S: Store>(
     wait: Duration,
     held_since: tokio::time::Instant,
 ) {
-    let at = now_ms() + i64::try_from(wait.as_millis()).unwrap_or(60_000);
-    let released = while_unavailable(state, held_since, || state.store.release(m.id, at)).await;
+    let at = now_ms() + millis(wait).min(i64::MAX / 2);
+    let claim = m.claim();
+    let released =
+        while_unavailable(state, held_since, claim, || state.store.release(claim, at)).await;
     if let Err(e) = released {
         tracing::error!(error = %e, "outbox: giving a paced message back failed");
     }
@@ -432,10 +417,11 @@ async fn record_sent<S: Store>(
         },
     );
     let now = now_ms();
-    let recorded = while_unavailable(state, held_since, || {
+    let claim = m.claim();
+    let recorded = while_unavailable(state, held_since, claim, || {
         state
             .store
-            .mark_sent(m.id, &server_message_id, transport, now)
+            .mark_sent(claim, &server_message_id, transport, now)
     })
     .await;
     drop(recording);
@@ -454,18 +440,41 @@ async fn record_failure<S: Store>(
     held_since: tokio::time::Instant,
 ) -> tiktok_dm_store::Result<()> {
     let now = now_ms();
-    let next = Next::after(e, m.attempts, state.settings.max_attempts, now);
+    let next = Next::after(e, m, &state.settings, now);
     record(state, m, started, next.outcome(), Some(e));
     tracing::info!(request = %m.request_id, code = e.code(), attempts = m.attempts, "outbox: delivery failed");
     let error = delivery_error(e);
-    let recorded = while_unavailable(state, held_since, || async {
+    let claim = m.claim();
+    let reached = e.reached_tiktok();
+    let recorded = while_unavailable(state, held_since, claim, || async {
         match next {
-            Next::Failed => state.store.finish(m.id, State::Failed, &error, now).await,
-            Next::Unknown => state.store.finish(m.id, State::Unknown, &error, now).await,
-            Next::Retry(at) => state.store.reschedule(m.id, at, &error, now).await,
+            Next::Failed => state.store.finish(claim, State::Failed, &error, now).await,
+            Next::Unknown => state.store.finish(claim, State::Unknown, &error, now).await,
+            Next::Retry(at) => {
+                state
+                    .store
+                    .reschedule(claim, at, reached, &error, now)
+                    .await
+            }
         }
     })
     .await;
     state.waiters.wake(&m.request_id);
     recorded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tiktok_code_label;
+
+    #[test]
+    fn tiktok_codes_outside_the_known_ones_are_one_label() {
+        assert_eq!(tiktok_code_label(None), "");
+        assert_eq!(tiktok_code_label(Some(7193)), "7193");
+        assert_eq!(tiktok_code_label(Some(4)), "4");
+        assert_eq!(tiktok_code_label(Some(200_005)), "200005");
+        assert_eq!(tiktok_code_label(Some(123_456_789)), "other");
+        assert_eq!(tiktok_code_label(Some(-7)), "other");
+        assert_eq!(tiktok_code_label(Some(i64::MAX)), "other");
+    }
 }

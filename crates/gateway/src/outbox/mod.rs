@@ -12,6 +12,7 @@ use tiktok_dm_store::{Claimed, CorruptMessage, DeliveryError, OutboxMessage, Sta
 use tokio::sync::{OwnedSemaphorePermit, watch};
 
 mod deliver;
+mod lease;
 mod pool;
 pub use pool::{Pool, Slot};
 
@@ -85,7 +86,7 @@ async fn end_corrupt<S: Store>(state: &AppState<S>, corrupt: CorruptMessage) {
     };
     if let Err(e) = state
         .store
-        .finish(corrupt.id, State::Failed, &error, now_ms())
+        .finish(corrupt.claim(), State::Failed, &error, now_ms())
         .await
     {
         tracing::error!(error = %e, "outbox: a corrupt message could not be ended; it is claimed again after its lease");

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::{spawn_app, spawn_app_behind_proxy, spawn_app_with};
+use crate::{spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn a_session_tiktok_does_not_know_is_422_session_rejected() {
@@ -22,25 +22,6 @@ async fn a_session_tiktok_does_not_know_is_422_session_rejected() {
         "{body}"
     );
     assert!(app.sandbox.handle.messages().is_empty());
-}
-
-#[tokio::test]
-async fn tiktok_unreachable_until_the_attempts_run_out_is_502_upstream_unavailable() {
-    let app = spawn_app_behind_proxy(|s| {
-        s.max_attempts = 2;
-        s.wait_for_delivery = Duration::from_secs(10);
-    })
-    .await;
-    app.proxy.as_ref().unwrap().down();
-    let (status, body) = app.post(&app.key, &app.body("x"), &[]).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (502, Some("upstream_unavailable")),
-        "{body}"
-    );
-    assert_eq!(body["messages"][0]["state"], "failed");
-    // The failed message gave its quota reservation back.
-    assert_eq!(body["usage"]["totals"]["messages"], 0);
 }
 
 #[tokio::test]

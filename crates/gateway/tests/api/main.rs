@@ -8,6 +8,7 @@ mod delivery;
 mod failures;
 mod form;
 mod ops;
+mod outage;
 mod send;
 
 use std::net::SocketAddr;

@@ -35,6 +35,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/postgres/0002_open_kinds.sql"),
     ),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_claim_token.sql"),
+    ),
 ];
 
 /// Connections per store.
@@ -347,12 +351,13 @@ impl Store for PostgresStore {
                     LIMIT $2
                     FOR UPDATE OF o SKIP LOCKED
                  )
-                 UPDATE outbox o SET state = 'sending', locked_until = $3, attempts = o.attempts + 1, updated_at = $1
+                 UPDATE outbox o SET state = 'sending', locked_until = $3, attempts = o.attempts + 1,
+                                     claim_token = o.claim_token + 1, updated_at = $1
                  FROM due, requests r
                  WHERE o.id = due.id AND r.id = o.request_id
                  RETURNING o.id, o.request_id, o.position, o.kind, o.client_message_id, o.text, o.image_bytes, o.attempts,
                            o.api_key_id, r.conversation_id, r.conversation_short_id, r.account, r.session_sealed,
-                           o.next_attempt_at",
+                           o.next_attempt_at, o.claim_token, r.created_at, o.transmissions",
             )
             .await?;
         let rows = c
@@ -376,6 +381,9 @@ impl Store for PostgresStore {
                     conversation_short_id: row.try_get(10)?,
                     account: row.try_get(11)?,
                     session_sealed: row.try_get(12)?,
+                    token: row.try_get(14)?,
+                    accepted_at: row.try_get(15)?,
+                    transmissions: row.try_get(16)?,
                 };
                 Ok((row.try_get::<_, i64>(13)?, claimed))
             })
@@ -389,11 +397,11 @@ impl Store for PostgresStore {
 
     async fn mark_sent(
         &self,
-        id: i64,
+        claim: Claim,
         server_message_id: &str,
         transport: &str,
         now: i64,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         // One statement (one round trip, atomic by itself): the message, and
         // its request's session when no other message of it is pending. The
         // outer query sees the table as before the update, hence `o.id <> $4`.
@@ -403,63 +411,94 @@ impl Store for PostgresStore {
                 "WITH sent AS (
                     UPDATE outbox SET state = 'sent', server_message_id = $1, transport = $2, error = NULL,
                                       locked_until = NULL, image = NULL, updated_at = $3
-                    WHERE id = $4 RETURNING request_id
+                    WHERE id = $4 AND claim_token = $5 AND state = 'sending' RETURNING request_id
+                 ), wiped AS (
+                    UPDATE requests SET session_sealed = NULL
+                    WHERE id = (SELECT request_id FROM sent)
+                      AND session_sealed IS NOT NULL
+                      AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.request_id = requests.id
+                                      AND o.id <> $4 AND o.state IN ('accepted', 'sending'))
                  )
-                 UPDATE requests SET session_sealed = NULL
-                 WHERE id = (SELECT request_id FROM sent)
-                   AND session_sealed IS NOT NULL
-                   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.request_id = requests.id
-                                   AND o.id <> $4 AND o.state IN ('accepted', 'sending'))",
+                 SELECT count(*) FROM sent",
             )
             .await?;
-        c.execute(&s, &[&server_message_id, &transport, &now, &id])
+        let row = c
+            .query_one(
+                &s,
+                &[
+                    &server_message_id,
+                    &transport,
+                    &now,
+                    &claim.id,
+                    &claim.token,
+                ],
+            )
             .await?;
-        Ok(())
+        Ok(row.try_get::<_, i64>(0)? == 1)
     }
 
     async fn reschedule(
         &self,
-        id: i64,
+        claim: Claim,
         next_attempt_at: i64,
+        transmitted: bool,
         error: &DeliveryError,
         now: i64,
-    ) -> Result<()> {
-        let c = self.client().await?;
-        c.execute(
-            "UPDATE outbox SET state = 'accepted', next_attempt_at = $1, error = $2, locked_until = NULL, updated_at = $3 WHERE id = $4",
-            &[&next_attempt_at, &delivery_error_column(error), &now, &id],
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn release(&self, id: i64, next_attempt_at: i64) -> Result<()> {
-        let c = self.client().await?;
-        c.execute(
-            "UPDATE outbox SET state = 'accepted', next_attempt_at = $1, attempts = GREATEST(attempts - 1, 0), locked_until = NULL WHERE id = $2 AND state = 'sending'",
-            &[&next_attempt_at, &id],
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn renew(&self, id: i64, locked_until: i64) -> Result<bool> {
+    ) -> Result<bool> {
         let c = self.client().await?;
         let n = c
             .execute(
-                "UPDATE outbox SET locked_until = $1 WHERE id = $2 AND state = 'sending'",
-                &[&locked_until, &id],
+                "UPDATE outbox SET state = 'accepted', next_attempt_at = $1, error = $2, locked_until = NULL, updated_at = $3,
+                                   transmissions = transmissions + $6
+                 WHERE id = $4 AND claim_token = $5 AND state = 'sending'",
+                &[
+                    &next_attempt_at,
+                    &delivery_error_column(error),
+                    &now,
+                    &claim.id,
+                    &claim.token,
+                    &i64::from(transmitted),
+                ],
             )
             .await?;
         Ok(n == 1)
     }
 
-    async fn finish(&self, id: i64, state: State, error: &DeliveryError, now: i64) -> Result<()> {
+    async fn release(&self, claim: Claim, next_attempt_at: i64) -> Result<bool> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "UPDATE outbox SET state = 'accepted', next_attempt_at = $1, attempts = GREATEST(attempts - 1, 0), locked_until = NULL
+                 WHERE id = $2 AND claim_token = $3 AND state = 'sending'",
+                &[&next_attempt_at, &claim.id, &claim.token],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn renew(&self, claim: Claim, locked_until: i64) -> Result<bool> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "UPDATE outbox SET locked_until = $1 WHERE id = $2 AND claim_token = $3 AND state = 'sending'",
+                &[&locked_until, &claim.id, &claim.token],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn finish(
+        &self,
+        claim: Claim,
+        state: State,
+        error: &DeliveryError,
+        now: i64,
+    ) -> Result<bool> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        finish(&tx, id, state, &delivery_error_column(error), now).await?;
+        let ended = finish(&tx, claim, state, &delivery_error_column(error), now).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(ended)
     }
 
     async fn snapshot(

@@ -54,7 +54,7 @@ pub(super) async fn enqueue(
     }
     let claimed = written
         .first_id
-        .and_then(|id| OutboxMessage::claimed_first(id, &mut request))
+        .and_then(|id| OutboxMessage::claimed_first(id, &mut request, now))
         .map(Box::new);
     Ok(Some(Enqueued::accepted(
         request,
@@ -386,7 +386,7 @@ async fn usage(
 /// id, then nine values per message.
 fn outbox_insert(n: usize) -> String {
     let mut sql = String::from(
-        "INSERT INTO outbox (request_id, position, kind, client_message_id, text, image, image_bytes, state, locked_until, attempts, next_attempt_at, api_key_id, created_at, updated_at) VALUES ",
+        "INSERT INTO outbox (request_id, position, kind, client_message_id, text, image, image_bytes, state, locked_until, attempts, next_attempt_at, api_key_id, created_at, updated_at, claim_token) VALUES ",
     );
     for i in 0..n {
         let b = 3 + i * 9;
@@ -394,7 +394,9 @@ fn outbox_insert(n: usize) -> String {
             sql.push_str(", ");
         }
         sql.push_str(&format!(
-            "($1, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, $2, $3, $2, $2)",
+            // The claim token is the attempts' value: 1 for a message
+            // claimed with its acceptance (its first claim), else 0.
+            "($1, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, $2, $3, $2, $2, ${})",
             b + 1,
             b + 2,
             b + 3,
@@ -403,6 +405,7 @@ fn outbox_insert(n: usize) -> String {
             b + 6,
             b + 7,
             b + 8,
+            b + 9,
             b + 9
         ));
     }
@@ -464,19 +467,20 @@ pub(super) async fn window_used<C: deadpool_postgres::GenericClient>(
 
 pub(super) async fn finish(
     tx: &Tx<'_>,
-    id: i64,
+    claim: Claim,
     state: State,
     error: &str,
     now: i64,
-) -> Result<()> {
+) -> Result<bool> {
+    let id = claim.id;
     let s = tx
         .prepare_cached(
             "SELECT o.request_id, o.position, o.api_key_id, o.image_bytes, o.state, r.day_start, r.month_start
-             FROM outbox o JOIN requests r ON r.id = o.request_id WHERE o.id = $1 FOR UPDATE OF o",
+             FROM outbox o JOIN requests r ON r.id = o.request_id WHERE o.id = $1 AND o.claim_token = $2 FOR UPDATE OF o",
         )
         .await?;
-    let Some(row) = tx.query_opt(&s, &[&id]).await? else {
-        return Ok(());
+    let Some(row) = tx.query_opt(&s, &[&id, &claim.token]).await? else {
+        return Ok(false);
     };
     let (request_id, position, api_key_id, image_bytes): (String, i64, i64, i64) = (
         row.try_get(0)?,
@@ -486,8 +490,8 @@ pub(super) async fn finish(
     );
     let (was, day_start, month_start): (String, i64, i64) =
         (row.try_get(4)?, row.try_get(5)?, row.try_get(6)?);
-    if State::parse(&was)?.is_final() {
-        return Ok(());
+    if State::parse(&was)? != State::Sending {
+        return Ok(false);
     }
     tx.execute(
         "UPDATE outbox SET state = $1, error = $2, locked_until = NULL, image = NULL, updated_at = $3 WHERE id = $4",
@@ -528,7 +532,8 @@ pub(super) async fn finish(
         )
         .await?;
     }
-    wipe_session_if_final(tx, id).await
+    wipe_session_if_final(tx, id).await?;
+    Ok(true)
 }
 
 /// A per-request session is kept only while its messages are undelivered.

@@ -42,6 +42,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/sqlite/0005_open_kinds.sql"),
     ),
+    (
+        6,
+        include_str!("../../migrations/sqlite/0006_claim_token.sql"),
+    ),
 ];
 
 const READERS: usize = 4;
@@ -74,8 +78,27 @@ fn file_of(url: &str) -> Result<PathBuf> {
     Ok(PathBuf::from(path))
 }
 
+/// Switches the file to WAL. SQLite answers "busy" at once, without waiting
+/// out the busy timeout, while another connection migrates a new file (the
+/// switch needs a lock that connection holds); so it is tried again, for as
+/// long as a busy timeout would wait.
+fn use_wal(conn: &Connection) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 fn migrate(conn: &mut Connection) -> Result<()> {
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    use_wal(conn)?;
     // The write lock comes first and the version is read under it: two
     // processes opening a new file at once would otherwise both see version 0
     // and the second would fail on tables the first had just made.
@@ -319,60 +342,68 @@ impl Store for SqliteStore {
 
     async fn mark_sent(
         &self,
-        id: i64,
+        claim: Claim,
         server_message_id: &str,
         transport: &str,
         now: i64,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let op = Op::MarkSent {
-            id,
+            claim,
             server_message_id: server_message_id.to_owned(),
             transport: transport.to_owned(),
             now,
         };
-        self.writer.run(op).await.map(drop)
+        flag(self.writer.run(op).await?)
     }
 
     async fn reschedule(
         &self,
-        id: i64,
+        claim: Claim,
         next_attempt_at: i64,
+        transmitted: bool,
         error: &DeliveryError,
         now: i64,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let op = Op::Reschedule {
-            id,
+            claim,
             at: next_attempt_at,
+            transmitted,
             error: delivery_error_column(error),
             now,
         };
-        self.writer.run(op).await.map(drop)
+        flag(self.writer.run(op).await?)
     }
 
-    async fn release(&self, id: i64, next_attempt_at: i64) -> Result<()> {
+    async fn release(&self, claim: Claim, next_attempt_at: i64) -> Result<bool> {
         let op = Op::Release {
-            id,
+            claim,
             at: next_attempt_at,
         };
-        self.writer.run(op).await.map(drop)
+        flag(self.writer.run(op).await?)
     }
 
-    async fn renew(&self, id: i64, locked_until: i64) -> Result<bool> {
+    async fn renew(&self, claim: Claim, locked_until: i64) -> Result<bool> {
         let op = Op::Renew {
-            id,
+            claim,
             until: locked_until,
         };
         flag(self.writer.run(op).await?)
     }
 
-    async fn finish(&self, id: i64, state: State, error: &DeliveryError, now: i64) -> Result<()> {
+    async fn finish(
+        &self,
+        claim: Claim,
+        state: State,
+        error: &DeliveryError,
+        now: i64,
+    ) -> Result<bool> {
         let op = Op::Finish {
-            id,
+            claim,
             state,
             error: delivery_error_column(error),
             now,
         };
-        self.writer.run(op).await.map(drop)
+        flag(self.writer.run(op).await?)
     }
 
     async fn snapshot(

@@ -46,27 +46,28 @@ pub(crate) enum Op {
         max: u32,
     },
     MarkSent {
-        id: i64,
+        claim: Claim,
         server_message_id: String,
         transport: String,
         now: i64,
     },
     Reschedule {
-        id: i64,
+        claim: Claim,
         at: i64,
+        transmitted: bool,
         error: String,
         now: i64,
     },
     Release {
-        id: i64,
+        claim: Claim,
         at: i64,
     },
     Renew {
-        id: i64,
+        claim: Claim,
         until: i64,
     },
     Finish {
-        id: i64,
+        claim: Claim,
         state: State,
         error: String,
         now: i64,
@@ -277,40 +278,46 @@ fn apply(c: &mut Transaction<'_>, op: Op) -> Result<Done> {
         }
         Op::Claim { now, lease_ms, max } => claim(c, now, lease_ms, max).map(Done::Claimed),
         Op::MarkSent {
-            id,
+            claim,
             server_message_id,
             transport,
             now,
         } => {
-            c.prepare_cached("UPDATE outbox SET state = 'sent', server_message_id = ?1, transport = ?2, error = NULL, locked_until = NULL, image = NULL, updated_at = ?3 WHERE id = ?4")?
-                .execute(params![server_message_id, transport, now, id])?;
-            wipe_session_if_final(c, id)?;
-            Ok(Done::Unit)
+            let n = c.prepare_cached("UPDATE outbox SET state = 'sent', server_message_id = ?1, transport = ?2, error = NULL, locked_until = NULL, image = NULL, updated_at = ?3 WHERE id = ?4 AND claim_token = ?5 AND state = 'sending'")?
+                .execute(params![server_message_id, transport, now, claim.id, claim.token])?;
+            wipe_session_if_final(c, claim.id)?;
+            Ok(Done::Flag(n == 1))
         }
-        Op::Reschedule { id, at, error, now } => {
-            c.prepare_cached("UPDATE outbox SET state = 'accepted', next_attempt_at = ?1, error = ?2, locked_until = NULL, updated_at = ?3 WHERE id = ?4")?
-                .execute(params![at, error, now, id])?;
-            Ok(Done::Unit)
+        Op::Reschedule {
+            claim,
+            at,
+            transmitted,
+            error,
+            now,
+        } => {
+            let n = c.prepare_cached("UPDATE outbox SET state = 'accepted', next_attempt_at = ?1, error = ?2, locked_until = NULL, updated_at = ?3, transmissions = transmissions + ?6 WHERE id = ?4 AND claim_token = ?5 AND state = 'sending'")?
+                .execute(params![at, error, now, claim.id, claim.token, i64::from(transmitted)])?;
+            Ok(Done::Flag(n == 1))
         }
-        Op::Release { id, at } => {
-            c.prepare_cached("UPDATE outbox SET state = 'accepted', next_attempt_at = ?1, attempts = MAX(attempts - 1, 0), locked_until = NULL WHERE id = ?2 AND state = 'sending'")?
-                .execute(params![at, id])?;
-            Ok(Done::Unit)
+        Op::Release { claim, at } => {
+            let n = c.prepare_cached("UPDATE outbox SET state = 'accepted', next_attempt_at = ?1, attempts = MAX(attempts - 1, 0), locked_until = NULL WHERE id = ?2 AND claim_token = ?3 AND state = 'sending'")?
+                .execute(params![at, claim.id, claim.token])?;
+            Ok(Done::Flag(n == 1))
         }
-        Op::Renew { id, until } => {
+        Op::Renew { claim, until } => {
             let n = c
                 .prepare_cached(
-                    "UPDATE outbox SET locked_until = ?1 WHERE id = ?2 AND state = 'sending'",
+                    "UPDATE outbox SET locked_until = ?1 WHERE id = ?2 AND claim_token = ?3 AND state = 'sending'",
                 )?
-                .execute(params![until, id])?;
+                .execute(params![until, claim.id, claim.token])?;
             Ok(Done::Flag(n == 1))
         }
         Op::Finish {
-            id,
+            claim,
             state,
             error,
             now,
-        } => finish(c, id, state, &error, now).map(|()| Done::Unit),
+        } => finish(c, claim, state, &error, now).map(Done::Flag),
     }
 }
 
@@ -354,7 +361,7 @@ fn enqueue(
     let month_start = month_start(now);
     let (image_bytes, first_id) = insert(c, &request, now, day_start, month_start)?;
     let claimed = first_id
-        .and_then(|id| OutboxMessage::claimed_first(id, &mut request))
+        .and_then(|id| OutboxMessage::claimed_first(id, &mut request, now))
         .map(Box::new);
     let count = i64::try_from(request.messages.len()).unwrap_or(i64::MAX);
     let totals = reserve(
@@ -456,8 +463,8 @@ fn insert(
     ])?;
     let mut image_bytes = 0i64;
     let mut insert = c.prepare_cached(
-        "INSERT INTO outbox (request_id, position, kind, client_message_id, text, image, image_bytes, state, next_attempt_at, api_key_id, created_at, updated_at, locked_until, attempts)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?10, ?8, ?9, ?8, ?8, ?11, ?12)",
+        "INSERT INTO outbox (request_id, position, kind, client_message_id, text, image, image_bytes, state, next_attempt_at, api_key_id, created_at, updated_at, locked_until, attempts, claim_token)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?10, ?8, ?9, ?8, ?8, ?11, ?12, ?13)",
     )?;
     let mut first_id = None;
     for (row, m) in outbox_rows(request, now).iter().zip(&request.messages) {
@@ -475,6 +482,7 @@ fn insert(
             row.state,
             row.locked_until,
             row.attempts,
+            row.claim_token,
         ])?;
         if row.locked_until.is_some() {
             first_id = Some(c.last_insert_rowid());
@@ -531,7 +539,7 @@ pub(crate) fn window_used(c: &Connection, api_key_id: i64, window: &QuotaWindow)
 
 /// The due messages, oldest first (see `claim`).
 const CLAIM_SQL: &str = "SELECT o.id, o.request_id, o.position, o.kind, o.client_message_id, o.text, o.image_bytes, o.attempts, o.api_key_id,
-        r.conversation_id, r.conversation_short_id, r.account, r.session_sealed
+        r.conversation_id, r.conversation_short_id, r.account, r.session_sealed, o.claim_token, r.created_at, o.transmissions
  FROM outbox o JOIN requests r ON r.id = o.request_id
  WHERE o.state IN ('accepted', 'sending')
    AND ((o.state = 'accepted' AND o.next_attempt_at <= ?1) OR (o.state = 'sending' AND o.locked_until < ?1))
@@ -563,10 +571,14 @@ fn claim(c: &Connection, now: i64, lease_ms: i64, max: u32) -> Result<Vec<Claime
             conversation_short_id: row.get(10)?,
             account: row.get(11)?,
             session_sealed: row.get(12)?,
+            // The token this claim raises it to (the writer is alone).
+            token: row.get::<_, i64>(13)? + 1,
+            accepted_at: row.get(14)?,
+            transmissions: row.get(15)?,
         });
     }
     let mut lease = c.prepare_cached(
-        "UPDATE outbox SET state = 'sending', locked_until = ?1, attempts = attempts + 1, updated_at = ?2 WHERE id = ?3",
+        "UPDATE outbox SET state = 'sending', locked_until = ?1, attempts = attempts + 1, claim_token = claim_token + 1, updated_at = ?2 WHERE id = ?3",
     )?;
     for m in &claimed {
         lease.execute(params![now + lease_ms, now, m.id])?;
@@ -574,13 +586,14 @@ fn claim(c: &Connection, now: i64, lease_ms: i64, max: u32) -> Result<Vec<Claime
     Ok(claimed.into_iter().map(ClaimedRow::into_claimed).collect())
 }
 
-fn finish(c: &Connection, id: i64, state: State, error: &str, now: i64) -> Result<()> {
+fn finish(c: &Connection, claim: Claim, state: State, error: &str, now: i64) -> Result<bool> {
+    let id = claim.id;
     let row = c
         .prepare_cached(
             "SELECT o.request_id, o.position, o.api_key_id, o.image_bytes, o.state, r.day_start, r.month_start
-             FROM outbox o JOIN requests r ON r.id = o.request_id WHERE o.id = ?1",
+             FROM outbox o JOIN requests r ON r.id = o.request_id WHERE o.id = ?1 AND o.claim_token = ?2",
         )?
-        .query_row(params![id], |r| {
+        .query_row(params![id, claim.token], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, i64>(1)?,
@@ -594,10 +607,10 @@ fn finish(c: &Connection, id: i64, state: State, error: &str, now: i64) -> Resul
         .optional()?;
     let Some((request_id, position, api_key_id, image_bytes, was, day_start, month_start)) = row
     else {
-        return Ok(());
+        return Ok(false);
     };
-    if State::parse(&was)?.is_final() {
-        return Ok(());
+    if State::parse(&was)? != State::Sending {
+        return Ok(false);
     }
     c.prepare_cached("UPDATE outbox SET state = ?1, error = ?2, locked_until = NULL, image = NULL, updated_at = ?3 WHERE id = ?4")?
         .execute(params![state.as_str(), error, now, id])?;
@@ -624,7 +637,8 @@ fn finish(c: &Connection, id: i64, state: State, error: &str, now: i64) -> Resul
         )?
         .execute(params![given_back, bytes_back, api_key_id, day_start, month_start])?;
     }
-    wipe_session_if_final(c, id)
+    wipe_session_if_final(c, id)?;
+    Ok(true)
 }
 
 /// A per-request session is kept only while its messages are undelivered.

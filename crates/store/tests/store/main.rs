@@ -65,7 +65,7 @@ mod sqlite {
         let claimed = crate::suite::claim(&store, 80 * day, 60_000, 1).await;
         store
             .finish(
-                claimed[0].id,
+                claimed[0].claim(),
                 State::Failed,
                 &crate::suite::failure(tiktok_dm_store::FailureCode::UpstreamError),
                 80 * day,
@@ -138,7 +138,7 @@ mod sqlite {
         store.enqueue(r, &[], 10).await.unwrap();
         let totals = crate::suite::totals(&store, key.id, 0, 0).await;
         assert_eq!((totals.total, totals.image_bytes), (1, 16));
-        assert_eq!(user_version(&path), 5);
+        assert_eq!(user_version(&path), 6);
     }
 
     /// Migration 4 rebuilds the outbox: every row keeps its id and state, a
@@ -203,7 +203,7 @@ mod sqlite {
             panic!("not accepted and claimed");
         };
         assert_eq!(m.id, 21, "ids continue after the old sequence");
-        assert_eq!(user_version(&path), 5);
+        assert_eq!(user_version(&path), 6);
     }
 
     /// A row that does not read back as a message (edited by hand, or a kind

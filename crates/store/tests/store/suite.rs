@@ -236,7 +236,7 @@ macro_rules! store_suite {
             // The image fails for good: both messages of "a" stop counting.
             let claimed = claim(&store, 20, 60_000, 10).await;
             assert_eq!(claimed.len(), 1, "the text waits for its image");
-            store.finish(claimed[0].id, State::Failed, &failure(tiktok_dm_store::FailureCode::UpstreamError), 21).await.unwrap();
+            store.finish(claimed[0].claim(), State::Failed, &failure(tiktok_dm_store::FailureCode::UpstreamError), 21).await.unwrap();
             assert_eq!(used(&store, key.id, &daily(3)[0]).await, 0);
             let status = status_of(&store, "a", key.id).await.unwrap();
             assert_eq!(status.messages[1].state, State::Failed, "the caption is not attempted");
@@ -262,7 +262,7 @@ macro_rules! store_suite {
             // "old" fails: it leaves every total.
             let claimed = claim(&store, 50 * day + 10, 60_000, 1).await;
             assert_eq!(claimed[0].request_id, "old");
-            store.finish(claimed[0].id, State::Failed, &failure(tiktok_dm_store::FailureCode::UpstreamError), 50 * day + 11).await.unwrap();
+            store.finish(claimed[0].claim(), State::Failed, &failure(tiktok_dm_store::FailureCode::UpstreamError), 50 * day + 11).await.unwrap();
             let t = totals(&store, key.id, 50 * day, 31 * day).await;
             assert_eq!((t.today, t.month, t.total, t.image_bytes), (2, 3, 3, 32));
             assert_eq!(totals(&store, key.id, 5 * day, 0).await.month, 0);
@@ -276,7 +276,7 @@ macro_rules! store_suite {
             store.enqueue(request("p", key.id, None, &[Kind::Text]), &[], 10).await.unwrap();
             let first = claim(&store, 20, 60_000, 5).await;
             assert_eq!(first[0].attempts, 1);
-            store.release(first[0].id, 500).await.unwrap();
+            store.release(first[0].claim(), 500).await.unwrap();
             assert!(claim(&store, 499, 60_000, 5).await.is_empty(), "not before its time");
             let again = claim(&store, 500, 60_000, 5).await;
             assert_eq!((again[0].id, again[0].attempts), (first[0].id, 1));
@@ -329,14 +329,14 @@ macro_rules! store_suite {
             // Leased: nobody else gets it, and the caption waits for it.
             assert!(claim(&store, 20, 30_000, 10).await.is_empty());
             // A renewed lease holds it past its first end.
-            assert!(store.renew(first.id, 50_000).await.unwrap());
+            assert!(store.renew(first.claim(), 50_000).await.unwrap());
             assert!(claim(&store, 30_011, 30_000, 10).await.is_empty());
             // Its lease runs out like any claim's (a crash between the two).
             let again = claim(&store, 50_001, 30_000, 10).await;
             assert_eq!((again.len(), again[0].id, again[0].attempts), (1, first.id, 2));
             // Once it is no longer being delivered, there is no lease to renew.
-            store.mark_sent(first.id, "7002", "ws", 50_100).await.unwrap();
-            assert!(!store.renew(first.id, 90_000).await.unwrap());
+            store.mark_sent(first.claim(), "7002", "ws", 50_100).await.unwrap();
+            assert!(!store.renew(first.claim(), 90_000).await.unwrap());
         }
 
         #[tokio::test]
@@ -377,16 +377,16 @@ macro_rules! store_suite {
             let again = claim(&store, 1_100, 1_000, 10).await;
             assert_eq!((again[0].id, again[0].attempts), (first[0].id, 2));
             assert_eq!(again[0].client_message_id, first[0].client_message_id);
-            store.mark_sent(again[0].id, "7000", "ws", 1_200).await.unwrap();
+            store.mark_sent(again[0].claim(), "7000", "ws", 1_200).await.unwrap();
             assert_eq!(store.image(again[0].id).await.unwrap(), None, "dropped once sent");
             let text = claim(&store, 1_300, 1_000, 10).await;
             assert_eq!((text[0].kind(), text[0].image_bytes()), (Kind::Text, 0));
             assert_eq!(store.image(text[0].id).await.unwrap(), None);
             assert_eq!(store.image(text[0].id + 1_000).await.unwrap(), None, "no such row");
-            store.reschedule(text[0].id, 5_000, &failure(tiktok_dm_store::FailureCode::UpstreamError), 1_400).await.unwrap();
+            store.reschedule(text[0].claim(), 5_000, true, &failure(tiktok_dm_store::FailureCode::UpstreamError), 1_400).await.unwrap();
             assert!(claim(&store, 4_000, 1_000, 10).await.is_empty(), "not before its time");
             let retry = claim(&store, 5_000, 1_000, 10).await;
-            store.mark_sent(retry[0].id, "7001", "http", 5_100).await.unwrap();
+            store.mark_sent(retry[0].claim(), "7001", "http", 5_100).await.unwrap();
             let status = status_of(&store, "r", key.id).await.unwrap();
             let states: Vec<State> = status.messages.iter().map(|m| m.state).collect();
             assert_eq!(states, [State::Sent, State::Sent]);
@@ -394,6 +394,58 @@ macro_rules! store_suite {
             assert_eq!(store.outbox_depth().await.unwrap(), 0);
             assert!(!status.holds_session, "the per-request session is wiped once every message is final");
             assert!(status_of(&store, "r", key.id + 1).await.is_none(), "another key cannot see it");
+        }
+
+        /// Every claim counts as an attempt (the backoff grows with them);
+        /// only attempts that reached TikTok count as transmissions, which
+        /// the gateway's `max_attempts` limits.
+        #[tokio::test]
+        async fn only_attempts_that_reached_tiktok_count_as_transmissions() {
+            let (store, _guard) = $open().await;
+            let key = new_key(&store, "counted", None).await;
+            store.enqueue(request("t", key.id, None, &[Kind::Text]), &[], 10).await.unwrap();
+            let first = claim(&store, 20, 1_000, 10).await.remove(0);
+            assert_eq!((first.attempts, first.transmissions, first.accepted_at), (1, 0, 10));
+            let down = failure(tiktok_dm_store::FailureCode::ConnectionFailed);
+            assert!(store.reschedule(first.claim(), 100, false, &down, 30).await.unwrap());
+            let second = claim(&store, 200, 1_000, 10).await.remove(0);
+            assert_eq!((second.attempts, second.transmissions), (2, 0));
+            let lost = failure(tiktok_dm_store::FailureCode::OutcomeUnknown);
+            assert!(store.reschedule(second.claim(), 300, true, &lost, 210).await.unwrap());
+            let third = claim(&store, 400, 1_000, 10).await.remove(0);
+            assert_eq!((third.attempts, third.transmissions), (3, 1));
+        }
+
+        /// A worker whose lease ran out, and whose message was claimed again,
+        /// changes nothing with its writes: it cannot turn a sent message back
+        /// to accepted (a third send), mark a failed (refunded) one sent,
+        /// give it back, end it, or renew its lease.
+        #[tokio::test]
+        async fn a_stale_claims_writes_change_nothing() {
+            let (store, _guard) = $open().await;
+            let key = new_key(&store, "fenced", Some(10)).await;
+            store.enqueue(request("s", key.id, None, &[Kind::Text]), &daily(10), 10).await.unwrap();
+            let stale = claim(&store, 20, 1_000, 10).await.remove(0);
+            let fresh = claim(&store, 1_100, 1_000, 10).await.remove(0);
+            assert_eq!(fresh.id, stale.id);
+            assert_ne!(fresh.token, stale.token, "each claim has its own token");
+            assert!(!store.renew(stale.claim(), 9_000).await.unwrap());
+            assert!(store.mark_sent(fresh.claim(), "7001", "ws", 1_200).await.unwrap());
+            assert!(!store.reschedule(stale.claim(), 1_300, true, &failure(tiktok_dm_store::FailureCode::UpstreamError), 1_300).await.unwrap());
+            assert!(!store.release(stale.claim(), 1_300).await.unwrap());
+            assert!(!store.finish(stale.claim(), State::Failed, &failure(tiktok_dm_store::FailureCode::UpstreamError), 1_300).await.unwrap());
+            let status = status_of(&store, "s", key.id).await.unwrap();
+            assert_eq!(status.messages[0].state, State::Sent, "still sent");
+            assert!(claim(&store, 5_000, 1_000, 10).await.is_empty(), "not due again");
+
+            store.enqueue(request("f", key.id, None, &[Kind::Text]), &daily(10), 6_000).await.unwrap();
+            let stale = claim(&store, 6_000, 1_000, 10).await.remove(0);
+            let fresh = claim(&store, 7_100, 1_000, 10).await.remove(0);
+            assert!(store.finish(fresh.claim(), State::Failed, &failure(tiktok_dm_store::FailureCode::RequestRejected), 7_200).await.unwrap());
+            assert!(!store.mark_sent(stale.claim(), "7002", "ws", 7_300).await.unwrap());
+            let status = status_of(&store, "f", key.id).await.unwrap();
+            assert_eq!(status.messages[0].state, State::Failed, "still failed");
+            assert_eq!(used(&store, key.id, &daily(10)[0]).await, 1, "its quota stays given back");
         }
 
         /// PostgreSQL's text cannot hold U+0000: both backends refuse to write
