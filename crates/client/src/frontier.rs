@@ -3,10 +3,14 @@
 //! hands pushes to subscribers, sends `"hi"` heartbeats, and reconnects with
 //! capped, jittered backoff. It never retransmits a request on its own: a request
 //! in flight when the socket drops fails with a retryable error, and the caller
-//! decides (with the same sequence id and client message id).
+//! decides (with the same sequence id and client message id). A request made
+//! while the socket waits to reconnect fails at once (nothing was sent) rather
+//! than cutting the wait short, and a request whose caller stopped waiting is
+//! forgotten at the next heartbeat tick.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
@@ -100,6 +104,9 @@ enum Command {
 pub(crate) struct Frontier {
     commands: mpsc::UnboundedSender<Command>,
     state: watch::Receiver<ConnectionState>,
+    /// How many requests wait for a reply, as the task last counted.
+    #[cfg(test)]
+    pending: Arc<AtomicUsize>,
 }
 
 /// Percent-encodes a query value (everything but RFC 3986 unreserved characters).
@@ -142,8 +149,27 @@ impl Frontier {
     ) -> Self {
         let (commands, rx) = mpsc::unbounded_channel();
         let (state_tx, state) = watch::channel(ConnectionState::Connecting);
-        tokio::spawn(run(config, identity, pushes, rx, state_tx));
-        Self { commands, state }
+        let pending = Arc::new(AtomicUsize::new(0));
+        let task = Task {
+            config,
+            identity,
+            pushes,
+            state: state_tx,
+            pending: Arc::clone(&pending),
+        };
+        tokio::spawn(run(task, rx));
+        Self {
+            commands,
+            state,
+            #[cfg(test)]
+            pending,
+        }
+    }
+
+    /// How many requests the task holds waiting for a reply.
+    #[cfg(test)]
+    pub(crate) fn pending_len(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
     }
 
     /// Writes one request frame and waits for the reply with the same sequence id.
@@ -256,31 +282,33 @@ fn jitter() -> f64 {
     0.5 + rand::random::<f64>() / 2.0
 }
 
-async fn run(
+/// What the connection task owns besides its command queue.
+struct Task {
     config: Arc<Config>,
     identity: Identity,
     pushes: broadcast::Sender<InboundMessage>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
     state: watch::Sender<ConnectionState>,
-) {
+    /// Published count of requests waiting for a reply.
+    pending: Arc<AtomicUsize>,
+}
+
+async fn run(task: Task, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let state = &task.state;
     let mut attempt = 0u32;
     let mut reconnect_at = Instant::now();
     loop {
-        // Wait for the reconnect time, or connect at once when a request is waiting.
-        let waiting = tokio::select! {
-            _ = tokio::time::sleep_until(reconnect_at) => None,
-            command = commands.recv() => match command {
-                None | Some(Command::Close) => break,
-                Some(Command::Request { seq, frame, reply }) => Some((seq, frame, reply)),
-            },
+        // Wait for the reconnect time; a request that comes sooner fails at
+        // once instead of cutting the backoff short.
+        let Some(waiting) = wait_to_reconnect(reconnect_at, &mut commands).await else {
+            break;
         };
         state.send_replace(ConnectionState::Connecting);
-        match connect(&config, &identity).await {
+        match connect(&task.config, &task.identity).await {
             Ok(socket) => {
                 // Connected: the failure count starts again from the next loss.
                 state.send_replace(ConnectionState::Active);
                 tracing::debug!("frontier connected");
-                match serve(&config, socket, waiting, &mut commands, &pushes).await {
+                match serve(&task, socket, waiting, &mut commands).await {
                     Ended::ByOwner => break,
                     Ended::Lost(reason) => {
                         tracing::debug!(%reason, "frontier connection lost");
@@ -314,6 +342,35 @@ async fn run(
     }
 }
 
+/// Waits until `reconnect_at`. A request that comes before then is answered
+/// at once as not connected (nothing was sent; the caller may go over HTTP
+/// or try later): connecting for it would skip the backoff, and a stream of
+/// requests would hammer a server that is down. One that comes when the time
+/// is up goes first on the new connection. `None` when the owner closed.
+async fn wait_to_reconnect(
+    reconnect_at: Instant,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+) -> Option<Option<Queued>> {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(reconnect_at) => return Some(None),
+            command = commands.recv() => match command {
+                None | Some(Command::Close) => return None,
+                Some(Command::Request { seq, frame, reply }) => {
+                    let now = Instant::now();
+                    if now >= reconnect_at {
+                        return Some(Some((seq, frame, reply)));
+                    }
+                    let _ = reply.send(Err(Error::Connect(format!(
+                        "the frontier socket is down; the next connection attempt is in {} ms",
+                        (reconnect_at - now).as_millis()
+                    ))));
+                }
+            },
+        }
+    }
+}
+
 /// After a fatal refusal, answer every request with the same error until closed.
 async fn refuse_all(commands: &mut mpsc::UnboundedReceiver<Command>, status: u16) {
     while let Some(Command::Request { reply, .. }) = commands.recv().await {
@@ -329,12 +386,12 @@ enum Ended {
 type Pending = HashMap<i64, oneshot::Sender<Result<Response>>>;
 
 async fn serve(
-    config: &Config,
+    task: &Task,
     socket: Socket,
     first: Option<Queued>,
     commands: &mut mpsc::UnboundedReceiver<Command>,
-    pushes: &broadcast::Sender<InboundMessage>,
 ) -> Ended {
+    let (config, pushes) = (&task.config, &task.pushes);
     let (mut sink, mut stream) = socket.split();
     let mut pending: Pending = HashMap::new();
     let mut last_receive = Instant::now();
@@ -366,14 +423,23 @@ async fn serve(
                 }
             },
             _ = ticker.tick() => {
+                forget_abandoned(&mut pending);
                 if let Some(reason) = heartbeat(&mut sink, last_receive, config).await {
                     break reason;
                 }
             },
         }
+        task.pending.store(pending.len(), Ordering::Relaxed);
     };
     fail_all(&mut pending, || Error::ConnectionLost(reason.clone()));
+    task.pending.store(0, Ordering::Relaxed);
     Ended::Lost(reason)
+}
+
+/// Drops the waiters whose caller stopped waiting (its timeout passed): a
+/// reply that never comes would otherwise keep them until the socket drops.
+fn forget_abandoned(pending: &mut Pending) {
+    pending.retain(|_, reply| !reply.is_closed());
 }
 
 /// The heartbeat timer: its first tick one interval from now, and a late tick
@@ -556,5 +622,51 @@ fn publish(response: &Response, pushes: &broadcast::Sender<InboundMessage>) {
             text,
             client_message_id: map_get(&m.ext, "s:client_message_id").map(str::to_owned),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tiktok_dm_proto::codec::{im_frame, media_upload_config_request};
+    use tiktok_dm_test_support::spawn_sandbox;
+
+    use super::*;
+    use crate::{Credentials, Endpoints};
+
+    #[tokio::test]
+    async fn a_request_whose_caller_stopped_waiting_is_forgotten_at_the_next_tick() {
+        let sandbox = spawn_sandbox().await;
+        let alice = sandbox.handle.account("alice").unwrap().clone();
+        let config = Config::builder(Credentials::parse(&alice.session).unwrap())
+            .endpoints(Endpoints::sandbox(&sandbox.base_url()).unwrap())
+            .heartbeat(Duration::from_millis(50), Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let identity = Identity {
+            uid: alice.uid,
+            wid: alice.wid.clone(),
+            unique_id: None,
+        };
+        let (pushes, _) = broadcast::channel(4);
+        let frontier = Frontier::start(Arc::new(config), identity, pushes);
+        frontier.wait_for(|s| *s == ConnectionState::Active).await;
+        sandbox.handle.ws_unanswered(3);
+        for seq in 1..=3 {
+            let request = media_upload_config_request(seq, &alice.wid).encode_to_vec();
+            let frame = im_frame(&request, seq, 0, Vec::new()).encode_to_vec();
+            let waited =
+                tokio::time::timeout(Duration::from_millis(100), frontier.request(seq, frame))
+                    .await;
+            assert!(waited.is_err(), "the sandbox leaves it unanswered");
+        }
+        // Ticks come every 50 ms; the bound only keeps a failure from hanging.
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while frontier.pending_len() > 0 && Instant::now() < give_up {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(frontier.pending_len(), 0, "abandoned requests are kept");
+        assert_eq!(frontier.state(), ConnectionState::Active, "on one socket");
     }
 }

@@ -304,6 +304,11 @@ impl SandboxHandle {
         self.inject(Fault::HttpStatus { status }, Some(n));
     }
 
+    /// The faults still in force, with how many more times each fires.
+    pub fn faults(&self) -> Vec<ScriptedFault> {
+        self.shared.lock().faults.list()
+    }
+
     /// Removes every fault.
     pub fn clear_faults(&self) {
         self.shared.lock().faults.clear();

@@ -4,6 +4,7 @@
 mod failures;
 mod heartbeat;
 mod images;
+mod reconnect;
 mod send;
 mod sigv4;
 mod upload_urls;
