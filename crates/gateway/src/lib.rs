@@ -4,6 +4,7 @@ pub mod admin;
 pub mod api;
 pub mod budget;
 pub mod config;
+pub mod depth;
 mod error;
 pub mod metrics;
 pub mod outbox;

@@ -50,6 +50,7 @@ impl<S: Store> Application<S> {
             body_room,
             image_room,
             closing: Arc::new(watch::channel(false).0),
+            depth: Arc::default(),
         };
         Ok(Self { listener, state })
     }

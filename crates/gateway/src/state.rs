@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 
 use crate::budget::MemoryBudget;
 use crate::config::Settings;
+use crate::depth::DepthCache;
 use crate::metrics::Metrics;
 use crate::outbox::Pool;
 use crate::secrets::Vault;
@@ -45,6 +46,9 @@ pub struct AppState<S> {
     /// Becomes true when the gateway starts to stop: waiting sends answer at
     /// once (202 with their id) instead of holding the shutdown.
     pub closing: Arc<tokio::sync::watch::Sender<bool>>,
+    /// The outbox depth `/readyz` and `/metrics` show, counted at most once
+    /// a second.
+    pub depth: Arc<DepthCache>,
 }
 
 impl<S: Clone> Clone for AppState<S> {
@@ -61,6 +65,7 @@ impl<S: Clone> Clone for AppState<S> {
             body_room: self.body_room.clone(),
             image_room: self.image_room.clone(),
             closing: Arc::clone(&self.closing),
+            depth: Arc::clone(&self.depth),
         }
     }
 }

@@ -92,9 +92,11 @@ fn handler<S: Store>(route: Route) -> MethodRouter<AppState<S>> {
     }
 }
 
-/// `GET /readyz`: 200 when the database answers (with the outbox depth), 503 otherwise.
+/// `GET /readyz`: 200 when the database answers (with the outbox depth), 503
+/// otherwise. Within a second of a count the count is shown again without
+/// asking the database.
 async fn ready<S: Store>(State(state): State<AppState<S>>) -> Response {
-    match state.store.outbox_depth().await {
+    match outbox_depth(&state).await {
         Ok(depth) => {
             axum::Json(serde_json::json!({"ready": true, "outbox_depth": depth})).into_response()
         }
@@ -111,7 +113,7 @@ async fn ready<S: Store>(State(state): State<AppState<S>>) -> Response {
 
 /// `GET /metrics`.
 async fn metrics<S: Store>(State(state): State<AppState<S>>) -> Response {
-    let depth = state.store.outbox_depth().await.unwrap_or_else(|e| {
+    let depth = outbox_depth(&state).await.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "metrics: outbox depth unavailable");
         0
     });
@@ -129,6 +131,12 @@ async fn metrics<S: Store>(State(state): State<AppState<S>>) -> Response {
         }),
     )
         .into_response()
+}
+
+/// The outbox depth, counted at most once a second however often it is asked.
+async fn outbox_depth<S: Store>(state: &AppState<S>) -> Result<u64, tiktok_dm_store::Error> {
+    let now = tokio::time::Instant::now();
+    state.depth.get(now, || state.store.outbox_depth()).await
 }
 
 /// The method as a metrics label: HTTP's own methods by name, any other as
