@@ -120,9 +120,14 @@ pub enum KeysCommand {
         /// Messages per UTC month.
         #[arg(long)]
         monthly_limit: Option<u32>,
-        /// A stored account this key sends as.
+        /// A stored account this key may send as; repeat for more. The first
+        /// is the one it sends as when a request names none.
+        #[arg(long = "account", value_name = "NAME")]
+        accounts: Vec<String>,
+        /// May send as any stored account (without it, a key sends only as
+        /// the accounts given with --account).
         #[arg(long)]
-        account: Option<String>,
+        any_account: bool,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,

@@ -121,6 +121,7 @@ async fn start_gateway(
         daily_limit: Some(3),
         monthly_limit: None,
         account: Some("demo".into()),
+        ..KeySpec::default()
     };
     let (key, _) = admin::create_key(&store, spec, now_ms()).await?;
     let mut settings = Settings::new(Endpoints::sandbox(&sandbox.url)?);

@@ -44,19 +44,8 @@ pub async fn open_store(database: &str) -> anyhow::Result<AnyStore> {
         .with_context(|| format!("cannot open the database {}", database_shown(database)))
 }
 
-pub async fn create_key(
-    store: &AnyStore,
-    name: &str,
-    daily: Option<u32>,
-    monthly: Option<u32>,
-    account: Option<String>,
-) -> anyhow::Result<(String, String)> {
-    let spec = KeySpec {
-        name: name.to_owned(),
-        daily_limit: daily,
-        monthly_limit: monthly,
-        account,
-    };
+/// Creates a key with `spec`: the key itself (shown once) and its prefix.
+pub async fn create_key(store: &AnyStore, spec: KeySpec) -> anyhow::Result<(String, String)> {
     let (issued, key) = admin::create_key(store, spec, now_ms()).await?;
     Ok((issued.reveal().to_owned(), key.prefix))
 }
@@ -67,16 +56,24 @@ pub async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
             name,
             daily_limit,
             monthly_limit,
-            account,
+            accounts,
+            any_account,
             json,
             database: DatabaseArgs { database },
         } => {
             let store = open_store(&database).await?;
-            let (key, prefix) =
-                create_key(&store, &name, daily_limit, monthly_limit, account.clone()).await?;
+            let spec = KeySpec {
+                name: name.clone(),
+                daily_limit,
+                monthly_limit,
+                account: None,
+                accounts: accounts.clone(),
+                any_account,
+            };
+            let (key, prefix) = create_key(&store, spec).await?;
             if json {
                 crate::output::print_line(
-                    serde_json::json!({"key": key, "name": name, "prefix": prefix, "daily_limit": daily_limit, "monthly_limit": monthly_limit, "account": account}),
+                    serde_json::json!({"key": key, "name": name, "prefix": prefix, "daily_limit": daily_limit, "monthly_limit": monthly_limit, "account": accounts.first(), "accounts": accounts, "any_account": any_account}),
                 )?;
             } else {
                 crate::output::print_line(&key)?;

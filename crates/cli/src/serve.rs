@@ -55,7 +55,12 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
             .clone();
         admin::put_account(&store, &vault, "sandbox", &alice.session, now_ms()).await?;
         let name = format!("sandbox-{}", now_ms());
-        let (key, _) = create_key(&store, &name, None, None, Some("sandbox".into())).await?;
+        let spec = tiktok_dm_gateway::admin::KeySpec {
+            name: name.clone(),
+            account: Some("sandbox".into()),
+            ..Default::default()
+        };
+        let (key, _) = create_key(&store, spec).await?;
         sandbox_info = Some((base.clone(), key, ready_line(&base, handle.seed())));
         layers.flag("sandbox_url", Some(base));
         if config.settings.admin_key_hash.is_none() {

@@ -98,7 +98,8 @@ fn gateway_child() {
                     key_hash: issued.hash,
                     daily_limit: None,
                     monthly_limit: None,
-                    account: None,
+                    accounts: Vec::new(),
+                    any_account: false,
                 },
                 0,
             )

@@ -19,8 +19,29 @@ pub struct KeySpec {
     pub daily_limit: Option<u32>,
     /// Messages per UTC month.
     pub monthly_limit: Option<u32>,
-    /// A stored account the key sends as.
+    /// The stored account the key sends as when a request names none; it
+    /// may also send as it (the first of `accounts` when both are given).
+    #[serde(default)]
     pub account: Option<String>,
+    /// The stored accounts the key may send as.
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    /// May send as any stored account (then `account` is only its default).
+    #[serde(default)]
+    pub any_account: bool,
+}
+
+impl KeySpec {
+    /// `account`, then `accounts`, each once.
+    fn all_accounts(&self) -> Vec<String> {
+        let mut all: Vec<String> = Vec::new();
+        for a in self.account.iter().chain(&self.accounts) {
+            if !all.contains(a) {
+                all.push(a.clone());
+            }
+        }
+        all
+    }
 }
 
 /// Names of keys and accounts: 1–64 of `A-Z a-z 0-9 . _ -`, so they are safe in
@@ -56,7 +77,9 @@ pub async fn create_key<S: Store>(
             "a limit must be at least 1 (leave it out for no limit)".into(),
         ));
     }
-    if let Some(account) = &spec.account {
+    let accounts = spec.all_accounts();
+    for account in &accounts {
+        check_name("account", account)?;
         if store.account(account).await?.is_none() {
             return Err(Error::NotFound(format!(
                 "no stored account named {account:?}; add it first"
@@ -72,7 +95,8 @@ pub async fn create_key<S: Store>(
                 key_hash: issued.hash,
                 daily_limit: spec.daily_limit,
                 monthly_limit: spec.monthly_limit,
-                account: spec.account,
+                accounts,
+                any_account: spec.any_account,
             },
             now,
         )

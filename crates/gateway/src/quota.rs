@@ -60,6 +60,8 @@ mod tests {
             daily_limit: daily,
             monthly_limit: monthly,
             account: None,
+            accounts: Vec::new(),
+            any_account: false,
             created_at: 0,
             revoked_at: None,
         }

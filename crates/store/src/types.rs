@@ -21,12 +21,24 @@ pub struct ApiKey {
     pub daily_limit: Option<u32>,
     /// Messages per UTC month.
     pub monthly_limit: Option<u32>,
-    /// The stored account this key sends as, if bound.
+    /// The stored account this key sends as when a request names none (the
+    /// first of `accounts`).
     pub account: Option<String>,
+    /// The stored accounts this key may send as.
+    pub accounts: Vec<String>,
+    /// Whether it may send as any stored account.
+    pub any_account: bool,
     /// Creation time (ms).
     pub created_at: i64,
     /// Revocation time (ms).
     pub revoked_at: Option<i64>,
+}
+
+impl ApiKey {
+    /// Whether this key may send as the stored account `name`.
+    pub fn may_send_as(&self, name: &str) -> bool {
+        self.any_account || self.accounts.iter().any(|a| a == name)
+    }
 }
 
 /// A key to create.
@@ -42,8 +54,11 @@ pub struct NewApiKey {
     pub daily_limit: Option<u32>,
     /// Messages per UTC month.
     pub monthly_limit: Option<u32>,
-    /// Bound stored account.
-    pub account: Option<String>,
+    /// The stored accounts it may send as; the first is the one it sends as
+    /// when a request names none.
+    pub accounts: Vec<String>,
+    /// Whether it may send as any stored account.
+    pub any_account: bool,
 }
 
 /// A stored account, without its session.
@@ -389,11 +404,14 @@ pub struct Snapshot {
     pub used: Vec<u64>,
 }
 
-/// The columns an API key is read from, in the order of [`ApiKeyRow`].
+/// The columns an API key is read from, in the order of [`ApiKeyRow`]; each
+/// backend adds its accounts, joined by U+001F (which no name holds) in
+/// their order.
 pub(crate) const API_KEY_COLUMNS: &str =
-    "id, name, prefix, daily_limit, monthly_limit, account, created_at, revoked_at";
+    "id, name, prefix, daily_limit, monthly_limit, account, created_at, revoked_at, any_account";
 
-/// An API key's row as either driver reads it ([`API_KEY_COLUMNS`]).
+/// An API key's row as either driver reads it ([`API_KEY_COLUMNS`], then the
+/// accounts).
 pub(crate) type ApiKeyRow = (
     i64,
     String,
@@ -403,7 +421,12 @@ pub(crate) type ApiKeyRow = (
     Option<String>,
     i64,
     Option<i64>,
+    bool,
+    Option<String>,
 );
+
+/// What separates the accounts of a key in [`ApiKeyRow`].
+pub(crate) const ACCOUNT_SEPARATOR: char = '\u{1f}';
 
 /// A stored limit; one out of range (never written) reads as none.
 fn limit(v: Option<i64>) -> Option<u32> {
@@ -413,7 +436,10 @@ fn limit(v: Option<i64>) -> Option<u32> {
 impl ApiKey {
     /// The key a stored row holds.
     pub(crate) fn stored(row: ApiKeyRow) -> Self {
-        let (id, name, prefix, daily, monthly, account, created_at, revoked_at) = row;
+        let (id, name, prefix, daily, monthly, account, created_at, revoked_at, any, joined) = row;
+        let accounts = joined
+            .map(|j| j.split(ACCOUNT_SEPARATOR).map(str::to_owned).collect())
+            .unwrap_or_default();
         Self {
             id,
             name,
@@ -421,6 +447,8 @@ impl ApiKey {
             daily_limit: limit(daily),
             monthly_limit: limit(monthly),
             account,
+            accounts,
+            any_account: any,
             created_at,
             revoked_at,
         }
@@ -434,7 +462,9 @@ impl ApiKey {
             prefix: new.prefix,
             daily_limit: new.daily_limit,
             monthly_limit: new.monthly_limit,
-            account: new.account,
+            account: new.accounts.first().cloned(),
+            accounts: new.accounts,
+            any_account: new.any_account,
             created_at: now,
             revoked_at: None,
         }
@@ -562,9 +592,9 @@ impl NewApiKey {
     pub(crate) fn check(&self) -> crate::Result<()> {
         check("an API key name", &self.name)?;
         check("an API key prefix", &self.prefix)?;
-        self.account
-            .as_deref()
-            .map_or(Ok(()), |a| check("an account name", a))
+        self.accounts
+            .iter()
+            .try_for_each(|a| check("an account name", a))
     }
 }
 

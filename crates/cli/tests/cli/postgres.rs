@@ -144,7 +144,7 @@ async fn a_nul_character_gets_a_clear_answer_on_postgres_not_an_internal_error()
             api_key,
             Some(send("hi", Some("x\u{0}y"))),
             400,
-            "account_not_found",
+            "invalid_request",
         ),
         (
             "GET",
@@ -183,8 +183,8 @@ async fn a_nul_character_gets_a_clear_answer_on_postgres_not_an_internal_error()
             "/v1/admin/keys",
             admin_key,
             Some(serde_json::json!({"name": "k1", "account": "a\u{0}b"})),
-            404,
-            "not_found",
+            400,
+            "invalid_request",
         ),
     ];
     for (method, path, key, body, status, code) in cases {

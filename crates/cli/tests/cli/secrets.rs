@@ -38,7 +38,17 @@ async fn planted_sessions_and_keys_appear_in_no_log_line_and_no_answer() {
     .await;
     assert!(added.status.success());
     let created = run(
-        args(&["keys", "create", "--name", "k", "--json", "--database", db]),
+        args(&[
+            "keys",
+            "create",
+            "--name",
+            "k",
+            "--account",
+            "shop",
+            "--json",
+            "--database",
+            db,
+        ]),
         None,
     )
     .await;

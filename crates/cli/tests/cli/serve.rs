@@ -208,6 +208,33 @@ async fn a_stored_account_bound_to_a_key_sends_without_a_session_header() {
     )
     .await;
     let key = crate::json(&created)["key"].as_str().unwrap().to_owned();
+    let wide = run(
+        args(&[
+            "keys",
+            "create",
+            "--name",
+            "wide",
+            "--any-account",
+            "--json",
+            "--database",
+            db,
+        ]),
+        None,
+    )
+    .await;
+    assert_eq!(crate::json(&wide)["any_account"], true);
+    let listed = run(args(&["keys", "list", "--database", db]), None).await;
+    let keys = crate::json(&listed);
+    let shop_key = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "shop-key")
+        .unwrap();
+    assert_eq!(
+        (&shop_key["accounts"], &shop_key["any_account"]),
+        (&serde_json::json!(["shop"]), &serde_json::json!(false))
+    );
     let (mut child, ready) = crate::spawn_ready(&[
         "serve",
         "--listen",

@@ -56,7 +56,7 @@ codes! {
     ImageTooLarge = "image_too_large", 413, "The image is over the image limit.";
     SessionMissing = "session_missing", 400, "No TikTok session: send X-TikTok-Session or name a stored account.";
     SessionInvalidFormat = "session_invalid_format", 400, "X-TikTok-Session is not a TikTok session (a sessionid, a Cookie header or a cookie export), or not visible ASCII.";
-    AccountNotFound = "account_not_found", 400, "The named stored account does not exist.";
+    AccountNotFound = "account_not_found", 400, "The named stored account does not exist, or this API key may not send as it (both answer alike).";
     ApiKeyMissing = "api_key_missing", 401, "No API key (Authorization: Bearer or X-API-Key).";
     ApiKeyInvalid = "api_key_invalid", 401, "The API key is not known.";
     ApiKeyRevoked = "api_key_revoked", 401, "The API key was revoked.";

@@ -395,7 +395,9 @@ enum Sender {
 }
 
 /// The request's own session (sealed for it), or else the stored account the
-/// body names, or else the key's.
+/// body names, or else the key's. A key sends only as the accounts it was
+/// given (or any, if made so); an account that does not exist and one the key
+/// may not use get the same answer, so a key cannot learn other names.
 async fn sender<S: Store>(
     state: &AppState<S>,
     key: &ApiKey,
@@ -413,10 +415,12 @@ async fn sender<S: Store>(
         return Ok(Sender::Sealed(sealed));
     }
     match account_field.or_else(|| key.account.clone()) {
-        Some(name) if state.store.account(&name).await?.is_some() => Ok(Sender::Account(name)),
+        Some(name) if key.may_send_as(&name) && state.store.account(&name).await?.is_some() => {
+            Ok(Sender::Account(name))
+        }
         Some(name) => Err(ApiError::new(
             ErrorCode::AccountNotFound,
-            format!("no stored account named {name:?}"),
+            format!("no stored account named {name:?} that this API key may send as"),
         )),
         None => Err(ApiError::new(
             ErrorCode::SessionMissing,

@@ -16,9 +16,11 @@ const NOT_BLANK: &str = "[^ \\t\\n\\v\\f\\r]";
 /// A string without U+0000, which the gateway does not store.
 const NO_NUL: &str = "^[^\\u0000]*$";
 
-/// What `ConversationId::parse` accepts: the 1:1 form or a numeric group id.
+/// What `ConversationId::parse` accepts: the 1:1 form or a numeric group id,
+/// each part a decimal that fits in a u64 (leading zeros allowed).
 fn conversation_id_pattern() -> String {
-    format!("^{SPACE}([0-9]+|[0-9]+:[0-9]+:[0-9]+:[0-9]+){SPACE}$")
+    let part = format!("(?:0+|0*(?:{}))", decimal_up_to(&u64::MAX.to_string()));
+    format!("^{SPACE}({part}|{part}:{part}:{part}:{part}){SPACE}$")
 }
 
 /// What `ConversationShortId::parse` accepts: a decimal from 1 to `i64::MAX`,
@@ -248,7 +250,9 @@ fn admin_schemas() -> Value {
                 "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
                 "daily_limit": {"type": ["integer", "null"], "minimum": 1, "maximum": u32::MAX},
                 "monthly_limit": {"type": ["integer", "null"], "minimum": 1, "maximum": u32::MAX},
-                "account": {"type": ["string", "null"], "description": "A stored account the key sends as."}
+                "account": {"type": ["string", "null"], "description": "The stored account the key sends as when a send names none; it may send as it."},
+                "accounts": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}, "description": "The stored accounts the key may send as."},
+                "any_account": {"type": "boolean", "description": "May send as any stored account."}
             }
         },
         "ApiKey": {
@@ -260,6 +264,8 @@ fn admin_schemas() -> Value {
                 "daily_limit": {"type": ["integer", "null"]},
                 "monthly_limit": {"type": ["integer", "null"]},
                 "account": {"type": ["string", "null"]},
+                "accounts": {"type": "array", "items": {"type": "string"}},
+                "any_account": {"type": "boolean"},
                 "created_at": {"type": "integer"},
                 "revoked_at": {"type": ["integer", "null"]}
             }

@@ -121,6 +121,17 @@ impl TestApp {
 
 /// A new API key in `store` with the given daily limit: the key itself.
 pub async fn new_key<S: Store>(store: &S, name: &str, daily: Option<u32>) -> String {
+    key_with_accounts(store, name, daily, &[], false).await
+}
+
+/// A new API key that may send as `accounts` (or any, with `any_account`).
+pub async fn key_with_accounts<S: Store>(
+    store: &S,
+    name: &str,
+    daily: Option<u32>,
+    accounts: &[&str],
+    any_account: bool,
+) -> String {
     let issued = issue_key();
     let new = NewApiKey {
         name: name.into(),
@@ -128,7 +139,8 @@ pub async fn new_key<S: Store>(store: &S, name: &str, daily: Option<u32>) -> Str
         key_hash: issued.hash,
         daily_limit: daily,
         monthly_limit: None,
-        account: None,
+        accounts: accounts.iter().map(|a| (*a).to_owned()).collect(),
+        any_account,
     };
     store.create_api_key(new, 0).await.unwrap();
     issued.secret.expose_secret().to_owned()

@@ -34,22 +34,58 @@ async fn a_text_is_delivered_and_answered_in_the_original_nodes_shape() {
     );
 }
 
-#[tokio::test]
-async fn a_stored_account_can_be_used_instead_of_a_session_header() {
-    let app = spawn_app().await;
-    app.store_alice_as("shop").await;
-    let mut body = app.body("from the stored account");
-    body["account"] = json!("shop");
+/// POST as `key` naming stored account `account`, without a session header.
+async fn send_as(app: &crate::TestApp, key: &str, account: &str) -> (u16, serde_json::Value) {
+    let mut body = app.body(&format!("as {account}"));
+    body["account"] = json!(account);
     let resp = app
         .http
         .post(app.url("/v1/messages"))
-        .bearer_auth(&app.key)
+        .bearer_auth(key)
         .json(&body)
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200);
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_stored_account_can_be_used_instead_of_a_session_header() {
+    let app = spawn_app().await;
+    app.store_alice_as("shop").await;
+    let key = crate::key_with_accounts(&app.store, "shop's", None, &["shop"], false).await;
+    let (status, answer) = send_as(&app, &key, "shop").await;
+    assert_eq!(status, 200, "{answer}");
     assert_eq!(app.sandbox.handle.messages().len(), 1);
+}
+
+/// A key sends only as the accounts it was given (one or several), or as any
+/// if it was made so; "not yours" and "no such account" answer alike, so a
+/// key cannot learn which names exist.
+#[tokio::test]
+async fn a_key_sends_only_as_its_own_accounts() {
+    let app = spawn_app().await;
+    for name in ["shopA", "shopB", "shopC"] {
+        app.store_alice_as(name).await;
+    }
+    let a = crate::key_with_accounts(&app.store, "a", None, &["shopA"], false).await;
+    let ab = crate::key_with_accounts(&app.store, "ab", None, &["shopA", "shopB"], false).await;
+    let any = crate::key_with_accounts(&app.store, "any", None, &[], true).await;
+    let refused = |(status, answer): (u16, serde_json::Value), account: &str| {
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["error"]["code"], "account_not_found", "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap().to_owned();
+        message.replace(account, "NAME")
+    };
+    let not_yours = refused(send_as(&app, &a, "shopB").await, "shopB");
+    let unknown = refused(send_as(&app, &a, "nobody").await, "nobody");
+    assert_eq!(not_yours, unknown, "the same answer for both");
+    refused(send_as(&app, &app.key, "shopA").await, "shopA");
+    assert_eq!(send_as(&app, &ab, "shopA").await.0, 200);
+    assert_eq!(send_as(&app, &ab, "shopB").await.0, 200);
+    refused(send_as(&app, &ab, "shopC").await, "shopC");
+    assert_eq!(send_as(&app, &any, "shopC").await.0, 200);
+    assert_eq!(app.sandbox.handle.messages().len(), 3);
 }
 
 /// A header that is there but not readable text is refused, not taken for

@@ -39,6 +39,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/postgres/0003_claim_token.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_key_accounts.sql"),
+    ),
 ];
 
 /// Connections per store.
@@ -62,6 +66,10 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
+/// An API key's accounts, in order, as one column ([`ACCOUNT_SEPARATOR`]).
+const KEY_ACCOUNTS: &str = "(SELECT string_agg(account, chr(31) ORDER BY position)
+    FROM api_key_accounts WHERE api_key_id = api_keys.id)";
+
 fn api_key(row: &Row) -> Result<ApiKey> {
     Ok(ApiKey::stored((
         row.try_get(0)?,
@@ -72,6 +80,8 @@ fn api_key(row: &Row) -> Result<ApiKey> {
         row.try_get(5)?,
         row.try_get(6)?,
         row.try_get(7)?,
+        row.try_get(8)?,
+        row.try_get(9)?,
     )))
 }
 
@@ -160,41 +170,48 @@ impl PostgresStore {
 impl Store for PostgresStore {
     async fn create_api_key(&self, new: NewApiKey, now: i64) -> Result<ApiKey> {
         new.check()?;
-        let c = self.client().await?;
-        let s = c
-            .prepare_cached(
-                "INSERT INTO api_keys (name, prefix, key_hash, daily_limit, monthly_limit, account, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-            )
-            .await?;
-        let inserted = c
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let inserted = tx
             .query_one(
-                &s,
+                "INSERT INTO api_keys (name, prefix, key_hash, daily_limit, monthly_limit, account, created_at, any_account)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
                 &[
                     &new.name,
                     &new.prefix,
                     &&new.key_hash[..],
                     &new.daily_limit.map(i64::from),
                     &new.monthly_limit.map(i64::from),
-                    &new.account,
+                    &new.accounts.first(),
                     &now,
+                    &new.any_account,
                 ],
             )
             .await;
-        match inserted {
-            Ok(row) => Ok(ApiKey::created(row.try_get(0)?, new, now)),
+        let id: i64 = match inserted {
+            Ok(row) => row.try_get(0)?,
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                Err(Error::Duplicate(format!("an API key named {:?}", new.name)))
+                return Err(Error::Duplicate(format!("an API key named {:?}", new.name)));
             }
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
+        };
+        for (position, account) in new.accounts.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO api_key_accounts (api_key_id, position, account) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                &[&id, &i32::try_from(position).unwrap_or(i32::MAX), account],
+            )
+            .await?;
         }
+        tx.commit().await?;
+        Ok(ApiKey::created(id, new, now))
     }
 
     async fn api_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>> {
         let c = self.client().await?;
         let s = c
             .prepare_cached(&format!(
-                "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1"
+                "SELECT {API_KEY_COLUMNS}, {KEY_ACCOUNTS} FROM api_keys WHERE key_hash = $1"
             ))
             .await?;
         c.query_opt(&s, &[&&hash[..]])
@@ -208,7 +225,7 @@ impl Store for PostgresStore {
         let c = self.client().await?;
         let rows = c
             .query(
-                &format!("SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY id DESC"),
+                &format!("SELECT {API_KEY_COLUMNS}, {KEY_ACCOUNTS} FROM api_keys ORDER BY id DESC"),
                 &[],
             )
             .await?;

@@ -46,6 +46,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../../migrations/sqlite/0006_claim_token.sql"),
     ),
+    (
+        7,
+        include_str!("../../migrations/sqlite/0007_key_accounts.sql"),
+    ),
 ];
 
 const READERS: usize = 4;
@@ -207,6 +211,10 @@ impl SqliteStore {
     }
 }
 
+/// An API key's accounts, in order, as one column ([`ACCOUNT_SEPARATOR`]).
+const KEY_ACCOUNTS: &str = "(SELECT group_concat(account, char(31)) FROM
+    (SELECT account FROM api_key_accounts WHERE api_key_id = api_keys.id ORDER BY position))";
+
 fn api_key(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
     Ok(ApiKey::stored((
         row.get(0)?,
@@ -217,6 +225,8 @@ fn api_key(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
         row.get(5)?,
         row.get(6)?,
         row.get(7)?,
+        row.get(8)?,
+        row.get(9)?,
     )))
 }
 
@@ -233,7 +243,7 @@ impl Store for SqliteStore {
         let hash = *hash;
         self.read(move |c| {
             Ok(c.prepare_cached(&format!(
-                "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1"
+                "SELECT {API_KEY_COLUMNS}, {KEY_ACCOUNTS} FROM api_keys WHERE key_hash = ?1"
             ))?
             .query_row(params![&hash[..]], api_key)
             .optional()?)
@@ -244,7 +254,7 @@ impl Store for SqliteStore {
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
         self.read(|c| {
             let mut s = c.prepare_cached(&format!(
-                "SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY id DESC"
+                "SELECT {API_KEY_COLUMNS}, {KEY_ACCOUNTS} FROM api_keys ORDER BY id DESC"
             ))?;
             let rows = s.query_map([], api_key)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

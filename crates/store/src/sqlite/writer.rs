@@ -328,7 +328,7 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 fn create_key(c: &Connection, new: NewApiKey, now: i64) -> Result<ApiKey> {
     let inserted = c
         .prepare_cached(
-            "INSERT INTO api_keys (name, prefix, key_hash, daily_limit, monthly_limit, account, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO api_keys (name, prefix, key_hash, daily_limit, monthly_limit, account, created_at, any_account) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?
         .execute(params![
             new.name,
@@ -336,11 +336,21 @@ fn create_key(c: &Connection, new: NewApiKey, now: i64) -> Result<ApiKey> {
             &new.key_hash[..],
             new.daily_limit.map(i64::from),
             new.monthly_limit.map(i64::from),
-            new.account,
-            now
+            new.accounts.first(),
+            now,
+            new.any_account
         ]);
     match inserted {
-        Ok(_) => Ok(ApiKey::created(c.last_insert_rowid(), new, now)),
+        Ok(_) => {
+            let id = c.last_insert_rowid();
+            let mut bind = c.prepare_cached(
+                "INSERT OR IGNORE INTO api_key_accounts (api_key_id, position, account) VALUES (?1, ?2, ?3)",
+            )?;
+            for (position, account) in new.accounts.iter().enumerate() {
+                bind.execute(params![id, position as i64, account])?;
+            }
+            Ok(ApiKey::created(id, new, now))
+        }
         Err(e) if is_unique_violation(&e) => {
             Err(Error::Duplicate(format!("an API key named {:?}", new.name)))
         }
@@ -686,7 +696,8 @@ mod tests {
                 key_hash: [name.len() as u8; 32],
                 daily_limit: None,
                 monthly_limit: None,
-                account: None,
+                accounts: Vec::new(),
+                any_account: false,
             },
             1,
         )

@@ -138,7 +138,7 @@ mod sqlite {
         store.enqueue(r, &[], 10).await.unwrap();
         let totals = crate::suite::totals(&store, key.id, 0, 0).await;
         assert_eq!((totals.total, totals.image_bytes), (1, 16));
-        assert_eq!(user_version(&path), 6);
+        assert_eq!(user_version(&path), 7);
     }
 
     /// Migration 4 rebuilds the outbox: every row keeps its id and state, a
@@ -203,7 +203,12 @@ mod sqlite {
             panic!("not accepted and claimed");
         };
         assert_eq!(m.id, 21, "ids continue after the old sequence");
-        assert_eq!(user_version(&path), 6);
+        let old_key = store.list_api_keys().await.unwrap().remove(0);
+        assert!(
+            old_key.any_account && old_key.accounts.is_empty(),
+            "a key made unbound before keys had accounts keeps every account: {old_key:?}"
+        );
+        assert_eq!(user_version(&path), 7);
     }
 
     /// A row that does not read back as a message (edited by hand, or a kind

@@ -22,7 +22,8 @@ pub async fn new_key<S: Store>(store: &S, name: &str, daily: Option<u32>) -> Api
         key_hash: hash(name),
         daily_limit: daily,
         monthly_limit: None,
-        account: None,
+        accounts: Vec::new(),
+        any_account: false,
     };
     store.create_api_key(new, 1_000).await.unwrap()
 }
@@ -148,7 +149,8 @@ macro_rules! store_suite {
                 key_hash: hash("other"),
                 daily_limit: None,
                 monthly_limit: None,
-                account: None,
+                accounts: Vec::new(),
+                any_account: false,
             };
             let dup = store.create_api_key(same_name, 2).await.unwrap_err();
             assert!(dup.to_string().contains("already exists"), "{dup}");
@@ -396,6 +398,30 @@ macro_rules! store_suite {
             assert!(status_of(&store, "r", key.id + 1).await.is_none(), "another key cannot see it");
         }
 
+        /// A key keeps the accounts it may send as, in order (the first is
+        /// its default), and whether it may send as any.
+        #[tokio::test]
+        async fn a_keys_accounts_are_kept_in_order() {
+            let (store, _guard) = $open().await;
+            let new = tiktok_dm_store::NewApiKey {
+                name: "two".into(),
+                prefix: "tdm_two".into(),
+                key_hash: hash("two"),
+                daily_limit: None,
+                monthly_limit: None,
+                accounts: vec!["shopB".into(), "shopA".into()],
+                any_account: false,
+            };
+            let created = store.create_api_key(new, 1).await.unwrap();
+            let read = store.api_key_by_hash(&hash("two")).await.unwrap().unwrap();
+            assert_eq!(read, created);
+            assert_eq!((read.account.as_deref(), read.accounts.clone(), read.any_account), (Some("shopB"), vec!["shopB".to_owned(), "shopA".to_owned()], false));
+            assert!(read.may_send_as("shopA") && !read.may_send_as("shopC"));
+            let unbound = new_key(&store, "none", None).await;
+            assert!(unbound.accounts.is_empty() && !unbound.may_send_as("shopA"));
+            assert_eq!(store.list_api_keys().await.unwrap()[1], read);
+        }
+
         /// Every claim counts as an attempt (the backoff grows with them);
         /// only attempts that reached TikTok count as transmissions, which
         /// the gateway's `max_attempts` limits.
@@ -467,7 +493,7 @@ macro_rules! store_suite {
             bound.account = Some("sh\0p".into());
             refused(store.enqueue(bound, &[], 10).await.unwrap_err());
             refused(store.put_account("sh\0p", b"sealed", 1).await.unwrap_err());
-            let named = tiktok_dm_store::NewApiKey { name: "n\0".into(), prefix: "tdm_n".into(), key_hash: hash("n0"), daily_limit: None, monthly_limit: None, account: None };
+            let named = tiktok_dm_store::NewApiKey { name: "n\0".into(), prefix: "tdm_n".into(), key_hash: hash("n0"), daily_limit: None, monthly_limit: None, accounts: vec!["sh\0p".into()], any_account: false };
             refused(store.create_api_key(named, 1).await.unwrap_err());
             assert_eq!(store.outbox_depth().await.unwrap(), 0, "nothing was written");
             assert_eq!(store.list_api_keys().await.unwrap().len(), 1);
