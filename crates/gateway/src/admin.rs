@@ -55,8 +55,16 @@ pub fn check_name(what: &str, name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
+        // A long name is not echoed whole: an answer stays small whatever
+        // was sent.
+        let shown = if name.chars().count() > 64 {
+            let start: String = name.chars().take(64).collect();
+            format!("{start:?}... ({} bytes)", name.len())
+        } else {
+            format!("{name:?}")
+        };
         Err(Error::Invalid(format!(
-            "{what} name {name:?} must be 1 to 64 characters of letters, digits, '.', '_' and '-'"
+            "{what} name {shown} must be 1 to 64 characters of letters, digits, '.', '_' and '-'"
         )))
     }
 }
@@ -185,4 +193,20 @@ pub async fn check_account<S: Store>(
         }
     }
     Ok(check)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_name;
+
+    #[test]
+    fn a_long_bad_name_is_not_echoed_whole() {
+        let long = "x".repeat(100_000);
+        let message = check_name("account", &long).unwrap_err().to_string();
+        assert!(message.len() < 300, "{} bytes", message.len());
+        assert!(message.contains("(100000 bytes)"), "{message}");
+        let short = check_name("key", "a b").unwrap_err().to_string();
+        assert!(short.contains("\"a b\""), "{short}");
+        assert!(check_name("key", "shop-1.a_b").is_ok());
+    }
 }
