@@ -4,9 +4,10 @@
 //! under a photo), and the stable code a failed message is recorded with
 //! ([`FailureCode`]).
 //!
-//! Adding a kind of message (a sticker, a video) is a variant in [`Kind`] and
-//! in [`Content`]; the compiler then lists every arm to write: the client's
-//! send, the store's columns, the gateway's input.
+//! Adding a kind of message (a sticker, a video) is a line in `kinds!` and a
+//! variant in [`Content`]; the compiler then lists every arm to write: the
+//! client's send, the store's columns, the gateway's input (ARCHITECTURE.md
+//! lists the files).
 
 use std::fmt;
 
@@ -16,28 +17,33 @@ use crate::content::MessageText;
 use crate::error::DecodeError;
 use crate::ids::{ConversationId, ConversationShortId};
 
-/// What one message is. Stored and answered by its name ([`Kind::as_str`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// An image message (`private_image`, 1802).
-    Image,
-    /// A text message (7).
-    Text,
+macro_rules! kinds {
+    ($($variant:ident = $name:literal, $doc:literal;)*) => {
+        /// What one message is. Stored and answered by its name
+        /// ([`Kind::as_str`]), which is also its JSON form.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Kind {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl Kind {
+            /// Every kind.
+            pub const ALL: &[Self] = &[$(Self::$variant),*];
+
+            /// Its name: how the kind is stored and answered.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $name,)* }
+            }
+        }
+    };
+}
+
+kinds! {
+    Image = "image", "An image message (`private_image`, 1802).";
+    Text = "text", "A text message (7).";
 }
 
 impl Kind {
-    /// Every kind.
-    pub const ALL: &[Self] = &[Self::Image, Self::Text];
-
-    /// `image` or `text`: how the kind is stored and answered.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Image => "image",
-            Self::Text => "text",
-        }
-    }
-
     /// The kind named `name` ([`Kind::as_str`]'s inverse).
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|k| k.as_str() == name)
@@ -47,6 +53,20 @@ impl Kind {
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Self::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown message kind {name:?}")))
     }
 }
 
@@ -243,6 +263,16 @@ mod tests {
     fn a_blank_text_without_an_image_is_refused() {
         let err = Outgoing::<u8>::new(Some("  "), None).unwrap_err();
         assert_eq!(err.to_string(), "either text or image must be provided");
+    }
+
+    #[test]
+    fn a_kind_is_written_and_read_as_its_name() {
+        for k in Kind::ALL {
+            let json = serde_json::to_string(k).unwrap();
+            assert_eq!(json, format!("\"{}\"", k.as_str()));
+            assert_eq!(serde_json::from_str::<Kind>(&json).unwrap(), *k);
+        }
+        assert!(serde_json::from_str::<Kind>("\"sticker\"").is_err());
     }
 
     #[test]

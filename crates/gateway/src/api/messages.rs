@@ -175,11 +175,14 @@ fn status_response(
                 ApiError::from_delivery,
             );
             let message = api.message.clone();
-            let prefix = if sent > 0 {
-                "the image was sent but the text was not: "
-            } else {
-                ""
-            };
+            // "the image was sent but the text was not: ", for any kinds.
+            let first_sent = status
+                .messages
+                .iter()
+                .find(|m| m.state == MessageState::Sent);
+            let prefix = first_sent.map_or_else(String::new, |done| {
+                format!("the {} was sent but the {} was not: ", done.kind, m.kind)
+            });
             body["message"] = json!(format!("{prefix}{message}"));
             body["error"] = json!({"code": api.code.as_str(), "message": message, "tiktok_code": api.tiktok_code});
             api.status()

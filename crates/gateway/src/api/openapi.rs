@@ -142,7 +142,7 @@ fn accounting_schemas() -> Value {
             "type": "object",
             "required": ["kind", "client_message_id", "state"],
             "properties": {
-                "kind": {"enum": ["image", "text"]},
+                "kind": {"enum": tiktok_dm_proto::message::Kind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>()},
                 "client_message_id": {"type": "string", "description": "Fixed at acceptance; every attempt reuses it."},
                 "server_message_id": {"type": ["string", "null"]},
                 "state": {"enum": ["accepted", "sending", "sent", "failed", "unknown"]},

@@ -442,7 +442,7 @@ async fn record_failure<S: Store>(
     let now = now_ms();
     let next = Next::after(e, m, &state.settings, now);
     record(state, m, started, next.outcome(), Some(e));
-    tracing::info!(request = %m.request_id, code = e.code(), attempts = m.attempts, "outbox: delivery failed");
+    tracing::info!(request = %m.request_id, code = e.code(), error = %e, attempts = m.attempts, "outbox: delivery failed");
     let error = delivery_error(e);
     let claim = m.claim();
     let reached = e.reached_tiktok();

@@ -618,6 +618,10 @@ async fn a_corrupt_stored_message_fails_as_the_gateways_own_error_not_tiktoks() 
         "{message}"
     );
     assert!(
+        !message.contains("short id"),
+        "the detail stays in the log: {message}"
+    );
+    assert!(
         app.sandbox.handle.messages().is_empty(),
         "TikTok was not asked"
     );
