@@ -168,9 +168,18 @@ impl ApiError {
             DeliveryError::NotAttempted => ErrorCode::UpstreamUnavailable,
             DeliveryError::Corrupt { .. } => ErrorCode::InternalError,
         };
+        // The gateway's own faults are shown only as a generic message; the
+        // details went to its log when they happened.
+        let message = match (code, error) {
+            (ErrorCode::InternalError, DeliveryError::Corrupt { .. }) => {
+                "the gateway cannot read back the message it stored; the details are in its log"
+            }
+            (ErrorCode::InternalError, _) => "internal error; the details are in the gateway's log",
+            _ => error.message(),
+        };
         Self {
             tiktok_code: error.tiktok_code(),
-            ..Self::new(code, error.message())
+            ..Self::new(code, message)
         }
     }
 }
