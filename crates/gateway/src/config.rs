@@ -82,6 +82,19 @@ pub struct Settings {
     /// send (no answer: the outcome is ambiguous and the send goes again with
     /// the same client message id).
     pub send_timeout: Duration,
+    /// The most connections open at once; beyond, new ones wait in the
+    /// listen queue until one closes.
+    pub max_connections: usize,
+    /// How long a connection may take to send a whole request head, from its
+    /// opening or from its previous answer (so an unused kept-alive
+    /// connection is closed after it too).
+    pub header_timeout: Duration,
+    /// A connection on which no byte moves for this long while none of its
+    /// requests is being handled (an idle one, or one whose client does not
+    /// read its answer) is closed.
+    pub idle_timeout: Duration,
+    /// The most requests of one API key in progress at once; beyond, 429.
+    pub max_requests_per_key: usize,
 }
 
 impl Settings {
@@ -132,6 +145,10 @@ impl Settings {
             session_idle: Duration::from_secs(600),
             request_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(5),
+            max_connections: 512,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_requests_per_key: 256,
         }
     }
 }
@@ -216,6 +233,22 @@ pub const SETTINGS: &[(&str, &str)] = &[
     (
         "send_timeout_ms",
         "how long to wait for TikTok's answer to one transmission before sending it again with the same client message id, 100-120000 (default 5000)",
+    ),
+    (
+        "max_connections",
+        "connections open at once; beyond, new ones wait in the listen queue, 1-1000000 (default 512)",
+    ),
+    (
+        "header_timeout_secs",
+        "close a connection whose request head is not whole this long after its opening or previous answer, 1-300 (default 10)",
+    ),
+    (
+        "idle_timeout_secs",
+        "close a connection on which no byte moves this long while none of its requests is handled, 1-3600 (default 30)",
+    ),
+    (
+        "max_requests_per_key",
+        "requests of one API key in progress at once; beyond, 429, 1-1000000 (default 256)",
     ),
     (
         "master_key_file",
@@ -409,6 +442,7 @@ impl Layers {
         }
         self.apply_capacity(&mut settings)?;
         self.apply_delivery(&mut settings)?;
+        self.apply_connections(&mut settings)?;
         check_timeouts(&settings)?;
         settings.admin_key_hash = self.admin_key_hash()?;
         Ok(settings)
@@ -464,6 +498,25 @@ impl Layers {
         }
         if let Some(n) = self.number("send_timeout_ms", 100..=120_000)? {
             settings.send_timeout = Duration::from_millis(n);
+        }
+        Ok(())
+    }
+
+    /// How many connections may be open, how long one may take to send a
+    /// request head or stay idle, and how many requests of one key may be in
+    /// progress at once.
+    fn apply_connections(&self, settings: &mut Settings) -> Result<()> {
+        if let Some(n) = self.number("max_connections", 1..=1_000_000)? {
+            settings.max_connections = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(n) = self.number("header_timeout_secs", 1..=300)? {
+            settings.header_timeout = Duration::from_secs(n);
+        }
+        if let Some(n) = self.number("idle_timeout_secs", 1..=3600)? {
+            settings.idle_timeout = Duration::from_secs(n);
+        }
+        if let Some(n) = self.number("max_requests_per_key", 1..=1_000_000)? {
+            settings.max_requests_per_key = usize::try_from(n).unwrap_or(usize::MAX);
         }
         Ok(())
     }

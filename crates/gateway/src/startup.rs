@@ -9,6 +9,7 @@ use tokio::sync::{Notify, watch};
 use crate::api::router;
 use crate::budget::MemoryBudget;
 use crate::config::Settings;
+use crate::limits::{self, ConnectionLimits, KeyRequests};
 use crate::metrics::Metrics;
 use crate::outbox::{self, Pool};
 use crate::secrets::Vault;
@@ -38,6 +39,7 @@ impl<S: Store> Application<S> {
                 .max(crate::api::body_limit(&settings).saturating_mul(2)),
         );
         let image_room = MemoryBudget::new(settings.image_memory.max(settings.image_limit));
+        let key_requests = Arc::new(KeyRequests::new(settings.max_requests_per_key));
         let state = AppState {
             store,
             vault: Arc::new(vault),
@@ -51,6 +53,7 @@ impl<S: Store> Application<S> {
             image_room,
             closing: Arc::new(watch::channel(false).0),
             depth: Arc::default(),
+            key_requests,
         };
         Ok(Self { listener, state })
     }
@@ -63,21 +66,17 @@ impl<S: Store> Application<S> {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` completes, then stops the worker.
+    /// Serves until `shutdown` completes, then stops the worker. Connections
+    /// are bounded as [`crate::limits`] describes.
     ///
     /// # Errors
-    /// Serving fails.
+    /// None for now: a failed accept is logged and tried again.
     pub async fn run(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let worker = tokio::spawn(outbox::run(self.state.clone(), stop_rx));
-        use axum::serve::ListenerExt as _;
-        // Answers go out at once, not held back by Nagle's algorithm.
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
         // Waiting sends hear of the stop first, so that the graceful shutdown
         // (which waits for every request in progress) is not held up by them.
         let closing = Arc::clone(&self.state.closing);
@@ -85,11 +84,10 @@ impl<S: Store> Application<S> {
             shutdown.await;
             closing.send_replace(true);
         };
-        let served = axum::serve(listener, router(self.state))
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let limits = ConnectionLimits::of(&self.state.settings);
+        limits::serve(self.listener, router(self.state), limits, shutdown).await;
         let _ = stop_tx.send(true);
         let _ = worker.await;
-        served
+        Ok(())
     }
 }

@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 use crate::budget::MemoryBudget;
 use crate::config::Settings;
 use crate::depth::DepthCache;
+use crate::limits::KeyRequests;
 use crate::metrics::Metrics;
 use crate::outbox::Pool;
 use crate::secrets::Vault;
@@ -49,6 +50,8 @@ pub struct AppState<S> {
     /// The outbox depth `/readyz` and `/metrics` show, counted at most once
     /// a second.
     pub depth: Arc<DepthCache>,
+    /// Each API key's requests in progress, at most `max_requests_per_key`.
+    pub key_requests: Arc<KeyRequests>,
 }
 
 impl<S: Clone> Clone for AppState<S> {
@@ -66,6 +69,7 @@ impl<S: Clone> Clone for AppState<S> {
             image_room: self.image_room.clone(),
             closing: Arc::clone(&self.closing),
             depth: Arc::clone(&self.depth),
+            key_requests: Arc::clone(&self.key_requests),
         }
     }
 }

@@ -1,11 +1,13 @@
 //! The API-key extractor: `Authorization: Bearer KEY` or `X-API-Key: KEY`,
-//! looked up by its SHA-256.
+//! looked up by its SHA-256, and counted among its key's requests in progress
+//! (at most `max_requests_per_key`, else 429).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use tiktok_dm_store::{ApiKey, Store};
 
 use super::error::{ApiError, ErrorCode};
+use crate::limits::KeySlot;
 use crate::secrets::{KEY_PREFIX, hash_key};
 use crate::state::AppState;
 
@@ -61,6 +63,28 @@ impl<S: Store> FromRequestParts<AppState<S>> for Caller {
                 "the API key has been revoked",
             ));
         }
+        // Counted from here until the answer is made (the connection holds
+        // the slot), and refused before the body is read.
+        if let Some(slot) = parts.extensions.get::<KeySlot>() {
+            let requests = &state.key_requests;
+            let permit = requests
+                .begin(found.id)
+                .ok_or_else(|| too_many_in_progress(requests.limit()))?;
+            slot.hold(permit);
+        }
         Ok(Self(found))
+    }
+}
+
+/// The 429 for a key with `limit` requests in progress already.
+fn too_many_in_progress(limit: usize) -> ApiError {
+    ApiError {
+        retry_after: Some(1),
+        ..ApiError::new(
+            ErrorCode::TooManyConcurrentRequests,
+            format!(
+                "this API key already has {limit} requests in progress (max_requests_per_key); nothing was read or kept; try again when one is answered"
+            ),
+        )
     }
 }

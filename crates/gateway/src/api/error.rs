@@ -71,6 +71,7 @@ codes! {
     IdempotencyKeyInvalid = "idempotency_key_invalid", 400, "Idempotency-Key is longer than 255 characters or not visible ASCII.";
     RequestTimeout = "request_timeout", 408, "The request took longer than request_timeout_secs; for a send, before it was accepted (nothing was kept). An accepted send is always answered with its id.";
     QuotaExceeded = "quota_exceeded", 429, "The key's daily or monthly quota is used up; Retry-After says when it resets.";
+    TooManyConcurrentRequests = "too_many_concurrent_requests", 429, "This API key already has max_requests_per_key requests in progress (a send counts until it is answered); nothing was read or kept. Retry-After: 1.";
     SessionRejected = "session_rejected", 422, "TikTok does not accept the session (logged out or expired).";
     BusinessRejected = "business_rejected", 422, "TikTok refused the message; tiktok_code and TikTok's tip text are included (e.g. 7193).";
     ConversationNotFound = "conversation_not_found", 422, "TikTok does not know the conversation, or the account is not in it.";
