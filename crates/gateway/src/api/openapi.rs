@@ -309,7 +309,7 @@ fn error_statuses(route: Route) -> &'static [u16] {
     match route {
         Route::SendMessage => &[400, 401, 408, 409, 413, 422, 429, 500, 502, 503, 504],
         Route::GetMessage => &[401, 404, 422, 429, 502, 503, 504],
-        Route::Usage => &[401, 503],
+        Route::Usage => &[401, 429, 503],
         Route::CreateKey | Route::PutAccount => &[400, 401, 403, 404, 409, 503],
         Route::RevokeKey | Route::RemoveAccount | Route::CheckAccount => &[401, 403, 404, 503],
         Route::ListKeys | Route::ListAccounts => &[401, 403, 503],
@@ -461,7 +461,7 @@ fn error_response(status: u16) -> Value {
         "content": content("Error"),
     });
     if status == 429 {
-        answer["headers"] = json!({"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds until the quota window resets."}});
+        answer["headers"] = json!({"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait: until the quota window resets (quota_exceeded), or 1 (too_many_concurrent_requests)."}});
     }
     if status == 503 {
         answer["headers"] = json!({"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before trying again."}});
