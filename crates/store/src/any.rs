@@ -204,6 +204,18 @@ impl Store for AnyStore {
     async fn outbox_depth(&self) -> Result<u64> {
         forward!(self, outbox_depth())
     }
+
+    async fn delete_expired(&self, before: i64, max: u32) -> Result<Expired> {
+        forward!(self, delete_expired(before, max))
+    }
+
+    async fn key_check(&self) -> Result<Option<Vec<u8>>> {
+        forward!(self, key_check())
+    }
+
+    async fn put_key_check(&self, value: &[u8]) -> Result<Vec<u8>> {
+        forward!(self, put_key_check(value))
+    }
 }
 
 #[cfg(test)]

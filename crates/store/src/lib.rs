@@ -137,4 +137,21 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Snapshot>> + Send;
     /// Messages not yet final.
     fn outbox_depth(&self) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Deletes what retention no longer keeps: up to `max` requests whose
+    /// every message is final and ended (was last written) before `before`,
+    /// oldest first, with their messages; and the day and month usage
+    /// counters of periods that ended before `before` (the all-time ones
+    /// stay). A request with a message still to deliver stays, however old.
+    /// Call again while [`Expired::requests`] is `max`.
+    fn delete_expired(&self, before: i64, max: u32)
+    -> impl Future<Output = Result<Expired>> + Send;
+
+    /// The master key's check value: an opaque value the caller sealed with
+    /// its key ([`put_key_check`](Store::put_key_check)), or `None` when none
+    /// was stored (a new database, or one from before key checks).
+    fn key_check(&self) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
+    /// Stores `value` as the key check value unless there is one; answers the
+    /// value stored (`value`, or the one another process stored first).
+    fn put_key_check(&self, value: &[u8]) -> impl Future<Output = Result<Vec<u8>>> + Send;
 }

@@ -268,7 +268,7 @@ pub struct MessageStatus {
 }
 
 /// Why a message was not delivered (or not yet), as recorded. Stored as JSON
-/// whose `code` is the variant's code ([`crate::columns`]).
+/// whose `code` is the variant's code (see `columns.rs`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeliveryError {
     /// The send failed as the client reported it.
@@ -391,6 +391,17 @@ pub struct UsageTotals {
     pub total: u64,
     /// Image bytes ever.
     pub image_bytes: u64,
+}
+
+/// What one retention pass ([`Store::delete_expired`](crate::Store::delete_expired)) deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Requests whose every message had ended before the cutoff.
+    pub requests: u64,
+    /// Their messages (outbox rows).
+    pub messages: u64,
+    /// Day and month usage counters of periods that had ended before the cutoff.
+    pub counters: u64,
 }
 
 /// What [`Store::snapshot`](crate::Store::snapshot) reads.

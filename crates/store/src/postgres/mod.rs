@@ -22,6 +22,7 @@ use crate::counters::{add_counter, count};
 use crate::error::{Error, Result};
 use crate::types::*;
 
+mod retention;
 mod tls;
 mod writes;
 
@@ -42,6 +43,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         4,
         include_str!("../../migrations/postgres/0004_key_accounts.sql"),
+    ),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_retention.sql"),
     ),
 ];
 
@@ -427,7 +432,7 @@ impl Store for PostgresStore {
             .prepare_cached(
                 "WITH sent AS (
                     UPDATE outbox SET state = 'sent', server_message_id = $1, transport = $2, error = NULL,
-                                      locked_until = NULL, image = NULL, updated_at = $3
+                                      locked_until = NULL, text = NULL, image = NULL, updated_at = $3
                     WHERE id = $4 AND claim_token = $5 AND state = 'sending' RETURNING request_id
                  ), wiped AS (
                     UPDATE requests SET session_sealed = NULL
@@ -561,6 +566,18 @@ impl Store for PostgresStore {
             .await?
             .try_get(0)?;
         Ok(count(n))
+    }
+
+    async fn delete_expired(&self, before: i64, max: u32) -> Result<Expired> {
+        retention::delete_expired(&self.client().await?, before, max).await
+    }
+
+    async fn key_check(&self) -> Result<Option<Vec<u8>>> {
+        retention::key_check(&self.client().await?).await
+    }
+
+    async fn put_key_check(&self, value: &[u8]) -> Result<Vec<u8>> {
+        retention::put_key_check(&self.client().await?, value).await
     }
 }
 

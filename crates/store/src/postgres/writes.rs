@@ -494,7 +494,7 @@ pub(super) async fn finish(
         return Ok(false);
     }
     tx.execute(
-        "UPDATE outbox SET state = $1, error = $2, locked_until = NULL, image = NULL, updated_at = $3 WHERE id = $4",
+        "UPDATE outbox SET state = $1, error = $2, locked_until = NULL, text = NULL, image = NULL, updated_at = $3 WHERE id = $4",
         &[&state.as_str(), &error, &now, &id],
     )
     .await?;
@@ -505,7 +505,7 @@ pub(super) async fn finish(
         let not_attempted = not_attempted_error();
         for r in tx
             .query(
-                "UPDATE outbox SET state = 'failed', error = $1, image = NULL, updated_at = $2
+                "UPDATE outbox SET state = 'failed', error = $1, text = NULL, image = NULL, updated_at = $2
                  WHERE request_id = $3 AND position > $4 AND state = 'accepted'
                  RETURNING image_bytes",
                 &[&not_attempted, &now, &request_id, &position],

@@ -24,6 +24,8 @@ use crate::error::{Error, Result};
 use crate::types::*;
 
 mod checkpointer;
+mod meta;
+mod retention;
 mod writer;
 
 use writer::{Done, Op, Writer};
@@ -49,6 +51,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         7,
         include_str!("../../migrations/sqlite/0007_key_accounts.sql"),
+    ),
+    (
+        8,
+        include_str!("../../migrations/sqlite/0008_retention.sql"),
     ),
 ];
 
@@ -101,8 +107,38 @@ fn use_wal(conn: &Connection) -> Result<()> {
     }
 }
 
+/// Creates the database file, when there is none, readable and writable by
+/// its owner alone: it holds message texts until they are final. SQLite gives
+/// the `-wal` and `-shm` files it makes beside it the same mode. A file that
+/// exists keeps its mode (a warning says when others may read it). Errors
+/// are left to SQLite's open, which names them.
+fn create_private(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+        let mode = match created {
+            Ok(_) => return,
+            Err(_) => std::fs::metadata(path).map_or(0, |m| m.permissions().mode()),
+        };
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                file = %path.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "the database file may be read by other users; run chmod 600 on it and its -wal and -shm files"
+            );
+        }
+    }
+}
+
 fn migrate(conn: &mut Connection) -> Result<()> {
     use_wal(conn)?;
+    // What a migration clears is overwritten in its page (see the writer).
+    conn.pragma_update(None, "secure_delete", "FAST")?;
     // The write lock comes first and the version is read under it: two
     // processes opening a new file at once would otherwise both see version 0
     // and the second would fail on tables the first had just made.
@@ -158,6 +194,7 @@ impl SqliteStore {
     pub async fn open(url: &str) -> Result<Self> {
         let path = file_of(url)?;
         tokio::task::spawn_blocking(move || {
+            create_private(&path);
             let mut conn = Connection::open(&path)?;
             conn.busy_timeout(Duration::from_secs(10))?;
             migrate(&mut conn)?;
@@ -454,6 +491,24 @@ impl Store for SqliteStore {
             Ok(count(n))
         })
         .await
+    }
+
+    async fn delete_expired(&self, before: i64, max: u32) -> Result<Expired> {
+        match self.writer.run(Op::DeleteExpired { before, max }).await? {
+            Done::Expired(e) => Ok(e),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn key_check(&self) -> Result<Option<Vec<u8>>> {
+        self.read(meta::key_check).await
+    }
+
+    async fn put_key_check(&self, value: &[u8]) -> Result<Vec<u8>> {
+        match self.writer.run(Op::PutKeyCheck(value.to_vec())).await? {
+            Done::Bytes(stored) => Ok(stored),
+            _ => Err(unexpected()),
+        }
     }
 }
 

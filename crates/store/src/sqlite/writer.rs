@@ -72,6 +72,12 @@ pub(crate) enum Op {
         error: String,
         now: i64,
     },
+    /// A retention batch (see `retention.rs`).
+    DeleteExpired {
+        before: i64,
+        max: u32,
+    },
+    PutKeyCheck(Vec<u8>),
 }
 
 impl Op {
@@ -88,6 +94,7 @@ impl Op {
                 | Op::Reschedule { .. }
                 | Op::Release { .. }
                 | Op::Renew { .. }
+                | Op::DeleteExpired { .. }
         )
     }
 }
@@ -98,7 +105,11 @@ impl Op {
     fn has_several_statements(&self) -> bool {
         matches!(
             self,
-            Op::Enqueue(..) | Op::Claim { .. } | Op::MarkSent { .. } | Op::Finish { .. }
+            Op::Enqueue(..)
+                | Op::Claim { .. }
+                | Op::MarkSent { .. }
+                | Op::Finish { .. }
+                | Op::DeleteExpired { .. }
         )
     }
 }
@@ -110,6 +121,8 @@ pub(crate) enum Done {
     Unit,
     Enqueued(Enqueued),
     Claimed(Vec<Claimed>),
+    Expired(Expired),
+    Bytes(Vec<u8>),
 }
 
 type Reply = oneshot::Sender<Result<Done>>;
@@ -130,6 +143,9 @@ impl Writer {
         // Savepoint sub-journals in memory, not in temporary files.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.pragma_update(None, "wal_autocheckpoint", SAFETY_NET_FRAMES)?;
+        // A text or row deleted is overwritten with zeros in its page (not in
+        // whole freed pages, which would double an image's writes).
+        conn.pragma_update(None, "secure_delete", "FAST")?;
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let checkpointer = Checkpointer::start(path)?;
         std::thread::Builder::new()
@@ -283,7 +299,7 @@ fn apply(c: &mut Transaction<'_>, op: Op) -> Result<Done> {
             transport,
             now,
         } => {
-            let n = c.prepare_cached("UPDATE outbox SET state = 'sent', server_message_id = ?1, transport = ?2, error = NULL, locked_until = NULL, image = NULL, updated_at = ?3 WHERE id = ?4 AND claim_token = ?5 AND state = 'sending'")?
+            let n = c.prepare_cached("UPDATE outbox SET state = 'sent', server_message_id = ?1, transport = ?2, error = NULL, locked_until = NULL, text = NULL, image = NULL, updated_at = ?3 WHERE id = ?4 AND claim_token = ?5 AND state = 'sending'")?
                 .execute(params![server_message_id, transport, now, claim.id, claim.token])?;
             wipe_session_if_final(c, claim.id)?;
             Ok(Done::Flag(n == 1))
@@ -318,6 +334,10 @@ fn apply(c: &mut Transaction<'_>, op: Op) -> Result<Done> {
             error,
             now,
         } => finish(c, claim, state, &error, now).map(Done::Flag),
+        Op::DeleteExpired { before, max } => {
+            super::retention::delete_expired(c, before, max).map(Done::Expired)
+        }
+        Op::PutKeyCheck(value) => super::meta::put_key_check(c, &value).map(Done::Bytes),
     }
 }
 
@@ -622,7 +642,7 @@ fn finish(c: &Connection, claim: Claim, state: State, error: &str, now: i64) -> 
     if State::parse(&was)? != State::Sending {
         return Ok(false);
     }
-    c.prepare_cached("UPDATE outbox SET state = ?1, error = ?2, locked_until = NULL, image = NULL, updated_at = ?3 WHERE id = ?4")?
+    c.prepare_cached("UPDATE outbox SET state = ?1, error = ?2, locked_until = NULL, text = NULL, image = NULL, updated_at = ?3 WHERE id = ?4")?
         .execute(params![state.as_str(), error, now, id])?;
     let (mut given_back, mut bytes_back) = quota_returned(state, image_bytes);
     // A message that failed (or may have been sent) ends its request: the
@@ -630,7 +650,7 @@ fn finish(c: &Connection, claim: Claim, state: State, error: &str, now: i64) -> 
     if state != State::Sent {
         let not_attempted = not_attempted_error();
         let mut later = c.prepare_cached(
-            "UPDATE outbox SET state = 'failed', error = ?1, image = NULL, updated_at = ?2
+            "UPDATE outbox SET state = 'failed', error = ?1, text = NULL, image = NULL, updated_at = ?2
              WHERE request_id = ?3 AND position > ?4 AND state = 'accepted'
              RETURNING image_bytes",
         )?;

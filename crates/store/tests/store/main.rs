@@ -18,7 +18,17 @@ mod sqlite {
         (store, dir)
     }
 
-    crate::store_suite!(open);
+    /// The first column of each row `sql` reads from the test's database.
+    pub async fn query(dir: &tempfile::TempDir, sql: &str) -> Vec<String> {
+        let db = rusqlite::Connection::open(dir.path().join("gateway.sqlite")).unwrap();
+        let mut s = db.prepare(sql).unwrap();
+        s.query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    crate::store_suite!(open, query);
 
     /// The last migration a database file records.
     fn user_version(path: &std::path::Path) -> i64 {
@@ -138,7 +148,7 @@ mod sqlite {
         store.enqueue(r, &[], 10).await.unwrap();
         let totals = crate::suite::totals(&store, key.id, 0, 0).await;
         assert_eq!((totals.total, totals.image_bytes), (1, 16));
-        assert_eq!(user_version(&path), 7);
+        assert_eq!(user_version(&path), 8);
     }
 
     /// Migration 4 rebuilds the outbox: every row keeps its id and state, a
@@ -203,12 +213,24 @@ mod sqlite {
             panic!("not accepted and claimed");
         };
         assert_eq!(m.id, 21, "ids continue after the old sequence");
+        let db = rusqlite::Connection::open(&path).unwrap();
+        let mut content = db.prepare(crate::suite::OUTBOX_CONTENT).unwrap();
+        let texts: Vec<String> = content
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            texts,
+            ["req_new:0:hello:-", "req_old:0:-:-", "req_old:1:second:-"],
+            "migration 8 clears the text of a message already final, not of one pending"
+        );
         let old_key = store.list_api_keys().await.unwrap().remove(0);
         assert!(
             old_key.any_account && old_key.accounts.is_empty(),
             "a key made unbound before keys had accounts keeps every account: {old_key:?}"
         );
-        assert_eq!(user_version(&path), 7);
+        assert_eq!(user_version(&path), 8);
     }
 
     /// A row that does not read back as a message (edited by hand, or a kind
@@ -358,6 +380,29 @@ mod sqlite {
             )
             .unwrap();
         assert_eq!((rows, claimed), (300, 300), "each row claimed once");
+    }
+
+    /// The database file, and the -wal and -shm files SQLite makes beside it,
+    /// are created readable by their owner alone, whatever the umask lets
+    /// through: they hold message texts until the messages are final.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_database_and_its_wal_and_shm_files_are_created_0600() {
+        use std::os::unix::fs::PermissionsExt as _;
+        use tiktok_dm_store::{Kind, Store as _};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.sqlite");
+        let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+        let key = crate::suite::new_key(&store, "k", None).await;
+        let r = crate::suite::request("r", key.id, None, &[Kind::Text]);
+        store.enqueue(r, &[], 10).await.unwrap();
+        for name in ["gateway.sqlite", "gateway.sqlite-wal", "gateway.sqlite-shm"] {
+            let mode = std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}: {:o}", mode & 0o777);
+        }
     }
 
     #[tokio::test]

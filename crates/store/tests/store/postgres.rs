@@ -12,7 +12,12 @@ pub async fn open() -> (PostgresStore, PgSchema) {
     (store, schema)
 }
 
-crate::store_suite!(open);
+/// The first column of each row `sql` reads from the test's schema.
+pub async fn query(schema: &PgSchema, sql: &str) -> Vec<String> {
+    schema.query_text(sql).await
+}
+
+crate::store_suite!(open, query);
 
 #[tokio::test]
 async fn a_second_open_of_the_same_database_finds_the_migrations_done_and_the_data() {

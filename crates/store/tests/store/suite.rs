@@ -131,9 +131,17 @@ pub fn daily(limit: u64) -> Vec<QuotaWindow> {
     }]
 }
 
+/// Each outbox row as `request:position:text:image` (`-` for none), by
+/// request and position: the query the suite reads the table with directly.
+pub const OUTBOX_CONTENT: &str = "SELECT request_id || ':' || position || ':' || COALESCE(text, '-') || ':' || CASE WHEN image IS NULL THEN '-' ELSE 'image' END FROM outbox ORDER BY request_id, position";
+
+/// Runs the suite on a backend: `$open` gives a fresh store and a guard that
+/// keeps its database; `$query(&guard, sql)` reads that database directly (the
+/// first column of each row, as text), for what the `Store` trait does not
+/// show, such as a message's stored text.
 #[macro_export]
 macro_rules! store_suite {
-    ($open:path) => {
+    ($open:path, $query:path) => {
         use tiktok_dm_store::{Enqueued, Kind, QuotaWindow, State, Store};
         use $crate::suite::{claim, daily, failure, hash, image_of, new_key, request, status_of, text, totals, used};
 
@@ -502,6 +510,100 @@ macro_rules! store_suite {
             assert!(!store.remove_account("sh\0p").await.unwrap());
             assert!(!store.revoke_api_key("nul\0", 2).await.unwrap());
             assert!(status_of(&store, "t\0", key.id).await.is_none());
+        }
+        /// A message's content goes when it is final, whatever the outcome
+        /// (nothing reads it again); its ids and outcome stay. A message
+        /// still to deliver keeps it, for its retries.
+        #[tokio::test]
+        async fn a_final_message_keeps_its_ids_and_outcome_but_not_its_content() {
+            let (store, guard) = $open().await;
+            let key = new_key(&store, "c", None).await;
+            store.enqueue(request("a_sent", key.id, None, &[Kind::Image, Kind::Text]), &[], 10).await.unwrap();
+            let image = claim(&store, 20, 60_000, 10).await.remove(0);
+            store.mark_sent(image.claim(), "7000", "ws", 30).await.unwrap();
+            assert_eq!($query(&guard, $crate::suite::OUTBOX_CONTENT).await, ["a_sent:0:-:-", "a_sent:1:hello:-"], "the caption waits with its text");
+            let caption = claim(&store, 40, 60_000, 10).await.remove(0);
+            store.mark_sent(caption.claim(), "7001", "http", 50).await.unwrap();
+            store.enqueue(request("b_failed", key.id, None, &[Kind::Text, Kind::Image]), &[], 60).await.unwrap();
+            let failed = claim(&store, 70, 60_000, 10).await.remove(0);
+            store.finish(failed.claim(), State::Failed, &failure(tiktok_dm_store::FailureCode::RequestRejected), 80).await.unwrap();
+            store.enqueue(request("c_unknown", key.id, None, &[Kind::Text]), &[], 90).await.unwrap();
+            let unknown = claim(&store, 100, 60_000, 10).await.remove(0);
+            store.finish(unknown.claim(), State::Unknown, &failure(tiktok_dm_store::FailureCode::OutcomeUnknown), 110).await.unwrap();
+            store.enqueue(request("d_pending", key.id, None, &[Kind::Text, Kind::Image]), &[], 120).await.unwrap();
+            assert_eq!(
+                $query(&guard, $crate::suite::OUTBOX_CONTENT).await,
+                ["a_sent:0:-:-", "a_sent:1:-:-", "b_failed:0:-:-", "b_failed:1:-:-", "c_unknown:0:-:-", "d_pending:0:hello:-", "d_pending:1:-:image"]
+            );
+            let sent = status_of(&store, "a_sent", key.id).await.unwrap();
+            let kept: Vec<_> = sent.messages.iter().map(|m| (m.state, m.server_message_id.clone(), m.client_message_id.clone())).collect();
+            assert_eq!(kept, [(State::Sent, Some("7000".into()), image.client_message_id.clone()), (State::Sent, Some("7001".into()), caption.client_message_id.clone())]);
+            let failed = status_of(&store, "b_failed", key.id).await.unwrap();
+            assert_eq!((failed.messages[0].state, failed.messages[1].state), (State::Failed, State::Failed));
+            assert!(failed.messages[0].error.is_some() && failed.messages[1].error.is_some());
+            assert_eq!(status_of(&store, "c_unknown", key.id).await.unwrap().messages[0].state, State::Unknown);
+        }
+
+        /// Retention deletes a request once its every message ended before
+        /// the cutoff, with its messages, in batches, oldest first; a request
+        /// with a message pending stays however old, and so does one that
+        /// ended after the cutoff. Day and month counters of periods that
+        /// ended before it go; the current ones and the all-time one stay.
+        #[tokio::test]
+        async fn retention_deletes_requests_ended_before_the_cutoff_and_old_counters() {
+            let (store, guard) = $open().await;
+            let key = new_key(&store, "old", None).await;
+            let day = 86_400_000;
+            store.enqueue(request("old_sent", key.id, Some("again"), &[Kind::Text]), &[], 10 * day).await.unwrap();
+            let m = claim(&store, 10 * day, 60_000, 1).await.remove(0);
+            store.mark_sent(m.claim(), "7000", "ws", 10 * day + 1).await.unwrap();
+            store.enqueue(request("old_failed", key.id, None, &[Kind::Text, Kind::Text]), &[], 10 * day + 2).await.unwrap();
+            let m = claim(&store, 10 * day + 2, 60_000, 1).await.remove(0);
+            store.finish(m.claim(), State::Failed, &failure(tiktok_dm_store::FailureCode::RequestRejected), 10 * day + 3).await.unwrap();
+            store.enqueue(request("old_ended_late", key.id, None, &[Kind::Text]), &[], 10 * day + 4).await.unwrap();
+            store.enqueue(request("recent", key.id, None, &[Kind::Text]), &[], 45 * day).await.unwrap();
+            for at in [45 * day + 1, 45 * day + 2] {
+                let m = claim(&store, at, 60_000, 1).await.remove(0);
+                store.mark_sent(m.claim(), "7001", "ws", at).await.unwrap();
+            }
+            store.enqueue(request("old_pending", key.id, None, &[Kind::Text]), &[], 10 * day + 5).await.unwrap();
+            let before = 40 * day;
+
+            let first = store.delete_expired(before, 1).await.unwrap();
+            assert_eq!((first.requests, first.counters), (1, 2), "one request, day 10 and January: {first:?}");
+            let rest = store.delete_expired(before, 500).await.unwrap();
+            assert_eq!(first.messages + rest.messages, 3);
+            assert_eq!((rest.requests, rest.counters), (1, 0), "{rest:?}");
+            assert_eq!(store.delete_expired(before, 500).await.unwrap(), tiktok_dm_store::Expired::default());
+
+            for (id, kept) in [("old_sent", false), ("old_failed", false), ("old_ended_late", true), ("recent", true), ("old_pending", true)] {
+                assert_eq!(status_of(&store, id, key.id).await.is_some(), kept, "{id}");
+            }
+            assert_eq!(
+                $query(&guard, $crate::suite::OUTBOX_CONTENT).await,
+                ["old_ended_late:0:-:-", "old_pending:0:hello:-", "recent:0:-:-"]
+            );
+            let january = totals(&store, key.id, 10 * day, 0).await;
+            assert_eq!((january.today, january.month, january.total), (0, 0, 4), "day 10 and January are gone, all time stays");
+            let february = totals(&store, key.id, 45 * day, 31 * day).await;
+            assert_eq!((february.today, february.month), (1, 1));
+            // The idempotency key of a deleted request is free again.
+            let again = store.enqueue(request("later", key.id, Some("again"), &[Kind::Text]), &[], 70 * day).await.unwrap();
+            assert!(matches!(again, Enqueued::Accepted { .. }), "{again:?}");
+        }
+
+        /// The key check value is stored once: the first value stays, and
+        /// processes storing theirs at once all get the same one back.
+        #[tokio::test]
+        async fn the_key_check_value_is_stored_once_and_kept() {
+            let (store, _guard) = $open().await;
+            assert_eq!(store.key_check().await.unwrap(), None);
+            let (a, b) = tokio::join!(store.put_key_check(b"first"), store.put_key_check(b"second"));
+            let (a, b) = (a.unwrap(), b.unwrap());
+            assert_eq!(a, b, "both see the one stored");
+            assert!(a == b"first" || a == b"second");
+            assert_eq!(store.put_key_check(b"third").await.unwrap(), a);
+            assert_eq!(store.key_check().await.unwrap(), Some(a));
         }
     };
 }
