@@ -65,6 +65,10 @@ pub struct Settings {
     pub max_attempts: i64,
     /// How long after its acceptance a message is still tried.
     pub delivery_deadline: Duration,
+    /// How long a request is kept once its every message is final (its ids
+    /// and outcome; the content goes when each message ends): then it is
+    /// deleted, with day and month usage counters as old.
+    pub retention: Duration,
     /// The longest wait between two attempts (the waits grow from 1 s,
     /// doubling, each drawn at random below its bound).
     pub retry_max_delay: Duration,
@@ -138,6 +142,7 @@ impl Settings {
             request_memory: 256 * 1024 * 1024,
             max_attempts: 6,
             delivery_deadline: Duration::from_secs(24 * 3600),
+            retention: Duration::from_secs(30 * 86_400),
             retry_max_delay: Duration::from_secs(30),
             lease: Duration::from_secs(120),
             admin_key_hash: None,
@@ -205,6 +210,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
     (
         "delivery_deadline_secs",
         "how long after acceptance a message is still tried, 60-2592000 (default 86400)",
+    ),
+    (
+        "retention_days",
+        "how long a request is kept once every message of it is final, then deleted, 1-3650 (default 30)",
     ),
     (
         "retry_max_delay_ms",
@@ -477,6 +486,9 @@ impl Layers {
         }
         if let Some(n) = self.number("delivery_deadline_secs", 60..=30 * 86_400)? {
             settings.delivery_deadline = Duration::from_secs(n);
+        }
+        if let Some(n) = self.number("retention_days", 1..=3650)? {
+            settings.retention = Duration::from_secs(n * 86_400);
         }
         if let Some(n) = self.number("retry_max_delay_ms", 100..=3_600_000)? {
             settings.retry_max_delay = Duration::from_millis(n);

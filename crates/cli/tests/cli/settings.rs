@@ -25,6 +25,7 @@ const VALUES: &[(&str, &str)] = &[
     ("request_memory_mib", "300"),
     ("max_attempts", "9"),
     ("delivery_deadline_secs", "3600"),
+    ("retention_days", "7"),
     ("retry_max_delay_ms", "5000"),
     ("lease_secs", "33"),
     ("pacing_min_interval_ms", "250"),

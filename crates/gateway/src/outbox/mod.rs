@@ -14,6 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 mod deliver;
 mod lease;
 mod pool;
+mod retention;
 pub use pool::{Pool, Slot};
 
 use crate::now_ms;
@@ -99,6 +100,7 @@ async fn end_corrupt<S: Store>(state: &AppState<S>, corrupt: CorruptMessage) {
 /// again after their lease, with the same ids.
 pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) {
     let mut next_sweep = tokio::time::Instant::now() + SWEEP_EVERY;
+    let mut retention = retention::Retention::due_now();
     // After a failed claim, the next waits this long (doubling up to 5 s), so a
     // database that is away is not asked (and logged) five times a second.
     let mut pause = Duration::ZERO;
@@ -113,6 +115,7 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
             }
             next_sweep = tokio::time::Instant::now() + SWEEP_EVERY;
         }
+        retention.start_if_due(&state.store, state.settings.retention);
         let room = state.in_flight.available_permits();
         if room == 0 {
             // Wait for a delivery to end.
@@ -156,6 +159,7 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
             }
         }
     }
+    retention.stop();
     let all = u32::try_from(MAX_IN_FLIGHT).unwrap_or(u32::MAX);
     let finished =
         tokio::time::timeout(Duration::from_secs(10), state.in_flight.acquire_many(all)).await;

@@ -10,6 +10,7 @@ mod form;
 mod limits;
 mod ops;
 mod outage;
+mod retention;
 mod send;
 
 use std::net::SocketAddr;
