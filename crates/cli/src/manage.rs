@@ -6,20 +6,29 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use tiktok_dm_client::Endpoints;
 use tiktok_dm_gateway::admin::{self, KeySpec};
-use tiktok_dm_gateway::secrets::{MASTER_KEY_ENV, Vault};
+use tiktok_dm_gateway::secrets::{
+    KeyCheck, MASTER_KEY_ENV, Vault, check_master_key, database_has_a_key,
+};
 use tiktok_dm_gateway::{Settings, now_ms};
 use tiktok_dm_store::{AnyStore, Store, database_shown, is_postgres_url};
 
 use crate::args::{AccountsCommand, DatabaseArgs, KeysCommand};
 
-/// The master key: from the environment, or a key file (by default beside the
-/// database, created with mode 0600 on first run).
-pub fn vault(database: &str, key_file: Option<&str>) -> anyhow::Result<Vault> {
+/// Where the master key comes from.
+enum KeySource {
+    /// [`MASTER_KEY_ENV`], which holds it.
+    Env(String),
+    /// A key file.
+    File(std::path::PathBuf),
+}
+
+/// The master key's source: the environment, or a key file (by default
+/// beside the database).
+fn key_source(database: &str, key_file: Option<&str>) -> anyhow::Result<KeySource> {
     if let Ok(value) = std::env::var(MASTER_KEY_ENV) {
-        return Vault::from_base64(&value)
-            .with_context(|| format!("{MASTER_KEY_ENV} is set but unusable"));
+        return Ok(KeySource::Env(value));
     }
-    let key_path = match key_file {
+    Ok(KeySource::File(match key_file {
         Some(path) => std::path::PathBuf::from(path),
         // Every gateway sharing a server database must open the same sessions:
         // a key file made up beside one of them would not do.
@@ -32,8 +41,56 @@ pub fn vault(database: &str, key_file: Option<&str>) -> anyhow::Result<Vault> {
                 .trim_start_matches("sqlite:"),
         )
         .with_extension("key"),
+    }))
+}
+
+/// What to do when the database's key is lost (the end of both refusals).
+const START_OVER: &str = "If that key is lost, so are the sessions sealed with it: delete the stored accounts and the key check (SQL: DELETE FROM accounts; DELETE FROM meta WHERE name = 'master_key_check';) and add the accounts again, or start with a new database";
+
+/// The master key, checked against the one the database in `store` was set up
+/// with (and recorded there when it has none): from the environment, or a key
+/// file (by default beside the database, created with mode 0600 for a database
+/// that has no key yet). A key that is not the database's is refused, as is a
+/// missing key file once the database has a key, with what to do.
+pub async fn vault(
+    store: &AnyStore,
+    database: &str,
+    key_file: Option<&str>,
+) -> anyhow::Result<Vault> {
+    let source = key_source(database, key_file)?;
+    let vault = match &source {
+        KeySource::Env(value) => Vault::from_base64(value)
+            .with_context(|| format!("{MASTER_KEY_ENV} is set but unusable"))?,
+        KeySource::File(path) => match Vault::load(path)? {
+            Some(vault) => vault,
+            None if database_has_a_key(store).await? => anyhow::bail!(
+                "the master key file {} is missing, but this database was set up with a master key, and a new key would open none of its sessions. Restore the file from a backup (or set {MASTER_KEY_ENV} to the key). {START_OVER}",
+                path.display()
+            ),
+            None => Vault::load_or_create(path)?,
+        },
     };
-    Ok(Vault::load_or_create(&key_path)?)
+    match check_master_key(store, &vault).await? {
+        KeyCheck::Matches | KeyCheck::Recorded => Ok(vault),
+        KeyCheck::Mismatch => {
+            let (used, restore) = match &source {
+                KeySource::Env(_) => (
+                    format!("the master key in {MASTER_KEY_ENV}"),
+                    format!("set {MASTER_KEY_ENV} to that key, or unset it to use the key file"),
+                ),
+                KeySource::File(path) => (
+                    format!("the master key in {}", path.display()),
+                    format!(
+                        "put that key file back at {}, or set {MASTER_KEY_ENV} to the key",
+                        path.display()
+                    ),
+                ),
+            };
+            anyhow::bail!(
+                "{used} is not the key this database was set up with; it opens none of its sealed sessions. Restore the database's key: {restore}. {START_OVER}"
+            )
+        }
+    }
 }
 
 /// The store `database` names: a PostgreSQL URL, else a SQLite file. A URL is
@@ -119,8 +176,9 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<ExitCode> {
         } => {
             let session = read_secret(&session)?;
             let store = open_store(&database).await?;
+            let vault = vault(&store, &database, None).await?;
             // The session's form is checked here, so a typo is not found at send time.
-            admin::put_account(&store, &vault(&database, None)?, &name, &session, now_ms()).await?;
+            admin::put_account(&store, &vault, &name, &session, now_ms()).await?;
             eprintln!("account {name:?} stored");
         }
         AccountsCommand::List {
@@ -141,7 +199,7 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<ExitCode> {
             };
             let check = admin::check_account(
                 &store,
-                &vault(&database, None)?,
+                &vault(&store, &database, None).await?,
                 &Settings::new(endpoints),
                 &name,
             )

@@ -40,7 +40,9 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     // Validated in full before the database is opened or a socket bound.
     let config = layers.resolve()?;
     let store = open_store(&config.database).await?;
-    let vault = vault(&config.database, config.master_key_file.as_deref())?;
+    // Before anything is sealed or served: a key that is not the database's
+    // stops here, naming the fix.
+    let vault = vault(&store, &config.database, config.master_key_file.as_deref()).await?;
     let mut sandbox_info = None;
     let mut admin_key = None;
     if a.sandbox {

@@ -131,7 +131,11 @@ impl Vault {
     }
 
     /// The vault in the key file at `path`, or `None` when there is no file.
-    fn load(path: &Path) -> Result<Option<Self>> {
+    /// An existing file readable by group or others is refused.
+    ///
+    /// # Errors
+    /// The file cannot be read, is too widely readable, or is malformed.
+    pub fn load(path: &Path) -> Result<Option<Self>> {
         let file_error = |message: String| Error::KeyFile {
             path: path.to_owned(),
             message,
@@ -211,8 +215,8 @@ impl Vault {
     }
 }
 
-/// What a sealed session belongs to; its text (`account:NAME`,
-/// `request:ID`) is the AES-GCM associated data, so a session sealed for one
+/// What a sealed value belongs to; its text (`account:NAME`, `request:ID`,
+/// `key-check`) is the AES-GCM associated data, so a session sealed for one
 /// account or request does not open as another's.
 #[derive(Clone, Copy, Debug)]
 pub enum SealContext<'a> {
@@ -220,6 +224,8 @@ pub enum SealContext<'a> {
     Account(&'a str),
     /// A request's own session (`X-TikTok-Session`), by request id.
     Request(&'a str),
+    /// The master key's check value (see [`check_master_key`](super::check_master_key)).
+    KeyCheck,
 }
 
 impl std::fmt::Display for SealContext<'_> {
@@ -227,6 +233,7 @@ impl std::fmt::Display for SealContext<'_> {
         match self {
             Self::Account(name) => write!(f, "account:{name}"),
             Self::Request(id) => write!(f, "request:{id}"),
+            Self::KeyCheck => f.write_str("key-check"),
         }
     }
 }
