@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tiktok_dm_proto::content::MessageText;
 use tiktok_dm_client::{Config, Credentials, Endpoints, Session, Target, TransportMode};
+use tiktok_dm_proto::content::MessageText;
 
 /// The allocator `tiktok-dm` uses, so the gateway child measures what users run.
 #[cfg(not(target_env = "msvc"))]
