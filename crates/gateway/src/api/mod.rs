@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod error;
+pub mod fuzzing;
 mod input;
 mod messages;
 pub mod openapi;
