@@ -7,6 +7,7 @@ mod database;
 mod delivery;
 mod failures;
 mod form;
+mod fuzz_corpus;
 mod limits;
 mod ops;
 mod outage;
