@@ -9,6 +9,7 @@ mod error;
 pub mod limits;
 pub mod metrics;
 pub mod outbox;
+pub mod pool;
 mod quota;
 pub mod secrets;
 mod startup;

@@ -11,7 +11,8 @@ use crate::budget::MemoryBudget;
 use crate::config::Settings;
 use crate::limits::{self, ConnectionLimits, KeyRequests};
 use crate::metrics::Metrics;
-use crate::outbox::{self, Pool};
+use crate::outbox;
+use crate::pool::Pool;
 use crate::secrets::Vault;
 use crate::state::AppState;
 

@@ -12,7 +12,7 @@ use crate::config::Settings;
 use crate::depth::DepthCache;
 use crate::limits::KeyRequests;
 use crate::metrics::Metrics;
-use crate::outbox::Pool;
+use crate::pool::Pool;
 use crate::secrets::Vault;
 use crate::waiters::Waiters;
 

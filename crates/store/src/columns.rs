@@ -100,6 +100,8 @@ pub(crate) struct ClaimedRow {
     pub(crate) accepted_at: i64,
     /// Attempts that reached TikTok.
     pub(crate) transmissions: i64,
+    /// Whether a later message of its request waits for it.
+    pub(crate) followed: bool,
     pub(crate) api_key_id: i64,
     pub(crate) conversation_id: String,
     pub(crate) conversation_short_id: i64,
@@ -145,6 +147,7 @@ impl ClaimedRow {
             token: self.token,
             accepted_at: self.accepted_at,
             transmissions: self.transmissions,
+            followed: self.followed,
             api_key_id: self.api_key_id,
             account: self.account,
             session_sealed: self.session_sealed,

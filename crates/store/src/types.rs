@@ -238,6 +238,9 @@ pub struct OutboxMessage {
     /// Earlier attempts that reached TikTok (see
     /// [`crate::Store::reschedule`]); `attempts` counts every one.
     pub transmissions: i64,
+    /// Whether a later message of its request waits for this one (a
+    /// caption for its image): its outcome makes that one due.
+    pub followed: bool,
     /// Where it goes.
     pub target: Target,
     /// Stored account, or `None` for a per-request session.
@@ -556,6 +559,7 @@ impl OutboxMessage {
             token: 1,
             accepted_at: now,
             transmissions: 0,
+            followed: request.messages.len() > 1,
             target: request.target.clone(),
             account: request.account.clone(),
             session_sealed: request.session_sealed.clone(),

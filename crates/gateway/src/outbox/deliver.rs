@@ -14,12 +14,12 @@ use tiktok_dm_client::image::Image;
 use tiktok_dm_client::{Error as ClientError, RetryClass, Sent, Session, Transport};
 use tiktok_dm_proto::access_key::hex;
 use tiktok_dm_proto::status::{StatusCode, business_code_meaning};
-use tiktok_dm_store::{Content, DeliveryError, Kind, OutboxMessage, State, Store};
+use tiktok_dm_store::{Content, DeliveryError, OutboxMessage, State, Store};
 
-use super::Slot;
 use super::lease::{Lease, while_unavailable};
 use crate::metrics::{KindLabels, SendLabels};
 use crate::now_ms;
+use crate::pool::Slot;
 use crate::secrets::SealContext;
 use crate::state::AppState;
 use crate::waiters::Delivered;
@@ -264,8 +264,8 @@ pub(super) async fn deliver<S: Store>(state: &AppState<S>, mut m: OutboxMessage)
             record_failure(state, &m, &e, started, held_since).await
         }
     };
-    if m.kind() == Kind::Image {
-        // Its caption, if any, is due now.
+    if m.followed {
+        // The next message of its request (a caption) is due now.
         state.wake.notify_one();
     }
     if let Err(e) = recorded {

@@ -13,9 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 
 mod deliver;
 mod lease;
-mod pool;
 mod retention;
-pub use pool::{Pool, Slot};
 
 use crate::now_ms;
 use crate::state::AppState;

@@ -379,7 +379,8 @@ impl Store for PostgresStore {
                  WHERE o.id = due.id AND r.id = o.request_id
                  RETURNING o.id, o.request_id, o.position, o.kind, o.client_message_id, o.text, o.image_bytes, o.attempts,
                            o.api_key_id, r.conversation_id, r.conversation_short_id, r.account, r.session_sealed,
-                           o.next_attempt_at, o.claim_token, r.created_at, o.transmissions",
+                           o.next_attempt_at, o.claim_token, r.created_at, o.transmissions,
+                           EXISTS (SELECT 1 FROM outbox n WHERE n.request_id = o.request_id AND n.position > o.position)",
             )
             .await?;
         let rows = c
@@ -406,6 +407,7 @@ impl Store for PostgresStore {
                     token: row.try_get(14)?,
                     accepted_at: row.try_get(15)?,
                     transmissions: row.try_get(16)?,
+                    followed: row.try_get(17)?,
                 };
                 Ok((row.try_get::<_, i64>(13)?, claimed))
             })

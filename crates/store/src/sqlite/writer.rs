@@ -569,7 +569,8 @@ pub(crate) fn window_used(c: &Connection, api_key_id: i64, window: &QuotaWindow)
 
 /// The due messages, oldest first (see `claim`).
 const CLAIM_SQL: &str = "SELECT o.id, o.request_id, o.position, o.kind, o.client_message_id, o.text, o.image_bytes, o.attempts, o.api_key_id,
-        r.conversation_id, r.conversation_short_id, r.account, r.session_sealed, o.claim_token, r.created_at, o.transmissions
+        r.conversation_id, r.conversation_short_id, r.account, r.session_sealed, o.claim_token, r.created_at, o.transmissions,
+        EXISTS (SELECT 1 FROM outbox n WHERE n.request_id = o.request_id AND n.position > o.position)
  FROM outbox o JOIN requests r ON r.id = o.request_id
  WHERE o.state IN ('accepted', 'sending')
    AND ((o.state = 'accepted' AND o.next_attempt_at <= ?1) OR (o.state = 'sending' AND o.locked_until < ?1))
@@ -605,6 +606,7 @@ fn claim(c: &Connection, now: i64, lease_ms: i64, max: u32) -> Result<Vec<Claime
             token: row.get::<_, i64>(13)? + 1,
             accepted_at: row.get(14)?,
             transmissions: row.get(15)?,
+            followed: row.get(16)?,
         });
     }
     let mut lease = c.prepare_cached(

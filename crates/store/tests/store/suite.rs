@@ -333,6 +333,7 @@ macro_rules! store_suite {
                 panic!("the image comes back claimed");
             };
             assert_eq!((first.position, first.kind(), first.attempts), (0, Kind::Image, 1));
+            assert!(first.followed, "its caption waits for it");
             assert_eq!(image_of(&first), Some(&[0xff; 16][..]));
             assert_eq!(first.image_bytes(), 16);
             assert_eq!(first.session_sealed.as_deref(), Some(&[1, 2, 3][..]));
@@ -391,6 +392,7 @@ macro_rules! store_suite {
             assert_eq!(store.image(again[0].id).await.unwrap(), None, "dropped once sent");
             let text = claim(&store, 1_300, 1_000, 10).await;
             assert_eq!((text[0].kind(), text[0].image_bytes()), (Kind::Text, 0));
+            assert!(first[0].followed && !text[0].followed, "the image is followed, the text is last");
             assert_eq!(store.image(text[0].id).await.unwrap(), None);
             assert_eq!(store.image(text[0].id + 1_000).await.unwrap(), None, "no such row");
             store.reschedule(text[0].claim(), 5_000, true, &failure(tiktok_dm_store::FailureCode::UpstreamError), 1_400).await.unwrap();
