@@ -46,9 +46,7 @@ pub async fn send_body(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let is_form = content_type
-        .as_deref()
-        .is_some_and(|c| c.trim_start().starts_with("multipart/form-data"));
+    let is_form = super::input::is_form(content_type.as_deref());
     let input = if is_form {
         let form = Multipart::from_request(request, &())
             .await

@@ -46,9 +46,7 @@ impl<S: Store> FromRequest<AppState<S>> for SendBody {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let is_form = content_type
-            .as_deref()
-            .is_some_and(|c| c.trim_start().starts_with("multipart/form-data"));
+        let is_form = is_form(content_type.as_deref());
         let limit = state.settings.image_limit;
         let input = if is_form {
             let form = Multipart::from_request(request, state)
@@ -68,6 +66,16 @@ impl<S: Store> FromRequest<AppState<S>> for SendBody {
         };
         Ok(Self { input, room })
     }
+}
+
+/// Whether a Content-Type names a multipart form (media types are
+/// case-insensitive: `Multipart/Form-Data` is one too).
+pub(crate) fn is_form(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|c| {
+        c.trim_start()
+            .get(..19)
+            .is_some_and(|t| t.eq_ignore_ascii_case("multipart/form-data"))
+    })
 }
 
 /// A body declared this small needs no room: it holds no image worth

@@ -161,6 +161,39 @@ async fn form_errors_use_the_same_codes_as_json() {
     assert!(app.sandbox.handle.messages().is_empty());
 }
 
+/// Media types are case-insensitive: a form sent as `Multipart/Form-Data` is
+/// read as a form (it was refused as invalid JSON).
+#[tokio::test]
+async fn a_form_content_type_in_other_case_is_a_form() {
+    let app = spawn_app().await;
+    let c = &app.sandbox.handle.seed().conversations[0];
+    let part = |name: &str, value: &str| {
+        format!("--xyz\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+    };
+    let body = format!(
+        "{}{}{}--xyz--\r\n",
+        part("conversation_id", &c.conversation_id.to_string()),
+        part(
+            "conversation_short_id",
+            &c.conversation_short_id.get().to_string()
+        ),
+        part("text", "mixed case")
+    );
+    let answer = app
+        .http
+        .post(app.url("/v1/messages"))
+        .bearer_auth(&app.key)
+        .header("x-tiktok-session", ALICE)
+        .header("content-type", "Multipart/Form-Data; boundary=xyz")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    assert_eq!(status, 200, "{}", answer.text().await.unwrap());
+    assert_eq!(app.sandbox.handle.messages().len(), 1);
+}
+
 #[tokio::test]
 async fn a_file_part_over_the_image_limit_is_refused_with_413() {
     let app = spawn_app().await;
