@@ -83,13 +83,11 @@ pub(crate) fn is_form(content_type: Option<&str>) -> bool {
 /// semaphore is first come, first served).
 const SMALL_BODY: u64 = 64 * 1024;
 
-/// Room in [`AppState::body_room`] for a send whose body is not read yet: its
-/// declared length twice (the body, and the image decoded from it), or the
-/// largest body twice when no length is declared. `None` for a small body.
-async fn body_room<S: Store>(
-    state: &AppState<S>,
-    headers: &HeaderMap,
-) -> Option<OwnedSemaphorePermit> {
+/// The room in [`AppState::body_room`] a send whose body is not read yet
+/// takes: its declared length twice (the body, and the image decoded from
+/// it), or the largest body twice when no length is declared; `None` for a
+/// small body, which takes none.
+pub(crate) fn room_needed<S: Store>(state: &AppState<S>, headers: &HeaderMap) -> Option<u64> {
     let limit = crate::api::body_limit(&state.settings);
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -97,10 +95,15 @@ async fn body_room<S: Store>(
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(limit)
         .min(limit);
-    if declared <= SMALL_BODY {
-        return None;
-    }
-    state.body_room.take(declared.saturating_mul(2)).await
+    (declared > SMALL_BODY).then(|| declared.saturating_mul(2))
+}
+
+/// Room for a send whose body is not read yet ([`room_needed`]).
+async fn body_room<S: Store>(
+    state: &AppState<S>,
+    headers: &HeaderMap,
+) -> Option<OwnedSemaphorePermit> {
+    state.body_room.take(room_needed(state, headers)?).await
 }
 
 /// The JSON body of a send.

@@ -21,7 +21,7 @@ use tiktok_dm_store::{
 
 use super::auth::Caller;
 use super::error::{ApiError, ErrorCode};
-use super::input::{SendBody, Validated};
+use super::input::{SendBody, Validated, room_needed};
 use crate::now_ms;
 use crate::secrets::SealContext;
 use crate::state::AppState;
@@ -255,10 +255,13 @@ async fn accept_and_wait<S: Store>(
     let deadline = tokio::time::Instant::now() + state.settings.request_timeout;
     let asked = SendHeaders::read(headers)?;
     let read = async {
-        // A key whose quota is used up is refused before its body is read
-        // (and before it takes room in the body budget).
-        if let Some(refused) = quota_used_up(state, key).await? {
-            return Err(refused);
+        // A key whose quota is used up is refused before its body takes
+        // room in the body budget and is read (one read, for a body large
+        // enough to take room; a small one is refused by the acceptance).
+        if room_needed(state, headers).is_some() {
+            if let Some(refused) = quota_used_up(state, key).await? {
+                return Err(refused);
+            }
         }
         let SendBody { input, room } = SendBody::from_request(request, state).await?;
         let account_field = input.account.clone();
@@ -322,7 +325,8 @@ fn request_timeout<S: Store>(state: &AppState<S>) -> ApiError {
 }
 
 /// The refusal for a key with a window already used up, read before the
-/// send's body (one read, for a key with limits only); the acceptance checks
+/// send's body (one read, for a key with limits and a body large enough to
+/// take room); the acceptance checks
 /// the quota again in its transaction.
 async fn quota_used_up<S: Store>(
     state: &AppState<S>,
