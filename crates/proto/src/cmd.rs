@@ -10,6 +10,12 @@ pub const GET_MESSAGES_BY_USER_INIT_V2: i32 = 203;
 pub const GET_MESSAGES_BY_CONVERSATION: i32 = 301;
 /// cmd 500 NEW_MSG_NOTIFY (push).
 pub const NEW_MSG_NOTIFY: i32 = 500;
+/// cmd 501 read receipt (push; shape inferred).
+pub const READ_NOTIFY: i32 = 501;
+/// cmd 510 typing (push; shape inferred).
+pub const TYPING_NOTIFY: i32 = 510;
+/// cmd 705 message property change (push; reactions).
+pub const PROPERTY_UPDATE_NOTIFY: i32 = 705;
 /// cmd 608 GET_CONVERSATION_INFO_V2.
 pub const GET_CONVERSATION_INFO_V2: i32 = 608;
 /// cmd 609 CREATE_CONVERSATION_V2.

@@ -9,6 +9,7 @@ pub mod codec;
 pub mod content;
 pub mod enums;
 mod error;
+pub mod events;
 mod gzip;
 pub mod ids;
 pub mod image;

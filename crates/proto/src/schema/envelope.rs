@@ -140,12 +140,19 @@ message! {
         301 => messages_in_conversation_body: optional Msg<MessagesInConversationResponseBody>,
         /// cmd 500 NEW_MSG_NOTIFY (push). Repeated: one entry per delivered message.
         500 => has_new_message_notify: repeated Msg<NewMessageNotify>,
+        /// cmd 501 read receipt (push). Its shape is not public: read as
+        /// NewMessageNotify-shaped, like 500 (inferred, docs/inferred-behaviour.md).
+        501 => read_notify: repeated Msg<NewMessageNotify>,
+        /// cmd 510 typing (push). Shape not public: NewMessageNotify-shaped (inferred).
+        510 => typing_notify: repeated Msg<NewMessageNotify>,
         /// cmd 608 GET_CONVERSATION_INFO_V2.
         608 => get_conversation_info_v2_body: optional Msg<GetConversationInfoV2ResponseBody>,
         /// cmd 609 CREATE_CONVERSATION_V2.
         609 => create_conversation_v2_body: optional Msg<CreateConversationV2ResponseBody>,
         /// cmd 610 GET_CONVERSATION_INFO_LIST_V2.
         610 => get_conversation_info_list_v2_body: optional Msg<GetConversationInfoListV2ResponseBody>,
+        /// cmd 705 property change (push; reactions).
+        705 => property_update_notify: optional Msg<PropertyUpdateNotify>,
         /// cmd 2003 GET_MEDIA_UPLOAD_TOKEN.
         2003 => get_upload_token_body: optional Msg<GetUploadTokenResponseBody>,
         /// cmd 2005 GET_TICKET.

@@ -48,6 +48,7 @@ mod tests {
             ("ReferenceInfo", ReferenceInfo::FIELD_NUMBERS),
             ("MessageBody", MessageBody::FIELD_NUMBERS),
             ("NewMessageNotify", NewMessageNotify::FIELD_NUMBERS),
+            ("PropertyUpdateNotify", PropertyUpdateNotify::FIELD_NUMBERS),
             ("ConversationInfoV2", ConversationInfoV2::FIELD_NUMBERS),
             ("ParticipantsPage", ParticipantsPage::FIELD_NUMBERS),
             ("Participant", Participant::FIELD_NUMBERS),

@@ -204,3 +204,19 @@ message! {
         18 => pre_readconv_version: optional Int64,
     }
 }
+
+message! {
+    /// cmd 705 push body: a message's properties changed (reactions). The
+    /// working open-source client reads these fields; the reaction itself is
+    /// the JSON of the ext entry `s:property_modify` (PROTOCOL.md 10.2).
+    pub struct PropertyUpdateNotify {
+        /// Conversation id.
+        1 => conversation_id: optional Str,
+        /// Conversation type.
+        2 => conversation_type: optional Int32,
+        /// Content JSON (unused).
+        5 => content: optional Str,
+        /// Ext map; `s:property_modify` and `s:server_message_id`.
+        6 => ext: repeated Msg<ExtendedEntry>,
+    }
+}

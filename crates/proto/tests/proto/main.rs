@@ -4,6 +4,7 @@
 
 mod builders;
 mod encodings;
+mod events;
 mod private_image;
 mod props;
 mod vectors;
