@@ -1,6 +1,7 @@
 //! [`AnyStore`]: the backend a database URL names, behind one type, so the
 //! binary can take `--database` as either.
 
+use crate::events::*;
 use crate::types::*;
 use crate::{PostgresStore, Result, SqliteStore, Store};
 
@@ -207,6 +208,27 @@ impl Store for AnyStore {
 
     async fn delete_expired(&self, before: i64, max: u32) -> Result<Expired> {
         forward!(self, delete_expired(before, max))
+    }
+
+    async fn append_events(&self, events: Vec<NewEvent>, now: i64) -> Result<Vec<Appended>> {
+        forward!(self, append_events(events, now))
+    }
+
+    async fn events_after(
+        &self,
+        after: i64,
+        filter: &EventFilter,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>> {
+        forward!(self, events_after(after, filter, limit))
+    }
+
+    async fn latest_event_cursor(&self) -> Result<i64> {
+        forward!(self, latest_event_cursor())
+    }
+
+    async fn delete_expired_events(&self, before: i64) -> Result<u64> {
+        forward!(self, delete_expired_events(before))
     }
 
     async fn key_check(&self) -> Result<Option<Vec<u8>>> {

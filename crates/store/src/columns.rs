@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::error::{Error, Result};
 use crate::types::{
     Claimed, ClientMessageId, Content, CorruptMessage, DeliveryError, FailureCode, Kind,
-    MessageStatus, MessageText, NewRequest, OutboxMessage, State, StoredImage, Target,
+    MessageStatus, MessageText, NewRequest, OutboxMessage, State, StoredImage, Target, storable,
 };
 
 /// A kind by its stored name.
@@ -219,6 +219,24 @@ pub(crate) fn delivery_error(column: &str) -> DeliveryError {
             None => corrupt(),
         },
     }
+}
+
+/// A filter's list as SQLite takes it, a JSON array of strings (read with
+/// `json_each`); `None` for no list (every value matches).
+pub(crate) fn json_list(list: Option<&[String]>) -> Option<String> {
+    list.map(|l| Value::from(l.to_vec()).to_string())
+}
+
+/// A filter's list as PostgreSQL takes it (`= ANY($n)`), without the values
+/// its `text` cannot hold (no stored value has them, so they match nothing
+/// either way); `None` for no list.
+pub(crate) fn text_list(list: Option<&[String]>) -> Option<Vec<&str>> {
+    list.map(|l| {
+        l.iter()
+            .map(String::as_str)
+            .filter(|s| storable(s))
+            .collect()
+    })
 }
 
 #[cfg(test)]

@@ -10,11 +10,16 @@
 //! mechanism (SQLite: one writer thread with group commit and a lease column;
 //! PostgreSQL: a row lock per API key and `FOR UPDATE SKIP LOCKED`). Usage and
 //! quota are kept in counters, never counted by scanning.
+//!
+//! Receiving (issue 18): an event log whose cursors increase in commit order
+//! (SQLite: the one writer; PostgreSQL: an advisory lock held by appending
+//! transactions until they commit), deduplicated per account.
 
 mod any;
 mod columns;
 mod counters;
 mod error;
+mod events;
 mod postgres;
 mod sqlite;
 mod types;
@@ -23,6 +28,7 @@ use std::future::Future;
 
 pub use any::{AnyStore, database_shown, is_postgres_url};
 pub use error::{Error, Result};
+pub use events::*;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use types::*;
@@ -146,6 +152,34 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Call again while [`Expired::requests`] is `max`.
     fn delete_expired(&self, before: i64, max: u32)
     -> impl Future<Output = Result<Expired>> + Send;
+
+    /// Appends events to the log in one transaction, each under a new
+    /// cursor, in the order given; an event whose account and dedupe key were
+    /// logged before (or earlier in `events`) is not stored again and comes
+    /// back as [`Appended::Duplicate`]. Cursors increase in commit order
+    /// across every process sharing the database.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when a text holds U+0000 (nothing is stored);
+    /// the database's errors.
+    fn append_events(
+        &self,
+        events: Vec<NewEvent>,
+        now: i64,
+    ) -> impl Future<Output = Result<Vec<Appended>>> + Send;
+    /// Up to `limit` events with a cursor above `after` that `filter`
+    /// matches, in cursor order.
+    fn events_after(
+        &self,
+        after: i64,
+        filter: &EventFilter,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>>> + Send;
+    /// The highest cursor in the log (0 when it is empty).
+    fn latest_event_cursor(&self) -> impl Future<Output = Result<i64>> + Send;
+    /// Deletes the events logged (`created_at`) before `before`, in batches
+    /// of its own; how many.
+    fn delete_expired_events(&self, before: i64) -> impl Future<Output = Result<u64>> + Send;
 
     /// The master key's check value: an opaque value the caller sealed with
     /// its key ([`put_key_check`](Store::put_key_check)), or `None` when none

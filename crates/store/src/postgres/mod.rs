@@ -20,8 +20,11 @@ use crate::Store;
 use crate::columns::{ClaimedRow, StatusRow, delivery_error_column};
 use crate::counters::{add_counter, count};
 use crate::error::{Error, Result};
+use crate::events::EXPIRED_EVENTS_BATCH;
+use crate::events::*;
 use crate::types::*;
 
+mod events;
 mod retention;
 mod tls;
 mod writes;
@@ -48,6 +51,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/postgres/0005_retention.sql"),
     ),
+    (6, include_str!("../../migrations/postgres/0006_events.sql")),
 ];
 
 /// Connections per store.
@@ -572,6 +576,39 @@ impl Store for PostgresStore {
 
     async fn delete_expired(&self, before: i64, max: u32) -> Result<Expired> {
         retention::delete_expired(&self.client().await?, before, max).await
+    }
+
+    async fn append_events(&self, events: Vec<NewEvent>, now: i64) -> Result<Vec<Appended>> {
+        events.iter().try_for_each(NewEvent::check)?;
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        events::append(&mut self.client().await?, &events, now).await
+    }
+
+    async fn events_after(
+        &self,
+        after: i64,
+        filter: &EventFilter,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>> {
+        events::events_after(&self.client().await?, after, filter, limit).await
+    }
+
+    async fn latest_event_cursor(&self) -> Result<i64> {
+        events::latest_cursor(&self.client().await?).await
+    }
+
+    async fn delete_expired_events(&self, before: i64) -> Result<u64> {
+        let c = self.client().await?;
+        let mut deleted = 0;
+        loop {
+            let n = retention::delete_expired_events(&c, before, EXPIRED_EVENTS_BATCH).await?;
+            deleted += n;
+            if n < u64::from(EXPIRED_EVENTS_BATCH) {
+                return Ok(deleted);
+            }
+        }
     }
 
     async fn key_check(&self) -> Result<Option<Vec<u8>>> {

@@ -1,5 +1,5 @@
 //! Retention and the `meta` table on PostgreSQL: the same deletions and key
-//! check value as the SQLite backend's.
+//! check value as the SQLite backend's, and the event log's batches.
 
 use super::writes::Conn;
 use crate::counters::{DAY_MS, count, month_start};
@@ -51,6 +51,20 @@ pub(super) async fn delete_expired(c: &Conn, before: i64, max: u32) -> Result<Ex
         messages: count(row.try_get(1)?),
         counters: days + months,
     })
+}
+
+/// Deletes up to `max` events logged before `before`, oldest first; how many
+/// (see [`crate::Store::delete_expired_events`]). A gateway sweeping at the
+/// same time skips the rows this one holds.
+pub(super) async fn delete_expired_events(c: &Conn, before: i64, max: u32) -> Result<u64> {
+    let s = c
+        .prepare_cached(
+            "DELETE FROM events WHERE cursor IN
+                (SELECT cursor FROM events WHERE created_at < $1 ORDER BY created_at LIMIT $2
+                 FOR UPDATE SKIP LOCKED)",
+        )
+        .await?;
+    Ok(c.execute(&s, &[&before, &i64::from(max)]).await?)
 }
 
 /// The stored key check value, if any.

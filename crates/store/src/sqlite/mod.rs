@@ -21,9 +21,12 @@ use crate::Store;
 use crate::columns::{StatusRow, delivery_error_column};
 use crate::counters::{add_counter, count};
 use crate::error::{Error, Result};
+use crate::events::EXPIRED_EVENTS_BATCH;
+use crate::events::*;
 use crate::types::*;
 
 mod checkpointer;
+mod events;
 mod meta;
 mod retention;
 mod writer;
@@ -56,6 +59,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         8,
         include_str!("../../migrations/sqlite/0008_retention.sql"),
     ),
+    (9, include_str!("../../migrations/sqlite/0009_events.sql")),
 ];
 
 const READERS: usize = 4;
@@ -497,6 +501,53 @@ impl Store for SqliteStore {
         match self.writer.run(Op::DeleteExpired { before, max }).await? {
             Done::Expired(e) => Ok(e),
             _ => Err(unexpected()),
+        }
+    }
+
+    async fn append_events(&self, events: Vec<NewEvent>, now: i64) -> Result<Vec<Appended>> {
+        events.iter().try_for_each(NewEvent::check)?;
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self
+            .writer
+            .run(events::EventOp::Append(events, now).into())
+            .await?
+        {
+            Done::Appended(a) => Ok(a),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn events_after(
+        &self,
+        after: i64,
+        filter: &EventFilter,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>> {
+        let filter = filter.clone();
+        self.read(move |c| events::events_after(c, after, &filter, limit))
+            .await
+    }
+
+    async fn latest_event_cursor(&self) -> Result<i64> {
+        self.read(events::latest_cursor).await
+    }
+
+    async fn delete_expired_events(&self, before: i64) -> Result<u64> {
+        let max = EXPIRED_EVENTS_BATCH;
+        let mut deleted = 0;
+        loop {
+            let op = events::EventOp::DeleteExpired { before, max };
+            let Done::Count(n) = self.writer.run(op.into()).await? else {
+                return Err(unexpected());
+            };
+            deleted += n;
+            // A batch short of `max` was the last; each is its own writer
+            // operation, so sends are not held up behind a long sweep.
+            if n < u64::from(max) {
+                return Ok(deleted);
+            }
         }
     }
 

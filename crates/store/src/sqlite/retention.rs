@@ -1,6 +1,7 @@
 //! Retention on SQLite: the writer deletes, in one of its groups, a batch of
 //! requests whose every message ended before the cutoff, and the day and month
-//! counters of periods that ended before it.
+//! counters of periods that ended before it; and, in a method of their own,
+//! batches of events logged before a cutoff.
 
 use rusqlite::{Connection, params};
 
@@ -39,4 +40,16 @@ pub(super) fn delete_expired(c: &Connection, before: i64, max: u32) -> Result<Ex
         )?
         .execute(params![before - DAY_MS, month_start(before)])? as u64;
     Ok(expired)
+}
+
+/// Deletes up to `max` events logged before `before`, oldest first; how many
+/// (see [`crate::Store::delete_expired_events`]).
+pub(super) fn delete_expired_events(c: &Connection, before: i64, max: u32) -> Result<u64> {
+    let n = c
+        .prepare_cached(
+            "DELETE FROM events WHERE cursor IN
+                (SELECT cursor FROM events WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
+        )?
+        .execute(params![before, i64::from(max)])?;
+    Ok(n as u64)
 }

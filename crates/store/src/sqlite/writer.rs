@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::columns::{ClaimedRow, outbox_rows, target_columns};
 use crate::error::{Error, Result};
+use crate::events::Appended;
 use crate::types::*;
 
 use super::checkpointer::Checkpointer;
@@ -78,6 +79,8 @@ pub(crate) enum Op {
         max: u32,
     },
     PutKeyCheck(Vec<u8>),
+    /// The event log (see `events.rs`).
+    Events(super::events::EventOp),
 }
 
 impl Op {
@@ -87,6 +90,9 @@ impl Op {
     /// them back: a message sent again keeps its client message id, by which
     /// a repeat is recognised (as after any ambiguous outcome).
     fn must_be_durable(&self) -> bool {
+        if let Op::Events(op) = self {
+            return op.must_be_durable();
+        }
         !matches!(
             self,
             Op::Claim { .. }
@@ -103,6 +109,9 @@ impl Op {
     /// Whether the operation writes with more than one statement (see
     /// `apply_group`).
     fn has_several_statements(&self) -> bool {
+        if let Op::Events(op) = self {
+            return op.has_several_statements();
+        }
         matches!(
             self,
             Op::Enqueue(..)
@@ -123,6 +132,8 @@ pub(crate) enum Done {
     Claimed(Vec<Claimed>),
     Expired(Expired),
     Bytes(Vec<u8>),
+    Appended(Vec<Appended>),
+    Count(u64),
 }
 
 type Reply = oneshot::Sender<Result<Done>>;
@@ -338,6 +349,7 @@ fn apply(c: &mut Transaction<'_>, op: Op) -> Result<Done> {
             super::retention::delete_expired(c, before, max).map(Done::Expired)
         }
         Op::PutKeyCheck(value) => super::meta::put_key_check(c, &value).map(Done::Bytes),
+        Op::Events(op) => op.apply(c),
     }
 }
 

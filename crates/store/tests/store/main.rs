@@ -3,6 +3,7 @@
 //! (SQLite here, PostgreSQL in `postgres.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod inbound;
 mod postgres;
 mod suite;
 
@@ -29,6 +30,10 @@ mod sqlite {
     }
 
     crate::store_suite!(open, query);
+    crate::inbound_suite!(open, query);
+
+    /// The last SQLite migration.
+    const LAST_MIGRATION: i64 = 9;
 
     /// The last migration a database file records.
     fn user_version(path: &std::path::Path) -> i64 {
@@ -148,7 +153,7 @@ mod sqlite {
         store.enqueue(r, &[], 10).await.unwrap();
         let totals = crate::suite::totals(&store, key.id, 0, 0).await;
         assert_eq!((totals.total, totals.image_bytes), (1, 16));
-        assert_eq!(user_version(&path), 8);
+        assert_eq!(user_version(&path), LAST_MIGRATION);
     }
 
     /// Migration 4 rebuilds the outbox: every row keeps its id and state, a
@@ -230,7 +235,7 @@ mod sqlite {
             old_key.any_account && old_key.accounts.is_empty(),
             "a key made unbound before keys had accounts keeps every account: {old_key:?}"
         );
-        assert_eq!(user_version(&path), 8);
+        assert_eq!(user_version(&path), LAST_MIGRATION);
     }
 
     /// A row that does not read back as a message (edited by hand, or a kind

@@ -18,6 +18,7 @@ pub async fn query(schema: &PgSchema, sql: &str) -> Vec<String> {
 }
 
 crate::store_suite!(open, query);
+crate::inbound_suite!(open, query);
 
 #[tokio::test]
 async fn a_second_open_of_the_same_database_finds_the_migrations_done_and_the_data() {
@@ -251,4 +252,84 @@ async fn a_failed_acceptance_leaves_no_transaction_open() {
         ))
         .await;
     assert_eq!(stuck, ["0"]);
+}
+
+/// Gateways appending to one database at once (4 stores, each its own pool,
+/// 50 events each in batches of 1 to 3) commit in any order; a reader polling
+/// `events_after` meanwhile moves only forward, and still sees every event
+/// that is finally in the log: no event commits below a cursor it passed.
+#[tokio::test]
+async fn concurrent_appenders_never_let_a_polling_reader_skip_an_event() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tiktok_dm_store::{EventFilter, Store as _};
+    let (store, schema) = open().await;
+    let mut appenders = Vec::new();
+    for task in 0..4usize {
+        let url = schema.url.clone();
+        appenders.push(tokio::spawn(async move {
+            let store = PostgresStore::open(&url).await.unwrap();
+            let mut n = 0;
+            while n < 50 {
+                let size = (1 + (n + task) % 3).min(50 - n);
+                let batch = (n..n + size)
+                    .map(|i| {
+                        let key = format!("{task}-{i}");
+                        crate::inbound::event(
+                            &format!("shop{task}"),
+                            "message.received",
+                            Some(&key),
+                        )
+                    })
+                    .collect();
+                let appended = store.append_events(batch, 10).await.unwrap();
+                assert_eq!(crate::inbound::cursors(&appended).len(), size);
+                n += size;
+            }
+        }));
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (store, done) = (store.clone(), done.clone());
+        tokio::spawn(async move {
+            let (mut last, mut seen, mut polls) = (0, Vec::new(), 0);
+            loop {
+                // Read before the poll: an empty poll after every append
+                // ended has seen everything.
+                let finished = done.load(Ordering::SeqCst);
+                let batch = store
+                    .events_after(last, &EventFilter::default(), 7)
+                    .await
+                    .unwrap();
+                polls += 1;
+                for e in &batch {
+                    assert!(e.cursor > last, "{} after {last}", e.cursor);
+                    last = e.cursor;
+                    seen.push(e.cursor);
+                }
+                if batch.is_empty() {
+                    if finished {
+                        return (seen, polls);
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+        })
+    };
+    for a in appenders {
+        a.await.unwrap();
+    }
+    done.store(true, Ordering::SeqCst);
+    let (seen, polls) = reader.await.unwrap();
+    let all: Vec<i64> = crate::inbound::all_after(&store, 0)
+        .await
+        .iter()
+        .map(|e| e.cursor)
+        .collect();
+    assert_eq!(all.len(), 200);
+    assert!(
+        polls > 10,
+        "the reader polled while they appended ({polls} polls)"
+    );
+    assert_eq!(seen, all, "the reader skipped an event");
 }
