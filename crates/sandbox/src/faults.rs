@@ -64,6 +64,15 @@ pub enum Fault {
         /// The answer's size.
         bytes: u64,
     },
+    /// Pushes (cmd 500, 501, 510, 705) to every socket of the seeded account
+    /// named `account` are withheld; the messages are still stored, so
+    /// history (cmd 301) and the inbox (cmd 203) have them. Each push
+    /// addressed to the account (the echo of its own sends too) uses one
+    /// firing.
+    DropPushes {
+        /// The account's seed name ("alice").
+        account: String,
+    },
     /// The HTTP IM routes answer with a bare HTTP status (e.g. 502).
     HttpStatus {
         /// The HTTP status to return.
@@ -163,5 +172,13 @@ mod tests {
         let f: ScriptedFault =
             serde_json::from_str(r#"{"fault":"message_request_limit"}"#).unwrap();
         assert_eq!(f.times, None);
+        let f: ScriptedFault =
+            serde_json::from_str(r#"{"fault":"drop_pushes","account":"alice","times":2}"#).unwrap();
+        assert_eq!(
+            f.fault,
+            Fault::DropPushes {
+                account: "alice".into()
+            }
+        );
     }
 }

@@ -252,6 +252,18 @@ pub(crate) async fn add_faults(State(shared): State<Arc<Shared>>, body: Bytes) -
                 .into_response();
         }
     };
+    let unknown = faults.iter().find_map(|f| match &f.fault {
+        Fault::DropPushes { account } if shared.account_named(account).is_none() => Some(account),
+        _ => None,
+    });
+    if let Some(account) = unknown {
+        let message = format!("invalid fault: no seeded account is named {account:?}");
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({ "error": message })),
+        )
+            .into_response();
+    }
     let mut state = shared.lock();
     for f in faults {
         state.faults.add(f);

@@ -4,6 +4,7 @@ mod error;
 pub mod faults;
 mod http;
 mod im;
+mod inbound;
 mod push;
 pub mod seed;
 mod state;
@@ -76,6 +77,11 @@ impl Sandbox {
             )
             .route("/_sandbox/seed", get(http::seed))
             .route("/_sandbox/objects/{*oid}", get(upload::object))
+            .route(
+                "/_sandbox/inbound",
+                post(inbound::inbound).layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)),
+            )
+            .route("/im/media/{*path}", get(upload::media))
             .route("/", get(upload::action).post(upload::action))
             .route(
                 "/upload/v1/{*store_uri}",
@@ -297,6 +303,16 @@ impl SandboxHandle {
     pub fn encrypted_object(&self, oid: &str) -> Option<Vec<u8>> {
         let object = self.shared.lock().upload.objects.get(oid).cloned();
         object.map(|o| o.blob.as_ref().clone())
+    }
+
+    /// The next `n` pushes (cmd 500, 501, 510, 705) to the seeded account
+    /// named `account` are not sent to any of its sockets; messages are still
+    /// stored, so history and the inbox have them (a client's catch-up path).
+    pub fn drop_pushes(&self, account: &str, n: u32) {
+        let fault = Fault::DropPushes {
+            account: account.into(),
+        };
+        self.inject(fault, Some(n));
     }
 
     /// The next `n` HTTP IM requests get a bare HTTP `status`.

@@ -1,6 +1,9 @@
-//! The cmd-500 new-message push, sent to every socket of both participants
-//! (PROTOCOL.md 1.10): a service-20032 frame whose `Response` is one raw LZ4
-//! block on an fpid-9 socket (`__lz4`, PROTOCOL.md 10.2) and gzip on any other.
+//! Pushes (PROTOCOL.md 1.10): the cmd-500 new message, sent to every socket
+//! of both participants, and the 501 read, 510 typing and 705 property
+//! pushes of `/_sandbox/inbound`. Each is a service-20032 frame whose
+//! `Response` is one raw LZ4 block on an fpid-9 socket (`__lz4`, PROTOCOL.md
+//! 10.2) and gzip on any other. The `drop_pushes` fault withholds them from
+//! one account.
 
 use tiktok_dm_proto::Message;
 use tiktok_dm_proto::cmd;
@@ -10,6 +13,7 @@ use tiktok_dm_proto::schema::{
     ExtendedEntry, Frame, MessageBody, NewMessageNotify, Response, ResponseBody,
 };
 
+use crate::faults::Fault;
 use crate::state::{Downlink, Outbound, Shared, now_ms};
 
 /// A push to deliver and who gets it. It is encoded (and compressed) only in
@@ -18,7 +22,7 @@ use crate::state::{Downlink, Outbound, Shared, now_ms};
 #[derive(Debug)]
 pub(crate) struct Push {
     response: Response,
-    recipients: [Uid; 2],
+    recipients: Vec<Uid>,
 }
 
 /// Builds the echo push of an accepted message from its stored body.
@@ -30,18 +34,42 @@ pub(crate) fn new_message_push(body: &MessageBody, recipients: [Uid; 2]) -> Push
         message: Some(body.clone()),
         ..NewMessageNotify::default()
     };
+    let body = ResponseBody {
+        has_new_message_notify: vec![notify],
+        ..ResponseBody::default()
+    };
+    notify_push(cmd::NEW_MSG_NOTIFY, body, recipients.to_vec())
+}
+
+/// A push of `command` (500, 501, 510 or 705) whose body is `body`.
+pub(crate) fn notify_push(command: i32, body: ResponseBody, recipients: Vec<Uid>) -> Push {
     let response = Response {
-        cmd: Some(cmd::NEW_MSG_NOTIFY),
-        body: Some(ResponseBody {
-            has_new_message_notify: vec![notify],
-            ..ResponseBody::default()
-        }),
+        cmd: Some(command),
+        body: Some(body),
         ..Response::default()
     };
     Push {
         response,
         recipients,
     }
+}
+
+/// The recipients a `drop_pushes` fault does not hold back; each account
+/// held back uses one firing of its fault.
+fn not_dropped(shared: &Shared, recipients: &[Uid]) -> Vec<Uid> {
+    let mut state = shared.lock();
+    recipients
+        .iter()
+        .copied()
+        .filter(|uid| {
+            // The account is looked up only when such a fault is in force.
+            let named = |name: &str| shared.account_by_uid(*uid).is_some_and(|a| a.name == name);
+            let dropped = state
+                .faults
+                .take(|f| matches!(f, Fault::DropPushes { account } if named(account)));
+            dropped.is_none()
+        })
+        .collect()
 }
 
 fn push_frame(shared: &Shared, encoded: &[u8], downlink: Downlink) -> Vec<u8> {
@@ -73,10 +101,14 @@ fn push_frame(shared: &Shared, encoded: &[u8], downlink: Downlink) -> Vec<u8> {
 /// way its socket reads. Called after the reply to the sender has been queued,
 /// so the sender sees the reply first.
 pub(crate) fn deliver(shared: &Shared, push: &Push) {
+    let recipients = not_dropped(shared, &push.recipients);
+    if recipients.is_empty() {
+        return;
+    }
     let encoded = push.response.encode_to_vec();
     let wanted: Vec<Downlink> = {
         let state = shared.lock();
-        push.recipients
+        recipients
             .iter()
             .filter_map(|uid| state.sockets.get(uid))
             .flatten()
@@ -87,7 +119,7 @@ pub(crate) fn deliver(shared: &Shared, push: &Push) {
     let frame_for = |d: Downlink| wanted.contains(&d).then(|| push_frame(shared, &encoded, d));
     let (lz4_frame, gzip_frame) = (frame_for(Downlink::Lz4), frame_for(Downlink::Legacy));
     let mut state = shared.lock();
-    for uid in push.recipients {
+    for uid in recipients {
         if let Some(sockets) = state.sockets.get_mut(&uid) {
             // A socket whose task has ended is dropped from the registry here.
             sockets.retain(|s| {

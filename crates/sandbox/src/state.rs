@@ -23,6 +23,9 @@ pub enum Transport {
     Ws,
     /// The im-api HTTP routes.
     Http,
+    /// Made by `POST /_sandbox/inbound`, as if the sender had sent it from
+    /// another device.
+    Inbound,
 }
 
 /// One message the sandbox accepted, as `GET /_sandbox/messages` shows it.
@@ -170,6 +173,10 @@ impl Shared {
 
     pub(crate) fn account_by_uid(&self, uid: Uid) -> Option<&Account> {
         self.seed.accounts.iter().find(|a| a.uid == uid)
+    }
+
+    pub(crate) fn account_named(&self, name: &str) -> Option<&Account> {
+        self.seed.accounts.iter().find(|a| a.name == name)
     }
 
     pub(crate) fn conversation(&self, id: &str) -> Option<&Conversation> {

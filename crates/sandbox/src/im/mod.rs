@@ -4,6 +4,7 @@
 //! working client sends history and upload-config requests without one
 //! (PROTOCOL.md 10.1).
 
+mod body;
 mod conversations;
 mod history;
 mod image;
@@ -20,6 +21,8 @@ use crate::http::Addressed;
 use crate::push::Push;
 use crate::seed::Account;
 use crate::state::{Shared, Transport, log_id, now_ms};
+
+pub(crate) use body::{MediaRef, Placed, media_info, message_body};
 
 /// The region string the sandbox reports in Response field 14.
 pub(crate) const REGION: &str = "US-TTP";

@@ -10,14 +10,13 @@ use tiktok_dm_proto::content::{
 };
 use tiktok_dm_proto::ids::{ClientMessageId, Uid};
 use tiktok_dm_proto::schema::{
-    ExtendedEntry, MediaInfo, MediaVariant, MessageBody, ResponseBody, SendMessageRequestBody,
-    SendMessageResponseBody, map_get,
+    ResponseBody, SendMessageRequestBody, SendMessageResponseBody, map_get,
 };
 
+use super::body::{MediaRef, Placed, media_info, message_body};
 use super::image::{CheckedImage, check_private_image};
 use super::{Action, Envelope};
 use crate::faults::Fault;
-use crate::http::Addressed;
 use crate::push::{Push, new_message_push};
 use crate::seed::Conversation;
 use crate::state::{ReceivedMessage, StoredMessage, Transport, now_ms};
@@ -259,31 +258,28 @@ fn store(
     } = checked;
     let now = now_ms();
     let server_message_id = env.shared.next_server_message_id();
-    let mut body = MessageBody {
-        conversation_id: Some(conversation.conversation_id.as_str().into()),
-        conversation_type: Some(1),
-        server_message_id: Some(server_message_id),
-        index_in_conversation: Some(index),
-        conversation_short_id: Some(conversation.conversation_short_id.get()),
-        message_type: send.message_type,
-        sender: Some(env.account.uid.get()),
-        content: send.content.clone(),
-        ext: vec![
-            ExtendedEntry::new("s:client_message_id", client_id.as_str()),
-            ExtendedEntry::new("im_client_send_msg_time", now.to_string()),
-        ],
-        create_time: Some(now as i64),
-        // The history cursor the working client pages with: this message's
-        // own index, so the next page (strictly older) starts after it.
-        pre_conversation_index: Some(index),
-        ..MessageBody::default()
-    };
+    let mut body = message_body(&Placed {
+        conversation,
+        sender: env.account.uid,
+        client_message_id: client_id.as_str(),
+        server_message_id,
+        index,
+        now,
+    });
+    body.message_type = send.message_type;
+    body.content = send.content.clone();
     let (json, image) = match content {
         Content::Text(json) => (json, None),
         Content::Image(checked) => {
             body.scene = Some(SCENE_PRIVATE_IMAGE.into());
             body.content_pb = send.content_pb.as_ref().map(|c| c.encode_to_vec().into());
-            body.media_info_list = vec![media_info(env.host, &checked)];
+            let media = MediaRef {
+                path: &checked.image.path,
+                decrypt_key: &checked.decrypt_key,
+                width: checked.image.width,
+                height: checked.image.height,
+            };
+            body.media_info_list = vec![media_info(env.host, &media)];
             (serde_json::Value::Null, Some(checked.image))
         }
     };
@@ -300,29 +296,4 @@ fn store(
         received_at_ms: now as i64,
     };
     StoredMessage { received, body }
-}
-
-/// The media block of a received private image: its path and key, and the
-/// URL of the encrypted blob on this sandbox, in the scheme the send came
-/// in with.
-fn media_info(host: &Addressed, checked: &CheckedImage) -> MediaInfo {
-    let image = &checked.image;
-    let url = format!(
-        "{}://{}/_sandbox/objects/{}?encrypted=1",
-        host.scheme(),
-        host.host,
-        image.path
-    );
-    MediaInfo {
-        path: Some(image.path.as_str().into()),
-        decrypt_key: Some(checked.decrypt_key.as_str().into()),
-        variants: vec![MediaVariant {
-            label: Some(b"full".to_vec().into()),
-            urls: vec![url.into()],
-            width: Some(i64::from(image.width)),
-            height: Some(i64::from(image.height)),
-            ..MediaVariant::default()
-        }],
-        ..MediaInfo::default()
-    }
 }

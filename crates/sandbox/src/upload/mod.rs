@@ -6,6 +6,7 @@
 //! a strict server, the signatures by the sandbox's own SigV4 verifier.
 
 pub(crate) mod cipher;
+mod media;
 mod routes;
 mod storage;
 mod verify;
@@ -19,6 +20,7 @@ use tiktok_dm_proto::schema::{MediaUploadConfig, MediaUploadConfigResponseBody};
 
 use crate::state::{Shared, now_ms};
 
+pub(crate) use media::{Sealed, escape_path, media, store_encrypted};
 pub(crate) use routes::action;
 pub(crate) use storage::{object, storage};
 

@@ -26,7 +26,8 @@ fn mac(key: &[u8], data: &str) -> Vec<u8> {
     }
 }
 
-fn encode(s: &[u8]) -> String {
+/// Percent-encodes every byte but the unreserved ones (RFC 3986).
+pub(crate) fn encode(s: &[u8]) -> String {
     let mut out = String::new();
     for &b in s {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {

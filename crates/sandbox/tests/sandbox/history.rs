@@ -51,7 +51,7 @@ fn history_request(
     request
 }
 
-async fn history(
+pub async fn history(
     sandbox: &TestSandbox,
     account: &Account,
     anchor: i64,

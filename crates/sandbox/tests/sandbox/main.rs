@@ -4,6 +4,7 @@
 
 mod history;
 mod http_api;
+mod inbound;
 mod private_image;
 mod ticket_guard;
 mod tls;

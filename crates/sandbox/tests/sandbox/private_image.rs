@@ -1,7 +1,7 @@
 //! `private_image` (1802) sends (PROTOCOL.md 10.3): accepted only for an
 //! upload the sender committed with `cipher_v2` and a key that opens it;
 //! listed with the decrypted image's hash; echoed with `content_pb` and a media
-//! URL serving the encrypted blob.
+//! URL serving the encrypted blob to a participant's session.
 
 use sha2::{Digest as _, Sha256};
 use tiktok_dm_proto::Message;
@@ -199,12 +199,18 @@ async fn the_echo_of_a_private_image_carries_its_content_pb_and_a_url_serving_th
     let url = variant.urls[0].to_string();
     assert_eq!(
         url,
-        format!(
-            "{}/_sandbox/objects/{}?encrypted=1",
-            sandbox.base_url(),
-            committed.path
-        )
+        format!("{}/im/media/{}", sandbox.base_url(), committed.path)
     );
-    let blob = http().get(url).send().await.unwrap().bytes().await.unwrap();
+    // The receiver fetches it with its session, as from TikTok.
+    let blob = http()
+        .get(&url)
+        .header("cookie", format!("sessionid={}", bob.session))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(decrypt(&committed.key, &blob).unwrap(), png);
+    assert_eq!(http().get(&url).send().await.unwrap().status(), 401);
 }
