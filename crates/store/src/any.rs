@@ -133,6 +133,36 @@ impl Store for AnyStore {
         forward!(self, remove_account(name))
     }
 
+    async fn set_account_listen(&self, name: &str, listen: bool) -> Result<bool> {
+        forward!(self, set_account_listen(name, listen))
+    }
+
+    async fn set_account_status(
+        &self,
+        name: &str,
+        status: AccountStatus,
+        now: i64,
+    ) -> Result<bool> {
+        forward!(self, set_account_status(name, status, now))
+    }
+
+    async fn set_conversation_cursor(
+        &self,
+        account: &str,
+        conversation_id: &str,
+        last_server_message_id: i64,
+        last_index: i64,
+    ) -> Result<bool> {
+        forward!(
+            self,
+            set_conversation_cursor(account, conversation_id, last_server_message_id, last_index)
+        )
+    }
+
+    async fn conversation_cursors(&self, account: &str) -> Result<Vec<ConversationCursor>> {
+        forward!(self, conversation_cursors(account))
+    }
+
     async fn enqueue(
         &self,
         request: NewRequest,

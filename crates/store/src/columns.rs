@@ -7,8 +7,9 @@ use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::types::{
-    Claimed, ClientMessageId, Content, CorruptMessage, DeliveryError, FailureCode, Kind,
-    MessageStatus, MessageText, NewRequest, OutboxMessage, State, StoredImage, Target, storable,
+    AccountInfo, AccountStatus, Claimed, ClientMessageId, Content, CorruptMessage, DeliveryError,
+    FailureCode, Kind, MessageStatus, MessageText, NewRequest, OutboxMessage, State, StoredImage,
+    Target, storable,
 };
 
 /// A kind by its stored name.
@@ -218,6 +219,43 @@ pub(crate) fn delivery_error(column: &str) -> DeliveryError {
             },
             None => corrupt(),
         },
+    }
+}
+
+/// A stored account's row as both backends read it (`ACCOUNT_COLUMNS`).
+pub(crate) struct AccountRow {
+    pub(crate) name: String,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+    pub(crate) listen: bool,
+    pub(crate) status: String,
+    pub(crate) status_changed_at: i64,
+}
+
+/// The columns an [`AccountRow`] is read from, in its fields' order.
+pub(crate) const ACCOUNT_COLUMNS: &str =
+    "name, created_at, updated_at, listen, status, status_changed_at";
+
+impl AccountRow {
+    /// The account the row holds.
+    pub(crate) fn info(self) -> Result<AccountInfo> {
+        Ok(AccountInfo {
+            status: account_status(&self.status)?,
+            name: self.name,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            listen: self.listen,
+            status_changed_at: self.status_changed_at,
+        })
+    }
+}
+
+/// An account status by its stored name.
+fn account_status(name: &str) -> Result<AccountStatus> {
+    match name {
+        "active" => Ok(AccountStatus::Active),
+        "expired" => Ok(AccountStatus::Expired),
+        other => Err(Error::Corrupt(format!("account status {other:?}"))),
     }
 }
 

@@ -51,7 +51,8 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Revokes the key named `name`; false when there is none (or it was revoked).
     fn revoke_api_key(&self, name: &str, now: i64) -> impl Future<Output = Result<bool>> + Send;
 
-    /// Adds or replaces a stored account's sealed session.
+    /// Adds or replaces a stored account's sealed session; a fresh session
+    /// makes it [`AccountStatus::Active`] again (its `listen` stays).
     fn put_account(
         &self,
         name: &str,
@@ -65,8 +66,39 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn image(&self, id: i64) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
     /// Stored accounts (names and times; never the session).
     fn list_accounts(&self) -> impl Future<Output = Result<Vec<AccountInfo>>> + Send;
-    /// Removes a stored account; false when there is none.
+    /// Removes a stored account, with its conversation cursors; false when
+    /// there is none.
     fn remove_account(&self, name: &str) -> impl Future<Output = Result<bool>> + Send;
+    /// Whether the gateway listens for a stored account's DMs; false when
+    /// there is no such account.
+    fn set_account_listen(
+        &self,
+        name: &str,
+        listen: bool,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Records whether a stored account's session works (`status_changed_at`
+    /// moves to `now` when it changes); false when there is no such account.
+    fn set_account_status(
+        &self,
+        name: &str,
+        status: AccountStatus,
+        now: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Moves a conversation's catch-up cursor forward: each value becomes the
+    /// greater of the stored one and the one given, so a late, older write
+    /// cannot take it back. False when there is no such account.
+    fn set_conversation_cursor(
+        &self,
+        account: &str,
+        conversation_id: &str,
+        last_server_message_id: i64,
+        last_index: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// A stored account's catch-up cursors, by conversation id.
+    fn conversation_cursors(
+        &self,
+        account: &str,
+    ) -> impl Future<Output = Result<Vec<ConversationCursor>>> + Send;
 
     /// Accepts a request: checks the idempotency key, reserves quota in every
     /// window and writes the outbox rows, all in one transaction, so concurrent

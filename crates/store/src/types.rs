@@ -70,6 +70,44 @@ pub struct AccountInfo {
     pub created_at: i64,
     /// Last update (ms).
     pub updated_at: i64,
+    /// Whether the gateway listens for its DMs (default true).
+    pub listen: bool,
+    /// Whether its session still works.
+    pub status: AccountStatus,
+    /// When `status` last changed (ms); its creation until then.
+    pub status_changed_at: i64,
+}
+
+/// Whether a stored account's session still works.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountStatus {
+    /// It does (as far as the gateway knows); every account starts so, and
+    /// storing a fresh session makes it so again.
+    Active,
+    /// TikTok refused it: it needs a new session.
+    Expired,
+}
+
+impl AccountStatus {
+    /// Its stored (and JSON) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// How far catch-up has read one conversation of a stored account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConversationCursor {
+    /// The conversation.
+    pub conversation_id: String,
+    /// The highest server message id read.
+    pub last_server_message_id: i64,
+    /// The highest index in the conversation read.
+    pub last_index: i64,
 }
 
 /// Where a message is in its life.

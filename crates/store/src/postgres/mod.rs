@@ -24,6 +24,7 @@ use crate::events::EXPIRED_EVENTS_BATCH;
 use crate::events::*;
 use crate::types::*;
 
+mod accounts;
 mod events;
 mod retention;
 mod tls;
@@ -52,6 +53,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/postgres/0005_retention.sql"),
     ),
     (6, include_str!("../../migrations/postgres/0006_events.sql")),
+    (
+        7,
+        include_str!("../../migrations/postgres/0007_listening.sql"),
+    ),
 ];
 
 /// Connections per store.
@@ -257,14 +262,7 @@ impl Store for PostgresStore {
 
     async fn put_account(&self, name: &str, session_sealed: &[u8], now: i64) -> Result<()> {
         check("an account name", name)?;
-        let c = self.client().await?;
-        c.execute(
-            "INSERT INTO accounts (name, session_sealed, created_at, updated_at) VALUES ($1, $2, $3, $3)
-             ON CONFLICT (name) DO UPDATE SET session_sealed = excluded.session_sealed, updated_at = excluded.updated_at",
-            &[&name, &session_sealed, &now],
-        )
-        .await?;
-        Ok(())
+        accounts::put(&self.client().await?, name, session_sealed, now).await
     }
 
     async fn account(&self, name: &str) -> Result<Option<Vec<u8>>> {
@@ -294,33 +292,62 @@ impl Store for PostgresStore {
     }
 
     async fn list_accounts(&self) -> Result<Vec<AccountInfo>> {
-        let c = self.client().await?;
-        let rows = c
-            .query(
-                "SELECT name, created_at, updated_at FROM accounts ORDER BY name",
-                &[],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AccountInfo {
-                    name: r.try_get(0)?,
-                    created_at: r.try_get(1)?,
-                    updated_at: r.try_get(2)?,
-                })
-            })
-            .collect()
+        accounts::list(&self.client().await?).await
     }
 
     async fn remove_account(&self, name: &str) -> Result<bool> {
         if !storable(name) {
             return Ok(false);
         }
+        accounts::remove(&self.client().await?, name).await
+    }
+
+    async fn set_account_listen(&self, name: &str, listen: bool) -> Result<bool> {
+        if !storable(name) {
+            return Ok(false);
+        }
+        accounts::set_listen(&self.client().await?, name, listen).await
+    }
+
+    async fn set_account_status(
+        &self,
+        name: &str,
+        status: AccountStatus,
+        now: i64,
+    ) -> Result<bool> {
+        if !storable(name) {
+            return Ok(false);
+        }
+        accounts::set_status(&self.client().await?, name, status, now).await
+    }
+
+    async fn set_conversation_cursor(
+        &self,
+        account: &str,
+        conversation_id: &str,
+        last_server_message_id: i64,
+        last_index: i64,
+    ) -> Result<bool> {
+        check("a conversation id", conversation_id)?;
+        if !storable(account) {
+            return Ok(false);
+        }
         let c = self.client().await?;
-        let n = c
-            .execute("DELETE FROM accounts WHERE name = $1", &[&name])
-            .await?;
-        Ok(n == 1)
+        accounts::set_cursor(
+            &c,
+            account,
+            conversation_id,
+            last_server_message_id,
+            last_index,
+        )
+        .await
+    }
+
+    async fn conversation_cursors(&self, account: &str) -> Result<Vec<ConversationCursor>> {
+        if !storable(account) {
+            return Ok(Vec::new());
+        }
+        accounts::cursors(&self.client().await?, account).await
     }
 
     async fn enqueue(

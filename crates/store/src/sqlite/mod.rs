@@ -25,12 +25,14 @@ use crate::events::EXPIRED_EVENTS_BATCH;
 use crate::events::*;
 use crate::types::*;
 
+mod accounts;
 mod checkpointer;
 mod events;
 mod meta;
 mod retention;
 mod writer;
 
+use accounts::AccountOp;
 use writer::{Done, Op, Writer};
 
 /// The migrations, compiled into the binary so an installed `tiktok-dm` needs
@@ -60,6 +62,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0008_retention.sql"),
     ),
     (9, include_str!("../../migrations/sqlite/0009_events.sql")),
+    (
+        10,
+        include_str!("../../migrations/sqlite/0010_listening.sql"),
+    ),
 ];
 
 const READERS: usize = 4;
@@ -309,14 +315,8 @@ impl Store for SqliteStore {
 
     async fn put_account(&self, name: &str, session_sealed: &[u8], now: i64) -> Result<()> {
         check("an account name", name)?;
-        self.writer
-            .run(Op::PutAccount(
-                name.to_owned(),
-                session_sealed.to_vec(),
-                now,
-            ))
-            .await
-            .map(drop)
+        let op = AccountOp::Put(name.to_owned(), session_sealed.to_vec(), now);
+        self.writer.run(op.into()).await.map(drop)
     }
 
     async fn account(&self, name: &str) -> Result<Option<Vec<u8>>> {
@@ -347,24 +347,49 @@ impl Store for SqliteStore {
     }
 
     async fn list_accounts(&self) -> Result<Vec<AccountInfo>> {
-        self.read(|c| {
-            let mut s = c.prepare_cached(
-                "SELECT name, created_at, updated_at FROM accounts ORDER BY name",
-            )?;
-            let rows = s.query_map([], |r| {
-                Ok(AccountInfo {
-                    name: r.get(0)?,
-                    created_at: r.get(1)?,
-                    updated_at: r.get(2)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
+        self.read(accounts::list).await
     }
 
     async fn remove_account(&self, name: &str) -> Result<bool> {
-        flag(self.writer.run(Op::RemoveAccount(name.to_owned())).await?)
+        let op = AccountOp::Remove(name.to_owned());
+        flag(self.writer.run(op.into()).await?)
+    }
+
+    async fn set_account_listen(&self, name: &str, listen: bool) -> Result<bool> {
+        let op = AccountOp::Listen(name.to_owned(), listen);
+        flag(self.writer.run(op.into()).await?)
+    }
+
+    async fn set_account_status(
+        &self,
+        name: &str,
+        status: AccountStatus,
+        now: i64,
+    ) -> Result<bool> {
+        let op = AccountOp::Status(name.to_owned(), status, now);
+        flag(self.writer.run(op.into()).await?)
+    }
+
+    async fn set_conversation_cursor(
+        &self,
+        account: &str,
+        conversation_id: &str,
+        last_server_message_id: i64,
+        last_index: i64,
+    ) -> Result<bool> {
+        check("a conversation id", conversation_id)?;
+        let op = AccountOp::Cursor {
+            account: account.to_owned(),
+            conversation_id: conversation_id.to_owned(),
+            last_server_message_id,
+            last_index,
+        };
+        flag(self.writer.run(op.into()).await?)
+    }
+
+    async fn conversation_cursors(&self, account: &str) -> Result<Vec<ConversationCursor>> {
+        let account = account.to_owned();
+        self.read(move |c| accounts::cursors(c, &account)).await
     }
 
     async fn enqueue(

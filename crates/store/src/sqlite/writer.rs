@@ -38,8 +38,8 @@ const SAFETY_NET_FRAMES: i64 = 20_000;
 pub(crate) enum Op {
     CreateKey(NewApiKey, i64),
     RevokeKey(String, i64),
-    PutAccount(String, Vec<u8>, i64),
-    RemoveAccount(String),
+    /// Stored accounts (see `accounts.rs`).
+    Accounts(super::accounts::AccountOp),
     Enqueue(NewRequest, Vec<QuotaWindow>, i64),
     Claim {
         now: i64,
@@ -90,8 +90,10 @@ impl Op {
     /// them back: a message sent again keeps its client message id, by which
     /// a repeat is recognised (as after any ambiguous outcome).
     fn must_be_durable(&self) -> bool {
-        if let Op::Events(op) = self {
-            return op.must_be_durable();
+        match self {
+            Op::Events(op) => return op.must_be_durable(),
+            Op::Accounts(_) => return true,
+            _ => {}
         }
         !matches!(
             self,
@@ -109,8 +111,11 @@ impl Op {
     /// Whether the operation writes with more than one statement (see
     /// `apply_group`).
     fn has_several_statements(&self) -> bool {
-        if let Op::Events(op) = self {
-            return op.has_several_statements();
+        match self {
+            Op::Events(op) => return op.has_several_statements(),
+            // Each one statement (a removal's cascade is part of it).
+            Op::Accounts(_) => return false,
+            _ => {}
         }
         matches!(
             self,
@@ -286,20 +291,7 @@ fn apply(c: &mut Transaction<'_>, op: Op) -> Result<Done> {
                 .execute(params![now, name])?;
             Ok(Done::Flag(n == 1))
         }
-        Op::PutAccount(name, sealed, now) => {
-            c.prepare_cached(
-                "INSERT INTO accounts (name, session_sealed, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
-                 ON CONFLICT (name) DO UPDATE SET session_sealed = excluded.session_sealed, updated_at = excluded.updated_at",
-            )?
-            .execute(params![name, sealed, now])?;
-            Ok(Done::Unit)
-        }
-        Op::RemoveAccount(name) => {
-            let n = c
-                .prepare_cached("DELETE FROM accounts WHERE name = ?1")?
-                .execute(params![name])?;
-            Ok(Done::Flag(n == 1))
-        }
+        Op::Accounts(op) => op.apply(c),
         Op::Enqueue(request, windows, now) => {
             enqueue(c, request, &windows, now).map(Done::Enqueued)
         }

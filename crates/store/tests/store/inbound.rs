@@ -38,6 +38,27 @@ pub async fn all_after<S: Store>(store: &S, after: i64) -> Vec<StoredEvent> {
         .unwrap()
 }
 
+/// Each stored account's name, listening, status, status time and creation.
+pub async fn account_states<S: Store>(
+    store: &S,
+) -> Vec<(String, bool, tiktok_dm_store::AccountStatus, i64, i64)> {
+    store
+        .list_accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| {
+            (
+                a.name,
+                a.listen,
+                a.status,
+                a.status_changed_at,
+                a.created_at,
+            )
+        })
+        .collect()
+}
+
 /// A filter of these accounts and types (`None`: all).
 pub fn filter(accounts: Option<&[&str]>, types: Option<&[&str]>) -> EventFilter {
     let owned = |l: &[&str]| l.iter().map(|s| (*s).to_owned()).collect();
@@ -274,6 +295,191 @@ macro_rules! inbound_suite {
             let next = append(&store, vec![event("shopA", "typing", Some("k0"))], 500).await;
             assert!(next[0] > kept[0], "{next:?} after {kept:?}");
             assert_eq!(store.latest_event_cursor().await.unwrap(), next[0]);
+        }
+
+        /// A stored account is listened to and active until told otherwise;
+        /// its status's time moves only when the status changes, and a fresh
+        /// session makes it active again without changing whether it is
+        /// listened to.
+        #[tokio::test]
+        async fn an_account_is_listened_to_and_active_until_told_otherwise() {
+            use tiktok_dm_store::AccountStatus::{Active, Expired};
+            let (store, _guard) = $open().await;
+            store.put_account("shopA", b"sealed", 10).await.unwrap();
+            store.put_account("shopB", b"sealed", 11).await.unwrap();
+            let state = |store| $crate::inbound::account_states(store);
+            assert_eq!(
+                state(&store).await,
+                [
+                    ("shopA".into(), true, Active, 10, 10),
+                    ("shopB".into(), true, Active, 11, 11)
+                ]
+            );
+            assert!(store.set_account_listen("shopA", false).await.unwrap());
+            assert!(
+                store
+                    .set_account_status("shopA", Expired, 50)
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                store
+                    .set_account_status("shopA", Expired, 60)
+                    .await
+                    .unwrap(),
+                "unchanged, still found"
+            );
+            assert_eq!(
+                state(&store).await[0],
+                ("shopA".into(), false, Expired, 50, 10)
+            );
+            store.put_account("shopA", b"fresh", 70).await.unwrap();
+            assert_eq!(
+                state(&store).await[0],
+                ("shopA".into(), false, Active, 70, 10),
+                "active again, still not listened to"
+            );
+            store.put_account("shopA", b"fresher", 80).await.unwrap();
+            assert_eq!(
+                state(&store).await[0].3,
+                70,
+                "already active: its time stays"
+            );
+            assert!(store.set_account_listen("shopA", true).await.unwrap());
+            assert!(state(&store).await[0].1);
+            assert_eq!(
+                state(&store).await[1],
+                ("shopB".into(), true, Active, 11, 11),
+                "the other is untouched"
+            );
+            assert!(!store.set_account_listen("nobody", false).await.unwrap());
+            assert!(
+                !store
+                    .set_account_status("nobody", Expired, 1)
+                    .await
+                    .unwrap()
+            );
+            assert!(!store.set_account_listen("sh\0pA", false).await.unwrap());
+            assert!(
+                !store
+                    .set_account_status("sh\0pA", Expired, 1)
+                    .await
+                    .unwrap()
+            );
+            assert_eq!(state(&store).await.len(), 2);
+        }
+
+        /// A conversation's catch-up cursor keeps the greatest values
+        /// written (a late, older write does not take it back); cursors are
+        /// per account and conversation, and go with their account.
+        #[tokio::test]
+        async fn catch_up_cursors_keep_the_greatest_values_and_go_with_their_account() {
+            use tiktok_dm_store::ConversationCursor;
+            let (store, _guard) = $open().await;
+            store.put_account("shopA", b"sealed", 1).await.unwrap();
+            store.put_account("shopB", b"sealed", 1).await.unwrap();
+            let cursor = |id: &str, server: i64, index: i64| ConversationCursor {
+                conversation_id: id.into(),
+                last_server_message_id: server,
+                last_index: index,
+            };
+            assert!(
+                store
+                    .conversation_cursors("shopA")
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            assert!(
+                store
+                    .set_conversation_cursor("shopA", "0:1:1:9", 7_000, 12)
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                store
+                    .set_conversation_cursor("shopA", "0:1:1:9", 7_500, 10)
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                store
+                    .set_conversation_cursor("shopA", "0:1:1:9", 6_000, 15)
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                store
+                    .set_conversation_cursor("shopA", "0:1:1:10", 100, 1)
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                store
+                    .set_conversation_cursor("shopB", "0:1:1:9", 1, 1)
+                    .await
+                    .unwrap()
+            );
+            assert_eq!(
+                store.conversation_cursors("shopA").await.unwrap(),
+                [cursor("0:1:1:10", 100, 1), cursor("0:1:1:9", 7_500, 15)]
+            );
+            assert_eq!(
+                store.conversation_cursors("shopB").await.unwrap(),
+                [cursor("0:1:1:9", 1, 1)]
+            );
+            assert!(
+                !store
+                    .set_conversation_cursor("nobody", "0:1:1:9", 1, 1)
+                    .await
+                    .unwrap(),
+                "no such account"
+            );
+            assert!(
+                store
+                    .conversation_cursors("nobody")
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            assert!(
+                !store
+                    .set_conversation_cursor("sh\0pA", "0:1:1:9", 1, 1)
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                store
+                    .conversation_cursors("sh\0pA")
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            let e = store
+                .set_conversation_cursor("shopA", "0:1\0", 1, 1)
+                .await
+                .unwrap_err();
+            assert!(matches!(e, tiktok_dm_store::Error::Invalid(_)), "{e}");
+
+            assert!(store.remove_account("shopA").await.unwrap());
+            assert!(
+                store
+                    .conversation_cursors("shopA")
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "gone with the account"
+            );
+            store.put_account("shopA", b"again", 2).await.unwrap();
+            assert!(
+                store
+                    .conversation_cursors("shopA")
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "a new account starts over"
+            );
+            assert_eq!(store.conversation_cursors("shopB").await.unwrap().len(), 1);
         }
 
         /// A text PostgreSQL cannot hold refuses the whole call, on both

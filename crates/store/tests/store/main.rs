@@ -33,7 +33,7 @@ mod sqlite {
     crate::inbound_suite!(open, query);
 
     /// The last SQLite migration.
-    const LAST_MIGRATION: i64 = 9;
+    const LAST_MIGRATION: i64 = 10;
 
     /// The last migration a database file records.
     fn user_version(path: &std::path::Path) -> i64 {
@@ -153,6 +153,47 @@ mod sqlite {
         store.enqueue(r, &[], 10).await.unwrap();
         let totals = crate::suite::totals(&store, key.id, 0, 0).await;
         assert_eq!((totals.total, totals.image_bytes), (1, 16));
+        assert_eq!(user_version(&path), LAST_MIGRATION);
+    }
+
+    /// Accounts stored before migration 10 are listened to, and active
+    /// since they were made.
+    #[tokio::test]
+    async fn accounts_stored_before_listening_are_listened_to_and_active_since_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v9.sqlite");
+        {
+            let db = rusqlite::Connection::open(&path).unwrap();
+            for sql in [
+                include_str!("../../migrations/sqlite/0001_init.sql"),
+                include_str!("../../migrations/sqlite/0002_usage.sql"),
+                include_str!("../../migrations/sqlite/0003_counters.sql"),
+                include_str!("../../migrations/sqlite/0004_lean_outbox.sql"),
+                include_str!("../../migrations/sqlite/0005_open_kinds.sql"),
+                include_str!("../../migrations/sqlite/0006_claim_token.sql"),
+                include_str!("../../migrations/sqlite/0007_key_accounts.sql"),
+                include_str!("../../migrations/sqlite/0008_retention.sql"),
+                include_str!("../../migrations/sqlite/0009_events.sql"),
+            ] {
+                db.execute_batch(sql).unwrap();
+            }
+            db.execute_batch(
+                "PRAGMA user_version = 9;
+                 INSERT INTO accounts (name, session_sealed, created_at, updated_at) VALUES ('old', x'01', 5, 9);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+        assert_eq!(
+            crate::inbound::account_states(&store).await,
+            [(
+                "old".to_owned(),
+                true,
+                tiktok_dm_store::AccountStatus::Active,
+                5,
+                5
+            )]
+        );
         assert_eq!(user_version(&path), LAST_MIGRATION);
     }
 
