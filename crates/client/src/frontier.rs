@@ -15,11 +15,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
+use tiktok_dm_proto::Message;
 use tiktok_dm_proto::access_key::access_key;
 use tiktok_dm_proto::cmd;
 use tiktok_dm_proto::codec::frame_response;
-use tiktok_dm_proto::schema::{Frame, Response, map_get};
-use tiktok_dm_proto::{Message, content};
+use tiktok_dm_proto::events::{Event, events_from_response};
+use tiktok_dm_proto::ids::Uid;
+use tiktok_dm_proto::schema::{Frame, Response};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -68,27 +70,6 @@ pub enum ConnectionState {
     },
     /// Closed by the owner.
     Closed,
-}
-
-/// A message pushed by the server (cmd 500), including the echo of our own sends.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct InboundMessage {
-    /// Conversation id.
-    pub conversation_id: String,
-    /// Conversation short id.
-    pub conversation_short_id: Option<i64>,
-    /// Server message id.
-    pub server_message_id: Option<i64>,
-    /// Sender uid.
-    pub sender: Option<i64>,
-    /// `message_type`.
-    pub message_type: Option<i32>,
-    /// The content JSON string.
-    pub content: String,
-    /// The text, for text content.
-    pub text: Option<String>,
-    /// The sender's client message id (ext `s:client_message_id`).
-    pub client_message_id: Option<String>,
 }
 
 enum Command {
@@ -145,7 +126,7 @@ impl Frontier {
     pub(crate) fn start(
         config: Arc<Config>,
         identity: Identity,
-        pushes: broadcast::Sender<InboundMessage>,
+        pushes: broadcast::Sender<Event>,
     ) -> Self {
         let (commands, rx) = mpsc::unbounded_channel();
         let (state_tx, state) = watch::channel(ConnectionState::Connecting);
@@ -185,6 +166,11 @@ impl Frontier {
 
     pub(crate) fn state(&self) -> ConnectionState {
         self.state.borrow().clone()
+    }
+
+    /// A receiver of the connection state's changes.
+    pub(crate) fn watch_state(&self) -> watch::Receiver<ConnectionState> {
+        self.state.clone()
     }
 
     /// Waits until the state satisfies `ready`.
@@ -286,7 +272,7 @@ fn jitter() -> f64 {
 struct Task {
     config: Arc<Config>,
     identity: Identity,
-    pushes: broadcast::Sender<InboundMessage>,
+    pushes: broadcast::Sender<Event>,
     state: watch::Sender<ConnectionState>,
     /// Published count of requests waiting for a reply.
     pending: Arc<AtomicUsize>,
@@ -418,7 +404,7 @@ async fn serve(
                 }
             },
             inbound = stream.next() => {
-                if let Some(reason) = receive(inbound, &mut last_receive, &mut pending, pushes) {
+                if let Some(reason) = receive(inbound, &mut last_receive, &mut pending, (task.identity.uid, pushes)) {
                     break reason;
                 }
             },
@@ -511,13 +497,16 @@ async fn write_batch(
     failed
 }
 
+/// Who pushes are for (their echoes are outbound) and where they go.
+type Publish<'a> = (Uid, &'a broadcast::Sender<Event>);
+
 /// Handles one read from the socket: any message resets the idle timer, a
 /// binary one is dispatched. Returns why the connection is lost, if it is.
 fn receive(
     inbound: Option<std::result::Result<WsMessage, tungstenite::Error>>,
     last_receive: &mut Instant,
     pending: &mut Pending,
-    pushes: &broadcast::Sender<InboundMessage>,
+    pushes: Publish<'_>,
 ) -> Option<String> {
     match inbound {
         None => Some("the server closed the connection".to_owned()),
@@ -568,7 +557,7 @@ fn fail_all(pending: &mut Pending, err: impl Fn() -> Error) {
 }
 
 /// Routes one inbound frame: a reply to its waiter, a push to subscribers.
-fn dispatch(bytes: &[u8], pending: &mut Pending, pushes: &broadcast::Sender<InboundMessage>) {
+fn dispatch(bytes: &[u8], pending: &mut Pending, pushes: Publish<'_>) {
     let Ok(frame) = Frame::decode(bytes) else {
         tracing::debug!("dropping an inbound frame that does not decode");
         return;
@@ -584,7 +573,7 @@ fn dispatch(bytes: &[u8], pending: &mut Pending, pushes: &broadcast::Sender<Inbo
         _ => return,
     };
     match response.sequence_id.unwrap_or_default() {
-        0 => publish(&response, pushes),
+        0 => publish(&response, pushes.0, pushes.1),
         seq => {
             if let Some(reply) = pending.remove(&seq) {
                 let _ = reply.send(Ok(response));
@@ -593,35 +582,13 @@ fn dispatch(bytes: &[u8], pending: &mut Pending, pushes: &broadcast::Sender<Inbo
     }
 }
 
-fn publish(response: &Response, pushes: &broadcast::Sender<InboundMessage>) {
-    // Nobody listening (the gateway never does): nothing to build.
-    if response.cmd != Some(cmd::NEW_MSG_NOTIFY) || pushes.receiver_count() == 0 {
+fn publish(response: &Response, own: Uid, pushes: &broadcast::Sender<Event>) {
+    // Nobody listening (a gateway that only sends): nothing to build.
+    if pushes.receiver_count() == 0 {
         return;
     }
-    let Some(body) = response.body.as_ref() else {
-        return;
-    };
-    for notify in &body.has_new_message_notify {
-        let Some(m) = notify.message.as_ref() else {
-            continue;
-        };
-        let raw = m.content.as_deref().unwrap_or_default().to_owned();
-        let text = content::parse_content(&raw).ok().and_then(|c| c.text);
-        let _ = pushes.send(InboundMessage {
-            conversation_id: m
-                .conversation_id
-                .as_deref()
-                .or(notify.conversation_id.as_deref())
-                .unwrap_or_default()
-                .to_owned(),
-            conversation_short_id: m.conversation_short_id,
-            server_message_id: m.server_message_id,
-            sender: m.sender,
-            message_type: m.message_type,
-            content: raw,
-            text,
-            client_message_id: map_get(&m.ext, "s:client_message_id").map(str::to_owned),
-        });
+    for event in events_from_response(response, Some(own)) {
+        let _ = pushes.send(event);
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod backoff;
 pub mod compose;
 mod config;
+mod conversations;
 mod credentials;
 mod discover;
 mod error;
@@ -10,6 +11,7 @@ mod frontier;
 pub mod heartbeat;
 mod http;
 pub mod image;
+mod listen;
 mod session;
 pub mod sigv4;
 mod ticket_guard;
@@ -19,12 +21,15 @@ mod upload_hosts;
 pub use config::{
     Config, ConfigBuilder, DEFAULT_USER_AGENT, Endpoints, TikTokHosts, TransportMode, UploadConfig,
 };
+pub use conversations::{ConversationSummary, HistoryPage};
 pub use credentials::Credentials;
 pub use discover::Identity;
 pub use error::{Error, Result, RetryClass, SendRejection};
-pub use frontier::{ConnectionState, InboundMessage};
+pub use frontier::ConnectionState;
+pub use listen::{ListenOptions, Listened, Listener};
 pub use session::{Sent, Session, Target, Transport};
 pub use tiktok_dm_proto as proto;
+pub use tiktok_dm_proto::events::{Direction, Event, ReceivedKind, ReceivedMessage};
 pub use upload::UploadedImage;
 
 #[cfg(test)]

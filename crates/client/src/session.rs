@@ -20,9 +20,10 @@ use crate::backoff::retransmit_delay;
 use crate::config::{Config, TransportMode};
 use crate::discover::{self, Identity};
 use crate::error::{Error, Result};
-use crate::frontier::{ConnectionState, Frontier, InboundMessage};
+use crate::frontier::{ConnectionState, Frontier};
 use crate::http;
 use crate::ticket_guard::TicketGuard;
+use tiktok_dm_proto::events::Event;
 
 pub use tiktok_dm_proto::message::Target;
 
@@ -53,7 +54,7 @@ pub(crate) struct Inner {
     pub(crate) http: http::HttpTransport,
     frontier: Option<Frontier>,
     pub(crate) next_seq: AtomicI64,
-    pushes: broadcast::Sender<InboundMessage>,
+    pushes: broadcast::Sender<Event>,
     /// The context headers, encoded once for requests and for frames; every
     /// request is built without them and has them spliced in by `transmit`.
     request_headers: SplicedField,
@@ -182,9 +183,21 @@ impl Session {
         )
     }
 
-    /// Messages pushed to this account, including the echo of its own sends.
-    pub fn subscribe(&self) -> broadcast::Receiver<InboundMessage> {
+    /// Events pushed to this account, including the echo of its own sends,
+    /// as they come (a slow reader loses the oldest: see [`Session::listen`]
+    /// for a stream without gaps).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.inner.pushes.subscribe()
+    }
+
+    /// A receiver of the frontier connection state (`None` for `http`).
+    pub(crate) fn watch_state(&self) -> Option<tokio::sync::watch::Receiver<ConnectionState>> {
+        self.inner.frontier.as_ref().map(Frontier::watch_state)
+    }
+
+    /// The configured transport.
+    pub(crate) fn transport_mode(&self) -> TransportMode {
+        self.inner.config.transport
     }
 
     /// A fresh client message id.

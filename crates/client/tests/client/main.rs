@@ -4,6 +4,7 @@
 mod failures;
 mod heartbeat;
 mod images;
+mod listen;
 mod reconnect;
 mod send;
 mod sigv4;

@@ -38,12 +38,16 @@ async fn a_text_sent_over_the_websocket_arrives_in_the_sandbox_and_is_echoed_bac
         .await
         .unwrap()
         .unwrap();
+    let tiktok_dm_client::Event::MessageReceived(echo) = echo else {
+        panic!("{echo:?}")
+    };
     assert_eq!(
         echo.client_message_id.as_deref(),
         Some(sent.client_message_id.as_str())
     );
-    assert_eq!(echo.server_message_id, Some(sent.server_message_id.get()));
-    assert_eq!(echo.sender, Some(session.identity().uid.get()));
+    assert_eq!(echo.server_message_id, sent.server_message_id.get());
+    assert_eq!(echo.sender_uid, session.identity().uid.get());
+    assert_eq!(echo.direction, tiktok_dm_client::Direction::Outbound);
     assert_eq!(echo.text.as_deref(), Some("hello bob ✓ \"quoted\""));
 }
 
