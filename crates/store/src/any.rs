@@ -3,6 +3,7 @@
 
 use crate::events::*;
 use crate::types::*;
+use crate::webhooks::*;
 use crate::{PostgresStore, Result, SqliteStore, Store};
 
 /// The store a URL names: `postgres://` or `postgresql://` for
@@ -259,6 +260,54 @@ impl Store for AnyStore {
 
     async fn delete_expired_events(&self, before: i64) -> Result<u64> {
         forward!(self, delete_expired_events(before))
+    }
+
+    async fn create_webhook(&self, new: NewWebhook, now: i64) -> Result<Webhook> {
+        forward!(self, create_webhook(new, now))
+    }
+
+    async fn webhooks_for_key(&self, key_id: i64) -> Result<Vec<Webhook>> {
+        forward!(self, webhooks_for_key(key_id))
+    }
+
+    async fn webhook(&self, id: &str) -> Result<Option<Webhook>> {
+        forward!(self, webhook(id))
+    }
+
+    async fn delete_webhook(&self, key_id: i64, id: &str) -> Result<bool> {
+        forward!(self, delete_webhook(key_id, id))
+    }
+
+    async fn claim_webhook_deliveries(
+        &self,
+        limit: u32,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        forward!(self, claim_webhook_deliveries(limit, lease_ms, now))
+    }
+
+    async fn finish_webhook_delivery(
+        &self,
+        claim: WebhookClaim,
+        outcome: WebhookOutcome,
+        now: i64,
+    ) -> Result<bool> {
+        forward!(self, finish_webhook_delivery(claim, outcome, now))
+    }
+
+    async fn replay_webhook(
+        &self,
+        key_id: i64,
+        webhook_id: &str,
+        since_cursor: i64,
+        now: i64,
+    ) -> Result<u64> {
+        forward!(self, replay_webhook(key_id, webhook_id, since_cursor, now))
+    }
+
+    async fn webhook_delivery_stats(&self) -> Result<WebhookDeliveryStats> {
+        forward!(self, webhook_delivery_stats())
     }
 
     async fn key_check(&self) -> Result<Option<Vec<u8>>> {

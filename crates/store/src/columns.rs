@@ -7,10 +7,11 @@ use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::types::{
-    AccountInfo, AccountStatus, Claimed, ClientMessageId, Content, CorruptMessage, DeliveryError,
-    FailureCode, Kind, MessageStatus, MessageText, NewRequest, OutboxMessage, State, StoredImage,
-    Target, storable,
+    ACCOUNT_SEPARATOR, AccountInfo, AccountStatus, Claimed, ClientMessageId, Content,
+    CorruptMessage, DeliveryError, FailureCode, Kind, MessageStatus, MessageText, NewRequest,
+    OutboxMessage, State, StoredImage, Target, storable,
 };
+use crate::webhooks::{Webhook, WebhookOutcome};
 
 /// A kind by its stored name.
 pub(crate) fn kind(name: &str) -> Result<Kind> {
@@ -256,6 +257,55 @@ fn account_status(name: &str) -> Result<AccountStatus> {
         "active" => Ok(AccountStatus::Active),
         "expired" => Ok(AccountStatus::Expired),
         other => Err(Error::Corrupt(format!("account status {other:?}"))),
+    }
+}
+
+/// The columns a webhook is read from, in the order of [`WebhookRow`]; each
+/// backend adds its event types, joined by U+001F in their order (as a key's
+/// accounts).
+pub(crate) const WEBHOOK_COLUMNS: &str = "w.id, w.api_key_id, w.url, w.secret_sealed, w.created_at";
+
+/// A webhook's row as both backends read it ([`WEBHOOK_COLUMNS`], then its
+/// event types).
+pub(crate) struct WebhookRow {
+    pub(crate) id: String,
+    pub(crate) key_id: i64,
+    pub(crate) url: String,
+    pub(crate) secret_sealed: Vec<u8>,
+    pub(crate) created_at: i64,
+    pub(crate) events: Option<String>,
+}
+
+impl WebhookRow {
+    /// The webhook the row holds.
+    pub(crate) fn webhook(self) -> Webhook {
+        let events = self
+            .events
+            .map(|j| j.split(ACCOUNT_SEPARATOR).map(str::to_owned).collect())
+            .unwrap_or_default();
+        Webhook {
+            id: self.id,
+            key_id: self.key_id,
+            url: self.url,
+            events,
+            secret_sealed: self.secret_sealed,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// What a delivery's outcome writes: its state, its next attempt's time
+/// (for a retry), and its error (kept on a retry, cleared once delivered).
+/// An error is the gateway's text, from an endpoint's answer maybe: a
+/// U+0000, which PostgreSQL's `text` cannot hold, is written as U+FFFD rather
+/// than lose the outcome.
+pub(crate) fn outcome_columns(
+    outcome: &WebhookOutcome,
+) -> (&'static str, Option<i64>, Option<String>) {
+    match outcome {
+        WebhookOutcome::Delivered => ("delivered", None, None),
+        WebhookOutcome::Retry { at } => ("pending", Some(*at), None),
+        WebhookOutcome::GaveUp { error } => ("failed", None, Some(error.replace('\0', "\u{fffd}"))),
     }
 }
 

@@ -18,6 +18,9 @@ pub enum Error {
     /// A value already exists (e.g. an API key name).
     #[error("{0} already exists")]
     Duplicate(String),
+    /// A row the operation needs does not exist (a webhook's API key).
+    #[error("{0} does not exist")]
+    NotFound(String),
     /// The write group this change was in could not be committed.
     #[error("the database did not commit: {0}")]
     Commit(String),

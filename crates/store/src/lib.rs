@@ -13,7 +13,10 @@
 //!
 //! Receiving (issue 18): an event log whose cursors increase in commit order
 //! (SQLite: the one writer; PostgreSQL: an advisory lock held by appending
-//! transactions until they commit), deduplicated per account.
+//! transactions until they commit), deduplicated per account; webhooks per
+//! API key, whose deliveries are queued in the transaction that appends their
+//! event and claimed as the outbox's messages are (a lease and a fencing
+//! token).
 
 mod any;
 mod columns;
@@ -23,6 +26,7 @@ mod events;
 mod postgres;
 mod sqlite;
 mod types;
+mod webhooks;
 
 use std::future::Future;
 
@@ -32,6 +36,7 @@ pub use events::*;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use types::*;
+pub use webhooks::*;
 
 /// Everything the gateway persists. Times are Unix milliseconds.
 pub trait Store: Clone + Send + Sync + 'static {
@@ -48,7 +53,8 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<ApiKey>>> + Send;
     /// Every key, newest first.
     fn list_api_keys(&self) -> impl Future<Output = Result<Vec<ApiKey>>> + Send;
-    /// Revokes the key named `name`; false when there is none (or it was revoked).
+    /// Revokes the key named `name`, dropping its webhooks' open deliveries;
+    /// false when there is none (or it was revoked).
     fn revoke_api_key(&self, name: &str, now: i64) -> impl Future<Output = Result<bool>> + Send;
 
     /// Adds or replaces a stored account's sealed session; a fresh session
@@ -212,6 +218,63 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Deletes the events logged (`created_at`) before `before`, in batches
     /// of its own; how many.
     fn delete_expired_events(&self, before: i64) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Stores a webhook of key `new.key_id` under a new id (`wh_` and 16
+    /// random hex digits), its event types each once in the order given.
+    /// From then on, every event appended of a type it lists, of an account
+    /// its key may see (`any_account`, or listed for the key), is queued for
+    /// it, while the key is not revoked.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when there is no such key; [`Error::Invalid`] for
+    /// a text with U+0000.
+    fn create_webhook(
+        &self,
+        new: NewWebhook,
+        now: i64,
+    ) -> impl Future<Output = Result<Webhook>> + Send;
+    /// A key's webhooks, oldest first.
+    fn webhooks_for_key(&self, key_id: i64) -> impl Future<Output = Result<Vec<Webhook>>> + Send;
+    /// The webhook `id`, whichever key's it is (the caller checks).
+    fn webhook(&self, id: &str) -> impl Future<Output = Result<Option<Webhook>>> + Send;
+    /// Deletes the webhook `id` of key `key_id`, with its deliveries; false
+    /// when that key has no such webhook.
+    fn delete_webhook(&self, key_id: i64, id: &str) -> impl Future<Output = Result<bool>> + Send;
+    /// Claims up to `limit` due webhook deliveries, oldest first, leased
+    /// until `now + lease_ms`: pending ones whose time has come, and claimed
+    /// ones whose lease ran out (a worker that died). Each claim raises the
+    /// row's fencing token. Deliveries of a revoked key's webhooks are not
+    /// claimed.
+    fn claim_webhook_deliveries(
+        &self,
+        limit: u32,
+        lease_ms: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<Vec<ClaimedDelivery>>> + Send;
+    /// Records how a claimed delivery went: delivered, due again at a time,
+    /// or given up. Applies only to a row still claimed under `claim`'s
+    /// token; false when the lease was lost (claimed again since).
+    fn finish_webhook_delivery(
+        &self,
+        claim: WebhookClaim,
+        outcome: WebhookOutcome,
+        now: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Queues again, due at `now`, every event after `since_cursor` that
+    /// webhook `webhook_id` of key `key_id` receives, as new deliveries. An
+    /// event whose delivery is still open stays one row: a pending one is made
+    /// due at `now` with its attempts counted afresh, one being delivered is
+    /// left to its worker. How many were queued or made due (0 when the key
+    /// has no such webhook).
+    fn replay_webhook(
+        &self,
+        key_id: i64,
+        webhook_id: &str,
+        since_cursor: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<u64>> + Send;
+    /// The open deliveries (pending, being delivered), for metrics.
+    fn webhook_delivery_stats(&self) -> impl Future<Output = Result<WebhookDeliveryStats>> + Send;
 
     /// The master key's check value: an opaque value the caller sealed with
     /// its key ([`put_key_check`](Store::put_key_check)), or `None` when none

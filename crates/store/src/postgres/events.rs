@@ -19,9 +19,10 @@ use crate::events::{Appended, EventFilter, NewEvent, StoredEvent};
 const APPEND_LOCK: i64 = 0x7464_6d5f_6576_7473;
 
 /// Logs each event unless its account's dedupe key was logged before, in one
-/// transaction (see the module's comment): BEGIN; the lock with the cursors
-/// drawn (pipelined); the insert; COMMIT. Each event gets the next cursor
-/// drawn, in the order given; a duplicate's cursor is left unused.
+/// transaction (see the module's comment), with its webhook deliveries:
+/// BEGIN; the lock with the cursors drawn (pipelined); the insert with the
+/// deliveries (pipelined); COMMIT. Each event gets the next cursor drawn, in
+/// the order given; a duplicate's cursor is left unused.
 pub(super) async fn append(c: &mut Conn, events: &[NewEvent], now: i64) -> Result<Vec<Appended>> {
     let tx = c.transaction().await?;
     let lock = tx
@@ -42,6 +43,7 @@ pub(super) async fn append(c: &mut Conn, events: &[NewEvent], now: i64) -> Resul
              RETURNING cursor",
         )
         .await?;
+    let fan_out = tx.prepare_cached(super::webhooks::FAN_OUT).await?;
     let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
     let (lock_params, draw_params): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) =
         ([&APPEND_LOCK], [&n]);
@@ -75,12 +77,18 @@ pub(super) async fn append(c: &mut Conn, events: &[NewEvent], now: i64) -> Resul
         &occurred,
         &now,
     ];
-    let inserted = tx
-        .query(&insert, &params)
-        .await?
+    let fan_out_params: [&(dyn ToSql + Sync); 2] = [&cursors, &now];
+    // Pipelined, run in order: the deliveries of the events just inserted
+    // (a duplicate's cursor matches no row).
+    let (inserted, queued) = tokio::join!(
+        tx.query(&insert, &params),
+        tx.execute(&fan_out, &fan_out_params)
+    );
+    let inserted = inserted?
         .iter()
         .map(|r| r.try_get::<_, i64>(0))
         .collect::<Result<std::collections::HashSet<_>, _>>()?;
+    queued?;
     tx.commit().await?;
     Ok(cursors
         .into_iter()

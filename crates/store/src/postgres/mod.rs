@@ -23,11 +23,13 @@ use crate::error::{Error, Result};
 use crate::events::EXPIRED_EVENTS_BATCH;
 use crate::events::*;
 use crate::types::*;
+use crate::webhooks::*;
 
 mod accounts;
 mod events;
 mod retention;
 mod tls;
+mod webhooks;
 mod writes;
 
 use writes::{Tx, enqueue, finish, idempotent_repeat, window_used};
@@ -56,6 +58,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         7,
         include_str!("../../migrations/postgres/0007_listening.sql"),
+    ),
+    (
+        8,
+        include_str!("../../migrations/postgres/0008_webhooks.sql"),
     ),
 ];
 
@@ -250,14 +256,21 @@ impl Store for PostgresStore {
         if !storable(name) {
             return Ok(false);
         }
+        // One statement: the key, and its webhooks' open deliveries.
         let c = self.client().await?;
-        let n = c
-            .execute(
-                "UPDATE api_keys SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
+        let row = c
+            .query_one(
+                "WITH revoked AS (
+                    UPDATE api_keys SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL RETURNING id
+                 ), dropped AS (
+                    DELETE FROM webhook_deliveries d USING webhooks w, revoked r
+                    WHERE d.webhook_id = w.id AND w.api_key_id = r.id AND d.state IN ('pending', 'delivering')
+                 )
+                 SELECT count(*) FROM revoked",
                 &[&now, &name],
             )
             .await?;
-        Ok(n == 1)
+        Ok(row.try_get::<_, i64>(0)? == 1)
     }
 
     async fn put_account(&self, name: &str, session_sealed: &[u8], now: i64) -> Result<()> {
@@ -636,6 +649,65 @@ impl Store for PostgresStore {
                 return Ok(deleted);
             }
         }
+    }
+
+    async fn create_webhook(&self, new: NewWebhook, now: i64) -> Result<Webhook> {
+        new.check()?;
+        webhooks::create(&mut self.client().await?, &new, now).await
+    }
+
+    async fn webhooks_for_key(&self, key_id: i64) -> Result<Vec<Webhook>> {
+        webhooks::for_key(&self.client().await?, key_id).await
+    }
+
+    async fn webhook(&self, id: &str) -> Result<Option<Webhook>> {
+        if !storable(id) {
+            return Ok(None);
+        }
+        webhooks::by_id(&self.client().await?, id).await
+    }
+
+    async fn delete_webhook(&self, key_id: i64, id: &str) -> Result<bool> {
+        if !storable(id) {
+            return Ok(false);
+        }
+        webhooks::delete(&self.client().await?, key_id, id).await
+    }
+
+    async fn claim_webhook_deliveries(
+        &self,
+        limit: u32,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        webhooks::claim(&self.client().await?, limit, lease_ms, now).await
+    }
+
+    async fn finish_webhook_delivery(
+        &self,
+        claim: WebhookClaim,
+        outcome: WebhookOutcome,
+        now: i64,
+    ) -> Result<bool> {
+        webhooks::finish(&self.client().await?, claim, &outcome, now).await
+    }
+
+    async fn replay_webhook(
+        &self,
+        key_id: i64,
+        webhook_id: &str,
+        since_cursor: i64,
+        now: i64,
+    ) -> Result<u64> {
+        if !storable(webhook_id) {
+            return Ok(0);
+        }
+        let c = self.client().await?;
+        webhooks::replay(&c, key_id, webhook_id, since_cursor, now).await
+    }
+
+    async fn webhook_delivery_stats(&self) -> Result<WebhookDeliveryStats> {
+        webhooks::stats(&self.client().await?).await
     }
 
     async fn key_check(&self) -> Result<Option<Vec<u8>>> {

@@ -45,7 +45,8 @@ impl EventOp {
     }
 }
 
-/// Logs each event unless its account's dedupe key was logged before.
+/// Logs each event unless its account's dedupe key was logged before, and
+/// queues its webhook deliveries.
 fn append(c: &Connection, events: &[NewEvent], now: i64) -> Result<Vec<Appended>> {
     let mut insert = c.prepare_cached(
         "INSERT INTO events (account, event_type, conversation_id, dedupe_key, payload, occurred_at, created_at)
@@ -69,6 +70,9 @@ fn append(c: &Connection, events: &[NewEvent], now: i64) -> Result<Vec<Appended>
                 |r| r.get(0),
             )
             .optional()?;
+        if let Some(cursor) = cursor {
+            super::webhooks::fan_out(c, cursor, now)?;
+        }
         appended.push(cursor.map_or(Appended::Duplicate, |cursor| Appended::New { cursor }));
     }
     Ok(appended)

@@ -24,15 +24,18 @@ use crate::error::{Error, Result};
 use crate::events::EXPIRED_EVENTS_BATCH;
 use crate::events::*;
 use crate::types::*;
+use crate::webhooks::*;
 
 mod accounts;
 mod checkpointer;
 mod events;
 mod meta;
 mod retention;
+mod webhooks;
 mod writer;
 
 use accounts::AccountOp;
+use webhooks::WebhookOp;
 use writer::{Done, Op, Writer};
 
 /// The migrations, compiled into the binary so an installed `tiktok-dm` needs
@@ -65,6 +68,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         10,
         include_str!("../../migrations/sqlite/0010_listening.sql"),
+    ),
+    (
+        11,
+        include_str!("../../migrations/sqlite/0011_webhooks.sql"),
     ),
 ];
 
@@ -574,6 +581,87 @@ impl Store for SqliteStore {
                 return Ok(deleted);
             }
         }
+    }
+
+    async fn create_webhook(&self, new: NewWebhook, now: i64) -> Result<Webhook> {
+        new.check()?;
+        let key_id = new.key_id;
+        match self.writer.run(WebhookOp::Create(new, now).into()).await? {
+            Done::Webhook(Some(w)) => Ok(w),
+            Done::Webhook(None) => Err(Error::NotFound(format!("API key {key_id}"))),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn webhooks_for_key(&self, key_id: i64) -> Result<Vec<Webhook>> {
+        self.read(move |c| webhooks::for_key(c, key_id)).await
+    }
+
+    async fn webhook(&self, id: &str) -> Result<Option<Webhook>> {
+        let id = id.to_owned();
+        self.read(move |c| webhooks::by_id(c, &id)).await
+    }
+
+    async fn delete_webhook(&self, key_id: i64, id: &str) -> Result<bool> {
+        let op = WebhookOp::Delete {
+            key_id,
+            id: id.to_owned(),
+        };
+        flag(self.writer.run(op.into()).await?)
+    }
+
+    async fn claim_webhook_deliveries(
+        &self,
+        limit: u32,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        let op = WebhookOp::Claim {
+            limit,
+            lease_ms,
+            now,
+        };
+        match self.writer.run(op.into()).await? {
+            Done::Deliveries(d) => Ok(d),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn finish_webhook_delivery(
+        &self,
+        claim: WebhookClaim,
+        outcome: WebhookOutcome,
+        now: i64,
+    ) -> Result<bool> {
+        let op = WebhookOp::Finish {
+            claim,
+            outcome,
+            now,
+        };
+        flag(self.writer.run(op.into()).await?)
+    }
+
+    async fn replay_webhook(
+        &self,
+        key_id: i64,
+        webhook_id: &str,
+        since_cursor: i64,
+        now: i64,
+    ) -> Result<u64> {
+        let op = WebhookOp::Replay {
+            key_id,
+            id: webhook_id.to_owned(),
+            since: since_cursor,
+            now,
+        };
+        match self.writer.run(op.into()).await? {
+            Done::Count(n) => Ok(n),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn webhook_delivery_stats(&self) -> Result<WebhookDeliveryStats> {
+        self.read(webhooks::stats).await
     }
 
     async fn key_check(&self) -> Result<Option<Vec<u8>>> {

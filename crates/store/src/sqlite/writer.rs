@@ -12,6 +12,7 @@ use crate::columns::{ClaimedRow, outbox_rows, target_columns};
 use crate::error::{Error, Result};
 use crate::events::Appended;
 use crate::types::*;
+use crate::webhooks::{ClaimedDelivery, Webhook};
 
 use super::checkpointer::Checkpointer;
 use crate::counters::{
@@ -81,6 +82,8 @@ pub(crate) enum Op {
     PutKeyCheck(Vec<u8>),
     /// The event log (see `events.rs`).
     Events(super::events::EventOp),
+    /// Webhooks and their deliveries (see `webhooks.rs`).
+    Webhooks(super::webhooks::WebhookOp),
 }
 
 impl Op {
@@ -91,40 +94,33 @@ impl Op {
     /// a repeat is recognised (as after any ambiguous outcome).
     fn must_be_durable(&self) -> bool {
         match self {
-            Op::Events(op) => return op.must_be_durable(),
-            Op::Accounts(_) => return true,
-            _ => {}
-        }
-        !matches!(
-            self,
+            Op::Events(op) => op.must_be_durable(),
+            Op::Webhooks(op) => op.must_be_durable(),
             Op::Claim { .. }
-                | Op::MarkSent { .. }
-                | Op::Reschedule { .. }
-                | Op::Release { .. }
-                | Op::Renew { .. }
-                | Op::DeleteExpired { .. }
-        )
+            | Op::MarkSent { .. }
+            | Op::Reschedule { .. }
+            | Op::Release { .. }
+            | Op::Renew { .. }
+            | Op::DeleteExpired { .. } => false,
+            _ => true,
+        }
     }
-}
 
-impl Op {
     /// Whether the operation writes with more than one statement (see
-    /// `apply_group`).
+    /// `apply_group`). An account's operations are one statement each (a
+    /// removal's cascade is part of it).
     fn has_several_statements(&self) -> bool {
         match self {
-            Op::Events(op) => return op.has_several_statements(),
-            // Each one statement (a removal's cascade is part of it).
-            Op::Accounts(_) => return false,
-            _ => {}
-        }
-        matches!(
-            self,
+            Op::Events(op) => op.has_several_statements(),
+            Op::Webhooks(op) => op.has_several_statements(),
             Op::Enqueue(..)
-                | Op::Claim { .. }
-                | Op::MarkSent { .. }
-                | Op::Finish { .. }
-                | Op::DeleteExpired { .. }
-        )
+            | Op::RevokeKey(..)
+            | Op::Claim { .. }
+            | Op::MarkSent { .. }
+            | Op::Finish { .. }
+            | Op::DeleteExpired { .. } => true,
+            _ => false,
+        }
     }
 }
 
@@ -139,6 +135,8 @@ pub(crate) enum Done {
     Bytes(Vec<u8>),
     Appended(Vec<Appended>),
     Count(u64),
+    Webhook(Option<Webhook>),
+    Deliveries(Vec<ClaimedDelivery>),
 }
 
 type Reply = oneshot::Sender<Result<Done>>;
@@ -289,6 +287,9 @@ fn apply(c: &mut Transaction<'_>, op: Op) -> Result<Done> {
                     "UPDATE api_keys SET revoked_at = ?1 WHERE name = ?2 AND revoked_at IS NULL",
                 )?
                 .execute(params![now, name])?;
+            if n == 1 {
+                super::webhooks::drop_open_deliveries_of_key(c, &name)?;
+            }
             Ok(Done::Flag(n == 1))
         }
         Op::Accounts(op) => op.apply(c),
@@ -342,6 +343,7 @@ fn apply(c: &mut Transaction<'_>, op: Op) -> Result<Done> {
         }
         Op::PutKeyCheck(value) => super::meta::put_key_check(c, &value).map(Done::Bytes),
         Op::Events(op) => op.apply(c),
+        Op::Webhooks(op) => op.apply(c),
     }
 }
 

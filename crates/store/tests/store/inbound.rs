@@ -2,7 +2,10 @@
 //! event log, listening state and catch-up cursors, webhooks and their
 //! deliveries. Instantiated beside `store_suite!`.
 
-use tiktok_dm_store::{Appended, EventFilter, NewEvent, Store, StoredEvent};
+use tiktok_dm_store::{
+    ApiKey, Appended, ClaimedDelivery, EventFilter, NewApiKey, NewEvent, NewWebhook, Store,
+    StoredEvent,
+};
 
 /// An event of `account` of type `event_type`, with an optional dedupe key.
 pub fn event(account: &str, event_type: &str, dedupe_key: Option<&str>) -> NewEvent {
@@ -68,11 +71,54 @@ pub fn filter(accounts: Option<&[&str]>, types: Option<&[&str]>) -> EventFilter 
     }
 }
 
+/// A key that may see `accounts`, or any account.
+pub async fn key_for<S: Store>(store: &S, name: &str, accounts: &[&str], any: bool) -> ApiKey {
+    let new = NewApiKey {
+        name: name.into(),
+        prefix: format!("tdm_{name}"),
+        key_hash: crate::suite::hash(name),
+        daily_limit: None,
+        monthly_limit: None,
+        accounts: accounts.iter().map(|a| (*a).to_owned()).collect(),
+        any_account: any,
+    };
+    store.create_api_key(new, 1).await.unwrap()
+}
+
+/// A webhook of `key_id` for `events`.
+pub fn hook(key_id: i64, events: &[&str]) -> NewWebhook {
+    NewWebhook {
+        key_id,
+        url: format!("https://hooks.example/{key_id}/{}", events.join("+")),
+        events: events.iter().map(|e| (*e).to_owned()).collect(),
+        secret_sealed: vec![9, 8, 7],
+    }
+}
+
+/// Every due delivery at `now` (leased a minute).
+pub async fn claim_all<S: Store>(store: &S, now: i64) -> Vec<ClaimedDelivery> {
+    store
+        .claim_webhook_deliveries(100, 60_000, now)
+        .await
+        .unwrap()
+}
+
+/// Each delivery's webhook id and event cursor, sorted.
+pub fn pairs(deliveries: &[ClaimedDelivery]) -> Vec<(String, i64)> {
+    let mut p: Vec<_> = deliveries
+        .iter()
+        .map(|d| (d.webhook.id.clone(), d.event.cursor))
+        .collect();
+    p.sort();
+    p
+}
+
 #[macro_export]
 macro_rules! inbound_suite {
     ($open:path, $query:path) => {
         use tiktok_dm_store::{Appended, NewEvent};
-        use $crate::inbound::{all_after, append, cursors, event, filter};
+        use tiktok_dm_store::{WebhookDeliveryStats, WebhookOutcome};
+        use $crate::inbound::{all_after, append, claim_all, cursors, event, filter, hook, key_for, pairs};
 
         /// Each event gets a cursor above every earlier one, in the order
         /// given, and reads back as it was given (its payload as is), in
@@ -498,6 +544,197 @@ macro_rules! inbound_suite {
             bad.account = "shopA".into();
             assert!(store.append_events(vec![bad], 1).await.is_err());
             assert!(all_after(&store, 0).await.is_empty());
+        }
+
+        /// A key keeps its webhooks (ids `wh_` and 16 hex digits, event types
+        /// each once, in order); only the key that owns one may delete it.
+        #[tokio::test]
+        async fn webhooks_are_kept_per_key_and_deleted_only_by_their_key() {
+            let (store, _guard) = $open().await;
+            let a = key_for(&store, "a", &[], true).await;
+            let b = key_for(&store, "b", &[], true).await;
+            let first = store.create_webhook(hook(a.id, &["message.received", "typing", "message.received"]), 10).await.unwrap();
+            let second = store.create_webhook(hook(a.id, &["reaction"]), 20).await.unwrap();
+            let other = store.create_webhook(hook(b.id, &[]), 30).await.unwrap();
+            assert_eq!(first.events, ["message.received", "typing"]);
+            assert!(other.events.is_empty());
+            for w in [&first, &second, &other] {
+                let hex = w.id.strip_prefix("wh_").unwrap();
+                assert!(hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{}", w.id);
+            }
+            assert!(first.id != second.id && second.id != other.id);
+            assert_eq!((first.key_id, first.secret_sealed.as_slice(), first.created_at), (a.id, &[9, 8, 7][..], 10));
+            assert_eq!(store.webhooks_for_key(a.id).await.unwrap(), [first.clone(), second.clone()]);
+            assert_eq!(store.webhook(&first.id).await.unwrap(), Some(first.clone()));
+            assert!(!store.delete_webhook(b.id, &first.id).await.unwrap(), "not b's");
+            assert!(store.delete_webhook(a.id, &first.id).await.unwrap());
+            assert!(!store.delete_webhook(a.id, &first.id).await.unwrap(), "gone");
+            assert_eq!(store.webhook(&first.id).await.unwrap(), None);
+            assert_eq!(store.webhooks_for_key(a.id).await.unwrap(), [second]);
+            assert_eq!(store.webhooks_for_key(b.id).await.unwrap(), [other]);
+
+            let e = store.create_webhook(hook(a.id + 100, &["typing"]), 40).await.unwrap_err();
+            assert!(matches!(e, tiktok_dm_store::Error::NotFound(_)), "{e}");
+            let mut nul = hook(a.id, &["typing"]);
+            nul.url = "https://x\0".into();
+            assert!(matches!(store.create_webhook(nul, 40).await.unwrap_err(), tiktok_dm_store::Error::Invalid(_)));
+            assert_eq!(store.webhook("wh_\0").await.unwrap(), None);
+            assert!(!store.delete_webhook(a.id, "wh_\0").await.unwrap());
+            assert_eq!(store.webhooks_for_key(a.id).await.unwrap().len(), 1, "nothing else was stored");
+        }
+
+        /// Appending an event queues it, in the same transaction, for every
+        /// webhook listing its type whose key is not revoked and may see its
+        /// account (any account, or one listed for the key); a duplicate
+        /// queues nothing, and a webhook made later gets only later events.
+        #[tokio::test]
+        async fn an_event_is_queued_for_every_webhook_that_lists_it_and_may_see_its_account() {
+            let (store, _guard) = $open().await;
+            let any = key_for(&store, "any", &[], true).await;
+            let a = key_for(&store, "a", &["shopA"], false).await;
+            let b = key_for(&store, "b", &["shopB", "shopD"], false).await;
+            let gone = key_for(&store, "gone", &[], true).await;
+            let all = store.create_webhook(hook(any.id, &["message.received", "message.read"]), 1).await.unwrap();
+            let a_received = store.create_webhook(hook(a.id, &["message.received"]), 1).await.unwrap();
+            let a_typing = store.create_webhook(hook(a.id, &["typing"]), 1).await.unwrap();
+            let b_received = store.create_webhook(hook(b.id, &["message.received"]), 1).await.unwrap();
+            store.create_webhook(hook(gone.id, &["message.received"]), 1).await.unwrap();
+            assert!(store.revoke_api_key("gone", 2).await.unwrap());
+            let mut first = event("shopA", "message.received", Some("m1"));
+            first.payload = r#"{"text":"hi"}"#.into();
+            let c = append(&store, vec![
+                first.clone(),
+                event("shopB", "message.read", None),
+                event("shopA", "typing", None),
+                event("shopC", "message.received", None),
+            ], 100).await;
+            let dup = store.append_events(vec![event("shopA", "message.received", Some("m1"))], 110).await.unwrap();
+            assert_eq!(dup, [Appended::Duplicate]);
+            assert_eq!(store.webhook_delivery_stats().await.unwrap(), WebhookDeliveryStats { pending: 5, in_flight: 0 });
+
+            let late = store.create_webhook(hook(any.id, &["message.received"]), 120).await.unwrap();
+            let d = claim_all(&store, 130).await;
+            let mut expected = vec![
+                (all.id.clone(), c[0]), (a_received.id.clone(), c[0]),
+                (all.id.clone(), c[1]),
+                (a_typing.id.clone(), c[2]),
+                (all.id.clone(), c[3]),
+            ];
+            expected.sort();
+            assert_eq!(pairs(&d), expected, "b's webhook sees neither shopA nor shopC, the revoked key's none");
+            assert!(d.iter().all(|x| x.webhook.id != b_received.id && x.webhook.id != late.id));
+            let one = d.iter().find(|x| x.webhook.id == a_received.id).unwrap();
+            assert_eq!((one.event.payload.as_str(), one.event.account.as_str(), one.event.created_at, one.attempts), (first.payload.as_str(), "shopA", 100, 1));
+            assert_eq!((one.webhook.url.as_str(), one.webhook.secret_sealed.as_slice(), one.webhook.events.clone()), (a_received.url.as_str(), &[9, 8, 7][..], vec!["message.received".to_owned()]));
+            assert_eq!(store.webhook_delivery_stats().await.unwrap(), WebhookDeliveryStats { pending: 0, in_flight: 5 });
+
+            let d = append(&store, vec![event("shopD", "message.received", None)], 200).await;
+            assert_eq!(pairs(&claim_all(&store, 200).await), {
+                let mut p = vec![(all.id.clone(), d[0]), (b_received.id.clone(), d[0]), (late.id.clone(), d[0])];
+                p.sort();
+                p
+            });
+        }
+
+        /// A claimed delivery is leased: nobody else gets it until its lease
+        /// runs out, then it is claimed again under a new token, and the old
+        /// claim's outcome changes nothing. A retry is due at its time, not
+        /// before; a delivered or given up one is never due again.
+        #[tokio::test]
+        async fn a_delivery_is_leased_fenced_and_due_again_only_at_its_retry_time() {
+            let (store, guard) = $open().await;
+            let key = key_for(&store, "k", &[], true).await;
+            store.create_webhook(hook(key.id, &["typing"]), 1).await.unwrap();
+            let c = append(&store, vec![event("shopA", "typing", None), event("shopA", "typing", None)], 10).await;
+            assert!(claim_all(&store, 9).await.is_empty(), "not due before it was queued");
+            let first = store.claim_webhook_deliveries(1, 1_000, 100).await.unwrap();
+            assert_eq!((first.len(), first[0].event.cursor, first[0].attempts), (1, c[0], 1), "oldest first, at most the limit");
+            let second = store.claim_webhook_deliveries(10, 1_000, 100).await.unwrap();
+            assert_eq!(second.iter().map(|d| d.event.cursor).collect::<Vec<_>>(), [c[1]], "the first is leased");
+            assert!(claim_all(&store, 1_100).await.is_empty(), "leased until 1100");
+            let again = store.claim_webhook_deliveries(1, 1_000, 1_101).await.unwrap();
+            assert_eq!((again[0].id, again[0].attempts), (first[0].id, 2));
+            assert_ne!(again[0].token, first[0].token);
+            let stale = first[0].claim();
+            assert!(!store.finish_webhook_delivery(stale, WebhookOutcome::Delivered, 1_200).await.unwrap(), "its lease was lost");
+            assert!(store.finish_webhook_delivery(again[0].claim(), WebhookOutcome::Retry { at: 5_000 }, 1_200).await.unwrap());
+            assert!(!store.finish_webhook_delivery(again[0].claim(), WebhookOutcome::Delivered, 1_300).await.unwrap(), "no longer being delivered");
+            assert!(store.claim_webhook_deliveries(10, 1_000, 4_999).await.unwrap().iter().all(|d| d.id != first[0].id), "not before its time");
+            let retried = store.claim_webhook_deliveries(10, 1_000, 5_000).await.unwrap();
+            let retried = retried.iter().find(|d| d.id == first[0].id).unwrap();
+            assert_eq!(retried.attempts, 3);
+            assert!(store.finish_webhook_delivery(retried.claim(), WebhookOutcome::Delivered, 5_100).await.unwrap());
+            let last = claim_all(&store, 6_000).await;
+            assert_eq!((last.len(), last[0].event.cursor, last[0].attempts), (1, c[1], 3), "its leases ran out too (claimed at 100, 4 999, now)");
+            let error = WebhookOutcome::GaveUp { error: "410 Gone: a\0b".into() };
+            assert!(store.finish_webhook_delivery(last[0].claim(), error, 6_100).await.unwrap(), "a NUL in the error does not lose the outcome");
+            assert!(claim_all(&store, 1_000_000).await.is_empty(), "delivered and given up are final");
+            assert_eq!(store.webhook_delivery_stats().await.unwrap(), WebhookDeliveryStats::default());
+            let ended = $query(&guard, "SELECT state || ':' || attempts || ':' || COALESCE(error, '-') FROM webhook_deliveries ORDER BY id").await;
+            assert_eq!(ended, ["delivered:3:-", "failed:3:410 Gone: a\u{fffd}b"]);
+        }
+
+        /// A replay queues again, as new deliveries due now, the events after
+        /// a cursor that the webhook receives; an event whose delivery is
+        /// still pending stays one row (made due now, its attempts counted
+        /// afresh), one being delivered is left to its worker. Only the
+        /// webhook's own key may replay it.
+        #[tokio::test]
+        async fn a_replay_queues_again_the_events_after_a_cursor() {
+            let (store, _guard) = $open().await;
+            let key = key_for(&store, "k", &["shopA"], false).await;
+            let other = key_for(&store, "other", &[], true).await;
+            let w = store.create_webhook(hook(key.id, &["message.received"]), 1).await.unwrap();
+            let c = append(&store, vec![
+                event("shopA", "message.received", None),
+                event("shopA", "message.received", None),
+                event("shopA", "typing", None),
+                event("shopB", "message.received", None),
+            ], 10).await;
+            for d in claim_all(&store, 20).await {
+                assert!(store.finish_webhook_delivery(d.claim(), WebhookOutcome::Delivered, 30).await.unwrap());
+            }
+            assert_eq!(store.replay_webhook(other.id, &w.id, 0, 40).await.unwrap(), 0, "not its webhook");
+            assert_eq!(store.replay_webhook(key.id, "wh_0000000000000000", 0, 40).await.unwrap(), 0);
+            assert_eq!(store.replay_webhook(key.id, &w.id, c[0], 40).await.unwrap(), 1, "the second; not typing, not shopB");
+            let replayed = claim_all(&store, 40).await;
+            assert_eq!((pairs(&replayed), replayed[0].attempts), (vec![(w.id.clone(), c[1])], 1));
+            assert!(store.finish_webhook_delivery(replayed[0].claim(), WebhookOutcome::Retry { at: 1_000_000 }, 50).await.unwrap());
+
+            assert_eq!(store.replay_webhook(key.id, &w.id, 0, 60).await.unwrap(), 2, "the first anew, the second made due");
+            assert_eq!(store.webhook_delivery_stats().await.unwrap().pending, 2, "one row each");
+            let d = claim_all(&store, 60).await;
+            assert_eq!(pairs(&d), [(w.id.clone(), c[0]), (w.id.clone(), c[1])]);
+            assert!(d.iter().all(|d| d.attempts == 1), "counted afresh");
+            assert_eq!(store.replay_webhook(key.id, &w.id, 0, 70).await.unwrap(), 0, "both being delivered");
+            assert_eq!(store.webhook_delivery_stats().await.unwrap(), WebhookDeliveryStats { pending: 0, in_flight: 2 });
+            assert_eq!(store.replay_webhook(key.id, "wh_\0", 0, 70).await.unwrap(), 0);
+        }
+
+        /// A deleted webhook's deliveries go with it, and expired events'
+        /// deliveries with them; a revoked key's webhooks lose their open
+        /// deliveries and get no more.
+        #[tokio::test]
+        async fn deleting_a_webhook_expiring_events_or_revoking_a_key_removes_their_deliveries() {
+            let (store, _guard) = $open().await;
+            let key = key_for(&store, "k", &[], true).await;
+            let doomed = key_for(&store, "doomed", &[], true).await;
+            let one = store.create_webhook(hook(key.id, &["typing"]), 1).await.unwrap();
+            let two = store.create_webhook(hook(key.id, &["typing"]), 1).await.unwrap();
+            store.create_webhook(hook(doomed.id, &["typing"]), 1).await.unwrap();
+            let old = append(&store, vec![event("shopA", "typing", None)], 10).await;
+            let new = append(&store, vec![event("shopA", "typing", None)], 500).await;
+            assert_eq!(store.webhook_delivery_stats().await.unwrap().pending, 6);
+            assert!(store.revoke_api_key("doomed", 600).await.unwrap());
+            assert_eq!(store.webhook_delivery_stats().await.unwrap().pending, 4);
+            assert!(store.delete_webhook(key.id, &one.id).await.unwrap());
+            assert_eq!(store.webhook_delivery_stats().await.unwrap().pending, 2);
+            assert_eq!(store.delete_expired_events(100).await.unwrap(), 1);
+            assert_eq!(pairs(&claim_all(&store, 700).await), [(two.id.clone(), new[0])]);
+            assert!(old[0] < new[0]);
+            append(&store, vec![event("shopA", "typing", None)], 800).await;
+            assert_eq!(claim_all(&store, 900).await.len(), 1, "only two's");
+            assert_eq!(store.webhook_delivery_stats().await.unwrap().in_flight, 2);
         }
     };
 }

@@ -33,7 +33,7 @@ mod sqlite {
     crate::inbound_suite!(open, query);
 
     /// The last SQLite migration.
-    const LAST_MIGRATION: i64 = 10;
+    const LAST_MIGRATION: i64 = 11;
 
     /// The last migration a database file records.
     fn user_version(path: &std::path::Path) -> i64 {

@@ -333,3 +333,43 @@ async fn concurrent_appenders_never_let_a_polling_reader_skip_an_event() {
     );
     assert_eq!(seen, all, "the reader skipped an event");
 }
+
+/// Gateways claiming webhook deliveries at once (4 stores, each its own
+/// pool) never claim one twice, and between them claim every one.
+#[tokio::test]
+async fn concurrent_claimers_never_claim_a_webhook_delivery_twice() {
+    use tiktok_dm_store::Store as _;
+    let (store, schema) = open().await;
+    let key = crate::inbound::key_for(&store, "k", &[], true).await;
+    for _ in 0..2 {
+        let hook = crate::inbound::hook(key.id, &["message.received"]);
+        store.create_webhook(hook, 1).await.unwrap();
+    }
+    let events = (0..100)
+        .map(|_| crate::inbound::event("shopA", "message.received", None))
+        .collect();
+    crate::inbound::append(&store, events, 10).await;
+    let mut claimers = Vec::new();
+    for _ in 0..4 {
+        let url = schema.url.clone();
+        claimers.push(tokio::spawn(async move {
+            let store = PostgresStore::open(&url).await.unwrap();
+            let mut ids = Vec::new();
+            loop {
+                let claimed = store.claim_webhook_deliveries(7, 60_000, 20).await.unwrap();
+                if claimed.is_empty() {
+                    return ids;
+                }
+                ids.extend(claimed.iter().map(|d| d.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for c in claimers {
+        all.extend(c.await.unwrap());
+    }
+    let claimed = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!((claimed, all.len()), (200, 200), "each delivery once");
+}
