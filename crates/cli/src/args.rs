@@ -16,6 +16,11 @@ pub struct Cli {
 pub enum Command {
     /// Send a text and/or image DM into an existing conversation; prints one JSON object.
     Send(Box<SendArgs>),
+    /// Print one JSON line per event of an account (messages in and out,
+    /// reads, typing, reactions, deletions) until interrupted.
+    Listen(ListenArgs),
+    /// List an account's conversations (with short ids), or one's history.
+    Conversations(ConversationsArgs),
     /// Run the TikTok sandbox (an emulator of TikTok's IM servers) until interrupted.
     Sandbox(SandboxArgs),
     /// Decode TikTok wire bytes (base64 or raw) to JSON, or re-encode them.
@@ -150,10 +155,9 @@ pub enum KeysCommand {
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    /// The TikTok session: a sessionid, a Cookie header, or a cookie export (JSON);
-    /// `@FILE` reads it from a file, `-` from standard input.
-    #[arg(long, env = "TIKTOK_DM_SESSION", hide_env_values = true)]
-    pub session: Option<String>,
+    /// Who sends, and how TikTok is reached.
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
     /// The conversation id, e.g. `0:1:UID:UID`.
     #[arg(long)]
     pub conversation_id: Option<String>,
@@ -172,10 +176,20 @@ pub struct SendArgs {
     /// The largest image accepted, in bytes.
     #[arg(long, default_value_t = tiktok_dm_client::image::DEFAULT_IMAGE_LIMIT)]
     pub image_limit: u64,
+}
+
+/// The session and the way to TikTok (or a sandbox), shared by `send`,
+/// `listen` and `conversations`.
+#[derive(Debug, Args)]
+pub struct ConnectionArgs {
+    /// The TikTok session: a sessionid, a Cookie header, or a cookie export (JSON);
+    /// `@FILE` reads it from a file, `-` from standard input.
+    #[arg(long, env = "TIKTOK_DM_SESSION", hide_env_values = true)]
+    pub session: Option<String>,
     /// auto (WebSocket, then HTTP), ws or http.
     #[arg(long, default_value = "auto")]
     pub transport: String,
-    /// Send to a sandbox at this base URL instead of TikTok.
+    /// Use a sandbox at this base URL instead of TikTok.
     #[arg(long, conflicts_with_all = ["ws_url", "api_url", "web_url", "tiktok_hosts"])]
     pub sandbox: Option<String>,
     /// TikTok's IM hosts: global (`im-api` / `im-ws`) or sg (`im-api-sg` /
@@ -194,6 +208,39 @@ pub struct SendArgs {
     /// Seconds to wait for each answer.
     #[arg(long, default_value_t = 5.0)]
     pub timeout: f64,
+}
+
+/// `tiktok-dm listen`.
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// Who listens, and how TikTok is reached.
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Also print what came in the last SECONDS before starting (read from
+    /// the history).
+    #[arg(long, value_name = "SECONDS")]
+    pub since: Option<u64>,
+    /// Also catch up every SECONDS (pushes can be lost; the http transport
+    /// gets none and polls every 30 s by default).
+    #[arg(long, value_name = "SECONDS")]
+    pub poll: Option<u64>,
+    /// Leave out typing indicators.
+    #[arg(long)]
+    pub no_typing: bool,
+}
+
+/// `tiktok-dm conversations`.
+#[derive(Debug, Args)]
+pub struct ConversationsArgs {
+    /// Whose conversations, and how TikTok is reached.
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Print this conversation's history (newest first) instead of the list.
+    #[arg(long, value_name = "CONVERSATION_ID")]
+    pub history: Option<String>,
+    /// With --history: how many messages (at most 1000).
+    #[arg(long, default_value_t = 50, requires = "history")]
+    pub limit: u32,
 }
 
 #[derive(Debug, Args)]

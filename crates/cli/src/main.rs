@@ -2,8 +2,10 @@
 
 mod args;
 mod bounded;
+mod connect;
 mod decode;
 mod demo;
+mod listen;
 mod manage;
 mod output;
 mod sandbox;
@@ -42,6 +44,8 @@ fn run(cli: args::Cli) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         match cli.command {
             args::Command::Send(a) => send::run(*a).await,
+            args::Command::Listen(a) => listen::listen(a).await,
+            args::Command::Conversations(a) => listen::conversations(a).await,
             args::Command::Sandbox(a) => sandbox::run(a).await,
             args::Command::Decode(a) => decode::run(a),
             args::Command::Demo => demo::run().await,

@@ -1,14 +1,14 @@
 //! `tiktok-dm send`: validate everything first, then one session, one send.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use tiktok_dm_client::compose::Outgoing;
 use tiktok_dm_client::image::{Image, ImageProblem};
-use tiktok_dm_client::{Config, Credentials, Endpoints, Session, Target, TransportMode};
+use tiktok_dm_client::{Config, Session, Target};
 
 use crate::args::SendArgs;
 use crate::bounded;
+use crate::connect::connection_config;
 use crate::output::{ErrorOut, SendOutput};
 
 /// Validated arguments.
@@ -74,40 +74,6 @@ fn read_image(a: &SendArgs) -> Result<Option<Image>, Box<ErrorOut>> {
     Ok(None)
 }
 
-/// Reads `--session`: a value, `@FILE`, or `-` for stdin. Errors name the file,
-/// never the content.
-fn read_session(raw: Option<&str>) -> Result<Credentials, String> {
-    let raw = raw.ok_or(
-        "missing TikTok session: pass --session (a value, @FILE or -) or set TIKTOK_DM_SESSION",
-    )?;
-    let value = match bounded::read_session_source(raw) {
-        Some(read) => read?,
-        None => raw.to_owned(),
-    };
-    Credentials::parse(&value).map_err(|e| e.to_string())
-}
-
-fn endpoints(a: &SendArgs) -> Result<Endpoints, String> {
-    if let Some(base) = &a.sandbox {
-        return Endpoints::sandbox(base).map_err(|e| e.to_string());
-    }
-    let hosts = a
-        .tiktok_hosts
-        .parse()
-        .map_err(|e: tiktok_dm_client::Error| e.to_string())?;
-    let mut e = Endpoints::tiktok_hosts(hosts);
-    if let Some(v) = &a.ws_url {
-        e.ws_url = v.clone();
-    }
-    if let Some(v) = &a.api_url {
-        e.api_url = v.clone();
-    }
-    if let Some(v) = &a.web_url {
-        e.web_url = v.clone();
-    }
-    Ok(e)
-}
-
 /// Turns raw arguments into a plan, or the error to report.
 pub fn plan(a: &SendArgs) -> Result<SendPlan, Box<ErrorOut>> {
     fn bad(message: impl Into<String>) -> Box<ErrorOut> {
@@ -117,7 +83,7 @@ pub fn plan(a: &SendArgs) -> Result<SendPlan, Box<ErrorOut>> {
     if !has_text && a.image.is_none() && a.image_base64.is_none() {
         return Err(bad("either text or image must be provided"));
     }
-    if a.session.as_deref() == Some("-") && a.image.as_deref() == Some("-") {
+    if a.connection.session.as_deref() == Some("-") && a.image.as_deref() == Some("-") {
         return Err(bad(
             "--session - and --image - cannot both read standard input",
         ));
@@ -134,23 +100,10 @@ pub fn plan(a: &SendArgs) -> Result<SendPlan, Box<ErrorOut>> {
     let short =
         short.ok_or_else(|| bad("missing conversation short id: pass --conversation-short-id"))?;
     let target = Target::parse(id, short).map_err(|e| bad(e.to_string()))?;
-    let transport: TransportMode = a
-        .transport
-        .parse()
-        .map_err(|e: tiktok_dm_client::Error| bad(e.to_string()))?;
-    if !(a.timeout.is_finite() && a.timeout > 0.0 && a.timeout <= 600.0) {
-        return Err(bad(format!(
-            "--timeout must be between 0 and 600 seconds, got {}",
-            a.timeout
-        )));
-    }
     let image = read_image(a)?;
     let outgoing = Outgoing::new(a.text.as_deref(), image).map_err(|e| bad(e.to_string()))?;
-    let credentials = read_session(a.session.as_deref()).map_err(bad)?;
-    let config = Config::builder(credentials)
-        .endpoints(endpoints(a).map_err(bad)?)
-        .transport(transport)
-        .request_timeout(Duration::from_secs_f64(a.timeout))
+    let config = connection_config(&a.connection)
+        .map_err(bad)?
         .image_limit(a.image_limit)
         .build()
         .map_err(|e| bad(e.to_string()))?;
