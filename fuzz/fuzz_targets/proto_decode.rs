@@ -7,6 +7,7 @@ use libfuzzer_sys::fuzz_target;
 use tiktok_dm_proto::Message;
 use tiktok_dm_proto::codec::{frame_payload, frame_response, gunzip};
 use tiktok_dm_proto::content::parse_content;
+use tiktok_dm_proto::events::events_from_response;
 use tiktok_dm_proto::image::probe;
 use tiktok_dm_proto::schema::{Frame, Request, Response};
 use tiktok_dm_proto::status::classify_send_response;
@@ -20,6 +21,7 @@ fuzz_target!(|bytes: &[u8]| {
         let _ = frame_payload(&frame);
         if let Ok(response) = frame_response(&frame) {
             let _ = classify_send_response(&response);
+            let _ = events_from_response(&response, None);
         }
     }
     if let Ok(response) = Response::decode(bytes) {
@@ -28,6 +30,7 @@ fuzz_target!(|bytes: &[u8]| {
             Some(response.clone())
         );
         let _ = classify_send_response(&response);
+        let _ = events_from_response(&response, None);
     }
     if let Ok(request) = Request::decode(bytes) {
         assert_eq!(

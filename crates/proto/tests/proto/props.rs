@@ -62,7 +62,45 @@ proptest! {
             prop_assert_eq!(Frame::decode(&f.encode_to_vec()).unwrap(), f);
         }
         if let Ok(r) = Response::decode(&bytes) {
+            let _ = tiktok_dm_proto::events::events_from_response(&r, None);
             prop_assert_eq!(Response::decode(&r.encode_to_vec()).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn any_push_content_and_ext_give_events_or_none_without_panicking(
+        cmd in prop_oneof![Just(500), Just(501), Just(510), Just(705)],
+        content in ".{0,64}",
+        key in prop_oneof![Just("s:property_modify"), Just("s:recall_uid"), Just("s:server_message_id"), Just("s:client_message_id")],
+        value in ".{0,64}",
+        sender in any::<Option<i64>>(),
+    ) {
+        use tiktok_dm_proto::schema::{ExtendedEntry, MessageBody, NewMessageNotify, PropertyUpdateNotify, ResponseBody};
+        let message = MessageBody {
+            conversation_id: Some("0:1:1:2".into()),
+            server_message_id: Some(1),
+            sender,
+            content: Some(content.as_str().into()),
+            ext: vec![ExtendedEntry::new(key, value.as_str())],
+            ..MessageBody::default()
+        };
+        let notify = vec![NewMessageNotify { message: Some(message.clone()), ..NewMessageNotify::default() }];
+        let body = ResponseBody {
+            has_new_message_notify: notify.clone(),
+            read_notify: notify.clone(),
+            typing_notify: notify,
+            property_update_notify: Some(PropertyUpdateNotify {
+                conversation_id: Some("0:1:1:2".into()),
+                ext: message.ext.clone(),
+                ..PropertyUpdateNotify::default()
+            }),
+            ..ResponseBody::default()
+        };
+        let response = Response { cmd: Some(cmd), body: Some(body), ..Response::default() };
+        for event in tiktok_dm_proto::events::events_from_response(&response, None) {
+            let json = serde_json::to_string(&event).unwrap();
+            let back: tiktok_dm_proto::events::Event = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(back, event);
         }
     }
 }
