@@ -35,6 +35,9 @@ pub enum Command {
     /// Store, list or remove TikTok accounts (sessions are encrypted at rest).
     #[command(subcommand)]
     Accounts(AccountsCommand),
+    /// Add, list or remove an API key's webhooks (events posted, signed, to a URL).
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
 }
 
 /// `--database`, shared by every `keys` and `accounts` command. (`serve` has its
@@ -86,6 +89,46 @@ pub enum AccountsCommand {
     Remove {
         /// The account's name.
         name: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Add a webhook to an API key; prints it with its signing secret, once.
+    Add {
+        /// The API key's name.
+        #[arg(long)]
+        key: String,
+        /// Where events are posted (absolute http or https).
+        #[arg(long)]
+        url: String,
+        /// An event type to receive (repeatable; `*` for all).
+        #[arg(long = "event", value_name = "TYPE", required = true)]
+        events: Vec<String>,
+        /// Allow a URL reaching a loopback, private or reserved address (the
+        /// gateway also needs allow_private_webhooks to post to it).
+        #[arg(long)]
+        allow_private: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List webhooks (never their secrets), of one key or all.
+    List {
+        /// Only this API key's.
+        #[arg(long)]
+        key: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Remove a webhook of an API key, with its queued deliveries.
+    Remove {
+        /// The API key's name.
+        #[arg(long)]
+        key: String,
+        /// The webhook's id (`wh_...`).
+        id: String,
         #[command(flatten)]
         database: DatabaseArgs,
     },

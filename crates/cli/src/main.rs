@@ -11,6 +11,7 @@ mod output;
 mod sandbox;
 mod send;
 mod serve;
+mod webhooks;
 
 use std::process::ExitCode;
 
@@ -52,6 +53,7 @@ fn run(cli: args::Cli) -> anyhow::Result<ExitCode> {
             args::Command::Serve(a) => serve::run(a).await,
             args::Command::Keys(k) => manage::keys(k).await,
             args::Command::Accounts(a) => manage::accounts(a).await,
+            args::Command::Webhooks(w) => webhooks::run(w).await,
         }
     })
 }

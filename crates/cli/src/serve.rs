@@ -65,6 +65,8 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         let (key, _) = create_key(&store, spec).await?;
         sandbox_info = Some((base.clone(), key, ready_line(&base, handle.seed())));
         layers.flag("sandbox_url", Some(base));
+        // Webhooks to a local receiver are what a sandbox run is for.
+        layers.flag("allow_private_webhooks", Some("true".into()));
         if config.settings.admin_key_hash.is_none() {
             // A throwaway admin key for this sandbox run, printed with the rest.
             let issued = tiktok_dm_gateway::secrets::issue_key();

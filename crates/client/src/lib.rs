@@ -31,6 +31,9 @@ pub use session::{Sent, Session, Target, Transport};
 pub use tiktok_dm_proto as proto;
 pub use tiktok_dm_proto::events::{Direction, Event, ReceivedKind, ReceivedMessage};
 pub use upload::UploadedImage;
+/// Whether an address is on the public Internet (the test for upload hosts,
+/// and the gateway's for webhook URLs).
+pub use upload_hosts::is_public as is_public_address;
 
 #[cfg(test)]
 mod tests {

@@ -144,7 +144,7 @@ fn shown(named: &str) -> String {
 /// link-local, shared (CGNAT), documentation, benchmarking, multicast,
 /// broadcast, unspecified or reserved; IPv6 forms that embed an IPv4 address
 /// (mapped, NAT64) are judged by it.
-pub(crate) fn is_public(ip: IpAddr) -> bool {
+pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
         IpAddr::V6(v6) => is_public_v6(v6),

@@ -99,6 +99,14 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// The most requests of one API key in progress at once; beyond, 429.
     pub max_requests_per_key: usize,
+    /// Webhooks may post to loopback, private and reserved addresses.
+    pub allow_private_webhooks: bool,
+    /// How long one webhook post may take, answer included.
+    pub webhook_timeout: Duration,
+    /// How long after its event a webhook delivery is still tried.
+    pub webhook_max_age: Duration,
+    /// The most webhook posts in flight at once.
+    pub webhook_concurrency: usize,
 }
 
 impl Settings {
@@ -154,6 +162,10 @@ impl Settings {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             max_requests_per_key: 256,
+            allow_private_webhooks: false,
+            webhook_timeout: Duration::from_secs(10),
+            webhook_max_age: Duration::from_secs(24 * 3600),
+            webhook_concurrency: 16,
         }
     }
 }
@@ -214,6 +226,22 @@ pub const SETTINGS: &[(&str, &str)] = &[
     (
         "retention_days",
         "how long a request is kept once every message of it is final, then deleted, 1-3650 (default 30)",
+    ),
+    (
+        "allow_private_webhooks",
+        "let webhooks post to loopback, private and reserved addresses, true or false (default false; true with serve --sandbox)",
+    ),
+    (
+        "webhook_timeout_ms",
+        "how long one webhook post may take, 100-60000 (default 10000)",
+    ),
+    (
+        "webhook_max_age_hours",
+        "how long after its event a webhook delivery is still tried, 1-720 (default 24)",
+    ),
+    (
+        "webhook_concurrency",
+        "webhook posts in flight at once, 1-1024 (default 16)",
     ),
     (
         "retry_max_delay_ms",
@@ -398,6 +426,19 @@ impl Layers {
         }
     }
 
+    fn boolean(&self, key: &str) -> Result<Option<bool>> {
+        let Some((value, origin)) = self.text(key) else {
+            return Ok(None);
+        };
+        match value.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(Some(true)),
+            "false" | "0" | "no" | "off" => Ok(Some(false)),
+            _ => Err(Error::Config(format!(
+                "{origin} = {value:?}: expected true or false"
+            ))),
+        }
+    }
+
     /// A sandbox's endpoints, or TikTok's on the chosen hosts.
     fn endpoints(&self) -> Result<Endpoints> {
         if let Some((url, origin)) = self.text("sandbox_url") {
@@ -452,6 +493,7 @@ impl Layers {
         self.apply_capacity(&mut settings)?;
         self.apply_delivery(&mut settings)?;
         self.apply_connections(&mut settings)?;
+        self.apply_webhooks(&mut settings)?;
         check_timeouts(&settings)?;
         settings.admin_key_hash = self.admin_key_hash()?;
         Ok(settings)
@@ -510,6 +552,24 @@ impl Layers {
         }
         if let Some(n) = self.number("send_timeout_ms", 100..=120_000)? {
             settings.send_timeout = Duration::from_millis(n);
+        }
+        Ok(())
+    }
+
+    /// Where webhooks may post, how long a post and a delivery may take, and
+    /// how many posts run at once.
+    fn apply_webhooks(&self, settings: &mut Settings) -> Result<()> {
+        if let Some(on) = self.boolean("allow_private_webhooks")? {
+            settings.allow_private_webhooks = on;
+        }
+        if let Some(n) = self.number("webhook_timeout_ms", 100..=60_000)? {
+            settings.webhook_timeout = Duration::from_millis(n);
+        }
+        if let Some(n) = self.number("webhook_max_age_hours", 1..=720)? {
+            settings.webhook_max_age = Duration::from_secs(n * 3600);
+        }
+        if let Some(n) = self.number("webhook_concurrency", 1..=1024)? {
+            settings.webhook_concurrency = usize::try_from(n).unwrap_or(16);
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ pub mod secrets;
 mod startup;
 pub mod state;
 pub mod waiters;
+pub mod webhooks;
 
 pub use config::Settings;
 pub use error::{Error, Result};
@@ -25,4 +26,15 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A time in milliseconds as RFC 3339 in UTC, with milliseconds
+/// (`2026-12-03T07:00:00.123Z`); times before 1970 show as 1970.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let ms = u64::try_from(ms).unwrap_or(0);
+    let secs = tiktok_dm_proto::time::Utc::from_unix(ms / 1000).rfc3339();
+    match secs.strip_suffix('Z') {
+        Some(base) => format!("{base}.{:03}Z", ms % 1000),
+        None => secs,
+    }
 }

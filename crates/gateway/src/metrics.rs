@@ -48,6 +48,13 @@ pub struct KindLabels {
     pub kind: &'static str,
 }
 
+/// A webhook delivery attempt's result.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// `delivered`, `retry` or `gave_up`.
+    pub outcome: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 0.5 ms to about 33 s.
     Histogram::new(exponential_buckets(0.0005, 2.0, 17))
@@ -81,6 +88,10 @@ pub struct Metrics {
     waiting: Gauge,
     request_memory: Gauge,
     image_memory: Gauge,
+    /// Webhook delivery attempts by outcome.
+    pub webhook_attempts: Family<WebhookLabels, Counter>,
+    webhooks_pending: Gauge,
+    webhooks_in_flight: Gauge,
 }
 
 /// What the gauges show, read when `/metrics` is asked.
@@ -96,6 +107,10 @@ pub struct Gauges {
     pub request_memory_bytes: u64,
     /// Bytes of `image_memory` taken by images being delivered.
     pub image_memory_bytes: u64,
+    /// Webhook deliveries waiting for an attempt.
+    pub webhooks_pending: u64,
+    /// Webhook deliveries being posted.
+    pub webhooks_in_flight: u64,
 }
 
 impl Default for Metrics {
@@ -169,8 +184,35 @@ impl Default for Metrics {
                 "Bytes of image_memory_mib held by images being delivered",
                 Gauge::default(),
             ),
+            webhook_attempts: registered(
+                &mut registry,
+                "webhook_attempts",
+                "Webhook delivery attempts by outcome: delivered, retry (to be tried again), gave_up",
+                Family::default(),
+            ),
+            webhooks_pending: registered(
+                &mut registry,
+                "webhook_deliveries_pending",
+                "Webhook deliveries waiting for their first or next attempt",
+                Gauge::default(),
+            ),
+            webhooks_in_flight: registered(
+                &mut registry,
+                "webhook_deliveries_in_flight",
+                "Webhook deliveries claimed and being posted",
+                Gauge::default(),
+            ),
             registry,
         }
+    }
+}
+
+impl Metrics {
+    /// The counter of webhook attempts ending `outcome`.
+    pub fn webhook_deliveries(&self, outcome: &'static str) -> Counter {
+        self.webhook_attempts
+            .get_or_create(&WebhookLabels { outcome })
+            .clone()
     }
 }
 
@@ -190,6 +232,8 @@ impl Metrics {
         set(&self.waiting, now.waiting);
         set(&self.request_memory, now.request_memory_bytes);
         set(&self.image_memory, now.image_memory_bytes);
+        set(&self.webhooks_pending, now.webhooks_pending);
+        set(&self.webhooks_in_flight, now.webhooks_in_flight);
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             tracing::error!("metrics: encoding failed");

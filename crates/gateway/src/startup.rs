@@ -55,6 +55,7 @@ impl<S: Store> Application<S> {
             closing: Arc::new(watch::channel(false).0),
             depth: Arc::default(),
             key_requests,
+            events_appended: Arc::new(Notify::new()),
         };
         Ok(Self { listener, state })
     }
@@ -77,7 +78,8 @@ impl<S: Store> Application<S> {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let worker = tokio::spawn(outbox::run(self.state.clone(), stop_rx));
+        let worker = tokio::spawn(outbox::run(self.state.clone(), stop_rx.clone()));
+        let webhooks = tokio::spawn(crate::webhooks::deliver::run(self.state.clone(), stop_rx));
         // Waiting sends hear of the stop first, so that the graceful shutdown
         // (which waits for every request in progress) is not held up by them.
         let closing = Arc::clone(&self.state.closing);
@@ -89,6 +91,7 @@ impl<S: Store> Application<S> {
         limits::serve(self.listener, router(self.state), limits, shutdown).await;
         let _ = stop_tx.send(true);
         let _ = worker.await;
+        let _ = webhooks.await;
         Ok(())
     }
 }

@@ -52,6 +52,8 @@ pub struct AppState<S> {
     pub depth: Arc<DepthCache>,
     /// Each API key's requests in progress, at most `max_requests_per_key`.
     pub key_requests: Arc<KeyRequests>,
+    /// Wakes the webhook worker when events were logged.
+    pub events_appended: Arc<Notify>,
 }
 
 impl<S: Clone> Clone for AppState<S> {
@@ -70,6 +72,7 @@ impl<S: Clone> Clone for AppState<S> {
             closing: Arc::clone(&self.closing),
             depth: Arc::clone(&self.depth),
             key_requests: Arc::clone(&self.key_requests),
+            events_appended: Arc::clone(&self.events_appended),
         }
     }
 }

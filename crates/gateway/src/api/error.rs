@@ -57,6 +57,12 @@ codes! {
     SessionMissing = "session_missing", 400, "No TikTok session: send X-TikTok-Session or name a stored account.";
     SessionInvalidFormat = "session_invalid_format", 400, "X-TikTok-Session is not a TikTok session (a sessionid, a Cookie header or a cookie export), or not visible ASCII.";
     AccountNotFound = "account_not_found", 400, "The named stored account does not exist, or this API key may not send as it (both answer alike).";
+    WebhookUrlInvalid = "webhook_url_invalid", 400, "A webhook's url is not an absolute http(s) URL of at most 2048 bytes with a host, without user name, password or fragment, or its host does not resolve.";
+    WebhookUrlNotAllowed = "webhook_url_not_allowed", 400, "A webhook's url reaches a loopback, private, link-local, shared or reserved address (allowed only with allow_private_webhooks).";
+    WebhookEventsInvalid = "webhook_events_invalid", 400, "A webhook's events list is empty or names an unknown event type.";
+    CursorInvalid = "cursor_invalid", 400, "since is not a cursor: a whole number from 0, as a number or a decimal string.";
+    WebhookNotFound = "webhook_not_found", 404, "This API key has no webhook with this id.";
+    WebhookLimitReached = "webhook_limit_reached", 409, "This API key has 10 webhooks already, the most it may have.";
     ApiKeyMissing = "api_key_missing", 401, "No API key (Authorization: Bearer or X-API-Key).";
     ApiKeyInvalid = "api_key_invalid", 401, "The API key is not known.";
     ApiKeyRevoked = "api_key_revoked", 401, "The API key was revoked.";

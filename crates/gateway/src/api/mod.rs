@@ -8,6 +8,7 @@ pub mod fuzzing;
 mod input;
 mod messages;
 pub mod openapi;
+mod webhooks;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -61,6 +62,10 @@ routes! {
     SendMessage = POST "/v1/messages", "Send a text, an image, or an image and its caption";
     GetMessage = GET "/v1/messages/{id}", "A send request's status and result";
     Usage = GET "/v1/usage", "The API key's usage totals and quota";
+    CreateWebhook = POST "/v1/webhooks", "Create a webhook for the key's events; its signing secret is shown only in this answer";
+    ListWebhooks = GET "/v1/webhooks", "The key's webhooks (never their secrets)";
+    DeleteWebhook = DELETE "/v1/webhooks/{id}", "Delete one of the key's webhooks, with its queued deliveries";
+    ReplayWebhook = POST "/v1/webhooks/{id}/replay", "Queue again, for one of the key's webhooks, the events it receives after a cursor";
     ListKeys = GET "/v1/admin/keys", "List API keys (never the keys themselves)";
     CreateKey = POST "/v1/admin/keys", "Create an API key; the answer is the only place it is shown";
     RevokeKey = DELETE "/v1/admin/keys/{name}", "Revoke an API key";
@@ -79,6 +84,10 @@ fn handler<S: Store>(route: Route) -> MethodRouter<AppState<S>> {
         Route::SendMessage => post(messages::post::<S>),
         Route::GetMessage => get(messages::get::<S>),
         Route::Usage => get(messages::usage::<S>),
+        Route::CreateWebhook => post(webhooks::create::<S>),
+        Route::ListWebhooks => get(webhooks::list::<S>),
+        Route::DeleteWebhook => delete(webhooks::delete::<S>),
+        Route::ReplayWebhook => post(webhooks::replay::<S>),
         Route::ListKeys => get(admin::list_keys::<S>),
         Route::CreateKey => post(admin::create_key::<S>),
         Route::RevokeKey => delete(admin::revoke_key::<S>),
@@ -118,6 +127,14 @@ async fn metrics<S: Store>(State(state): State<AppState<S>>) -> Response {
         tracing::warn!(error = %e, "metrics: outbox depth unavailable");
         0
     });
+    let webhooks = state
+        .store
+        .webhook_delivery_stats()
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "metrics: webhook deliveries unavailable");
+            tiktok_dm_store::WebhookDeliveryStats::default()
+        });
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -129,6 +146,8 @@ async fn metrics<S: Store>(State(state): State<AppState<S>>) -> Response {
             waiting: state.waiters.len() as u64,
             request_memory_bytes: state.body_room.held_bytes(),
             image_memory_bytes: state.image_room.held_bytes(),
+            webhooks_pending: webhooks.pending,
+            webhooks_in_flight: webhooks.in_flight,
         }),
     )
         .into_response()

@@ -76,6 +76,7 @@ fn schemas() -> Value {
         accounting_schemas(),
         answer_schemas(),
         admin_schemas(),
+        webhook_schemas(),
     ] {
         // Every group is a `json!` object literal.
         if let Value::Object(group) = group {
@@ -292,6 +293,59 @@ fn admin_schemas() -> Value {
     })
 }
 
+/// Webhooks, as `/v1/webhooks` takes and shows them.
+fn webhook_schemas() -> Value {
+    let mut types: Vec<&str> = crate::webhooks::EVENT_TYPES.to_vec();
+    types.push(crate::webhooks::ALL_EVENTS);
+    json!({
+        "WebhookSpec": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["url", "events"],
+            "properties": {
+                "url": {"type": "string", "minLength": 1, "maxLength": crate::webhooks::ssrf::MAX_URL_LEN, "description": "An absolute http:// or https:// URL, without user name, password or fragment, reaching a public address (unless allow_private_webhooks is set). Kept normalised."},
+                "events": {"type": "array", "minItems": 1, "items": {"enum": types}, "description": "The event types to receive; \"*\" stands for every type known now."}
+            }
+        },
+        "Webhook": {
+            "type": "object",
+            "required": ["id", "url", "events", "created_at"],
+            "properties": {
+                "id": {"type": "string"},
+                "url": {"type": "string"},
+                "events": {"type": "array", "items": {"type": "string"}},
+                "created_at": {"type": "integer", "description": "Unix milliseconds."}
+            }
+        },
+        "WebhookCreated": {
+            "type": "object",
+            "required": ["success", "id", "url", "events", "secret", "created_at"],
+            "properties": {
+                "success": {"const": true},
+                "id": {"type": "string"},
+                "url": {"type": "string"},
+                "events": {"type": "array", "items": {"type": "string"}},
+                "secret": {"type": "string", "pattern": "^whsec_", "description": "The signing secret (Standard Webhooks): shown here and never again."},
+                "created_at": {"type": "integer"}
+            }
+        },
+        "ReplaySpec": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["since"],
+            "properties": {
+                "since": {
+                    "oneOf": [
+                        {"type": "integer", "minimum": 0, "maximum": i64::MAX},
+                        {"type": "string", "pattern": "^[0-9]{1,18}$"}
+                    ],
+                    "description": "Events after this cursor are sent again (0: every event kept)."
+                }
+            }
+        }
+    })
+}
+
 fn content(schema: &str) -> Value {
     json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}})
 }
@@ -310,6 +364,10 @@ fn error_statuses(route: Route) -> &'static [u16] {
         Route::SendMessage => &[400, 401, 408, 409, 413, 422, 429, 500, 502, 503, 504],
         Route::GetMessage => &[401, 404, 422, 429, 502, 503, 504],
         Route::Usage => &[401, 429, 503],
+        Route::CreateWebhook => &[400, 401, 408, 409, 429, 503],
+        Route::ListWebhooks => &[401, 408, 429, 503],
+        Route::DeleteWebhook => &[401, 404, 408, 429, 503],
+        Route::ReplayWebhook => &[400, 401, 404, 408, 429, 503],
         Route::CreateKey | Route::PutAccount => &[400, 401, 403, 404, 409, 503],
         Route::RevokeKey | Route::RemoveAccount | Route::CheckAccount => &[401, 403, 404, 503],
         Route::ListKeys | Route::ListAccounts => &[401, 403, 503],
@@ -353,6 +411,11 @@ fn access(route: Route) -> (Value, Value) {
             json!([{"bearerKey": []}, {"apiKeyHeader": []}]),
             json!(["messages"]),
         )
+    } else if route.path().starts_with("/v1/webhooks") {
+        (
+            json!([{"bearerKey": []}, {"apiKeyHeader": []}]),
+            json!(["webhooks"]),
+        )
     } else {
         (json!([]), json!(["operations"]))
     }
@@ -387,6 +450,8 @@ fn request_body(route: Route) -> Option<Value> {
             }
         })),
         Route::CreateKey => Some(json!({"required": true, "content": content("KeySpec")})),
+        Route::CreateWebhook => Some(json!({"required": true, "content": content("WebhookSpec")})),
+        Route::ReplayWebhook => Some(json!({"required": true, "content": content("ReplaySpec")})),
         Route::PutAccount => Some(
             json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "required": ["session"], "properties": {"session": {"type": "string", "pattern": NOT_BLANK, "description": "A Cookie header, a JSON cookie export, or a bare sessionid."}}}}}}),
         ),
@@ -411,6 +476,22 @@ fn success_responses(route: Route) -> Value {
         }),
         Route::Usage => {
             json!({"200": {"description": "Usage and quota.", "headers": rate_headers(), "content": content("UsageAnswer")}})
+        }
+        Route::CreateWebhook => {
+            let links = json!({
+                "DeleteWebhook": {"operationId": Route::DeleteWebhook.operation_id(), "parameters": {"id": "$response.body#/id"}},
+                "ReplayWebhook": {"operationId": Route::ReplayWebhook.operation_id(), "parameters": {"id": "$response.body#/id"}}
+            });
+            json!({"201": {"links": links, "description": "Created. `secret` is shown here and never again.", "content": content("WebhookCreated")}})
+        }
+        Route::ListWebhooks => {
+            json!({"200": {"description": "The key's webhooks, oldest first.", "content": {"application/json": {"schema": {"type": "object", "required": ["success", "webhooks"], "properties": {"success": {"const": true}, "webhooks": {"type": "array", "items": {"$ref": "#/components/schemas/Webhook"}}}}}}}})
+        }
+        Route::DeleteWebhook => {
+            json!({"204": {"description": "Deleted, with its queued deliveries."}})
+        }
+        Route::ReplayWebhook => {
+            json!({"202": {"description": "Queued; `queued` deliveries were queued or made due.", "content": {"application/json": {"schema": {"type": "object", "required": ["success", "queued"], "properties": {"success": {"const": true}, "queued": {"type": "integer", "minimum": 0}}}}}}})
         }
         Route::CreateKey => {
             let links = json!({"RevokeKey": {"operationId": Route::RevokeKey.operation_id(), "parameters": {"name": "$response.body#/api_key/name"}}});

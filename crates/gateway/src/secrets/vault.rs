@@ -216,7 +216,7 @@ impl Vault {
 }
 
 /// What a sealed value belongs to; its text (`account:NAME`, `request:ID`,
-/// `key-check`) is the AES-GCM associated data, so a session sealed for one
+/// `key-check`, `webhook:KEY_ID:URL`) is the AES-GCM associated data, so a session sealed for one
 /// account or request does not open as another's.
 #[derive(Clone, Copy, Debug)]
 pub enum SealContext<'a> {
@@ -226,6 +226,9 @@ pub enum SealContext<'a> {
     Request(&'a str),
     /// The master key's check value (see [`check_master_key`](super::check_master_key)).
     KeyCheck,
+    /// A webhook's signing secret, by its key id and URL (known before the
+    /// store draws the webhook's id).
+    Webhook(i64, &'a str),
 }
 
 impl std::fmt::Display for SealContext<'_> {
@@ -234,6 +237,7 @@ impl std::fmt::Display for SealContext<'_> {
             Self::Account(name) => write!(f, "account:{name}"),
             Self::Request(id) => write!(f, "request:{id}"),
             Self::KeyCheck => f.write_str("key-check"),
+            Self::Webhook(key_id, url) => write!(f, "webhook:{key_id}:{url}"),
         }
     }
 }

@@ -13,6 +13,7 @@ mod ops;
 mod outage;
 mod retention;
 mod send;
+mod webhooks;
 
 use std::net::SocketAddr;
 
