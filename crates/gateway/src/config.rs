@@ -99,6 +99,13 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// The most requests of one API key in progress at once; beyond, 429.
     pub max_requests_per_key: usize,
+    /// Keep a listening session for every stored account whose `listen` is on.
+    pub listen_accounts: bool,
+    /// Also catch up every listening account at this interval (pushes can be
+    /// lost); `None`: only after a reconnect.
+    pub listen_poll: Option<Duration>,
+    /// How long an event stays in the log (and can be replayed).
+    pub event_retention: Duration,
     /// Webhooks may post to loopback, private and reserved addresses.
     pub allow_private_webhooks: bool,
     /// How long one webhook post may take, answer included.
@@ -162,6 +169,9 @@ impl Settings {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             max_requests_per_key: 256,
+            listen_accounts: true,
+            listen_poll: None,
+            event_retention: Duration::from_secs(7 * 86_400),
             allow_private_webhooks: false,
             webhook_timeout: Duration::from_secs(10),
             webhook_max_age: Duration::from_secs(24 * 3600),
@@ -226,6 +236,18 @@ pub const SETTINGS: &[(&str, &str)] = &[
     (
         "retention_days",
         "how long a request is kept once every message of it is final, then deleted, 1-3650 (default 30)",
+    ),
+    (
+        "listen_accounts",
+        "keep a listening session per stored account with listen on, true or false (default true)",
+    ),
+    (
+        "listen_poll_secs",
+        "also catch up listening accounts this often, 0-86400 (default 0: only after a reconnect)",
+    ),
+    (
+        "event_retention_days",
+        "how long an event stays in the log, 1-3650 (default 7)",
     ),
     (
         "allow_private_webhooks",
@@ -493,6 +515,7 @@ impl Layers {
         self.apply_capacity(&mut settings)?;
         self.apply_delivery(&mut settings)?;
         self.apply_connections(&mut settings)?;
+        self.apply_inbound(&mut settings)?;
         self.apply_webhooks(&mut settings)?;
         check_timeouts(&settings)?;
         settings.admin_key_hash = self.admin_key_hash()?;
@@ -552,6 +575,20 @@ impl Layers {
         }
         if let Some(n) = self.number("send_timeout_ms", 100..=120_000)? {
             settings.send_timeout = Duration::from_millis(n);
+        }
+        Ok(())
+    }
+
+    /// Listening and the event log.
+    fn apply_inbound(&self, settings: &mut Settings) -> Result<()> {
+        if let Some(on) = self.boolean("listen_accounts")? {
+            settings.listen_accounts = on;
+        }
+        if let Some(n) = self.number("listen_poll_secs", 0..=86_400)? {
+            settings.listen_poll = (n > 0).then(|| Duration::from_secs(n));
+        }
+        if let Some(n) = self.number("event_retention_days", 1..=3650)? {
+            settings.event_retention = Duration::from_secs(n * 86_400);
         }
         Ok(())
     }

@@ -6,6 +6,7 @@ pub mod budget;
 pub mod config;
 pub mod depth;
 mod error;
+pub mod inbound;
 pub mod limits;
 pub mod metrics;
 pub mod outbox;

@@ -48,6 +48,13 @@ pub struct KindLabels {
     pub kind: &'static str,
 }
 
+/// An event logged, by type.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    /// `message.received`, `typing`, ...
+    pub r#type: &'static str,
+}
+
 /// A webhook delivery attempt's result.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WebhookLabels {
@@ -92,6 +99,12 @@ pub struct Metrics {
     pub webhook_attempts: Family<WebhookLabels, Counter>,
     webhooks_pending: Gauge,
     webhooks_in_flight: Gauge,
+    /// Events logged by type (repeats caught up again are not counted).
+    pub events_logged: Family<EventLabels, Counter>,
+    /// Accounts with a running listener.
+    pub listening: Gauge,
+    /// Stored accounts whose session TikTok refused (`expired`).
+    pub accounts_expired: Gauge,
 }
 
 /// What the gauges show, read when `/metrics` is asked.
@@ -200,6 +213,24 @@ impl Default for Metrics {
                 &mut registry,
                 "webhook_deliveries_in_flight",
                 "Webhook deliveries claimed and being posted",
+                Gauge::default(),
+            ),
+            events_logged: registered(
+                &mut registry,
+                "events_logged",
+                "Events logged by type (inbound messages, reads, typing, reactions, deletions, delivery outcomes)",
+                Family::default(),
+            ),
+            listening: registered(
+                &mut registry,
+                "accounts_listening",
+                "Stored accounts with a running listener",
+                Gauge::default(),
+            ),
+            accounts_expired: registered(
+                &mut registry,
+                "accounts_expired",
+                "Stored accounts whose session TikTok refused; they need a new session",
                 Gauge::default(),
             ),
             registry,

@@ -14,6 +14,8 @@ use crate::config::Pacing;
 
 struct Entry {
     session: OnceCell<Session>,
+    /// Listeners holding the session open: it is not closed as idle.
+    pins: std::sync::atomic::AtomicUsize,
     /// Last use, and the earliest time the next send may start.
     clock: std::sync::Mutex<(Instant, Instant)>,
 }
@@ -23,6 +25,26 @@ struct Entry {
 #[derive(Clone, Default)]
 pub struct Pool {
     entries: Arc<std::sync::Mutex<HashMap<String, Arc<Entry>>>>,
+}
+
+/// Holds a pooled session open while it lives.
+pub struct Pin(Arc<Entry>);
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        self.0
+            .pins
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The pool key of a stored account's session: its name and a digest of its
+/// sealed session, so replacing the session starts a new client session (the
+/// old one idles out).
+pub fn account_key(name: &str, sealed: &[u8]) -> String {
+    use sha2::Digest as _;
+    let digest = tiktok_dm_proto::access_key::hex(&sha2::Sha256::digest(sealed)[..8]);
+    format!("account:{name}:{digest}")
 }
 
 /// What pacing says about a send.
@@ -44,6 +66,7 @@ impl Pool {
         Arc::clone(entries.entry(key.to_owned()).or_insert_with(|| {
             Arc::new(Entry {
                 session: OnceCell::new(),
+                pins: std::sync::atomic::AtomicUsize::new(0),
                 clock: std::sync::Mutex::new((now, now)),
             })
         }))
@@ -64,6 +87,16 @@ impl Pool {
             clock.0 = Instant::now();
         }
         Ok(session)
+    }
+
+    /// Keeps `key`'s session open, however idle, until the pin is dropped
+    /// (a listener: sends and the listener share one socket per account).
+    pub fn pin(&self, key: &str) -> Pin {
+        let entry = self.entry(key);
+        entry
+            .pins
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Pin(entry)
     }
 
     /// Reserves the next send slot of `key` under `pacing`; refuses (without
@@ -113,11 +146,12 @@ impl Pool {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let before = entries.len();
         entries.retain(|_, e| {
-            let keep = e
-                .clock
-                .lock()
-                .map(|c| now.duration_since(c.0) < idle || c.1 > now)
-                .unwrap_or(true);
+            let pinned = e.pins.load(std::sync::atomic::Ordering::Relaxed) > 0;
+            let keep = pinned
+                || e.clock
+                    .lock()
+                    .map(|c| now.duration_since(c.0) < idle || c.1 > now)
+                    .unwrap_or(true);
             if !keep {
                 if let Some(s) = e.session.get() {
                     s.close();

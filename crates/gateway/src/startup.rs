@@ -56,6 +56,7 @@ impl<S: Store> Application<S> {
             depth: Arc::default(),
             key_requests,
             events_appended: Arc::new(Notify::new()),
+            latest_event: Arc::new(watch::channel(0).0),
         };
         Ok(Self { listener, state })
     }
@@ -79,7 +80,11 @@ impl<S: Store> Application<S> {
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let worker = tokio::spawn(outbox::run(self.state.clone(), stop_rx.clone()));
-        let webhooks = tokio::spawn(crate::webhooks::deliver::run(self.state.clone(), stop_rx));
+        let webhooks = tokio::spawn(crate::webhooks::deliver::run(
+            self.state.clone(),
+            stop_rx.clone(),
+        ));
+        let listening = tokio::spawn(crate::inbound::run(self.state.clone(), stop_rx));
         // Waiting sends hear of the stop first, so that the graceful shutdown
         // (which waits for every request in progress) is not held up by them.
         let closing = Arc::clone(&self.state.closing);
@@ -91,6 +96,7 @@ impl<S: Store> Application<S> {
         limits::serve(self.listener, router(self.state), limits, shutdown).await;
         let _ = stop_tx.send(true);
         let _ = worker.await;
+        let _ = listening.await;
         let _ = webhooks.await;
         Ok(())
     }

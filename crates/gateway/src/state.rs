@@ -54,6 +54,10 @@ pub struct AppState<S> {
     pub key_requests: Arc<KeyRequests>,
     /// Wakes the webhook worker when events were logged.
     pub events_appended: Arc<Notify>,
+    /// The newest event cursor this process logged: long polls of
+    /// `/v1/events` wait for it to move (and read the store every second,
+    /// for events other processes logged).
+    pub latest_event: Arc<tokio::sync::watch::Sender<i64>>,
 }
 
 impl<S: Clone> Clone for AppState<S> {
@@ -73,6 +77,7 @@ impl<S: Clone> Clone for AppState<S> {
             depth: Arc::clone(&self.depth),
             key_requests: Arc::clone(&self.key_requests),
             events_appended: Arc::clone(&self.events_appended),
+            latest_event: Arc::clone(&self.latest_event),
         }
     }
 }

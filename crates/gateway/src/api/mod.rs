@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod error;
+pub mod events;
 pub mod fuzzing;
 mod input;
 mod messages;
@@ -62,6 +63,7 @@ routes! {
     SendMessage = POST "/v1/messages", "Send a text, an image, or an image and its caption";
     GetMessage = GET "/v1/messages/{id}", "A send request's status and result";
     Usage = GET "/v1/usage", "The API key's usage totals and quota";
+    ListEvents = GET "/v1/events", "Events of the key's accounts after a cursor (messages in and out, reads, typing, reactions, deletions, delivery outcomes), waiting up to `wait` seconds for one";
     CreateWebhook = POST "/v1/webhooks", "Create a webhook for the key's events; its signing secret is shown only in this answer";
     ListWebhooks = GET "/v1/webhooks", "The key's webhooks (never their secrets)";
     DeleteWebhook = DELETE "/v1/webhooks/{id}", "Delete one of the key's webhooks, with its queued deliveries";
@@ -84,6 +86,7 @@ fn handler<S: Store>(route: Route) -> MethodRouter<AppState<S>> {
         Route::SendMessage => post(messages::post::<S>),
         Route::GetMessage => get(messages::get::<S>),
         Route::Usage => get(messages::usage::<S>),
+        Route::ListEvents => get(events::list::<S>),
         Route::CreateWebhook => post(webhooks::create::<S>),
         Route::ListWebhooks => get(webhooks::list::<S>),
         Route::DeleteWebhook => delete(webhooks::delete::<S>),

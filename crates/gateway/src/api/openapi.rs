@@ -364,6 +364,7 @@ fn error_statuses(route: Route) -> &'static [u16] {
         Route::SendMessage => &[400, 401, 408, 409, 413, 422, 429, 500, 502, 503, 504],
         Route::GetMessage => &[401, 404, 422, 429, 502, 503, 504],
         Route::Usage => &[401, 429, 503],
+        Route::ListEvents => &[400, 401, 408, 429, 503],
         Route::CreateWebhook => &[400, 401, 408, 409, 429, 503],
         Route::ListWebhooks => &[401, 408, 429, 503],
         Route::DeleteWebhook => &[401, 404, 408, 429, 503],
@@ -416,6 +417,11 @@ fn access(route: Route) -> (Value, Value) {
             json!([{"bearerKey": []}, {"apiKeyHeader": []}]),
             json!(["webhooks"]),
         )
+    } else if route == Route::ListEvents {
+        (
+            json!([{"bearerKey": []}, {"apiKeyHeader": []}]),
+            json!(["events"]),
+        )
     } else {
         (json!([]), json!(["operations"]))
     }
@@ -429,6 +435,9 @@ fn parameters(route: Route) -> Vec<Value> {
         .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
         .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
         .collect();
+    if route == Route::ListEvents {
+        params.extend(events_parameters());
+    }
     if route == Route::SendMessage {
         params.extend([
             json!({"name": "X-TikTok-Session", "in": "header", "schema": {"type": "string"}, "description": "The TikTok session for this send (instead of a stored account). Kept encrypted only until its messages are final."}),
@@ -437,6 +446,18 @@ fn parameters(route: Route) -> Vec<Value> {
         ]);
     }
     params
+}
+
+/// The query of `GET /v1/events`.
+fn events_parameters() -> [Value; 5] {
+    let types = super::events::EVENT_TYPES.join(", ");
+    [
+        json!({"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}, "description": "Events after this cursor (0, the default: from the oldest kept); pass the previous answer's next_cursor."}),
+        json!({"name": "wait", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": super::events::MAX_WAIT_SECS}, "description": "Seconds to wait for an event when there is none yet (a long poll; default 0)."}),
+        json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": super::events::MAX_LIMIT}, "description": "Most events in the answer (default 100)."}),
+        json!({"name": "types", "in": "query", "schema": {"type": "string"}, "description": format!("Comma-separated event types: {types}.")}),
+        json!({"name": "account", "in": "query", "schema": {"type": "string"}, "description": "Only this stored account's events (one the key may use)."}),
+    ]
 }
 
 /// The body an operation takes, if it takes one.
@@ -476,6 +497,10 @@ fn success_responses(route: Route) -> Value {
         }),
         Route::Usage => {
             json!({"200": {"description": "Usage and quota.", "headers": rate_headers(), "content": content("UsageAnswer")}})
+        }
+        Route::ListEvents => {
+            let event = json!({"type": "object", "required": ["cursor", "type", "account", "timestamp", "data"], "properties": {"cursor": {"type": "string"}, "type": {"type": "string"}, "account": {"type": "string"}, "timestamp": {"type": "string", "format": "date-time"}, "data": {"type": "object"}}});
+            json!({"200": {"description": "The events after the cursor, oldest first (none when the wait ran out).", "content": {"application/json": {"schema": {"type": "object", "required": ["events", "next_cursor"], "properties": {"events": {"type": "array", "items": event}, "next_cursor": {"type": "string"}}}}}}})
         }
         Route::CreateWebhook => {
             let links = json!({

@@ -49,6 +49,7 @@ fn delivery_error(e: &ClientError) -> DeliveryError {
 }
 
 /// What happens to a message after a failed attempt.
+#[derive(Clone, Copy)]
 enum Next {
     /// It will not be delivered (its quota goes back).
     Failed,
@@ -159,9 +160,8 @@ fn pool_key_and_secret<S: Store>(
             let sealed = account_sealed.ok_or_else(|| {
                 ClientError::InvalidSession(format!("the stored account {name:?} is gone"))
             })?;
-            let digest = hex(&Sha256::digest(&sealed)[..8]);
             (
-                format!("account:{name}:{digest}"),
+                crate::pool::account_key(name, &sealed),
                 state.vault.open(&sealed, SealContext::Account(name)),
             )
         }
@@ -427,6 +427,8 @@ async fn record_sent<S: Store>(
     drop(recording);
     if recorded.is_err() {
         state.waiters.wake(&m.request_id);
+    } else {
+        super::outcomes::sent(state, m, &server_message_id, transport).await;
     }
     recorded
 }
@@ -460,6 +462,13 @@ async fn record_failure<S: Store>(
     })
     .await;
     state.waiters.wake(&m.request_id);
+    if recorded.is_ok() {
+        match next {
+            Next::Failed => super::outcomes::failed(state, m, "failed", e).await,
+            Next::Unknown => super::outcomes::failed(state, m, "unknown", e).await,
+            Next::Retry(_) => {}
+        }
+    }
     recorded
 }
 

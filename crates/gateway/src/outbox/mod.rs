@@ -13,6 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 
 mod deliver;
 mod lease;
+mod outcomes;
 mod retention;
 
 use crate::now_ms;

@@ -8,6 +8,7 @@ mod delivery;
 mod failures;
 mod form;
 mod fuzz_corpus;
+mod inbound;
 mod limits;
 mod ops;
 mod outage;

@@ -1,0 +1,211 @@
+//! One stored account's listener: its pooled session's events into the log.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tiktok_dm_client::{Error as ClientError, Event, ListenOptions, Listened, Session};
+use tiktok_dm_store::{AccountStatus, Appended, NewEvent, Store};
+
+use crate::metrics::EventLabels;
+use crate::now_ms;
+use crate::secrets::SealContext;
+use crate::state::AppState;
+
+/// How long a failed append waits before it is tried again (the database is
+/// away: the event is held, not dropped).
+const APPEND_RETRY: Duration = Duration::from_millis(500);
+
+/// Listens on `name` until its session ends or is refused. Returns when the
+/// listener ended; the supervisor starts it again after a backoff, unless
+/// the account was marked expired.
+pub(super) async fn account<S: Store>(state: AppState<S>, name: String) {
+    let (key, session) = match open(&state, &name).await {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return,
+        Err(Refused) => {
+            expire(&state, &name).await;
+            return;
+        }
+    };
+    let _pin = state.pool.pin(&key);
+    let options = match resume_options(&state, &name).await {
+        Some(o) => o,
+        None => return,
+    };
+    let mut listener = session.listen(options);
+    tracing::info!(account = %name, "listening");
+    while let Some(item) = listener.next().await {
+        match item {
+            Listened::Event(event) => log_event(&state, &name, &event).await,
+            Listened::CaughtUp { events, cursors } => {
+                tracing::debug!(account = %name, events, "caught up");
+                save_cursors(&state, &name, cursors).await;
+            }
+            Listened::CatchUpFailed(reason) => {
+                tracing::warn!(account = %name, %reason, "catching up failed; retried at the next reconnect");
+            }
+            Listened::SessionRejected { status } => {
+                tracing::warn!(account = %name, status, "TikTok refused the stored session; the account is marked expired");
+                state.pool.forget(&key);
+                expire(&state, &name).await;
+                return;
+            }
+        }
+    }
+    tracing::info!(account = %name, "listener ended");
+}
+
+/// TikTok refused the session.
+struct Refused;
+
+/// The account's pooled session (connecting it if needed). `Ok(None)` when
+/// the account is gone or cannot be read or reached now (tried again later).
+async fn open<S: Store>(
+    state: &AppState<S>,
+    name: &str,
+) -> Result<Option<(String, Session)>, Refused> {
+    let sealed = match state.store.account(name).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            tracing::warn!(account = %name, error = %e, "listening: the account cannot be read");
+            return Ok(None);
+        }
+    };
+    let key = crate::pool::account_key(name, &sealed);
+    let secret = match state.vault.open(&sealed, SealContext::Account(name)) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(account = %name, error = %e, "listening: the stored session does not open");
+            return Ok(None);
+        }
+    };
+    let settings = &state.settings;
+    let connected = state
+        .pool
+        .session(&key, || async {
+            Session::connect(settings.client_config(&secret, settings.transport)?).await
+        })
+        .await;
+    match connected {
+        Ok(session) => Ok(Some((key, session))),
+        Err(ClientError::InvalidSession(_) | ClientError::InvalidCredentials(_)) => Err(Refused),
+        Err(e) => {
+            tracing::warn!(account = %name, error = %e, "listening: cannot connect");
+            Ok(None)
+        }
+    }
+}
+
+/// Where to resume: the account's saved cursors; for conversations without
+/// one, what came since the newest of them (or, the first time, from now).
+async fn resume_options<S: Store>(state: &AppState<S>, name: &str) -> Option<ListenOptions> {
+    let saved = match state.store.conversation_cursors(name).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(account = %name, error = %e, "listening: the cursors cannot be read");
+            return None;
+        }
+    };
+    let cursors: HashMap<String, i64> = saved
+        .into_iter()
+        .map(|c| (c.conversation_id, c.last_index))
+        .collect();
+    // An index is a microsecond time (PROTOCOL.md 1.10).
+    let new_since_ms = cursors.values().max().map(|index| index / 1000);
+    Some(ListenOptions {
+        cursors,
+        new_since_ms,
+        catch_up_at_start: true,
+        poll_interval: state.settings.listen_poll,
+    })
+}
+
+/// The stored `data` of an event: its fields without its `type`, with the
+/// account.
+fn stored_payload(account: &str, event: &Event) -> serde_json::Value {
+    let mut value = serde_json::to_value(event).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.remove("type");
+        map.insert("account".into(), account.into());
+    }
+    value
+}
+
+/// An event's `data` as webhooks and `/v1/events` show it: as stored,
+/// without what opens a received image (the key that owns the account
+/// fetches it through the gateway). Text that is not JSON shows as null.
+pub fn public_payload(stored: &str) -> serde_json::Value {
+    let mut value: serde_json::Value = serde_json::from_str(stored).unwrap_or_default();
+    if let Some(image) = value.get_mut("image").and_then(|i| i.as_object_mut()) {
+        image.remove("decrypt_key");
+    }
+    value
+}
+
+async fn log_event<S: Store>(state: &AppState<S>, name: &str, event: &Event) {
+    let occurred_at = match event {
+        Event::MessageReceived(m) if m.created_at_ms > 0 => m.created_at_ms,
+        _ => now_ms(),
+    };
+    let new = NewEvent {
+        account: name.to_owned(),
+        event_type: event.type_name().to_owned(),
+        conversation_id: Some(event.conversation_id().to_owned()),
+        dedupe_key: event.dedupe_key(),
+        payload: stored_payload(name, event).to_string(),
+        occurred_at,
+    };
+    // Held until the database takes it: an event heard is not dropped.
+    let appended = loop {
+        match state.store.append_events(vec![new.clone()], now_ms()).await {
+            Ok(a) => break a,
+            Err(e) => {
+                tracing::warn!(account = %name, error = %e, "an event cannot be logged yet; retrying");
+                tokio::time::sleep(APPEND_RETRY).await;
+            }
+        }
+    };
+    if let Some(Appended::New { cursor }) = appended.first() {
+        state
+            .metrics
+            .events_logged
+            .get_or_create(&EventLabels {
+                r#type: event.type_name(),
+            })
+            .inc();
+        state.latest_event.send_if_modified(|latest| {
+            let moved = *cursor > *latest;
+            *latest = (*latest).max(*cursor);
+            moved
+        });
+        state.events_appended.notify_one();
+    }
+}
+
+async fn save_cursors<S: Store>(
+    state: &AppState<S>,
+    name: &str,
+    cursors: std::collections::BTreeMap<String, i64>,
+) {
+    for (conversation, index) in cursors {
+        if let Err(e) = state
+            .store
+            .set_conversation_cursor(name, &conversation, 0, index)
+            .await
+        {
+            // The next catch-up reads a little more; the log drops repeats.
+            tracing::warn!(account = %name, error = %e, "a catch-up cursor was not saved");
+        }
+    }
+}
+
+async fn expire<S: Store>(state: &AppState<S>, name: &str) {
+    if let Err(e) = state
+        .store
+        .set_account_status(name, AccountStatus::Expired, now_ms())
+        .await
+    {
+        tracing::warn!(account = %name, error = %e, "the account could not be marked expired");
+    }
+}

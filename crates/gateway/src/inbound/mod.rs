@@ -1,0 +1,136 @@
+//! Listening: one listening session per stored account whose `listen` is on
+//! and whose session works, each logging what it hears in the event log.
+//!
+//! The supervisor rescans the stored accounts every [`RESCAN`]: it starts a
+//! listener for an account that wants one, stops the listener of an account
+//! removed, switched off or given a new session (which then starts again on
+//! the new one), and restarts a listener that ended, after a backoff. A
+//! listener shares its account's pooled session with deliveries: one socket
+//! per account.
+
+mod listen;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tiktok_dm_store::{AccountStatus, Store};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::state::AppState;
+
+/// How often the stored accounts are read again.
+pub const RESCAN: Duration = Duration::from_secs(2);
+/// The longest wait before a listener that ended is started again.
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(300);
+
+pub use listen::public_payload;
+
+struct Running {
+    /// The account's `updated_at` when it started: a new session changes it.
+    updated_at: i64,
+    task: JoinHandle<()>,
+    /// How many times in a row it ended; the next start waits longer.
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+/// Runs until `stop` says so.
+pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) {
+    if !state.settings.listen_accounts {
+        return;
+    }
+    let mut running: HashMap<String, Running> = HashMap::new();
+    let mut tick = tokio::time::interval(RESCAN);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+        let accounts = match state.store.list_accounts().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "listening: the stored accounts cannot be read");
+                continue;
+            }
+        };
+        let expired = accounts
+            .iter()
+            .filter(|a| a.status == AccountStatus::Expired)
+            .count();
+        state
+            .metrics
+            .accounts_expired
+            .set(i64::try_from(expired).unwrap_or(i64::MAX));
+        let wanted: HashMap<String, i64> = accounts
+            .into_iter()
+            .filter(|a| a.listen && a.status == AccountStatus::Active)
+            .map(|a| (a.name, a.updated_at))
+            .collect();
+        reconcile(&state, &mut running, &wanted);
+        let listening = running.values().filter(|r| !r.task.is_finished()).count();
+        state
+            .metrics
+            .listening
+            .set(i64::try_from(listening).unwrap_or(i64::MAX));
+    }
+    for (_, r) in running {
+        r.task.abort();
+    }
+}
+
+/// Stops what is no longer wanted, and starts (or restarts, after its
+/// backoff) what is.
+fn reconcile<S: Store>(
+    state: &AppState<S>,
+    running: &mut HashMap<String, Running>,
+    wanted: &HashMap<String, i64>,
+) {
+    running.retain(|name, r| {
+        let keep = wanted.get(name) == Some(&r.updated_at);
+        if !keep {
+            r.task.abort();
+        }
+        keep
+    });
+    let now = Instant::now();
+    for (name, updated_at) in wanted {
+        match running.get_mut(name) {
+            None => {
+                let task = tokio::spawn(listen::account(state.clone(), name.clone()));
+                running.insert(
+                    name.clone(),
+                    Running {
+                        updated_at: *updated_at,
+                        task,
+                        failures: 0,
+                        retry_at: None,
+                    },
+                );
+            }
+            Some(r) if r.task.is_finished() => match r.retry_at {
+                None => {
+                    r.failures = r.failures.saturating_add(1);
+                    let delay = tiktok_dm_client::backoff::full_jitter(
+                        r.failures,
+                        Duration::from_secs(1),
+                        MAX_RESTART_DELAY,
+                        rand::random(),
+                    );
+                    r.retry_at = Some(now + delay);
+                }
+                Some(at) if at <= now => {
+                    r.task = tokio::spawn(listen::account(state.clone(), name.clone()));
+                    r.retry_at = None;
+                }
+                Some(_) => {}
+            },
+            Some(_) => {}
+        }
+    }
+}
