@@ -114,7 +114,11 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
             }
             next_sweep = tokio::time::Instant::now() + SWEEP_EVERY;
         }
-        retention.start_if_due(&state.store, state.settings.retention);
+        retention.start_if_due(
+            &state.store,
+            state.settings.retention,
+            state.settings.event_retention,
+        );
         let room = state.in_flight.available_permits();
         if room == 0 {
             // Wait for a delivery to end.

@@ -1,6 +1,7 @@
 //! Retention: once an hour (and at start) the worker deletes the requests
 //! whose every message ended more than `retention` ago, with their messages,
-//! and the day and month usage counters as old. It runs on a task of its own,
+//! and the day and month usage counters as old, and the events logged more
+//! than `event_retention` ago. It runs on a task of its own,
 //! in batches, so claims go on meanwhile and a large backlog (the first run
 //! after an upgrade) never holds the database for long.
 
@@ -58,13 +59,22 @@ impl Retention {
 
     /// Starts a sweep on a task of its own when one is due and the last one
     /// has ended.
-    pub(super) fn start_if_due<S: Store>(&mut self, store: &S, retention: Duration) {
+    pub(super) fn start_if_due<S: Store>(
+        &mut self,
+        store: &S,
+        retention: Duration,
+        event_retention: Duration,
+    ) {
         let idle = self
             .running
             .as_ref()
             .is_none_or(tokio::task::JoinHandle::is_finished);
         if idle && tokio::time::Instant::now() >= self.next {
-            self.running = Some(tokio::spawn(sweep_and_report(store.clone(), retention)));
+            self.running = Some(tokio::spawn(sweep_and_report(
+                store.clone(),
+                retention,
+                event_retention,
+            )));
             self.next = tokio::time::Instant::now() + RETENTION_EVERY;
         }
     }
@@ -78,9 +88,22 @@ impl Retention {
     }
 }
 
-/// Runs a sweep and reports it.
-async fn sweep_and_report<S: Store>(store: S, retention: Duration) {
-    match sweep(&store, retention, crate::now_ms()).await {
+/// Runs a sweep, then deletes events older than `event_retention` (with
+/// their webhook deliveries), and reports both.
+async fn sweep_and_report<S: Store>(store: S, retention: Duration, event_retention: Duration) {
+    let now = crate::now_ms();
+    let keep_ms = i64::try_from(event_retention.as_millis()).unwrap_or(i64::MAX);
+    match store
+        .delete_expired_events(now.saturating_sub(keep_ms))
+        .await
+    {
+        Ok(0) => {}
+        Ok(events) => tracing::info!(events, "retention deleted old events"),
+        Err(e) => {
+            tracing::error!(error = %e, "the event retention sweep failed; it runs again in an hour")
+        }
+    }
+    match sweep(&store, retention, now).await {
         Ok(gone) if gone != Expired::default() => tracing::info!(
             requests = gone.requests,
             messages = gone.messages,

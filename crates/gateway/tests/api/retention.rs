@@ -99,17 +99,43 @@ fn rand_bytes(id: &str) -> [u8; 16] {
 /// Requests sent 40 and 2 days ago; a gateway with the default retention (30
 /// days) starts on them: the old one is deleted (its status answers 404), the
 /// recent one stays.
-async fn old_requests_go_when_the_gateway_starts<S: Store>(store: S) {
+async fn store_events<S: Store>(store: &S) -> Vec<tiktok_dm_store::StoredEvent> {
+    store
+        .events_after(0, &tiktok_dm_store::EventFilter::default(), 10)
+        .await
+        .unwrap()
+}
+
+async fn old_requests_go_when_the_gateway_starts<S: Store + Clone>(store: S) {
     let key = crate::new_key(&store, "retained", None).await;
     let key_id = store.list_api_keys().await.unwrap()[0].id;
     sent_days_ago(&store, key_id, "req_forty_days", 40).await;
     sent_days_ago(&store, key_id, "req_two_days", 2).await;
+    // Events logged 8 days and 1 day ago: the default event retention is 7.
+    store.put_account("shop", b"sealed", 0).await.unwrap();
+    for (days, id) in [(8, "old"), (1, "recent")] {
+        let at = tiktok_dm_gateway::now_ms() - days * 86_400_000;
+        let event = tiktok_dm_store::NewEvent {
+            account: "shop".into(),
+            event_type: "typing".into(),
+            conversation_id: None,
+            dedupe_key: Some(id.into()),
+            payload: "{}".into(),
+            occurred_at: at,
+        };
+        store.append_events(vec![event], at).await.unwrap();
+    }
     let sandbox = spawn_sandbox().await;
     let settings = Settings::new(Endpoints::sandbox(&sandbox.base_url()).unwrap());
     assert_eq!(settings.retention, Duration::from_secs(30 * 86_400));
-    let app = Application::build("127.0.0.1:0", settings, store, Vault::from_key(&[9; 32]))
-        .await
-        .unwrap();
+    let app = Application::build(
+        "127.0.0.1:0",
+        settings,
+        store.clone(),
+        Vault::from_key(&[9; 32]),
+    )
+    .await
+    .unwrap();
     let base = format!("http://{}", app.local_addr().unwrap());
     let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run(async move {
@@ -130,6 +156,19 @@ async fn old_requests_go_when_the_gateway_starts<S: Store>(store: S) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(old, 404, "the request that ended 40 days ago is deleted");
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events = store_events(&store).await;
+        if events.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        events.len(),
+        1,
+        "the event of 8 days ago is deleted, not the other"
+    );
     let recent = status_of("req_two_days").await.unwrap();
     assert_eq!(recent.status().as_u16(), 200);
     let body: serde_json::Value = recent.json().await.unwrap();
