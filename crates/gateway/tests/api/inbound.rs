@@ -11,7 +11,7 @@ use crate::{TestApp, key_with_accounts, spawn_app, spawn_app_with};
 const BOB: &str = "sandbox-session-bob";
 
 /// Stores `session` as account `name`, sealed as the gateway seals it.
-async fn store_session_as(app: &TestApp, name: &str, session: &str) {
+pub(crate) async fn store_session_as(app: &TestApp, name: &str, session: &str) {
     let sealed = Vault::from_key(&app.vault_key)
         .seal(session.as_bytes(), SealContext::Account(name))
         .unwrap();
@@ -19,7 +19,7 @@ async fn store_session_as(app: &TestApp, name: &str, session: &str) {
 }
 
 /// Waits until the sandbox sees `n` sockets of the seeded account `who`.
-async fn until_listening(app: &TestApp, who: &str, n: usize) {
+pub(crate) async fn until_listening(app: &TestApp, who: &str, n: usize) {
     let uid = app.sandbox.handle.account(who).unwrap().uid;
     for _ in 0..500 {
         if app.sandbox.handle.open_sockets(uid) >= n {
@@ -32,7 +32,7 @@ async fn until_listening(app: &TestApp, who: &str, n: usize) {
     panic!("{who} is not listening");
 }
 
-async fn inbound(app: &TestApp, body: Value) {
+pub(crate) async fn inbound(app: &TestApp, body: Value) {
     let answer = app
         .http
         .post(format!("{}/_sandbox/inbound", app.sandbox.base_url()))
@@ -43,7 +43,7 @@ async fn inbound(app: &TestApp, body: Value) {
     assert!(answer.status().is_success(), "{}", answer.status());
 }
 
-fn alice_bob(app: &TestApp) -> String {
+pub(crate) fn alice_bob(app: &TestApp) -> String {
     app.sandbox.handle.seed().conversations[0]
         .conversation_id
         .as_str()

@@ -659,3 +659,47 @@ async fn the_standard_webhooks_python_package_verifies_our_signatures() {
     let verified: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(verified["data"]["text"], "verify me ✓");
 }
+
+/// A 1x1 PNG.
+const PNG_1X1: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+
+#[tokio::test]
+async fn a_message_sent_to_a_listening_account_reaches_the_webhook() {
+    use crate::inbound::{alice_bob, inbound, store_session_as, until_listening};
+    let app = app().await;
+    store_session_as(&app, "shop", crate::ALICE).await;
+    let key = key_with_accounts(&app.store, "shop-key", None, &["shop"], false).await;
+    let receiver = Receiver::spawn(&[]).await;
+    let (status, _) = create(&app, &key, &receiver.url, &["message.received"]).await;
+    assert_eq!(status, 201);
+    until_listening(&app, "alice", 1).await;
+
+    let conversation = alice_bob(&app);
+    inbound(
+        &app,
+        json!({"from": "bob", "conversation_id": conversation, "text": "hello shop"}),
+    )
+    .await;
+    inbound(
+        &app,
+        json!({"from": "bob", "conversation_id": conversation, "image": PNG_1X1}),
+    )
+    .await;
+    let got = receiver.until(2, 10).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    let mut bodies: Vec<Value> = got.iter().map(Captured::json).collect();
+    bodies.sort_by_key(|b| b["data"]["kind"].as_str().unwrap().to_owned());
+    let (image, text) = (&bodies[0], &bodies[1]);
+    assert_eq!(text["type"], "message.received");
+    assert_eq!(text["data"]["account"], "shop");
+    assert_eq!(text["data"]["text"], "hello shop");
+    assert_eq!(text["data"]["direction"], "inbound");
+    assert_eq!(text["data"]["conversation_id"], conversation.as_str());
+    assert_eq!(image["data"]["kind"], "image");
+    assert_eq!(image["data"]["image"]["width"], 1);
+    assert!(image["data"]["image"]["path"].is_string());
+    assert!(
+        image["data"]["image"].get("decrypt_key").is_none(),
+        "the image's key stays in the gateway: {image}"
+    );
+}
