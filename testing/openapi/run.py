@@ -9,7 +9,7 @@ TDM_TEST_POSTGRES_URL, by default the local `test` database), then lets Schemath
 and chains of requests along the document's links. It checks every answer:
 no 5xx that the document does not list, status codes, content types, headers
 and bodies as documented, invalid requests refused, and keys enforced. Then it
-checks the gateway's log: no panic, and neither key in it.
+checks the gateway's log: no panic, neither key, no webhook secret.
 
 One check is left out: `positive_data_acceptance` expects every request that
 fits the schema to succeed, but a schema cannot say "a real PNG" or "a cookie
@@ -108,7 +108,7 @@ def check_backend(name, database=None):
         proc, ready = start_gateway(workdir, database)
         failed = []
         try:
-            for tags, key in ((["messages", "operations"], ready["api_key"]), (["admin"], ready["admin_key"])):
+            for tags, key in ((["messages", "operations", "webhooks"], ready["api_key"]), (["admin"], ready["admin_key"])):
                 report = ROOT / "target" / "openapi-check" / f"{name}-{tags[0]}.xml"
                 if schemathesis(ready["url"], key, tags, report) != 0:
                     failed.append(f"{name}: {tags[0]}")
@@ -124,6 +124,8 @@ def check_backend(name, database=None):
         logged = (workdir / "gateway.log").read_text()
         if "panicked" in logged:
             failed.append(f"{name}: a panic in the gateway's log")
+        if "whsec_" in logged:
+            failed.append(f"{name}: a webhook secret in the gateway's log")
         for secret in ("api_key", "admin_key"):
             if ready[secret] in logged:
                 failed.append(f"{name}: the {secret} in the gateway's log")
