@@ -66,6 +66,11 @@ pub enum Error {
     /// The session was closed.
     #[error("the session is closed")]
     Closed,
+    /// A received image cannot be opened: its blob does not open under its
+    /// key (the tag does not verify), is over the image limit, or the
+    /// message names no URL to fetch with the session. Never the key or URL.
+    #[error("the received image cannot be used: {0}")]
+    MediaInvalid(String),
 }
 
 impl Error {
@@ -89,7 +94,8 @@ impl Error {
             Self::InvalidCredentials(_)
             | Self::InvalidSession(_)
             | Self::InvalidInput(_)
-            | Self::InvalidImage(_) => RetryClass::Permanent,
+            | Self::InvalidImage(_)
+            | Self::MediaInvalid(_) => RetryClass::Permanent,
         }
     }
 
@@ -122,7 +128,7 @@ impl Error {
             Self::InvalidSession(_) => C::SessionRejected,
             Self::InvalidInput(_) => C::InvalidInput,
             Self::InvalidImage(crate::image::ImageProblem::TooLarge { .. }) => C::ImageTooLarge,
-            Self::InvalidImage(_) => C::ImageInvalid,
+            Self::InvalidImage(_) | Self::MediaInvalid(_) => C::ImageInvalid,
             Self::Rejected(r) => match r {
                 SendRejection::InvalidSession { .. } => C::SessionRejected,
                 SendRejection::GatewayRejected => C::GatewayRejected,

@@ -12,6 +12,7 @@ pub mod heartbeat;
 mod http;
 pub mod image;
 mod listen;
+mod media;
 mod session;
 pub mod sigv4;
 mod ticket_guard;
@@ -27,9 +28,10 @@ pub use discover::Identity;
 pub use error::{Error, Result, RetryClass, SendRejection};
 pub use frontier::ConnectionState;
 pub use listen::{ListenOptions, Listened, Listener};
+pub use media::BLOB_OVERHEAD;
 pub use session::{Sent, Session, Target, Transport};
 pub use tiktok_dm_proto as proto;
-pub use tiktok_dm_proto::events::{Direction, Event, ReceivedKind, ReceivedMessage};
+pub use tiktok_dm_proto::events::{Direction, Event, ReceivedImage, ReceivedKind, ReceivedMessage};
 pub use upload::UploadedImage;
 /// Whether an address is on the public Internet (the test for upload hosts,
 /// and the gateway's for webhook URLs).

@@ -5,6 +5,7 @@ mod failures;
 mod heartbeat;
 mod images;
 mod listen;
+mod media;
 mod reconnect;
 mod send;
 mod sigv4;
