@@ -22,16 +22,7 @@ pub const MAX_LIMIT: u32 = 500;
 /// How often a long poll reads the store for events other gateways logged.
 const POLL: Duration = Duration::from_secs(1);
 
-/// The event types a key may ask for.
-pub const EVENT_TYPES: &[&str] = &[
-    "message.received",
-    "message.read",
-    "typing",
-    "reaction",
-    "message.deleted",
-    "message.sent",
-    "message.failed",
-];
+pub use crate::webhooks::EVENT_TYPES;
 
 struct Asked {
     after: i64,

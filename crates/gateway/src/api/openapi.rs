@@ -77,6 +77,7 @@ fn schemas() -> Value {
         answer_schemas(),
         admin_schemas(),
         webhook_schemas(),
+        super::openapi_inbound::schemas(),
     ] {
         // Every group is a `json!` object literal.
         if let Value::Object(group) = group {
@@ -276,7 +277,10 @@ fn admin_schemas() -> Value {
             "properties": {
                 "name": {"type": "string"},
                 "created_at": {"type": "integer"},
-                "updated_at": {"type": "integer"}
+                "updated_at": {"type": "integer"},
+                "listen": {"type": "boolean", "description": "Whether the gateway listens for the account's DMs."},
+                "status": {"type": "string", "enum": ["active", "expired"], "description": "expired: TikTok refused the session; store a new one."},
+                "status_changed_at": {"type": "integer"}
             }
         },
         "AccountCheck": {
@@ -373,6 +377,9 @@ fn error_statuses(route: Route) -> &'static [u16] {
         Route::RevokeKey | Route::RemoveAccount | Route::CheckAccount => &[401, 403, 404, 503],
         Route::ListKeys | Route::ListAccounts => &[401, 403, 503],
         Route::Health | Route::Ready | Route::Metrics | Route::OpenApi => &[],
+        Route::ListConversations | Route::ListConversationMessages | Route::GetMedia => {
+            super::openapi_inbound::error_statuses(route)
+        }
     }
 }
 
@@ -422,6 +429,11 @@ fn access(route: Route) -> (Value, Value) {
             json!([{"bearerKey": []}, {"apiKeyHeader": []}]),
             json!(["events"]),
         )
+    } else if super::openapi_inbound::is_reading(route) {
+        (
+            json!([{"bearerKey": []}, {"apiKeyHeader": []}]),
+            json!(["conversations"]),
+        )
     } else {
         (json!([]), json!(["operations"]))
     }
@@ -438,6 +450,7 @@ fn parameters(route: Route) -> Vec<Value> {
     if route == Route::ListEvents {
         params.extend(events_parameters());
     }
+    params.extend(super::openapi_inbound::parameters(route));
     if route == Route::SendMessage {
         params.extend([
             json!({"name": "X-TikTok-Session", "in": "header", "schema": {"type": "string"}, "description": "The TikTok session for this send (instead of a stored account). Kept encrypted only until its messages are final."}),
@@ -551,6 +564,9 @@ fn success_responses(route: Route) -> Value {
         }
         Route::OpenApi => {
             json!({"200": {"description": "OpenAPI 3.1.", "content": {"application/json": {"schema": {"type": "object"}}}}})
+        }
+        Route::ListConversations | Route::ListConversationMessages | Route::GetMedia => {
+            super::openapi_inbound::success_responses(route)
         }
     }
 }
