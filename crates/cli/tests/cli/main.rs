@@ -13,6 +13,7 @@ mod secrets;
 mod send;
 mod serve;
 mod settings;
+mod webhooks;
 
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
