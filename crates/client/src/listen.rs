@@ -23,8 +23,8 @@ use crate::frontier::ConnectionState;
 use crate::session::Session;
 
 /// History pages read at most per conversation in one catch-up (50 messages
-/// a page): a conversation that got more while we were away loses the oldest.
-const MAX_CATCH_UP_PAGES: usize = 20;
+/// a page, 5,000 in all): a conversation that got more while we were away loses the oldest.
+const MAX_CATCH_UP_PAGES: usize = 100;
 /// Dedupe keys remembered (pushes and listings overlap only by a few).
 const SEEN_KEYS: usize = 4096;
 /// Poll interval of the `http` transport, which gets no pushes.
@@ -61,6 +61,10 @@ pub enum Listened {
         /// up to there has been yielded. Keep them to resume a later run
         /// ([`ListenOptions::cursors`]).
         cursors: BTreeMap<String, i64>,
+        /// When this catch-up began (ms): every message created before then
+        /// has been yielded, also in conversations without a cursor. Keep
+        /// it to resume a later run ([`ListenOptions::new_since_ms`]).
+        since_ms: i64,
     },
     /// A catch-up failed; the next loss or poll tries again.
     CatchUpFailed(String),
@@ -201,6 +205,7 @@ async fn forward(tracker: &mut Tracker, event: Event, tx: &mpsc::Sender<Listened
 
 /// Runs one catch-up and yields what it found; false once nobody reads.
 async fn catch_up(session: &Session, tracker: &mut Tracker, tx: &mpsc::Sender<Listened>) -> bool {
+    let since_ms = now_ms();
     let found = match missed(session, tracker).await {
         Ok(found) => found,
         Err(e) => {
@@ -224,6 +229,7 @@ async fn catch_up(session: &Session, tracker: &mut Tracker, tx: &mpsc::Sender<Li
     tx.send(Listened::CaughtUp {
         events: yielded,
         cursors,
+        since_ms,
     })
     .await
     .is_ok()

@@ -4,6 +4,7 @@
 mod config;
 mod decode;
 mod images;
+mod inbound_restart;
 mod listen;
 mod master_key;
 mod postgres;

@@ -171,7 +171,10 @@ async fn a_listener_resuming_from_cursors_catches_up_what_came_while_it_was_stop
     });
     let items = drain(&mut listener, Duration::from_millis(700)).await;
     assert_eq!(texts(&items), ["new 1", "new 2"]);
-    let Some(Listened::CaughtUp { events: 2, cursors }) = items.last() else {
+    let Some(Listened::CaughtUp {
+        events: 2, cursors, ..
+    }) = items.last()
+    else {
         panic!("{items:?}")
     };
     // The cursor to resume from is the newest message's.

@@ -11,6 +11,14 @@ use crate::now_ms;
 use crate::secrets::SealContext;
 use crate::state::AppState;
 
+/// The cursor row (under no conversation) that holds when the account's last
+/// catch-up began, in microseconds like an index: on a restart, messages of
+/// conversations without a cursor are caught up from there.
+const WATERMARK: &str = "";
+/// How far before the watermark a restart reads (clocks of TikTok's servers
+/// and ours differ; what is read twice the log drops by its dedupe key).
+const WATERMARK_MARGIN_MS: i64 = 5 * 60 * 1000;
+
 /// How long a failed append waits before it is tried again (the database is
 /// away: the event is held, not dropped).
 const APPEND_RETRY: Duration = Duration::from_millis(500);
@@ -37,8 +45,13 @@ pub(super) async fn account<S: Store>(state: AppState<S>, name: String) {
     while let Some(item) = listener.next().await {
         match item {
             Listened::Event(event) => log_event(&state, &name, &event).await,
-            Listened::CaughtUp { events, cursors } => {
+            Listened::CaughtUp {
+                events,
+                mut cursors,
+                since_ms,
+            } => {
                 tracing::debug!(account = %name, events, "caught up");
+                cursors.insert(WATERMARK.to_owned(), since_ms.saturating_mul(1000));
                 save_cursors(&state, &name, cursors).await;
             }
             Listened::CatchUpFailed(reason) => {
@@ -98,7 +111,7 @@ async fn open<S: Store>(
 }
 
 /// Where to resume: the account's saved cursors; for conversations without
-/// one, what came since the newest of them (or, the first time, from now).
+/// one, what came since the last catch-up began (the first time: from now).
 async fn resume_options<S: Store>(state: &AppState<S>, name: &str) -> Option<ListenOptions> {
     let saved = match state.store.conversation_cursors(name).await {
         Ok(c) => c,
@@ -107,12 +120,14 @@ async fn resume_options<S: Store>(state: &AppState<S>, name: &str) -> Option<Lis
             return None;
         }
     };
-    let cursors: HashMap<String, i64> = saved
+    let mut cursors: HashMap<String, i64> = saved
         .into_iter()
         .map(|c| (c.conversation_id, c.last_index))
         .collect();
-    // An index is a microsecond time (PROTOCOL.md 1.10).
-    let new_since_ms = cursors.values().max().map(|index| index / 1000);
+    // Never caught up before: from now. Else from the last catch-up's start.
+    let new_since_ms = cursors
+        .remove(WATERMARK)
+        .map(|us| (us / 1000).saturating_sub(WATERMARK_MARGIN_MS));
     Some(ListenOptions {
         cursors,
         new_since_ms,
