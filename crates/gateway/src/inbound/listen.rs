@@ -3,12 +3,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tiktok_dm_client::{Error as ClientError, Event, ListenOptions, Listened, Session};
+use tiktok_dm_client::{Event, ListenOptions, Listened, Session};
 use tiktok_dm_store::{AccountStatus, Appended, NewEvent, Store};
 
+use crate::accounts::SessionError;
 use crate::metrics::EventLabels;
 use crate::now_ms;
-use crate::secrets::SealContext;
 use crate::state::AppState;
 
 /// The cursor row (under no conversation) that holds when the account's last
@@ -77,33 +77,19 @@ async fn open<S: Store>(
     state: &AppState<S>,
     name: &str,
 ) -> Result<Option<(String, Session)>, Refused> {
-    let sealed = match state.store.account(name).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return Ok(None),
-        Err(e) => {
+    match crate::accounts::account_session(state, name).await {
+        Ok(opened) => Ok(Some(opened)),
+        Err(SessionError::NotFound) => Ok(None),
+        Err(SessionError::Store(e)) => {
             tracing::warn!(account = %name, error = %e, "listening: the account cannot be read");
-            return Ok(None);
+            Ok(None)
         }
-    };
-    let key = crate::pool::account_key(name, &sealed);
-    let secret = match state.vault.open(&sealed, SealContext::Account(name)) {
-        Ok(s) => s,
-        Err(e) => {
+        Err(SessionError::Unsealed(e)) => {
             tracing::error!(account = %name, error = %e, "listening: the stored session does not open");
-            return Ok(None);
+            Ok(None)
         }
-    };
-    let settings = &state.settings;
-    let connected = state
-        .pool
-        .session(&key, || async {
-            Session::connect(settings.client_config(&secret, settings.transport)?).await
-        })
-        .await;
-    match connected {
-        Ok(session) => Ok(Some((key, session))),
-        Err(ClientError::InvalidSession(_) | ClientError::InvalidCredentials(_)) => Err(Refused),
-        Err(e) => {
+        Err(SessionError::Refused(_)) => Err(Refused),
+        Err(SessionError::Connect(e)) => {
             tracing::warn!(account = %name, error = %e, "listening: cannot connect");
             Ok(None)
         }

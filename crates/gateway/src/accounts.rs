@@ -1,0 +1,61 @@
+//! A stored account's pooled client session: read from the store, opened
+//! with the vault, connected once and shared by the account's listener, its
+//! deliveries and the API's reads (conversations, history, media).
+
+use tiktok_dm_client::{Error as ClientError, Session};
+use tiktok_dm_store::Store;
+
+use crate::secrets::SealContext;
+use crate::state::AppState;
+
+/// Why an account's session could not be had.
+#[derive(Debug)]
+pub enum SessionError {
+    /// No stored account by that name.
+    NotFound,
+    /// The store could not be read.
+    Store(tiktok_dm_store::Error),
+    /// The stored session does not open (a vault key or a row problem); the
+    /// cause says which, never the session.
+    Unsealed(crate::Error),
+    /// TikTok refused the session (or it is not a session at all).
+    Refused(ClientError),
+    /// TikTok could not be reached, or the page not read.
+    Connect(ClientError),
+}
+
+/// The pool key and the pooled session of the stored account `name`,
+/// connecting it if no session is pooled yet.
+///
+/// # Errors
+/// See [`SessionError`].
+pub async fn account_session<S: Store>(
+    state: &AppState<S>,
+    name: &str,
+) -> Result<(String, Session), SessionError> {
+    let sealed = state
+        .store
+        .account(name)
+        .await
+        .map_err(SessionError::Store)?
+        .ok_or(SessionError::NotFound)?;
+    let key = crate::pool::account_key(name, &sealed);
+    let secret = state
+        .vault
+        .open(&sealed, SealContext::Account(name))
+        .map_err(SessionError::Unsealed)?;
+    let settings = &state.settings;
+    let connected = state
+        .pool
+        .session(&key, || async {
+            Session::connect(settings.client_config(&secret, settings.transport)?).await
+        })
+        .await;
+    match connected {
+        Ok(session) => Ok((key, session)),
+        Err(e @ (ClientError::InvalidSession(_) | ClientError::InvalidCredentials(_))) => {
+            Err(SessionError::Refused(e))
+        }
+        Err(e) => Err(SessionError::Connect(e)),
+    }
+}
