@@ -85,6 +85,7 @@ codes! {
     UpstreamRateLimited = "upstream_rate_limited", 429, "TikTok rate-limited the account and the retries ran out.";
     UpstreamRejected = "upstream_rejected", 502, "TikTok's gateway refused the request (a protocol-level rejection).";
     UpstreamUnavailable = "upstream_unavailable", 502, "TikTok (or its WebSocket) could not be reached and the retries ran out.";
+    MediaInvalid = "media_invalid", 502, "A received image cannot be opened: its blob does not open under its key (the tag does not verify), is over the image limit, or its message names no http(s) URL.";
     OutcomeUnknown = "outcome_unknown", 504, "The message may or may not have been delivered; it was retried with the same client message id and no answer came.";
     DatabaseUnavailable = "database_unavailable", 503, "The gateway's database cannot be reached or cannot take writes now (a server restarting, a full disk); nothing was accepted, unless the answer to a commit was lost, so retry with the same Idempotency-Key. Retry-After says when.";
     InternalError = "internal_error", 500, "A fault in the gateway; the details are in its log.";

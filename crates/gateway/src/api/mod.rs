@@ -3,12 +3,14 @@
 
 mod admin;
 mod auth;
+mod conversations;
 mod error;
 pub mod events;
 pub mod fuzzing;
 mod input;
 mod messages;
 pub mod openapi;
+mod openapi_inbound;
 mod webhooks;
 
 use axum::Router;
@@ -64,6 +66,9 @@ routes! {
     GetMessage = GET "/v1/messages/{id}", "A send request's status and result";
     Usage = GET "/v1/usage", "The API key's usage totals and quota";
     ListEvents = GET "/v1/events", "Events of the key's accounts after a cursor (messages in and out, reads, typing, reactions, deletions, delivery outcomes), waiting up to `wait` seconds for one";
+    ListConversations = GET "/v1/conversations", "A stored account's conversations (direct messages and message requests), with short ids and each one's newest message";
+    ListConversationMessages = GET "/v1/conversations/{conversation_id}/messages", "One page of a conversation's history, newest first, as the stored account sees it";
+    GetMedia = GET "/v1/media/{cursor}", "The image of a logged message.received event, fetched with its account's session and decrypted";
     CreateWebhook = POST "/v1/webhooks", "Create a webhook for the key's events; its signing secret is shown only in this answer";
     ListWebhooks = GET "/v1/webhooks", "The key's webhooks (never their secrets)";
     DeleteWebhook = DELETE "/v1/webhooks/{id}", "Delete one of the key's webhooks, with its queued deliveries";
@@ -87,6 +92,9 @@ fn handler<S: Store>(route: Route) -> MethodRouter<AppState<S>> {
         Route::GetMessage => get(messages::get::<S>),
         Route::Usage => get(messages::usage::<S>),
         Route::ListEvents => get(events::list::<S>),
+        Route::ListConversations => get(conversations::list::<S>),
+        Route::ListConversationMessages => get(conversations::messages::<S>),
+        Route::GetMedia => get(conversations::media::<S>),
         Route::CreateWebhook => post(webhooks::create::<S>),
         Route::ListWebhooks => get(webhooks::list::<S>),
         Route::DeleteWebhook => delete(webhooks::delete::<S>),

@@ -9,7 +9,7 @@ use crate::{admin, spawn_app};
 const README: &str = include_str!("../../../../README.md");
 
 /// A small JSON Schema check for the keywords the document uses.
-fn conforms(value: &Value, schema: &Value, doc: &Value, at: &str) {
+pub(crate) fn conforms(value: &Value, schema: &Value, doc: &Value, at: &str) {
     if let Some(r) = schema["$ref"].as_str() {
         let name = r.trim_start_matches("#/components/schemas/");
         let target = &doc["components"]["schemas"][name];
@@ -66,7 +66,7 @@ fn conforms(value: &Value, schema: &Value, doc: &Value, at: &str) {
     }
 }
 
-fn schema_for(doc: &Value, route: Route, status: u16) -> &Value {
+pub(crate) fn schema_for(doc: &Value, route: Route, status: u16) -> &Value {
     let op = &doc["paths"][route.path()][route.method().as_str().to_ascii_lowercase()];
     let schema = &op["responses"][status.to_string()]["content"]["application/json"]["schema"];
     assert!(!schema.is_null(), "{route:?} documents no {status} body");
