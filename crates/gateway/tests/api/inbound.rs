@@ -95,6 +95,13 @@ async fn a_message_to_a_stored_account_is_logged_and_answers_a_waiting_long_poll
     let bob = app.sandbox.handle.account("bob").unwrap().uid.to_string();
     assert_eq!(data["sender_uid"], bob.as_str());
     assert_eq!(answer["next_cursor"], event["cursor"]);
+    let doc = tiktok_dm_gateway::api::openapi::document();
+    crate::ops::conforms(
+        &answer,
+        crate::ops::schema_for(&doc, tiktok_dm_gateway::api::Route::ListEvents, 200),
+        &doc,
+        "GET /v1/events",
+    );
 
     // Nothing newer: an immediate answer without events, same cursor.
     let after = event["cursor"].as_str().unwrap();
