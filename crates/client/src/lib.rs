@@ -27,7 +27,7 @@ pub use credentials::Credentials;
 pub use discover::Identity;
 pub use error::{Error, Result, RetryClass, SendRejection};
 pub use frontier::ConnectionState;
-pub use listen::{ListenOptions, Listened, Listener};
+pub use listen::{DEFAULT_HTTP_POLL, ListenOptions, Listened, Listener};
 pub use media::BLOB_OVERHEAD;
 pub use session::{Sent, Session, Target, Transport};
 pub use tiktok_dm_proto as proto;

@@ -4,7 +4,7 @@
 //! public addresses (not loopback, private, unique local, link-local,
 //! unspecified, shared CGNAT, multicast, broadcast or reserved): checked when
 //! the webhook is created, and again at every connection the worker makes,
-//! by the resolver its HTTP client connects through ([`CheckedResolver`]),
+//! by the resolver its HTTP client connects through (`CheckedResolver`),
 //! so a name that resolves elsewhere later (DNS rebinding) is refused and a
 //! connection never goes to an address that was not checked.
 
