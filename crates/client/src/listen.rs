@@ -27,6 +27,10 @@ use crate::session::Session;
 const MAX_CATCH_UP_PAGES: usize = 100;
 /// Dedupe keys remembered (pushes and listings overlap only by a few).
 const SEEN_KEYS: usize = 4096;
+/// The shortest poll interval taken (a zero one would spin).
+const MIN_POLL: Duration = Duration::from_millis(100);
+/// The longest wait before a failed catch-up is tried again.
+const MAX_RETRY: Duration = Duration::from_secs(300);
 /// Poll interval of the `http` transport, which gets no pushes.
 pub const DEFAULT_HTTP_POLL: Duration = Duration::from_secs(30);
 
@@ -101,7 +105,12 @@ impl Session {
     pub fn listen(&self, options: ListenOptions) -> Listener {
         let (tx, events) = mpsc::channel(256);
         let pushes = self.subscribe();
-        let state = self.watch_state();
+        // The state as it is now counts as seen: only later changes (a
+        // reconnect) start a catch-up.
+        let state = self.watch_state().map(|mut rx| {
+            rx.borrow_and_update();
+            rx
+        });
         let poll = options.poll_interval.or_else(|| {
             (self.transport_mode() == TransportMode::Http).then_some(DEFAULT_HTTP_POLL)
         });
@@ -140,46 +149,93 @@ async fn run(
     mut tracker: Tracker,
     (start, poll): (bool, Option<Duration>),
 ) {
-    if start && !catch_up(&session, &mut tracker, &ch.tx).await {
+    let mut retry = Retry::default();
+    if start && !retry.after(catch_up(&session, &mut tracker, &ch.tx).await) {
         return;
     }
     let mut ticker = poll.map(|p| {
+        let p = p.max(MIN_POLL);
         let mut t = tokio::time::interval_at(tokio::time::Instant::now() + p, p);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         t
     });
-    let mut was_lost = false;
     loop {
-        let go_on = tokio::select! {
+        let caught = tokio::select! {
             pushed = ch.pushes.recv() => match pushed {
-                Ok(event) => forward(&mut tracker, event, &ch.tx).await,
+                Ok(event) => {
+                    if forward(&mut tracker, event, &ch.tx).await { continue } else { return }
+                }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::debug!(missed = n, "listener fell behind the pushes; catching up");
                     catch_up(&session, &mut tracker, &ch.tx).await
                 }
-                Err(broadcast::error::RecvError::Closed) => false,
+                Err(broadcast::error::RecvError::Closed) => return,
             },
             changed = state_change(&mut ch.state) => match changed {
-                Some(ConnectionState::Active) if was_lost => {
-                    was_lost = false;
-                    catch_up(&session, &mut tracker, &ch.tx).await
-                }
-                Some(ConnectionState::Disconnected { .. }) => {
-                    was_lost = true;
-                    true
-                }
+                // A (re)connect: the watch keeps only the latest state, so a
+                // loss may not have been seen; catch up on every one.
+                Some(ConnectionState::Active) => catch_up(&session, &mut tracker, &ch.tx).await,
                 Some(ConnectionState::FatallyClosed { status }) => {
                     let _ = ch.tx.send(Listened::SessionRejected { status }).await;
-                    false
+                    return;
                 }
-                Some(ConnectionState::Closed) | None => false,
-                Some(_) => true,
+                Some(ConnectionState::Closed) | None => return,
+                Some(_) => continue,
             },
             () = tick(&mut ticker) => catch_up(&session, &mut tracker, &ch.tx).await,
-            () = ch.tx.closed() => false,
+            () = retry.due() => catch_up(&session, &mut tracker, &ch.tx).await,
+            () = ch.tx.closed() => return,
         };
-        if !go_on {
+        if !retry.after(caught) {
             return;
+        }
+    }
+}
+
+/// How a catch-up ended.
+enum Caught {
+    Done,
+    /// It failed; it is tried again after a backoff.
+    Failed,
+    /// Nobody reads any more, or the session was refused.
+    Stop,
+}
+
+/// When a failed catch-up is tried again: 1 s doubling to 5 min, jittered.
+#[derive(Default)]
+struct Retry {
+    failures: u32,
+    at: Option<tokio::time::Instant>,
+}
+
+impl Retry {
+    /// Records how a catch-up ended; false when the listener stops.
+    fn after(&mut self, caught: Caught) -> bool {
+        match caught {
+            Caught::Done => {
+                *self = Self::default();
+                true
+            }
+            Caught::Failed => {
+                self.failures = self.failures.saturating_add(1);
+                let wait = crate::backoff::full_jitter(
+                    self.failures,
+                    Duration::from_secs(1),
+                    MAX_RETRY,
+                    rand::random(),
+                )
+                .max(Duration::from_millis(100));
+                self.at = Some(tokio::time::Instant::now() + wait);
+                true
+            }
+            Caught::Stop => false,
+        }
+    }
+
+    async fn due(&self) {
+        match self.at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
         }
     }
 }
@@ -203,43 +259,55 @@ async fn forward(tracker: &mut Tracker, event: Event, tx: &mpsc::Sender<Listened
     tx.send(Listened::Event(Box::new(event))).await.is_ok()
 }
 
-/// Runs one catch-up and yields what it found; false once nobody reads.
-async fn catch_up(session: &Session, tracker: &mut Tracker, tx: &mpsc::Sender<Listened>) -> bool {
+/// Runs one catch-up, yielding what it finds conversation by conversation.
+/// A conversation's cursor moves only past messages already yielded, so a
+/// catch-up that fails partway keeps what it did and loses nothing.
+async fn catch_up(session: &Session, tracker: &mut Tracker, tx: &mpsc::Sender<Listened>) -> Caught {
     let since_ms = now_ms();
-    let found = match missed(session, tracker).await {
-        Ok(found) => found,
+    let mut yielded = 0;
+    match yield_missed(session, tracker, tx, &mut yielded).await {
+        Ok(true) => {}
+        Ok(false) => return Caught::Stop,
+        Err(e @ crate::Error::InvalidSession(_)) => {
+            tracing::debug!(error = %e, "catch-up: the session was refused");
+            let _ = tx.send(Listened::SessionRejected { status: 401 }).await;
+            return Caught::Stop;
+        }
         Err(e) => {
             tracing::debug!(error = %e, "catch-up failed");
-            return tx
-                .send(Listened::CatchUpFailed(e.to_string()))
-                .await
-                .is_ok();
-        }
-    };
-    let mut yielded = 0;
-    let cursors = std::mem::take(&mut tracker.advanced);
-    for event in found {
-        if tracker.first_sight(&event) {
-            yielded += 1;
-            if tx.send(Listened::Event(Box::new(event))).await.is_err() {
-                return false;
-            }
+            let sent = tx.send(Listened::CatchUpFailed(e.to_string())).await;
+            return if sent.is_ok() {
+                Caught::Failed
+            } else {
+                Caught::Stop
+            };
         }
     }
-    tx.send(Listened::CaughtUp {
-        events: yielded,
-        cursors,
-        since_ms,
-    })
-    .await
-    .is_ok()
+    let cursors = std::mem::take(&mut tracker.advanced);
+    let sent = tx
+        .send(Listened::CaughtUp {
+            events: yielded,
+            cursors,
+            since_ms,
+        })
+        .await;
+    if sent.is_ok() {
+        Caught::Done
+    } else {
+        Caught::Stop
+    }
 }
 
-/// The events of every conversation newer than what the tracker has seen,
-/// oldest first per conversation; advances the tracker's cursors.
-async fn missed(session: &Session, tracker: &mut Tracker) -> Result<Vec<Event>> {
+/// Yields every conversation's events newer than what the tracker has seen,
+/// oldest first per conversation, advancing its cursor as they go. `Ok(false)`
+/// once nobody reads.
+async fn yield_missed(
+    session: &Session,
+    tracker: &mut Tracker,
+    tx: &mpsc::Sender<Listened>,
+    yielded: &mut usize,
+) -> Result<bool> {
     let own = Some(session.identity().uid);
-    let mut found = Vec::new();
     for c in session.conversations().await? {
         let newest = c
             .last_message
@@ -261,13 +329,20 @@ async fn missed(session: &Session, tracker: &mut Tracker) -> Result<Vec<Event>> 
         }
         let bodies = newer_messages(session, &c, cursor, tracker.new_since_ms).await?;
         for body in bodies.iter().rev() {
+            if let Some(event) = from_message(body, &c.conversation_id, own) {
+                if tracker.first_sight(&event) {
+                    *yielded += 1;
+                    if tx.send(Listened::Event(Box::new(event))).await.is_err() {
+                        return Ok(false);
+                    }
+                }
+            }
             if let Some(index) = body.index_in_conversation {
                 tracker.advance(&c.conversation_id, index);
             }
-            found.extend(from_message(body, &c.conversation_id, own));
         }
     }
-    Ok(found)
+    Ok(true)
 }
 
 /// History of `c` newer than `cursor` (or, with none, created after
@@ -284,7 +359,7 @@ async fn newer_messages(
     };
     let mut out = Vec::new();
     let mut before = None;
-    for _ in 0..MAX_CATCH_UP_PAGES {
+    for page_number in 1..=MAX_CATCH_UP_PAGES {
         let (page, next) = session
             .history_page(
                 &c.conversation_id,
@@ -298,6 +373,13 @@ async fn newer_messages(
         match next {
             Some(next) if !complete => before = Some(next),
             _ => break,
+        }
+        if page_number == MAX_CATCH_UP_PAGES {
+            tracing::warn!(
+                conversation = %c.conversation_id,
+                read = out.len(),
+                "catch-up read its most pages; older missed messages of this conversation are skipped"
+            );
         }
     }
     Ok(out)

@@ -305,3 +305,31 @@ async fn a_listener_reports_a_rejected_session_and_ends() {
         "{items:?}"
     );
 }
+
+#[tokio::test]
+async fn a_catch_up_that_fails_is_tried_again_and_finds_what_was_missed() {
+    let sandbox = spawn_sandbox().await;
+    let alice = connect(&sandbox, TransportMode::Auto).await;
+    let bob = bob(&sandbox).await;
+    bob.send_text(&alice_bob(&sandbox), "while stopped")
+        .await
+        .unwrap();
+    // The first catch-up's requests fail; nothing else will start one.
+    sandbox.handle.http_status(500, 2);
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 60_000;
+    let mut listener = alice.listen(ListenOptions {
+        new_since_ms: Some(since),
+        catch_up_at_start: true,
+        ..ListenOptions::default()
+    });
+    let items = drain(&mut listener, Duration::from_secs(8)).await;
+    assert!(
+        matches!(items.first(), Some(Listened::CatchUpFailed(_))),
+        "{items:?}"
+    );
+    assert_eq!(texts(&items), ["while stopped"]);
+}
