@@ -93,6 +93,19 @@ impl HttpTransport {
             .header(REFERER, "https://www.tiktok.com/messages")
     }
 
+    /// `builder` with the browser headers and the session cookie (a request
+    /// made on another client).
+    pub(crate) fn session_headers(
+        &self,
+        builder: reqwest::RequestBuilder,
+    ) -> reqwest::RequestBuilder {
+        builder
+            .header(COOKIE, self.cookie.clone())
+            .header(USER_AGENT, self.user_agent.clone())
+            .header(ORIGIN, "https://www.tiktok.com")
+            .header(REFERER, "https://www.tiktok.com/messages")
+    }
+
     /// A request without the session cookie, for the upload hosts (they are not
     /// TikTok's web domain and must never see the session).
     pub(crate) fn plain(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {

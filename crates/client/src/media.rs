@@ -42,13 +42,22 @@ impl Session {
             .unwrap_or(usize::MAX)
             .saturating_add(BLOB_OVERHEAD);
         let timeout = config.request_timeout.max(MIN_FETCH_TIMEOUT);
-        let sent = self
-            .inner
-            .http
-            .request(reqwest::Method::GET, url.as_str())
-            .timeout(timeout)
-            .send()
-            .await;
+        // A host other than the configured one must resolve to public
+        // addresses only: the cookie never reaches a private network.
+        let base = crate::upload_hosts::UploadBase::check(
+            url.as_str(),
+            url.as_str(),
+            &config.endpoints.api_url,
+        )
+        .map_err(|_| {
+            Error::MediaInvalid(
+                "the image's URL names a loopback, private or reserved address, or another scheme than the API's".into(),
+            )
+        })?;
+        let request = base
+            .with_session(&self.inner.http, reqwest::Method::GET, url.as_str())
+            .map_err(Error::MediaInvalid)?;
+        let sent = request.timeout(timeout).send().await;
         let response = match sent {
             Ok(r) => r,
             Err(e) if e.is_connect() => return Err(Error::Connect(crate::http::without_url(&e))),

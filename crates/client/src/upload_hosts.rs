@@ -113,6 +113,22 @@ impl UploadBase {
         &self.url
     }
 
+    /// A request WITH the session cookie to `url` (on this base), for a
+    /// received image's blob: through the session's client for the
+    /// configured host, else through the public-only one, so the cookie never
+    /// goes to a loopback, private or reserved address.
+    pub(crate) fn with_session(
+        &self,
+        http: &HttpTransport,
+        method: Method,
+        url: &str,
+    ) -> Result<RequestBuilder, String> {
+        if !self.public_only {
+            return Ok(http.request(method, url));
+        }
+        Ok(http.session_headers(public_client()?.request(method, url)))
+    }
+
     /// A request without the session cookie to `url` (on this base): through
     /// the session's client for the configured host, else through the
     /// public-only one.

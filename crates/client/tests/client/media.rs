@@ -129,4 +129,17 @@ async fn media_is_refused_past_the_image_limit_and_to_a_non_participant() {
         alice.fetch_image(&elsewhere).await,
         Err(Error::MediaInvalid(_))
     ));
+    // A private address other than the configured host never gets the
+    // cookie: refused before any connection (a listener there would see it).
+    let listener = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let mut private = image.clone();
+    private.urls = vec![format!("http://127.0.0.2:{port}/blob")];
+    let err = alice.fetch_image(&private).await.unwrap_err();
+    assert!(matches!(err, Error::MediaInvalid(_)), "{err:?}");
+    assert!(
+        listener.accept().is_err(),
+        "nothing connected to the private host"
+    );
 }
