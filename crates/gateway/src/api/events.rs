@@ -115,7 +115,12 @@ pub async fn list<S: Store>(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let asked = asked(&key, &q)?;
-    let deadline = tokio::time::Instant::now() + asked.wait;
+    // An empty answer before the request timeout (408) ends the request.
+    let room = state
+        .settings
+        .request_timeout
+        .saturating_sub(Duration::from_secs(2));
+    let deadline = tokio::time::Instant::now() + asked.wait.min(room);
     let mut latest = state.latest_event.subscribe();
     let events = loop {
         let events = state

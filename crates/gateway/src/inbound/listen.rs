@@ -60,7 +60,11 @@ pub(super) async fn account<S: Store>(state: AppState<S>, name: String) {
             Listened::SessionRejected { status } => {
                 tracing::warn!(account = %name, status, "TikTok refused the stored session; the account is marked expired");
                 state.pool.forget(&key);
-                expire(&state, &name).await;
+                // Not when a new session was stored meanwhile (its key differs):
+                // that one gets its own listener.
+                if still_stored(&state, &name, &key).await {
+                    expire(&state, &name).await;
+                }
                 return;
             }
         }
@@ -161,9 +165,16 @@ async fn log_event<S: Store>(state: &AppState<S>, name: &str, event: &Event) {
     let appended = loop {
         match state.store.append_events(vec![new.clone()], now_ms()).await {
             Ok(a) => break a,
-            Err(e) => {
+            // The database is away: held and tried again, not dropped.
+            Err(e @ tiktok_dm_store::Error::Unavailable(_)) => {
                 tracing::warn!(account = %name, error = %e, "an event cannot be logged yet; retrying");
                 tokio::time::sleep(APPEND_RETRY).await;
+            }
+            // A value no backend stores (a NUL from the network): retrying
+            // would stop this account's listener for good.
+            Err(e) => {
+                tracing::error!(account = %name, error = %e, "an event was refused by the store and is dropped");
+                return;
             }
         }
     };
@@ -198,6 +209,16 @@ async fn save_cursors<S: Store>(
             // The next catch-up reads a little more; the log drops repeats.
             tracing::warn!(account = %name, error = %e, "a catch-up cursor was not saved");
         }
+    }
+}
+
+/// Whether the account's stored session is still the one of pool key `key`.
+async fn still_stored<S: Store>(state: &AppState<S>, name: &str, key: &str) -> bool {
+    match state.store.account(name).await {
+        Ok(Some(sealed)) => crate::pool::account_key(name, &sealed) == key,
+        Ok(None) => false,
+        // Unknown: marking it expired would be the wrong guess either way.
+        Err(_) => false,
     }
 }
 

@@ -24,6 +24,9 @@ use crate::state::AppState;
 pub const RESCAN: Duration = Duration::from_secs(2);
 /// The longest wait before a listener that ended is started again.
 const MAX_RESTART_DELAY: Duration = Duration::from_secs(300);
+/// A listener that ran this long before ending counts as healthy: its
+/// backoff starts again from the first step.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
 pub use listen::public_payload;
 
@@ -31,8 +34,11 @@ struct Running {
     /// The account's `updated_at` when it started: a new session changes it.
     updated_at: i64,
     task: JoinHandle<()>,
-    /// How many times in a row it ended; the next start waits longer.
+    /// How many times in a row it ended soon after starting; the next start
+    /// waits longer.
     failures: u32,
+    /// When it last started.
+    started: Instant,
     retry_at: Option<Instant>,
 }
 
@@ -109,12 +115,18 @@ fn reconcile<S: Store>(
                         updated_at: *updated_at,
                         task,
                         failures: 0,
+                        started: now,
                         retry_at: None,
                     },
                 );
             }
             Some(r) if r.task.is_finished() => match r.retry_at {
                 None => {
+                    // A listener that ran a while before it ended starts
+                    // again soon, like a first failure.
+                    if now.duration_since(r.started) > HEALTHY_RUN {
+                        r.failures = 0;
+                    }
                     r.failures = r.failures.saturating_add(1);
                     let delay = tiktok_dm_client::backoff::full_jitter(
                         r.failures,
@@ -126,6 +138,7 @@ fn reconcile<S: Store>(
                 }
                 Some(at) if at <= now => {
                     r.task = tokio::spawn(listen::account(state.clone(), name.clone()));
+                    r.started = now;
                     r.retry_at = None;
                 }
                 Some(_) => {}
