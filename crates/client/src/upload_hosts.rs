@@ -159,7 +159,8 @@ fn shown(named: &str) -> String {
 /// Whether `ip` is an address on the public Internet: not loopback, private,
 /// link-local, shared (CGNAT), documentation, benchmarking, multicast,
 /// broadcast, unspecified or reserved; IPv6 forms that embed an IPv4 address
-/// (mapped, NAT64) are judged by it.
+/// (mapped, NAT64, 6to4) are judged by it; local-use NAT64 and Teredo, which
+/// can reach private IPv4 networks, are not public.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
@@ -195,9 +196,17 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         let [c, d] = s[7].to_be_bytes();
         return is_public_v4(Ipv4Addr::new(a, b, c, d));
     }
+    // 6to4 (2002::/16) reaches the IPv4 address in bits 16..48.
+    if s[0] == 0x2002 {
+        let [a, b] = s[1].to_be_bytes();
+        let [c, d] = s[2].to_be_bytes();
+        return is_public_v4(Ipv4Addr::new(a, b, c, d));
+    }
     let special = ip.is_unspecified()
         || ip.is_loopback()
         || ip.is_multicast()
+        || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) // local-use NAT64 (64:ff9b:1::/48)
+        || (s[0] == 0x2001 && s[1] == 0) // Teredo (2001::/32): tunnels to any IPv4
         || (s[0] & 0xfe00) == 0xfc00 // unique local
         || (s[0] & 0xffc0) == 0xfe80 // link-local
         || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
@@ -378,6 +387,7 @@ mod tests {
             "2606:4700::1111",
             "::ffff:1.1.1.1",
             "64:ff9b::808:808",
+            "2002:808:808::1",
         ] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
         }
@@ -387,6 +397,10 @@ mod tests {
             "240.0.0.1",
             "2001:db8::1",
             "ff02::1",
+            "64:ff9b:1::a00:1",
+            "2001:0:a00:1::1",
+            "2002:a00:1::1",
+            "2002:7f00:1::1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
