@@ -32,10 +32,10 @@ pub struct ConversationSummary {
     /// Conversation id.
     pub conversation_id: String,
     /// Short id (needed to send).
-    #[serde(serialize_with = "opt_string")]
+    #[serde(serialize_with = "tiktok_dm_proto::events::opt_id::serialize")]
     pub conversation_short_id: Option<i64>,
     /// The other participant of a 1:1 conversation.
-    #[serde(serialize_with = "opt_string")]
+    #[serde(serialize_with = "tiktok_dm_proto::events::opt_id::serialize")]
     pub peer_uid: Option<i64>,
     /// Inbox type (0 direct, 3 message request).
     pub inbox_type: i32,
@@ -51,15 +51,8 @@ pub struct HistoryPage {
     /// Events read from the page's messages, newest first.
     pub events: Vec<Event>,
     /// Pass as `before` to get the next (older) page; `None` at the end.
-    #[serde(serialize_with = "opt_string")]
+    #[serde(serialize_with = "tiktok_dm_proto::events::opt_id::serialize")]
     pub next_cursor: Option<i64>,
-}
-
-fn opt_string<S: serde::Serializer>(v: &Option<i64>, s: S) -> std::result::Result<S::Ok, S::Error> {
-    match v {
-        Some(v) => s.collect_str(v),
-        None => s.serialize_none(),
-    }
 }
 
 fn answer_ok(response: &Response) -> Result<()> {

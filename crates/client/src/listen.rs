@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tiktok_dm_proto::events::{Event, from_message};
+use tiktok_dm_proto::events::{Event, created_at_ms, from_message};
 use tiktok_dm_proto::schema::MessageBody;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -355,7 +355,7 @@ async fn newer_messages(
 ) -> Result<Vec<MessageBody>> {
     let is_new = |m: &MessageBody| match cursor {
         Some(cursor) => m.index_in_conversation.unwrap_or_default() > cursor,
-        None => created_ms(m) >= since_ms,
+        None => created_at_ms(m) >= since_ms,
     };
     let mut out = Vec::new();
     let mut before = None;
@@ -383,13 +383,6 @@ async fn newer_messages(
         }
     }
     Ok(out)
-}
-
-fn created_ms(m: &MessageBody) -> i64 {
-    m.create_time
-        .filter(|t| *t > 0)
-        .or(m.index_in_conversation.map(|us| us / 1000))
-        .unwrap_or_default()
 }
 
 fn now_ms() -> i64 {

@@ -349,11 +349,7 @@ fn chat_message(m: &MessageBody, conversation: &str, own: Option<Uid>) -> Option
     } else {
         ReceivedKind::Other
     };
-    let created_at_ms = m
-        .create_time
-        .filter(|t| *t > 0)
-        .or(m.index_in_conversation.map(|us| us / 1000))
-        .unwrap_or_default();
+    let created_at_ms = created_at_ms(m);
     Some(ReceivedMessage {
         conversation_id: conversation.to_owned(),
         conversation_short_id: m.conversation_short_id,
@@ -373,6 +369,15 @@ fn chat_message(m: &MessageBody, conversation: &str, own: Option<Uid>) -> Option
         content,
         index_in_conversation: m.index_in_conversation,
     })
+}
+
+/// When a message was sent (ms): its `create_time`, else its index (a
+/// microsecond time, PROTOCOL.md 1.10), else 0.
+pub fn created_at_ms(m: &MessageBody) -> i64 {
+    m.create_time
+        .filter(|t| *t > 0)
+        .or(m.index_in_conversation.map(|us| us / 1000))
+        .unwrap_or_default()
 }
 
 fn received_image(m: &MessageBody) -> Option<ReceivedImage> {
@@ -484,17 +489,27 @@ mod id {
     }
 }
 
-mod opt_id {
+/// An optional 64-bit id as a JSON string (`#[serde(with = ...)]`); reads a
+/// string or a number.
+pub mod opt_id {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(v: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    /// Writes the id as a string, or null.
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize<S: Serializer>(v: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
         match v {
             Some(v) => s.collect_str(v),
             None => s.serialize_none(),
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    /// Reads a string or a number, or null.
+    ///
+    /// # Errors
+    /// A string that is not a 64-bit integer.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Either {
