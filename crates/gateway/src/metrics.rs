@@ -95,6 +95,12 @@ pub struct Metrics {
     waiting: Gauge,
     request_memory: Gauge,
     image_memory: Gauge,
+    /// Listening, the event log and webhooks.
+    pub inbound: InboundMetrics,
+}
+
+/// The metrics of listening, the event log and webhooks.
+pub struct InboundMetrics {
     /// Webhook delivery attempts by outcome.
     pub webhook_attempts: Family<WebhookLabels, Counter>,
     webhooks_pending: Gauge,
@@ -197,43 +203,52 @@ impl Default for Metrics {
                 "Bytes of image_memory_mib held by images being delivered",
                 Gauge::default(),
             ),
+            inbound: InboundMetrics::registered(&mut registry),
+            registry,
+        }
+    }
+}
+
+impl InboundMetrics {
+    /// Each registered in `registry`, in the order `/metrics` lists them.
+    fn registered(registry: &mut Registry) -> Self {
+        Self {
             webhook_attempts: registered(
-                &mut registry,
+                registry,
                 "webhook_attempts",
                 "Webhook delivery attempts by outcome: delivered, retry (to be tried again), gave_up",
                 Family::default(),
             ),
             webhooks_pending: registered(
-                &mut registry,
+                registry,
                 "webhook_deliveries_pending",
                 "Webhook deliveries waiting for their first or next attempt",
                 Gauge::default(),
             ),
             webhooks_in_flight: registered(
-                &mut registry,
+                registry,
                 "webhook_deliveries_in_flight",
                 "Webhook deliveries claimed and being posted",
                 Gauge::default(),
             ),
             events_logged: registered(
-                &mut registry,
+                registry,
                 "events_logged",
                 "Events logged by type (inbound messages, reads, typing, reactions, deletions, delivery outcomes)",
                 Family::default(),
             ),
             listening: registered(
-                &mut registry,
+                registry,
                 "accounts_listening",
                 "Stored accounts with a running listener",
                 Gauge::default(),
             ),
             accounts_expired: registered(
-                &mut registry,
+                registry,
                 "accounts_expired",
                 "Stored accounts whose session TikTok refused; they need a new session",
                 Gauge::default(),
             ),
-            registry,
         }
     }
 }
@@ -241,7 +256,8 @@ impl Default for Metrics {
 impl Metrics {
     /// The counter of webhook attempts ending `outcome`.
     pub fn webhook_deliveries(&self, outcome: &'static str) -> Counter {
-        self.webhook_attempts
+        self.inbound
+            .webhook_attempts
             .get_or_create(&WebhookLabels { outcome })
             .clone()
     }
@@ -263,8 +279,8 @@ impl Metrics {
         set(&self.waiting, now.waiting);
         set(&self.request_memory, now.request_memory_bytes);
         set(&self.image_memory, now.image_memory_bytes);
-        set(&self.webhooks_pending, now.webhooks_pending);
-        set(&self.webhooks_in_flight, now.webhooks_in_flight);
+        set(&self.inbound.webhooks_pending, now.webhooks_pending);
+        set(&self.inbound.webhooks_in_flight, now.webhooks_in_flight);
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             tracing::error!("metrics: encoding failed");

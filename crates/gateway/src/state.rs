@@ -60,6 +60,24 @@ pub struct AppState<S> {
     pub latest_event: Arc<tokio::sync::watch::Sender<i64>>,
 }
 
+impl<S> AppState<S> {
+    /// Tells those waiting for events that one of `event_type` was logged
+    /// under `cursor`: the count in `/metrics`, long polls, the webhook worker.
+    pub fn event_logged(&self, event_type: &'static str, cursor: i64) {
+        self.metrics
+            .inbound
+            .events_logged
+            .get_or_create(&crate::metrics::EventLabels { r#type: event_type })
+            .inc();
+        self.latest_event.send_if_modified(|latest| {
+            let moved = cursor > *latest;
+            *latest = (*latest).max(cursor);
+            moved
+        });
+        self.events_appended.notify_one();
+    }
+}
+
 impl<S: Clone> Clone for AppState<S> {
     fn clone(&self) -> Self {
         Self {

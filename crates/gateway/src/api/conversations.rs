@@ -91,14 +91,9 @@ fn client_error(e: &ClientError) -> ApiError {
 /// `value` without any `image.decrypt_key` (in it, or in its
 /// `last_message`).
 fn without_keys(mut value: Value) -> Value {
-    fn strip(holder: &mut Value) {
-        if let Some(image) = holder.get_mut("image").and_then(Value::as_object_mut) {
-            image.remove("decrypt_key");
-        }
-    }
-    strip(&mut value);
+    crate::inbound::without_image_key(&mut value);
     if let Some(last) = value.get_mut("last_message") {
-        strip(last);
+        crate::inbound::without_image_key(last);
     }
     value
 }

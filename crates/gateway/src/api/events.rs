@@ -104,7 +104,7 @@ pub fn event_json(e: &StoredEvent) -> Value {
         "type": e.event_type,
         "account": e.account,
         "timestamp": crate::rfc3339_ms(e.occurred_at),
-        "data": public_payload(&e.payload),
+        "data": public_payload(&e.payload).unwrap_or_default(),
     })
 }
 

@@ -7,7 +7,6 @@ use tiktok_dm_client::{Event, ListenOptions, Listened, Session};
 use tiktok_dm_store::{AccountStatus, Appended, NewEvent, Store};
 
 use crate::accounts::SessionError;
-use crate::metrics::EventLabels;
 use crate::now_ms;
 use crate::state::AppState;
 
@@ -139,13 +138,18 @@ fn stored_payload(account: &str, event: &Event) -> serde_json::Value {
 
 /// An event's `data` as webhooks and `/v1/events` show it: as stored,
 /// without what opens a received image (the key that owns the account
-/// fetches it through the gateway). Text that is not JSON shows as null.
-pub fn public_payload(stored: &str) -> serde_json::Value {
-    let mut value: serde_json::Value = serde_json::from_str(stored).unwrap_or_default();
-    if let Some(image) = value.get_mut("image").and_then(|i| i.as_object_mut()) {
+/// fetches it through the gateway). `None` for text that is not JSON.
+pub fn public_payload(stored: &str) -> Option<serde_json::Value> {
+    let mut value: serde_json::Value = serde_json::from_str(stored).ok()?;
+    without_image_key(&mut value);
+    Some(value)
+}
+
+/// Removes `image.decrypt_key` from an event's or a message's JSON.
+pub fn without_image_key(holder: &mut serde_json::Value) {
+    if let Some(image) = holder.get_mut("image").and_then(|i| i.as_object_mut()) {
         image.remove("decrypt_key");
     }
-    value
 }
 
 async fn log_event<S: Store>(state: &AppState<S>, name: &str, event: &Event) {
@@ -179,19 +183,7 @@ async fn log_event<S: Store>(state: &AppState<S>, name: &str, event: &Event) {
         }
     };
     if let Some(Appended::New { cursor }) = appended.first() {
-        state
-            .metrics
-            .events_logged
-            .get_or_create(&EventLabels {
-                r#type: event.type_name(),
-            })
-            .inc();
-        state.latest_event.send_if_modified(|latest| {
-            let moved = *cursor > *latest;
-            *latest = (*latest).max(*cursor);
-            moved
-        });
-        state.events_appended.notify_one();
+        state.event_logged(event.type_name(), *cursor);
     }
 }
 

@@ -28,7 +28,7 @@ const MAX_RESTART_DELAY: Duration = Duration::from_secs(300);
 /// backoff starts again from the first step.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
-pub use listen::public_payload;
+pub use listen::{public_payload, without_image_key};
 
 struct Running {
     /// The account's `updated_at` when it started: a new session changes it.
@@ -71,6 +71,7 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
             .count();
         state
             .metrics
+            .inbound
             .accounts_expired
             .set(i64::try_from(expired).unwrap_or(i64::MAX));
         let wanted: HashMap<String, i64> = accounts
@@ -82,6 +83,7 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
         let listening = running.values().filter(|r| !r.task.is_finished()).count();
         state
             .metrics
+            .inbound
             .listening
             .set(i64::try_from(listening).unwrap_or(i64::MAX));
     }

@@ -35,14 +35,12 @@ fn common(m: &OutboxMessage, account: &str) -> serde_json::Map<String, serde_jso
 async fn log<S: Store>(
     state: &AppState<S>,
     m: &OutboxMessage,
-    kind: &str,
+    account: &str,
+    kind: &'static str,
     data: serde_json::Map<String, serde_json::Value>,
 ) {
-    let Some(account) = &m.account else {
-        return;
-    };
     let event = NewEvent {
-        account: account.clone(),
+        account: account.to_owned(),
         event_type: kind.to_owned(),
         conversation_id: Some(m.target.conversation_id.as_str().to_owned()),
         dedupe_key: Some(format!("{kind}:{}:{}", m.request_id, m.position)),
@@ -52,12 +50,7 @@ async fn log<S: Store>(
     match state.store.append_events(vec![event], now_ms()).await {
         Ok(appended) => {
             if let Some(cursor) = appended.first().and_then(|a| a.cursor()) {
-                state.latest_event.send_if_modified(|latest| {
-                    let moved = cursor > *latest;
-                    *latest = (*latest).max(cursor);
-                    moved
-                });
-                state.events_appended.notify_one();
+                state.event_logged(kind, cursor);
             }
         }
         Err(e) => tracing::warn!(error = %e, "outbox: the outcome event was not logged"),
@@ -77,7 +70,7 @@ pub(super) async fn sent<S: Store>(
     let mut data = common(m, account);
     data.insert("server_message_id".into(), server_message_id.into());
     data.insert("transport".into(), transport.into());
-    log(state, m, "message.sent", data).await;
+    log(state, m, account, "message.sent", data).await;
 }
 
 /// Logs that `m` ended `failed` or `unknown` with `e`.
@@ -96,5 +89,5 @@ pub(super) async fn failed<S: Store>(
         "error".into(),
         json!({"code": e.failure_code().as_str(), "message": e.to_string(), "tiktok_code": e.tiktok_code()}),
     );
-    log(state, m, "message.failed", data).await;
+    log(state, m, account, "message.failed", data).await;
 }

@@ -195,10 +195,9 @@ fn retry_or_give_up<S>(
 /// # Errors
 /// The stored payload is not JSON.
 pub fn body(event: &StoredEvent) -> Result<Vec<u8>, String> {
-    serde_json::from_str::<serde_json::Value>(&event.payload)
-        .map_err(|e| format!("the event's payload is not JSON ({e})"))?;
     // As `/v1/events` shows it: without a received image's key.
-    let data = crate::inbound::public_payload(&event.payload);
+    let data = crate::inbound::public_payload(&event.payload)
+        .ok_or_else(|| "the event's payload is not JSON".to_owned())?;
     serde_json::to_vec(&serde_json::json!({
         "type": event.event_type,
         "timestamp": crate::rfc3339_ms(event.occurred_at),
