@@ -23,15 +23,6 @@ const CROWD: u32 = 1_000;
 const MESSAGES: usize = 300;
 const MASTER: [u8; 32] = [7; 32];
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// A webhook receiver: every request's arrival time and body.
 async fn receiver() -> (
     String,
@@ -107,27 +98,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(run());
-}
-
-async fn run() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let seed = tiktok_dm_sandbox::Seed::with_crowd(CROWD).unwrap();
-    let sandbox = tiktok_dm_sandbox::Sandbox::new(seed.clone()).unwrap();
-    let handle = sandbox.handle();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sandbox_url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(sandbox.run(listener, std::future::pending()));
-
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("inbound.sqlite");
-    let db = db.to_str().unwrap().to_owned();
-    let store = SqliteStore::open(&db).await.unwrap();
+/// The crowd's accounts stored as the gateway stores them, and a key that
+/// may use `user-1`.
+async fn store_crowd(
+    db: &str,
+    seed: &tiktok_dm_sandbox::Seed,
+) -> tiktok_dm_gateway::secrets::IssuedKey {
+    let store = SqliteStore::open(db).await.unwrap();
     let vault = Vault::from_key(&MASTER);
     let users: Vec<_> = seed
         .accounts
@@ -156,38 +133,17 @@ async fn run() {
         )
         .await
         .unwrap();
-    drop(store);
+    issued
+}
 
-    let started = Instant::now();
-    let (mut gateway, url) = spawn_gateway(&db, &sandbox_url);
-    let pid = gateway.id();
-    let at_start = rss_kib(pid);
-    while handle.handshakes() < u64::from(CROWD) {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "only {} sockets",
-            handle.handshakes()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let all_listening = started.elapsed();
-    // Every listener's first catch-up (an inbox listing each) done.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let listening_rss = rss_kib(pid);
-
-    let (hook, mut arrivals) = receiver().await;
-    let http = reqwest::Client::new();
-    let secret = issued.secret.clone();
-    use secrecy::ExposeSecret as _;
-    let created = http
-        .post(format!("{url}/v1/webhooks"))
-        .bearer_auth(secret.expose_secret())
-        .json(&json!({"url": hook, "events": ["message.received"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let conversation = seed.conversations[2].conversation_id.to_string();
+/// The time from each message posted to the sandbox to its webhook's
+/// arrival, one at a time, the first 20 left out.
+async fn push_to_webhook(
+    http: &reqwest::Client,
+    sandbox_url: &str,
+    conversation: &str,
+    arrivals: &mut tokio::sync::mpsc::UnboundedReceiver<(Instant, Vec<u8>)>,
+) -> Vec<Duration> {
     let inbound = format!("{sandbox_url}/_sandbox/inbound");
     let mut latencies = Vec::new();
     for i in 0..MESSAGES + 20 {
@@ -209,8 +165,64 @@ async fn run() {
             latencies.push(arrived - t0);
         }
     }
+    latencies
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let seed = tiktok_dm_sandbox::Seed::with_crowd(CROWD).unwrap();
+    let sandbox = tiktok_dm_sandbox::Sandbox::new(seed.clone()).unwrap();
+    let handle = sandbox.handle();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sandbox_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(sandbox.run(listener, std::future::pending()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("inbound.sqlite");
+    let db = db.to_str().unwrap().to_owned();
+    let issued = store_crowd(&db, &seed).await;
+
+    let started = Instant::now();
+    let (mut gateway, url) = spawn_gateway(&db, &sandbox_url);
+    let pid = gateway.id();
+    let at_start = tiktok_dm_test_support::rss_kib(pid);
+    while handle.handshakes() < u64::from(CROWD) {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "only {} sockets",
+            handle.handshakes()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let all_listening = started.elapsed();
+    // Every listener's first catch-up (an inbox listing each) done.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let listening_rss = tiktok_dm_test_support::rss_kib(pid);
+
+    let (hook, mut arrivals) = receiver().await;
+    let http = reqwest::Client::new();
+    let secret = issued.secret.clone();
+    use secrecy::ExposeSecret as _;
+    let created = http
+        .post(format!("{url}/v1/webhooks"))
+        .bearer_auth(secret.expose_secret())
+        .json(&json!({"url": hook, "events": ["message.received"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let conversation = seed.conversations[2].conversation_id.to_string();
+    let mut latencies = push_to_webhook(&http, &sandbox_url, &conversation, &mut arrivals).await;
     latencies.sort();
-    let after_rss = rss_kib(pid);
+    let after_rss = tiktok_dm_test_support::rss_kib(pid);
     let _ = gateway.kill();
     let _ = gateway.wait();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
