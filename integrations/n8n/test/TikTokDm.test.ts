@@ -138,10 +138,11 @@ describe('TikTok DM node', () => {
 			{ params: { conversationShortId: '1', text: 'x' } },
 			'Conversation ID is required',
 		],
+		['user id missing', { params: { sendTo: 'user', text: 'x' } }, 'User ID is required'],
 		[
-			'short id missing',
-			{ params: { conversationId: ids.conversationId, text: 'x' } },
-			'Conversation Short ID is required',
+			'user id not a number',
+			{ params: { sendTo: 'user', toUid: '@bob', text: 'x' } },
+			'User ID must be a number',
 		],
 		[
 			'short id not a number',

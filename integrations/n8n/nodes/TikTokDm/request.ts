@@ -2,8 +2,12 @@ import type { IDataObject, IHttpRequestOptions } from 'n8n-workflow';
 
 /** What one item asks to send, after the node's own checks. */
 export interface SendInput {
+	/** Into a conversation (its ID, and its short ID when known), or to a user by their ID. */
+	sendTo: 'conversation' | 'user';
 	conversationId: string;
+	/** May be empty: the gateway then looks it up in the account's inbox. */
 	conversationShortId: string;
+	toUid: string;
 	text: string;
 	image?:
 		| { kind: 'binary'; bytes: Buffer; fileName: string; mimeType: string }
@@ -52,14 +56,21 @@ export function checkBase64(value: string): string {
  * `hasImage`: an image is given (a binary one is read only after these checks).
  */
 export function checkInput(input: SendInput, hasImage: boolean): void {
-	if (input.conversationId.trim() === '') {
-		throw new InputProblem('Conversation ID is required');
-	}
-	if (input.conversationShortId.trim() === '') {
-		throw new InputProblem('Conversation Short ID is required');
-	}
-	if (!/^\d+$/.test(input.conversationShortId.trim())) {
-		throw new InputProblem('Conversation Short ID must be a number');
+	if (input.sendTo === 'user') {
+		if (input.toUid.trim() === '') {
+			throw new InputProblem('User ID is required');
+		}
+		if (!/^\d+$/.test(input.toUid.trim())) {
+			throw new InputProblem('User ID must be a number');
+		}
+	} else {
+		if (input.conversationId.trim() === '') {
+			throw new InputProblem('Conversation ID is required');
+		}
+		const shortId = input.conversationShortId.trim();
+		if (shortId !== '' && !/^\d+$/.test(shortId)) {
+			throw new InputProblem('Conversation Short ID must be a number');
+		}
 	}
 	if (input.text.trim() === '' && !hasImage) {
 		throw new InputProblem('Either text or an image must be provided');
@@ -96,6 +107,21 @@ export function multipart(
 	return Buffer.concat(parts);
 }
 
+/**
+ * Whom the send goes to, as the gateway's fields: `to_uid` alone, or
+ * `conversation_id` with `conversation_short_id` when one is given.
+ */
+export function targetFields(input: SendInput): Array<[string, string]> {
+	if (input.sendTo === 'user') {
+		return [['to_uid', input.toUid.trim()]];
+	}
+	const fields: Array<[string, string]> = [['conversation_id', input.conversationId.trim()]];
+	if (input.conversationShortId.trim() !== '') {
+		fields.push(['conversation_short_id', input.conversationShortId.trim()]);
+	}
+	return fields;
+}
+
 /** The gateway request for one item (JSON, or multipart for binary data). */
 export function buildRequest(
 	gatewayUrl: string,
@@ -118,10 +144,7 @@ export function buildRequest(
 		ignoreHttpStatusErrors: true,
 	};
 	if (input.image?.kind === 'binary') {
-		const fields: Array<[string, string]> = [
-			['conversation_id', input.conversationId.trim()],
-			['conversation_short_id', input.conversationShortId.trim()],
-		];
+		const fields = targetFields(input);
 		if (input.text.trim() !== '') {
 			fields.push(['text', input.text]);
 		}
@@ -143,10 +166,7 @@ export function buildRequest(
 			),
 		};
 	}
-	const body: IDataObject = {
-		conversation_id: input.conversationId.trim(),
-		conversation_short_id: input.conversationShortId.trim(),
-	};
+	const body: IDataObject = Object.fromEntries(targetFields(input));
 	if (input.text.trim() !== '') {
 		body.text = input.text;
 	}
