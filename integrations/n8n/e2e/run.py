@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
-"""End to end: the built node in a real, headless n8n against `tiktok-dm serve --sandbox`.
+"""End to end: the built nodes in a real, headless n8n against `tiktok-dm serve --sandbox`.
 
 Installs n8n (once, into target/n8n-e2e, as ../README.md describes), starts the
 gateway with its in-process sandbox on loopback ports, imports the credentials and
 the workflows in workflows.py into a fresh n8n data folder, runs each workflow with
-`n8n execute`, and checks what n8n returned and what the sandbox received.
-Exits non-zero on the first failed check. Run from anywhere:
+`n8n execute`, and checks what n8n returned and what the sandbox received. Then it
+publishes the trigger workflow, serves it with `n8n start` on a loopback port
+(the gateway's `serve --sandbox` allows webhooks to loopback), has the sandbox's
+bob write to the account, and checks the replies the sandbox received.
+Exits non-zero if a check failed. Run from anywhere:
 
     python3 integrations/n8n/e2e/run.py
 """
 
 import json
 import os
+import signal
 import shutil
 import socket
 import subprocess
@@ -137,14 +141,114 @@ def node_items(result, node):
     return [item["json"] for item in runs[-1]["data"]["main"][0]] if runs[-1].get("data") else []
 
 
+class Live:
+    """The trigger workflow served by `n8n start`, and what its checks need."""
+
+    def __init__(self, ready, webhook_url):
+        self.ready = ready
+        self.webhook_url = webhook_url
+
+    def received(self):
+        status, messages = http("GET", f"{self.ready['sandbox_url']}/_sandbox/messages")
+        assert status == 200
+        return messages
+
+    def inbound(self, body):
+        """`POST /_sandbox/inbound`: a seeded user writes to the stored account."""
+        return http("POST", f"{self.ready['sandbox_url']}/_sandbox/inbound", body)
+
+    def delivered(self):
+        """Webhook deliveries the gateway got a 2xx answer to (its /metrics)."""
+        with urllib.request.urlopen(f"{self.ready['url']}/metrics", timeout=30) as resp:
+            text = resp.read().decode()
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("tiktok_dm_webhook_attempts") and 'outcome="delivered"' in line
+        )
+
+    def post_to_n8n(self, body, headers):
+        req = urllib.request.Request(self.webhook_url, data=body, method="POST", headers=headers)
+        req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    @staticmethod
+    def wait_for(condition, what, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"no {what} within {timeout} s")
+
+
+def serve_trigger(env, tmp, ready, setup):
+    """Publishes the trigger workflow, starts `n8n start` and waits until the
+    trigger has registered its webhook with the gateway; returns the process
+    (in a session of its own: its task runner goes with it) and a `Live`."""
+    assert n8n(env, "publish:workflow", f"--id={workflows.TRIGGER_WORKFLOW}", output=tmp / "publish.out") == 0
+    port = free_port()
+    env = dict(env)
+    env.update(
+        {
+            "N8N_PORT": str(port),
+            "N8N_LISTEN_ADDRESS": "127.0.0.1",
+            "WEBHOOK_URL": f"http://127.0.0.1:{port}/",
+            "N8N_PERSONALIZATION_ENABLED": "false",
+            "N8N_RUNNERS_BROKER_PORT": str(free_port()),
+        }
+    )
+    proc = subprocess.Popen(
+        [str(N8N), "start"],
+        env=env,
+        stdout=open(tmp / "n8n-start.log", "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    webhook_url = f"http://127.0.0.1:{port}/webhook/{workflows.TRIGGER_WEBHOOK_ID}/webhook"
+    auth = {"Authorization": f"Bearer {setup.bound_key}"}
+
+    def registered():
+        if proc.poll() is not None:
+            raise AssertionError(f"n8n start exited {proc.returncode}:\n{(tmp / 'n8n-start.log').read_text()[-3000:]}")
+        status, answer = http("GET", f"{ready['url']}/v1/webhooks", headers=auth)
+        return status == 200 and any(w["url"] == webhook_url for w in answer["webhooks"])
+
+    started = time.monotonic()
+    try:
+        Live.wait_for(registered, "webhook registered by the trigger", timeout=180)
+    except AssertionError:
+        stop(proc)
+        raise
+    log(f"n8n serves the trigger at {webhook_url} (registered after {time.monotonic() - started:.0f} s)")
+    return proc, Live(ready, webhook_url)
+
+
+def stop(proc):
+    """Stops `n8n start` and its children (its own process group)."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
 def main():
     install_n8n()
-    built = PACKAGE / "dist" / "nodes" / "TikTokDm" / "TikTokDm.node.js"
-    if not built.exists():
+    built = [PACKAGE / "dist" / "nodes" / name / f"{name}.node.js" for name in ("TikTokDm", "TikTokDmTrigger")]
+    if not all(b.exists() for b in built):
         subprocess.run(["npm", "run", "build"], cwd=PACKAGE, check=True)
-    if not built.exists():
-        log(f"the build left no {built.relative_to(PACKAGE)}")
-        return 1
+    for b in built:
+        if not b.exists():
+            log(f"the build left no {b.relative_to(PACKAGE)}")
+            return 1
     tmp = Path(tempfile.mkdtemp(prefix="tiktok-dm-n8n-e2e-"))
     gateway, ready = start_gateway(tmp)
     try:
@@ -195,10 +299,26 @@ def main():
             except AssertionError as e:
                 failures += 1
                 log(f"FAIL {check.__name__}: {e}")
-        if failures:
-            log(f"{failures} of {len(workflows.CHECKS)} checks failed; files in {tmp}")
+        total = len(workflows.CHECKS) + len(workflows.TRIGGER_CHECKS)
+        try:
+            server, live = serve_trigger(env, tmp, ready, setup)
+        except AssertionError as e:
+            log(f"FAIL serving the trigger workflow: {e}")
             return 1
-        log(f"all {len(workflows.CHECKS)} checks passed")
+        try:
+            for check in workflows.TRIGGER_CHECKS:
+                try:
+                    check(live, setup)
+                    log(f"ok   {check.__name__}")
+                except AssertionError as e:
+                    failures += 1
+                    log(f"FAIL {check.__name__}: {e}")
+        finally:
+            stop(server)
+        if failures:
+            log(f"{failures} of {total} checks failed; files in {tmp}")
+            return 1
+        log(f"all {total} checks passed")
         if os.environ.get("E2E_KEEP"):
             log(f"files kept in {tmp}")
         else:

@@ -1,14 +1,28 @@
 """The end-to-end workflows, their credentials, and what each must produce.
 
-Every workflow starts at a Manual Trigger (where `n8n execute` begins). Checks get
-`execute(id)` (the run data n8n printed), `node_items(run, node)`, `received()`
-(what the sandbox stored) and `before` (how many messages it held before).
+Every workflow but one starts at a Manual Trigger (where `n8n execute` begins).
+Checks get `execute(id)` (the run data n8n printed), `node_items(run, node)`,
+`received()` (what the sandbox stored) and `before` (how many messages it held
+before).
+
+The one other, "TikTok DM Trigger -> TikTok DM send 'thanks'", runs in a
+serving n8n (`n8n start`) with the workflow published; its checks
+(TRIGGER_CHECKS) get a `Live` (run.py) that lets the sandbox's bob write and
+reads what the sandbox and the gateway saw.
 """
 
+import base64
+import hashlib
+import hmac
 import json
+import time
 from dataclasses import dataclass
 
 NODE_TYPE = "n8n-nodes-tiktok-dm.tikTokDm"
+TRIGGER_TYPE = "n8n-nodes-tiktok-dm.tikTokDmTrigger"
+TRIGGER_WORKFLOW = "e2eTrigger"
+# The trigger node's webhookId: its production URL is <WEBHOOK_URL>webhook/<this>/webhook.
+TRIGGER_WEBHOOK_ID = "6f1f4a52-0d3a-4c47-9a55-3b2f1e0d7c11"
 # A complete 1x1 PNG.
 PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
@@ -65,6 +79,10 @@ def trigger():
     return node("Start", "n8n-nodes-base.manualTrigger", 1, 1, {})
 
 
+def credential_ref(credential):
+    return {"tikTokDmApi": {"id": f"cred{credential.capitalize()}", "name": CREDENTIALS[credential]}}
+
+
 def dm(name, s, credential="bound", continue_on_fail=False, n=2, **params):
     parameters = {
         "resource": "message",
@@ -74,7 +92,7 @@ def dm(name, s, credential="bound", continue_on_fail=False, n=2, **params):
         **params,
     }
     dm_node = node(name, NODE_TYPE, 1, n, parameters)
-    dm_node["credentials"] = {"tikTokDmApi": {"id": f"cred{credential.capitalize()}", "name": CREDENTIALS[credential]}}
+    dm_node["credentials"] = credential_ref(credential)
     if continue_on_fail:
         dm_node["onError"] = "continueRegularOutput"
     return dm_node
@@ -153,7 +171,7 @@ def all_workflows(s):
             branches=[
                 dm("Empty", s, continue_on_fail=True, n=2, text="  "),
                 dm("No Conversation", s, continue_on_fail=True, n=3, text="x", conversationId="={{ '' }}"),
-                dm("No Short ID", s, continue_on_fail=True, n=6, text="x", conversationShortId="={{ '' }}"),
+                dm("Bad Short ID", s, continue_on_fail=True, n=6, text="x", conversationShortId="72-00"),
                 dm("Bad Base64", s, continue_on_fail=True, n=4, imageInputType="base64", base64Image="abc$def"),
                 dm("No Binary", s, continue_on_fail=True, n=5, imageInputType="binary"),
             ],
@@ -170,7 +188,40 @@ def all_workflows(s):
             chain=[dm("TikTok DM", s, text="exactly once", options={"idempotencyKey": "e2e-rerun-1"})],
         ),
         workflow("e2eStops", chain=[dm("TikTok DM", s, text="")]),
+        trigger_workflow(s),
     ]
+
+
+def trigger_workflow(s):
+    """TikTok DM Trigger (message.received, inbound only, images downloaded) -> a
+    TikTok DM send of "thanks" into the same conversation, with the received
+    image sent back (binary `data`) when there is one."""
+    trigger_node = node(
+        "TikTok DM Trigger",
+        TRIGGER_TYPE,
+        1,
+        1,
+        {"events": ["message.received"], "direction": "inbound", "downloadImage": True, "options": {}},
+    )
+    trigger_node["webhookId"] = TRIGGER_WEBHOOK_ID
+    trigger_node["credentials"] = credential_ref("bound")
+    reply = dm(
+        "Reply",
+        s,
+        conversationId="={{ $json.conversation_id }}",
+        conversationShortId="={{ $json.conversation_short_id }}",
+        text="thanks",
+        imageInputType="={{ $binary.data ? 'binary' : 'none' }}",
+        binaryPropertyName="data",
+    )
+    return {
+        "id": TRIGGER_WORKFLOW,
+        "name": "TikTok DM Trigger -> TikTok DM send 'thanks'",
+        "active": False,
+        "nodes": [trigger_node, reply],
+        "connections": {"TikTok DM Trigger": {"main": [[{"node": "Reply", "type": "main", "index": 0}]]}},
+        "settings": {"executionOrder": "v1"},
+    }
 
 
 def new_messages(received, before):
@@ -222,7 +273,7 @@ def validation_errors(execute, node_items, received, before, s):
     expected = {
         "Empty": "Either text or an image must be provided",
         "No Conversation": "Conversation ID is required",
-        "No Short ID": "Conversation Short ID is required",
+        "Bad Short ID": "Conversation Short ID must be a number",
         "Bad Base64": "not valid base64 (unexpected character at position 3)",
         "No Binary": "data",
     }
@@ -289,3 +340,71 @@ CHECKS = [
     rerun_sends_once,
     stops_without_continue_on_fail,
 ]
+
+
+# The trigger workflow, in a serving n8n.
+
+
+def replies(messages):
+    """What the account sent (through the gateway), not what bob wrote to it."""
+    return [m for m in messages if m["transport"] != "inbound"]
+
+
+def settle(live, before, deliveries, what):
+    """Waits until `deliveries` more webhook deliveries were answered 2xx by n8n
+    (each message bob wrote, and the echo of each reply, which the trigger must
+    pass over), then a little longer: a reply to an echo would come within it."""
+    live.wait_for(lambda: live.delivered() >= before + deliveries, what)
+    time.sleep(2)
+
+
+def trigger_replies_once(live, s):
+    conversation = s.conversation["conversation_id"]
+    before, delivered = len(live.received()), live.delivered()
+    status, answer = live.inbound({"from": "bob", "conversation_id": conversation, "text": "hello"})
+    assert status == 201, answer
+    live.wait_for(lambda: replies(live.received()[before:]), "the reply 'thanks'")
+    settle(live, delivered, 2, "the message and the echo of the reply delivered to n8n")
+    got = replies(live.received()[before:])
+    assert [(m["message_type"], m["content"]["text"]) for m in got] == [(TEXT, "thanks")], got
+    assert got[0]["conversation_id"] == conversation, got
+    assert got[0]["conversation_short_id"] == s.conversation["conversation_short_id"], got
+
+
+def trigger_downloads_image(live, s):
+    conversation = s.conversation["conversation_id"]
+    before, delivered = len(live.received()), live.delivered()
+    status, answer = live.inbound({"from": "bob", "conversation_id": conversation, "image": PNG_B64})
+    assert status == 201, answer
+    live.wait_for(lambda: len(replies(live.received()[before:])) >= 2, "the image sent back and 'thanks'")
+    settle(live, delivered, 3, "the image and the echoes of both replies delivered to n8n")
+    got = replies(live.received()[before:])
+    assert [m["message_type"] for m in got] == [IMAGE, TEXT], got
+    sent_back = got[0]["image"]
+    # The trigger put the received image's bytes into binary `data`, and the
+    # reply sent exactly those bytes back.
+    assert sent_back["size"] == 70, got
+    assert sent_back["sha256"] == hashlib.sha256(base64.b64decode(PNG_B64)).hexdigest(), got
+    assert got[1]["content"]["text"] == "thanks", got
+
+
+def trigger_refuses_bad_signature(live, s):
+    before = len(live.received())
+    data = {
+        **{"account": "sandbox", "conversation_id": s.conversation["conversation_id"]},
+        **{"conversation_short_id": s.conversation["conversation_short_id"], "direction": "inbound"},
+        **{"kind": "text", "text": "forged"},
+    }
+    body = json.dumps({"type": "message.received", "timestamp": "2026-12-03T10:00:00.000Z", "data": data}).encode()
+    now = str(int(time.time()))
+    forged = base64.b64encode(hmac.new(b"not the secret", b"evt_999999." + now.encode() + b"." + body, "sha256").digest())
+    headers = {"webhook-id": "evt_999999", "webhook-timestamp": now, "webhook-signature": "v1," + forged.decode()}
+    status = live.post_to_n8n(body, headers)
+    assert status == 401, status
+    unsigned = live.post_to_n8n(body, {})
+    assert unsigned == 401, unsigned
+    time.sleep(2)
+    assert replies(live.received()[before:]) == [], "a forged event started the workflow"
+
+
+TRIGGER_CHECKS = [trigger_replies_once, trigger_downloads_image, trigger_refuses_bad_signature]
