@@ -2,6 +2,7 @@
 //! with the vault, connected once and shared by the account's listener, its
 //! deliveries and the API's reads (conversations, history, media).
 
+use secrecy::SecretString;
 use tiktok_dm_client::{Error as ClientError, Session};
 use tiktok_dm_store::Store;
 
@@ -44,11 +45,34 @@ pub async fn account_session<S: Store>(
         .vault
         .open(&sealed, SealContext::Account(name))
         .map_err(SessionError::Unsealed)?;
+    pooled(state, key, &secret).await
+}
+
+/// The pool key and the pooled session of a request's own session (the
+/// `X-TikTok-Session` header), the one its deliveries go out on.
+///
+/// # Errors
+/// [`SessionError::Refused`] or [`SessionError::Connect`].
+pub async fn request_session<S: Store>(
+    state: &AppState<S>,
+    session: &str,
+) -> Result<(String, Session), SessionError> {
+    let key = crate::pool::request_key(session);
+    let secret = SecretString::from(session.to_owned());
+    pooled(state, key, &secret).await
+}
+
+/// The session pooled under `key`, connected with `secret` if there is none.
+async fn pooled<S: Store>(
+    state: &AppState<S>,
+    key: String,
+    secret: &SecretString,
+) -> Result<(String, Session), SessionError> {
     let settings = &state.settings;
     let connected = state
         .pool
         .session(&key, || async {
-            Session::connect(settings.client_config(&secret, settings.transport)?).await
+            Session::connect(settings.client_config(secret, settings.transport)?).await
         })
         .await;
     match connected {

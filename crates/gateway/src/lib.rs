@@ -14,6 +14,7 @@ pub mod outbox;
 pub mod pool;
 mod quota;
 pub mod secrets;
+pub mod short_ids;
 mod startup;
 pub mod state;
 pub mod waiters;

@@ -47,6 +47,15 @@ pub fn account_key(name: &str, sealed: &[u8]) -> String {
     format!("account:{name}:{digest}")
 }
 
+/// The pool key of a request's own session (`X-TikTok-Session`): a digest
+/// of the session, so requests with the same session share one client
+/// session and nothing in the key reveals it.
+pub fn request_key(session: &str) -> String {
+    use sha2::Digest as _;
+    let digest = tiktok_dm_proto::access_key::hex(&sha2::Sha256::digest(session.as_bytes()));
+    format!("session:{digest}")
+}
+
 /// What pacing says about a send.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Slot {

@@ -57,6 +57,7 @@ impl<S: Store> Application<S> {
             key_requests,
             events_appended: Arc::new(Notify::new()),
             latest_event: Arc::new(watch::channel(0).0),
+            short_ids: Arc::default(),
         };
         Ok(Self { listener, state })
     }

@@ -58,6 +58,8 @@ pub struct AppState<S> {
     /// `/v1/events` wait for it to move (and read the store every second,
     /// for events other processes logged).
     pub latest_event: Arc<tokio::sync::watch::Sender<i64>>,
+    /// Conversation short ids found from inboxes, for sends without one.
+    pub short_ids: Arc<crate::short_ids::ShortIds>,
 }
 
 impl<S> AppState<S> {
@@ -96,6 +98,7 @@ impl<S: Clone> Clone for AppState<S> {
             key_requests: Arc::clone(&self.key_requests),
             events_appended: Arc::clone(&self.events_appended),
             latest_event: Arc::clone(&self.latest_event),
+            short_ids: Arc::clone(&self.short_ids),
         }
     }
 }

@@ -58,17 +58,25 @@ async fn session_for<S: Store>(
     if !key.may_send_as(name) {
         return Err(no_account(name));
     }
-    match account_session(state, name).await {
-        Ok((_, session)) => Ok(session),
-        Err(SessionError::NotFound) => Err(no_account(name)),
-        Err(SessionError::Store(e)) => Err(e.into()),
-        Err(SessionError::Unsealed(e)) => Err(ApiError::internal(&e)),
-        Err(SessionError::Refused(e) | SessionError::Connect(e)) => Err(client_error(&e)),
+    account_session(state, name)
+        .await
+        .map(|(_, session)| session)
+        .map_err(|e| session_error(e, name))
+}
+
+/// The answer when the session of the account `name` (or of a request)
+/// cannot be had.
+pub(super) fn session_error(e: SessionError, name: &str) -> ApiError {
+    match e {
+        SessionError::NotFound => no_account(name),
+        SessionError::Store(e) => e.into(),
+        SessionError::Unsealed(e) => ApiError::internal(&e),
+        SessionError::Refused(e) | SessionError::Connect(e) => client_error(&e),
     }
 }
 
 /// The answer for a failed read (nothing was sent: no outcome is unknown).
-fn client_error(e: &ClientError) -> ApiError {
+pub(super) fn client_error(e: &ClientError) -> ApiError {
     let code = match e {
         ClientError::MediaInvalid(_) => ErrorCode::MediaInvalid,
         ClientError::InvalidSession(_)

@@ -46,10 +46,10 @@ codes! {
     InvalidBody = "invalid_body", 400, "The body cannot be read.";
     BodyTooLarge = "body_too_large", 413, "The body is larger than the gateway accepts (derived from the image limit).";
     MessageEmpty = "message_empty", 400, "Text and image are both empty.";
-    ConversationIdMissing = "conversation_id_missing", 400, "conversation_id is missing.";
+    ConversationIdMissing = "conversation_id_missing", 400, "Neither conversation_id nor to_uid is given.";
     ConversationIdInvalid = "conversation_id_invalid", 400, "conversation_id is not of the form 0:1:UID:UID.";
-    ConversationShortIdMissing = "conversation_short_id_missing", 400, "conversation_short_id is missing.";
     ConversationShortIdInvalid = "conversation_short_id_invalid", 400, "conversation_short_id is not a positive 64-bit number.";
+    ToUidInvalid = "to_uid_invalid", 400, "to_uid is not a user id (a positive 64-bit number), is the sending account's own, or comes with conversation_id or conversation_short_id.";
     TextTooLong = "text_too_long", 400, "The text is longer than TikTok accepts (6000 UTF-16 units).";
     TextInvalid = "text_invalid", 400, "The text contains a NUL character (U+0000), which the gateway does not store.";
     ImageInvalid = "image_invalid", 400, "The image is not a JPEG, PNG, GIF or WebP, is cut short, or its base64 or data URI is malformed.";

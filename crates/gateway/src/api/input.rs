@@ -1,8 +1,9 @@
 //! Reading a send request: JSON or multipart form data, into one validated shape.
 //!
 //! Both forms carry the same fields. JSON: `conversation_id`,
-//! `conversation_short_id` (string or number), `text`, `image: {base64 | data_uri}`,
-//! `account`. Multipart: the same names as text parts, and `image` either as a
+//! `conversation_short_id` (string or number; may be left out, to be found
+//! from the inbox), or `to_uid` instead of both, `text`,
+//! `image: {base64 | data_uri}`, `account`. Multipart: the same names as text parts, and `image` either as a
 //! file part (raw bytes) or as a text part holding base64 or a data URI.
 
 use axum::body::Bytes;
@@ -14,7 +15,7 @@ use serde_json::Value;
 use tiktok_dm_client::compose::Outgoing;
 use tiktok_dm_client::image::{Image, ImageProblem};
 use tiktok_dm_proto::content::MessageText;
-use tiktok_dm_proto::ids::{ConversationId, ConversationShortId};
+use tiktok_dm_proto::ids::{ConversationId, ConversationShortId, Uid};
 use tiktok_dm_proto::message::Target;
 
 use tiktok_dm_store::Store;
@@ -113,6 +114,8 @@ struct JsonBody {
     conversation_id: Option<String>,
     /// A string or a number (n8n sends either).
     conversation_short_id: Option<Value>,
+    /// A string or a number, like the short id.
+    to_uid: Option<Value>,
     text: Option<String>,
     image: Option<JsonImage>,
     account: Option<String>,
@@ -141,15 +144,34 @@ enum RawImage {
 pub(crate) struct SendInput {
     conversation_id: Option<String>,
     conversation_short_id: Option<Value>,
+    to_uid: Option<Value>,
     text: Option<String>,
     image: RawImage,
     /// A stored account to send as.
     pub account: Option<String>,
 }
 
+/// Where a send goes, as far as its request says.
+#[derive(Debug)]
+pub(crate) enum Address {
+    /// Both ids given.
+    Known(Target),
+    /// To be found from the inbox when the send is accepted.
+    Find(Lookup),
+}
+
+/// A conversation to find from the sending account's inbox.
+#[derive(Debug)]
+pub(crate) enum Lookup {
+    /// A conversation whose short id is not given.
+    Conversation(ConversationId),
+    /// The 1:1 conversation with this user (`to_uid`).
+    User(Uid),
+}
+
 /// The validated parts of a send.
 pub(crate) struct Validated {
-    pub target: Target,
+    pub address: Address,
     pub outgoing: Outgoing,
 }
 
@@ -195,6 +217,7 @@ impl SendInput {
         Ok(Self {
             conversation_id: body.conversation_id,
             conversation_short_id: body.conversation_short_id,
+            to_uid: body.to_uid,
             text: body.text,
             image,
             account: body.account,
@@ -250,6 +273,11 @@ impl SendInput {
                     input.conversation_short_id = Some(Value::String(text));
                     continue;
                 }
+                "to_uid" => {
+                    once("to_uid")?;
+                    input.to_uid = Some(Value::String(text));
+                    continue;
+                }
                 "image" | "image_base64" | "image_data_uri" => {
                     if !text.trim().is_empty() {
                         once("image")?;
@@ -273,36 +301,11 @@ impl SendInput {
 
     /// Checks every field; the image is decoded and probed here.
     pub fn validate(self, image_limit: u64) -> Result<Validated, ApiError> {
-        let id = self.conversation_id.as_deref().unwrap_or_default();
-        if id.trim().is_empty() {
-            return Err(ApiError::new(
-                ErrorCode::ConversationIdMissing,
-                "conversation_id is required",
-            ));
-        }
-        let short = match &self.conversation_short_id {
-            Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
-            Some(Value::Number(n)) => n.to_string(),
-            None | Some(Value::Null) | Some(Value::String(_)) => {
-                return Err(ApiError::new(
-                    ErrorCode::ConversationShortIdMissing,
-                    "conversation_short_id is required",
-                ));
-            }
-            Some(_) => {
-                return Err(ApiError::new(
-                    ErrorCode::ConversationShortIdInvalid,
-                    "conversation_short_id must be a number or a decimal string",
-                ));
-            }
-        };
-        let target = Target {
-            conversation_id: ConversationId::parse(id)
-                .map_err(|e| ApiError::new(ErrorCode::ConversationIdInvalid, e.to_string()))?,
-            conversation_short_id: ConversationShortId::parse(&short)
-                .map_err(|e| ApiError::new(ErrorCode::ConversationShortIdInvalid, e.to_string()))?,
-            inbox_type: 0,
-        };
+        let address = address(
+            self.conversation_id.as_deref(),
+            self.conversation_short_id.as_ref(),
+            self.to_uid.as_ref(),
+        )?;
         let image = match self.image {
             RawImage::None => None,
             RawImage::Text(t) => Some(Image::from_text(&t, image_limit).map_err(image_error)?),
@@ -319,8 +322,66 @@ impl SendInput {
                 "either text or image must be provided",
             )
         })?;
-        Ok(Validated { target, outgoing })
+        Ok(Validated { address, outgoing })
     }
+}
+
+/// A JSON id field given as a string or a number: `Ok(None)` when left out,
+/// null or blank; `Err(())` when it is neither a string nor a number.
+fn id_field(value: Option<&Value>) -> Result<Option<String>, ()> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(()),
+    }
+}
+
+/// Where the send goes: both ids, a conversation id alone (its short id is
+/// found from the inbox when the send is accepted), or `to_uid` alone.
+fn address(
+    conversation_id: Option<&str>,
+    short_id: Option<&Value>,
+    to_uid: Option<&Value>,
+) -> Result<Address, ApiError> {
+    let id = conversation_id.map(str::trim).filter(|i| !i.is_empty());
+    let short = id_field(short_id).map_err(|()| {
+        ApiError::new(
+            ErrorCode::ConversationShortIdInvalid,
+            "conversation_short_id must be a number or a decimal string",
+        )
+    })?;
+    let to_uid_invalid = |why: &str| ApiError::new(ErrorCode::ToUidInvalid, why.to_owned());
+    let uid = id_field(to_uid)
+        .map_err(|()| to_uid_invalid("to_uid must be a number or a decimal string"))?;
+    if let Some(uid) = uid {
+        if id.is_some() || short.is_some() {
+            return Err(to_uid_invalid(
+                "give to_uid, or conversation_id (with or without conversation_short_id), \
+                 not both",
+            ));
+        }
+        let uid = Uid::parse(&uid).map_err(|e| to_uid_invalid(&format!("to_uid: {e}")))?;
+        return Ok(Address::Find(Lookup::User(uid)));
+    }
+    let Some(id) = id else {
+        return Err(ApiError::new(
+            ErrorCode::ConversationIdMissing,
+            "conversation_id (or to_uid) is required",
+        ));
+    };
+    let conversation_id = ConversationId::parse(id)
+        .map_err(|e| ApiError::new(ErrorCode::ConversationIdInvalid, e.to_string()))?;
+    let Some(short) = short else {
+        return Ok(Address::Find(Lookup::Conversation(conversation_id)));
+    };
+    Ok(Address::Known(Target {
+        conversation_id,
+        conversation_short_id: ConversationShortId::parse(&short)
+            .map_err(|e| ApiError::new(ErrorCode::ConversationShortIdInvalid, e.to_string()))?,
+        inbox_type: 0,
+    }))
 }
 
 /// The longest account name [`admin::check_name`] allows.

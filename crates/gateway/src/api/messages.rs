@@ -10,18 +10,21 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tiktok_dm_client::compose::Outgoing;
 use tiktok_dm_client::image::Image;
 use tiktok_dm_client::{Credentials, Session};
 use tiktok_dm_proto::access_key::hex;
 use tiktok_dm_proto::content::MessageText;
+use tiktok_dm_proto::message::Target;
 use tiktok_dm_store::{
     ApiKey, Enqueued, NewMessage, NewRequest, OutboxMessage, QuotaWindow, RequestStatus, Snapshot,
     State as MessageState, Store, UsageTotals,
 };
 
+use super::address::{self, SessionOf};
 use super::auth::Caller;
 use super::error::{ApiError, ErrorCode};
-use super::input::{SendBody, Validated, room_needed};
+use super::input::{SendBody, room_needed};
 use crate::now_ms;
 use crate::secrets::SealContext;
 use crate::state::AppState;
@@ -268,14 +271,22 @@ async fn accept_and_wait<S: Store>(
         let valid = input.validate(state.settings.image_limit)?;
         let request_id = new_request_id(now_ms());
         let sender = sender(state, key, account_field, asked.session, &request_id).await?;
-        Ok((valid, request_id, sender, room))
+        let of = sender.session_of(asked.session);
+        let target = address::target(state, of, valid.address).await?;
+        Ok((target, valid.outgoing, request_id, sender, room))
     };
-    let (valid, request_id, sender, room) = tokio::time::timeout_at(deadline, read)
+    let (target, outgoing, request_id, sender, room) = tokio::time::timeout_at(deadline, read)
         .await
         .map_err(|_| request_timeout(state))??;
     let new = NewRequest {
         claim_first_ms: Some(state.settings.lease_ms()),
-        ..new_request(key, request_id, valid, sender, asked.idempotency_key)
+        ..new_request(
+            key,
+            request_id,
+            (target, outgoing),
+            sender,
+            asked.idempotency_key,
+        )
     };
     let now = now_ms();
     let windows = quota::windows(key, now);
@@ -401,6 +412,17 @@ enum Sender {
     Sealed(Vec<u8>),
 }
 
+impl Sender {
+    /// The session to find a conversation with: the stored account's, or
+    /// the request's own (`header`, which a sealed sender always has).
+    fn session_of<'a>(&'a self, header: Option<&'a str>) -> SessionOf<'a> {
+        match self {
+            Sender::Account(name) => SessionOf::Account(name),
+            Sender::Sealed(_) => SessionOf::Request(header.unwrap_or_default()),
+        }
+    }
+}
+
 /// The request's own session (sealed for it), or else the stored account the
 /// body names, or else the key's. A key sends only as the accounts it was
 /// given (or any, if made so); an account that does not exist and one the key
@@ -443,7 +465,7 @@ async fn sender<S: Store>(
 fn new_request(
     key: &ApiKey,
     request_id: String,
-    valid: Validated,
+    (target, outgoing): (Target, Outgoing),
     sender: Sender,
     idempotency_key: Option<&str>,
 ) -> NewRequest {
@@ -451,19 +473,18 @@ fn new_request(
         Sender::Account(name) => (Some(name), None),
         Sender::Sealed(sealed) => (None, Some(sealed)),
     };
-    let image_md5 = valid.outgoing.image().map(Image::md5_hex);
+    let image_md5 = outgoing.image().map(Image::md5_hex);
     let request_hash = hex(&Sha256::digest(
         json!([
-            valid.target.conversation_id.as_str(),
-            valid.target.conversation_short_id.get(),
-            valid.outgoing.text().map(MessageText::as_str),
+            target.conversation_id.as_str(),
+            target.conversation_short_id.get(),
+            outgoing.text().map(MessageText::as_str),
             image_md5,
             account
         ])
         .to_string(),
     ));
-    let messages = valid
-        .outgoing
+    let messages = outgoing
         .into_contents()
         .map(|content| NewMessage {
             client_message_id: Session::new_client_message_id(),
@@ -477,7 +498,7 @@ fn new_request(
         request_hash,
         account,
         session_sealed,
-        target: valid.target,
+        target,
         messages,
         claim_first_ms: None,
     }

@@ -1,6 +1,7 @@
 //! The HTTP API. Every route is a [`Route`]; the router and the OpenAPI
 //! document are both built from [`Route::ALL`], so neither can miss one.
 
+mod address;
 mod admin;
 mod auth;
 mod conversations;

@@ -13,6 +13,21 @@ const SPACE: &str = "[ \\t\\n\\v\\f\\r]*";
 /// A string with something besides whitespace.
 const NOT_BLANK: &str = "[^ \\t\\n\\v\\f\\r]";
 
+/// A string that is blank (a left-out id): every character Rust's
+/// `str::trim` removes is ECMA-262 `\s` or U+0085.
+const BLANK: &str = "^[\\s\\u0085]*$";
+
+/// A 64-bit id in JSON: a decimal string, a number, or left out as null or
+/// blank.
+fn json_id() -> Value {
+    json!([
+        {"type": "string", "pattern": short_id_pattern()},
+        {"type": "integer", "minimum": 1, "maximum": i64::MAX},
+        {"type": "string", "pattern": BLANK},
+        {"type": "null"}
+    ])
+}
+
 /// A string without U+0000, which the gateway does not store.
 const NO_NUL: &str = "^[^\\u0000]*$";
 
@@ -93,19 +108,23 @@ fn send_schemas() -> Value {
         "SendRequest": {
             "type": "object",
             "additionalProperties": false,
-            "required": ["conversation_id", "conversation_short_id"],
-            "anyOf": [
-                {"required": ["image"], "properties": {"image": {"type": "object"}}},
-                {"required": ["text"], "properties": {"text": {"type": "string", "pattern": NOT_BLANK}}}
+            "description": "Where: `conversation_id` and `conversation_short_id`; or `conversation_id` alone (the short id is found from the sending account's inbox); or `to_uid` alone (the 1:1 conversation with that user). A conversation the inbox does not have is `conversation_not_found`.",
+            "allOf": [
+                {"anyOf": [
+                    {"required": ["image"], "properties": {"image": {"type": "object"}}},
+                    {"required": ["text"], "properties": {"text": {"type": "string", "pattern": NOT_BLANK}}}
+                ]},
+                {"anyOf": [{"required": ["conversation_id"]}, {"required": ["to_uid"]}]}
             ],
             "properties": {
                 "conversation_id": {"type": "string", "pattern": conversation_id_pattern(), "examples": ["0:1:7000000000000000001:7000000000000000002"], "description": "`<inbox>:<type>:<uid>:<uid>` for a 1:1 chat, or a group's numeric id."},
                 "conversation_short_id": {
-                    "oneOf": [
-                        {"type": "string", "pattern": short_id_pattern()},
-                        {"type": "integer", "minimum": 1, "maximum": i64::MAX}
-                    ],
-                    "description": "A positive 64-bit id, as a decimal string or a number (n8n sends either). Send a string from JavaScript: a number above 2^53 loses digits there before it is sent."
+                    "anyOf": json_id(),
+                    "description": "A positive 64-bit id, as a decimal string or a number (n8n sends either); left out, null or blank, it is found from the inbox. Send a string from JavaScript: a number above 2^53 loses digits there before it is sent."
+                },
+                "to_uid": {
+                    "anyOf": json_id(),
+                    "description": "Instead of both conversation ids: the user to write to, in the 1:1 conversation `0:1:<smaller uid>:<larger uid>`, which must be in the account's inbox (direct messages or message requests)."
                 },
                 "text": {"type": ["string", "null"], "maxLength": 6000, "pattern": NO_NUL, "description": "May be empty or left out when an image is sent; at most 6000 UTF-16 units (an emoji outside the BMP counts two)."},
                 "image": {
@@ -122,11 +141,12 @@ fn send_schemas() -> Value {
         "SendForm": {
             "type": "object",
             "additionalProperties": false,
-            "required": ["conversation_id", "conversation_short_id"],
-            "description": "The send request as form fields, each at most once. `image` may also be named `image_base64` or `image_data_uri` as a text part.",
+            "anyOf": [{"required": ["conversation_id"]}, {"required": ["to_uid"]}],
+            "description": "The send request as form fields, each at most once, with the meanings of SendRequest. `image` may also be named `image_base64` or `image_data_uri` as a text part.",
             "properties": {
                 "conversation_id": {"type": "string", "pattern": conversation_id_pattern()},
-                "conversation_short_id": {"type": "string", "pattern": short_id_pattern()},
+                "conversation_short_id": {"type": "string", "anyOf": [{"pattern": short_id_pattern()}, {"pattern": BLANK}]},
+                "to_uid": {"type": "string", "anyOf": [{"pattern": short_id_pattern()}, {"pattern": BLANK}]},
                 "text": {"type": "string", "maxLength": 6000, "pattern": NO_NUL},
                 "image": {"description": "A file part (raw bytes), or a text part with base64 or a data URI.", "type": "string", "contentMediaType": "application/octet-stream"},
                 "image_base64": {"type": "string", "contentEncoding": "base64"},

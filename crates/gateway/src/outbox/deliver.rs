@@ -8,11 +8,9 @@
 use std::time::Duration;
 
 use secrecy::ExposeSecret as _;
-use sha2::{Digest, Sha256};
 use tiktok_dm_client::backoff;
 use tiktok_dm_client::image::Image;
 use tiktok_dm_client::{Error as ClientError, RetryClass, Sent, Session, Transport};
-use tiktok_dm_proto::access_key::hex;
 use tiktok_dm_proto::status::{StatusCode, business_code_meaning};
 use tiktok_dm_store::{Content, DeliveryError, OutboxMessage, State, Store};
 
@@ -169,11 +167,11 @@ fn pool_key_and_secret<S: Store>(
             let opened = state
                 .vault
                 .open(sealed, SealContext::Request(&m.request_id));
-            let fingerprint = opened
+            let key = opened
                 .as_ref()
-                .map(|s| hex(&Sha256::digest(s.expose_secret().as_bytes())))
-                .unwrap_or_default();
-            (format!("session:{fingerprint}"), opened)
+                .map(|s| crate::pool::request_key(s.expose_secret()))
+                .unwrap_or_else(|_| crate::pool::request_key(""));
+            (key, opened)
         }
         (None, None) => {
             return Err(ClientError::InvalidSession(

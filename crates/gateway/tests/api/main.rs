@@ -2,6 +2,7 @@
 //! SQLite file per test.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod addressing;
 mod admin;
 mod conversations;
 mod database;

@@ -244,9 +244,17 @@ async fn invalid_requests_get_one_code_per_cause() {
             json!({"conversation_short_id": "1", "text": "x"}),
             "conversation_id_missing",
         ),
+        (json!({"text": "x"}), "conversation_id_missing"),
+        (json!({"to_uid": "12ab", "text": "x"}), "to_uid_invalid"),
+        (json!({"to_uid": 0, "text": "x"}), "to_uid_invalid"),
+        (json!({"to_uid": [1], "text": "x"}), "to_uid_invalid"),
         (
-            json!({"conversation_id": c.conversation_id, "text": "x"}),
-            "conversation_short_id_missing",
+            json!({"to_uid": "1", "conversation_id": c.conversation_id, "text": "x"}),
+            "to_uid_invalid",
+        ),
+        (
+            json!({"to_uid": "1", "conversation_short_id": "1", "text": "x"}),
+            "to_uid_invalid",
         ),
         (
             json!({"conversation_id": c.conversation_id, "conversation_short_id": "12ab", "text": "x"}),
