@@ -188,8 +188,31 @@ def all_workflows(s):
             chain=[dm("TikTok DM", s, text="exactly once", options={"idempotencyKey": "e2e-rerun-1"})],
         ),
         workflow("e2eStops", chain=[dm("TikTok DM", s, text="")]),
+        workflow(
+            "e2eConversations",
+            branches=[
+                conversation_node("List", s, 2, operation="list"),
+                conversation_node("Latest 3", s, 3, operation="getMessages", limit=3),
+                conversation_node("All", s, 4, operation="getMessages", returnAll=True),
+                conversation_node("Unknown Account", s, 5, operation="list", account="nobody", continue_on_fail=True),
+            ],
+        ),
         trigger_workflow(s),
     ]
+
+
+def conversation_node(name, s, n, continue_on_fail=False, **params):
+    parameters = {
+        "resource": "conversation",
+        "account": "sandbox",
+        "conversationId": s.conversation["conversation_id"],
+        **params,
+    }
+    read = node(name, NODE_TYPE, 1, n, parameters)
+    read["credentials"] = credential_ref("bound")
+    if continue_on_fail:
+        read["onError"] = "continueRegularOutput"
+    return read
 
 
 def trigger_workflow(s):
@@ -321,6 +344,24 @@ def rerun_sends_once(execute, node_items, received, before, s):
     assert len(new_messages(received, before)) == 1
 
 
+def conversations(execute, node_items, received, before, s):
+    run = execute("e2eConversations")
+    listed = node_items(run, "List")
+    ours = [c for c in listed if c["conversation_id"] == s.conversation["conversation_id"]]
+    assert len(ours) == 1 and ours[0]["conversation_short_id"] == s.conversation["conversation_short_id"], listed
+    latest = node_items(run, "Latest 3")
+    assert len(latest) == 3, latest
+    everything = node_items(run, "All")
+    sent = [m for m in received() if m["conversation_id"] == s.conversation["conversation_id"]]
+    assert len(everything) == len(sent), (len(everything), len(sent))
+    assert [m["server_message_id"] for m in latest] == [m["server_message_id"] for m in everything[:3]]
+    # Newest first: the history read after every send holds the last one first.
+    assert everything[0]["server_message_id"] == sent[-1]["server_message_id"], (everything[0], sent[-1])
+    unknown = node_items(run, "Unknown Account")
+    assert unknown[0]["success"] is False and "account_not_found" in unknown[0]["error"]["description"], unknown
+    assert new_messages(received, before) == []
+
+
 def stops_without_continue_on_fail(execute, node_items, received, before, s):
     output = execute("e2eStops", expect_exit=1)
     assert "Either text or an image must be provided" in output, output[-2000:]
@@ -338,6 +379,7 @@ CHECKS = [
     gateway_down,
     session_credential,
     rerun_sends_once,
+    conversations,
     stops_without_continue_on_fail,
 ]
 
