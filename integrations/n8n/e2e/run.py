@@ -259,6 +259,9 @@ def main():
         assert status == 201, quota_key
         status, unbound = http("POST", f"{ready['url']}/v1/admin/keys", {"name": "n8n-unbound"}, admin)
         assert status == 201, unbound
+        status, seed = http("GET", f"{ready['sandbox_url']}/_sandbox/seed")
+        assert status == 200, seed
+        bob = next(a for a in seed["accounts"] if a["name"] == "bob")
         setup = workflows.Setup(
             gateway_url=ready["url"],
             bound_key=ready["api_key"],
@@ -267,6 +270,7 @@ def main():
             session="sandbox-session-alice",
             down_url=f"http://127.0.0.1:{free_port()}",
             conversation=ready["conversations"][0],
+            peer_uid=str(bob["uid"]),
         )
         env = n8n_env(tmp)
         install_node(tmp)

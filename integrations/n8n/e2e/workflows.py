@@ -39,6 +39,8 @@ class Setup:
     session: str
     down_url: str
     conversation: dict
+    # The other side of `conversation` (the sandbox's bob).
+    peer_uid: str
 
 
 CREDENTIALS = {
@@ -188,6 +190,22 @@ def all_workflows(s):
             chain=[dm("TikTok DM", s, text="exactly once", options={"idempotencyKey": "e2e-rerun-1"})],
         ),
         workflow("e2eStops", chain=[dm("TikTok DM", s, text="")]),
+        workflow(
+            "e2eAddressing",
+            branches=[
+                dm("No Short ID", s, n=2, text="without a short id", conversationShortId="={{ '' }}"),
+                dm("To User", s, n=3, sendTo="user", toUid=s.peer_uid, text="to a user id"),
+                dm("Unknown User", s, n=4, continue_on_fail=True, sendTo="user", toUid="7000000000000000999", text="x"),
+            ],
+        ),
+        workflow(
+            "e2eToUserBinary",
+            chain=[
+                set_json("Image", {"b64": PNG_B64}, 2),
+                to_file("To File", 3),
+                dm("TikTok DM", s, n=4, sendTo="user", toUid=s.peer_uid, imageInputType="binary", text="a caption"),
+            ],
+        ),
         workflow(
             "e2eConversations",
             branches=[
@@ -344,6 +362,30 @@ def rerun_sends_once(execute, node_items, received, before, s):
     assert len(new_messages(received, before)) == 1
 
 
+def addressing(execute, node_items, received, before, s):
+    run = execute("e2eAddressing")
+    for node in ("No Short ID", "To User"):
+        out = node_items(run, node)
+        assert len(out) == 1 and out[0]["success"] is True, (node, out)
+    unknown = node_items(run, "Unknown User")
+    assert unknown[0]["success"] is False, unknown
+    assert "conversation_not_found" in unknown[0]["error"]["description"], unknown
+    got = {m["content"]["text"]: m for m in new_messages(received, before)}
+    assert sorted(got) == ["to a user id", "without a short id"], got
+    for m in got.values():
+        # Both into the conversation with bob, with its short id found by the gateway.
+        assert m["conversation_id"] == s.conversation["conversation_id"], m
+        assert m["conversation_short_id"] == s.conversation["conversation_short_id"], m
+
+
+def to_user_multipart(execute, node_items, received, before, s):
+    out = node_items(execute("e2eToUserBinary"), "TikTok DM")
+    assert out[0]["success"] is True and [m["kind"] for m in out[0]["messages"]] == ["image", "text"], out
+    got = new_messages(received, before)
+    assert [m["message_type"] for m in got] == [IMAGE, TEXT], got
+    assert {m["conversation_id"] for m in got} == {s.conversation["conversation_id"]}, got
+
+
 def conversations(execute, node_items, received, before, s):
     run = execute("e2eConversations")
     listed = node_items(run, "List")
@@ -379,6 +421,8 @@ CHECKS = [
     gateway_down,
     session_credential,
     rerun_sends_once,
+    addressing,
+    to_user_multipart,
     conversations,
     stops_without_continue_on_fail,
 ]
@@ -445,6 +489,10 @@ def trigger_refuses_bad_signature(live, s):
     assert status == 401, status
     unsigned = live.post_to_n8n(body, {})
     assert unsigned == 401, unsigned
+    # A body that does not parse as the JSON it claims to be: n8n answers it
+    # before the node runs.
+    malformed = live.post_to_n8n(b'{"type": "message.rec', headers)
+    assert malformed == 422, malformed
     time.sleep(2)
     assert replies(live.received()[before:]) == [], "a forged event started the workflow"
 
