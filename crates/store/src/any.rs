@@ -177,14 +177,18 @@ impl Store for AnyStore {
         forward!(self, claim_due(now, lease_ms, max))
     }
 
-    async fn mark_sent(
+    async fn mark_sent_logged(
         &self,
         claim: Claim,
         server_message_id: &str,
         transport: &str,
         now: i64,
-    ) -> Result<bool> {
-        forward!(self, mark_sent(claim, server_message_id, transport, now))
+        event: Option<NewEvent>,
+    ) -> Result<Recorded> {
+        forward!(
+            self,
+            mark_sent_logged(claim, server_message_id, transport, now, event)
+        )
     }
 
     async fn reschedule(
@@ -209,14 +213,15 @@ impl Store for AnyStore {
         forward!(self, release(claim, next_attempt_at))
     }
 
-    async fn finish(
+    async fn finish_logged(
         &self,
         claim: Claim,
         state: State,
         error: &DeliveryError,
         now: i64,
-    ) -> Result<bool> {
-        forward!(self, finish(claim, state, error, now))
+        event: Option<NewEvent>,
+    ) -> Result<Recorded> {
+        forward!(self, finish_logged(claim, state, error, now, event))
     }
 
     async fn snapshot(

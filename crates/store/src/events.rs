@@ -47,6 +47,17 @@ impl NewEvent {
     }
 }
 
+/// What recording a delivery's outcome with its event did
+/// ([`Store::mark_sent_logged`](crate::Store::mark_sent_logged)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    /// Whether the outcome was written (the claim was still the row's).
+    pub applied: bool,
+    /// What became of the event: `None` when none was given or the outcome
+    /// was not written.
+    pub event: Option<Appended>,
+}
+
 /// What [`Store::append_events`](crate::Store::append_events) did with one
 /// event, in the order given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

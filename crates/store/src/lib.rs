@@ -134,7 +134,25 @@ pub trait Store: Clone + Send + Sync + 'static {
         server_message_id: &str,
         transport: &str,
         now: i64,
-    ) -> impl Future<Output = Result<bool>> + Send;
+    ) -> impl Future<Output = Result<bool>> + Send {
+        async move {
+            let recorded = self
+                .mark_sent_logged(claim, server_message_id, transport, now, None)
+                .await?;
+            Ok(recorded.applied)
+        }
+    }
+    /// [`Store::mark_sent`], and when it applies, `event` appended to the
+    /// log (as [`Store::append_events`] would) in the same transaction: the
+    /// outcome and its event are stored together or not at all.
+    fn mark_sent_logged(
+        &self,
+        claim: Claim,
+        server_message_id: &str,
+        transport: &str,
+        now: i64,
+        event: Option<NewEvent>,
+    ) -> impl Future<Output = Result<Recorded>> + Send;
     /// Puts a message back for another attempt at `next_attempt_at`; an
     /// attempt that `transmitted` (reached TikTok) also counts in
     /// [`OutboxMessage::transmissions`].
@@ -165,7 +183,21 @@ pub trait Store: Clone + Send + Sync + 'static {
         state: State,
         error: &DeliveryError,
         now: i64,
-    ) -> impl Future<Output = Result<bool>> + Send;
+    ) -> impl Future<Output = Result<bool>> + Send {
+        async move {
+            let recorded = self.finish_logged(claim, state, error, now, None).await?;
+            Ok(recorded.applied)
+        }
+    }
+    /// [`Store::finish`], with `event` as [`Store::mark_sent_logged`] logs it.
+    fn finish_logged(
+        &self,
+        claim: Claim,
+        state: State,
+        error: &DeliveryError,
+        now: i64,
+        event: Option<NewEvent>,
+    ) -> impl Future<Output = Result<Recorded>> + Send;
     /// Everything an API answer needs, in one read: the request and its
     /// messages (when `request_id` is given and it belongs to the key), the
     /// key's running totals (since `day_start`, since `month_start`, ever, and

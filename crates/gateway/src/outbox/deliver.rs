@@ -5,6 +5,7 @@
 //! failed for good, or of unknown outcome, by the error's retry class). The
 //! lease is renewed while it runs.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use secrecy::ExposeSecret as _;
@@ -12,7 +13,7 @@ use tiktok_dm_client::backoff;
 use tiktok_dm_client::image::Image;
 use tiktok_dm_client::{Error as ClientError, RetryClass, Sent, Session, Transport};
 use tiktok_dm_proto::status::{StatusCode, business_code_meaning};
-use tiktok_dm_store::{Content, DeliveryError, OutboxMessage, State, Store};
+use tiktok_dm_store::{Content, DeliveryError, OutboxMessage, Recorded, State, Store};
 
 use super::lease::{Lease, while_unavailable};
 use crate::metrics::{KindLabels, SendLabels};
@@ -416,19 +417,36 @@ async fn record_sent<S: Store>(
     );
     let now = now_ms();
     let claim = m.claim();
-    let recorded = while_unavailable(state, held_since, claim, || {
-        state
+    let event = super::outcomes::sent(m, &server_message_id, transport);
+    let logged = AtomicI64::new(0);
+    let recorded = while_unavailable(state, held_since, claim, || async {
+        let r = state
             .store
-            .mark_sent(claim, &server_message_id, transport, now)
+            .mark_sent_logged(claim, &server_message_id, transport, now, event.clone())
+            .await?;
+        logged.store(logged_cursor(&r), Ordering::Relaxed);
+        Ok(r.applied)
     })
     .await;
     drop(recording);
     if recorded.is_err() {
         state.waiters.wake(&m.request_id);
-    } else {
-        super::outcomes::sent(state, m, &server_message_id, transport).await;
     }
+    announce(state, super::outcomes::SENT, &logged);
     recorded
+}
+
+/// The cursor of the event `r` logged, or 0.
+fn logged_cursor(r: &Recorded) -> i64 {
+    r.event.and_then(|a| a.cursor()).unwrap_or(0)
+}
+
+/// Tells those waiting for events of the outcome event logged (if any).
+fn announce<S>(state: &AppState<S>, kind: &'static str, logged: &AtomicI64) {
+    let cursor = logged.load(Ordering::Relaxed);
+    if cursor > 0 {
+        state.event_logged(kind, cursor);
+    }
 }
 
 /// Records a failed attempt: another attempt later, or the end.
@@ -446,27 +464,29 @@ async fn record_failure<S: Store>(
     let error = delivery_error(e);
     let claim = m.claim();
     let reached = e.reached_tiktok();
+    let logged = AtomicI64::new(0);
     let recorded = while_unavailable(state, held_since, claim, || async {
-        match next {
-            Next::Failed => state.store.finish(claim, State::Failed, &error, now).await,
-            Next::Unknown => state.store.finish(claim, State::Unknown, &error, now).await,
+        let (end, status) = match next {
+            Next::Failed => (State::Failed, "failed"),
+            Next::Unknown => (State::Unknown, "unknown"),
             Next::Retry(at) => {
-                state
+                return state
                     .store
                     .reschedule(claim, at, reached, &error, now)
-                    .await
+                    .await;
             }
-        }
+        };
+        let event = super::outcomes::failed(m, status, e);
+        let r = state
+            .store
+            .finish_logged(claim, end, &error, now, event)
+            .await?;
+        logged.store(logged_cursor(&r), Ordering::Relaxed);
+        Ok(r.applied)
     })
     .await;
     state.waiters.wake(&m.request_id);
-    if recorded.is_ok() {
-        match next {
-            Next::Failed => super::outcomes::failed(state, m, "failed", e).await,
-            Next::Unknown => super::outcomes::failed(state, m, "unknown", e).await,
-            Next::Retry(_) => {}
-        }
-    }
+    announce(state, super::outcomes::FAILED, &logged);
     recorded
 }
 

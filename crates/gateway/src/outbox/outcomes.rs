@@ -1,18 +1,21 @@
 //! `message.sent` and `message.failed` in the event log, for messages sent as
 //! a stored account (the log is per account; a send with its own session has
-//! none). Logged after the outcome is recorded; the request's status stays
-//! the authority. A repeat (the outcome recorded again after a lost lease)
-//! is dropped by its dedupe key.
+//! none). Each is appended in the transaction that records its outcome
+//! (`Store::mark_sent_logged`, `Store::finish_logged`), so an outcome is
+//! never stored without its event. A repeat is dropped by its dedupe key.
 
-use serde_json::json;
+use serde_json::{Map, Value, json};
 use tiktok_dm_client::Error as ClientError;
-use tiktok_dm_store::{NewEvent, OutboxMessage, Store};
+use tiktok_dm_store::{NewEvent, OutboxMessage};
 
 use crate::now_ms;
-use crate::state::AppState;
 
-fn common(m: &OutboxMessage, account: &str) -> serde_json::Map<String, serde_json::Value> {
-    let mut data = serde_json::Map::new();
+/// The event types of outcomes.
+pub(super) const SENT: &str = "message.sent";
+pub(super) const FAILED: &str = "message.failed";
+
+fn common(m: &OutboxMessage, account: &str) -> Map<String, Value> {
+    let mut data = Map::new();
     data.insert("account".into(), account.into());
     data.insert("request_id".into(), m.request_id.clone().into());
     data.insert("position".into(), m.position.into());
@@ -32,62 +35,41 @@ fn common(m: &OutboxMessage, account: &str) -> serde_json::Map<String, serde_jso
     data
 }
 
-async fn log<S: Store>(
-    state: &AppState<S>,
-    m: &OutboxMessage,
-    account: &str,
-    kind: &'static str,
-    data: serde_json::Map<String, serde_json::Value>,
-) {
-    let event = NewEvent {
+/// The event of `kind` for `m` with `data`.
+fn event(m: &OutboxMessage, account: &str, kind: &str, data: Map<String, Value>) -> NewEvent {
+    NewEvent {
         account: account.to_owned(),
         event_type: kind.to_owned(),
         conversation_id: Some(m.target.conversation_id.as_str().to_owned()),
         dedupe_key: Some(format!("{kind}:{}:{}", m.request_id, m.position)),
-        payload: serde_json::Value::Object(data).to_string(),
+        payload: Value::Object(data).to_string(),
         occurred_at: now_ms(),
-    };
-    match state.store.append_events(vec![event], now_ms()).await {
-        Ok(appended) => {
-            if let Some(cursor) = appended.first().and_then(|a| a.cursor()) {
-                state.event_logged(kind, cursor);
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "outbox: the outcome event was not logged"),
     }
 }
 
-/// Logs that `m` was delivered as `server_message_id` over `transport`.
-pub(super) async fn sent<S: Store>(
-    state: &AppState<S>,
+/// The `message.sent` event of `m`, delivered as `server_message_id` over
+/// `transport`; `None` for a send with its own session.
+pub(super) fn sent(
     m: &OutboxMessage,
     server_message_id: &str,
     transport: &str,
-) {
-    let Some(account) = &m.account else {
-        return;
-    };
+) -> Option<NewEvent> {
+    let account = m.account.as_deref()?;
     let mut data = common(m, account);
     data.insert("server_message_id".into(), server_message_id.into());
     data.insert("transport".into(), transport.into());
-    log(state, m, account, "message.sent", data).await;
+    Some(event(m, account, SENT, data))
 }
 
-/// Logs that `m` ended `failed` or `unknown` with `e`.
-pub(super) async fn failed<S: Store>(
-    state: &AppState<S>,
-    m: &OutboxMessage,
-    status: &str,
-    e: &ClientError,
-) {
-    let Some(account) = &m.account else {
-        return;
-    };
+/// The `message.failed` event of `m`, ended `failed` or `unknown` with `e`;
+/// `None` for a send with its own session.
+pub(super) fn failed(m: &OutboxMessage, status: &str, e: &ClientError) -> Option<NewEvent> {
+    let account = m.account.as_deref()?;
     let mut data = common(m, account);
     data.insert("status".into(), status.into());
     data.insert(
         "error".into(),
         json!({"code": e.failure_code().as_str(), "message": e.to_string(), "tiktok_code": e.tiktok_code()}),
     );
-    log(state, m, account, "message.failed", data).await;
+    Some(event(m, account, FAILED, data))
 }

@@ -8,10 +8,10 @@
 
 use tokio_postgres::types::ToSql;
 
-use super::writes::Conn;
+use super::writes::{Conn, Tx};
 use crate::columns::text_list;
 use crate::error::Result;
-use crate::events::{Appended, EventFilter, NewEvent, StoredEvent};
+use crate::events::{Appended, EventFilter, NewEvent, Recorded, StoredEvent};
 
 /// The key of the advisory lock appending transactions hold until they
 /// commit ("tdm_evts"). One key per database: gateways on other schemas of
@@ -25,6 +25,13 @@ const APPEND_LOCK: i64 = 0x7464_6d5f_6576_7473;
 /// the order given; a duplicate's cursor is left unused.
 pub(super) async fn append(c: &mut Conn, events: &[NewEvent], now: i64) -> Result<Vec<Appended>> {
     let tx = c.transaction().await?;
+    let appended = append_in(&tx, events, now).await?;
+    tx.commit().await?;
+    Ok(appended)
+}
+
+/// [`append`] within `tx`, which holds the lock until it commits.
+pub(super) async fn append_in(tx: &Tx<'_>, events: &[NewEvent], now: i64) -> Result<Vec<Appended>> {
     let lock = tx
         .prepare_cached("SELECT pg_advisory_xact_lock($1)")
         .await?;
@@ -89,7 +96,6 @@ pub(super) async fn append(c: &mut Conn, events: &[NewEvent], now: i64) -> Resul
         .map(|r| r.try_get::<_, i64>(0))
         .collect::<Result<std::collections::HashSet<_>, _>>()?;
     queued?;
-    tx.commit().await?;
     Ok(cursors
         .into_iter()
         .map(|cursor| {
@@ -100,6 +106,22 @@ pub(super) async fn append(c: &mut Conn, events: &[NewEvent], now: i64) -> Resul
             }
         })
         .collect())
+}
+
+/// An outcome written in `tx` (when `applied`) with its `event`, appended in
+/// the same transaction.
+pub(super) async fn logged(
+    tx: &Tx<'_>,
+    applied: bool,
+    event: NewEvent,
+    now: i64,
+) -> Result<Recorded> {
+    let event = if applied {
+        append_in(tx, &[event], now).await?.first().copied()
+    } else {
+        None
+    };
+    Ok(Recorded { applied, event })
 }
 
 /// Events after `after` that `filter` matches, in cursor order.

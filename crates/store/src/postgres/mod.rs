@@ -463,46 +463,29 @@ impl Store for PostgresStore {
             .collect())
     }
 
-    async fn mark_sent(
+    async fn mark_sent_logged(
         &self,
         claim: Claim,
         server_message_id: &str,
         transport: &str,
         now: i64,
-    ) -> Result<bool> {
-        // One statement (one round trip, atomic by itself): the message, and
-        // its request's session when no other message of it is pending. The
-        // outer query sees the table as before the update, hence `o.id <> $4`.
-        let c = self.client().await?;
-        let s = c
-            .prepare_cached(
-                "WITH sent AS (
-                    UPDATE outbox SET state = 'sent', server_message_id = $1, transport = $2, error = NULL,
-                                      locked_until = NULL, text = NULL, image = NULL, updated_at = $3
-                    WHERE id = $4 AND claim_token = $5 AND state = 'sending' RETURNING request_id
-                 ), wiped AS (
-                    UPDATE requests SET session_sealed = NULL
-                    WHERE id = (SELECT request_id FROM sent)
-                      AND session_sealed IS NOT NULL
-                      AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.request_id = requests.id
-                                      AND o.id <> $4 AND o.state IN ('accepted', 'sending'))
-                 )
-                 SELECT count(*) FROM sent",
-            )
-            .await?;
-        let row = c
-            .query_one(
-                &s,
-                &[
-                    &server_message_id,
-                    &transport,
-                    &now,
-                    &claim.id,
-                    &claim.token,
-                ],
-            )
-            .await?;
-        Ok(row.try_get::<_, i64>(0)? == 1)
+        event: Option<NewEvent>,
+    ) -> Result<Recorded> {
+        let mut c = self.client().await?;
+        let sent = (claim, server_message_id, transport, now);
+        let Some(event) = event else {
+            // One statement, atomic by itself: no transaction to open.
+            let applied = writes::mark_sent(&c, sent).await?;
+            return Ok(Recorded {
+                applied,
+                event: None,
+            });
+        };
+        let tx = c.transaction().await?;
+        let applied = writes::mark_sent(&tx, sent).await?;
+        let recorded = events::logged(&tx, applied, event, now).await?;
+        tx.commit().await?;
+        Ok(recorded)
     }
 
     async fn reschedule(
@@ -555,18 +538,26 @@ impl Store for PostgresStore {
         Ok(n == 1)
     }
 
-    async fn finish(
+    async fn finish_logged(
         &self,
         claim: Claim,
         state: State,
         error: &DeliveryError,
         now: i64,
-    ) -> Result<bool> {
+        event: Option<NewEvent>,
+    ) -> Result<Recorded> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        let ended = finish(&tx, claim, state, &delivery_error_column(error), now).await?;
+        let applied = finish(&tx, claim, state, &delivery_error_column(error), now).await?;
+        let recorded = match event {
+            Some(event) => events::logged(&tx, applied, event, now).await?,
+            None => Recorded {
+                applied,
+                event: None,
+            },
+        };
         tx.commit().await?;
-        Ok(ended)
+        Ok(recorded)
     }
 
     async fn snapshot(

@@ -549,3 +549,42 @@ async fn wipe_session_if_final(tx: &Tx<'_>, id: i64) -> Result<()> {
     tx.execute(&s, &[&id]).await?;
     Ok(())
 }
+
+/// Marks a claimed message `sent` and, when no other message of its request
+/// is pending, wipes the request's session, in one statement (the outer
+/// query sees the table as before the update, hence `o.id <> $4`). Whether
+/// the claim was still the row's.
+pub(super) async fn mark_sent(
+    c: &impl deadpool_postgres::GenericClient,
+    (claim, server_message_id, transport, now): (Claim, &str, &str, i64),
+) -> Result<bool> {
+    let s = c
+        .prepare_cached(
+            "WITH sent AS (
+                    UPDATE outbox SET state = 'sent', server_message_id = $1, transport = $2, error = NULL,
+                                      locked_until = NULL, text = NULL, image = NULL, updated_at = $3
+                    WHERE id = $4 AND claim_token = $5 AND state = 'sending' RETURNING request_id
+                 ), wiped AS (
+                    UPDATE requests SET session_sealed = NULL
+                    WHERE id = (SELECT request_id FROM sent)
+                      AND session_sealed IS NOT NULL
+                      AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.request_id = requests.id
+                                      AND o.id <> $4 AND o.state IN ('accepted', 'sending'))
+                 )
+                 SELECT count(*) FROM sent",
+        )
+        .await?;
+    let row = c
+        .query_one(
+            &s,
+            &[
+                &server_message_id,
+                &transport,
+                &now,
+                &claim.id,
+                &claim.token,
+            ],
+        )
+        .await?;
+    Ok(row.try_get::<_, i64>(0)? == 1)
+}

@@ -47,7 +47,7 @@ impl EventOp {
 
 /// Logs each event unless its account's dedupe key was logged before, and
 /// queues its webhook deliveries.
-fn append(c: &Connection, events: &[NewEvent], now: i64) -> Result<Vec<Appended>> {
+pub(super) fn append(c: &Connection, events: &[NewEvent], now: i64) -> Result<Vec<Appended>> {
     let mut insert = c.prepare_cached(
         "INSERT INTO events (account, event_type, conversation_id, dedupe_key, payload, occurred_at, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)

@@ -30,11 +30,13 @@ mod accounts;
 mod checkpointer;
 mod events;
 mod meta;
+mod outcomes;
 mod retention;
 mod webhooks;
 mod writer;
 
 use accounts::AccountOp;
+use outcomes::OutcomeOp;
 use webhooks::WebhookOp;
 use writer::{Done, Op, Writer};
 
@@ -423,20 +425,22 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn mark_sent(
+    async fn mark_sent_logged(
         &self,
         claim: Claim,
         server_message_id: &str,
         transport: &str,
         now: i64,
-    ) -> Result<bool> {
-        let op = Op::MarkSent {
+        event: Option<NewEvent>,
+    ) -> Result<Recorded> {
+        let op = OutcomeOp::MarkSent {
             claim,
             server_message_id: server_message_id.to_owned(),
             transport: transport.to_owned(),
             now,
+            event,
         };
-        flag(self.writer.run(op).await?)
+        recorded(self.writer.run(op.into()).await?)
     }
 
     async fn reschedule(
@@ -473,20 +477,22 @@ impl Store for SqliteStore {
         flag(self.writer.run(op).await?)
     }
 
-    async fn finish(
+    async fn finish_logged(
         &self,
         claim: Claim,
         state: State,
         error: &DeliveryError,
         now: i64,
-    ) -> Result<bool> {
-        let op = Op::Finish {
+        event: Option<NewEvent>,
+    ) -> Result<Recorded> {
+        let op = OutcomeOp::Finish {
             claim,
             state,
             error: delivery_error_column(error),
             now,
+            event,
         };
-        flag(self.writer.run(op).await?)
+        recorded(self.writer.run(op.into()).await?)
     }
 
     async fn snapshot(
@@ -737,6 +743,13 @@ fn read_totals(
 
 fn unexpected() -> Error {
     Error::Corrupt("the writer answered an operation with another's result".into())
+}
+
+fn recorded(done: Done) -> Result<Recorded> {
+    match done {
+        Done::Recorded(r) => Ok(r),
+        _ => Err(unexpected()),
+    }
 }
 
 fn flag(done: Done) -> Result<bool> {

@@ -10,14 +10,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::columns::{ClaimedRow, outbox_rows, target_columns};
 use crate::error::{Error, Result};
-use crate::events::Appended;
+use crate::events::{Appended, Recorded};
 use crate::types::*;
 use crate::webhooks::{ClaimedDelivery, Webhook};
 
 use super::checkpointer::Checkpointer;
-use crate::counters::{
-    DAY_MS, add_counter, count, month_start, not_attempted_error, period_of, quota_returned,
-};
+use crate::counters::{DAY_MS, add_counter, count, month_start, period_of};
 
 /// Operations per transaction, at most.
 pub(crate) const MAX_BATCH: usize = 512;
@@ -47,12 +45,6 @@ pub(crate) enum Op {
         lease_ms: i64,
         max: u32,
     },
-    MarkSent {
-        claim: Claim,
-        server_message_id: String,
-        transport: String,
-        now: i64,
-    },
     Reschedule {
         claim: Claim,
         at: i64,
@@ -68,12 +60,8 @@ pub(crate) enum Op {
         claim: Claim,
         until: i64,
     },
-    Finish {
-        claim: Claim,
-        state: State,
-        error: String,
-        now: i64,
-    },
+    /// A delivery's outcome (see `outcomes.rs`).
+    Outcome(super::outcomes::OutcomeOp),
     /// A retention batch (see `retention.rs`).
     DeleteExpired {
         before: i64,
@@ -96,8 +84,8 @@ impl Op {
         match self {
             Op::Events(op) => op.must_be_durable(),
             Op::Webhooks(op) => op.must_be_durable(),
+            Op::Outcome(op) => op.must_be_durable(),
             Op::Claim { .. }
-            | Op::MarkSent { .. }
             | Op::Reschedule { .. }
             | Op::Release { .. }
             | Op::Renew { .. }
@@ -116,8 +104,7 @@ impl Op {
             Op::Enqueue(..)
             | Op::RevokeKey(..)
             | Op::Claim { .. }
-            | Op::MarkSent { .. }
-            | Op::Finish { .. }
+            | Op::Outcome(..)
             | Op::DeleteExpired { .. } => true,
             _ => false,
         }
@@ -134,6 +121,7 @@ pub(crate) enum Done {
     Expired(Expired),
     Bytes(Vec<u8>),
     Appended(Vec<Appended>),
+    Recorded(Recorded),
     Count(u64),
     Webhook(Option<Webhook>),
     Deliveries(Vec<ClaimedDelivery>),
@@ -297,17 +285,6 @@ fn apply(c: &mut Transaction<'_>, op: Op) -> Result<Done> {
             enqueue(c, request, &windows, now).map(Done::Enqueued)
         }
         Op::Claim { now, lease_ms, max } => claim(c, now, lease_ms, max).map(Done::Claimed),
-        Op::MarkSent {
-            claim,
-            server_message_id,
-            transport,
-            now,
-        } => {
-            let n = c.prepare_cached("UPDATE outbox SET state = 'sent', server_message_id = ?1, transport = ?2, error = NULL, locked_until = NULL, text = NULL, image = NULL, updated_at = ?3 WHERE id = ?4 AND claim_token = ?5 AND state = 'sending'")?
-                .execute(params![server_message_id, transport, now, claim.id, claim.token])?;
-            wipe_session_if_final(c, claim.id)?;
-            Ok(Done::Flag(n == 1))
-        }
         Op::Reschedule {
             claim,
             at,
@@ -332,12 +309,7 @@ fn apply(c: &mut Transaction<'_>, op: Op) -> Result<Done> {
                 .execute(params![until, claim.id, claim.token])?;
             Ok(Done::Flag(n == 1))
         }
-        Op::Finish {
-            claim,
-            state,
-            error,
-            now,
-        } => finish(c, claim, state, &error, now).map(Done::Flag),
+        Op::Outcome(op) => op.apply(c),
         Op::DeleteExpired { before, max } => {
             super::retention::delete_expired(c, before, max).map(Done::Expired)
         }
@@ -622,73 +594,6 @@ fn claim(c: &Connection, now: i64, lease_ms: i64, max: u32) -> Result<Vec<Claime
         lease.execute(params![now + lease_ms, now, m.id])?;
     }
     Ok(claimed.into_iter().map(ClaimedRow::into_claimed).collect())
-}
-
-fn finish(c: &Connection, claim: Claim, state: State, error: &str, now: i64) -> Result<bool> {
-    let id = claim.id;
-    let row = c
-        .prepare_cached(
-            "SELECT o.request_id, o.position, o.api_key_id, o.image_bytes, o.state, r.day_start, r.month_start
-             FROM outbox o JOIN requests r ON r.id = o.request_id WHERE o.id = ?1 AND o.claim_token = ?2",
-        )?
-        .query_row(params![id, claim.token], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, i64>(5)?,
-                r.get::<_, i64>(6)?,
-            ))
-        })
-        .optional()?;
-    let Some((request_id, position, api_key_id, image_bytes, was, day_start, month_start)) = row
-    else {
-        return Ok(false);
-    };
-    if State::parse(&was)? != State::Sending {
-        return Ok(false);
-    }
-    c.prepare_cached("UPDATE outbox SET state = ?1, error = ?2, locked_until = NULL, text = NULL, image = NULL, updated_at = ?3 WHERE id = ?4")?
-        .execute(params![state.as_str(), error, now, id])?;
-    let (mut given_back, mut bytes_back) = quota_returned(state, image_bytes);
-    // A message that failed (or may have been sent) ends its request: the
-    // messages after it will not be attempted, and give their quota back too.
-    if state != State::Sent {
-        let not_attempted = not_attempted_error();
-        let mut later = c.prepare_cached(
-            "UPDATE outbox SET state = 'failed', error = ?1, text = NULL, image = NULL, updated_at = ?2
-             WHERE request_id = ?3 AND position > ?4 AND state = 'accepted'
-             RETURNING image_bytes",
-        )?;
-        let mut rows = later.query(params![not_attempted, now, request_id, position])?;
-        while let Some(r) = rows.next()? {
-            given_back += 1;
-            bytes_back += r.get::<_, i64>(0)?;
-        }
-    }
-    if given_back > 0 {
-        c.prepare_cached(
-            "UPDATE usage_counters SET messages = MAX(messages - ?1, 0), image_bytes = MAX(image_bytes - ?2, 0)
-             WHERE api_key_id = ?3 AND ((period = 'day' AND start = ?4) OR (period = 'month' AND start = ?5) OR period = 'all')",
-        )?
-        .execute(params![given_back, bytes_back, api_key_id, day_start, month_start])?;
-    }
-    wipe_session_if_final(c, id)?;
-    Ok(true)
-}
-
-/// A per-request session is kept only while its messages are undelivered.
-fn wipe_session_if_final(c: &Connection, id: i64) -> Result<()> {
-    c.prepare_cached(
-        "UPDATE requests SET session_sealed = NULL
-         WHERE id = (SELECT request_id FROM outbox WHERE id = ?1)
-           AND session_sealed IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM outbox WHERE request_id = requests.id AND state IN ('accepted', 'sending'))",
-    )?
-    .execute(params![id])?;
-    Ok(())
 }
 
 #[cfg(test)]

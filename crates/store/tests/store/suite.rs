@@ -484,6 +484,49 @@ macro_rules! store_suite {
             assert_eq!(used(&store, key.id, &daily(10)[0]).await, 1, "its quota stays given back");
         }
 
+        /// An outcome and its event are stored together: the event is
+        /// logged (with a cursor) only when the outcome is, never for a stale
+        /// claim, and once however often it is recorded again.
+        #[tokio::test]
+        async fn an_outcome_is_logged_with_its_event_or_not_at_all() {
+            let (store, _guard) = $open().await;
+            let key = new_key(&store, "logged", None).await;
+            let outcome = |kind: &str| tiktok_dm_store::NewEvent {
+                account: "shop".into(),
+                event_type: kind.into(),
+                conversation_id: Some("0:1:1:2".into()),
+                dedupe_key: Some(format!("{kind}:s:0")),
+                payload: "{}".into(),
+                occurred_at: 1,
+            };
+            store.enqueue(request("s", key.id, None, &[Kind::Text]), &[], 10).await.unwrap();
+            let stale = claim(&store, 20, 1_000, 10).await.remove(0);
+            let fresh = claim(&store, 1_100, 1_000, 10).await.remove(0);
+            let refused = store.mark_sent_logged(stale.claim(), "7001", "ws", 1_150, Some(outcome("message.sent"))).await.unwrap();
+            assert_eq!(refused, tiktok_dm_store::Recorded { applied: false, event: None });
+            let failed = failure(tiktok_dm_store::FailureCode::UpstreamError);
+            let refused = store.finish_logged(stale.claim(), State::Failed, &failed, 1_150, Some(outcome("message.failed"))).await.unwrap();
+            assert_eq!(refused, tiktok_dm_store::Recorded { applied: false, event: None });
+            assert_eq!(store.latest_event_cursor().await.unwrap(), 0, "no event for a write that did not apply");
+
+            let sent = store.mark_sent_logged(fresh.claim(), "7001", "ws", 1_200, Some(outcome("message.sent"))).await.unwrap();
+            assert!(sent.applied);
+            let cursor = sent.event.and_then(|a| a.cursor()).expect("logged");
+            assert_eq!(store.latest_event_cursor().await.unwrap(), cursor);
+            let again = store.mark_sent_logged(fresh.claim(), "7001", "ws", 1_300, Some(outcome("message.sent"))).await.unwrap();
+            assert_eq!(again, tiktok_dm_store::Recorded { applied: false, event: None });
+
+            store.enqueue(request("f", key.id, None, &[Kind::Text]), &[], 2_000).await.unwrap();
+            let m = claim(&store, 2_000, 1_000, 10).await.remove(0);
+            let ended = store.finish_logged(m.claim(), State::Failed, &failed, 2_100, Some(outcome("message.failed"))).await.unwrap();
+            assert!(ended.applied);
+            let ended_at = ended.event.and_then(|a| a.cursor()).expect("logged");
+            assert!(ended_at > cursor);
+            let filter = tiktok_dm_store::EventFilter::default();
+            let logged: Vec<String> = store.events_after(0, &filter, 10).await.unwrap().into_iter().map(|e| e.event_type).collect();
+            assert_eq!(logged, ["message.sent", "message.failed"]);
+        }
+
         /// PostgreSQL's text cannot hold U+0000: both backends refuse to write
         /// it, clearly, and find nothing by it, rather than fail in the database.
         #[tokio::test]
