@@ -144,9 +144,18 @@ def node_items(result, node):
 class Live:
     """The trigger workflow served by `n8n start`, and what its checks need."""
 
-    def __init__(self, ready, webhook_url):
+    def __init__(self, ready, webhook_url, auth):
         self.ready = ready
         self.webhook_url = webhook_url
+        self.auth = auth
+        # Set by main: stops n8n and starts it again on the same port.
+        self.restart = None
+
+    def webhooks(self):
+        """The gateway's webhooks of the trigger's API key."""
+        status, answer = http("GET", f"{self.ready['url']}/v1/webhooks", headers=self.auth)
+        assert status == 200, answer
+        return answer["webhooks"]
 
     def received(self):
         status, messages = http("GET", f"{self.ready['sandbox_url']}/_sandbox/messages")
@@ -186,12 +195,10 @@ class Live:
         raise AssertionError(f"no {what} within {timeout} s")
 
 
-def serve_trigger(env, tmp, ready, setup):
-    """Publishes the trigger workflow, starts `n8n start` and waits until the
-    trigger has registered its webhook with the gateway; returns the process
-    (in a session of its own: its task runner goes with it) and a `Live`."""
-    assert n8n(env, "publish:workflow", f"--id={workflows.TRIGGER_WORKFLOW}", output=tmp / "publish.out") == 0
-    port = free_port()
+def serve_trigger(env, tmp, ready, setup, port):
+    """Starts `n8n start` on `port` and waits until the trigger has registered
+    its webhook with the gateway; returns the process (in a session of its own:
+    its task runner goes with it) and a `Live`."""
     env = dict(env)
     env.update(
         {
@@ -205,27 +212,35 @@ def serve_trigger(env, tmp, ready, setup):
     proc = subprocess.Popen(
         [str(N8N), "start"],
         env=env,
-        stdout=open(tmp / "n8n-start.log", "w"),
+        stdout=open(tmp / "n8n-start.log", "a"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     webhook_url = f"http://127.0.0.1:{port}/webhook/{workflows.TRIGGER_WEBHOOK_ID}/webhook"
     auth = {"Authorization": f"Bearer {setup.bound_key}"}
 
+    live = Live(ready, webhook_url, auth)
+
     def registered():
         if proc.poll() is not None:
             raise AssertionError(f"n8n start exited {proc.returncode}:\n{(tmp / 'n8n-start.log').read_text()[-3000:]}")
-        status, answer = http("GET", f"{ready['url']}/v1/webhooks", headers=auth)
-        return status == 200 and any(w["url"] == webhook_url for w in answer["webhooks"])
+        # Registered with the gateway (the first time), and served: an unsigned
+        # POST is the trigger's 401 (n8n answers 404 before the workflow is active).
+        if not any(w["url"] == webhook_url for w in live.webhooks()):
+            return False
+        try:
+            return live.post_to_n8n(b"{}", {}) == 401
+        except OSError:
+            return False
 
     started = time.monotonic()
     try:
-        Live.wait_for(registered, "webhook registered by the trigger", timeout=180)
+        Live.wait_for(registered, "trigger registered and served", timeout=180)
     except AssertionError:
         stop(proc)
         raise
-    log(f"n8n serves the trigger at {webhook_url} (registered after {time.monotonic() - started:.0f} s)")
-    return proc, Live(ready, webhook_url)
+    log(f"n8n serves the trigger at {webhook_url} (after {time.monotonic() - started:.0f} s)")
+    return proc, live
 
 
 def stop(proc):
@@ -304,12 +319,19 @@ def main():
                 failures += 1
                 log(f"FAIL {check.__name__}: {e}")
         total = len(workflows.CHECKS) + len(workflows.TRIGGER_CHECKS)
+        assert n8n(env, "publish:workflow", f"--id={workflows.TRIGGER_WORKFLOW}", output=tmp / "publish.out") == 0
+        port = free_port()
+        server = []
         try:
-            server, live = serve_trigger(env, tmp, ready, setup)
-        except AssertionError as e:
-            log(f"FAIL serving the trigger workflow: {e}")
-            return 1
-        try:
+            proc, live = serve_trigger(env, tmp, ready, setup, port)
+            server.append(proc)
+
+            def restart():
+                stop(server.pop())
+                proc, _ = serve_trigger(env, tmp, ready, setup, port)
+                server.append(proc)
+
+            live.restart = restart
             for check in workflows.TRIGGER_CHECKS:
                 try:
                     check(live, setup)
@@ -317,8 +339,12 @@ def main():
                 except AssertionError as e:
                     failures += 1
                     log(f"FAIL {check.__name__}: {e}")
+        except AssertionError as e:
+            failures += 1
+            log(f"FAIL serving the trigger workflow: {e}")
         finally:
-            stop(server)
+            for proc in server:
+                stop(proc)
         if failures:
             log(f"{failures} of {total} checks failed; files in {tmp}")
             return 1

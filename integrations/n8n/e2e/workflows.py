@@ -497,4 +497,21 @@ def trigger_refuses_bad_signature(live, s):
     assert replies(live.received()[before:]) == [], "a forged event started the workflow"
 
 
-TRIGGER_CHECKS = [trigger_replies_once, trigger_downloads_image, trigger_refuses_bad_signature]
+def trigger_survives_restart(live, s):
+    """n8n started again with the workflow still published finds the trigger's
+    webhook (checkExists) instead of registering another, and still verifies
+    deliveries with the secret it kept."""
+    ours = [w for w in live.webhooks() if w["url"] == live.webhook_url]
+    assert len(ours) == 1, ours
+    live.restart()
+    again = [w for w in live.webhooks() if w["url"] == live.webhook_url]
+    assert [w["id"] for w in again] == [ours[0]["id"]], (ours, again)
+    trigger_replies_once(live, s)
+
+
+TRIGGER_CHECKS = [
+    trigger_replies_once,
+    trigger_downloads_image,
+    trigger_refuses_bad_signature,
+    trigger_survives_restart,
+]

@@ -240,6 +240,34 @@ describe('TikTok DM Trigger: registering the webhook', () => {
 		expect(lost.requests[1].options.url).toBe('http://127.0.0.1:8787/v1/webhooks/wh_1');
 	});
 
+	it("deletes its own webhook left at an earlier URL (n8n's WEBHOOK_URL changed)", async () => {
+		const c = triggerContext({
+			staticData: { webhookId: 'wh_1', webhookSecret: SECRET },
+			replies: [
+				{
+					statusCode: 200,
+					body: {
+						success: true,
+						webhooks: [
+							{
+								id: 'wh_1',
+								url: 'http://old-host:5678/webhook/3f1c/webhook',
+								events: ['message.received'],
+							},
+						],
+					},
+				},
+				{ statusCode: 204, body: '' },
+			],
+		});
+		expect(await hooks.checkExists.call(c.hooks)).toBe(false);
+		expect(c.requests[1].options).toMatchObject({
+			method: 'DELETE',
+			url: 'http://127.0.0.1:8787/v1/webhooks/wh_1',
+		});
+		expect(c.staticData).toEqual({});
+	});
+
 	it('deletes its webhook and forgets it; one already gone counts as deleted', async () => {
 		for (const reply of [
 			{ statusCode: 204, body: '' },

@@ -277,8 +277,9 @@ export class TikTokDmTrigger implements INodeType {
 		default: {
 			/**
 			 * Whether the gateway still has this node's webhook (same id, URL and
-			 * events, and its secret held). A webhook to this URL whose secret the
-			 * node does not hold could never be verified: it is deleted.
+			 * events, and its secret held). Any other webhook to this URL (whose
+			 * secret the node does not hold, so it could never be verified), and
+			 * the node's own at another URL, are deleted.
 			 */
 			async checkExists(this: IHookFunctions): Promise<boolean> {
 				const data = this.getWorkflowStaticData('node') as Registration;
@@ -293,12 +294,18 @@ export class TikTokDmTrigger implements INodeType {
 					: [];
 				let exists = false;
 				for (const webhook of listed) {
-					if (!sameUrl(String(webhook.url ?? ''), url)) {
+					// Ours: the one it registered (perhaps at an earlier URL, when n8n's
+					// WEBHOOK_URL changed), or any to its URL.
+					const ours =
+						(data.webhookId !== undefined && webhook.id === data.webhookId) ||
+						sameUrl(String(webhook.url ?? ''), url);
+					if (!ours) {
 						continue;
 					}
 					const theirs = Array.isArray(webhook.events) ? (webhook.events as string[]) : [];
 					const same =
 						webhook.id === data.webhookId &&
+						sameUrl(String(webhook.url ?? ''), url) &&
 						typeof data.webhookSecret === 'string' &&
 						theirs.length === events.length &&
 						events.every((e) => theirs.includes(e));
