@@ -19,8 +19,9 @@ pub enum SessionError {
     /// The stored session does not open (a vault key or a row problem); the
     /// cause says which, never the session.
     Unsealed(crate::Error),
-    /// TikTok refused the session (or it is not a session at all).
-    Refused(ClientError),
+    /// TikTok refused the session (or it is not a session at all); with the
+    /// pool key of the session refused.
+    Refused(ClientError, String),
     /// TikTok could not be reached, or the page not read.
     Connect(ClientError),
 }
@@ -78,7 +79,7 @@ async fn pooled<S: Store>(
     match connected {
         Ok(session) => Ok((key, session)),
         Err(e @ (ClientError::InvalidSession(_) | ClientError::InvalidCredentials(_))) => {
-            Err(SessionError::Refused(e))
+            Err(SessionError::Refused(e, key))
         }
         Err(e) => Err(SessionError::Connect(e)),
     }

@@ -47,6 +47,8 @@ pub struct ReceivedMessage {
     pub sender_uid: i64,
     /// `message_type`.
     pub message_type: i32,
+    /// The `inbox_type` the send came with (0 direct, 3 message request).
+    pub inbox_type: i32,
     /// The content string parsed as JSON; `null` for a `private_image` (1802),
     /// whose content string is empty.
     pub content: serde_json::Value,

@@ -23,19 +23,24 @@ fn client_message_id(raw: &str) -> Result<ClientMessageId> {
     ClientMessageId::parse(raw).map_err(|e| Error::Corrupt(e.to_string()))
 }
 
-/// A target's two columns: `conversation_id` (text) and
-/// `conversation_short_id` (integer).
-pub(crate) fn target_columns(target: &Target) -> (&str, i64) {
+/// A target's columns: `conversation_id` (text), `conversation_short_id`
+/// (integer) and `inbox_type` (integer).
+pub(crate) fn target_columns(target: &Target) -> (&str, i64, i32) {
     (
         target.conversation_id.as_str(),
         target.conversation_short_id.get(),
+        target.inbox_type,
     )
 }
 
-/// A target from its two columns.
-fn target(conversation_id: &str, conversation_short_id: i64) -> Result<Target> {
-    Target::parse(conversation_id, &conversation_short_id.to_string())
-        .map_err(|e| Error::Corrupt(format!("the stored target: {e}")))
+/// A target from its columns.
+fn target(conversation_id: &str, conversation_short_id: i64, inbox_type: i32) -> Result<Target> {
+    let target = Target::parse(conversation_id, &conversation_short_id.to_string())
+        .map_err(|e| Error::Corrupt(format!("the stored target: {e}")))?;
+    Ok(Target {
+        inbox_type,
+        ..target
+    })
 }
 
 /// What an outbox row takes per message, as [`outbox_rows`] computes it.
@@ -109,6 +114,8 @@ pub(crate) struct ClaimedRow {
     pub(crate) conversation_short_id: i64,
     pub(crate) account: Option<String>,
     pub(crate) session_sealed: Option<Vec<u8>>,
+    /// The request's inbox type.
+    pub(crate) inbox_type: i32,
 }
 
 impl ClaimedRow {
@@ -141,7 +148,11 @@ impl ClaimedRow {
         Ok(OutboxMessage {
             id: self.id,
             client_message_id: client_message_id(&self.client_message_id)?,
-            target: target(&self.conversation_id, self.conversation_short_id)?,
+            target: target(
+                &self.conversation_id,
+                self.conversation_short_id,
+                self.inbox_type,
+            )?,
             request_id: self.request_id,
             position: self.position,
             content,

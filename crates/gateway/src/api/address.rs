@@ -60,10 +60,11 @@ pub(crate) async fn target<S: Store>(
         .await
         .map_err(|e| client_error(&e))?;
     match found {
-        Some(short) => Ok(Target {
+        Some(found) => Ok(Target {
             conversation_id,
-            conversation_short_id: short,
-            inbox_type: 0,
+            conversation_short_id: found.short_id,
+            // As TikTok web sends into a message request: with its inbox.
+            inbox_type: found.inbox_type.unwrap_or(0),
         }),
         None => Err(ApiError::new(
             ErrorCode::ConversationNotFound,

@@ -71,7 +71,7 @@ pub(super) fn session_error(e: SessionError, name: &str) -> ApiError {
         SessionError::NotFound => no_account(name),
         SessionError::Store(e) => e.into(),
         SessionError::Unsealed(e) => ApiError::internal(&e),
-        SessionError::Refused(e) | SessionError::Connect(e) => client_error(&e),
+        SessionError::Refused(e, _) | SessionError::Connect(e) => client_error(&e),
     }
 }
 

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use tiktok_dm_client::{Event, ListenOptions, Listened, Session};
+use tiktok_dm_proto::ids::ConversationShortId;
 use tiktok_dm_store::{AccountStatus, Appended, NewEvent, Store};
 
 use crate::accounts::SessionError;
@@ -29,8 +30,11 @@ pub(super) async fn account<S: Store>(state: AppState<S>, name: String) {
     let (key, session) = match open(&state, &name).await {
         Ok(Some(opened)) => opened,
         Ok(None) => return,
-        Err(Refused) => {
-            expire(&state, &name).await;
+        Err(Refused(key)) => {
+            // Not when a new session was stored since it was read.
+            if still_stored(&state, &name, &key).await {
+                expire(&state, &name).await;
+            }
             return;
         }
     };
@@ -43,7 +47,10 @@ pub(super) async fn account<S: Store>(state: AppState<S>, name: String) {
     tracing::info!(account = %name, "listening");
     while let Some(item) = listener.next().await {
         match item {
-            Listened::Event(event) => log_event(&state, &name, &event).await,
+            Listened::Event(event) => {
+                learn_short_id(&state, &key, &event).await;
+                log_event(&state, &name, &event).await;
+            }
             Listened::CaughtUp {
                 events,
                 mut cursors,
@@ -71,8 +78,8 @@ pub(super) async fn account<S: Store>(state: AppState<S>, name: String) {
     tracing::info!(account = %name, "listener ended");
 }
 
-/// TikTok refused the session.
-struct Refused;
+/// TikTok refused the session of this pool key.
+struct Refused(String);
 
 /// The account's pooled session (connecting it if needed). `Ok(None)` when
 /// the account is gone or cannot be read or reached now (tried again later).
@@ -91,7 +98,7 @@ async fn open<S: Store>(
             tracing::error!(account = %name, error = %e, "listening: the stored session does not open");
             Ok(None)
         }
-        Err(SessionError::Refused(_)) => Err(Refused),
+        Err(SessionError::Refused(_, key)) => Err(Refused(key)),
         Err(SessionError::Connect(e)) => {
             tracing::warn!(account = %name, error = %e, "listening: cannot connect");
             Ok(None)
@@ -184,6 +191,19 @@ async fn log_event<S: Store>(state: &AppState<S>, name: &str, event: &Event) {
     };
     if let Some(Appended::New { cursor }) = appended.first() {
         state.event_logged(event.type_name(), *cursor);
+    }
+}
+
+/// A received message tells its conversation's short id: a send that
+/// leaves it out finds it even before the inbox lists the conversation.
+async fn learn_short_id<S: Store>(state: &AppState<S>, key: &str, event: &Event) {
+    if let Event::MessageReceived(m) = event {
+        let short = m
+            .conversation_short_id
+            .and_then(|s| ConversationShortId::new(s).ok());
+        if let Some(short) = short {
+            state.short_ids.learn(key, &m.conversation_id, short).await;
+        }
     }
 }
 

@@ -34,7 +34,10 @@ async fn a_send_without_a_short_id_goes_to_the_conversation_the_inbox_names() {
         let got = got.unwrap_or_else(|| panic!("{text:?} did not arrive"));
         assert_eq!(got.conversation_id, c.conversation_id.as_str());
         assert_eq!(got.conversation_short_id, c.conversation_short_id.get());
+        // Into a message request with its inbox (3), as TikTok web sends.
+        assert_eq!(got.inbox_type, c.inbox_type, "{}", c.conversation_id);
     }
+    assert!(seed.conversations.iter().any(|c| c.inbox_type == 3));
 }
 
 #[tokio::test]

@@ -290,6 +290,7 @@ fn store(
         client_message_id: client_id.to_string(),
         sender_uid: env.account.uid.get(),
         message_type: send.message_type.unwrap_or_default(),
+        inbox_type: env.request.inbox_type.unwrap_or_default(),
         content: json,
         image,
         transport,

@@ -130,6 +130,7 @@ fn record(
         client_message_id: client_id.to_string(),
         sender_uid: uid.get(),
         message_type: body.message_type.unwrap_or_default(),
+        inbox_type: conversation.inbox_type,
         content: json,
         image,
         transport: Transport::Inbound,

@@ -63,6 +63,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         8,
         include_str!("../../migrations/postgres/0008_webhooks.sql"),
     ),
+    (
+        9,
+        include_str!("../../migrations/postgres/0009_inbox_type.sql"),
+    ),
 ];
 
 /// Connections per store.
@@ -424,7 +428,8 @@ impl Store for PostgresStore {
                  RETURNING o.id, o.request_id, o.position, o.kind, o.client_message_id, o.text, o.image_bytes, o.attempts,
                            o.api_key_id, r.conversation_id, r.conversation_short_id, r.account, r.session_sealed,
                            o.next_attempt_at, o.claim_token, r.created_at, o.transmissions,
-                           EXISTS (SELECT 1 FROM outbox n WHERE n.request_id = o.request_id AND n.position > o.position)",
+                           EXISTS (SELECT 1 FROM outbox n WHERE n.request_id = o.request_id AND n.position > o.position),
+                           r.inbox_type",
             )
             .await?;
         let rows = c
@@ -452,6 +457,7 @@ impl Store for PostgresStore {
                     accepted_at: row.try_get(15)?,
                     transmissions: row.try_get(16)?,
                     followed: row.try_get(17)?,
+                    inbox_type: row.try_get(18)?,
                 };
                 Ok((row.try_get::<_, i64>(13)?, claimed))
             })

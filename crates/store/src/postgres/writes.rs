@@ -198,12 +198,12 @@ async fn write(
         ]);
     }
     let count = i64::try_from(request.messages.len()).unwrap_or(i64::MAX);
-    let (conversation_id, conversation_short_id) = target_columns(&request.target);
+    let (conversation_id, conversation_short_id, inbox_type) = target_columns(&request.target);
     let Periods {
         day_start,
         month_start,
     } = periods;
-    let request_params: [&(dyn tokio_postgres::types::ToSql + Sync); 11] = [
+    let request_params: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
         &request.id,
         &request.api_key_id,
         &request.idempotency_key,
@@ -215,6 +215,7 @@ async fn write(
         &now,
         &day_start,
         &month_start,
+        &inbox_type,
     ];
     let bump_params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
         &request.api_key_id,
@@ -314,8 +315,8 @@ async fn write_statements(
 )> {
     let insert_request = c
         .prepare_cached(
-            "INSERT INTO requests (id, api_key_id, idempotency_key, request_hash, account, session_sealed, conversation_id, conversation_short_id, created_at, day_start, month_start)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO requests (id, api_key_id, idempotency_key, request_hash, account, session_sealed, conversation_id, conversation_short_id, created_at, day_start, month_start, inbox_type)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .await?;
     let insert_messages = c

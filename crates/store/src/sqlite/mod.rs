@@ -75,6 +75,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../../migrations/sqlite/0011_webhooks.sql"),
     ),
+    (
+        12,
+        include_str!("../../migrations/sqlite/0012_inbox_type.sql"),
+    ),
 ];
 
 const READERS: usize = 4;

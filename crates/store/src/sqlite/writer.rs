@@ -451,10 +451,10 @@ fn insert(
     day_start: i64,
     month_start: i64,
 ) -> Result<(i64, Option<i64>)> {
-    let (conversation_id, conversation_short_id) = target_columns(&request.target);
+    let (conversation_id, conversation_short_id, inbox_type) = target_columns(&request.target);
     c.prepare_cached(
-        "INSERT INTO requests (id, api_key_id, idempotency_key, request_hash, account, session_sealed, conversation_id, conversation_short_id, created_at, day_start, month_start)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT INTO requests (id, api_key_id, idempotency_key, request_hash, account, session_sealed, conversation_id, conversation_short_id, created_at, day_start, month_start, inbox_type)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
         request.id,
@@ -467,7 +467,8 @@ fn insert(
         conversation_short_id,
         now,
         day_start,
-        month_start
+        month_start,
+        inbox_type
     ])?;
     let mut image_bytes = 0i64;
     let mut insert = c.prepare_cached(
@@ -548,7 +549,7 @@ pub(crate) fn window_used(c: &Connection, api_key_id: i64, window: &QuotaWindow)
 /// The due messages, oldest first (see `claim`).
 const CLAIM_SQL: &str = "SELECT o.id, o.request_id, o.position, o.kind, o.client_message_id, o.text, o.image_bytes, o.attempts, o.api_key_id,
         r.conversation_id, r.conversation_short_id, r.account, r.session_sealed, o.claim_token, r.created_at, o.transmissions,
-        EXISTS (SELECT 1 FROM outbox n WHERE n.request_id = o.request_id AND n.position > o.position)
+        EXISTS (SELECT 1 FROM outbox n WHERE n.request_id = o.request_id AND n.position > o.position), r.inbox_type
  FROM outbox o JOIN requests r ON r.id = o.request_id
  WHERE o.state IN ('accepted', 'sending')
    AND ((o.state = 'accepted' AND o.next_attempt_at <= ?1) OR (o.state = 'sending' AND o.locked_until < ?1))
@@ -585,6 +586,7 @@ fn claim(c: &Connection, now: i64, lease_ms: i64, max: u32) -> Result<Vec<Claime
             accepted_at: row.get(14)?,
             transmissions: row.get(15)?,
             followed: row.get(16)?,
+            inbox_type: row.get(17)?,
         });
     }
     let mut lease = c.prepare_cached(

@@ -484,6 +484,21 @@ macro_rules! store_suite {
             assert_eq!(used(&store, key.id, &daily(10)[0]).await, 1, "its quota stays given back");
         }
 
+        /// A request's inbox type (3: a message request) goes with each of
+        /// its messages.
+        #[tokio::test]
+        async fn a_claimed_message_keeps_its_request_s_inbox_type() {
+            let (store, _guard) = $open().await;
+            let key = new_key(&store, "inbox", None).await;
+            let mut r = request("m", key.id, None, &[Kind::Image, Kind::Text]);
+            r.target.inbox_type = 3;
+            store.enqueue(r, &[], 10).await.unwrap();
+            store.enqueue(request("d", key.id, None, &[Kind::Text]), &[], 10).await.unwrap();
+            let claimed = claim(&store, 20, 1_000, 10).await;
+            let types: Vec<(String, i32)> = claimed.iter().map(|m| (m.request_id.clone(), m.target.inbox_type)).collect();
+            assert_eq!(types, [("m".to_owned(), 3), ("d".to_owned(), 0)]);
+        }
+
         /// An outcome and its event are stored together: the event is
         /// logged (with a cursor) only when the outcome is, never for a stale
         /// claim, and once however often it is recorded again.
