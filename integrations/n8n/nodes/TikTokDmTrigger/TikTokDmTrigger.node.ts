@@ -56,8 +56,13 @@ async function gateway(
 	} catch (error) {
 		throw new NodeApiError(ctx.getNode(), error as JsonObject);
 	}
-	const answer = readAnswer(response);
-	return { ...answer, headers: response.headers ?? {}, raw: response.body };
+	const status = response.statusCode ?? 0;
+	const headers = response.headers ?? {};
+	if (options.encoding === 'arraybuffer' && status >= 200 && status < 300) {
+		// Bytes (an image): not read as an answer.
+		return { ok: true, status, body: {}, message: '', headers, raw: response.body };
+	}
+	return { ...readAnswer(response), headers, raw: response.body };
 }
 
 /** A gateway answer that is not a success, as the node's error. */
