@@ -3,11 +3,14 @@
 //! with the message's key: AES-256-GCM, blob = nonce (12) ‖ ciphertext ‖
 //! tag (16), as a `cipher_v2` commit stores it (PROTOCOL.md 10.3).
 //!
-//! The session cookie goes only to the URL the message named: no redirect is
-//! followed (the shared client follows none), the URL must be http(s) (plain
-//! http only when the configured API URL is plain http itself, a local
-//! sandbox), and carry no user name. The blob is read up to the image limit
-//! plus the 28 bytes of nonce and tag.
+//! The session cookie goes where a browser's would: only to `tiktok.com` and
+//! its subdomains (the session cookies' domain), or to the configured API
+//! host (a sandbox). A media host elsewhere (a CDN domain of its own) is
+//! asked without it, with the browser's Origin and Referer, as a browser asks
+//! it. No redirect is followed (the shared client follows none), the URL must
+//! be http(s) (plain http only when the configured API URL is plain http
+//! itself, a local sandbox), and carry no user name. The blob is read up to
+//! the image limit plus the 28 bytes of nonce and tag.
 
 use reqwest::Url;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
@@ -54,9 +57,17 @@ impl Session {
                 "the image's URL names a loopback, private or reserved address, or another scheme than the API's".into(),
             )
         })?;
-        let request = base
-            .with_session(&self.inner.http, reqwest::Method::GET, url.as_str())
-            .map_err(Error::MediaInvalid)?;
+        let http = &self.inner.http;
+        let request = if sends_cookie(&url, &config.endpoints.api_url) {
+            base.with_session(http, reqwest::Method::GET, url.as_str())
+        } else {
+            base.plain(http, config, reqwest::Method::GET, url.as_str())
+                .map(|r| {
+                    r.header(reqwest::header::ORIGIN, "https://www.tiktok.com")
+                        .header(reqwest::header::REFERER, "https://www.tiktok.com/messages")
+                })
+        }
+        .map_err(Error::MediaInvalid)?;
         let sent = request.timeout(timeout).send().await;
         let response = match sent {
             Ok(r) => r,
@@ -111,6 +122,21 @@ fn media_url(image: &ReceivedImage, api_url: &str) -> Result<Url> {
         ));
     }
     Ok(url)
+}
+
+/// Whether a browser would send the `.tiktok.com` session cookies to `url`:
+/// its host is `tiktok.com` or under it (domain match, RFC 6265 5.1.3), or
+/// it is the configured API host (a sandbox standing in for TikTok).
+fn sends_cookie(url: &Url, api_url: &str) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let configured = Url::parse(api_url.trim()).ok();
+    if configured.as_ref().and_then(Url::host_str) == Some(host.as_str()) {
+        return true;
+    }
+    host == "tiktok.com" || host.ends_with(".tiktok.com")
 }
 
 /// The 32-byte key from its hex form.
@@ -180,6 +206,23 @@ mod tests {
         )
         .unwrap();
         [nonce.to_vec(), in_out].concat()
+    }
+
+    #[test]
+    fn the_cookie_goes_only_where_a_browser_would_send_it() {
+        let api = "https://im-api.tiktok.com";
+        let sends = |u: &str| sends_cookie(&Url::parse(u).unwrap(), api);
+        assert!(sends("https://im-api.tiktok.com/v1/x"));
+        assert!(sends("https://im-media.tiktok.com/obj"));
+        assert!(sends("https://TikTok.com./obj"));
+        assert!(!sends("https://p16-im.tiktokcdn.com/obj"), "a CDN domain");
+        assert!(!sends("https://evil.tiktok.com.attacker.example/obj"));
+        assert!(!sends("https://nottiktok.com/obj"));
+        assert!(!sends("https://203.0.113.9/obj"));
+        // A sandbox standing in for TikTok on loopback.
+        let local = |u: &str| sends_cookie(&Url::parse(u).unwrap(), "http://127.0.0.1:4000");
+        assert!(local("http://127.0.0.1:4000/im/media/x"));
+        assert!(!local("http://127.0.0.2:4000/im/media/x"));
     }
 
     #[test]
