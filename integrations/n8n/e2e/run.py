@@ -176,6 +176,23 @@ class Live:
             if line.startswith("tiktok_dm_webhook_attempts") and 'outcome="delivered"' in line
         )
 
+    def latest_cursor(self):
+        """The cursor of the newest event in the gateway's log (for the trigger's key)."""
+        after = 0
+        while True:
+            status, page = http("GET", f"{self.ready['url']}/v1/events?after={after}&limit=100", headers=self.auth)
+            assert status == 200, page
+            if not page["events"]:
+                return after
+            after = page["next_cursor"]
+
+    def replay(self, webhook_id, since):
+        """`POST /v1/webhooks/{id}/replay`: the gateway posts the events after
+        `since` again, with the webhook-ids they had; answers how many."""
+        status, answer = http("POST", f"{self.ready['url']}/v1/webhooks/{webhook_id}/replay", {"since": since}, self.auth)
+        assert status == 202, answer
+        return answer["queued"]
+
     def post_to_n8n(self, body, headers):
         req = urllib.request.Request(self.webhook_url, data=body, method="POST", headers=headers)
         req.add_header("Content-Type", "application/json")

@@ -497,6 +497,22 @@ def trigger_refuses_bad_signature(live, s):
     assert replies(live.received()[before:]) == [], "a forged event started the workflow"
 
 
+def trigger_ignores_a_delivery_posted_again(live, s):
+    """An event the gateway posts again with the same webhook-id (here a replay;
+    a retry after its webhook timeout comes the same way) is answered without
+    starting the workflow again: bob's "hello" gets one "thanks", not two."""
+    since = live.latest_cursor()
+    trigger_replies_once(live, s)
+    before, delivered = len(live.received()), live.delivered()
+    ours = [w for w in live.webhooks() if w["url"] == live.webhook_url]
+    assert len(ours) == 1, ours
+    # "hello" and the echo of "thanks".
+    queued = live.replay(ours[0]["id"], since)
+    assert queued == 2, queued
+    settle(live, delivered, queued, "the replayed events delivered to n8n")
+    assert replies(live.received()[before:]) == [], "an event posted again started the workflow again"
+
+
 def trigger_survives_restart(live, s):
     """n8n started again with the workflow still published finds the trigger's
     webhook (checkExists) instead of registering another, and still verifies
@@ -513,5 +529,6 @@ TRIGGER_CHECKS = [
     trigger_replies_once,
     trigger_downloads_image,
     trigger_refuses_bad_signature,
+    trigger_ignores_a_delivery_posted_again,
     trigger_survives_restart,
 ]

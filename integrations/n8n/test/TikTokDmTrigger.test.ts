@@ -1,10 +1,16 @@
 import { createHmac } from 'crypto';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { NodeApiError } from 'n8n-workflow';
 
 import { TikTokDmTrigger } from '../nodes/TikTokDmTrigger/TikTokDmTrigger.node';
 import { EVENT_TYPES, cursorOf, flatten, parseEvent } from '../nodes/TikTokDmTrigger/event';
 import { signingKey, verify } from '../nodes/TikTokDmTrigger/signature';
+import {
+	REMEMBERED_DELIVERIES,
+	REMEMBERED_TRIGGERS,
+	firstDelivery,
+	triggerKey,
+} from '../nodes/TikTokDmTrigger/deliveries';
 import { WEBHOOK_URL, triggerContext } from './trigger-context';
 
 const KEY = Buffer.alloc(32, 7);
@@ -315,9 +321,11 @@ describe('TikTok DM Trigger: a delivery', () => {
 		params?: Record<string, unknown>;
 		replies?: Parameters<typeof triggerContext>[0]['replies'];
 		staticData?: Record<string, unknown>;
+		workflowId?: string;
 	}) {
 		const rawBody = 'rawBody' in opts ? opts.rawBody : body();
 		const c = triggerContext({
+			workflowId: opts.workflowId,
 			params: opts.params,
 			staticData: opts.staticData ?? { webhookId: 'wh_1', webhookSecret: SECRET },
 			replies: opts.replies,
@@ -474,6 +482,126 @@ describe('TikTok DM Trigger: a delivery', () => {
 		expect((await off.result).workflowData![0][0].binary).toBeUndefined();
 		expect(off.requests).toHaveLength(0);
 	});
+
+	/** A gateway that does not answer: the request fails only when the node aborts it. */
+	const silent = (aborted: AbortSignal[]) => async (options: Record<string, unknown>) =>
+		await new Promise((_resolve, reject) => {
+			const signal = options.abortSignal as AbortSignal;
+			aborted.push(signal);
+			signal.addEventListener('abort', () => reject(new Error('canceled')));
+		});
+
+	afterEach(() => {
+		vi.useRealTimers();
+	});
+
+	it('starts the workflow once for a delivery posted again with the same webhook-id', async () => {
+		const first = await deliver({ workflowId: 'wf-retried' }).result;
+		expect(first.workflowData).toHaveLength(1);
+		// The gateway's retry (or a replay): same webhook-id, a new timestamp and signature.
+		const b = body();
+		const again = deliver({
+			workflowId: 'wf-retried',
+			rawBody: b,
+			headers: headers(b, { at: Math.floor(Date.now() / 1000) + 1 }),
+		});
+		const answer = await again.result;
+		expect(answer.workflowData).toBeUndefined();
+		expect(answer.webhookResponse).toEqual({
+			received: true,
+			started: false,
+			reason: 'a repeat of delivery evt_42, which already started the workflow',
+		});
+		expect(again.answered.status).toBeUndefined();
+		// Another event, and the same event at another trigger, still start.
+		const next = body();
+		const other = await deliver({
+			workflowId: 'wf-retried',
+			rawBody: next,
+			headers: headers(next, { id: 'evt_43', at: Math.floor(Date.now() / 1000) }),
+		}).result;
+		expect(other.workflowData![0][0].json.event_id).toBe('evt_43');
+		expect((await deliver({ workflowId: 'wf-elsewhere' }).result).workflowData).toHaveLength(1);
+	});
+
+	it('does not start again for a retry that arrives while the first delivery still fetches its image', async () => {
+		vi.useFakeTimers();
+		const aborted: AbortSignal[] = [];
+		const first = deliver({
+			workflowId: 'wf-slow',
+			rawBody: body(image),
+			replies: [silent(aborted)],
+		});
+		await vi.advanceTimersByTimeAsync(3000);
+		const retry = deliver({
+			workflowId: 'wf-slow',
+			rawBody: body(image),
+			replies: [silent(aborted)],
+		});
+		const repeat = await retry.result;
+		expect(repeat.workflowData).toBeUndefined();
+		expect(repeat.webhookResponse).toMatchObject({ received: true, started: false });
+		expect(retry.requests).toHaveLength(0);
+		await vi.advanceTimersByTimeAsync(4000);
+		const [[item]] = (await first.result).workflowData!;
+		expect(item.json.media_error).toMatchObject({ code: 'timeout' });
+	});
+
+	it('starts with media_error when the image does not come within 7 s, and aborts the download', async () => {
+		vi.useFakeTimers();
+		const aborted: AbortSignal[] = [];
+		const { result } = deliver({ rawBody: body(image), replies: [silent(aborted)] });
+		let settled = false;
+		void result.then(() => (settled = true));
+		await vi.advanceTimersByTimeAsync(6999);
+		expect(settled).toBe(false);
+		await vi.advanceTimersByTimeAsync(1);
+		const [[item]] = (await result).workflowData!;
+		expect(item.binary).toBeUndefined();
+		expect(item.json.media_error).toEqual({
+			code: 'timeout',
+			message: 'the gateway did not give the image within 7 s (Image Download Timeout)',
+		});
+		expect(aborted).toHaveLength(1);
+		expect(aborted[0].aborted).toBe(true);
+	});
+
+	it('waits for the image as long as the Image Download Timeout option says', async () => {
+		const started = Date.now();
+		const { result } = deliver({
+			rawBody: body(image),
+			params: { options: { imageDownloadTimeout: 0.05 } },
+			replies: [silent([])],
+		});
+		const [[item]] = (await result).workflowData!;
+		expect(Date.now() - started).toBeLessThan(1000);
+		expect(item.json.media_error).toEqual({
+			code: 'timeout',
+			message: 'the gateway did not give the image within 0.05 s (Image Download Timeout)',
+		});
+	});
+
+	it('forgets a delivery it failed to hand over, so that the next attempt starts the workflow', async () => {
+		const ok = { statusCode: 200, body: PNG, headers: { 'content-type': 'image/png' } } as never;
+		const attempt = () => {
+			const c = triggerContext({
+				workflowId: 'wf-failing',
+				staticData: { webhookId: 'wh_1', webhookSecret: SECRET },
+				replies: [ok],
+				headers: headers(body(image), { at: Math.floor(Date.now() / 1000) }),
+				rawBody: body(image),
+			});
+			return { c, run: () => trigger.webhook.call(c.webhook) };
+		};
+		const failing = attempt();
+		failing.c.webhook.helpers.prepareBinaryData = vi.fn(async () => {
+			throw new Error('the binary data store is full');
+		});
+		await expect(failing.run()).rejects.toThrow('the binary data store is full');
+		const next = await attempt().run();
+		expect(next.workflowData![0][0].binary?.data.fileName).toBe('tiktok-image-42.png');
+		expect((await attempt().run()).workflowData).toBeUndefined();
+	});
 });
 
 describe('TikTok DM Trigger: description', () => {
@@ -498,5 +626,35 @@ describe('TikTok DM Trigger: description', () => {
 		expect(
 			flatten({ type: 'typing', timestamp: 't', data: { type: 'x', uid: '1' } }, 'x').type,
 		).toBe('typing');
+	});
+});
+
+describe('TikTok DM Trigger: remembered deliveries', () => {
+	it(`remembers the last ${REMEMBERED_DELIVERIES} delivery ids of a trigger`, () => {
+		const trigger = triggerKey('wf-many', 'node-1');
+		for (let i = 0; i <= REMEMBERED_DELIVERIES; i++) {
+			expect(firstDelivery(trigger, `evt_${i}`)).toBe(true);
+		}
+		expect(firstDelivery(trigger, `evt_${REMEMBERED_DELIVERIES}`)).toBe(false);
+		expect(firstDelivery(trigger, 'evt_1')).toBe(false);
+		// The oldest was forgotten.
+		expect(firstDelivery(trigger, 'evt_0')).toBe(true);
+		expect(firstDelivery(triggerKey('wf-many', 'node-2'), 'evt_1')).toBe(true);
+	});
+
+	it(`remembers the deliveries of the last ${REMEMBERED_TRIGGERS} triggers used`, () => {
+		const kept = triggerKey('wf-kept', 'node-1');
+		const dropped = triggerKey('wf-dropped', 'node-1');
+		expect(firstDelivery(dropped, 'evt_1')).toBe(true);
+		expect(firstDelivery(kept, 'evt_1')).toBe(true);
+		for (let i = 0; i < REMEMBERED_TRIGGERS - 1; i++) {
+			firstDelivery(triggerKey(`wf-filler-${i}`, 'node-1'), 'evt_1');
+			if (i % 100 === 0) {
+				// Used again: stays.
+				expect(firstDelivery(kept, 'evt_1')).toBe(false);
+			}
+		}
+		expect(firstDelivery(kept, 'evt_1')).toBe(false);
+		expect(firstDelivery(dropped, 'evt_1')).toBe(true);
 	});
 });

@@ -5,6 +5,11 @@ import type { Reply } from './context';
 
 export const WEBHOOK_URL = 'http://127.0.0.1:5678/webhook/3f1c/webhook';
 
+let workflows = 0;
+
+/** A gateway answer, or a function answering the request (e.g. a promise that settles late or never). */
+export type TriggerReply = Reply | ((options: IDataObject) => Promise<unknown>);
+
 /** What the node answered by itself (a refusal), if it did. */
 export interface Answered {
 	status?: number;
@@ -20,9 +25,11 @@ export interface Answered {
 export function triggerContext(opts: {
 	params?: IDataObject;
 	staticData?: IDataObject;
-	replies?: Reply[];
+	replies?: TriggerReply[];
 	headers?: Record<string, string>;
 	rawBody?: Buffer;
+	/** The workflow's id; by default one of its own, so that deliveries remembered by another test's trigger do not count. */
+	workflowId?: string;
 }) {
 	const node: INode = {
 		id: 'trigger-1',
@@ -32,6 +39,7 @@ export function triggerContext(opts: {
 		position: [0, 0],
 		parameters: {},
 	};
+	const workflowId = opts.workflowId ?? `wf-${++workflows}`;
 	const params = opts.params ?? {};
 	const staticData: IDataObject = opts.staticData ?? {};
 	const replies = [...(opts.replies ?? [])];
@@ -40,6 +48,7 @@ export function triggerContext(opts: {
 	const logged: Array<{ message: string; meta: unknown }> = [];
 	const ctx = {
 		getNode: () => node,
+		getWorkflow: () => ({ id: workflowId, name: 'A workflow', active: true }),
 		getNodeParameter: (name: string, fallback: unknown) =>
 			params[name] === undefined ? fallback : params[name],
 		getWorkflowStaticData: () => staticData,
@@ -72,6 +81,9 @@ export function triggerContext(opts: {
 				}
 				if (reply instanceof Error) {
 					throw reply;
+				}
+				if (typeof reply === 'function') {
+					return await reply(options);
 				}
 				return reply;
 			}),

@@ -9,7 +9,7 @@ import type {
 	IWebhookResponseData,
 	JsonObject,
 } from 'n8n-workflow';
-import { NodeApiError, NodeConnectionTypes } from 'n8n-workflow';
+import { NodeApiError, NodeConnectionTypes, sleep } from 'n8n-workflow';
 
 import { base } from '../TikTokDm/conversations';
 import { readAnswer, type GatewayAnswer } from '../TikTokDm/request';
@@ -23,7 +23,23 @@ import {
 	wantsImage,
 	type Filter,
 } from './event';
+import { firstDelivery, forgetDelivery, triggerKey } from './deliveries';
 import { verify, type SignedHeaders } from './signature';
+
+/**
+ * How long the image download may take by default, in seconds: well below the
+ * gateway's default webhook timeout (`webhook_timeout_ms`, 10 s), after which
+ * it would post the event again.
+ */
+export const DEFAULT_IMAGE_TIMEOUT_SECONDS = 7;
+
+/** The Image Download Timeout option in milliseconds (the default when unset or not a positive number; at most 60 s). */
+export function imageTimeoutMs(value: unknown): number {
+	const seconds = Number(value ?? DEFAULT_IMAGE_TIMEOUT_SECONDS);
+	return Number.isFinite(seconds) && seconds > 0
+		? Math.round(Math.min(seconds, 60) * 1000)
+		: DEFAULT_IMAGE_TIMEOUT_SECONDS * 1000;
+}
 
 /** What the node keeps in its static data between activation and deliveries. */
 interface Registration extends IDataObject {
@@ -105,28 +121,45 @@ function refuse(ctx: IWebhookFunctions, status: number, message: string): IWebho
 
 /**
  * The received image's bytes from `GET /v1/media/{cursor}` as binary property
- * `data`; when the gateway cannot give them, `media_error` in the item says why
- * (the event still starts the workflow).
+ * `data`; when the gateway cannot give them within `timeoutMs` (it connects the
+ * account and downloads from TikTok, which may take a minute, while the
+ * delivery waits for the answer), `media_error` in the item says why (the
+ * event still starts the workflow).
  */
 async function attachImage(
 	ctx: IWebhookFunctions,
 	item: INodeExecutionData,
 	cursor: string | null,
+	timeoutMs: number,
 ): Promise<void> {
 	if (cursor === null) {
 		item.json.media_error = { message: 'the webhook-id names no event cursor' };
 		return;
 	}
+	const abort = new AbortController();
+	const fetched = gateway(ctx, {
+		method: 'GET',
+		path: `/v1/media/${encodeURIComponent(cursor)}`,
+		encoding: 'arraybuffer',
+		json: false,
+		abortSignal: abort.signal,
+	});
 	let answer;
 	try {
-		answer = await gateway(ctx, {
-			method: 'GET',
-			path: `/v1/media/${encodeURIComponent(cursor)}`,
-			encoding: 'arraybuffer',
-			json: false,
-		});
+		// `null`: the time ran out first.
+		answer = await Promise.race([fetched, sleep(timeoutMs).then(() => null)]);
 	} catch (error) {
 		item.json.media_error = { message: (error as Error).message };
+		return;
+	}
+	if (answer === null) {
+		// The request is abandoned (its late failure is ignored).
+		fetched.catch(() => undefined);
+		abort.abort();
+		item.json.media_error = {
+			code: 'timeout',
+			message: `the gateway did not give the image within ${timeoutMs / 1000} s (Image Download Timeout)`,
+		};
 		return;
 	}
 	if (answer.status !== 200) {
@@ -272,6 +305,15 @@ export class TikTokDmTrigger implements INodeType {
 						placeholder: 'shop, support',
 						description:
 							'Only events of these stored accounts (names separated by commas). Empty: every account the API key may use.',
+					},
+					{
+						displayName: 'Image Download Timeout',
+						name: 'imageDownloadTimeout',
+						type: 'number',
+						typeOptions: { minValue: 1, maxValue: 60, numberPrecision: 1 },
+						default: DEFAULT_IMAGE_TIMEOUT_SECONDS,
+						description:
+							"Seconds to wait for a received image's bytes before the workflow starts without them (with media_error). Keep it below the gateway's webhook timeout (webhook_timeout_ms, 10 s by default), or the gateway posts the event again.",
 					},
 				],
 			},
@@ -429,10 +471,37 @@ export class TikTokDmTrigger implements INodeType {
 		if (skipped !== null) {
 			return { webhookResponse: { received: true, started: false, reason: skipped } };
 		}
-		const item: INodeExecutionData = { json: flatten(event, verdict.id) };
-		if (wantsImage(event, this.getNodeParameter('downloadImage', true) !== false)) {
-			await attachImage(this, item, cursorOf(verdict.id));
+		// A delivery this trigger already started the workflow for (or is still
+		// handling): the gateway posted it again, after its webhook timeout or in
+		// a replay. Answered 200 so that it stops.
+		const trigger = triggerKey(this.getWorkflow().id, this.getNode().id);
+		if (!firstDelivery(trigger, verdict.id)) {
+			return {
+				webhookResponse: {
+					received: true,
+					started: false,
+					reason: `a repeat of delivery ${verdict.id}, which already started the workflow`,
+				},
+			};
 		}
-		return { workflowData: [[item]] };
+		let handled = false;
+		try {
+			const item: INodeExecutionData = { json: flatten(event, verdict.id) };
+			if (wantsImage(event, this.getNodeParameter('downloadImage', true) !== false)) {
+				await attachImage(
+					this,
+					item,
+					cursorOf(verdict.id),
+					imageTimeoutMs(options.imageDownloadTimeout),
+				);
+			}
+			handled = true;
+			return { workflowData: [[item]] };
+		} finally {
+			if (!handled) {
+				// Failed before the workflow could start: the gateway's next attempt must start it.
+				forgetDelivery(trigger, verdict.id);
+			}
+		}
 	}
 }
