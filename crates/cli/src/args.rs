@@ -32,7 +32,8 @@ pub enum Command {
     /// Create, list or revoke the gateway's API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Store, list or remove TikTok accounts (sessions are encrypted at rest).
+    /// Store, list, check or remove TikTok accounts (sessions are encrypted at
+    /// rest), or switch listening for one on or off.
     #[command(subcommand)]
     Accounts(AccountsCommand),
     /// Add, list or remove an API key's webhooks (events posted, signed, to a URL).
@@ -65,6 +66,10 @@ pub enum AccountsCommand {
         /// since other users of the machine can see it).
         #[arg(long)]
         session: String,
+        /// Do not listen for the account's DMs (without it, a new account is
+        /// listened to and a replaced one keeps its switch).
+        #[arg(long)]
+        no_listen: bool,
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -85,6 +90,18 @@ pub enum AccountsCommand {
         #[arg(long)]
         sandbox_url: Option<String>,
     },
+    /// Switch listening for a stored account's DMs on or off. A running
+    /// gateway follows within 2 s; switched back on, it catches up what came
+    /// meanwhile.
+    Listen {
+        /// The account's name.
+        name: String,
+        /// `on` or `off`.
+        #[arg(value_enum)]
+        switch: Switch,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
     /// Remove a stored account.
     Remove {
         /// The account's name.
@@ -92,6 +109,13 @@ pub enum AccountsCommand {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+}
+
+/// `on` or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Debug, Subcommand)]

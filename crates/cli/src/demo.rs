@@ -115,7 +115,7 @@ async fn start_gateway(
         .handle
         .account("alice")
         .ok_or_else(|| anyhow::anyhow!("the default seed has no alice"))?;
-    admin::put_account(&store, &vault, "demo", &alice.session, now_ms()).await?;
+    admin::put_account(&store, &vault, "demo", &alice.session, None, now_ms()).await?;
     let spec = KeySpec {
         name: "demo".into(),
         daily_limit: Some(3),

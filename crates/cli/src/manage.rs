@@ -10,9 +10,9 @@ use tiktok_dm_gateway::secrets::{
     KeyCheck, MASTER_KEY_ENV, Vault, check_master_key, database_has_a_key,
 };
 use tiktok_dm_gateway::{Settings, now_ms};
-use tiktok_dm_store::{AnyStore, Store, database_shown, is_postgres_url};
+use tiktok_dm_store::{AccountStatus, AnyStore, Store, database_shown, is_postgres_url};
 
-use crate::args::{AccountsCommand, DatabaseArgs, KeysCommand};
+use crate::args::{AccountsCommand, DatabaseArgs, KeysCommand, Switch};
 
 /// Where the master key comes from.
 enum KeySource {
@@ -172,15 +172,24 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<ExitCode> {
         AccountsCommand::Add {
             name,
             session,
+            no_listen,
             database: DatabaseArgs { database },
         } => {
             let session = read_secret(&session)?;
             let store = open_store(&database).await?;
             let vault = vault(&store, &database, None).await?;
             // The session's form is checked here, so a typo is not found at send time.
-            admin::put_account(&store, &vault, &name, &session, now_ms()).await?;
-            eprintln!("account {name:?} stored");
+            let listen = no_listen.then_some(false);
+            let listen =
+                admin::put_account(&store, &vault, &name, &session, listen, now_ms()).await?;
+            let listening = if listen { "on" } else { "off" };
+            eprintln!("account {name:?} stored; listening {listening}");
         }
+        AccountsCommand::Listen {
+            name,
+            switch,
+            database: DatabaseArgs { database },
+        } => return switch_listening(&name, switch == Switch::On, &database).await,
         AccountsCommand::List {
             database: DatabaseArgs { database },
         } => {
@@ -222,6 +231,39 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `accounts listen NAME on|off`: exits 1 for an account that is not stored.
+async fn switch_listening(name: &str, listen: bool, database: &str) -> anyhow::Result<ExitCode> {
+    let store = open_store(database).await?;
+    match admin::set_listen(&store, name, listen).await {
+        Ok(()) => {}
+        Err(tiktok_dm_gateway::Error::NotFound(message)) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    if !listen {
+        eprintln!(
+            "account {name:?}: listening off; a running gateway stops its listener within 2 s"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "account {name:?}: listening on; a running gateway starts its listener within 2 s, catching up what came since it stopped"
+    );
+    let expired = store
+        .list_accounts()
+        .await?
+        .iter()
+        .any(|a| a.name == name && a.status == AccountStatus::Expired);
+    if expired {
+        eprintln!(
+            "note: TikTok refused its session, so it is not listened to until a new one is stored (accounts add --name {name} --session @FILE)"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -55,7 +55,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
             .account("alice")
             .ok_or_else(|| anyhow::anyhow!("the default seed has no alice"))?
             .clone();
-        admin::put_account(&store, &vault, "sandbox", &alice.session, now_ms()).await?;
+        admin::put_account(&store, &vault, "sandbox", &alice.session, None, now_ms()).await?;
         let name = format!("sandbox-{}", now_ms());
         let spec = tiktok_dm_gateway::admin::KeySpec {
             name: name.clone(),

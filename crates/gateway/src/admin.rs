@@ -112,7 +112,15 @@ pub async fn create_key<S: Store>(
     Ok((issued, key))
 }
 
-/// Checks a session's form, seals it under `account:NAME` and stores it.
+/// Checks a session's form, seals it under `account:NAME` and stores it;
+/// with `listen` given, also switches the account's listening (without it a
+/// new account listens and a replaced one keeps its switch). Answers whether
+/// the account is listened to now.
+///
+/// Switching off goes first, so a replaced session is never listened to
+/// against the caller's wish. A new account exists a moment before its
+/// switch is written: a gateway rescanning in between starts a listener and
+/// stops it at its next rescan.
 ///
 /// # Errors
 /// A bad name, a session that is not a TikTok session, sealing, or the store.
@@ -121,13 +129,44 @@ pub async fn put_account<S: Store>(
     vault: &Vault,
     name: &str,
     session: &str,
+    listen: Option<bool>,
     now: i64,
-) -> Result<()> {
+) -> Result<bool> {
     check_name("account", name)?;
     Credentials::parse(session.trim()).map_err(|e| Error::Invalid(e.to_string()))?;
     let sealed = vault.seal(session.trim().as_bytes(), SealContext::Account(name))?;
+    let existed_off = listen == Some(false) && store.set_account_listen(name, false).await?;
     store.put_account(name, &sealed, now).await?;
-    Ok(())
+    match listen {
+        Some(listen) => {
+            if !existed_off {
+                store.set_account_listen(name, listen).await?;
+            }
+            Ok(listen)
+        }
+        None => Ok(store
+            .list_accounts()
+            .await?
+            .into_iter()
+            .find(|a| a.name == name)
+            .is_none_or(|a| a.listen)),
+    }
+}
+
+/// Switches listening for a stored account's DMs on or off. A running
+/// gateway's supervisor follows within its rescan
+/// ([`crate::inbound::RESCAN`]): off stops the account's listener (its
+/// session stays pooled for sends until idle); on starts one, which catches
+/// up from the account's saved cursors what came meanwhile.
+///
+/// # Errors
+/// No stored account by that name, or the store.
+pub async fn set_listen<S: Store>(store: &S, name: &str, listen: bool) -> Result<()> {
+    if store.set_account_listen(name, listen).await? {
+        Ok(())
+    } else {
+        Err(Error::NotFound(format!("no stored account named {name:?}")))
+    }
 }
 
 /// What TikTok said about a stored session.

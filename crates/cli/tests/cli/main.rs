@@ -6,6 +6,7 @@ mod decode;
 mod images;
 mod inbound_restart;
 mod listen;
+mod listen_switch;
 mod master_key;
 mod postgres;
 mod restart;

@@ -171,6 +171,14 @@ async fn a_nul_character_gets_a_clear_answer_on_postgres_not_an_internal_error()
             "not_found",
         ),
         (
+            "PATCH",
+            "/v1/admin/accounts/a%00b",
+            admin_key,
+            Some(serde_json::json!({"listen": false})),
+            404,
+            "not_found",
+        ),
+        (
             "POST",
             "/v1/admin/accounts/a%00b/check",
             admin_key,

@@ -237,6 +237,7 @@ async fn help_does_not_print_the_database_url_from_the_environment() {
         &["accounts", "add", "--help"],
         &["accounts", "list", "--help"],
         &["accounts", "check", "--help"],
+        &["accounts", "listen", "--help"],
         &["accounts", "remove", "--help"],
     ] {
         let out = crate::run_with_env(args(command), None, &[("TIKTOK_DM_DATABASE", &url)]).await;

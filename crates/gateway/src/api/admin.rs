@@ -119,9 +119,14 @@ pub(crate) async fn revoke_key<S: Store>(
 #[serde(deny_unknown_fields)]
 struct AccountBody {
     session: String,
+    /// Left out or null: a new account listens, a replaced one keeps its
+    /// switch.
+    #[serde(default)]
+    listen: Option<bool>,
 }
 
-/// `PUT /v1/admin/accounts/{name}`: stores (or replaces) the session, sealed.
+/// `PUT /v1/admin/accounts/{name}`: stores (or replaces) the session, sealed,
+/// and the listen switch when given.
 pub(crate) async fn put_account<S: Store>(
     State(state): State<AppState<S>>,
     _: AdminCaller,
@@ -129,9 +134,37 @@ pub(crate) async fn put_account<S: Store>(
     raw: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let body: AccountBody = json_body(&raw)?;
-    admin::put_account(&state.store, &state.vault, &name, &body.session, now_ms()).await?;
-    tracing::info!(account = %name, "admin: account stored");
-    Ok(Json(json!({"success": true, "account": name})).into_response())
+    let listen = admin::put_account(
+        &state.store,
+        &state.vault,
+        &name,
+        &body.session,
+        body.listen,
+        now_ms(),
+    )
+    .await?;
+    tracing::info!(account = %name, listen, "admin: account stored");
+    Ok(Json(json!({"success": true, "account": name, "listen": listen})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountChange {
+    listen: bool,
+}
+
+/// `PATCH /v1/admin/accounts/{name}`: switches listening on or off, leaving
+/// the session as it is.
+pub(crate) async fn update_account<S: Store>(
+    State(state): State<AppState<S>>,
+    _: AdminCaller,
+    Path(name): Path<String>,
+    raw: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let change: AccountChange = json_body(&raw)?;
+    admin::set_listen(&state.store, &name, change.listen).await?;
+    tracing::info!(account = %name, listen = change.listen, "admin: account's listening switched");
+    Ok(Json(json!({"success": true, "account": name, "listen": change.listen})).into_response())
 }
 
 /// `GET /v1/admin/accounts`.

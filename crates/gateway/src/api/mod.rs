@@ -19,7 +19,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
-use axum::routing::{MethodRouter, delete, get, post, put};
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use tiktok_dm_store::Store;
 
 pub use error::{ApiError, ErrorCode};
@@ -79,6 +79,7 @@ routes! {
     RevokeKey = DELETE "/v1/admin/keys/{name}", "Revoke an API key";
     ListAccounts = GET "/v1/admin/accounts", "List stored TikTok accounts (never their sessions)";
     PutAccount = PUT "/v1/admin/accounts/{name}", "Store or replace an account's session (encrypted at rest)";
+    UpdateAccount = PATCH "/v1/admin/accounts/{name}", "Switch listening for a stored account's DMs on or off, without resending its session";
     RemoveAccount = DELETE "/v1/admin/accounts/{name}", "Remove a stored account";
     CheckAccount = POST "/v1/admin/accounts/{name}/check", "Ask TikTok whether a stored account's session is accepted now";
     Health = GET "/healthz", "Liveness: the process answers";
@@ -105,6 +106,7 @@ fn handler<S: Store>(route: Route) -> MethodRouter<AppState<S>> {
         Route::RevokeKey => delete(admin::revoke_key::<S>),
         Route::ListAccounts => get(admin::list_accounts::<S>),
         Route::PutAccount => put(admin::put_account::<S>),
+        Route::UpdateAccount => patch(admin::update_account::<S>),
         Route::RemoveAccount => delete(admin::remove_account::<S>),
         Route::CheckAccount => post(admin::check_account::<S>),
         Route::Health => get(|| async { "ok" }),

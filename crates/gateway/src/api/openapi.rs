@@ -294,13 +294,23 @@ fn admin_schemas() -> Value {
         },
         "Account": {
             "type": "object",
+            "required": ["name", "created_at", "updated_at", "listen", "status", "status_changed_at"],
             "properties": {
                 "name": {"type": "string"},
                 "created_at": {"type": "integer"},
                 "updated_at": {"type": "integer"},
-                "listen": {"type": "boolean", "description": "Whether the gateway listens for the account's DMs."},
+                "listen": {"type": "boolean", "description": "Whether the gateway listens for the account's DMs (PATCH /v1/admin/accounts/{name} switches it)."},
                 "status": {"type": "string", "enum": ["active", "expired"], "description": "expired: TikTok refused the session; store a new one."},
                 "status_changed_at": {"type": "integer"}
+            }
+        },
+        "AccountStored": {
+            "type": "object",
+            "required": ["success", "account", "listen"],
+            "properties": {
+                "success": {"const": true},
+                "account": {"type": "string"},
+                "listen": {"type": "boolean", "description": "Whether the gateway listens for the account's DMs."}
             }
         },
         "AccountCheck": {
@@ -394,6 +404,7 @@ fn error_statuses(route: Route) -> &'static [u16] {
         Route::DeleteWebhook => &[401, 404, 408, 429, 503],
         Route::ReplayWebhook => &[400, 401, 404, 408, 429, 503],
         Route::CreateKey | Route::PutAccount => &[400, 401, 403, 404, 409, 503],
+        Route::UpdateAccount => &[400, 401, 403, 404, 503],
         Route::RevokeKey | Route::RemoveAccount | Route::CheckAccount => &[401, 403, 404, 503],
         Route::ListKeys | Route::ListAccounts => &[401, 403, 503],
         Route::Health | Route::Ready | Route::Metrics | Route::OpenApi => &[],
@@ -507,7 +518,15 @@ fn request_body(route: Route) -> Option<Value> {
         Route::CreateWebhook => Some(json!({"required": true, "content": content("WebhookSpec")})),
         Route::ReplayWebhook => Some(json!({"required": true, "content": content("ReplaySpec")})),
         Route::PutAccount => Some(
-            json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "required": ["session"], "properties": {"session": {"type": "string", "pattern": NOT_BLANK, "description": "A Cookie header, a JSON cookie export, or a bare sessionid."}}}}}}),
+            json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "required": ["session"], "properties": {
+                "session": {"type": "string", "pattern": NOT_BLANK, "description": "A Cookie header, a JSON cookie export, or a bare sessionid."},
+                "listen": {"type": ["boolean", "null"], "description": "Whether the gateway listens for the account's DMs, set with the session. Left out or null: a new account listens, a replaced one keeps its switch."}
+            }}}}}),
+        ),
+        Route::UpdateAccount => Some(
+            json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "required": ["listen"], "properties": {
+                "listen": {"type": "boolean", "description": "false: the gateway stops listening for the account's DMs within 2 s; true: it listens again, catching up from where it stopped."}
+            }}}}}),
         ),
         _ => None,
     }
@@ -564,9 +583,13 @@ fn success_responses(route: Route) -> Value {
         Route::PutAccount => {
             let links = json!({
                 "CheckAccount": {"operationId": Route::CheckAccount.operation_id(), "parameters": {"name": "$response.body#/account"}},
+                "UpdateAccount": {"operationId": Route::UpdateAccount.operation_id(), "parameters": {"name": "$response.body#/account"}},
                 "RemoveAccount": {"operationId": Route::RemoveAccount.operation_id(), "parameters": {"name": "$response.body#/account"}}
             });
-            json!({"200": {"description": "Stored (encrypted).", "links": links, "content": {"application/json": {"schema": {"type": "object", "required": ["success", "account"], "properties": {"success": {"const": true}, "account": {"type": "string"}}}}}}})
+            json!({"200": {"description": "Stored (encrypted); `listen` is the account's switch now.", "links": links, "content": content("AccountStored")}})
+        }
+        Route::UpdateAccount => {
+            json!({"200": {"description": "Switched; `listen` is the account's switch now.", "content": content("AccountStored")}})
         }
         Route::CheckAccount => {
             json!({"200": {"description": "What TikTok said (`check.ok`).", "content": {"application/json": {"schema": {"type": "object", "properties": {"success": {"const": true}, "check": {"$ref": "#/components/schemas/AccountCheck"}}}}}}})

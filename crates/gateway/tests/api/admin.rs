@@ -177,3 +177,123 @@ async fn the_admin_api_wants_the_admin_key_and_is_off_without_one() {
         "admin_disabled"
     );
 }
+
+/// A PUT or PATCH of `/v1/admin/accounts/{name}` with `body`.
+async fn account(
+    app: &crate::TestApp,
+    method: reqwest::Method,
+    name: &str,
+    body: Value,
+) -> (u16, Value) {
+    admin(
+        app,
+        method,
+        &format!("/v1/admin/accounts/{name}"),
+        Some(body),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_accounts_listening_is_set_with_its_session_or_switched_alone() {
+    let app = spawn_app().await;
+    let put = |name: &'static str, body: Value| account(&app, reqwest::Method::PUT, name, body);
+    let patch = |name: &'static str, body: Value| account(&app, reqwest::Method::PATCH, name, body);
+    let listening = || async {
+        let (_, listed) = admin(&app, reqwest::Method::GET, "/v1/admin/accounts", None).await;
+        listed["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["name"].as_str().unwrap().to_owned(),
+                    a["listen"].as_bool().unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let (status, stored) = put("quiet", json!({"session": ALICE, "listen": false})).await;
+    assert_eq!(status, 200, "{stored}");
+    assert_eq!(
+        stored,
+        json!({"success": true, "account": "quiet", "listen": false})
+    );
+    let (_, stored) = put("loud", json!({"session": ALICE})).await;
+    assert_eq!(stored["listen"], true, "a new account listens by default");
+    // A new session, listen left out or null: the switch stays.
+    let (_, stored) = put("quiet", json!({"session": ALICE, "listen": null})).await;
+    assert_eq!(stored["listen"], false);
+    assert_eq!(
+        listening().await,
+        [("loud".to_owned(), true), ("quiet".to_owned(), false)]
+    );
+
+    let (status, switched) = patch("quiet", json!({"listen": true})).await;
+    assert_eq!(status, 200, "{switched}");
+    assert_eq!(
+        switched,
+        json!({"success": true, "account": "quiet", "listen": true})
+    );
+    let (status, _) = patch("loud", json!({"listen": false})).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        listening().await,
+        [("loud".to_owned(), false), ("quiet".to_owned(), true)]
+    );
+    // The session is untouched: the account still sends.
+    let (status, check) = admin(
+        &app,
+        reqwest::Method::POST,
+        "/v1/admin/accounts/loud/check",
+        None,
+    )
+    .await;
+    assert_eq!((status, &check["check"]["ok"]), (200, &json!(true)));
+
+    let (status, missing) = patch("nobody", json!({"listen": false})).await;
+    assert_eq!(
+        (status, missing["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    assert!(
+        missing["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"nobody\""),
+        "{missing}"
+    );
+    for bad in [
+        json!({}),
+        json!({"listen": "off"}),
+        json!({"listen": null}),
+        json!({"listen": false, "session": ALICE}),
+    ] {
+        let (status, refused) = patch("quiet", bad.clone()).await;
+        assert_eq!(
+            (status, refused["error"]["code"].as_str()),
+            (400, Some("invalid_json")),
+            "{bad}"
+        );
+    }
+    let (status, refused) = put("quiet", json!({"session": ALICE, "listen": "no"})).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (400, Some("invalid_json"))
+    );
+    assert_eq!(
+        listening().await,
+        [("loud".to_owned(), false), ("quiet".to_owned(), true)],
+        "refused changes change nothing"
+    );
+    let (status, _) = app
+        .http
+        .patch(app.url("/v1/admin/accounts/quiet"))
+        .bearer_auth(&app.key)
+        .json(&json!({"listen": false}))
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), ()))
+        .unwrap();
+    assert_eq!(status, 401, "an API key is not an admin key");
+}

@@ -251,3 +251,105 @@ async fn bad_event_queries_are_refused_specifically() {
     let (status, _) = events(&app, "not-a-key", "").await;
     assert_eq!(status, 401);
 }
+
+/// Waits until `/metrics` says `n` accounts are listened to.
+async fn until_listening_accounts(app: &TestApp, n: usize) {
+    let line = format!("tiktok_dm_accounts_listening {n}\n");
+    for _ in 0..200 {
+        if app.get_text("/metrics").await.contains(&line) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{n} accounts are not listened to");
+}
+
+/// The texts of the received messages the key sees, in log order.
+async fn received_texts(app: &TestApp, key: &str) -> Vec<String> {
+    let (_, all) = events(app, key, "?types=message.received").await;
+    all["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["data"]["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Waits until the key sees `n` received messages (or gives up after 10 s).
+async fn until_received_texts(app: &TestApp, key: &str, n: usize) -> Vec<String> {
+    for _ in 0..200 {
+        let texts = received_texts(app, key).await;
+        if texts.len() >= n {
+            return texts;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    received_texts(app, key).await
+}
+
+async fn switch_listening(app: &TestApp, name: &str, listen: bool) {
+    let (status, answer) = crate::admin(
+        app,
+        reqwest::Method::PATCH,
+        &format!("/v1/admin/accounts/{name}"),
+        Some(json!({"listen": listen})),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["listen"], listen);
+}
+
+#[tokio::test]
+async fn an_account_switched_off_is_not_listened_to_and_catches_up_when_switched_back_on() {
+    // Idle sessions close after a second: an unpinned one goes at the next sweep.
+    let app = spawn_app_with(|s| s.session_idle = Duration::from_secs(1)).await;
+    store_session_as(&app, "shop", crate::ALICE).await;
+    let key = key_with_accounts(&app.store, "k", None, &["shop"], false).await;
+    until_listening(&app, "alice", 1).await;
+    let say = |text: &'static str| {
+        inbound(
+            &app,
+            json!({"from": "bob", "conversation_id": alice_bob(&app), "text": text}),
+        )
+    };
+    say("before").await;
+    assert_eq!(until_received_texts(&app, &key, 1).await, ["before"]);
+
+    switch_listening(&app, "shop", false).await;
+    until_listening_accounts(&app, 0).await;
+    say("while off 1").await;
+    say("while off 2").await;
+    // The listener's session is no longer pinned: it closes as idle.
+    let alice = app.sandbox.handle.account("alice").unwrap().uid;
+    for _ in 0..300 {
+        if app.sandbox.handle.open_sockets(alice) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        app.sandbox.handle.open_sockets(alice),
+        0,
+        "the session idled out"
+    );
+    assert_eq!(
+        received_texts(&app, &key).await,
+        ["before"],
+        "nothing is logged while the account is switched off"
+    );
+
+    // Back on: the listener starts from the saved cursors and catches up
+    // what came meanwhile, each message once.
+    switch_listening(&app, "shop", true).await;
+    until_listening(&app, "alice", 1).await;
+    assert_eq!(
+        until_received_texts(&app, &key, 3).await,
+        ["before", "while off 1", "while off 2"]
+    );
+    say("after").await;
+    assert_eq!(
+        until_received_texts(&app, &key, 4).await,
+        ["before", "while off 1", "while off 2", "after"]
+    );
+    until_listening_accounts(&app, 1).await;
+}

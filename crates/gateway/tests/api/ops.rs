@@ -197,13 +197,32 @@ async fn real_answers_match_their_documented_schemas() {
         &doc,
         "list keys",
     );
-    admin(
+    let (_, stored) = admin(
         &app,
         reqwest::Method::PUT,
         "/v1/admin/accounts/shop",
-        Some(json!({"session": crate::ALICE})),
+        Some(json!({"session": crate::ALICE, "listen": false})),
     )
     .await;
+    conforms(
+        &stored,
+        schema_for(&doc, Route::PutAccount, 200),
+        &doc,
+        "put account",
+    );
+    let (_, switched) = admin(
+        &app,
+        reqwest::Method::PATCH,
+        "/v1/admin/accounts/shop",
+        Some(json!({"listen": true})),
+    )
+    .await;
+    conforms(
+        &switched,
+        schema_for(&doc, Route::UpdateAccount, 200),
+        &doc,
+        "update account",
+    );
     let (_, check) = admin(
         &app,
         reqwest::Method::POST,
