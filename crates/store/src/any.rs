@@ -173,6 +173,15 @@ impl Store for AnyStore {
         forward!(self, enqueue(request, windows, now))
     }
 
+    async fn idempotent_repeat(
+        &self,
+        api_key_id: i64,
+        key: &str,
+        request_hash: &str,
+    ) -> Result<Option<Enqueued>> {
+        forward!(self, idempotent_repeat(api_key_id, key, request_hash))
+    }
+
     async fn claim_due(&self, now: i64, lease_ms: i64, max: u32) -> Result<Vec<Claimed>> {
         forward!(self, claim_due(now, lease_ms, max))
     }
@@ -267,8 +276,8 @@ impl Store for AnyStore {
         forward!(self, delete_expired_events(before))
     }
 
-    async fn create_webhook(&self, new: NewWebhook, now: i64) -> Result<Webhook> {
-        forward!(self, create_webhook(new, now))
+    async fn create_webhook(&self, new: NewWebhook, max_per_key: u32, now: i64) -> Result<Webhook> {
+        forward!(self, create_webhook(new, max_per_key, now))
     }
 
     async fn webhooks_for_key(&self, key_id: i64) -> Result<Vec<Webhook>> {
@@ -286,10 +295,14 @@ impl Store for AnyStore {
     async fn claim_webhook_deliveries(
         &self,
         limit: u32,
+        per_webhook: u32,
         lease_ms: i64,
         now: i64,
     ) -> Result<Vec<ClaimedDelivery>> {
-        forward!(self, claim_webhook_deliveries(limit, lease_ms, now))
+        forward!(
+            self,
+            claim_webhook_deliveries(limit, per_webhook, lease_ms, now)
+        )
     }
 
     async fn finish_webhook_delivery(

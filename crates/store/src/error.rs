@@ -21,6 +21,10 @@ pub enum Error {
     /// A row the operation needs does not exist (a webhook's API key).
     #[error("{0} does not exist")]
     NotFound(String),
+    /// A limit on how many rows of a kind one owner may have was reached (an
+    /// API key's webhooks); nothing was written.
+    #[error("limit reached: {0}")]
+    LimitReached(String),
     /// The write group this change was in could not be committed.
     #[error("the database did not commit: {0}")]
     Commit(String),

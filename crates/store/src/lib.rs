@@ -106,6 +106,17 @@ pub trait Store: Clone + Send + Sync + 'static {
         account: &str,
     ) -> impl Future<Output = Result<Vec<ConversationCursor>>> + Send;
 
+    /// What accepting a request with `request_hash` under the idempotency
+    /// key `key` would answer from the key alone: [`Enqueued::Replay`] of the
+    /// request kept under it, [`Enqueued::IdempotencyConflict`], or `None`
+    /// when the key is new. A read (for work worth skipping on a replay);
+    /// [`Store::enqueue`] checks again.
+    fn idempotent_repeat(
+        &self,
+        api_key_id: i64,
+        key: &str,
+        request_hash: &str,
+    ) -> impl Future<Output = Result<Option<Enqueued>>> + Send;
     /// Accepts a request: checks the idempotency key, reserves quota in every
     /// window and writes the outbox rows, all in one transaction, so concurrent
     /// requests can never exceed a limit.
@@ -255,14 +266,18 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// random hex digits), its event types each once in the order given.
     /// From then on, every event appended of a type it lists, of an account
     /// its key may see (`any_account`, or listed for the key), is queued for
-    /// it, while the key is not revoked.
+    /// it, while the key is not revoked. The key may have at most
+    /// `max_per_key` webhooks: counted and stored atomically, so creates at
+    /// once never take it past that.
     ///
     /// # Errors
-    /// [`Error::NotFound`] when there is no such key; [`Error::Invalid`] for
-    /// a text with U+0000.
+    /// [`Error::NotFound`] when there is no such key; [`Error::LimitReached`]
+    /// when it has `max_per_key` already; [`Error::Invalid`] for a text with
+    /// U+0000.
     fn create_webhook(
         &self,
         new: NewWebhook,
+        max_per_key: u32,
         now: i64,
     ) -> impl Future<Output = Result<Webhook>> + Send;
     /// A key's webhooks, oldest first.
@@ -274,12 +289,16 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn delete_webhook(&self, key_id: i64, id: &str) -> impl Future<Output = Result<bool>> + Send;
     /// Claims up to `limit` due webhook deliveries, oldest first, leased
     /// until `now + lease_ms`: pending ones whose time has come, and claimed
-    /// ones whose lease ran out (a worker that died). Each claim raises the
-    /// row's fencing token. Deliveries of a revoked key's webhooks are not
-    /// claimed.
+    /// ones whose lease ran out (a worker that died). No webhook gets more
+    /// than `per_webhook` in flight (its deliveries leased and not expired,
+    /// by any claimer, these included), so one slow endpoint cannot take
+    /// every slot; its other due ones stay pending, untouched. Each claim
+    /// raises the row's fencing token. Deliveries of a revoked key's webhooks
+    /// are not claimed.
     fn claim_webhook_deliveries(
         &self,
         limit: u32,
+        per_webhook: u32,
         lease_ms: i64,
         now: i64,
     ) -> impl Future<Output = Result<Vec<ClaimedDelivery>>> + Send;
@@ -295,8 +314,9 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Queues again, due at `now`, every event after `since_cursor` that
     /// webhook `webhook_id` of key `key_id` receives, as new deliveries. An
     /// event whose delivery is still open stays one row: a pending one is made
-    /// due at `now` with its attempts counted afresh, one being delivered is
-    /// left to its worker. How many were queued or made due (0 when the key
+    /// due at `now` with its attempts counted afresh and queued again at
+    /// `now` ([`ClaimedDelivery::queued_at`]), one being delivered is left to
+    /// its worker. How many were queued or made due (0 when the key
     /// has no such webhook).
     fn replay_webhook(
         &self,

@@ -85,6 +85,9 @@ pub struct ClaimedDelivery {
     pub event: StoredEvent,
     /// Attempts so far, this one included.
     pub attempts: i64,
+    /// When it was queued (ms): with its event, or by the latest replay that
+    /// queued it or made it due again. Its retries are counted from here.
+    pub queued_at: i64,
 }
 
 impl ClaimedDelivery {

@@ -17,8 +17,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, Row};
 
 use crate::Store;
-use crate::columns::{ClaimedRow, StatusRow, delivery_error_column};
-use crate::counters::{add_counter, count};
+use crate::columns::{ClaimedRow, delivery_error_column};
+use crate::counters::count;
 use crate::error::{Error, Result};
 use crate::events::EXPIRED_EVENTS_BATCH;
 use crate::events::*;
@@ -27,12 +27,14 @@ use crate::webhooks::*;
 
 mod accounts;
 mod events;
+mod reads;
 mod retention;
 mod tls;
 mod webhooks;
 mod writes;
 
-use writes::{Tx, enqueue, finish, idempotent_repeat, window_used};
+use reads::{read_status, read_totals};
+use writes::{enqueue, finish, idempotent_repeat, window_used};
 
 /// The migrations, compiled into the binary; the table
 /// `tiktok_dm_migrations` records which ran.
@@ -66,6 +68,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         9,
         include_str!("../../migrations/postgres/0009_inbox_type.sql"),
+    ),
+    (
+        10,
+        include_str!("../../migrations/postgres/0010_webhook_queues.sql"),
     ),
 ];
 
@@ -405,6 +411,19 @@ impl Store for PostgresStore {
         }
     }
 
+    async fn idempotent_repeat(
+        &self,
+        api_key_id: i64,
+        key: &str,
+        request_hash: &str,
+    ) -> Result<Option<Enqueued>> {
+        if !storable(key) {
+            return Ok(None);
+        }
+        let c = self.client().await?;
+        idempotent_repeat(&c, api_key_id, key, request_hash).await
+    }
+
     async fn claim_due(&self, now: i64, lease_ms: i64, max: u32) -> Result<Vec<Claimed>> {
         // Due as in the SQLite backend: accepted and its time has come, or
         // sending with an expired lease; a message waits until every earlier
@@ -648,9 +667,9 @@ impl Store for PostgresStore {
         }
     }
 
-    async fn create_webhook(&self, new: NewWebhook, now: i64) -> Result<Webhook> {
+    async fn create_webhook(&self, new: NewWebhook, max_per_key: u32, now: i64) -> Result<Webhook> {
         new.check()?;
-        webhooks::create(&mut self.client().await?, &new, now).await
+        webhooks::create(&mut self.client().await?, &new, max_per_key, now).await
     }
 
     async fn webhooks_for_key(&self, key_id: i64) -> Result<Vec<Webhook>> {
@@ -674,10 +693,12 @@ impl Store for PostgresStore {
     async fn claim_webhook_deliveries(
         &self,
         limit: u32,
+        per_webhook: u32,
         lease_ms: i64,
         now: i64,
     ) -> Result<Vec<ClaimedDelivery>> {
-        webhooks::claim(&self.client().await?, limit, lease_ms, now).await
+        let c = &mut self.client().await?;
+        webhooks::claim(c, limit, per_webhook, lease_ms, now).await
     }
 
     async fn finish_webhook_delivery(
@@ -714,70 +735,4 @@ impl Store for PostgresStore {
     async fn put_key_check(&self, value: &[u8]) -> Result<Vec<u8>> {
         retention::put_key_check(&self.client().await?, value).await
     }
-}
-
-async fn read_status(
-    tx: &Tx<'_>,
-    request_id: &str,
-    api_key_id: i64,
-) -> Result<Option<RequestStatus>> {
-    let s = tx
-        .prepare_cached(
-            "SELECT id, created_at, session_sealed IS NOT NULL FROM requests WHERE id = $1 AND api_key_id = $2",
-        )
-        .await?;
-    let Some(head) = tx.query_opt(&s, &[&request_id, &api_key_id]).await? else {
-        return Ok(None);
-    };
-    let s = tx
-        .prepare_cached(
-            "SELECT kind, client_message_id, state, server_message_id, transport, attempts, error, image_bytes
-             FROM outbox WHERE request_id = $1 ORDER BY position",
-        )
-        .await?;
-    let mut messages = Vec::new();
-    let mut image_bytes = 0u64;
-    for row in tx.query(&s, &[&request_id]).await? {
-        image_bytes += count(row.try_get(7)?);
-        let status = StatusRow {
-            kind: row.try_get(0)?,
-            client_message_id: row.try_get(1)?,
-            state: row.try_get(2)?,
-            server_message_id: row.try_get(3)?,
-            transport: row.try_get(4)?,
-            attempts: row.try_get(5)?,
-            error: row.try_get(6)?,
-        };
-        messages.push(status.status()?);
-    }
-    Ok(Some(RequestStatus {
-        id: head.try_get(0)?,
-        created_at: head.try_get(1)?,
-        holds_session: head.try_get(2)?,
-        image_bytes,
-        messages,
-    }))
-}
-
-async fn read_totals(
-    tx: &Tx<'_>,
-    api_key_id: i64,
-    day_start: i64,
-    month_start: i64,
-) -> Result<UsageTotals> {
-    let s = tx
-        .prepare_cached(
-            "SELECT period, messages, image_bytes FROM usage_counters
-             WHERE api_key_id = $1 AND ((period = 'day' AND start = $2) OR (period = 'month' AND start = $3) OR period = 'all')",
-        )
-        .await?;
-    let mut totals = UsageTotals::default();
-    for row in tx
-        .query(&s, &[&api_key_id, &day_start, &month_start])
-        .await?
-    {
-        let period: String = row.try_get(0)?;
-        add_counter(&mut totals, &period, row.try_get(1)?, row.try_get(2)?);
-    }
-    Ok(totals)
 }

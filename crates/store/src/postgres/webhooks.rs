@@ -2,9 +2,13 @@
 //! behaviour as the SQLite backend's. Deliveries are queued in the
 //! transaction that appends their event ([`FAN_OUT`], see `events.rs`);
 //! claims take due rows with `FOR UPDATE SKIP LOCKED`, so several gateways
-//! never claim one delivery twice, and raise their fencing token.
+//! never claim one delivery twice, and raise their fencing token. Claims, and
+//! creates of one key's webhooks, each wait for one another on an advisory
+//! lock, so a count they read (in flight, webhooks of the key) is not out of
+//! date by the time they write.
 
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 
 use super::events::stored_event;
 use super::writes::Conn;
@@ -33,10 +37,41 @@ pub(super) const FAN_OUT: &str = "INSERT INTO webhook_deliveries
                                     WHERE a.api_key_id = k.id AND a.account = e.account))
     ORDER BY e.cursor, w.id";
 
+/// The class of the advisory lock a webhook's creation holds on its API key
+/// ("tdmw"; the key id, modulo 2^31, is the lock's second half). Two-part
+/// keys never meet the one-part keys of the claims and of the event log.
+const CREATE_LOCK: i32 = 0x7464_6d77;
+
+/// The advisory lock a claim holds until it commits ("tdm_whcl").
+const CLAIM_LOCK: i64 = 0x7464_6d5f_7768_636c;
+
 /// Stores a webhook under a new random id, with its event types, in one
-/// transaction.
-pub(super) async fn create(c: &mut Conn, new: &NewWebhook, now: i64) -> Result<Webhook> {
+/// transaction, unless its key has `max` webhooks: creates for one key take
+/// turns on an advisory lock, and each counts only once it holds it, so
+/// creates at once never take a key past `max`.
+pub(super) async fn create(c: &mut Conn, new: &NewWebhook, max: u32, now: i64) -> Result<Webhook> {
     let tx = c.transaction().await?;
+    let lock = tx
+        .prepare_cached("SELECT pg_advisory_xact_lock($1, ($2::int8 % 2147483648)::int4)")
+        .await?;
+    let count = tx
+        .prepare_cached("SELECT count(*) FROM webhooks WHERE api_key_id = $1")
+        .await?;
+    let lock_params: [&(dyn ToSql + Sync); 2] = [&CREATE_LOCK, &new.key_id];
+    let count_params: [&(dyn ToSql + Sync); 1] = [&new.key_id];
+    // Pipelined: the server counts once the lock is held.
+    let (locked, counted) = tokio::join!(
+        tx.execute(&lock, &lock_params),
+        tx.query_one(&count, &count_params)
+    );
+    locked?;
+    let has: i64 = counted?.try_get(0)?;
+    if has >= i64::from(max) {
+        return Err(Error::LimitReached(format!(
+            "API key {} has {max} webhooks, the most it may have",
+            new.key_id
+        )));
+    }
     // 16 hex digits of a random UUID's SHA-256 (PostgreSQL 13 has both built
     // in; a UUID's own digits include fixed version bits).
     let inserted = tx
@@ -84,40 +119,67 @@ pub(super) async fn delete(c: &Conn, key_id: i64, id: &str) -> Result<bool> {
 }
 
 /// Claims due deliveries (as the SQLite backend: pending and due, or
-/// delivering with an expired lease, of a key not revoked), skipping rows
-/// another claimer holds; oldest first.
+/// delivering with an expired lease, of a key not revoked, at most `$4` of a
+/// webhook in flight), skipping rows another writer holds; oldest first.
+/// Webhook by webhook through its index ranges (see the SQLite backend's
+/// `due_ids`); the room left to each counts the leases not yet expired.
+const CLAIM: &str = "WITH room AS (
+        SELECT w.id AS webhook_id,
+               $4::int8 - (SELECT count(*) FROM webhook_deliveries b
+                           WHERE b.webhook_id = w.id AND b.state = 'delivering'
+                             AND b.locked_until >= $1) AS n
+        FROM webhooks w JOIN api_keys k ON k.id = w.api_key_id
+        WHERE k.revoked_at IS NULL
+    ), due AS (
+        SELECT c.id FROM room r CROSS JOIN LATERAL (
+            SELECT d.id, d.next_attempt_at FROM webhook_deliveries d
+            WHERE d.webhook_id = r.webhook_id AND d.state IN ('pending', 'delivering')
+              AND d.next_attempt_at <= $1 AND (d.state = 'pending' OR d.locked_until < $1)
+            ORDER BY d.next_attempt_at, d.id
+            LIMIT GREATEST(LEAST(r.n, $2::int8), 0)
+            FOR UPDATE OF d SKIP LOCKED
+        ) c
+        ORDER BY c.next_attempt_at, c.id
+        LIMIT $2::int8
+    )
+    UPDATE webhook_deliveries d SET state = 'delivering', locked_until = $3,
+           attempts = d.attempts + 1, claim_token = d.claim_token + 1, updated_at = $1
+    FROM due, webhooks w, events e
+    WHERE d.id = due.id AND w.id = d.webhook_id AND e.cursor = d.event_cursor";
+
+/// Claims up to `limit` due deliveries, at most `per_webhook` of a webhook
+/// in flight ([`CLAIM`]), under the claims' advisory lock: another claim's
+/// leases are committed before this one counts them.
 pub(super) async fn claim(
-    c: &Conn,
+    c: &mut Conn,
     limit: u32,
+    per_webhook: u32,
     lease_ms: i64,
     now: i64,
 ) -> Result<Vec<ClaimedDelivery>> {
-    let s = c
+    let tx = c.transaction().await?;
+    let lock = tx
+        .prepare_cached("SELECT pg_advisory_xact_lock($1)")
+        .await?;
+    let s = tx
         .prepare_cached(&format!(
-            "WITH due AS (
-                SELECT d.id FROM webhook_deliveries d
-                JOIN webhooks w ON w.id = d.webhook_id
-                JOIN api_keys k ON k.id = w.api_key_id
-                WHERE d.state IN ('pending', 'delivering')
-                  AND ((d.state = 'pending' AND d.next_attempt_at <= $1)
-                       OR (d.state = 'delivering' AND d.locked_until < $1))
-                  AND k.revoked_at IS NULL
-                ORDER BY d.next_attempt_at, d.id
-                LIMIT $2
-                FOR UPDATE OF d SKIP LOCKED
-             )
-             UPDATE webhook_deliveries d SET state = 'delivering', locked_until = $3,
-                    attempts = d.attempts + 1, claim_token = d.claim_token + 1, updated_at = $1
-             FROM due, webhooks w, events e
-             WHERE d.id = due.id AND w.id = d.webhook_id AND e.cursor = d.event_cursor
-             RETURNING d.id, d.claim_token, d.attempts, {WEBHOOK_COLUMNS}, {WEBHOOK_EVENTS},
-                       e.cursor, e.account, e.event_type, e.conversation_id, e.payload, e.occurred_at,
-                       e.created_at, d.next_attempt_at"
+            "{CLAIM} RETURNING d.id, d.claim_token, d.attempts, {WEBHOOK_COLUMNS}, {WEBHOOK_EVENTS},
+                e.cursor, e.account, e.event_type, e.conversation_id, e.payload, e.occurred_at,
+                e.created_at, d.next_attempt_at, d.created_at"
         ))
         .await?;
-    let rows = c
-        .query(&s, &[&now, &i64::from(limit), &(now + lease_ms)])
-        .await?;
+    let (limit, per_webhook, until) = (
+        i64::from(limit),
+        i64::from(per_webhook),
+        now.saturating_add(lease_ms),
+    );
+    let lock_params: [&(dyn ToSql + Sync); 1] = [&CLAIM_LOCK];
+    let claim_params: [&(dyn ToSql + Sync); 4] = [&now, &limit, &until, &per_webhook];
+    // Pipelined: the server claims once the lock is held.
+    let (locked, rows) = tokio::join!(tx.execute(&lock, &lock_params), tx.query(&s, &claim_params));
+    locked?;
+    let rows = rows?;
+    tx.commit().await?;
     let mut claimed = rows
         .iter()
         .map(|r| {
@@ -127,6 +189,7 @@ pub(super) async fn claim(
                 attempts: r.try_get(2)?,
                 webhook: webhook_row(r, 3)?.webhook(),
                 event: stored_event(r, 9)?,
+                queued_at: r.try_get(17)?,
             };
             Ok((r.try_get::<_, i64>(16)?, delivery))
         })
@@ -175,7 +238,7 @@ pub(super) async fn replay(c: &Conn, key_id: i64, id: &str, since: i64, now: i64
              ORDER BY e.cursor
              ON CONFLICT (webhook_id, event_cursor) WHERE state IN ('pending', 'delivering') DO UPDATE SET
                 next_attempt_at = LEAST(webhook_deliveries.next_attempt_at, excluded.next_attempt_at),
-                attempts = 0, updated_at = excluded.updated_at
+                attempts = 0, created_at = excluded.created_at, updated_at = excluded.updated_at
              WHERE webhook_deliveries.state = 'pending'",
         )
         .await?;

@@ -79,6 +79,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         12,
         include_str!("../../migrations/sqlite/0012_inbox_type.sql"),
     ),
+    (
+        13,
+        include_str!("../../migrations/sqlite/0013_webhook_queues.sql"),
+    ),
 ];
 
 const READERS: usize = 4;
@@ -527,6 +531,17 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn idempotent_repeat(
+        &self,
+        api_key_id: i64,
+        key: &str,
+        request_hash: &str,
+    ) -> Result<Option<Enqueued>> {
+        let (key, hash) = (key.to_owned(), request_hash.to_owned());
+        self.read(move |c| writer::idempotent_repeat(c, api_key_id, &key, &hash))
+            .await
+    }
+
     async fn outbox_depth(&self) -> Result<u64> {
         self.read(|c| {
             let n: i64 = c
@@ -593,12 +608,11 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn create_webhook(&self, new: NewWebhook, now: i64) -> Result<Webhook> {
+    async fn create_webhook(&self, new: NewWebhook, max_per_key: u32, now: i64) -> Result<Webhook> {
         new.check()?;
-        let key_id = new.key_id;
-        match self.writer.run(WebhookOp::Create(new, now).into()).await? {
-            Done::Webhook(Some(w)) => Ok(w),
-            Done::Webhook(None) => Err(Error::NotFound(format!("API key {key_id}"))),
+        let op = WebhookOp::Create(new, max_per_key, now);
+        match self.writer.run(op.into()).await? {
+            Done::Webhook(created) => created.into_result(),
             _ => Err(unexpected()),
         }
     }
@@ -623,11 +637,13 @@ impl Store for SqliteStore {
     async fn claim_webhook_deliveries(
         &self,
         limit: u32,
+        per_webhook: u32,
         lease_ms: i64,
         now: i64,
     ) -> Result<Vec<ClaimedDelivery>> {
         let op = WebhookOp::Claim {
             limit,
+            per_webhook,
             lease_ms,
             now,
         };

@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 
 use crate::columns::{WEBHOOK_COLUMNS, WebhookRow, outcome_columns};
 use crate::counters::count;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::webhooks::*;
 
 use super::events::{EVENT_COLUMNS, stored_event};
@@ -29,13 +29,15 @@ const RECEIVERS: &str = "JOIN webhook_events we ON we.event_type = e.event_type
 
 /// A change to webhooks or their deliveries, run by the writer.
 pub(crate) enum WebhookOp {
-    Create(NewWebhook, i64),
+    /// A webhook, the most its key may have, and the time.
+    Create(NewWebhook, u32, i64),
     Delete {
         key_id: i64,
         id: String,
     },
     Claim {
         limit: u32,
+        per_webhook: u32,
         lease_ms: i64,
         now: i64,
     },
@@ -75,7 +77,7 @@ impl WebhookOp {
 
     pub(super) fn apply(self, c: &Connection) -> Result<Done> {
         match self {
-            Self::Create(new, now) => create(c, &new, now).map(Done::Webhook),
+            Self::Create(new, max, now) => create(c, &new, max, now).map(Done::Webhook),
             Self::Delete { key_id, id } => {
                 let n = c
                     .prepare_cached("DELETE FROM webhooks WHERE id = ?1 AND api_key_id = ?2")?
@@ -84,9 +86,10 @@ impl WebhookOp {
             }
             Self::Claim {
                 limit,
+                per_webhook,
                 lease_ms,
                 now,
-            } => claim(c, limit, lease_ms, now).map(Done::Deliveries),
+            } => claim(c, limit, per_webhook, lease_ms, now).map(Done::Deliveries),
             Self::Finish {
                 claim,
                 outcome,
@@ -114,16 +117,43 @@ impl WebhookOp {
     }
 }
 
-/// Stores a webhook under a new random id, with its event types; `None`
-/// when its key does not exist (checked first: an error would take the
-/// writer's whole group back).
-fn create(c: &Connection, new: &NewWebhook, now: i64) -> Result<Option<Webhook>> {
-    let key = c
-        .prepare_cached("SELECT 1 FROM api_keys WHERE id = ?1")?
-        .query_row(params![new.key_id], |_| Ok(()))
+/// What a [`WebhookOp::Create`] did.
+pub(crate) enum Created {
+    Webhook(Webhook),
+    /// There is no such key.
+    NoKey(i64),
+    /// The key has this many webhooks, the most it may have.
+    Full(i64, u32),
+}
+
+impl Created {
+    /// The webhook, or why there is none.
+    pub(super) fn into_result(self) -> Result<Webhook> {
+        match self {
+            Self::Webhook(w) => Ok(w),
+            Self::NoKey(key_id) => Err(Error::NotFound(format!("API key {key_id}"))),
+            Self::Full(key_id, max) => Err(Error::LimitReached(format!(
+                "API key {key_id} has {max} webhooks, the most it may have"
+            ))),
+        }
+    }
+}
+
+/// Stores a webhook under a new random id, with its event types, unless its
+/// key does not exist or has `max` webhooks (both read first: an error would
+/// take the writer's whole group back). The writer is alone, so nothing comes
+/// between the count and the insert.
+fn create(c: &Connection, new: &NewWebhook, max: u32, now: i64) -> Result<Created> {
+    let has: Option<i64> = c
+        .prepare_cached(
+            "SELECT (SELECT count(*) FROM webhooks WHERE api_key_id = k.id) FROM api_keys k WHERE k.id = ?1",
+        )?
+        .query_row(params![new.key_id], |r| r.get(0))
         .optional()?;
-    if key.is_none() {
-        return Ok(None);
+    match has {
+        None => return Ok(Created::NoKey(new.key_id)),
+        Some(n) if n >= i64::from(max) => return Ok(Created::Full(new.key_id, max)),
+        Some(_) => {}
     }
     let id: String = c
         .prepare_cached(
@@ -140,7 +170,7 @@ fn create(c: &Connection, new: &NewWebhook, now: i64) -> Result<Option<Webhook>>
     for (position, event_type) in events.iter().enumerate() {
         insert.execute(params![id, event_type, position as i64])?;
     }
-    Ok(Some(Webhook {
+    Ok(Created::Webhook(Webhook {
         id,
         key_id: new.key_id,
         url: new.url.clone(),
@@ -173,25 +203,32 @@ pub(super) fn drop_open_deliveries_of_key(c: &Connection, name: &str) -> Result<
     Ok(())
 }
 
-fn claim(c: &Connection, limit: u32, lease_ms: i64, now: i64) -> Result<Vec<ClaimedDelivery>> {
-    // Due: pending and its time has come, or delivering with an expired lease
-    // (the worker that held it died). The `state IN` term matches the partial
-    // index `webhook_deliveries_due`. A revoked key's deliveries stay behind.
+/// Claims up to `limit` due deliveries, oldest first, at most `per_webhook`
+/// of each webhook in flight (see [`due_ids`]), and leases them.
+fn claim(
+    c: &Connection,
+    limit: u32,
+    per_webhook: u32,
+    lease_ms: i64,
+    now: i64,
+) -> Result<Vec<ClaimedDelivery>> {
+    let ids = due_ids(c, limit, per_webhook, now)?;
     let mut select = c.prepare_cached(&format!(
-        "SELECT d.id, d.claim_token, d.attempts, {WEBHOOK_COLUMNS}, {WEBHOOK_EVENTS}, {EVENT_COLUMNS}
+        "SELECT d.id, d.claim_token, d.attempts, {WEBHOOK_COLUMNS}, {WEBHOOK_EVENTS}, {EVENT_COLUMNS},
+                d.created_at
          FROM webhook_deliveries d
          JOIN webhooks w ON w.id = d.webhook_id
-         JOIN api_keys k ON k.id = w.api_key_id
          JOIN events e ON e.cursor = d.event_cursor
-         WHERE d.state IN ('pending', 'delivering')
-           AND ((d.state = 'pending' AND d.next_attempt_at <= ?1)
-                OR (d.state = 'delivering' AND d.locked_until < ?1))
-           AND k.revoked_at IS NULL
-         ORDER BY d.next_attempt_at, d.id
-         LIMIT ?2"
+         WHERE d.id = ?1"
     ))?;
-    let claimed = select
-        .query_map(params![now, i64::from(limit)], |r| {
+    let mut lease = c.prepare_cached(
+        "UPDATE webhook_deliveries SET state = 'delivering', locked_until = ?1, attempts = attempts + 1,
+                claim_token = claim_token + 1, updated_at = ?2
+         WHERE id = ?3",
+    )?;
+    let mut claimed = Vec::with_capacity(ids.len());
+    for id in ids {
+        let delivery = select.query_row(params![id], |r| {
             Ok(ClaimedDelivery {
                 id: r.get(0)?,
                 // The token this claim raises it to (the writer is alone).
@@ -199,24 +236,63 @@ fn claim(c: &Connection, limit: u32, lease_ms: i64, now: i64) -> Result<Vec<Clai
                 attempts: r.get::<_, i64>(2)? + 1,
                 webhook: webhook_row(r, 3)?.webhook(),
                 event: stored_event(r, 9)?,
+                queued_at: r.get(16)?,
             })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut lease = c.prepare_cached(
-        "UPDATE webhook_deliveries SET state = 'delivering', locked_until = ?1, attempts = attempts + 1,
-                claim_token = claim_token + 1, updated_at = ?2
-         WHERE id = ?3",
-    )?;
-    for d in &claimed {
-        lease.execute(params![now + lease_ms, now, d.id])?;
+        })?;
+        lease.execute(params![now + lease_ms, now, id])?;
+        claimed.push(delivery);
     }
     Ok(claimed)
 }
 
+/// The ids of up to `limit` due deliveries, oldest first (by due time, then
+/// id), taking of each webhook only as many as keep it within `per_webhook`
+/// in flight. Due: pending and its time has come, or delivering with an
+/// expired lease (the worker that held it died). In flight: delivering under
+/// a lease not yet expired. A revoked key's deliveries stay behind.
+///
+/// Webhook by webhook, each through its own index range
+/// (`webhook_deliveries_leased`, `webhook_deliveries_queue`; the `state`
+/// terms match their partial indexes), so a long backlog of one is never
+/// read whole. `next_attempt_at <= now` holds for an expired lease too (a
+/// row is claimed only once due, and its lease ends after that), so it bounds
+/// the range of both kinds.
+fn due_ids(c: &Connection, limit: u32, per_webhook: u32, now: i64) -> Result<Vec<i64>> {
+    let mut rooms = c.prepare_cached(
+        "SELECT w.id, ?2 - (SELECT count(*) FROM webhook_deliveries b
+                            WHERE b.webhook_id = w.id AND b.state = 'delivering' AND b.locked_until >= ?1)
+         FROM webhooks w JOIN api_keys k ON k.id = w.api_key_id
+         WHERE k.revoked_at IS NULL",
+    )?;
+    let rooms = rooms
+        .query_map(params![now, i64::from(per_webhook)], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut due = c.prepare_cached(
+        "SELECT next_attempt_at, id FROM webhook_deliveries
+         WHERE webhook_id = ?1 AND state IN ('pending', 'delivering') AND next_attempt_at <= ?2
+           AND (state = 'pending' OR locked_until < ?2)
+         ORDER BY next_attempt_at, id
+         LIMIT ?3",
+    )?;
+    let mut found: Vec<(i64, i64)> = Vec::new();
+    for (webhook, room) in rooms.iter().filter(|(_, room)| *room > 0) {
+        let take = (*room).min(i64::from(limit));
+        let rows = due.query_map(params![webhook, now, take], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        for row in rows {
+            found.push(row?);
+        }
+    }
+    found.sort_unstable();
+    found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(found.into_iter().map(|(_, id)| id).collect())
+}
+
 /// Queues again, due at `now`, every event after `since` the webhook `id`
 /// of key `key_id` receives; an event with an open delivery keeps that one
-/// (made due at `now` and counted afresh if it waits for a retry). How many
-/// were queued or made due.
+/// (made due at `now`, counted afresh and queued again at `now` if it waits
+/// for a retry). How many were queued or made due.
 fn replay(c: &Connection, key_id: i64, id: &str, since: i64, now: i64) -> Result<u64> {
     let n = c
         .prepare_cached(
@@ -232,7 +308,7 @@ fn replay(c: &Connection, key_id: i64, id: &str, since: i64, now: i64) -> Result
              ORDER BY e.cursor
              ON CONFLICT (webhook_id, event_cursor) WHERE state IN ('pending', 'delivering') DO UPDATE SET
                 next_attempt_at = MIN(next_attempt_at, excluded.next_attempt_at),
-                attempts = 0, updated_at = excluded.updated_at
+                attempts = 0, created_at = excluded.created_at, updated_at = excluded.updated_at
              WHERE state = 'pending'",
         )?
         .execute(params![id, key_id, since, now])?;

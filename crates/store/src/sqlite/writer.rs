@@ -12,7 +12,7 @@ use crate::columns::{ClaimedRow, outbox_rows, target_columns};
 use crate::error::{Error, Result};
 use crate::events::{Appended, Recorded};
 use crate::types::*;
-use crate::webhooks::{ClaimedDelivery, Webhook};
+use crate::webhooks::ClaimedDelivery;
 
 use super::checkpointer::Checkpointer;
 use crate::counters::{DAY_MS, add_counter, count, month_start, period_of};
@@ -123,7 +123,7 @@ pub(crate) enum Done {
     Appended(Vec<Appended>),
     Recorded(Recorded),
     Count(u64),
-    Webhook(Option<Webhook>),
+    Webhook(super::webhooks::Created),
     Deliveries(Vec<ClaimedDelivery>),
 }
 
@@ -413,18 +413,9 @@ fn refusal(
         return Ok(Some(Enqueued::KeyRevoked));
     }
     if let Some(key) = &request.idempotency_key {
-        let existing: Option<(String, String)> = c
-            .prepare_cached(
-                "SELECT id, request_hash FROM requests WHERE api_key_id = ?1 AND idempotency_key = ?2",
-            )?
-            .query_row(params![request.api_key_id, key], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        if let Some((id, hash)) = existing {
-            return Ok(Some(if hash == request.request_hash {
-                Enqueued::Replay { request_id: id }
-            } else {
-                Enqueued::IdempotencyConflict
-            }));
+        let repeat = idempotent_repeat(c, request.api_key_id, key, &request.request_hash)?;
+        if repeat.is_some() {
+            return Ok(repeat);
         }
     }
     let wanted = request.messages.len() as u64;
@@ -596,6 +587,29 @@ fn claim(c: &Connection, now: i64, lease_ms: i64, max: u32) -> Result<Vec<Claime
         lease.execute(params![now + lease_ms, now, m.id])?;
     }
     Ok(claimed.into_iter().map(ClaimedRow::into_claimed).collect())
+}
+
+/// What the request kept under the idempotency key `key` makes of one with
+/// `request_hash`: its replay, a conflict, or `None` (the key is new).
+pub(super) fn idempotent_repeat(
+    c: &Connection,
+    api_key_id: i64,
+    key: &str,
+    request_hash: &str,
+) -> Result<Option<Enqueued>> {
+    let existing: Option<(String, String)> = c
+        .prepare_cached(
+            "SELECT id, request_hash FROM requests WHERE api_key_id = ?1 AND idempotency_key = ?2",
+        )?
+        .query_row(params![api_key_id, key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(existing.map(|(id, hash)| {
+        if hash == request_hash {
+            Enqueued::Replay { request_id: id }
+        } else {
+            Enqueued::IdempotencyConflict
+        }
+    }))
 }
 
 #[cfg(test)]

@@ -98,7 +98,7 @@ pub fn hook(key_id: i64, events: &[&str]) -> NewWebhook {
 /// Every due delivery at `now` (leased a minute).
 pub async fn claim_all<S: Store>(store: &S, now: i64) -> Vec<ClaimedDelivery> {
     store
-        .claim_webhook_deliveries(100, 60_000, now)
+        .claim_webhook_deliveries(100, 100, 60_000, now)
         .await
         .unwrap()
 }
@@ -553,9 +553,9 @@ macro_rules! inbound_suite {
             let (store, _guard) = $open().await;
             let a = key_for(&store, "a", &[], true).await;
             let b = key_for(&store, "b", &[], true).await;
-            let first = store.create_webhook(hook(a.id, &["message.received", "typing", "message.received"]), 10).await.unwrap();
-            let second = store.create_webhook(hook(a.id, &["reaction"]), 20).await.unwrap();
-            let other = store.create_webhook(hook(b.id, &[]), 30).await.unwrap();
+            let first = store.create_webhook(hook(a.id, &["message.received", "typing", "message.received"]), 10, 10).await.unwrap();
+            let second = store.create_webhook(hook(a.id, &["reaction"]), 10, 20).await.unwrap();
+            let other = store.create_webhook(hook(b.id, &[]), 10, 30).await.unwrap();
             assert_eq!(first.events, ["message.received", "typing"]);
             assert!(other.events.is_empty());
             for w in [&first, &second, &other] {
@@ -573,11 +573,11 @@ macro_rules! inbound_suite {
             assert_eq!(store.webhooks_for_key(a.id).await.unwrap(), [second]);
             assert_eq!(store.webhooks_for_key(b.id).await.unwrap(), [other]);
 
-            let e = store.create_webhook(hook(a.id + 100, &["typing"]), 40).await.unwrap_err();
+            let e = store.create_webhook(hook(a.id + 100, &["typing"]), 10, 40).await.unwrap_err();
             assert!(matches!(e, tiktok_dm_store::Error::NotFound(_)), "{e}");
             let mut nul = hook(a.id, &["typing"]);
             nul.url = "https://x\0".into();
-            assert!(matches!(store.create_webhook(nul, 40).await.unwrap_err(), tiktok_dm_store::Error::Invalid(_)));
+            assert!(matches!(store.create_webhook(nul, 10, 40).await.unwrap_err(), tiktok_dm_store::Error::Invalid(_)));
             assert_eq!(store.webhook("wh_\0").await.unwrap(), None);
             assert!(!store.delete_webhook(a.id, "wh_\0").await.unwrap());
             assert_eq!(store.webhooks_for_key(a.id).await.unwrap().len(), 1, "nothing else was stored");
@@ -594,11 +594,11 @@ macro_rules! inbound_suite {
             let a = key_for(&store, "a", &["shopA"], false).await;
             let b = key_for(&store, "b", &["shopB", "shopD"], false).await;
             let gone = key_for(&store, "gone", &[], true).await;
-            let all = store.create_webhook(hook(any.id, &["message.received", "message.read"]), 1).await.unwrap();
-            let a_received = store.create_webhook(hook(a.id, &["message.received"]), 1).await.unwrap();
-            let a_typing = store.create_webhook(hook(a.id, &["typing"]), 1).await.unwrap();
-            let b_received = store.create_webhook(hook(b.id, &["message.received"]), 1).await.unwrap();
-            store.create_webhook(hook(gone.id, &["message.received"]), 1).await.unwrap();
+            let all = store.create_webhook(hook(any.id, &["message.received", "message.read"]), 10, 1).await.unwrap();
+            let a_received = store.create_webhook(hook(a.id, &["message.received"]), 10, 1).await.unwrap();
+            let a_typing = store.create_webhook(hook(a.id, &["typing"]), 10, 1).await.unwrap();
+            let b_received = store.create_webhook(hook(b.id, &["message.received"]), 10, 1).await.unwrap();
+            store.create_webhook(hook(gone.id, &["message.received"]), 10, 1).await.unwrap();
             assert!(store.revoke_api_key("gone", 2).await.unwrap());
             let mut first = event("shopA", "message.received", Some("m1"));
             first.payload = r#"{"text":"hi"}"#.into();
@@ -612,7 +612,7 @@ macro_rules! inbound_suite {
             assert_eq!(dup, [Appended::Duplicate]);
             assert_eq!(store.webhook_delivery_stats().await.unwrap(), WebhookDeliveryStats { pending: 5, in_flight: 0 });
 
-            let late = store.create_webhook(hook(any.id, &["message.received"]), 120).await.unwrap();
+            let late = store.create_webhook(hook(any.id, &["message.received"]), 10, 120).await.unwrap();
             let d = claim_all(&store, 130).await;
             let mut expected = vec![
                 (all.id.clone(), c[0]), (a_received.id.clone(), c[0]),
@@ -644,23 +644,23 @@ macro_rules! inbound_suite {
         async fn a_delivery_is_leased_fenced_and_due_again_only_at_its_retry_time() {
             let (store, guard) = $open().await;
             let key = key_for(&store, "k", &[], true).await;
-            store.create_webhook(hook(key.id, &["typing"]), 1).await.unwrap();
+            store.create_webhook(hook(key.id, &["typing"]), 10, 1).await.unwrap();
             let c = append(&store, vec![event("shopA", "typing", None), event("shopA", "typing", None)], 10).await;
             assert!(claim_all(&store, 9).await.is_empty(), "not due before it was queued");
-            let first = store.claim_webhook_deliveries(1, 1_000, 100).await.unwrap();
+            let first = store.claim_webhook_deliveries(1, 100, 1_000, 100).await.unwrap();
             assert_eq!((first.len(), first[0].event.cursor, first[0].attempts), (1, c[0], 1), "oldest first, at most the limit");
-            let second = store.claim_webhook_deliveries(10, 1_000, 100).await.unwrap();
+            let second = store.claim_webhook_deliveries(10, 100, 1_000, 100).await.unwrap();
             assert_eq!(second.iter().map(|d| d.event.cursor).collect::<Vec<_>>(), [c[1]], "the first is leased");
             assert!(claim_all(&store, 1_100).await.is_empty(), "leased until 1100");
-            let again = store.claim_webhook_deliveries(1, 1_000, 1_101).await.unwrap();
+            let again = store.claim_webhook_deliveries(1, 100, 1_000, 1_101).await.unwrap();
             assert_eq!((again[0].id, again[0].attempts), (first[0].id, 2));
             assert_ne!(again[0].token, first[0].token);
             let stale = first[0].claim();
             assert!(!store.finish_webhook_delivery(stale, WebhookOutcome::Delivered, 1_200).await.unwrap(), "its lease was lost");
             assert!(store.finish_webhook_delivery(again[0].claim(), WebhookOutcome::Retry { at: 5_000 }, 1_200).await.unwrap());
             assert!(!store.finish_webhook_delivery(again[0].claim(), WebhookOutcome::Delivered, 1_300).await.unwrap(), "no longer being delivered");
-            assert!(store.claim_webhook_deliveries(10, 1_000, 4_999).await.unwrap().iter().all(|d| d.id != first[0].id), "not before its time");
-            let retried = store.claim_webhook_deliveries(10, 1_000, 5_000).await.unwrap();
+            assert!(store.claim_webhook_deliveries(10, 100, 1_000, 4_999).await.unwrap().iter().all(|d| d.id != first[0].id), "not before its time");
+            let retried = store.claim_webhook_deliveries(10, 100, 1_000, 5_000).await.unwrap();
             let retried = retried.iter().find(|d| d.id == first[0].id).unwrap();
             assert_eq!(retried.attempts, 3);
             assert!(store.finish_webhook_delivery(retried.claim(), WebhookOutcome::Delivered, 5_100).await.unwrap());
@@ -684,7 +684,7 @@ macro_rules! inbound_suite {
             let (store, _guard) = $open().await;
             let key = key_for(&store, "k", &["shopA"], false).await;
             let other = key_for(&store, "other", &[], true).await;
-            let w = store.create_webhook(hook(key.id, &["message.received"]), 1).await.unwrap();
+            let w = store.create_webhook(hook(key.id, &["message.received"]), 10, 1).await.unwrap();
             let c = append(&store, vec![
                 event("shopA", "message.received", None),
                 event("shopA", "message.received", None),
@@ -719,9 +719,9 @@ macro_rules! inbound_suite {
             let (store, _guard) = $open().await;
             let key = key_for(&store, "k", &[], true).await;
             let doomed = key_for(&store, "doomed", &[], true).await;
-            let one = store.create_webhook(hook(key.id, &["typing"]), 1).await.unwrap();
-            let two = store.create_webhook(hook(key.id, &["typing"]), 1).await.unwrap();
-            store.create_webhook(hook(doomed.id, &["typing"]), 1).await.unwrap();
+            let one = store.create_webhook(hook(key.id, &["typing"]), 10, 1).await.unwrap();
+            let two = store.create_webhook(hook(key.id, &["typing"]), 10, 1).await.unwrap();
+            store.create_webhook(hook(doomed.id, &["typing"]), 10, 1).await.unwrap();
             let old = append(&store, vec![event("shopA", "typing", None)], 10).await;
             let new = append(&store, vec![event("shopA", "typing", None)], 500).await;
             assert_eq!(store.webhook_delivery_stats().await.unwrap().pending, 6);

@@ -6,6 +6,7 @@
 mod inbound;
 mod postgres;
 mod suite;
+mod webhooks;
 
 mod sqlite {
     use tiktok_dm_store::SqliteStore;
@@ -31,9 +32,10 @@ mod sqlite {
 
     crate::store_suite!(open, query);
     crate::inbound_suite!(open, query);
+    crate::webhooks_suite!(open);
 
     /// The last SQLite migration.
-    const LAST_MIGRATION: i64 = 11;
+    const LAST_MIGRATION: i64 = 13;
 
     /// The last migration a database file records.
     fn user_version(path: &std::path::Path) -> i64 {

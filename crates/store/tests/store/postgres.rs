@@ -19,6 +19,7 @@ pub async fn query(schema: &PgSchema, sql: &str) -> Vec<String> {
 
 crate::store_suite!(open, query);
 crate::inbound_suite!(open, query);
+crate::webhooks_suite!(open);
 
 #[tokio::test]
 async fn a_second_open_of_the_same_database_finds_the_migrations_done_and_the_data() {
@@ -343,7 +344,7 @@ async fn concurrent_claimers_never_claim_a_webhook_delivery_twice() {
     let key = crate::inbound::key_for(&store, "k", &[], true).await;
     for _ in 0..2 {
         let hook = crate::inbound::hook(key.id, &["message.received"]);
-        store.create_webhook(hook, 1).await.unwrap();
+        store.create_webhook(hook, 10, 1).await.unwrap();
     }
     let events = (0..100)
         .map(|_| crate::inbound::event("shopA", "message.received", None))
@@ -356,7 +357,10 @@ async fn concurrent_claimers_never_claim_a_webhook_delivery_twice() {
             let store = PostgresStore::open(&url).await.unwrap();
             let mut ids = Vec::new();
             loop {
-                let claimed = store.claim_webhook_deliveries(7, 60_000, 20).await.unwrap();
+                let claimed = store
+                    .claim_webhook_deliveries(7, 100, 60_000, 20)
+                    .await
+                    .unwrap();
                 if claimed.is_empty() {
                     return ids;
                 }
@@ -372,4 +376,45 @@ async fn concurrent_claimers_never_claim_a_webhook_delivery_twice() {
     all.sort_unstable();
     all.dedup();
     assert_eq!((claimed, all.len()), (200, 200), "each delivery once");
+}
+
+/// Gateways claiming at once (4 stores, each its own pool) keep a webhook
+/// within its share in flight between them: claims take turns, so none
+/// counts another's leases before they are committed.
+#[tokio::test]
+async fn concurrent_claimers_keep_a_webhook_within_its_share_in_flight() {
+    use tiktok_dm_store::Store as _;
+    let (store, schema) = open().await;
+    let key = crate::inbound::key_for(&store, "k", &[], true).await;
+    for _ in 0..2 {
+        let hook = crate::inbound::hook(key.id, &["message.received"]);
+        store.create_webhook(hook, 10, 1).await.unwrap();
+    }
+    let events = (0..50)
+        .map(|_| crate::inbound::event("shopA", "message.received", None))
+        .collect();
+    crate::inbound::append(&store, events, 10).await;
+    for round in 0..5 {
+        let mut claimers = Vec::new();
+        for _ in 0..4 {
+            let url = schema.url.clone();
+            claimers.push(tokio::spawn(async move {
+                let store = PostgresStore::open(&url).await.unwrap();
+                store
+                    .claim_webhook_deliveries(100, 3, 60_000, 20)
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut claimed = Vec::new();
+        for c in claimers {
+            claimed.extend(c.await.unwrap());
+        }
+        let expected = if round == 0 { 6 } else { 0 };
+        assert_eq!(
+            claimed.len(),
+            expected,
+            "round {round}: three of each webhook in all"
+        );
+    }
 }

@@ -191,6 +191,14 @@ macro_rules! store_suite {
             let other = store.enqueue(request("r2", key.id, Some("same"), &[Kind::Text]), &[], 12).await.unwrap();
             assert_eq!(other, Enqueued::IdempotencyConflict);
             assert_eq!(store.outbox_depth().await.unwrap(), 1);
+            // The same answers from the key alone, without enqueueing.
+            let read = store.idempotent_repeat(key.id, "same", "hash-of-r1").await.unwrap();
+            assert_eq!(read, Some(Enqueued::Replay { request_id: "r1".into() }));
+            let read = store.idempotent_repeat(key.id, "same", "hash-of-r2").await.unwrap();
+            assert_eq!(read, Some(Enqueued::IdempotencyConflict));
+            assert_eq!(store.idempotent_repeat(key.id, "new", "hash-of-r1").await.unwrap(), None);
+            let other_key = new_key(&store, "k2", None).await;
+            assert_eq!(store.idempotent_repeat(other_key.id, "same", "hash-of-r1").await.unwrap(), None);
         }
 
         #[tokio::test]
