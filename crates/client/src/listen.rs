@@ -155,7 +155,10 @@ async fn run(
     }
     let mut ticker = poll.map(|p| {
         let p = p.max(MIN_POLL);
-        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + p, p);
+        // The first tick somewhere in the first interval: listeners started
+        // together (a gateway's, at its start) do not poll together.
+        let first = p.mul_f64(rand::random_range(0.5..=1.0));
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + first, p);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         t
     });

@@ -102,7 +102,7 @@ pub struct Settings {
     /// Keep a listening session for every stored account whose `listen` is on.
     pub listen_accounts: bool,
     /// Also catch up every listening account at this interval (pushes can be
-    /// lost); `None`: only after a reconnect.
+    /// lost; 5 min by default); `None`: only after a reconnect.
     pub listen_poll: Option<Duration>,
     /// How long an event stays in the log (and can be replayed).
     pub event_retention: Duration,
@@ -170,7 +170,7 @@ impl Settings {
             idle_timeout: Duration::from_secs(30),
             max_requests_per_key: 256,
             listen_accounts: true,
-            listen_poll: None,
+            listen_poll: Some(Duration::from_secs(300)),
             event_retention: Duration::from_secs(7 * 86_400),
             allow_private_webhooks: false,
             webhook_timeout: Duration::from_secs(10),
@@ -518,6 +518,7 @@ impl Layers {
         self.apply_inbound(&mut settings)?;
         self.apply_webhooks(&mut settings)?;
         check_timeouts(&settings)?;
+        check_webhook_age(&settings)?;
         settings.admin_key_hash = self.admin_key_hash()?;
         Ok(settings)
     }
@@ -678,6 +679,20 @@ fn check_timeouts(settings: &Settings) -> Result<()> {
             "request_timeout_secs ({}) must be longer than wait_for_delivery_secs ({}), or every slow send would time out instead of answering 202",
             settings.request_timeout.as_secs(),
             settings.wait_for_delivery.as_secs()
+        )));
+    }
+    Ok(())
+}
+
+/// A webhook delivery must be tried no longer than its event is kept: the
+/// retention sweep deletes an event with its deliveries, pending or not.
+fn check_webhook_age(settings: &Settings) -> Result<()> {
+    if settings.webhook_max_age > settings.event_retention {
+        let days = settings.event_retention.as_secs() / 86_400;
+        return Err(Error::Config(format!(
+            "webhook_max_age_hours ({}) must not be longer than event_retention_days ({days}, {} hours): events are deleted with their webhook deliveries, so deliveries still being retried would be dropped; lower webhook_max_age_hours or raise event_retention_days",
+            settings.webhook_max_age.as_secs() / 3600,
+            days * 24
         )));
     }
     Ok(())

@@ -165,3 +165,29 @@ fn the_admin_key_is_kept_only_as_its_hash() {
         Some(crate::secrets::hash_key("k"))
     );
 }
+
+#[test]
+fn a_webhook_max_age_longer_than_the_event_retention_is_refused() {
+    let mut l = Layers::default();
+    l.file(
+        "gw.toml",
+        "event_retention_days = 1\nwebhook_max_age_hours = 24\n",
+    )
+    .unwrap();
+    let c = l.resolve().unwrap();
+    assert_eq!(c.settings.webhook_max_age, c.settings.event_retention);
+    l.env(env(&[("TIKTOK_DM_WEBHOOK_MAX_AGE_HOURS", "25")]))
+        .unwrap();
+    let err = l.resolve().unwrap_err().to_string();
+    assert!(
+        err.contains("webhook_max_age_hours (25)")
+            && err.contains("event_retention_days (1, 24 hours)"),
+        "{err}"
+    );
+    let mut defaults = Layers::default();
+    defaults.flag("webhook_max_age_hours", Some("720".into()));
+    let err = defaults.resolve().unwrap_err().to_string();
+    assert!(err.contains("event_retention_days (7, 168 hours)"), "{err}");
+    defaults.flag("event_retention_days", Some("30".into()));
+    assert!(defaults.resolve().is_ok(), "30 days keep a 720 h window");
+}

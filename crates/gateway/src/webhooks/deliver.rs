@@ -1,12 +1,16 @@
 //! The webhook worker: claims due deliveries (leased for twice
 //! `webhook_timeout_ms`), posts each on a task of its own (at most
-//! `webhook_concurrency` at once) and records the outcome under its claim.
-//! A 2xx answer is delivered; any other answer, a timeout or a failed
-//! connection is tried again after a full-jitter exponential backoff (1 s
-//! doubling, up to an hour) until `webhook_max_age_hours` after the event was
-//! logged, then given up with a short error. A destination that is not
+//! `webhook_concurrency` at once, and at most [`PER_WEBHOOK`] of one webhook,
+//! so an endpoint that hangs cannot take every slot) and records the outcome
+//! under its claim. A 2xx answer is delivered; any other answer, a timeout or
+//! a failed connection is tried again after a full-jitter exponential backoff
+//! (1 s doubling, up to an hour) until `webhook_max_age_hours` after the
+//! delivery was queued (with its event, or by a replay), then given up with a
+//! short error; never past `event_retention_days` after the event, when the
+//! event leaves the log with its deliveries. A destination that is not
 //! allowed, a secret that does not open or a payload that is not JSON is
-//! given up at once. Woken by [`AppState::events_appended`], and every second.
+//! given up at once. Woken by [`AppState::events_appended`], when a post
+//! ends, and every second.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +18,7 @@ use std::time::Duration;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
 use tiktok_dm_client::backoff::full_jitter;
 use tiktok_dm_store::{ClaimedDelivery, Store, StoredEvent, WebhookOutcome};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 
 use super::{sign, ssrf};
 use crate::now_ms;
@@ -25,6 +29,10 @@ use crate::state::AppState;
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 /// The longest wait between two attempts.
 const RETRY_CAP: Duration = Duration::from_secs(3600);
+/// The most deliveries of one webhook in flight at once, across gateways
+/// sharing a database: a slow endpoint with a backlog holds at most this
+/// many of the `webhook_concurrency` slots, and the others keep flowing.
+pub const PER_WEBHOOK: u32 = 4;
 /// How often due deliveries are looked for without a wake-up.
 const POLL: Duration = Duration::from_secs(1);
 /// The most characters of an answer kept in a delivery's error.
@@ -81,12 +89,17 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
     let permits = Arc::new(Semaphore::new(slots));
     let lease_ms =
         i64::try_from(settings.webhook_timeout.as_millis().saturating_mul(2)).unwrap_or(i64::MAX);
+    // Told when a post ends: its webhook may have more due, held back by
+    // [`PER_WEBHOOK`].
+    let ended = Arc::new(Notify::new());
     let mut pause = Duration::ZERO;
     while !*stop.borrow() {
         // Registered before the claim, so news during it is not missed.
         let appended = state.events_appended.notified();
-        tokio::pin!(appended);
+        let finished = ended.notified();
+        tokio::pin!(appended, finished);
         appended.as_mut().enable();
+        finished.as_mut().enable();
         let room = permits.available_permits();
         if room == 0 {
             tokio::select! {
@@ -98,7 +111,7 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
         let max = u32::try_from(room).unwrap_or(u32::MAX);
         let wait = match state
             .store
-            .claim_webhook_deliveries(max, lease_ms, now_ms())
+            .claim_webhook_deliveries(max, PER_WEBHOOK, lease_ms, now_ms())
             .await
         {
             Ok(claimed) => {
@@ -108,10 +121,11 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
                     let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
                         break; // Cannot happen: room was counted; it goes after its lease.
                     };
-                    let (state, http) = (state.clone(), http.clone());
+                    let (state, http, ended) = (state.clone(), http.clone(), Arc::clone(&ended));
                     tokio::spawn(async move {
                         deliver(&state, &http, delivery).await;
                         drop(permit);
+                        ended.notify_one();
                     });
                 }
                 if drained { POLL } else { Duration::ZERO }
@@ -125,6 +139,7 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
         if !wait.is_zero() {
             tokio::select! {
                 () = &mut appended => {}
+                () = &mut finished => {}
                 () = tokio::time::sleep(wait) => {}
                 _ = stop.changed() => {}
             }
@@ -165,8 +180,8 @@ async fn deliver<S: Store>(state: &AppState<S>, http: &reqwest::Client, d: Claim
     }
 }
 
-/// The next attempt's time, or the end when it would fall after the event's
-/// `webhook_max_age_hours`.
+/// The next attempt's time, or the end when it would fall after the
+/// delivery's [`deadline`].
 fn retry_or_give_up<S>(
     state: &AppState<S>,
     d: &ClaimedDelivery,
@@ -176,17 +191,35 @@ fn retry_or_give_up<S>(
     let attempt = u32::try_from(d.attempts.max(1)).unwrap_or(u32::MAX);
     let delay = full_jitter(attempt, RETRY_FIRST, RETRY_CAP, rand::random::<f64>());
     let at = now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
-    let max_age = i64::try_from(state.settings.webhook_max_age.as_millis()).unwrap_or(i64::MAX);
-    if at > d.event.created_at.saturating_add(max_age) {
-        let hours = state.settings.webhook_max_age.as_secs() / 3600;
+    let (end, until) = deadline(&state.settings, d);
+    if at > end {
         WebhookOutcome::GaveUp {
-            error: format!(
-                "{why}; given up after {} attempts ({hours} h after the event)",
-                d.attempts
-            ),
+            error: format!("{why}; given up after {} attempts ({until})", d.attempts),
         }
     } else {
         WebhookOutcome::Retry { at }
+    }
+}
+
+/// When a delivery's retries end (ms), and why then: `webhook_max_age` after
+/// it was queued (with its event, or by a replay), or sooner when its event
+/// leaves the log (`event_retention`) and the delivery with it.
+fn deadline(settings: &crate::Settings, d: &ClaimedDelivery) -> (i64, String) {
+    let ms = |t: Duration| i64::try_from(t.as_millis()).unwrap_or(i64::MAX);
+    let aged = d.queued_at.saturating_add(ms(settings.webhook_max_age));
+    let expires = d
+        .event
+        .created_at
+        .saturating_add(ms(settings.event_retention));
+    if expires < aged {
+        let days = settings.event_retention.as_secs() / 86_400;
+        (
+            expires,
+            format!("its event leaves the log {days} days after it was logged"),
+        )
+    } else {
+        let hours = settings.webhook_max_age.as_secs() / 3600;
+        (aged, format!("{hours} h after it was queued"))
     }
 }
 
@@ -328,5 +361,54 @@ mod tests {
 
     fn body_err(e: &StoredEvent) -> bool {
         body(e).is_err()
+    }
+
+    /// A delivery of an event logged at 0, queued at `queued_at` (ms).
+    fn queued(queued_at: i64) -> ClaimedDelivery {
+        let webhook = tiktok_dm_store::Webhook {
+            id: "wh_0".into(),
+            key_id: 1,
+            url: "https://hooks.example/".into(),
+            events: vec!["typing".into()],
+            secret_sealed: Vec::new(),
+            created_at: 0,
+        };
+        let event = StoredEvent {
+            cursor: 1,
+            account: "shop".into(),
+            event_type: "typing".into(),
+            conversation_id: None,
+            payload: "{}".into(),
+            occurred_at: 0,
+            created_at: 0,
+        };
+        ClaimedDelivery {
+            id: 1,
+            token: 1,
+            webhook,
+            event,
+            attempts: 1,
+            queued_at,
+        }
+    }
+
+    #[test]
+    fn retries_end_max_age_after_queueing_or_when_the_event_leaves_the_log() {
+        const HOUR: i64 = 3_600_000;
+        let endpoints = tiktok_dm_client::Endpoints::sandbox("http://127.0.0.1:9").unwrap();
+        let mut settings = crate::Settings::new(endpoints);
+        settings.webhook_max_age = Duration::from_secs(24 * 3600);
+        settings.event_retention = Duration::from_secs(7 * 86_400);
+        assert_eq!(deadline(&settings, &queued(0)).0, 24 * HOUR);
+        let (end, why) = deadline(&settings, &queued(48 * HOUR));
+        assert_eq!(
+            end,
+            72 * HOUR,
+            "replayed two days on: a whole window from then"
+        );
+        assert!(why.contains("24 h after it was queued"), "{why}");
+        let (end, why) = deadline(&settings, &queued(160 * HOUR));
+        assert_eq!(end, 168 * HOUR, "not past the event's retention");
+        assert!(why.contains("leaves the log 7 days"), "{why}");
     }
 }

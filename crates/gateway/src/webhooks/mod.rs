@@ -32,8 +32,9 @@ pub const EVENT_TYPES: &[&str] = &[
 /// created; a type added in a later version is not included).
 pub const ALL_EVENTS: &str = "*";
 
-/// The most webhooks one API key may have.
-pub const MAX_PER_KEY: usize = 10;
+/// The most webhooks one API key may have (the store counts and stores
+/// atomically, so creates at once never pass it).
+pub const MAX_PER_KEY: u32 = 10;
 
 /// Why a webhook was not created.
 #[derive(Debug, thiserror::Error)]
@@ -130,9 +131,6 @@ pub async fn create<S: Store>(
     let parsed = ssrf::parse(url)?;
     let events = event_types(events)?;
     ssrf::check_destination(&parsed, allow_private).await?;
-    if store.webhooks_for_key(key_id).await?.len() >= MAX_PER_KEY {
-        return Err(WebhookError::LimitReached);
-    }
     // Kept normalised (`HTTP://Host` is `http://host/`); the secret is sealed
     // to the URL as kept.
     let url = parsed.as_str();
@@ -149,7 +147,11 @@ pub async fn create<S: Store>(
         events,
         secret_sealed,
     };
-    let webhook = store.create_webhook(new, now).await?;
+    let webhook = match store.create_webhook(new, MAX_PER_KEY, now).await {
+        Ok(webhook) => webhook,
+        Err(tiktok_dm_store::Error::LimitReached(_)) => return Err(WebhookError::LimitReached),
+        Err(e) => return Err(e.into()),
+    };
     Ok(Created { webhook, secret })
 }
 

@@ -17,6 +17,7 @@ mod outage;
 mod retention;
 mod send;
 mod webhooks;
+mod webhooks_queue;
 
 use std::net::SocketAddr;
 

@@ -20,14 +20,14 @@ use crate::{TestApp, key_with_accounts, spawn_app_with};
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
-struct Captured {
+pub struct Captured {
     headers: HeaderMap,
     body: Vec<u8>,
     at: Instant,
 }
 
 impl Captured {
-    fn header(&self, name: &str) -> String {
+    pub fn header(&self, name: &str) -> String {
         self.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -43,15 +43,15 @@ impl Captured {
 /// A webhook target: records every request, answers the statuses queued
 /// (then `fallback`).
 #[derive(Clone)]
-struct Receiver {
-    url: String,
+pub struct Receiver {
+    pub url: String,
     got: Arc<Mutex<Vec<Captured>>>,
     script: Arc<Mutex<VecDeque<u16>>>,
     fallback: Arc<Mutex<u16>>,
 }
 
 impl Receiver {
-    async fn spawn(script: &[u16]) -> Self {
+    pub async fn spawn(script: &[u16]) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let receiver = Self {
@@ -79,12 +79,12 @@ impl Receiver {
         receiver
     }
 
-    fn got(&self) -> Vec<Captured> {
+    pub fn got(&self) -> Vec<Captured> {
         self.got.lock().unwrap().clone()
     }
 
     /// Waits until `n` requests came (or `secs` passed); what came.
-    async fn until(&self, n: usize, secs: u64) -> Vec<Captured> {
+    pub async fn until(&self, n: usize, secs: u64) -> Vec<Captured> {
         let deadline = Instant::now() + Duration::from_secs(secs);
         while self.got.lock().unwrap().len() < n && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -94,16 +94,16 @@ impl Receiver {
 }
 
 /// A gateway that may post to loopback.
-async fn app() -> TestApp {
+pub async fn app() -> TestApp {
     spawn_app_with(|s| s.allow_private_webhooks = true).await
 }
 
 /// A key that may see every account.
-async fn any_key<S: Store>(store: &S, name: &str) -> String {
+pub async fn any_key<S: Store>(store: &S, name: &str) -> String {
     key_with_accounts(store, name, None, &[], true).await
 }
 
-async fn call(
+pub async fn call(
     app: &TestApp,
     method: reqwest::Method,
     path: &str,
@@ -122,14 +122,18 @@ async fn call(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-async fn create(app: &TestApp, key: &str, url: &str, events: &[&str]) -> (u16, Value) {
+pub async fn create(app: &TestApp, key: &str, url: &str, events: &[&str]) -> (u16, Value) {
     let body = json!({"url": url, "events": events}).to_string();
     call(app, reqwest::Method::POST, "/v1/webhooks", key, Some(&body)).await
 }
 
 /// Appends a `message.received` of account `shop` saying `text`; its cursor.
-async fn append<S: Store>(store: &S, text: &str) -> i64 {
-    let now = tiktok_dm_gateway::now_ms();
+pub async fn append<S: Store>(store: &S, text: &str) -> i64 {
+    append_at(store, text, tiktok_dm_gateway::now_ms()).await
+}
+
+/// [`append`], logged at `now` (ms).
+pub async fn append_at<S: Store>(store: &S, text: &str, now: i64) -> i64 {
     let payload = json!({"account": "shop", "conversation_id": "0:1:1:2", "server_message_id": text, "direction": "inbound", "kind": "text", "text": text});
     let event = NewEvent {
         account: "shop".into(),
