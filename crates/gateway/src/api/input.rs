@@ -11,9 +11,11 @@ use axum::extract::multipart::{Multipart, MultipartError};
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
 use tiktok_dm_client::compose::Outgoing;
 use tiktok_dm_client::image::{Image, ImageProblem};
+use tiktok_dm_proto::access_key::hex;
 use tiktok_dm_proto::content::MessageText;
 use tiktok_dm_proto::ids::{ConversationId, ConversationShortId, Uid};
 use tiktok_dm_proto::message::Target;
@@ -323,6 +325,28 @@ impl SendInput {
             )
         })?;
         Ok(Validated { address, outgoing })
+    }
+}
+
+impl Validated {
+    /// The hash that tells a replay from another request under the same
+    /// idempotency key: of the request as given (so that a replay is known
+    /// before a missing short id is looked up), sent as `account` (`None`:
+    /// with its own session). A request giving both ids hashes as it always
+    /// has.
+    pub fn request_hash(&self, account: Option<&str>) -> String {
+        let (conversation, short_id) = match &self.address {
+            Address::Known(t) => (
+                json!(t.conversation_id.as_str()),
+                json!(t.conversation_short_id.get()),
+            ),
+            Address::Find(Lookup::Conversation(id)) => (json!(id.as_str()), Value::Null),
+            Address::Find(Lookup::User(uid)) => (json!({"to_uid": uid.get()}), Value::Null),
+        };
+        let image_md5 = self.outgoing.image().map(Image::md5_hex);
+        let text = self.outgoing.text().map(MessageText::as_str);
+        let given = json!([conversation, short_id, text, image_md5, account]);
+        hex(&Sha256::digest(given.to_string()))
     }
 }
 

@@ -9,12 +9,10 @@ use axum::extract::{FromRequest as _, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tiktok_dm_client::compose::Outgoing;
 use tiktok_dm_client::image::Image;
 use tiktok_dm_client::{Credentials, Session};
 use tiktok_dm_proto::access_key::hex;
-use tiktok_dm_proto::content::MessageText;
 use tiktok_dm_proto::message::Target;
 use tiktok_dm_store::{
     ApiKey, Enqueued, NewMessage, NewRequest, OutboxMessage, QuotaWindow, RequestStatus, Snapshot,
@@ -24,7 +22,7 @@ use tiktok_dm_store::{
 use super::address::{self, SessionOf};
 use super::auth::Caller;
 use super::error::{ApiError, ErrorCode};
-use super::input::{SendBody, room_needed};
+use super::input::{Address, SendBody, room_needed};
 use crate::now_ms;
 use crate::secrets::SealContext;
 use crate::state::AppState;
@@ -257,47 +255,27 @@ async fn accept_and_wait<S: Store>(
 ) -> Result<Response, ApiError> {
     let deadline = tokio::time::Instant::now() + state.settings.request_timeout;
     let asked = SendHeaders::read(headers)?;
-    let read = async {
-        // A key whose quota is used up is refused before its body takes
-        // room in the body budget and is read (one read, for a body large
-        // enough to take room; a small one is refused by the acceptance).
-        if room_needed(state, headers).is_some() {
-            if let Some(refused) = quota_used_up(state, key).await? {
-                return Err(refused);
-            }
-        }
-        let SendBody { input, room } = SendBody::from_request(request, state).await?;
-        let account_field = input.account.clone();
-        let valid = input.validate(state.settings.image_limit)?;
-        let request_id = new_request_id(now_ms());
-        let sender = sender(state, key, account_field, asked.session, &request_id).await?;
-        let of = sender.session_of(asked.session);
-        let target = address::target(state, of, valid.address).await?;
-        Ok((target, valid.outgoing, request_id, sender, room))
-    };
-    let (target, outgoing, request_id, sender, room) = tokio::time::timeout_at(deadline, read)
+    let read = read_send(state, key, headers, request, &asked);
+    let read = tokio::time::timeout_at(deadline, read)
         .await
         .map_err(|_| request_timeout(state))??;
-    let new = NewRequest {
-        claim_first_ms: Some(state.settings.lease_ms()),
-        ..new_request(
-            key,
-            request_id,
-            (target, outgoing),
-            sender,
-            asked.idempotency_key,
-        )
-    };
     let now = now_ms();
     let windows = quota::windows(key, now);
-    let message_count = new.messages.len() as u64;
-    // Registered before the enqueue: the worker may deliver the first message
-    // before this task runs again, and its news must not be missed.
-    let mut waiting = Waiting::new(&state.waiters, &new.id);
-    let enqueued = state.store.enqueue(new, &windows, now).await;
-    // The body and the image are no longer held here.
-    drop(room);
-    let known = match enqueued? {
+    let (enqueued, mut waiting, message_count) = match read {
+        Read::New(new, room) => {
+            let message_count = new.messages.len() as u64;
+            // Registered before the enqueue: the worker may deliver the first
+            // message before this task runs again, and its news must not be
+            // missed.
+            let waiting = Waiting::new(&state.waiters, &new.id);
+            let enqueued = state.store.enqueue(*new, &windows, now).await;
+            // The body and the image are no longer held here.
+            drop(room);
+            (enqueued?, waiting, message_count)
+        }
+        Read::Repeat(repeat) => (repeat, Waiting::new(&state.waiters, ""), 0),
+    };
+    let known = match enqueued {
         Enqueued::Accepted {
             claimed, snapshot, ..
         } => {
@@ -321,6 +299,58 @@ async fn accept_and_wait<S: Store>(
             state.closing.subscribe(),
         )
         .await
+}
+
+/// A send as read: the request to accept (with the room its body takes
+/// until accepted), or, for a repeated idempotency key, what the request
+/// kept under it makes of it.
+enum Read {
+    New(Box<NewRequest>, Option<tokio::sync::OwnedSemaphorePermit>),
+    Repeat(Enqueued),
+}
+
+/// Reads and checks a send, and finds its conversation when the request
+/// does not give it whole (only after its idempotency key, if any, is known
+/// to be new: a replay does not depend on TikTok answering).
+async fn read_send<S: Store>(
+    state: &AppState<S>,
+    key: &ApiKey,
+    headers: &HeaderMap,
+    request: Request,
+    asked: &SendHeaders<'_>,
+) -> Result<Read, ApiError> {
+    // A key whose quota is used up is refused before its body takes room in
+    // the body budget and is read (one read, for a body large enough to take
+    // room; a small one is refused by the acceptance).
+    if room_needed(state, headers).is_some() {
+        if let Some(refused) = quota_used_up(state, key).await? {
+            return Err(refused);
+        }
+    }
+    let SendBody { input, room } = SendBody::from_request(request, state).await?;
+    let account_field = input.account.clone();
+    let valid = input.validate(state.settings.image_limit)?;
+    let request_id = new_request_id(now_ms());
+    let sender = sender(state, key, account_field, asked.session, &request_id).await?;
+    let request_hash = valid.request_hash(sender.account());
+    if let (Address::Find(_), Some(k)) = (&valid.address, asked.idempotency_key) {
+        if let Some(repeat) = state
+            .store
+            .idempotent_repeat(key.id, k, &request_hash)
+            .await?
+        {
+            return Ok(Read::Repeat(repeat));
+        }
+    }
+    let of = sender.session_of(asked.session);
+    let target = address::target(state, of, valid.address).await?;
+    let new = NewRequest {
+        claim_first_ms: Some(state.settings.lease_ms()),
+        request_hash,
+        idempotency_key: asked.idempotency_key.map(str::to_owned),
+        ..new_request(key, request_id, (target, valid.outgoing), sender)
+    };
+    Ok(Read::New(Box::new(new), room))
 }
 
 /// The 408 for a send not accepted within `request_timeout` (its body still
@@ -421,6 +451,14 @@ impl Sender {
             Sender::Sealed(_) => SessionOf::Request(header.unwrap_or_default()),
         }
     }
+
+    /// The stored account's name.
+    fn account(&self) -> Option<&str> {
+        match self {
+            Sender::Account(name) => Some(name),
+            Sender::Sealed(_) => None,
+        }
+    }
 }
 
 /// The request's own session (sealed for it), or else the stored account the
@@ -460,30 +498,18 @@ async fn sender<S: Store>(
 
 /// The request to accept: its messages in the order
 /// [`Outgoing::into_contents`](tiktok_dm_proto::message::Outgoing::into_contents)
-/// gives, each with its client message id fixed now, and the hash that tells
-/// a replay from another request under the same idempotency key.
+/// gives, each with its client message id fixed now (its idempotency key
+/// and hash are the caller's to fill in).
 fn new_request(
     key: &ApiKey,
     request_id: String,
     (target, outgoing): (Target, Outgoing),
     sender: Sender,
-    idempotency_key: Option<&str>,
 ) -> NewRequest {
     let (account, session_sealed) = match sender {
         Sender::Account(name) => (Some(name), None),
         Sender::Sealed(sealed) => (None, Some(sealed)),
     };
-    let image_md5 = outgoing.image().map(Image::md5_hex);
-    let request_hash = hex(&Sha256::digest(
-        json!([
-            target.conversation_id.as_str(),
-            target.conversation_short_id.get(),
-            outgoing.text().map(MessageText::as_str),
-            image_md5,
-            account
-        ])
-        .to_string(),
-    ));
     let messages = outgoing
         .into_contents()
         .map(|content| NewMessage {
@@ -494,8 +520,8 @@ fn new_request(
     NewRequest {
         id: request_id,
         api_key_id: key.id,
-        idempotency_key: idempotency_key.map(str::to_owned),
-        request_hash,
+        idempotency_key: None,
+        request_hash: String::new(),
         account,
         session_sealed,
         target,

@@ -165,3 +165,28 @@ async fn form_fields_carry_to_uid_too() {
     let received = app.sandbox.handle.messages();
     assert!(received.iter().any(|m| m.content["text"] == "form to bob"));
 }
+
+#[tokio::test]
+async fn an_idempotency_key_is_checked_before_the_inbox_is_asked() {
+    let app = spawn_app().await;
+    let bob = uid_of(&app, "bob");
+    let key = [("idempotency-key", "order-17")];
+    let body = json!({"to_uid": bob, "text": "your order shipped"});
+    let (status, first) = app.post(&app.key, &body, &key).await;
+    assert_eq!(status, 200, "{first}");
+    // The same request again: its replay, not a second message.
+    let (status, again) = app.post(&app.key, &body, &key).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["id"], first["id"]);
+    assert_eq!(app.sandbox.handle.messages().len(), 1);
+    // Another request under the key is a conflict, known without asking the
+    // inbox (which has no conversation with this user: that answer would be
+    // conversation_not_found).
+    let other = json!({"to_uid": "7000000000000000099", "text": "your order shipped"});
+    let (status, conflict) = app.post(&app.key, &other, &key).await;
+    assert_eq!(
+        conflict["error"]["code"], "idempotency_conflict",
+        "{conflict}"
+    );
+    assert_eq!(status, 409);
+}
