@@ -186,7 +186,7 @@ impl Store for AnyStore {
         forward!(self, claim_due(now, lease_ms, max))
     }
 
-    async fn mark_sent_logged(
+    async fn mark_sent(
         &self,
         claim: Claim,
         server_message_id: &str,
@@ -196,7 +196,7 @@ impl Store for AnyStore {
     ) -> Result<Recorded> {
         forward!(
             self,
-            mark_sent_logged(claim, server_message_id, transport, now, event)
+            mark_sent(claim, server_message_id, transport, now, event)
         )
     }
 
@@ -222,7 +222,7 @@ impl Store for AnyStore {
         forward!(self, release(claim, next_attempt_at))
     }
 
-    async fn finish_logged(
+    async fn finish(
         &self,
         claim: Claim,
         state: State,
@@ -230,7 +230,7 @@ impl Store for AnyStore {
         now: i64,
         event: Option<NewEvent>,
     ) -> Result<Recorded> {
-        forward!(self, finish_logged(claim, state, error, now, event))
+        forward!(self, finish(claim, state, error, now, event))
     }
 
     async fn snapshot(

@@ -48,7 +48,7 @@ impl NewEvent {
 }
 
 /// What recording a delivery's outcome with its event did
-/// ([`Store::mark_sent_logged`](crate::Store::mark_sent_logged)).
+/// ([`Store::mark_sent`](crate::Store::mark_sent)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Recorded {
     /// Whether the outcome was written (the claim was still the row's).

@@ -138,25 +138,11 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Claimed>>> + Send;
     /// Records a delivery. Every write of an outcome (this one, `reschedule`,
     /// `release`, `renew`, `finish`) applies only to a row still `sending`
-    /// under `claim`'s token, and answers whether it did.
+    /// under `claim`'s token, and answers whether it did. When it applies,
+    /// `event` (if any) is appended to the log (as [`Store::append_events`]
+    /// would) in the same transaction: the outcome and its event are stored
+    /// together or not at all.
     fn mark_sent(
-        &self,
-        claim: Claim,
-        server_message_id: &str,
-        transport: &str,
-        now: i64,
-    ) -> impl Future<Output = Result<bool>> + Send {
-        async move {
-            let recorded = self
-                .mark_sent_logged(claim, server_message_id, transport, now, None)
-                .await?;
-            Ok(recorded.applied)
-        }
-    }
-    /// [`Store::mark_sent`], and when it applies, `event` appended to the
-    /// log (as [`Store::append_events`] would) in the same transaction: the
-    /// outcome and its event are stored together or not at all.
-    fn mark_sent_logged(
         &self,
         claim: Claim,
         server_message_id: &str,
@@ -187,21 +173,9 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// meanwhile; false when the lease is no longer this claim's.
     fn renew(&self, claim: Claim, locked_until: i64) -> impl Future<Output = Result<bool>> + Send;
     /// Ends a message: `failed` (its quota reservation is given back) or
-    /// `unknown` (it may have been delivered; the reservation stays).
+    /// `unknown` (it may have been delivered; the reservation stays), with
+    /// `event` logged as [`Store::mark_sent`] logs it.
     fn finish(
-        &self,
-        claim: Claim,
-        state: State,
-        error: &DeliveryError,
-        now: i64,
-    ) -> impl Future<Output = Result<bool>> + Send {
-        async move {
-            let recorded = self.finish_logged(claim, state, error, now, None).await?;
-            Ok(recorded.applied)
-        }
-    }
-    /// [`Store::finish`], with `event` as [`Store::mark_sent_logged`] logs it.
-    fn finish_logged(
         &self,
         claim: Claim,
         state: State,

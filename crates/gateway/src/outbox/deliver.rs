@@ -422,7 +422,7 @@ async fn record_sent<S: Store>(
     let recorded = while_unavailable(state, held_since, claim, || async {
         let r = state
             .store
-            .mark_sent_logged(claim, &server_message_id, transport, now, event.clone())
+            .mark_sent(claim, &server_message_id, transport, now, event.clone())
             .await?;
         logged.store(logged_cursor(&r), Ordering::Relaxed);
         Ok(r.applied)
@@ -477,10 +477,7 @@ async fn record_failure<S: Store>(
             }
         };
         let event = super::outcomes::failed(m, status, e);
-        let r = state
-            .store
-            .finish_logged(claim, end, &error, now, event)
-            .await?;
+        let r = state.store.finish(claim, end, &error, now, event).await?;
         logged.store(logged_cursor(&r), Ordering::Relaxed);
         Ok(r.applied)
     })

@@ -86,7 +86,7 @@ async fn end_corrupt<S: Store>(state: &AppState<S>, corrupt: CorruptMessage) {
     };
     if let Err(e) = state
         .store
-        .finish(corrupt.claim(), State::Failed, &error, now_ms())
+        .finish(corrupt.claim(), State::Failed, &error, now_ms(), None)
         .await
     {
         tracing::error!(error = %e, "outbox: a corrupt message could not be ended; it is claimed again after its lease");

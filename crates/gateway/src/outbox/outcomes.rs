@@ -1,7 +1,7 @@
 //! `message.sent` and `message.failed` in the event log, for messages sent as
 //! a stored account (the log is per account; a send with its own session has
 //! none). Each is appended in the transaction that records its outcome
-//! (`Store::mark_sent_logged`, `Store::finish_logged`), so an outcome is
+//! (`Store::mark_sent`, `Store::finish`), so an outcome is
 //! never stored without its event. A repeat is dropped by its dedupe key.
 
 use serde_json::{Map, Value, json};

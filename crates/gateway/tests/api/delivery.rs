@@ -165,7 +165,7 @@ async fn a_waiting_send_sees_the_delivery_another_gateway_made() {
     let text = claimed[0].content.text().map(|t| t.as_str());
     assert_eq!(text, Some("delivered elsewhere"));
     other
-        .mark_sent(claimed[0].claim(), "7000000000000000042", "ws", now)
+        .mark_sent(claimed[0].claim(), "7000000000000000042", "ws", now, None)
         .await
         .unwrap();
     // Well before its 20 s deadline, the handler reads the store of its own

@@ -82,9 +82,10 @@ async fn sent_days_ago<S: Store>(store: &S, key: i64, id: &str, days_ago: i64) {
     };
     assert!(
         store
-            .mark_sent(m.claim(), "7000", "ws", at + 1)
+            .mark_sent(m.claim(), "7000", "ws", at + 1, None)
             .await
             .unwrap()
+            .applied
     );
 }
 

@@ -488,7 +488,7 @@ impl Store for PostgresStore {
             .collect())
     }
 
-    async fn mark_sent_logged(
+    async fn mark_sent(
         &self,
         claim: Claim,
         server_message_id: &str,
@@ -563,7 +563,7 @@ impl Store for PostgresStore {
         Ok(n == 1)
     }
 
-    async fn finish_logged(
+    async fn finish(
         &self,
         claim: Claim,
         state: State,

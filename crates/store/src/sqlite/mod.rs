@@ -433,7 +433,7 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn mark_sent_logged(
+    async fn mark_sent(
         &self,
         claim: Claim,
         server_message_id: &str,
@@ -485,7 +485,7 @@ impl Store for SqliteStore {
         flag(self.writer.run(op).await?)
     }
 
-    async fn finish_logged(
+    async fn finish(
         &self,
         claim: Claim,
         state: State,

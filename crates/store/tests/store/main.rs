@@ -86,6 +86,7 @@ mod sqlite {
                 State::Failed,
                 &crate::suite::failure(tiktok_dm_store::FailureCode::UpstreamError),
                 80 * day,
+                None,
             )
             .await
             .unwrap();

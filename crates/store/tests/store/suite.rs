@@ -254,7 +254,7 @@ macro_rules! store_suite {
             // The image fails for good: both messages of "a" stop counting.
             let claimed = claim(&store, 20, 60_000, 10).await;
             assert_eq!(claimed.len(), 1, "the text waits for its image");
-            store.finish(claimed[0].claim(), State::Failed, &failure(tiktok_dm_store::FailureCode::UpstreamError), 21).await.unwrap();
+            store.finish(claimed[0].claim(), State::Failed, &failure(tiktok_dm_store::FailureCode::UpstreamError), 21, None).await.unwrap();
             assert_eq!(used(&store, key.id, &daily(3)[0]).await, 0);
             let status = status_of(&store, "a", key.id).await.unwrap();
             assert_eq!(status.messages[1].state, State::Failed, "the caption is not attempted");
@@ -280,7 +280,7 @@ macro_rules! store_suite {
             // "old" fails: it leaves every total.
             let claimed = claim(&store, 50 * day + 10, 60_000, 1).await;
             assert_eq!(claimed[0].request_id, "old");
-            store.finish(claimed[0].claim(), State::Failed, &failure(tiktok_dm_store::FailureCode::UpstreamError), 50 * day + 11).await.unwrap();
+            store.finish(claimed[0].claim(), State::Failed, &failure(tiktok_dm_store::FailureCode::UpstreamError), 50 * day + 11, None).await.unwrap();
             let t = totals(&store, key.id, 50 * day, 31 * day).await;
             assert_eq!((t.today, t.month, t.total, t.image_bytes), (2, 3, 3, 32));
             assert_eq!(totals(&store, key.id, 5 * day, 0).await.month, 0);
@@ -354,7 +354,7 @@ macro_rules! store_suite {
             let again = claim(&store, 50_001, 30_000, 10).await;
             assert_eq!((again.len(), again[0].id, again[0].attempts), (1, first.id, 2));
             // Once it is no longer being delivered, there is no lease to renew.
-            store.mark_sent(first.claim(), "7002", "ws", 50_100).await.unwrap();
+            store.mark_sent(first.claim(), "7002", "ws", 50_100, None).await.unwrap();
             assert!(!store.renew(first.claim(), 90_000).await.unwrap());
         }
 
@@ -396,7 +396,7 @@ macro_rules! store_suite {
             let again = claim(&store, 1_100, 1_000, 10).await;
             assert_eq!((again[0].id, again[0].attempts), (first[0].id, 2));
             assert_eq!(again[0].client_message_id, first[0].client_message_id);
-            store.mark_sent(again[0].claim(), "7000", "ws", 1_200).await.unwrap();
+            store.mark_sent(again[0].claim(), "7000", "ws", 1_200, None).await.unwrap();
             assert_eq!(store.image(again[0].id).await.unwrap(), None, "dropped once sent");
             let text = claim(&store, 1_300, 1_000, 10).await;
             assert_eq!((text[0].kind(), text[0].image_bytes()), (Kind::Text, 0));
@@ -406,7 +406,7 @@ macro_rules! store_suite {
             store.reschedule(text[0].claim(), 5_000, true, &failure(tiktok_dm_store::FailureCode::UpstreamError), 1_400).await.unwrap();
             assert!(claim(&store, 4_000, 1_000, 10).await.is_empty(), "not before its time");
             let retry = claim(&store, 5_000, 1_000, 10).await;
-            store.mark_sent(retry[0].claim(), "7001", "http", 5_100).await.unwrap();
+            store.mark_sent(retry[0].claim(), "7001", "http", 5_100, None).await.unwrap();
             let status = status_of(&store, "r", key.id).await.unwrap();
             let states: Vec<State> = status.messages.iter().map(|m| m.state).collect();
             assert_eq!(states, [State::Sent, State::Sent]);
@@ -474,10 +474,10 @@ macro_rules! store_suite {
             assert_eq!(fresh.id, stale.id);
             assert_ne!(fresh.token, stale.token, "each claim has its own token");
             assert!(!store.renew(stale.claim(), 9_000).await.unwrap());
-            assert!(store.mark_sent(fresh.claim(), "7001", "ws", 1_200).await.unwrap());
+            assert!(store.mark_sent(fresh.claim(), "7001", "ws", 1_200, None).await.unwrap().applied);
             assert!(!store.reschedule(stale.claim(), 1_300, true, &failure(tiktok_dm_store::FailureCode::UpstreamError), 1_300).await.unwrap());
             assert!(!store.release(stale.claim(), 1_300).await.unwrap());
-            assert!(!store.finish(stale.claim(), State::Failed, &failure(tiktok_dm_store::FailureCode::UpstreamError), 1_300).await.unwrap());
+            assert!(!store.finish(stale.claim(), State::Failed, &failure(tiktok_dm_store::FailureCode::UpstreamError), 1_300, None).await.unwrap().applied);
             let status = status_of(&store, "s", key.id).await.unwrap();
             assert_eq!(status.messages[0].state, State::Sent, "still sent");
             assert!(claim(&store, 5_000, 1_000, 10).await.is_empty(), "not due again");
@@ -485,8 +485,8 @@ macro_rules! store_suite {
             store.enqueue(request("f", key.id, None, &[Kind::Text]), &daily(10), 6_000).await.unwrap();
             let stale = claim(&store, 6_000, 1_000, 10).await.remove(0);
             let fresh = claim(&store, 7_100, 1_000, 10).await.remove(0);
-            assert!(store.finish(fresh.claim(), State::Failed, &failure(tiktok_dm_store::FailureCode::RequestRejected), 7_200).await.unwrap());
-            assert!(!store.mark_sent(stale.claim(), "7002", "ws", 7_300).await.unwrap());
+            assert!(store.finish(fresh.claim(), State::Failed, &failure(tiktok_dm_store::FailureCode::RequestRejected), 7_200, None).await.unwrap().applied);
+            assert!(!store.mark_sent(stale.claim(), "7002", "ws", 7_300, None).await.unwrap().applied);
             let status = status_of(&store, "f", key.id).await.unwrap();
             assert_eq!(status.messages[0].state, State::Failed, "still failed");
             assert_eq!(used(&store, key.id, &daily(10)[0]).await, 1, "its quota stays given back");
@@ -525,23 +525,23 @@ macro_rules! store_suite {
             store.enqueue(request("s", key.id, None, &[Kind::Text]), &[], 10).await.unwrap();
             let stale = claim(&store, 20, 1_000, 10).await.remove(0);
             let fresh = claim(&store, 1_100, 1_000, 10).await.remove(0);
-            let refused = store.mark_sent_logged(stale.claim(), "7001", "ws", 1_150, Some(outcome("message.sent"))).await.unwrap();
+            let refused = store.mark_sent(stale.claim(), "7001", "ws", 1_150, Some(outcome("message.sent"))).await.unwrap();
             assert_eq!(refused, tiktok_dm_store::Recorded { applied: false, event: None });
             let failed = failure(tiktok_dm_store::FailureCode::UpstreamError);
-            let refused = store.finish_logged(stale.claim(), State::Failed, &failed, 1_150, Some(outcome("message.failed"))).await.unwrap();
+            let refused = store.finish(stale.claim(), State::Failed, &failed, 1_150, Some(outcome("message.failed"))).await.unwrap();
             assert_eq!(refused, tiktok_dm_store::Recorded { applied: false, event: None });
             assert_eq!(store.latest_event_cursor().await.unwrap(), 0, "no event for a write that did not apply");
 
-            let sent = store.mark_sent_logged(fresh.claim(), "7001", "ws", 1_200, Some(outcome("message.sent"))).await.unwrap();
+            let sent = store.mark_sent(fresh.claim(), "7001", "ws", 1_200, Some(outcome("message.sent"))).await.unwrap();
             assert!(sent.applied);
             let cursor = sent.event.and_then(|a| a.cursor()).expect("logged");
             assert_eq!(store.latest_event_cursor().await.unwrap(), cursor);
-            let again = store.mark_sent_logged(fresh.claim(), "7001", "ws", 1_300, Some(outcome("message.sent"))).await.unwrap();
+            let again = store.mark_sent(fresh.claim(), "7001", "ws", 1_300, Some(outcome("message.sent"))).await.unwrap();
             assert_eq!(again, tiktok_dm_store::Recorded { applied: false, event: None });
 
             store.enqueue(request("f", key.id, None, &[Kind::Text]), &[], 2_000).await.unwrap();
             let m = claim(&store, 2_000, 1_000, 10).await.remove(0);
-            let ended = store.finish_logged(m.claim(), State::Failed, &failed, 2_100, Some(outcome("message.failed"))).await.unwrap();
+            let ended = store.finish(m.claim(), State::Failed, &failed, 2_100, Some(outcome("message.failed"))).await.unwrap();
             assert!(ended.applied);
             let ended_at = ended.event.and_then(|a| a.cursor()).expect("logged");
             assert!(ended_at > cursor);
@@ -588,16 +588,16 @@ macro_rules! store_suite {
             let key = new_key(&store, "c", None).await;
             store.enqueue(request("a_sent", key.id, None, &[Kind::Image, Kind::Text]), &[], 10).await.unwrap();
             let image = claim(&store, 20, 60_000, 10).await.remove(0);
-            store.mark_sent(image.claim(), "7000", "ws", 30).await.unwrap();
+            store.mark_sent(image.claim(), "7000", "ws", 30, None).await.unwrap();
             assert_eq!($query(&guard, $crate::suite::OUTBOX_CONTENT).await, ["a_sent:0:-:-", "a_sent:1:hello:-"], "the caption waits with its text");
             let caption = claim(&store, 40, 60_000, 10).await.remove(0);
-            store.mark_sent(caption.claim(), "7001", "http", 50).await.unwrap();
+            store.mark_sent(caption.claim(), "7001", "http", 50, None).await.unwrap();
             store.enqueue(request("b_failed", key.id, None, &[Kind::Text, Kind::Image]), &[], 60).await.unwrap();
             let failed = claim(&store, 70, 60_000, 10).await.remove(0);
-            store.finish(failed.claim(), State::Failed, &failure(tiktok_dm_store::FailureCode::RequestRejected), 80).await.unwrap();
+            store.finish(failed.claim(), State::Failed, &failure(tiktok_dm_store::FailureCode::RequestRejected), 80, None).await.unwrap();
             store.enqueue(request("c_unknown", key.id, None, &[Kind::Text]), &[], 90).await.unwrap();
             let unknown = claim(&store, 100, 60_000, 10).await.remove(0);
-            store.finish(unknown.claim(), State::Unknown, &failure(tiktok_dm_store::FailureCode::OutcomeUnknown), 110).await.unwrap();
+            store.finish(unknown.claim(), State::Unknown, &failure(tiktok_dm_store::FailureCode::OutcomeUnknown), 110, None).await.unwrap();
             store.enqueue(request("d_pending", key.id, None, &[Kind::Text, Kind::Image]), &[], 120).await.unwrap();
             assert_eq!(
                 $query(&guard, $crate::suite::OUTBOX_CONTENT).await,
@@ -624,15 +624,15 @@ macro_rules! store_suite {
             let day = 86_400_000;
             store.enqueue(request("old_sent", key.id, Some("again"), &[Kind::Text]), &[], 10 * day).await.unwrap();
             let m = claim(&store, 10 * day, 60_000, 1).await.remove(0);
-            store.mark_sent(m.claim(), "7000", "ws", 10 * day + 1).await.unwrap();
+            store.mark_sent(m.claim(), "7000", "ws", 10 * day + 1, None).await.unwrap();
             store.enqueue(request("old_failed", key.id, None, &[Kind::Text, Kind::Text]), &[], 10 * day + 2).await.unwrap();
             let m = claim(&store, 10 * day + 2, 60_000, 1).await.remove(0);
-            store.finish(m.claim(), State::Failed, &failure(tiktok_dm_store::FailureCode::RequestRejected), 10 * day + 3).await.unwrap();
+            store.finish(m.claim(), State::Failed, &failure(tiktok_dm_store::FailureCode::RequestRejected), 10 * day + 3, None).await.unwrap();
             store.enqueue(request("old_ended_late", key.id, None, &[Kind::Text]), &[], 10 * day + 4).await.unwrap();
             store.enqueue(request("recent", key.id, None, &[Kind::Text]), &[], 45 * day).await.unwrap();
             for at in [45 * day + 1, 45 * day + 2] {
                 let m = claim(&store, at, 60_000, 1).await.remove(0);
-                store.mark_sent(m.claim(), "7001", "ws", at).await.unwrap();
+                store.mark_sent(m.claim(), "7001", "ws", at, None).await.unwrap();
             }
             store.enqueue(request("old_pending", key.id, None, &[Kind::Text]), &[], 10 * day + 5).await.unwrap();
             let before = 40 * day;
