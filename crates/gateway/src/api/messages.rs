@@ -344,12 +344,14 @@ async fn read_send<S: Store>(
     }
     let of = sender.session_of(asked.session);
     let target = address::target(state, of, valid.address).await?;
-    let new = NewRequest {
-        claim_first_ms: Some(state.settings.lease_ms()),
-        request_hash,
-        idempotency_key: asked.idempotency_key.map(str::to_owned),
-        ..new_request(key, request_id, (target, valid.outgoing), sender)
-    };
+    let new = new_request(
+        key,
+        request_id,
+        (target, valid.outgoing),
+        sender,
+        (request_hash, asked.idempotency_key),
+        state.settings.lease_ms(),
+    );
     Ok(Read::New(Box::new(new), room))
 }
 
@@ -498,13 +500,16 @@ async fn sender<S: Store>(
 
 /// The request to accept: its messages in the order
 /// [`Outgoing::into_contents`](tiktok_dm_proto::message::Outgoing::into_contents)
-/// gives, each with its client message id fixed now (its idempotency key
-/// and hash are the caller's to fill in).
+/// gives, each with its client message id fixed now, under its idempotency
+/// key with the hash that tells a replay from another request, its first
+/// message claimed with the acceptance for `lease_ms`.
 fn new_request(
     key: &ApiKey,
     request_id: String,
     (target, outgoing): (Target, Outgoing),
     sender: Sender,
+    (request_hash, idempotency_key): (String, Option<&str>),
+    lease_ms: i64,
 ) -> NewRequest {
     let (account, session_sealed) = match sender {
         Sender::Account(name) => (Some(name), None),
@@ -520,13 +525,13 @@ fn new_request(
     NewRequest {
         id: request_id,
         api_key_id: key.id,
-        idempotency_key: None,
-        request_hash: String::new(),
+        idempotency_key: idempotency_key.map(str::to_owned),
+        request_hash,
         account,
         session_sealed,
         target,
         messages,
-        claim_first_ms: None,
+        claim_first_ms: Some(lease_ms),
     }
 }
 
