@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tiktok_dm_store::{EventFilter, SqliteStore, Store as _};
 
-use crate::{args, run, spawn_ready_with_env};
+use crate::{add_account, spawn_ready_with_env};
 
 const BURST: usize = 1000;
 
@@ -50,20 +50,7 @@ async fn a_gateway_killed_during_an_inbound_burst_logs_every_message_once_after_
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("gw.sqlite");
     let db = db.to_str().unwrap();
-    let added = run(
-        args(&[
-            "accounts",
-            "add",
-            "--name",
-            "shop",
-            "--session",
-            "-",
-            "--database",
-            db,
-        ]),
-        Some("sandbox-session-alice".into()),
-    )
-    .await;
+    let added = add_account(db, "shop", "sandbox-session-alice", &[]).await;
     assert!(
         added.status.success(),
         "{}",

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::{args, run, spawn_ready};
+use crate::{add_account, args, run, spawn_ready};
 
 /// Each stored account's name and `listen`, as `accounts list` shows them.
 async fn listening(db: &str) -> Vec<(String, bool)> {
@@ -63,21 +63,7 @@ async fn an_accounts_listening_is_switched_on_and_off_while_the_gateway_runs() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("gw.sqlite");
     let db = db.to_str().unwrap();
-    let added = run(
-        args(&[
-            "accounts",
-            "add",
-            "--name",
-            "shop",
-            "--session",
-            "-",
-            "--no-listen",
-            "--database",
-            db,
-        ]),
-        Some("sandbox-session-alice".into()),
-    )
-    .await;
+    let added = add_account(db, "shop", "sandbox-session-alice", &["--no-listen"]).await;
     let said = String::from_utf8_lossy(&added.stderr);
     assert!(added.status.success(), "{said}");
     assert!(said.contains("\"shop\" stored; listening off"), "{said}");
@@ -127,20 +113,7 @@ async fn an_accounts_listening_is_switched_on_and_off_while_the_gateway_runs() {
     assert_eq!(listening(db).await, [("shop".to_owned(), false)]);
 
     // A replaced session keeps the switch; --no-listen is not needed again.
-    let again = run(
-        args(&[
-            "accounts",
-            "add",
-            "--name",
-            "shop",
-            "--session",
-            "-",
-            "--database",
-            db,
-        ]),
-        Some("sandbox-session-alice".into()),
-    )
-    .await;
+    let again = add_account(db, "shop", "sandbox-session-alice", &[]).await;
     let said = String::from_utf8_lossy(&again.stderr);
     assert!(said.contains("\"shop\" stored; listening off"), "{said}");
     gateway.kill().unwrap();

@@ -155,3 +155,12 @@ pub fn send_args_with(
 pub fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
 }
+
+/// `accounts add --name NAME --session - [EXTRA] --database DB`, the
+/// session given on standard input.
+pub async fn add_account(db: &str, name: &str, session: &str, extra: &[&str]) -> Output {
+    let mut list = vec!["accounts", "add", "--name", name, "--session", "-"];
+    list.extend_from_slice(extra);
+    list.extend_from_slice(&["--database", db]);
+    run(args(&list), Some(session.to_owned())).await
+}
