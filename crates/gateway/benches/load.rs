@@ -330,7 +330,12 @@ async fn store_for(
     sqlite: std::path::PathBuf,
 ) -> (String, Option<tiktok_dm_test_support::postgres::PgSchema>) {
     if on_postgres {
-        let schema = tiktok_dm_test_support::postgres::PgSchema::create().await;
+        let Some(schema) = tiktok_dm_test_support::postgres::PgSchema::create().await else {
+            panic!(
+                "LOAD_STORE=postgres needs the PostgreSQL server TDM_TEST_POSTGRES_URL names \
+                 (see why it cannot be reached above); start it, or leave LOAD_STORE unset for SQLite"
+            );
+        };
         (schema.url.clone(), Some(schema))
     } else {
         (sqlite.to_str().unwrap().to_owned(), None)

@@ -37,9 +37,10 @@ struct PgApp {
 }
 
 impl PgApp {
-    async fn spawn(adjust: impl FnOnce(&mut Settings)) -> Self {
+    /// `None` (the test is skipped) without a PostgreSQL server.
+    async fn spawn(adjust: impl FnOnce(&mut Settings)) -> Option<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let schema = PgSchema::create().await;
+        let schema = PgSchema::create().await?;
         let server = host_and_port(&schema.url);
         let target: SocketAddr = tokio::net::lookup_host(server)
             .await
@@ -61,7 +62,7 @@ impl PgApp {
         tokio::spawn(app.run(async move {
             let _ = stopped.await;
         }));
-        Self {
+        Some(Self {
             base,
             key,
             proxy,
@@ -69,7 +70,7 @@ impl PgApp {
             schema,
             http: reqwest::Client::new(),
             _stop: stop,
-        }
+        })
     }
 
     /// A send of `text` with alice's session and the Idempotency-Key `key-of-TEXT`.
@@ -109,7 +110,9 @@ impl PgApp {
 
 #[tokio::test]
 async fn while_the_database_is_down_requests_answer_503_and_a_retry_goes_through_once() {
-    let app = PgApp::spawn(|_| {}).await;
+    let Some(app) = PgApp::spawn(|_| {}).await else {
+        return;
+    };
     assert_eq!(app.send("before").send().await.unwrap().status(), 200);
 
     app.proxy.down();
@@ -161,7 +164,9 @@ async fn while_the_database_is_down_requests_answer_503_and_a_retry_goes_through
 
 #[tokio::test]
 async fn a_delivery_made_while_the_database_is_down_is_recorded_once_it_is_back() {
-    let app = PgApp::spawn(|s| s.lease = Duration::from_secs(30)).await;
+    let Some(app) = PgApp::spawn(|s| s.lease = Duration::from_secs(30)).await else {
+        return;
+    };
     assert_eq!(app.send("warm-up").send().await.unwrap().status(), 200);
     app.sandbox
         .handle
@@ -188,7 +193,9 @@ async fn a_delivery_made_while_the_database_is_down_is_recorded_once_it_is_back(
 
 #[tokio::test]
 async fn a_retry_that_falls_due_while_the_database_is_down_goes_out_once_it_is_back() {
-    let app = PgApp::spawn(|_| {}).await;
+    let Some(app) = PgApp::spawn(|_| {}).await else {
+        return;
+    };
     assert_eq!(app.send("warm-up").send().await.unwrap().status(), 200);
     app.sandbox.handle.server_error(1);
     let answer = app

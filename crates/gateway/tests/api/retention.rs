@@ -188,7 +188,9 @@ async fn requests_that_ended_longer_ago_than_retention_are_deleted_on_sqlite() {
 #[tokio::test]
 async fn requests_that_ended_longer_ago_than_retention_are_deleted_on_postgres() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let schema = PgSchema::create().await;
+    let Some(schema) = PgSchema::create().await else {
+        return;
+    };
     let store = PostgresStore::open(&schema.url).await.unwrap();
     old_requests_go_when_the_gateway_starts(store).await;
 }

@@ -125,7 +125,7 @@ macro_rules! inbound_suite {
         /// cursor order, from any cursor on, at most `limit` at a time.
         #[tokio::test]
         async fn events_get_increasing_cursors_and_read_back_in_order() {
-            let (store, _guard) = $open().await;
+            let Some((store, _guard)) = $open().await else { return; };
             assert_eq!(
                 store.latest_event_cursor().await.unwrap(),
                 0,
@@ -203,7 +203,7 @@ macro_rules! inbound_suite {
         /// never duplicates.
         #[tokio::test]
         async fn an_event_whose_dedupe_key_was_logged_is_stored_once() {
-            let (store, _guard) = $open().await;
+            let Some((store, _guard)) = $open().await else { return; };
             let first = append(
                 &store,
                 vec![event("shopA", "message.received", Some("m1"))],
@@ -252,7 +252,7 @@ macro_rules! inbound_suite {
         /// matches all, an empty list matches none.
         #[tokio::test]
         async fn events_are_read_by_account_and_by_type() {
-            let (store, _guard) = $open().await;
+            let Some((store, _guard)) = $open().await else { return; };
             let c = append(
                 &store,
                 vec![
@@ -312,7 +312,7 @@ macro_rules! inbound_suite {
         /// out twice, even once the newest events were deleted.
         #[tokio::test]
         async fn retention_deletes_events_logged_before_the_cutoff() {
-            let (store, _guard) = $open().await;
+            let Some((store, _guard)) = $open().await else { return; };
             let many: Vec<NewEvent> = (0..5_200)
                 .map(|i| event("shopA", "typing", Some(&format!("k{i}"))))
                 .collect();
@@ -350,7 +350,7 @@ macro_rules! inbound_suite {
         #[tokio::test]
         async fn an_account_is_listened_to_and_active_until_told_otherwise() {
             use tiktok_dm_store::AccountStatus::{Active, Expired};
-            let (store, _guard) = $open().await;
+            let Some((store, _guard)) = $open().await else { return; };
             store.put_account("shopA", b"sealed", 10).await.unwrap();
             store.put_account("shopB", b"sealed", 11).await.unwrap();
             let state = |store| $crate::inbound::account_states(store);
@@ -421,7 +421,7 @@ macro_rules! inbound_suite {
         #[tokio::test]
         async fn catch_up_cursors_keep_the_greatest_values_and_go_with_their_account() {
             use tiktok_dm_store::ConversationCursor;
-            let (store, _guard) = $open().await;
+            let Some((store, _guard)) = $open().await else { return; };
             store.put_account("shopA", b"sealed", 1).await.unwrap();
             store.put_account("shopB", b"sealed", 1).await.unwrap();
             let cursor = |id: &str, server: i64, index: i64| ConversationCursor {
@@ -532,7 +532,7 @@ macro_rules! inbound_suite {
         /// backends: nothing of it is logged.
         #[tokio::test]
         async fn an_event_with_a_nul_character_refuses_its_whole_call() {
-            let (store, _guard) = $open().await;
+            let Some((store, _guard)) = $open().await else { return; };
             let mut bad = event("shopA", "typing", None);
             bad.payload = "{\"t\":\"a\0b\"}".into();
             let e = store
@@ -550,7 +550,7 @@ macro_rules! inbound_suite {
         /// each once, in order); only the key that owns one may delete it.
         #[tokio::test]
         async fn webhooks_are_kept_per_key_and_deleted_only_by_their_key() {
-            let (store, _guard) = $open().await;
+            let Some((store, _guard)) = $open().await else { return; };
             let a = key_for(&store, "a", &[], true).await;
             let b = key_for(&store, "b", &[], true).await;
             let first = store.create_webhook(hook(a.id, &["message.received", "typing", "message.received"]), 10, 10).await.unwrap();
@@ -589,7 +589,7 @@ macro_rules! inbound_suite {
         /// queues nothing, and a webhook made later gets only later events.
         #[tokio::test]
         async fn an_event_is_queued_for_every_webhook_that_lists_it_and_may_see_its_account() {
-            let (store, _guard) = $open().await;
+            let Some((store, _guard)) = $open().await else { return; };
             let any = key_for(&store, "any", &[], true).await;
             let a = key_for(&store, "a", &["shopA"], false).await;
             let b = key_for(&store, "b", &["shopB", "shopD"], false).await;
@@ -642,7 +642,7 @@ macro_rules! inbound_suite {
         /// before; a delivered or given up one is never due again.
         #[tokio::test]
         async fn a_delivery_is_leased_fenced_and_due_again_only_at_its_retry_time() {
-            let (store, guard) = $open().await;
+            let Some((store, guard)) = $open().await else { return; };
             let key = key_for(&store, "k", &[], true).await;
             store.create_webhook(hook(key.id, &["typing"]), 10, 1).await.unwrap();
             let c = append(&store, vec![event("shopA", "typing", None), event("shopA", "typing", None)], 10).await;
@@ -681,7 +681,7 @@ macro_rules! inbound_suite {
         /// webhook's own key may replay it.
         #[tokio::test]
         async fn a_replay_queues_again_the_events_after_a_cursor() {
-            let (store, _guard) = $open().await;
+            let Some((store, _guard)) = $open().await else { return; };
             let key = key_for(&store, "k", &["shopA"], false).await;
             let other = key_for(&store, "other", &[], true).await;
             let w = store.create_webhook(hook(key.id, &["message.received"]), 10, 1).await.unwrap();
@@ -716,7 +716,7 @@ macro_rules! inbound_suite {
         /// deliveries and get no more.
         #[tokio::test]
         async fn deleting_a_webhook_expiring_events_or_revoking_a_key_removes_their_deliveries() {
-            let (store, _guard) = $open().await;
+            let Some((store, _guard)) = $open().await else { return; };
             let key = key_for(&store, "k", &[], true).await;
             let doomed = key_for(&store, "doomed", &[], true).await;
             let one = store.create_webhook(hook(key.id, &["typing"]), 10, 1).await.unwrap();

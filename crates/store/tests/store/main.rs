@@ -11,13 +11,14 @@ mod webhooks;
 mod sqlite {
     use tiktok_dm_store::SqliteStore;
 
-    /// A fresh database file per test; the directory lives as long as the store.
-    pub async fn open() -> (SqliteStore, tempfile::TempDir) {
+    /// A fresh database file per test; the directory lives as long as the
+    /// store. Always there (`Option` as the suites' `$open` answers).
+    pub async fn open() -> Option<(SqliteStore, tempfile::TempDir)> {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("gateway.sqlite").to_str().unwrap())
             .await
             .unwrap();
-        (store, dir)
+        Some((store, dir))
     }
 
     /// The first column of each row `sql` reads from the test's database.
