@@ -2,6 +2,7 @@
 //! binary can take `--database` as either.
 
 use crate::events::*;
+use crate::lanes::*;
 use crate::types::*;
 use crate::webhooks::*;
 use crate::{PostgresStore, Result, SqliteStore, Store};
@@ -98,6 +99,13 @@ macro_rules! forward {
 }
 
 impl Store for AnyStore {
+    fn is_shared(&self) -> bool {
+        match self {
+            AnyStore::Sqlite(s) => s.is_shared(),
+            AnyStore::Postgres(s) => s.is_shared(),
+        }
+    }
+
     async fn create_api_key(&self, new: NewApiKey, now: i64) -> Result<ApiKey> {
         forward!(self, create_api_key(new, now))
     }
@@ -182,8 +190,20 @@ impl Store for AnyStore {
         forward!(self, idempotent_repeat(api_key_id, key, request_hash))
     }
 
-    async fn claim_due(&self, now: i64, lease_ms: i64, max: u32) -> Result<Vec<Claimed>> {
-        forward!(self, claim_due(now, lease_ms, max))
+    async fn claim_due(&self, now: i64, scope: &ClaimScope, max: u32) -> Result<Vec<Claimed>> {
+        forward!(self, claim_due(now, scope, max))
+    }
+
+    async fn heartbeat(&self, beat: GatewayBeat, now: i64) -> Result<Ownership> {
+        forward!(self, heartbeat(beat, now))
+    }
+
+    async fn change_leases(&self, change: LeaseChange, now: i64) -> Result<Vec<HeldLane>> {
+        forward!(self, change_leases(change, now))
+    }
+
+    async fn set_pace_key(&self, lane: &str, pace_key: &str) -> Result<()> {
+        forward!(self, set_pace_key(lane, pace_key))
     }
 
     async fn mark_sent(

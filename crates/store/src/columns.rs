@@ -116,6 +116,11 @@ pub(crate) struct ClaimedRow {
     pub(crate) session_sealed: Option<Vec<u8>>,
     /// The request's inbox type.
     pub(crate) inbox_type: i32,
+    /// Its lane, and the key it is paced by.
+    pub(crate) lane: String,
+    pub(crate) pace_key: String,
+    /// Its pacing slot, once planned (see `lanes::plan`).
+    pub(crate) send_at: i64,
 }
 
 impl ClaimedRow {
@@ -164,6 +169,8 @@ impl ClaimedRow {
             api_key_id: self.api_key_id,
             account: self.account,
             session_sealed: self.session_sealed,
+            lane: self.lane,
+            send_at: self.send_at,
         })
     }
 }

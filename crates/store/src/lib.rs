@@ -23,6 +23,7 @@ mod columns;
 mod counters;
 mod error;
 mod events;
+mod lanes;
 mod postgres;
 mod sqlite;
 mod types;
@@ -33,6 +34,7 @@ use std::future::Future;
 pub use any::{AnyStore, database_shown, is_postgres_url};
 pub use error::{Error, Result};
 pub use events::*;
+pub use lanes::*;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use types::*;
@@ -40,6 +42,11 @@ pub use webhooks::*;
 
 /// Everything the gateway persists. Times are Unix milliseconds.
 pub trait Store: Clone + Send + Sync + 'static {
+    /// Whether several gateway processes may share this database
+    /// (PostgreSQL): they then split the lanes between them. A SQLite
+    /// database has one gateway, which holds every lane.
+    fn is_shared(&self) -> bool;
+
     /// Stores a new API key (its hash, never the key).
     fn create_api_key(
         &self,
@@ -126,16 +133,37 @@ pub trait Store: Clone + Send + Sync + 'static {
         windows: &[QuotaWindow],
         now: i64,
     ) -> impl Future<Output = Result<Enqueued>> + Send;
-    /// Claims up to `max` due messages for delivery (state `sending`, leased until
-    /// `now + lease_ms`). Rows whose lease expired (a crashed worker) are due again.
-    /// A row that does not read back as a message is claimed as a
-    /// [`CorruptMessage`], for the caller to end.
+    /// Claims up to `max` due messages for delivery (state `sending`, leased
+    /// until `now + scope.lease_ms`): only messages of lanes `scope.gateway`
+    /// holds a lease on, each taking its pacing slot ([`ClaimScope`]). Rows
+    /// whose lease expired (a crashed worker) are due again. A row that does
+    /// not read back as a message is claimed as a [`CorruptMessage`], for
+    /// the caller to end.
     fn claim_due(
         &self,
         now: i64,
-        lease_ms: i64,
+        scope: &ClaimScope,
         max: u32,
     ) -> impl Future<Output = Result<Vec<Claimed>>> + Send;
+    /// Records gateway `beat.id` as alive until `beat.expires_at` (and
+    /// forgets gateways dead for a day); answers the live gateways and
+    /// every lane with its lease.
+    fn heartbeat(
+        &self,
+        beat: GatewayBeat,
+        now: i64,
+    ) -> impl Future<Output = Result<Ownership>> + Send;
+    /// Takes, renews and gives up leases in one transaction (see
+    /// [`LeaseChange`]); a lease changing owner raises its token. Answers
+    /// every lease the gateway holds afterwards.
+    fn change_leases(
+        &self,
+        change: LeaseChange,
+        now: i64,
+    ) -> impl Future<Output = Result<Vec<HeldLane>>> + Send;
+    /// Paces `lane` by `pace_key` (the TikTok uid its session sends as), so
+    /// lanes of one TikTok account share one pacing clock.
+    fn set_pace_key(&self, lane: &str, pace_key: &str) -> impl Future<Output = Result<()>> + Send;
     /// Records a delivery. Every write of an outcome (this one, `reschedule`,
     /// `release`, `renew`, `finish`) applies only to a row still `sending`
     /// under `claim`'s token, and answers whether it did. When it applies,

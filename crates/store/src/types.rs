@@ -191,6 +191,9 @@ pub struct NewRequest {
     pub account: Option<String>,
     /// Per-request session, sealed; wiped when every message is final.
     pub session_sealed: Option<Vec<u8>>,
+    /// Its lane ([`crate::account_lane`] or [`crate::session_lane`]): only
+    /// the gateway holding that lane's lease claims its messages.
+    pub lane: String,
     /// Where it goes (its inbox type is not stored: it reads back as 0).
     pub target: Target,
     /// In delivery order.
@@ -287,6 +290,11 @@ pub struct OutboxMessage {
     pub session_sealed: Option<Vec<u8>>,
     /// The key it came with.
     pub api_key_id: i64,
+    /// Its lane.
+    pub lane: String,
+    /// Its pacing slot (ms): it goes no earlier (at or before the claim's
+    /// time when unpaced).
+    pub send_at: i64,
 }
 
 /// One message's status.
@@ -602,6 +610,8 @@ impl OutboxMessage {
             account: request.account.clone(),
             session_sealed: request.session_sealed.clone(),
             api_key_id: request.api_key_id,
+            lane: request.lane.clone(),
+            send_at: now,
         })
     }
 

@@ -17,16 +17,18 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, Row};
 
 use crate::Store;
-use crate::columns::{ClaimedRow, delivery_error_column};
+use crate::columns::delivery_error_column;
 use crate::counters::count;
 use crate::error::{Error, Result};
 use crate::events::EXPIRED_EVENTS_BATCH;
 use crate::events::*;
+use crate::lanes::*;
 use crate::types::*;
 use crate::webhooks::*;
 
 mod accounts;
 mod events;
+mod lanes;
 mod reads;
 mod retention;
 mod tls;
@@ -72,6 +74,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         10,
         include_str!("../../migrations/postgres/0010_webhook_queues.sql"),
+    ),
+    (
+        11,
+        include_str!("../../migrations/postgres/0011_ownership.sql"),
     ),
 ];
 
@@ -198,6 +204,10 @@ impl PostgresStore {
 }
 
 impl Store for PostgresStore {
+    fn is_shared(&self) -> bool {
+        true
+    }
+
     async fn create_api_key(&self, new: NewApiKey, now: i64) -> Result<ApiKey> {
         new.check()?;
         let mut c = self.client().await?;
@@ -424,68 +434,30 @@ impl Store for PostgresStore {
         idempotent_repeat(&c, api_key_id, key, request_hash).await
     }
 
-    async fn claim_due(&self, now: i64, lease_ms: i64, max: u32) -> Result<Vec<Claimed>> {
-        // Due as in the SQLite backend: accepted and its time has come, or
-        // sending with an expired lease; a message waits until every earlier
-        // message of its request is sent. Rows another claimer holds are skipped.
+    async fn claim_due(&self, now: i64, scope: &ClaimScope, max: u32) -> Result<Vec<Claimed>> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let claimed = lanes::claim(&tx, now, scope, max).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn heartbeat(&self, beat: GatewayBeat, now: i64) -> Result<Ownership> {
         let c = self.client().await?;
-        let s = c
-            .prepare_cached(
-                "WITH due AS (
-                    SELECT o.id FROM outbox o
-                    WHERE o.state IN ('accepted', 'sending')
-                      AND ((o.state = 'accepted' AND o.next_attempt_at <= $1) OR (o.state = 'sending' AND o.locked_until < $1))
-                      AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.request_id = o.request_id AND p.position < o.position AND p.state <> 'sent')
-                    ORDER BY o.next_attempt_at, o.id
-                    LIMIT $2
-                    FOR UPDATE OF o SKIP LOCKED
-                 )
-                 UPDATE outbox o SET state = 'sending', locked_until = $3, attempts = o.attempts + 1,
-                                     claim_token = o.claim_token + 1, updated_at = $1
-                 FROM due, requests r
-                 WHERE o.id = due.id AND r.id = o.request_id
-                 RETURNING o.id, o.request_id, o.position, o.kind, o.client_message_id, o.text, o.image_bytes, o.attempts,
-                           o.api_key_id, r.conversation_id, r.conversation_short_id, r.account, r.session_sealed,
-                           o.next_attempt_at, o.claim_token, r.created_at, o.transmissions,
-                           EXISTS (SELECT 1 FROM outbox n WHERE n.request_id = o.request_id AND n.position > o.position),
-                           r.inbox_type",
-            )
-            .await?;
-        let rows = c
-            .query(&s, &[&now, &i64::from(max), &(now + lease_ms)])
-            .await?;
-        let mut claimed = rows
-            .iter()
-            .map(|row| {
-                let claimed = ClaimedRow {
-                    id: row.try_get(0)?,
-                    request_id: row.try_get(1)?,
-                    position: row.try_get(2)?,
-                    kind: row.try_get(3)?,
-                    client_message_id: row.try_get(4)?,
-                    text: row.try_get(5)?,
-                    image_bytes: row.try_get(6)?,
-                    // As updated: this claim is counted already.
-                    attempts: row.try_get::<_, i64>(7)? - 1,
-                    api_key_id: row.try_get(8)?,
-                    conversation_id: row.try_get(9)?,
-                    conversation_short_id: row.try_get(10)?,
-                    account: row.try_get(11)?,
-                    session_sealed: row.try_get(12)?,
-                    token: row.try_get(14)?,
-                    accepted_at: row.try_get(15)?,
-                    transmissions: row.try_get(16)?,
-                    followed: row.try_get(17)?,
-                    inbox_type: row.try_get(18)?,
-                };
-                Ok((row.try_get::<_, i64>(13)?, claimed))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        claimed.sort_by_key(|(at, m)| (*at, m.id));
-        Ok(claimed
-            .into_iter()
-            .map(|(_, row)| row.into_claimed())
-            .collect())
+        lanes::heartbeat(&c, &beat, now).await
+    }
+
+    async fn change_leases(&self, change: LeaseChange, now: i64) -> Result<Vec<HeldLane>> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let held = lanes::change_leases(&tx, &change, now).await?;
+        tx.commit().await?;
+        Ok(held)
+    }
+
+    async fn set_pace_key(&self, lane: &str, pace_key: &str) -> Result<()> {
+        let c = self.client().await?;
+        lanes::set_pace_key(&c, lane, pace_key).await
     }
 
     async fn mark_sent(

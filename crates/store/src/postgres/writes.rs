@@ -183,7 +183,7 @@ async fn write(
         .collect();
     let image_bytes: i64 = rows.iter().map(|r| r.image_bytes).sum();
     let mut message_params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-        vec![&request.id, &now, &request.api_key_id];
+        vec![&request.id, &now, &request.api_key_id, &request.lane];
     for (row, id) in rows.iter().zip(&client_message_ids) {
         message_params.extend([
             &row.position as &(dyn tokio_postgres::types::ToSql + Sync),
@@ -384,20 +384,20 @@ async fn usage(
 }
 
 /// The outbox insert for `n` messages: `$1` request id, `$2` now, `$3` key
-/// id, then nine values per message.
+/// id, `$4` lane, then nine values per message.
 fn outbox_insert(n: usize) -> String {
     let mut sql = String::from(
-        "INSERT INTO outbox (request_id, position, kind, client_message_id, text, image, image_bytes, state, locked_until, attempts, next_attempt_at, api_key_id, created_at, updated_at, claim_token) VALUES ",
+        "INSERT INTO outbox (request_id, position, kind, client_message_id, text, image, image_bytes, state, locked_until, attempts, next_attempt_at, api_key_id, created_at, updated_at, claim_token, lane) VALUES ",
     );
     for i in 0..n {
-        let b = 3 + i * 9;
+        let b = 4 + i * 9;
         if i > 0 {
             sql.push_str(", ");
         }
         sql.push_str(&format!(
             // The claim token is the attempts' value: 1 for a message
             // claimed with its acceptance (its first claim), else 0.
-            "($1, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, $2, $3, $2, $2, ${})",
+            "($1, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, $2, $3, $2, $2, ${}, $4)",
             b + 1,
             b + 2,
             b + 3,

@@ -23,12 +23,15 @@ use crate::counters::{add_counter, count};
 use crate::error::{Error, Result};
 use crate::events::EXPIRED_EVENTS_BATCH;
 use crate::events::*;
+use crate::lanes::*;
 use crate::types::*;
 use crate::webhooks::*;
+use lanes::LaneOp;
 
 mod accounts;
 mod checkpointer;
 mod events;
+mod lanes;
 mod meta;
 mod outcomes;
 mod retention;
@@ -82,6 +85,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         13,
         include_str!("../../migrations/sqlite/0013_webhook_queues.sql"),
+    ),
+    (
+        14,
+        include_str!("../../migrations/sqlite/0014_ownership.sql"),
     ),
 ];
 
@@ -295,6 +302,10 @@ fn api_key(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
 }
 
 impl Store for SqliteStore {
+    fn is_shared(&self) -> bool {
+        false
+    }
+
     async fn create_api_key(&self, new: NewApiKey, now: i64) -> Result<ApiKey> {
         new.check()?;
         match self.writer.run(Op::CreateKey(new, now)).await? {
@@ -426,11 +437,35 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn claim_due(&self, now: i64, lease_ms: i64, max: u32) -> Result<Vec<Claimed>> {
-        match self.writer.run(Op::Claim { now, lease_ms, max }).await? {
+    async fn claim_due(&self, now: i64, scope: &ClaimScope, max: u32) -> Result<Vec<Claimed>> {
+        let scope = scope.clone();
+        match self
+            .writer
+            .run(LaneOp::Claim { now, scope, max }.into())
+            .await?
+        {
             Done::Claimed(c) => Ok(c),
             _ => Err(unexpected()),
         }
+    }
+
+    async fn heartbeat(&self, beat: GatewayBeat, now: i64) -> Result<Ownership> {
+        match self.writer.run(LaneOp::Heartbeat(beat, now).into()).await? {
+            Done::Ownership(o) => Ok(o),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn change_leases(&self, change: LeaseChange, now: i64) -> Result<Vec<HeldLane>> {
+        match self.writer.run(LaneOp::Change(change, now).into()).await? {
+            Done::Held(h) => Ok(h),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn set_pace_key(&self, lane: &str, pace_key: &str) -> Result<()> {
+        let op = LaneOp::PaceKey(lane.to_owned(), pace_key.to_owned());
+        self.writer.run(op.into()).await.map(|_| ())
     }
 
     async fn mark_sent(

@@ -8,7 +8,7 @@
 use rusqlite::{Connection, OptionalExtension as _, Transaction, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::columns::{ClaimedRow, outbox_rows, target_columns};
+use crate::columns::{outbox_rows, target_columns};
 use crate::error::{Error, Result};
 use crate::events::{Appended, Recorded};
 use crate::types::*;
@@ -40,11 +40,8 @@ pub(crate) enum Op {
     /// Stored accounts (see `accounts.rs`).
     Accounts(super::accounts::AccountOp),
     Enqueue(NewRequest, Vec<QuotaWindow>, i64),
-    Claim {
-        now: i64,
-        lease_ms: i64,
-        max: u32,
-    },
+    /// Claims, gateways and leases (see `lanes.rs`).
+    Lanes(super::lanes::LaneOp),
     Reschedule {
         claim: Claim,
         at: i64,
@@ -85,8 +82,8 @@ impl Op {
             Op::Events(op) => op.must_be_durable(),
             Op::Webhooks(op) => op.must_be_durable(),
             Op::Outcome(op) => op.must_be_durable(),
-            Op::Claim { .. }
-            | Op::Reschedule { .. }
+            Op::Lanes(op) => op.must_be_durable(),
+            Op::Reschedule { .. }
             | Op::Release { .. }
             | Op::Renew { .. }
             | Op::DeleteExpired { .. } => false,
@@ -101,11 +98,10 @@ impl Op {
         match self {
             Op::Events(op) => op.has_several_statements(),
             Op::Webhooks(op) => op.has_several_statements(),
-            Op::Enqueue(..)
-            | Op::RevokeKey(..)
-            | Op::Claim { .. }
-            | Op::Outcome(..)
-            | Op::DeleteExpired { .. } => true,
+            Op::Lanes(op) => op.has_several_statements(),
+            Op::Enqueue(..) | Op::RevokeKey(..) | Op::Outcome(..) | Op::DeleteExpired { .. } => {
+                true
+            }
             _ => false,
         }
     }
@@ -125,6 +121,8 @@ pub(crate) enum Done {
     Count(u64),
     Webhook(super::webhooks::Created),
     Deliveries(Vec<ClaimedDelivery>),
+    Ownership(crate::lanes::Ownership),
+    Held(Vec<crate::lanes::HeldLane>),
 }
 
 type Reply = oneshot::Sender<Result<Done>>;
@@ -284,7 +282,7 @@ fn apply(c: &mut Transaction<'_>, op: Op) -> Result<Done> {
         Op::Enqueue(request, windows, now) => {
             enqueue(c, request, &windows, now).map(Done::Enqueued)
         }
-        Op::Claim { now, lease_ms, max } => claim(c, now, lease_ms, max).map(Done::Claimed),
+        Op::Lanes(op) => op.apply(c),
         Op::Reschedule {
             claim,
             at,
@@ -463,8 +461,8 @@ fn insert(
     ])?;
     let mut image_bytes = 0i64;
     let mut insert = c.prepare_cached(
-        "INSERT INTO outbox (request_id, position, kind, client_message_id, text, image, image_bytes, state, next_attempt_at, api_key_id, created_at, updated_at, locked_until, attempts, claim_token)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?10, ?8, ?9, ?8, ?8, ?11, ?12, ?13)",
+        "INSERT INTO outbox (request_id, position, kind, client_message_id, text, image, image_bytes, state, next_attempt_at, api_key_id, created_at, updated_at, locked_until, attempts, claim_token, lane)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?10, ?8, ?9, ?8, ?8, ?11, ?12, ?13, ?14)",
     )?;
     let mut first_id = None;
     for (row, m) in outbox_rows(request, now).iter().zip(&request.messages) {
@@ -483,6 +481,7 @@ fn insert(
             row.locked_until,
             row.attempts,
             row.claim_token,
+            request.lane,
         ])?;
         if row.locked_until.is_some() {
             first_id = Some(c.last_insert_rowid());
@@ -537,58 +536,6 @@ pub(crate) fn window_used(c: &Connection, api_key_id: i64, window: &QuotaWindow)
     Ok(used.map_or(0, count))
 }
 
-/// The due messages, oldest first (see `claim`).
-const CLAIM_SQL: &str = "SELECT o.id, o.request_id, o.position, o.kind, o.client_message_id, o.text, o.image_bytes, o.attempts, o.api_key_id,
-        r.conversation_id, r.conversation_short_id, r.account, r.session_sealed, o.claim_token, r.created_at, o.transmissions,
-        EXISTS (SELECT 1 FROM outbox n WHERE n.request_id = o.request_id AND n.position > o.position), r.inbox_type
- FROM outbox o JOIN requests r ON r.id = o.request_id
- WHERE o.state IN ('accepted', 'sending')
-   AND ((o.state = 'accepted' AND o.next_attempt_at <= ?1) OR (o.state = 'sending' AND o.locked_until < ?1))
-   AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.request_id = o.request_id AND p.position < o.position AND p.state != 'sent')
- ORDER BY o.next_attempt_at, o.id
- LIMIT ?2";
-
-fn claim(c: &Connection, now: i64, lease_ms: i64, max: u32) -> Result<Vec<Claimed>> {
-    // Due: accepted and its time has come, or sending with an expired lease
-    // (the worker that held it died). A message waits until every earlier
-    // message of its request is sent, so an image always precedes its caption.
-    // The `state IN` term matches the partial index `outbox_pending` (SQLite
-    // uses a partial index only when the query repeats its condition).
-    let mut select = c.prepare_cached(CLAIM_SQL)?;
-    let mut claimed = Vec::new();
-    let mut rows = select.query(params![now, i64::from(max)])?;
-    while let Some(row) = rows.next()? {
-        claimed.push(ClaimedRow {
-            id: row.get(0)?,
-            request_id: row.get(1)?,
-            position: row.get(2)?,
-            kind: row.get(3)?,
-            client_message_id: row.get(4)?,
-            text: row.get(5)?,
-            image_bytes: row.get(6)?,
-            attempts: row.get(7)?,
-            api_key_id: row.get(8)?,
-            conversation_id: row.get(9)?,
-            conversation_short_id: row.get(10)?,
-            account: row.get(11)?,
-            session_sealed: row.get(12)?,
-            // The token this claim raises it to (the writer is alone).
-            token: row.get::<_, i64>(13)? + 1,
-            accepted_at: row.get(14)?,
-            transmissions: row.get(15)?,
-            followed: row.get(16)?,
-            inbox_type: row.get(17)?,
-        });
-    }
-    let mut lease = c.prepare_cached(
-        "UPDATE outbox SET state = 'sending', locked_until = ?1, attempts = attempts + 1, claim_token = claim_token + 1, updated_at = ?2 WHERE id = ?3",
-    )?;
-    for m in &claimed {
-        lease.execute(params![now + lease_ms, now, m.id])?;
-    }
-    Ok(claimed.into_iter().map(ClaimedRow::into_claimed).collect())
-}
-
 /// What the request kept under the idempotency key `key` makes of one with
 /// `request_hash`: its replay, a conflict, or `None` (the key is new).
 pub(super) fn idempotent_repeat(
@@ -625,6 +572,7 @@ mod tests {
                 request_hash: "h".into(),
                 account: None,
                 session_sealed: None,
+                lane: "session:1".into(),
                 target: Target::parse("0:1:1:2", "42").unwrap(),
                 messages: vec![NewMessage {
                     client_message_id: ClientMessageId::from_random_bytes([id.len() as u8; 16]),
@@ -693,14 +641,14 @@ mod tests {
         );
     }
 
-    /// The claim and the depth count read the small partial index of pending
+    /// The claim and the depth count read small partial indexes of pending
     /// messages, not the whole outbox.
     #[test]
     fn pending_messages_are_found_through_the_partial_index() {
         let mut c = Connection::open_in_memory().unwrap();
         super::super::migrate(&mut c).unwrap();
         for sql in [
-            CLAIM_SQL,
+            super::super::lanes::CLAIM_SQL,
             "SELECT COUNT(*) FROM outbox WHERE state IN ('accepted', 'sending')",
         ] {
             let mut plan = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
@@ -710,9 +658,22 @@ mod tests {
                 .unwrap()
                 .map(Result::unwrap)
                 .collect();
+            // The claim starts from the claimer's leases and reads each
+            // lane's pending rows through `outbox_lanes`, partial as well.
+            let outbox = steps
+                .iter()
+                .find(|s| s.contains(" o ") || s.contains(" outbox "))
+                .unwrap();
             assert!(
-                steps[0].contains("USING INDEX outbox_pending")
-                    || steps[0].contains("USING COVERING INDEX outbox_pending"),
+                outbox.contains("USING INDEX outbox_pending")
+                    || outbox.contains("USING COVERING INDEX outbox_pending")
+                    || outbox.contains("USING INDEX outbox_lanes"),
+                "{sql}: {steps:?}"
+            );
+            assert!(
+                !steps
+                    .iter()
+                    .any(|s| s.starts_with("SCAN") && !s.contains("INDEX")),
                 "{sql}: {steps:?}"
             );
         }

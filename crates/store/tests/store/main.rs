@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod inbound;
+mod lanes;
 mod postgres;
 mod suite;
 mod webhooks;
@@ -34,9 +35,10 @@ mod sqlite {
     crate::store_suite!(open, query);
     crate::inbound_suite!(open, query);
     crate::webhooks_suite!(open);
+    crate::lanes_suite!(open);
 
     /// The last SQLite migration.
-    const LAST_MIGRATION: i64 = 13;
+    const LAST_MIGRATION: i64 = 14;
 
     /// The last migration a database file records.
     fn user_version(path: &std::path::Path) -> i64 {
@@ -305,7 +307,7 @@ mod sqlite {
              UPDATE outbox SET client_message_id = 'c-1' WHERE request_id = 'bad_id';",
         )
         .unwrap();
-        let claimed: Vec<Claimed> = store.claim_due(20, 60_000, 10).await.unwrap();
+        let claimed: Vec<Claimed> = crate::suite::claim_all(&store, 20, 60_000, 10).await;
         let why: Vec<(String, String)> = claimed
             .iter()
             .filter_map(|c| c.as_ref().err())
@@ -406,7 +408,7 @@ mod sqlite {
                     if let Err(e) = store.enqueue(r, &[], 1_000 + i).await {
                         refused.push(e.to_string());
                     }
-                    if let Err(e) = store.claim_due(2_000_000, 60_000, 4).await {
+                    if let Err(e) = crate::suite::try_claim(&store, 2_000_000, 60_000, 4).await {
                         refused.push(e.to_string());
                     }
                 }

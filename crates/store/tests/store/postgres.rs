@@ -21,6 +21,7 @@ pub async fn query(schema: &PgSchema, sql: &str) -> Vec<String> {
 crate::store_suite!(open, query);
 crate::inbound_suite!(open, query);
 crate::webhooks_suite!(open);
+crate::lanes_suite!(open);
 
 #[tokio::test]
 async fn a_second_open_of_the_same_database_finds_the_migrations_done_and_the_data() {

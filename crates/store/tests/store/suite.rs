@@ -1,9 +1,9 @@
 //! The shared behaviour every backend must have.
 
 use tiktok_dm_store::{
-    ApiKey, Claimed, ClientMessageId, Content, DeliveryError, FailureCode, Kind, MessageText,
-    NewApiKey, NewMessage, NewRequest, OutboxMessage, QuotaWindow, RequestStatus, Store, Target,
-    UsageTotals,
+    ApiKey, ClaimScope, Claimed, ClientMessageId, Content, DeliveryError, FailureCode, GatewayBeat,
+    Kind, LeaseChange, MessageText, NewApiKey, NewMessage, NewRequest, OutboxMessage, Pace,
+    QuotaWindow, RequestStatus, Store, Target, UsageTotals, session_lane,
 };
 
 pub fn hash(name: &str) -> [u8; 32] {
@@ -36,6 +36,7 @@ pub fn request(id: &str, key: i64, idempotency: Option<&str>, kinds: &[Kind]) ->
         request_hash: format!("hash-of-{id}"),
         account: None,
         session_sealed: Some(vec![1, 2, 3]),
+        lane: session_lane("test"),
         target: Target::parse("0:1:1:2", "42").unwrap(),
         messages: kinds
             .iter()
@@ -76,9 +77,52 @@ pub fn failure(code: FailureCode) -> DeliveryError {
     }
 }
 
+/// The gateway the suite's claims are made as.
+pub const GATEWAY: &str = "gw-test";
+
+/// A claim as [`GATEWAY`], unpaced, after it took every lane there is.
+pub async fn claim_all<S: Store>(store: &S, now: i64, lease_ms: i64, max: u32) -> Vec<Claimed> {
+    try_claim(store, now, lease_ms, max).await.unwrap()
+}
+
+/// [`claim_all`], its errors given back.
+pub async fn try_claim<S: Store>(
+    store: &S,
+    now: i64,
+    lease_ms: i64,
+    max: u32,
+) -> tiktok_dm_store::Result<Vec<Claimed>> {
+    take_every_lane(store, GATEWAY, now).await;
+    let scope = ClaimScope {
+        gateway: GATEWAY.into(),
+        lease_ms,
+        pace: Pace::default(),
+        horizon_ms: 0,
+    };
+    store.claim_due(now, &scope, max).await
+}
+
+/// Makes `gateway` the owner of every lane there is, for ages.
+pub async fn take_every_lane<S: Store>(store: &S, gateway: &str, now: i64) {
+    let beat = GatewayBeat {
+        id: gateway.into(),
+        started_at: now,
+        expires_at: now + 60_000,
+    };
+    let lanes = store.heartbeat(beat, now).await.unwrap().lanes;
+    let change = LeaseChange {
+        gateway: gateway.into(),
+        take: lanes.into_iter().map(|l| l.lane).collect(),
+        release: Vec::new(),
+        force: true,
+        lease_ms: i64::MAX / 4,
+    };
+    store.change_leases(change, now).await.unwrap();
+}
+
 /// A claim whose rows all read back as messages.
 pub async fn claim<S: Store>(store: &S, now: i64, lease_ms: i64, max: u32) -> Vec<OutboxMessage> {
-    let claimed: Vec<Claimed> = store.claim_due(now, lease_ms, max).await.unwrap();
+    let claimed: Vec<Claimed> = claim_all(store, now, lease_ms, max).await;
     claimed
         .into_iter()
         .map(|c| c.expect("a message that reads back"))

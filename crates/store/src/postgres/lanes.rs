@@ -1,0 +1,303 @@
+//! Claims, gateways and lane leases on PostgreSQL (see `crate::lanes`):
+//! several gateways share the database, each claiming only its lanes'
+//! messages, with `FOR UPDATE SKIP LOCKED` on the rows and a row lock per
+//! pace key while a claim takes slots.
+
+use std::collections::HashMap;
+
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
+
+use crate::columns::ClaimedRow;
+use crate::error::Result;
+use crate::lanes::{
+    ClaimScope, GatewayBeat, GatewayInfo, HeldLane, LaneLease, LeaseChange, Ownership, plan,
+};
+use crate::types::Claimed;
+
+/// How long a dead gateway's row is kept.
+const FORGET_GATEWAYS_MS: i64 = 86_400_000;
+/// Paced claims read this many candidates per message wanted, since some
+/// share a pace key and wait for a later claim.
+const PACED_CANDIDATES: u32 = 4;
+
+/// The due messages of the claimer's lanes, oldest first (as on SQLite; see
+/// `sqlite/lanes.rs`); rows another claimer holds are skipped.
+const CANDIDATES: &str = "SELECT o.id, o.request_id, o.position, o.kind, o.client_message_id, o.text, o.image_bytes, o.attempts,
+        o.api_key_id, r.conversation_id, r.conversation_short_id, r.account, r.session_sealed,
+        o.claim_token, r.created_at, o.transmissions,
+        EXISTS (SELECT 1 FROM outbox n WHERE n.request_id = o.request_id AND n.position > o.position),
+        r.inbox_type, o.lane, COALESCE(l.pace_key, o.lane)
+ FROM outbox o JOIN requests r ON r.id = o.request_id JOIN lane_leases l ON l.lane = o.lane
+ WHERE o.state IN ('accepted', 'sending')
+   AND ((o.state = 'accepted' AND o.next_attempt_at <= $1) OR (o.state = 'sending' AND o.locked_until < $1))
+   AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.request_id = o.request_id AND p.position < o.position AND p.state <> 'sent')
+   AND l.owner = $3 AND l.expires_at > $1
+   AND (NOT $4 OR NOT EXISTS (SELECT 1 FROM pacing g WHERE g.key = COALESCE(l.pace_key, o.lane) AND g.next_send_at > $1 + $5))
+ ORDER BY o.next_attempt_at, o.id
+ LIMIT $2
+ FOR UPDATE OF o SKIP LOCKED";
+
+fn candidate(row: &Row, now: i64) -> Result<ClaimedRow> {
+    Ok(ClaimedRow {
+        id: row.try_get(0)?,
+        request_id: row.try_get(1)?,
+        position: row.try_get(2)?,
+        kind: row.try_get(3)?,
+        client_message_id: row.try_get(4)?,
+        text: row.try_get(5)?,
+        image_bytes: row.try_get(6)?,
+        attempts: row.try_get(7)?,
+        api_key_id: row.try_get(8)?,
+        conversation_id: row.try_get(9)?,
+        conversation_short_id: row.try_get(10)?,
+        account: row.try_get(11)?,
+        session_sealed: row.try_get(12)?,
+        // The token this claim raises it to (the row is locked until then).
+        token: row.try_get::<_, i64>(13)? + 1,
+        accepted_at: row.try_get(14)?,
+        transmissions: row.try_get(15)?,
+        followed: row.try_get(16)?,
+        inbox_type: row.try_get(17)?,
+        lane: row.try_get(18)?,
+        pace_key: row.try_get(19)?,
+        send_at: now,
+    })
+}
+
+/// Claims in one transaction `tx`: candidates, their pace keys' slots,
+/// the leases. Commits nothing itself.
+pub(super) async fn claim(
+    tx: &impl GenericClient,
+    now: i64,
+    scope: &ClaimScope,
+    max: u32,
+) -> Result<Vec<Claimed>> {
+    let paced = scope.pace.is_on();
+    let limit = if paced {
+        max.saturating_mul(PACED_CANDIDATES)
+    } else {
+        max
+    };
+    let select = tx.prepare_cached(CANDIDATES).await?;
+    let rows = tx
+        .query(
+            &select,
+            &[
+                &now,
+                &i64::from(limit),
+                &scope.gateway,
+                &paced,
+                &scope.horizon_ms,
+            ],
+        )
+        .await?;
+    let candidates = rows
+        .iter()
+        .map(|r| candidate(r, now))
+        .collect::<Result<Vec<_>>>()?;
+    let mut next = HashMap::new();
+    if paced && !candidates.is_empty() {
+        next = pace_slots(tx, &candidates, now).await?;
+    }
+    let before = next.clone();
+    let taken = plan(candidates, &mut next, scope, now, max as usize);
+    let (keys, ats): (Vec<&String>, Vec<i64>) = next
+        .iter()
+        .filter(|(k, at)| before.get(*k) != Some(*at))
+        .map(|(k, at)| (k, *at))
+        .unzip();
+    if !keys.is_empty() {
+        let s = tx
+            .prepare_cached(
+                "UPDATE pacing g SET next_send_at = u.at FROM unnest($1::text[], $2::bigint[]) AS u(key, at)
+                 WHERE g.key = u.key",
+            )
+            .await?;
+        tx.execute(&s, &[&keys, &ats]).await?;
+    }
+    if !taken.is_empty() {
+        let ids: Vec<i64> = taken.iter().map(|m| m.id).collect();
+        let s = tx
+            .prepare_cached(
+                "UPDATE outbox SET state = 'sending', locked_until = $1, attempts = attempts + 1,
+                                   claim_token = claim_token + 1, updated_at = $2
+                 WHERE id = ANY($3)",
+            )
+            .await?;
+        tx.execute(&s, &[&(now + scope.lease_ms), &now, &ids])
+            .await?;
+    }
+    Ok(taken.into_iter().map(ClaimedRow::into_claimed).collect())
+}
+
+/// The next send time of each pace key of `candidates`, its row locked for
+/// this transaction (made first when new, as due now).
+async fn pace_slots(
+    tx: &impl GenericClient,
+    candidates: &[ClaimedRow],
+    now: i64,
+) -> Result<HashMap<String, i64>> {
+    let mut keys: Vec<&str> = candidates.iter().map(|c| c.pace_key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let make = tx
+        .prepare_cached(
+            "INSERT INTO pacing (key, next_send_at) SELECT k, $2 FROM unnest($1::text[]) AS k
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .await?;
+    tx.execute(&make, &[&keys, &now]).await?;
+    // In key order, so two claimers lock them in one order.
+    let read = tx
+        .prepare_cached(
+            "SELECT key, next_send_at FROM pacing WHERE key = ANY($1) ORDER BY key FOR UPDATE",
+        )
+        .await?;
+    let rows = tx.query(&read, &[&keys]).await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get::<_, String>(0)?, r.try_get::<_, i64>(1)?)))
+        .collect()
+}
+
+/// See [`crate::Store::heartbeat`].
+pub(super) async fn heartbeat(
+    c: &impl GenericClient,
+    beat: &GatewayBeat,
+    now: i64,
+) -> Result<Ownership> {
+    let upsert = c
+        .prepare_cached(
+            "INSERT INTO gateways (id, started_at, heartbeat_at, expires_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at, expires_at = EXCLUDED.expires_at",
+        )
+        .await?;
+    c.execute(
+        &upsert,
+        &[&beat.id, &beat.started_at, &now, &beat.expires_at],
+    )
+    .await?;
+    let forget = c
+        .prepare_cached("DELETE FROM gateways WHERE expires_at < $1")
+        .await?;
+    c.execute(&forget, &[&(now - FORGET_GATEWAYS_MS)]).await?;
+    let live = c
+        .prepare_cached(
+"SELECT g.id, g.started_at, g.heartbeat_at, g.expires_at,
+                    (SELECT COUNT(*) FROM lane_leases l WHERE l.owner = g.id AND l.expires_at > $1),
+                    (SELECT COUNT(*) FROM outbox o JOIN lane_leases l ON l.lane = o.lane
+                     WHERE o.state IN ('accepted', 'sending') AND l.owner = g.id AND l.expires_at > $1)
+             FROM gateways g WHERE g.expires_at > $1 ORDER BY g.id",
+        )
+        .await?;
+    let gateways = c
+        .query(&live, &[&now])
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(GatewayInfo {
+                id: r.try_get(0)?,
+                started_at: r.try_get(1)?,
+                heartbeat_at: r.try_get(2)?,
+                expires_at: r.try_get(3)?,
+                owned: u64::try_from(r.try_get::<_, i64>(4)?).unwrap_or(0),
+                outbox_depth: u64::try_from(r.try_get::<_, i64>(5)?).unwrap_or(0),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let lanes = c
+        .prepare_cached(
+            "SELECT n.lane, l.owner, COALESCE(l.expires_at, 0), COALESCE(l.token, 0) FROM (
+                SELECT 'account:' || name AS lane FROM accounts
+                UNION SELECT lane FROM outbox WHERE state IN ('accepted', 'sending')
+             ) n LEFT JOIN lane_leases l ON l.lane = n.lane ORDER BY n.lane",
+        )
+        .await?;
+    let lanes = c
+        .query(&lanes, &[])
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(LaneLease {
+                lane: r.try_get(0)?,
+                owner: r.try_get(1)?,
+                expires_at: r.try_get(2)?,
+                token: r.try_get(3)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Ownership { gateways, lanes })
+}
+
+/// See [`crate::Store::change_leases`]; in one transaction `tx`.
+pub(super) async fn change_leases(
+    tx: &impl GenericClient,
+    change: &LeaseChange,
+    now: i64,
+) -> Result<Vec<HeldLane>> {
+    if !change.release.is_empty() {
+        let s = tx
+            .prepare_cached(
+                "UPDATE lane_leases SET owner = NULL, expires_at = 0 WHERE lane = ANY($1) AND owner = $2",
+            )
+            .await?;
+        tx.execute(&s, &[&change.release, &change.gateway]).await?;
+    }
+    if !change.take.is_empty() {
+        // Sorted, so that two gateways lock rows in one order. Renewing
+        // one's own live lease keeps its token; any other change of hands
+        // raises it.
+        let mut take: Vec<&str> = change.take.iter().map(String::as_str).collect();
+        take.sort_unstable();
+        take.dedup();
+        let s = tx
+            .prepare_cached(
+                "INSERT INTO lane_leases AS l (lane, owner, expires_at, token)
+                 SELECT k, $2, $3, 1 FROM unnest($1::text[]) AS k
+                 ON CONFLICT (lane) DO UPDATE SET
+                    token = CASE WHEN l.owner = EXCLUDED.owner AND l.expires_at > $4 THEN l.token ELSE l.token + 1 END,
+                    owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
+                 WHERE $5 OR l.owner IS NULL OR l.owner = EXCLUDED.owner OR l.expires_at <= $4",
+            )
+            .await?;
+        tx.execute(
+            &s,
+            &[
+                &take,
+                &change.gateway,
+                &(now + change.lease_ms),
+                &now,
+                &change.force,
+            ],
+        )
+        .await?;
+    }
+    let s = tx
+        .prepare_cached(
+            "SELECT lane, token, expires_at FROM lane_leases WHERE owner = $1 AND expires_at > $2 ORDER BY lane",
+        )
+        .await?;
+    tx.query(&s, &[&change.gateway, &now])
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(HeldLane {
+                lane: r.try_get(0)?,
+                token: r.try_get(1)?,
+                expires_at: r.try_get(2)?,
+            })
+        })
+        .collect()
+}
+
+/// See [`crate::Store::set_pace_key`].
+pub(super) async fn set_pace_key(c: &impl GenericClient, lane: &str, key: &str) -> Result<()> {
+    let s = c
+        .prepare_cached(
+            "INSERT INTO lane_leases (lane, pace_key) VALUES ($1, $2)
+             ON CONFLICT (lane) DO UPDATE SET pace_key = EXCLUDED.pace_key",
+        )
+        .await?;
+    c.execute(&s, &[&lane, &key]).await?;
+    Ok(())
+}
