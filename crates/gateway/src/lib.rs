@@ -11,6 +11,7 @@ pub mod inbound;
 pub mod limits;
 pub mod metrics;
 pub mod outbox;
+pub mod ownership;
 pub mod pool;
 mod quota;
 pub mod secrets;

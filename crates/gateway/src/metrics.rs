@@ -92,6 +92,8 @@ pub struct Metrics {
     pub http_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
     outbox_depth: Gauge,
     sessions: Gauge,
+    gateways_live: Gauge,
+    lanes_owned: Gauge,
     waiting: Gauge,
     request_memory: Gauge,
     image_memory: Gauge,
@@ -185,6 +187,18 @@ impl Default for Metrics {
                 "TikTok client sessions in the pool",
                 Gauge::default(),
             ),
+            gateways_live: registered(
+                &mut registry,
+                "gateways_live",
+                "Gateways sharing the database whose heartbeat is current (this one included)",
+                Gauge::default(),
+            ),
+            lanes_owned: registered(
+                &mut registry,
+                "lanes_owned",
+                "Lanes (stored accounts, per-request sessions) this gateway holds the lease of",
+                Gauge::default(),
+            ),
             waiting: registered(
                 &mut registry,
                 "sends_waiting",
@@ -254,6 +268,15 @@ impl InboundMetrics {
 }
 
 impl Metrics {
+    /// Records what the last heartbeat found: `live` gateways, `owned` lanes
+    /// held by this one.
+    pub fn set_ownership(&self, live: usize, owned: usize) {
+        self.gateways_live
+            .set(i64::try_from(live).unwrap_or(i64::MAX));
+        self.lanes_owned
+            .set(i64::try_from(owned).unwrap_or(i64::MAX));
+    }
+
     /// The counter of webhook attempts ending `outcome`.
     pub fn webhook_deliveries(&self, outcome: &'static str) -> Counter {
         self.inbound

@@ -1,5 +1,5 @@
 //! Client sessions by account, reused across messages, closed when idle, and
-//! the per-account pacing clock.
+//! the per-account clock that keeps one process's sends an interval apart.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -9,8 +9,6 @@ use std::time::Duration;
 use tiktok_dm_client::{Error as ClientError, Session};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
-
-use crate::config::Pacing;
 
 struct Entry {
     session: OnceCell<Session>,
@@ -47,22 +45,21 @@ pub fn account_key(name: &str, sealed: &[u8]) -> String {
     format!("account:{name}:{digest}")
 }
 
-/// The pool key of a request's own session (`X-TikTok-Session`): a digest
-/// of the session, so requests with the same session share one client
-/// session and nothing in the key reveals it.
+/// The pool key of a request's own session (`X-TikTok-Session`), which is
+/// also its lane: a digest of the session, so requests with the same session
+/// share one client session and nothing in the key reveals it.
 pub fn request_key(session: &str) -> String {
     use sha2::Digest as _;
     let digest = tiktok_dm_proto::access_key::hex(&sha2::Sha256::digest(session.as_bytes()));
-    format!("session:{digest}")
+    tiktok_dm_store::session_lane(&digest)
 }
 
-/// What pacing says about a send.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Slot {
-    /// Go after waiting this long (often zero).
-    After(Duration),
-    /// The account's queue is longer than a lease; try again after this long.
-    Later(Duration),
+/// The lane a pool key's session delivers for.
+pub fn lane_of(key: &str) -> &str {
+    if key.starts_with("session:") {
+        return key;
+    }
+    key.rsplit_once(':').map_or(key, |(lane, _digest)| lane)
 }
 
 impl Pool {
@@ -108,30 +105,22 @@ impl Pool {
         Pin(entry)
     }
 
-    /// Reserves the next send slot of `key` under `pacing`; refuses (without
-    /// reserving) when the wait would pass `horizon`.
-    pub fn reserve(&self, key: &str, pacing: Pacing, horizon: Duration) -> Slot {
-        if pacing == Pacing::OFF {
-            return Slot::After(Duration::ZERO);
+    /// How long a send of `key` waits so that it goes no sooner than
+    /// `min_interval` after this process's previous one; reserves that
+    /// moment. (The store spaces slots across gateways; this holds the
+    /// interval when a send waited past its slot, e.g. for its session.)
+    pub fn pace(&self, key: &str, min_interval: Duration) -> Duration {
+        if min_interval.is_zero() {
+            return Duration::ZERO;
         }
         let entry = self.entry(key);
         let Ok(mut clock) = entry.clock.lock() else {
-            return Slot::After(Duration::ZERO);
+            return Duration::ZERO;
         };
         let now = Instant::now();
         let start = clock.1.max(now);
-        let wait = start - now;
-        if wait > horizon {
-            return Slot::Later(wait);
-        }
-        let jitter_ms = u64::try_from(pacing.jitter.as_millis()).unwrap_or(u64::MAX);
-        let jitter = if jitter_ms == 0 {
-            Duration::ZERO
-        } else {
-            Duration::from_millis(rand::random_range(0..=jitter_ms))
-        };
-        clock.1 = start + pacing.min_interval + jitter;
-        Slot::After(wait)
+        clock.1 = start + min_interval;
+        start - now
     }
 
     /// Drops `key`'s session (TikTok rejected it); the next send connects anew.
@@ -171,6 +160,34 @@ impl Pool {
         before - entries.len()
     }
 
+    /// Closes the sessions of lanes `owned` says this gateway no longer
+    /// holds (another gateway sends for them now), once unused for `quiet`
+    /// and not pinned by a listener.
+    pub fn close_unowned(&self, owned: impl Fn(&str) -> bool, quiet: Duration) -> usize {
+        let now = Instant::now();
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = entries.len();
+        entries.retain(|key, e| {
+            let pinned = e.pins.load(std::sync::atomic::Ordering::Relaxed) > 0;
+            let recent = e
+                .clock
+                .lock()
+                .map(|c| now.duration_since(c.0) < quiet)
+                .unwrap_or(true);
+            let keep = pinned || recent || owned(lane_of(key));
+            if !keep {
+                if let Some(s) = e.session.get() {
+                    s.close();
+                }
+            }
+            keep
+        });
+        before - entries.len()
+    }
+
     /// Connected sessions.
     pub fn len(&self) -> usize {
         self.entries
@@ -190,60 +207,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pacing_spaces_one_accounts_sends_and_leaves_others_alone() {
+    fn sends_of_one_key_go_an_interval_apart_and_others_are_not_held() {
         let pool = Pool::default();
-        let pacing = Pacing {
-            min_interval: Duration::from_secs(2),
-            jitter: Duration::ZERO,
-        };
-        let horizon = Duration::from_secs(5);
-        assert_eq!(
-            pool.reserve("a", pacing, horizon),
-            Slot::After(Duration::ZERO)
-        );
-        let Slot::After(second) = pool.reserve("a", pacing, horizon) else {
-            panic!("the second send waits");
-        };
-        assert!(second > Duration::from_millis(1900) && second <= Duration::from_secs(2));
-        assert_eq!(
-            pool.reserve("b", pacing, horizon),
-            Slot::After(Duration::ZERO)
-        );
-        let Slot::After(third) = pool.reserve("a", pacing, horizon) else {
-            panic!("4 s is within the horizon");
-        };
-        assert!(third > Duration::from_millis(3900));
-        // The next would start 6 s out, past the horizon: refused, and nothing
-        // reserved (asking again gives the same answer).
-        for _ in 0..2 {
-            assert!(matches!(
-                pool.reserve("a", pacing, horizon),
-                Slot::Later(w) if w > Duration::from_millis(5900) && w <= Duration::from_secs(6)
-            ));
-        }
-        assert_eq!(
-            pool.reserve("a", Pacing::OFF, horizon),
-            Slot::After(Duration::ZERO)
-        );
+        let interval = Duration::from_secs(2);
+        assert_eq!(pool.pace("a", interval), Duration::ZERO);
+        let second = pool.pace("a", interval);
+        assert!(second > Duration::from_millis(1900) && second <= interval);
+        assert_eq!(pool.pace("b", interval), Duration::ZERO);
+        let third = pool.pace("a", interval);
+        assert!(third > Duration::from_millis(3900) && third <= interval * 2);
+        assert_eq!(pool.pace("a", Duration::ZERO), Duration::ZERO);
     }
 
     #[test]
-    fn jitter_adds_up_to_its_bound() {
-        let pool = Pool::default();
-        let pacing = Pacing {
-            min_interval: Duration::from_millis(100),
-            jitter: Duration::from_millis(50),
-        };
-        let horizon = Duration::from_secs(60);
-        let mut last = Duration::ZERO;
-        for i in 0..20u32 {
-            let Slot::After(wait) = pool.reserve("a", pacing, horizon) else {
-                panic!("within the horizon");
-            };
-            assert!(wait >= last, "slots only move forward");
-            assert!(wait <= Duration::from_millis(150) * i + Duration::from_millis(5));
-            last = wait;
-        }
-        assert!(last >= Duration::from_millis(100) * 19);
+    fn a_pool_keys_lane_is_its_account_or_its_session() {
+        assert_eq!(lane_of(&account_key("shop:x", b"sealed")), "account:shop:x");
+        let session = request_key("sessionid=abc");
+        assert_eq!(lane_of(&session), session);
     }
 }

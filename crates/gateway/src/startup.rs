@@ -58,6 +58,7 @@ impl<S: Store> Application<S> {
             events_appended: Arc::new(Notify::new()),
             latest_event: Arc::new(watch::channel(0).0),
             short_ids: Arc::default(),
+            ownership: Arc::new(crate::ownership::Ownership::new(crate::now_ms())),
         };
         Ok(Self { listener, state })
     }
@@ -80,6 +81,9 @@ impl<S: Store> Application<S> {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        // Leases are given up only once the deliveries in flight ended.
+        let (leave_tx, leave_rx) = watch::channel(false);
+        let ownership = tokio::spawn(crate::ownership::run(self.state.clone(), leave_rx));
         let worker = tokio::spawn(outbox::run(self.state.clone(), stop_rx.clone()));
         let webhooks = tokio::spawn(crate::webhooks::deliver::run(
             self.state.clone(),
@@ -99,6 +103,8 @@ impl<S: Store> Application<S> {
         let _ = worker.await;
         let _ = listening.await;
         let _ = webhooks.await;
+        let _ = leave_tx.send(true);
+        let _ = ownership.await;
         Ok(())
     }
 }

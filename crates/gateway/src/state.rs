@@ -60,6 +60,8 @@ pub struct AppState<S> {
     pub latest_event: Arc<tokio::sync::watch::Sender<i64>>,
     /// Conversation short ids found from inboxes, for sends without one.
     pub short_ids: Arc<crate::short_ids::ShortIds>,
+    /// This gateway's id and the lanes it holds.
+    pub ownership: Arc<crate::ownership::Ownership>,
 }
 
 impl<S> AppState<S> {
@@ -99,6 +101,7 @@ impl<S: Clone> Clone for AppState<S> {
             events_appended: Arc::clone(&self.events_appended),
             latest_event: Arc::clone(&self.latest_event),
             short_ids: Arc::clone(&self.short_ids),
+            ownership: Arc::clone(&self.ownership),
         }
     }
 }

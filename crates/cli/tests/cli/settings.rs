@@ -35,6 +35,7 @@ const VALUES: &[(&str, &str)] = &[
     ("webhook_concurrency", "4"),
     ("retry_max_delay_ms", "5000"),
     ("lease_secs", "33"),
+    ("owner_lease_secs", "21"),
     ("pacing_min_interval_ms", "250"),
     ("pacing_jitter_ms", "125"),
     ("session_idle_secs", "77"),

@@ -176,6 +176,17 @@ pub(crate) async fn list_accounts<S: Store>(
     Ok(Json(json!({"success": true, "accounts": accounts})).into_response())
 }
 
+/// `GET /v1/admin/gateways`: as this gateway's last heartbeat read them
+/// (at most a third of `owner_lease_secs` old).
+pub(crate) async fn list_gateways<S: Store>(
+    State(state): State<AppState<S>>,
+    _: AdminCaller,
+) -> Result<Response, ApiError> {
+    let gateways = state.ownership.gateways();
+    let this = state.ownership.id();
+    Ok(Json(json!({"success": true, "gateway": this, "gateways": gateways})).into_response())
+}
+
 /// `DELETE /v1/admin/accounts/{name}`.
 pub(crate) async fn remove_account<S: Store>(
     State(state): State<AppState<S>>,

@@ -344,7 +344,7 @@ async fn read_send<S: Store>(
     }
     let of = sender.session_of(asked.session);
     let target = address::target(state, of, valid.address).await?;
-    let new = new_request(
+    let mut new = new_request(
         key,
         request_id,
         (target, valid.outgoing),
@@ -352,7 +352,18 @@ async fn read_send<S: Store>(
         (request_hash, asked.idempotency_key),
         state.settings.lease_ms(),
     );
+    if !claims_first(state, &new.lane).await {
+        new.claim_first_ms = None;
+    }
     Ok(Read::New(Box::new(new), room))
+}
+
+/// Whether the acceptance claims its first message for delivery from here:
+/// only when this gateway holds the lane (another delivers the others'),
+/// and sends are not paced (a paced message takes its slot from a claim).
+async fn claims_first<S: Store>(state: &AppState<S>, lane: &str) -> bool {
+    crate::ownership::adopt(state, lane).await
+        && state.settings.pacing == crate::config::Pacing::OFF
 }
 
 /// The 408 for a send not accepted within `request_timeout` (its body still
@@ -440,8 +451,9 @@ impl<'h> SendHeaders<'h> {
 enum Sender {
     /// A stored account, by name.
     Account(String),
-    /// The request's own session, sealed to its id.
-    Sealed(Vec<u8>),
+    /// The request's own session, sealed to its id, and its lane (from a
+    /// digest of the session).
+    Sealed(Vec<u8>, String),
 }
 
 impl Sender {
@@ -450,7 +462,7 @@ impl Sender {
     fn session_of<'a>(&'a self, header: Option<&'a str>) -> SessionOf<'a> {
         match self {
             Sender::Account(name) => SessionOf::Account(name),
-            Sender::Sealed(_) => SessionOf::Request(header.unwrap_or_default()),
+            Sender::Sealed(..) => SessionOf::Request(header.unwrap_or_default()),
         }
     }
 
@@ -458,7 +470,7 @@ impl Sender {
     fn account(&self) -> Option<&str> {
         match self {
             Sender::Account(name) => Some(name),
-            Sender::Sealed(_) => None,
+            Sender::Sealed(..) => None,
         }
     }
 }
@@ -481,7 +493,7 @@ async fn sender<S: Store>(
             .vault
             .seal(session.as_bytes(), SealContext::Request(request_id))
             .map_err(|e| ApiError::internal(&e))?;
-        return Ok(Sender::Sealed(sealed));
+        return Ok(Sender::Sealed(sealed, crate::pool::request_key(session)));
     }
     match account_field.or_else(|| key.account.clone()) {
         Some(name) if key.may_send_as(&name) && state.store.account(&name).await?.is_some() => {
@@ -511,9 +523,12 @@ fn new_request(
     (request_hash, idempotency_key): (String, Option<&str>),
     lease_ms: i64,
 ) -> NewRequest {
-    let (account, session_sealed) = match sender {
-        Sender::Account(name) => (Some(name), None),
-        Sender::Sealed(sealed) => (None, Some(sealed)),
+    let (account, session_sealed, lane) = match sender {
+        Sender::Account(name) => {
+            let lane = tiktok_dm_store::account_lane(&name);
+            (Some(name), None, lane)
+        }
+        Sender::Sealed(sealed, lane) => (None, Some(sealed), lane),
     };
     let messages = outgoing
         .into_contents()
@@ -529,6 +544,7 @@ fn new_request(
         request_hash,
         account,
         session_sealed,
+        lane,
         target,
         messages,
         claim_first_ms: Some(lease_ms),
@@ -547,6 +563,9 @@ async fn start_first<S: Store>(
 ) -> Snapshot {
     let Some(first) = claimed else {
         state.wake.notify_one();
+        // A lane nobody holds yet (a new session's): the next ownership
+        // tick is now rather than up to a third of a lease away.
+        state.ownership.nudge();
         return snapshot;
     };
     if let Err(first) = outbox::start(state, first) {

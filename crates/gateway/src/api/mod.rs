@@ -82,6 +82,7 @@ routes! {
     UpdateAccount = PATCH "/v1/admin/accounts/{name}", "Switch listening for a stored account's DMs on or off, without resending its session";
     RemoveAccount = DELETE "/v1/admin/accounts/{name}", "Remove a stored account";
     CheckAccount = POST "/v1/admin/accounts/{name}/check", "Ask TikTok whether a stored account's session is accepted now";
+    ListGateways = GET "/v1/admin/gateways", "Live gateways sharing the database, with the lanes each holds and their outbox depth";
     Health = GET "/healthz", "Liveness: the process answers";
     Ready = GET "/readyz", "Readiness: the database answers; the outbox depth";
     Metrics = GET "/metrics", "Prometheus metrics";
@@ -109,6 +110,7 @@ fn handler<S: Store>(route: Route) -> MethodRouter<AppState<S>> {
         Route::UpdateAccount => patch(admin::update_account::<S>),
         Route::RemoveAccount => delete(admin::remove_account::<S>),
         Route::CheckAccount => post(admin::check_account::<S>),
+        Route::ListGateways => get(admin::list_gateways::<S>),
         Route::Health => get(|| async { "ok" }),
         Route::Ready => get(ready::<S>),
         Route::Metrics => get(metrics::<S>),

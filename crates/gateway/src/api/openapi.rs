@@ -323,6 +323,22 @@ fn admin_schemas() -> Value {
                 "code": {"type": ["string", "null"], "enum": ["session_rejected", "upstream_unavailable", null]},
                 "message": {"type": ["string", "null"]}
             }
+        },
+        "Gateways": {
+            "type": "object",
+            "required": ["success", "gateway", "gateways"],
+            "properties": {
+                "success": {"const": true},
+                "gateway": {"type": "string", "description": "The id of the gateway that answered."},
+                "gateways": {"type": "array", "items": {"type": "object", "required": ["id", "started_at", "heartbeat_at", "expires_at", "owned", "outbox_depth"], "properties": {
+                    "id": {"type": "string"},
+                    "started_at": {"type": "integer"},
+                    "heartbeat_at": {"type": "integer"},
+                    "expires_at": {"type": "integer", "description": "Counted as dead after this (ms) unless it beats again."},
+                    "owned": {"type": "integer", "minimum": 0, "description": "Lanes it holds: stored accounts and per-request sessions."},
+                    "outbox_depth": {"type": "integer", "minimum": 0, "description": "Messages not yet final on its lanes."}
+                }}}
+            }
         }
     })
 }
@@ -406,7 +422,7 @@ fn error_statuses(route: Route) -> &'static [u16] {
         Route::CreateKey | Route::PutAccount => &[400, 401, 403, 404, 409, 503],
         Route::UpdateAccount => &[400, 401, 403, 404, 503],
         Route::RevokeKey | Route::RemoveAccount | Route::CheckAccount => &[401, 403, 404, 503],
-        Route::ListKeys | Route::ListAccounts => &[401, 403, 503],
+        Route::ListKeys | Route::ListAccounts | Route::ListGateways => &[401, 403, 503],
         Route::Health | Route::Ready | Route::Metrics | Route::OpenApi => &[],
         Route::ListConversations | Route::ListConversationMessages | Route::GetMedia => {
             super::openapi_inbound::error_statuses(route)
@@ -579,6 +595,9 @@ fn success_responses(route: Route) -> Value {
         }
         Route::ListAccounts => {
             json!({"200": {"description": "Every stored account.", "content": {"application/json": {"schema": {"type": "object", "properties": {"success": {"const": true}, "accounts": {"type": "array", "items": {"$ref": "#/components/schemas/Account"}}}}}}}})
+        }
+        Route::ListGateways => {
+            json!({"200": {"description": "Live gateways (`gateway` is the one answering).", "content": content("Gateways")}})
         }
         Route::PutAccount => {
             let links = json!({

@@ -74,6 +74,10 @@ pub struct Settings {
     pub retry_max_delay: Duration,
     /// How long a claimed message is leased to a worker.
     pub lease: Duration,
+    /// How long a gateway holds a lane (an account's deliveries and
+    /// listening) without renewing it: a dead gateway's lanes move to
+    /// another after this (see [`crate::ownership`]).
+    pub owner_lease: Duration,
     /// SHA-256 of the admin key; the admin API is off without one.
     pub admin_key_hash: Option<[u8; 32]>,
     /// Per-account pacing.
@@ -160,6 +164,7 @@ impl Settings {
             retention: Duration::from_secs(30 * 86_400),
             retry_max_delay: Duration::from_secs(30),
             lease: Duration::from_secs(120),
+            owner_lease: Duration::from_secs(15),
             admin_key_hash: None,
             pacing: Pacing::OFF,
             session_idle: Duration::from_secs(600),
@@ -272,6 +277,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
     (
         "lease_secs",
         "how long a claim holds a message unless renewed (deliveries renew it), 1-3600 (default 120)",
+    ),
+    (
+        "owner_lease_secs",
+        "how long a gateway holds an account's lane unless renewed; a dead gateway's accounts move after it, 3-600 (default 15)",
     ),
     (
         "pacing_min_interval_ms",
@@ -561,6 +570,9 @@ impl Layers {
         }
         if let Some(n) = self.number("lease_secs", 1..=3600)? {
             settings.lease = Duration::from_secs(n);
+        }
+        if let Some(n) = self.number("owner_lease_secs", 3..=600)? {
+            settings.owner_lease = Duration::from_secs(n);
         }
         if let Some(n) = self.number("pacing_min_interval_ms", 0..=600_000)? {
             settings.pacing.min_interval = Duration::from_millis(n);

@@ -2,7 +2,8 @@
 //! and whose session works, each logging what it hears in the event log.
 //!
 //! The supervisor rescans the stored accounts every [`RESCAN`]: it starts a
-//! listener for an account that wants one, stops the listener of an account
+//! listener for an account that wants one and whose lane this gateway holds
+//! (see [`crate::ownership`]), stops the listener of an account
 //! removed, switched off or given a new session (which then starts again on
 //! the new one), and restarts a listener that ended, after a backoff. A
 //! listener shares its account's pooled session with deliveries: one socket
@@ -13,7 +14,7 @@ mod listen;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tiktok_dm_store::{AccountStatus, Store};
+use tiktok_dm_store::{AccountStatus, Store, account_lane};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -74,9 +75,12 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
             .inbound
             .accounts_expired
             .set(i64::try_from(expired).unwrap_or(i64::MAX));
+        // Only the gateway holding an account's lane listens for it.
+        let now = crate::now_ms();
         let wanted: HashMap<String, i64> = accounts
             .into_iter()
             .filter(|a| a.listen && a.status == AccountStatus::Active)
+            .filter(|a| state.ownership.owns(&account_lane(&a.name), now))
             .map(|a| (a.name, a.updated_at))
             .collect();
         reconcile(&state, &mut running, &wanted);

@@ -18,7 +18,6 @@ use tiktok_dm_store::{Content, DeliveryError, OutboxMessage, Recorded, State, St
 use super::lease::{Lease, while_unavailable};
 use crate::metrics::{KindLabels, SendLabels};
 use crate::now_ms;
-use crate::pool::Slot;
 use crate::secrets::SealContext;
 use crate::state::AppState;
 use crate::waiters::Delivered;
@@ -299,21 +298,12 @@ async fn attempt<S: Store>(
         Err(e) => return Attempt::Failed(e),
     };
     *pool_key = Some(key.clone());
-    // Pacing: wait for this account's next slot, or give the message back
-    // when the queue is longer than half a lease.
-    match state
-        .pool
-        .reserve(&key, state.settings.pacing, state.settings.lease / 2)
-    {
-        // (A zero sleep would still wait for the timer's next 1 ms tick.)
-        Slot::After(wait) if !wait.is_zero() => {
-            // Not held while it waits for its turn (an account's queue may
-            // hold dozens): it is read again when it goes.
-            given = None;
-            tokio::time::sleep(wait).await;
-        }
-        Slot::After(_) => {}
-        Slot::Later(wait) => return Attempt::GiveBack(wait),
+    // Pacing: the claim gave it a slot; it waits for it without holding its
+    // image (it is read again when it goes).
+    let until_slot = m.send_at - now_ms();
+    if until_slot > 0 {
+        given = None;
+        tokio::time::sleep(Duration::from_millis(until_slot.unsigned_abs())).await;
     }
     // Images in memory for delivery stay within `image_memory` together.
     let (image, _room) = match &m.content {
@@ -347,10 +337,21 @@ async fn send<S: Store>(
         Ok(session) => session,
         Err(e) => return Attempt::Failed(e),
     };
+    // No sooner than the interval after this process's previous send of the
+    // account (one that waited for its session's connect may go late).
+    let wait = state.pool.pace(key, state.settings.pacing.min_interval);
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
     // Another worker holds it now (a renewal said so, or none got through
     // for a whole lease): sending from here too would send it twice.
     if !lease.held() {
         return Attempt::LeaseLost;
+    }
+    // Another gateway holds its lane now: it goes from there, on that
+    // gateway's session.
+    if !state.ownership.owns(&m.lane, now_ms()) {
+        return Attempt::GiveBack(Duration::ZERO);
     }
     let id = &m.client_message_id;
     let sent = match &m.content {

@@ -8,7 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tiktok_dm_store::{Claimed, CorruptMessage, DeliveryError, OutboxMessage, State, Store};
+use tiktok_dm_store::{
+    ClaimScope, Claimed, CorruptMessage, DeliveryError, OutboxMessage, Pace, State, Store,
+};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 
 mod deliver;
@@ -108,7 +110,12 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
             break;
         }
         if tokio::time::Instant::now() >= next_sweep {
-            let closed = state.pool.close_idle(state.settings.session_idle);
+            let now = now_ms();
+            let own = &state.ownership;
+            let closed = state.pool.close_idle(state.settings.session_idle)
+                + state
+                    .pool
+                    .close_unowned(|lane| own.owns(lane, now), SWEEP_EVERY);
             if closed > 0 {
                 tracing::debug!(closed, "outbox: idle sessions closed");
             }
@@ -128,9 +135,8 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
             }
             continue;
         }
-        let lease = state.settings.lease_ms();
         let max = u32::try_from(room.min(CLAIM_BATCH)).unwrap_or(1);
-        let claimed = match state.store.claim_due(now_ms(), lease, max).await {
+        let claimed = match state.store.claim_due(now_ms(), &scope(&state), max).await {
             Ok(c) => {
                 pause = Duration::ZERO;
                 c
@@ -171,6 +177,22 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
             left = MAX_IN_FLIGHT.saturating_sub(state.in_flight.available_permits()),
             "outbox: stopped with deliveries in flight; they resume after their lease"
         );
+    }
+}
+
+/// Who claims and how: this gateway, its lanes, the pacing (a paced message
+/// may be claimed up to half a lease before its slot, and waits for it).
+pub fn scope<S>(state: &AppState<S>) -> ClaimScope {
+    let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4);
+    let pacing = state.settings.pacing;
+    ClaimScope {
+        gateway: state.ownership.id().to_owned(),
+        lease_ms: state.settings.lease_ms(),
+        pace: Pace {
+            min_interval_ms: millis(pacing.min_interval),
+            jitter_ms: millis(pacing.jitter),
+        },
+        horizon_ms: state.settings.lease_ms() / 2,
     }
 }
 

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use tiktok_dm_store::Store as _;
+use tiktok_dm_store::{ClaimScope, GatewayBeat, LeaseChange, Pace};
 
 use crate::{spawn_app, spawn_app_behind_proxy, spawn_app_with, until_received};
 
@@ -129,7 +130,7 @@ async fn one_accounts_sends_are_spaced_by_the_pacing_interval() {
 #[tokio::test]
 async fn a_waiting_send_sees_the_delivery_another_gateway_made() {
     // Pacing puts the account's next slot past half a lease, so this gateway
-    // gives the second message back untried; no news reaches its handler.
+    // does not claim the second message yet; no news reaches its handler.
     let app = spawn_app_with(|s| {
         s.pacing = tiktok_dm_gateway::config::Pacing {
             min_interval: Duration::from_secs(100),
@@ -148,9 +149,31 @@ async fn a_waiting_send_sees_the_delivery_another_gateway_made() {
         .unwrap();
     let now = tiktok_dm_gateway::now_ms();
     let mut claimed = Vec::new();
+    let scope = ClaimScope {
+        gateway: "gw-other".into(),
+        lease_ms: 60_000,
+        pace: Pace::default(),
+        horizon_ms: 0,
+    };
     for _ in 0..250 {
+        // It takes the account's lane (this gateway, alone on its SQLite
+        // file, takes every lane back at its next tick).
+        let beat = GatewayBeat {
+            id: "gw-other".into(),
+            started_at: now,
+            expires_at: now + 400_000,
+        };
+        let lanes = other.heartbeat(beat, now).await.unwrap().lanes;
+        let take = LeaseChange {
+            gateway: "gw-other".into(),
+            take: lanes.into_iter().map(|l| l.lane).collect(),
+            force: true,
+            lease_ms: 400_000,
+            ..LeaseChange::default()
+        };
+        other.change_leases(take, now).await.unwrap();
         claimed = other
-            .claim_due(now + 200_000, 60_000, 10)
+            .claim_due(now + 200_000, &scope, 10)
             .await
             .unwrap()
             .into_iter()
@@ -161,7 +184,7 @@ async fn a_waiting_send_sees_the_delivery_another_gateway_made() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(claimed.len(), 1, "the paced message was given back");
+    assert_eq!(claimed.len(), 1, "the paced message was left unclaimed");
     let text = claimed[0].content.text().map(|t| t.as_str());
     assert_eq!(text, Some("delivered elsewhere"));
     other

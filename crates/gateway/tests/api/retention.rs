@@ -67,6 +67,7 @@ async fn sent_days_ago<S: Store>(store: &S, key: i64, id: &str, days_ago: i64) {
         request_hash: format!("hash-{id}"),
         account: None,
         session_sealed: None,
+        lane: tiktok_dm_store::session_lane("retention"),
         target: Target::parse("0:1:1:2", "42").unwrap(),
         messages: vec![NewMessage {
             client_message_id: ClientMessageId::from_random_bytes(rand_bytes(id)),

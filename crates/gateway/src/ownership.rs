@@ -1,0 +1,336 @@
+//! Which lanes (stored accounts, per-request sessions) this gateway delivers
+//! and listens for. Gateways sharing a database announce themselves in its
+//! heartbeat table and hold leases on lanes (see `tiktok_dm_store::lanes`):
+//! only a lane's holder opens its TikTok session, listens for it and claims
+//! its messages.
+//!
+//! Every [`Ownership::tick`] (a third of `owner_lease`) the gateway beats,
+//! reads the live gateways and every lane, and picks its share by
+//! rendezvous hashing: a lane belongs to the live gateway with the highest
+//! hash of (gateway, lane), so every gateway computes the same split and a
+//! gateway that joins or dies moves only its own share. It takes the lanes
+//! that are its own and free (never held, given up, or expired: a dead
+//! gateway's after their lease), renews what it holds, and gives up at most
+//! [`REBALANCE_STEP`] lanes a tick that now belong to another gateway, once
+//! that one has been seen alive for two ticks: a joining gateway gets its
+//! share slowly, not in one burst of reconnects. On SQLite the gateway is
+//! alone and takes every lane (`force`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use sha2::Digest as _;
+use tiktok_dm_store::{GatewayBeat, GatewayInfo, LaneLease, LeaseChange, Store};
+use tokio::sync::{Notify, watch};
+
+use crate::now_ms;
+use crate::state::AppState;
+
+/// The least time between two ticks, however often nudged.
+const NUDGE_GAP: Duration = Duration::from_millis(500);
+
+/// Lanes given up per tick, at most, when another gateway's share grows.
+pub const REBALANCE_STEP: usize = 4;
+
+/// This gateway's identity and the leases it holds, shared by the API, the
+/// outbox worker and the listeners.
+#[derive(Debug)]
+pub struct Ownership {
+    id: String,
+    started_at: i64,
+    held: Mutex<HashMap<String, i64>>,
+    gateways: Mutex<Vec<GatewayInfo>>,
+    /// When each other gateway was first seen alive (ms).
+    seen: Mutex<HashMap<String, i64>>,
+    /// Asks for a tick now (a lane nobody holds was just given work).
+    nudge: Notify,
+}
+
+impl Ownership {
+    /// A new identity: `gw_` and 12 random hex digits (no host name or
+    /// address: the id is shown in the API).
+    pub fn new(now: i64) -> Self {
+        let id = format!("gw_{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
+        Self {
+            id,
+            started_at: now,
+            held: Mutex::default(),
+            gateways: Mutex::default(),
+            seen: Mutex::default(),
+            nudge: Notify::new(),
+        }
+    }
+
+    /// This gateway's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Whether this gateway holds `lane`'s lease at `now`.
+    pub fn owns(&self, lane: &str, now: i64) -> bool {
+        self.held
+            .lock()
+            .map(|h| h.get(lane).is_some_and(|&until| until > now))
+            .unwrap_or(false)
+    }
+
+    /// How many lanes it holds.
+    pub fn owned(&self) -> usize {
+        self.held.lock().map(|h| h.len()).unwrap_or(0)
+    }
+
+    /// The live gateways as the last heartbeat read them.
+    pub fn gateways(&self) -> Vec<GatewayInfo> {
+        self.gateways.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// Asks for a tick now.
+    pub fn nudge(&self) {
+        self.nudge.notify_one();
+    }
+
+    fn set_held(&self, held: HashMap<String, i64>) -> Vec<String> {
+        let Ok(mut current) = self.held.lock() else {
+            return Vec::new();
+        };
+        let gained = held
+            .keys()
+            .filter(|l| !current.contains_key(*l))
+            .cloned()
+            .collect();
+        *current = held;
+        gained
+    }
+}
+
+/// Takes `lane` at once when it is this gateway's to take (alone on the
+/// database, or its rendezvous share) and nobody holds it: a new session's
+/// first send is claimed here rather than at the next tick. Whether it
+/// holds the lane afterwards.
+pub async fn adopt<S: Store>(state: &AppState<S>, lane: &str) -> bool {
+    let own = &state.ownership;
+    let now = now_ms();
+    if own.owns(lane, now) {
+        return true;
+    }
+    let shared = state.store.is_shared();
+    let live: Vec<String> = own.gateways().into_iter().map(|g| g.id).collect();
+    if shared && target(lane, &live).is_some_and(|t| t != own.id) {
+        return false;
+    }
+    let change = LeaseChange {
+        gateway: own.id.clone(),
+        take: vec![lane.to_owned()],
+        release: Vec::new(),
+        force: !shared,
+        lease_ms: millis(state.settings.owner_lease),
+    };
+    match state.store.change_leases(change, now).await {
+        Ok(held) => {
+            own.set_held(held.into_iter().map(|h| (h.lane, h.expires_at)).collect());
+            own.owns(lane, now)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "ownership: a new lane could not be taken; the next tick tries");
+            false
+        }
+    }
+}
+
+/// The rendezvous score of `gateway` for `lane`.
+fn score(gateway: &str, lane: &str) -> u64 {
+    let digest = sha2::Sha256::new()
+        .chain_update(gateway.as_bytes())
+        .chain_update([0u8])
+        .chain_update(lane.as_bytes())
+        .finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
+}
+
+/// The live gateway `lane` belongs to.
+pub fn target<'a>(lane: &str, live: &'a [String]) -> Option<&'a str> {
+    live.iter()
+        .max_by_key(|g| score(g, lane))
+        .map(String::as_str)
+}
+
+/// What to take and give up this tick.
+fn plan(
+    me: &str,
+    lanes: &[LaneLease],
+    live: &[String],
+    settled: &HashSet<String>,
+    now: i64,
+) -> (Vec<String>, Vec<String>) {
+    let mut take = Vec::new();
+    let mut release = Vec::new();
+    for lease in lanes {
+        let mine = lease.held_by(me, now);
+        let belongs = target(&lease.lane, live) == Some(me);
+        if belongs && (mine || !lease.held(now)) {
+            take.push(lease.lane.clone());
+        } else if mine {
+            let owner = target(&lease.lane, live).unwrap_or(me);
+            if release.len() < REBALANCE_STEP && settled.contains(owner) {
+                release.push(lease.lane.clone());
+            } else {
+                take.push(lease.lane.clone());
+            }
+        }
+    }
+    (take, release)
+}
+
+/// Beats and moves leases until `stop`; then gives up every lease, so
+/// another gateway takes over at once rather than after the lease.
+pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) {
+    let tick = state.settings.owner_lease / 3;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let started = tokio::time::Instant::now();
+        if let Err(e) = step(&state, false).await {
+            tracing::warn!(error = %e, "ownership: the heartbeat failed; leases run out unless renewed");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(tick) => {}
+            () = state.ownership.nudge.notified() => {
+                // Nudges (a send to a lane this gateway does not hold) come
+                // at most twice a second.
+                tokio::time::sleep_until(started + NUDGE_GAP).await;
+            }
+            _ = stop.changed() => {}
+        }
+    }
+    if let Err(e) = step(&state, true).await {
+        tracing::warn!(error = %e, "ownership: leases could not be given up; they run out");
+    }
+}
+
+/// One tick: beat, plan, take and give up; `leaving` gives up everything.
+async fn step<S: Store>(state: &AppState<S>, leaving: bool) -> tiktok_dm_store::Result<()> {
+    let own = &state.ownership;
+    let lease_ms = millis(state.settings.owner_lease);
+    let now = now_ms();
+    let beat = GatewayBeat {
+        id: own.id.clone(),
+        started_at: own.started_at,
+        expires_at: if leaving { now } else { now + lease_ms },
+    };
+    let seen = state.store.heartbeat(beat, now).await?;
+    let live: Vec<String> = seen.gateways.iter().map(|g| g.id.clone()).collect();
+    let settled = settle(own, &live, now, lease_ms / 3);
+    let shared = state.store.is_shared();
+    let (take, release) = if leaving {
+        (
+            Vec::new(),
+            seen.lanes.iter().map(|l| l.lane.clone()).collect(),
+        )
+    } else if shared {
+        plan(&own.id, &seen.lanes, &live, &settled, now)
+    } else {
+        (
+            seen.lanes.iter().map(|l| l.lane.clone()).collect(),
+            Vec::new(),
+        )
+    };
+    let change = LeaseChange {
+        gateway: own.id.clone(),
+        take,
+        release,
+        force: !shared,
+        lease_ms,
+    };
+    let held = state.store.change_leases(change, now).await?;
+    let gained = own.set_held(held.into_iter().map(|h| (h.lane, h.expires_at)).collect());
+    if let Ok(mut g) = own.gateways.lock() {
+        *g = seen.gateways;
+    }
+    state.metrics.set_ownership(live.len(), own.owned());
+    if !gained.is_empty() {
+        tracing::info!(lanes = gained.len(), "ownership: lanes taken");
+        state.wake.notify_one();
+    }
+    Ok(())
+}
+
+/// The live gateways seen for two ticks (`tick_ms` each) or more.
+fn settle(own: &Ownership, live: &[String], now: i64, tick_ms: i64) -> HashSet<String> {
+    let Ok(mut seen) = own.seen.lock() else {
+        return HashSet::new();
+    };
+    seen.retain(|id, _| live.contains(id));
+    for id in live {
+        seen.entry(id.clone()).or_insert(now);
+    }
+    seen.iter()
+        .filter(|(id, since)| *id == &own.id || now - **since >= 2 * tick_ms)
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(lane: &str, owner: Option<&str>, expires_at: i64) -> LaneLease {
+        LaneLease {
+            lane: lane.into(),
+            owner: owner.map(Into::into),
+            expires_at,
+            token: 1,
+        }
+    }
+
+    #[test]
+    fn rendezvous_spreads_lanes_and_moves_only_a_leavers_share() {
+        let two: Vec<String> = vec!["gw_a".into(), "gw_b".into()];
+        let three: Vec<String> = vec!["gw_a".into(), "gw_b".into(), "gw_c".into()];
+        let lanes: Vec<String> = (0..300).map(|i| format!("account:{i}")).collect();
+        let a = lanes
+            .iter()
+            .filter(|l| target(l, &two) == Some("gw_a"))
+            .count();
+        assert!((100..200).contains(&a), "{a} of 300 to gw_a");
+        for lane in &lanes {
+            let before = target(lane, &three).unwrap();
+            // gw_c leaves: only its lanes move.
+            if before != "gw_c" {
+                assert_eq!(target(lane, &two), Some(before));
+            }
+        }
+    }
+
+    #[test]
+    fn a_gateway_takes_its_free_lanes_and_gives_others_back_slowly() {
+        let live: Vec<String> = vec!["gw_a".into(), "gw_b".into()];
+        let lanes: Vec<LaneLease> = (0..40)
+            .map(|i| lease(&format!("account:{i}"), Some("gw_a"), 100))
+            .collect();
+        let settled: HashSet<String> = live.iter().cloned().collect();
+        let (take, release) = plan("gw_a", &lanes, &live, &settled, 50);
+        assert_eq!(release.len(), REBALANCE_STEP, "gives back a few a tick");
+        assert_eq!(take.len() + release.len(), 40, "keeps the rest");
+        for lane in &release {
+            assert_eq!(target(lane, &live), Some("gw_b"));
+        }
+        // gw_b has just been seen: nothing goes to it yet.
+        let only_a: HashSet<String> = ["gw_a".to_owned()].into();
+        let (_, release) = plan("gw_a", &lanes, &live, &only_a, 50);
+        assert!(release.is_empty());
+        // gw_b takes its own lanes only once they are free or expired.
+        let (take, _) = plan("gw_b", &lanes, &live, &settled, 50);
+        assert!(take.is_empty(), "gw_a holds them until 100");
+        let (take, _) = plan("gw_b", &lanes, &live, &settled, 100);
+        assert!(!take.is_empty());
+        assert!(take.iter().all(|l| target(l, &live) == Some("gw_b")));
+    }
+}
