@@ -17,6 +17,20 @@ pub fn session_lane(digest_hex: &str) -> String {
     format!("session:{digest_hex}")
 }
 
+/// How long a heartbeat keeps what is dead or idle.
+pub(crate) const FORGET_MS: i64 = 86_400_000;
+
+/// What a heartbeat forgets (`$1`: a day ago): gateways dead since, leases
+/// that ran out since on lanes with nothing to deliver and no stored
+/// account (a per-request session's), and pace keys idle since.
+pub(crate) const FORGET_SQL: [&str; 3] = [
+    "DELETE FROM gateways WHERE expires_at < $1",
+    "DELETE FROM lane_leases WHERE expires_at < $1
+       AND lane NOT IN (SELECT 'account:' || name FROM accounts)
+       AND lane NOT IN (SELECT lane FROM outbox WHERE state IN ('accepted', 'sending'))",
+    "DELETE FROM pacing WHERE next_send_at < $1",
+];
+
 /// How sends of one pace key are spaced: at least `min_interval_ms` apart,
 /// plus a random extra of up to `jitter_ms`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

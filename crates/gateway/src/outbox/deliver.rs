@@ -185,11 +185,21 @@ fn pool_key_and_secret<S: Store>(
     ))
 }
 
-async fn connect(
-    settings: &crate::Settings,
+/// Connects a session for `lane`; once TikTok named its uid, the lane is
+/// paced by that uid, so that every lane of one TikTok account (its stored
+/// account, per-request sessions) shares one pacing clock.
+async fn connect<S: Store>(
+    state: &AppState<S>,
+    lane: &str,
     secret: &secrecy::SecretString,
 ) -> Result<Session, ClientError> {
-    Session::connect(settings.client_config(secret, settings.transport)?).await
+    let settings = &state.settings;
+    let session = Session::connect(settings.client_config(secret, settings.transport)?).await?;
+    let pace_key = format!("uid:{}", session.identity().uid);
+    if let Err(e) = state.store.set_pace_key(lane, &pace_key).await {
+        tracing::warn!(error = %e, "outbox: the account's pace key could not be stored; it is paced by its lane");
+    }
+    Ok(session)
 }
 
 /// Room for `m`'s image in [`AppState::image_room`], and its bytes: those given (claimed
@@ -331,7 +341,7 @@ async fn send<S: Store>(
 ) -> Attempt {
     let session = match state
         .pool
-        .session(key, || connect(&state.settings, secret))
+        .session(key, || connect(state, &m.lane, secret))
         .await
     {
         Ok(session) => session,

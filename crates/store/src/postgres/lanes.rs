@@ -11,12 +11,11 @@ use tokio_postgres::Row;
 use crate::columns::ClaimedRow;
 use crate::error::Result;
 use crate::lanes::{
-    ClaimScope, GatewayBeat, GatewayInfo, HeldLane, LaneLease, LeaseChange, Ownership, plan,
+    ClaimScope, FORGET_MS, FORGET_SQL, GatewayBeat, GatewayInfo, HeldLane, LaneLease, LeaseChange,
+    Ownership, plan,
 };
 use crate::types::Claimed;
 
-/// How long a dead gateway's row is kept.
-const FORGET_GATEWAYS_MS: i64 = 86_400_000;
 /// Paced claims read this many candidates per message wanted, since some
 /// share a pace key and wait for a later claim.
 const PACED_CANDIDATES: u32 = 4;
@@ -177,10 +176,10 @@ pub(super) async fn heartbeat(
         &[&beat.id, &beat.started_at, &now, &beat.expires_at],
     )
     .await?;
-    let forget = c
-        .prepare_cached("DELETE FROM gateways WHERE expires_at < $1")
-        .await?;
-    c.execute(&forget, &[&(now - FORGET_GATEWAYS_MS)]).await?;
+    for sql in FORGET_SQL {
+        let forget = c.prepare_cached(sql).await?;
+        c.execute(&forget, &[&(now - FORGET_MS)]).await?;
+    }
     let live = c
         .prepare_cached(
 "SELECT g.id, g.started_at, g.heartbeat_at, g.expires_at,

@@ -10,14 +10,12 @@ use rusqlite::{Connection, params};
 use crate::columns::ClaimedRow;
 use crate::error::Result;
 use crate::lanes::{
-    ClaimScope, GatewayBeat, GatewayInfo, HeldLane, LaneLease, LeaseChange, Ownership, plan,
+    ClaimScope, FORGET_MS, FORGET_SQL, GatewayBeat, GatewayInfo, HeldLane, LaneLease, LeaseChange,
+    Ownership, plan,
 };
 use crate::types::Claimed;
 
 use super::writer::{Done, Op};
-
-/// How long a dead gateway's row is kept.
-const FORGET_GATEWAYS_MS: i64 = 86_400_000;
 
 /// A change run by the writer.
 pub(crate) enum LaneOp {
@@ -169,8 +167,10 @@ fn heartbeat(c: &Connection, beat: &GatewayBeat, now: i64) -> Result<Ownership> 
          ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at",
     )?
     .execute(params![beat.id, beat.started_at, now, beat.expires_at])?;
-    c.prepare_cached("DELETE FROM gateways WHERE expires_at < ?1")?
-        .execute(params![now - FORGET_GATEWAYS_MS])?;
+    for sql in FORGET_SQL {
+        c.prepare_cached(&sql.replace('$', "?"))?
+            .execute(params![now - FORGET_MS])?;
+    }
     let gateways = c
         .prepare_cached(
 "SELECT g.id, g.started_at, g.heartbeat_at, g.expires_at,
