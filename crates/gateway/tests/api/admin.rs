@@ -297,3 +297,38 @@ async fn an_accounts_listening_is_set_with_its_session_or_switched_alone() {
         .unwrap();
     assert_eq!(status, 401, "an API key is not an admin key");
 }
+
+/// `GET /v1/admin/gateways` lists this gateway with the lanes it holds (a
+/// stored account's, taken at a tick; a per-request session's, taken at its
+/// first send) and their outbox depth; `/metrics` shows the same.
+#[tokio::test]
+async fn the_gateway_lists_itself_with_the_lanes_it_holds() {
+    let app = crate::spawn_app_with(|s| s.owner_lease = std::time::Duration::from_secs(3)).await;
+    let (status, _) = admin(
+        &app,
+        reqwest::Method::PUT,
+        "/v1/admin/accounts/shop",
+        Some(json!({"session": ALICE})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = app.post(&app.key, &app.body("takes a lane"), &[]).await;
+    assert_eq!(status, 200);
+    let mut listed = serde_json::Value::Null;
+    for _ in 0..50 {
+        (_, listed) = admin(&app, reqwest::Method::GET, "/v1/admin/gateways", None).await;
+        if listed["gateways"][0]["owned"] == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let gateways = listed["gateways"].as_array().unwrap();
+    assert_eq!(gateways.len(), 1, "{listed}");
+    assert_eq!(gateways[0]["id"], listed["gateway"]);
+    assert!(listed["gateway"].as_str().unwrap().starts_with("gw_"));
+    assert_eq!(gateways[0]["owned"], 2, "the account and the session: {listed}");
+    assert_eq!(gateways[0]["outbox_depth"], 0);
+    let metrics = app.get_text("/metrics").await;
+    assert!(metrics.contains("tiktok_dm_gateways_live 1"), "{metrics}");
+    assert!(metrics.contains("tiktok_dm_lanes_owned 2"), "{metrics}");
+}
