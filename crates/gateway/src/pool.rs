@@ -137,33 +137,22 @@ impl Pool {
 
     /// Closes sessions unused for `idle` (and whose pacing slot has passed).
     pub fn close_idle(&self, idle: Duration) -> usize {
-        let now = Instant::now();
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let before = entries.len();
-        entries.retain(|_, e| {
-            let pinned = e.pins.load(std::sync::atomic::Ordering::Relaxed) > 0;
-            let keep = pinned
-                || e.clock
-                    .lock()
-                    .map(|c| now.duration_since(c.0) < idle || c.1 > now)
-                    .unwrap_or(true);
-            if !keep {
-                if let Some(s) = e.session.get() {
-                    s.close();
-                }
-            }
-            keep
-        });
-        before - entries.len()
+        self.close_where(|_, (last_use, next), now| {
+            now.duration_since(last_use) >= idle && next <= now
+        })
     }
 
     /// Closes the sessions of lanes `owned` says this gateway no longer
-    /// holds (another gateway sends for them now), once unused for `quiet`
-    /// and not pinned by a listener.
+    /// holds (another gateway sends for them now), once unused for `quiet`.
     pub fn close_unowned(&self, owned: impl Fn(&str) -> bool, quiet: Duration) -> usize {
+        self.close_where(|key, (last_use, _), now| {
+            now.duration_since(last_use) >= quiet && !owned(lane_of(key))
+        })
+    }
+
+    /// Closes the sessions `close` picks (by key, last use and next send
+    /// time), except those a listener pins.
+    fn close_where(&self, close: impl Fn(&str, (Instant, Instant), Instant) -> bool) -> usize {
         let now = Instant::now();
         let mut entries = self
             .entries
@@ -172,12 +161,7 @@ impl Pool {
         let before = entries.len();
         entries.retain(|key, e| {
             let pinned = e.pins.load(std::sync::atomic::Ordering::Relaxed) > 0;
-            let recent = e
-                .clock
-                .lock()
-                .map(|c| now.duration_since(c.0) < quiet)
-                .unwrap_or(true);
-            let keep = pinned || recent || owned(lane_of(key));
+            let keep = pinned || e.clock.lock().map(|c| !close(key, *c, now)).unwrap_or(true);
             if !keep {
                 if let Some(s) = e.session.get() {
                     s.close();
@@ -217,6 +201,29 @@ mod tests {
         let third = pool.pace("a", interval);
         assert!(third > Duration::from_millis(3900) && third <= interval * 2);
         assert_eq!(pool.pace("a", Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn sessions_of_lanes_held_elsewhere_close_unless_pinned() {
+        let pool = Pool::default();
+        let (mine, theirs, listened) = (
+            account_key("mine", b"s"),
+            account_key("theirs", b"s"),
+            account_key("listened", b"s"),
+        );
+        for key in [&mine, &theirs, &listened] {
+            pool.entry(key);
+        }
+        let _pin = pool.pin(&listened);
+        let owned = |lane: &str| lane == "account:mine";
+        assert_eq!(
+            pool.close_unowned(owned, Duration::from_secs(60)),
+            0,
+            "used just now"
+        );
+        assert_eq!(pool.close_unowned(owned, Duration::ZERO), 1);
+        let left = pool.entries.lock().unwrap();
+        assert!(left.contains_key(&mine) && left.contains_key(&listened));
     }
 
     #[test]
