@@ -326,7 +326,10 @@ async fn the_gateway_lists_itself_with_the_lanes_it_holds() {
     assert_eq!(gateways.len(), 1, "{listed}");
     assert_eq!(gateways[0]["id"], listed["gateway"]);
     assert!(listed["gateway"].as_str().unwrap().starts_with("gw_"));
-    assert_eq!(gateways[0]["owned"], 2, "the account and the session: {listed}");
+    assert_eq!(
+        gateways[0]["owned"], 2,
+        "the account and the session: {listed}"
+    );
     assert_eq!(gateways[0]["outbox_depth"], 0);
     let metrics = app.get_text("/metrics").await;
     assert!(metrics.contains("tiktok_dm_gateways_live 1"), "{metrics}");

@@ -154,14 +154,20 @@ macro_rules! lanes_suite {
         /// new lease on it starts again at token 1. An account's is kept.
         #[tokio::test]
         async fn heartbeats_forget_idle_session_lanes_but_keep_accounts() {
-            let Some((store, _guard)) = $open().await else { return; };
+            let Some((store, _guard)) = $open().await else {
+                return;
+            };
             store.put_account("shop", b"s", 1).await.unwrap();
             let lanes = vec![session_lane("old"), account_lane("shop")];
             take(&store, "gw", &lanes, 0).await;
             let day = 86_400_000;
             store.heartbeat(beat("gw", 5_000), 5_000).await.unwrap();
             let kept = take(&store, "gw2", &lanes, 10_001).await;
-            assert_eq!(kept, [(lanes[1].clone(), 2), (lanes[0].clone(), 2)], "not yet a day");
+            assert_eq!(
+                kept,
+                [(lanes[1].clone(), 2), (lanes[0].clone(), 2)],
+                "not yet a day"
+            );
             store.heartbeat(beat("gw", 3 * day), 3 * day).await.unwrap();
             let again = take(&store, "gw3", &lanes, 3 * day + 1).await;
             assert_eq!(again, [(lanes[1].clone(), 3), (lanes[0].clone(), 1)]);
