@@ -11,6 +11,7 @@ mod master_key;
 mod postgres;
 mod restart;
 mod run_sandbox;
+mod scale_out;
 mod secrets;
 mod send;
 mod serve;
