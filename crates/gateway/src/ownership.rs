@@ -45,6 +45,8 @@ pub struct Ownership {
     seen: Mutex<HashMap<String, i64>>,
     /// Asks for a tick now (a lane nobody holds was just given work).
     nudge: Notify,
+    /// Tells the listeners' supervisor that lanes changed hands.
+    changed: Notify,
 }
 
 impl Ownership {
@@ -59,6 +61,7 @@ impl Ownership {
             gateways: Mutex::default(),
             seen: Mutex::default(),
             nudge: Notify::new(),
+            changed: Notify::new(),
         }
     }
 
@@ -90,17 +93,28 @@ impl Ownership {
         self.nudge.notify_one();
     }
 
-    fn set_held(&self, held: HashMap<String, i64>) -> Vec<String> {
+    /// Records the leases held now; answers the lanes gained and lost.
+    fn set_held(&self, held: HashMap<String, i64>) -> (Vec<String>, Vec<String>) {
         let Ok(mut current) = self.held.lock() else {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
         let gained = held
             .keys()
             .filter(|l| !current.contains_key(*l))
             .cloned()
             .collect();
+        let lost = current
+            .keys()
+            .filter(|l| !held.contains_key(*l))
+            .cloned()
+            .collect();
         *current = held;
-        gained
+        (gained, lost)
+    }
+
+    /// Waits until the lanes held change (the listeners follow at once).
+    pub async fn changed(&self) {
+        self.changed.notified().await;
     }
 }
 
@@ -128,8 +142,11 @@ pub async fn adopt<S: Store>(state: &AppState<S>, lane: &str) -> bool {
     };
     match state.store.change_leases(change, now).await {
         Ok(held) => {
-            own.set_held(held.into_iter().map(|h| (h.lane, h.expires_at)).collect());
-            own.owns(lane, now)
+            let (_, lost) =
+                own.set_held(held.into_iter().map(|h| (h.lane, h.expires_at)).collect());
+            let had = own.owns(lane, now);
+            follow(state, &[], &lost);
+            had
         }
         Err(e) => {
             tracing::warn!(error = %e, "ownership: a new lane could not be taken; the next tick tries");
@@ -246,16 +263,31 @@ async fn step<S: Store>(state: &AppState<S>, leaving: bool) -> tiktok_dm_store::
         lease_ms,
     };
     let held = state.store.change_leases(change, now).await?;
-    let gained = own.set_held(held.into_iter().map(|h| (h.lane, h.expires_at)).collect());
+    let (gained, lost) = own.set_held(held.into_iter().map(|h| (h.lane, h.expires_at)).collect());
     if let Ok(mut g) = own.gateways.lock() {
         *g = seen.gateways;
     }
     state.metrics.set_ownership(live.len(), own.owned());
+    follow(state, &gained, &lost);
+    Ok(())
+}
+
+/// What changes with the lanes held: the worker claims the lanes gained at
+/// once; the sessions of lanes lost close (as soon as their sends in flight
+/// end), so the new holder's socket is the account's only one; listeners
+/// follow both at once.
+fn follow<S: Store>(state: &AppState<S>, gained: &[String], lost: &[String]) {
     if !gained.is_empty() {
         tracing::info!(lanes = gained.len(), "ownership: lanes taken");
         state.wake.notify_one();
     }
-    Ok(())
+    if !lost.is_empty() {
+        tracing::info!(lanes = lost.len(), "ownership: lanes given up or lost");
+        state.pool.retire(lost);
+    }
+    if !gained.is_empty() || !lost.is_empty() {
+        state.ownership.changed.notify_one();
+    }
 }
 
 /// The live gateways seen for two ticks (`tick_ms` each) or more.

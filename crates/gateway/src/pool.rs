@@ -12,8 +12,12 @@ use tokio::time::Instant;
 
 struct Entry {
     session: OnceCell<Session>,
-    /// Listeners holding the session open: it is not closed as idle.
+    /// Listeners and sends holding the session open: it is not closed as
+    /// idle.
     pins: std::sync::atomic::AtomicUsize,
+    /// Its lane moved to another gateway: it is out of the map, and closes
+    /// when its last pin goes.
+    retired: std::sync::atomic::AtomicBool,
     /// Last use, and the earliest time the next send may start.
     clock: std::sync::Mutex<(Instant, Instant)>,
 }
@@ -30,9 +34,13 @@ pub struct Pin(Arc<Entry>);
 
 impl Drop for Pin {
     fn drop(&mut self) {
-        self.0
-            .pins
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        use std::sync::atomic::Ordering;
+        let last = self.0.pins.fetch_sub(1, Ordering::AcqRel) == 1;
+        if last && self.0.retired.load(Ordering::Acquire) {
+            if let Some(s) = self.0.session.get() {
+                s.close();
+            }
+        }
     }
 }
 
@@ -73,6 +81,7 @@ impl Pool {
             Arc::new(Entry {
                 session: OnceCell::new(),
                 pins: std::sync::atomic::AtomicUsize::new(0),
+                retired: std::sync::atomic::AtomicBool::new(false),
                 clock: std::sync::Mutex::new((now, now)),
             })
         }))
@@ -121,6 +130,36 @@ impl Pool {
         let start = clock.1.max(now);
         clock.1 = start + min_interval;
         start - now
+    }
+
+    /// Closes the sessions of `lanes` (given up to another gateway): at once
+    /// when nothing pins them, else when the last send or listener holding
+    /// one lets go; a later use connects anew.
+    pub fn retire(&self, lanes: &[String]) {
+        use std::sync::atomic::Ordering;
+        if lanes.is_empty() {
+            return;
+        }
+        let removed: Vec<Arc<Entry>> = {
+            let mut entries = self
+                .entries
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let keys: Vec<String> = entries
+                .keys()
+                .filter(|k| lanes.iter().any(|l| l == lane_of(k)))
+                .cloned()
+                .collect();
+            keys.iter().filter_map(|k| entries.remove(k)).collect()
+        };
+        for e in removed {
+            e.retired.store(true, Ordering::Release);
+            if e.pins.load(Ordering::Acquire) == 0 {
+                if let Some(s) = e.session.get() {
+                    s.close();
+                }
+            }
+        }
     }
 
     /// Drops `key`'s session (TikTok rejected it); the next send connects anew.

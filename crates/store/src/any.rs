@@ -206,6 +206,10 @@ impl Store for AnyStore {
         forward!(self, set_pace_key(lane, pace_key))
     }
 
+    async fn push_pacing(&self, lane: &str, not_before: i64) -> Result<()> {
+        forward!(self, push_pacing(lane, not_before))
+    }
+
     async fn mark_sent(
         &self,
         claim: Claim,

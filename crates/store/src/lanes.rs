@@ -17,6 +17,22 @@ pub fn session_lane(digest_hex: &str) -> String {
     format!("session:{digest_hex}")
 }
 
+/// Carries a lane's next send time over to its new pace key (`$1` lane,
+/// `$2` new key), before the key changes.
+pub(crate) const CARRY_PACE: &str = "INSERT INTO pacing (key, next_send_at)
+     SELECT $2, next_send_at FROM pacing
+     WHERE key = COALESCE((SELECT pace_key FROM lane_leases WHERE lane = $1), $1)
+     ON CONFLICT (key) DO UPDATE SET next_send_at = GREATEST(pacing.next_send_at, excluded.next_send_at)";
+
+/// Sets `$1` lane's pace key to `$2`.
+pub(crate) const SET_PACE_KEY: &str = "INSERT INTO lane_leases (lane, pace_key) VALUES ($1, $2)
+     ON CONFLICT (lane) DO UPDATE SET pace_key = excluded.pace_key";
+
+/// Moves `$1` lane's pace key's next send time to at least `$2`.
+pub(crate) const PUSH_PACE: &str = "INSERT INTO pacing (key, next_send_at)
+     VALUES (COALESCE((SELECT pace_key FROM lane_leases WHERE lane = $1), $1), $2)
+     ON CONFLICT (key) DO UPDATE SET next_send_at = GREATEST(pacing.next_send_at, excluded.next_send_at)";
+
 /// How long a heartbeat keeps what is dead or idle.
 pub(crate) const FORGET_MS: i64 = 86_400_000;
 

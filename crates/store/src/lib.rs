@@ -162,8 +162,14 @@ pub trait Store: Clone + Send + Sync + 'static {
         now: i64,
     ) -> impl Future<Output = Result<Vec<HeldLane>>> + Send;
     /// Paces `lane` by `pace_key` (the TikTok uid its session sends as), so
-    /// lanes of one TikTok account share one pacing clock.
+    /// lanes of one TikTok account share one pacing clock; the new key's next
+    /// send time is at least the old one's.
     fn set_pace_key(&self, lane: &str, pace_key: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Moves the next send time of `lane`'s pace key to `not_before` unless it
+    /// is later already: a send went later than its slot (it waited for its
+    /// session), and the next, on whichever gateway, must keep the interval
+    /// after it.
+    fn push_pacing(&self, lane: &str, not_before: i64) -> impl Future<Output = Result<()>> + Send;
     /// Records a delivery. Every write of an outcome (this one, `reschedule`,
     /// `release`, `renew`, `finish`) applies only to a row still `sending`
     /// under `claim`'s token, and answers whether it did. When it applies,

@@ -54,6 +54,8 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            // Lanes changed hands: a listener starts or stops now.
+            () = state.ownership.changed() => {}
             _ = stop.changed() => break,
         }
         if *stop.borrow() {

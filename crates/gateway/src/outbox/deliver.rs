@@ -339,6 +339,13 @@ async fn send<S: Store>(
     image: Option<Vec<u8>>,
     lease: &Lease,
 ) -> Attempt {
+    // Not even connected for a lane another gateway holds now.
+    if !state.ownership.owns(&m.lane, now_ms()) {
+        return Attempt::GiveBack(Duration::ZERO);
+    }
+    // Held open while it sends: a lane given up meanwhile closes its
+    // session only after this send.
+    let _pin = state.pool.pin(key);
     let session = match state
         .pool
         .session(key, || connect(state, &m.lane, secret))
@@ -360,9 +367,11 @@ async fn send<S: Store>(
     }
     // Another gateway holds its lane now: it goes from there, on that
     // gateway's session.
-    if !state.ownership.owns(&m.lane, now_ms()) {
+    let now = now_ms();
+    if !state.ownership.owns(&m.lane, now) {
         return Attempt::GiveBack(Duration::ZERO);
     }
+    push_pacing_if_late(state, m, now).await;
     let id = &m.client_message_id;
     let sent = match &m.content {
         Content::Text(text) => session.send_text_with_id(&m.target, text, id).await,
@@ -378,6 +387,23 @@ async fn send<S: Store>(
         Err(e) => Attempt::Failed(e),
     }
 }
+
+/// A send later than its slot (it waited for its session, or for this
+/// process's previous send) moves its account's next slot to an interval
+/// after now, so that the next send keeps the interval whichever gateway
+/// makes it. A store that cannot be written is logged; the send goes.
+async fn push_pacing_if_late<S: Store>(state: &AppState<S>, m: &OutboxMessage, now: i64) {
+    let interval = millis(state.settings.pacing.min_interval);
+    if interval == 0 || now <= m.send_at + LATE_MS {
+        return;
+    }
+    if let Err(e) = state.store.push_pacing(&m.lane, now + interval).await {
+        tracing::warn!(error = %e, "outbox: a late send's pacing could not be stored");
+    }
+}
+
+/// How late a send may go after its slot before the store hears of it.
+const LATE_MS: i64 = 20;
 
 /// Gives `m` back to the outbox untried, due in `wait`.
 async fn give_back<S: Store>(

@@ -11,8 +11,8 @@ use tokio_postgres::Row;
 use crate::columns::ClaimedRow;
 use crate::error::Result;
 use crate::lanes::{
-    ClaimScope, FORGET_MS, FORGET_SQL, GatewayBeat, GatewayInfo, HeldLane, LaneLease, LeaseChange,
-    Ownership, plan,
+    CARRY_PACE, ClaimScope, FORGET_MS, FORGET_SQL, GatewayBeat, GatewayInfo, HeldLane, LaneLease,
+    LeaseChange, Ownership, PUSH_PACE, SET_PACE_KEY, plan,
 };
 use crate::types::Claimed;
 
@@ -289,14 +289,18 @@ pub(super) async fn change_leases(
         .collect()
 }
 
-/// See [`crate::Store::set_pace_key`].
-pub(super) async fn set_pace_key(c: &impl GenericClient, lane: &str, key: &str) -> Result<()> {
-    let s = c
-        .prepare_cached(
-            "INSERT INTO lane_leases (lane, pace_key) VALUES ($1, $2)
-             ON CONFLICT (lane) DO UPDATE SET pace_key = EXCLUDED.pace_key",
-        )
-        .await?;
-    c.execute(&s, &[&lane, &key]).await?;
+/// See [`crate::Store::set_pace_key`]; in one transaction `tx`.
+pub(super) async fn set_pace_key(tx: &impl GenericClient, lane: &str, key: &str) -> Result<()> {
+    for sql in [CARRY_PACE, SET_PACE_KEY] {
+        let s = tx.prepare_cached(sql).await?;
+        tx.execute(&s, &[&lane, &key]).await?;
+    }
+    Ok(())
+}
+
+/// See [`crate::Store::push_pacing`].
+pub(super) async fn push_pacing(c: &impl GenericClient, lane: &str, at: i64) -> Result<()> {
+    let s = c.prepare_cached(PUSH_PACE).await?;
+    c.execute(&s, &[&lane, &at]).await?;
     Ok(())
 }

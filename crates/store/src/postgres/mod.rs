@@ -456,8 +456,16 @@ impl Store for PostgresStore {
     }
 
     async fn set_pace_key(&self, lane: &str, pace_key: &str) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        lanes::set_pace_key(&tx, lane, pace_key).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn push_pacing(&self, lane: &str, not_before: i64) -> Result<()> {
         let c = self.client().await?;
-        lanes::set_pace_key(&c, lane, pace_key).await
+        lanes::push_pacing(&c, lane, not_before).await
     }
 
     async fn mark_sent(

@@ -10,8 +10,8 @@ use rusqlite::{Connection, params};
 use crate::columns::ClaimedRow;
 use crate::error::Result;
 use crate::lanes::{
-    ClaimScope, FORGET_MS, FORGET_SQL, GatewayBeat, GatewayInfo, HeldLane, LaneLease, LeaseChange,
-    Ownership, plan,
+    CARRY_PACE, ClaimScope, FORGET_MS, FORGET_SQL, GatewayBeat, GatewayInfo, HeldLane, LaneLease,
+    LeaseChange, Ownership, PUSH_PACE, SET_PACE_KEY, plan,
 };
 use crate::types::Claimed;
 
@@ -27,6 +27,7 @@ pub(crate) enum LaneOp {
     Heartbeat(GatewayBeat, i64),
     Change(LeaseChange, i64),
     PaceKey(String, String),
+    PushPace(String, i64),
 }
 
 impl From<LaneOp> for Op {
@@ -43,7 +44,7 @@ impl LaneOp {
     }
 
     pub(super) fn has_several_statements(&self) -> bool {
-        !matches!(self, Self::PaceKey(..))
+        !matches!(self, Self::PushPace(..))
     }
 
     pub(super) fn apply(self, c: &Connection) -> Result<Done> {
@@ -52,11 +53,15 @@ impl LaneOp {
             Self::Heartbeat(beat, now) => heartbeat(c, &beat, now).map(Done::Ownership),
             Self::Change(change, now) => change_leases(c, &change, now).map(Done::Held),
             Self::PaceKey(lane, key) => {
-                c.prepare_cached(
-                    "INSERT INTO lane_leases (lane, pace_key) VALUES (?1, ?2)
-                     ON CONFLICT (lane) DO UPDATE SET pace_key = excluded.pace_key",
-                )?
-                .execute(params![lane, key])?;
+                for sql in [CARRY_PACE, SET_PACE_KEY] {
+                    c.prepare_cached(&sqlite_sql(sql))?
+                        .execute(params![lane, key])?;
+                }
+                Ok(Done::Unit)
+            }
+            Self::PushPace(lane, at) => {
+                c.prepare_cached(&sqlite_sql(PUSH_PACE))?
+                    .execute(params![lane, at])?;
                 Ok(Done::Unit)
             }
         }
@@ -161,6 +166,12 @@ fn claim(c: &Connection, now: i64, scope: &ClaimScope, max: u32) -> Result<Vec<C
     Ok(taken.into_iter().map(ClaimedRow::into_claimed).collect())
 }
 
+/// A statement shared with PostgreSQL in SQLite's words: `?N` parameters,
+/// two-argument `MAX`.
+fn sqlite_sql(sql: &str) -> String {
+    sql.replace('$', "?").replace("GREATEST(", "MAX(")
+}
+
 fn heartbeat(c: &Connection, beat: &GatewayBeat, now: i64) -> Result<Ownership> {
     c.prepare_cached(
         "INSERT INTO gateways (id, started_at, heartbeat_at, expires_at) VALUES (?1, ?2, ?3, ?4)
@@ -168,7 +179,7 @@ fn heartbeat(c: &Connection, beat: &GatewayBeat, now: i64) -> Result<Ownership> 
     )?
     .execute(params![beat.id, beat.started_at, now, beat.expires_at])?;
     for sql in FORGET_SQL {
-        c.prepare_cached(&sql.replace('$', "?"))?
+        c.prepare_cached(&sqlite_sql(sql))?
             .execute(params![now - FORGET_MS])?;
     }
     let gateways = c

@@ -468,6 +468,11 @@ impl Store for SqliteStore {
         self.writer.run(op.into()).await.map(|_| ())
     }
 
+    async fn push_pacing(&self, lane: &str, not_before: i64) -> Result<()> {
+        let op = LaneOp::PushPace(lane.to_owned(), not_before);
+        self.writer.run(op.into()).await.map(|_| ())
+    }
+
     async fn mark_sent(
         &self,
         claim: Claim,

@@ -266,10 +266,36 @@ macro_rules! lanes_suite {
                 .enqueue(on_lane("r10", key.id, &one), &[], 800)
                 .await
                 .unwrap();
-            let shared = claim_as(&store, "gw", pace, 900, 10).await;
-            let mut at: Vec<_> = shared.iter().map(|m| m.send_at).collect();
-            at.sort();
-            assert_eq!(at, [900, 1_900], "one clock for both lanes");
+            // The shared key starts from the later of the lanes' clocks:
+            // `one`'s next slot, 3,100.
+            assert!(claim_as(&store, "gw", pace, 900, 10).await.is_empty());
+            let shared = claim_as(&store, "gw", pace, 2_000, 10).await;
+            assert_eq!(
+                shared.iter().map(|m| m.send_at).collect::<Vec<_>>(),
+                [3_100]
+            );
+            let next = claim_as(&store, "gw", pace, 2_700, 10).await;
+            assert_eq!(
+                next.iter().map(|m| m.send_at).collect::<Vec<_>>(),
+                [4_100],
+                "one clock for both lanes"
+            );
+            // A send that went late pushes the clock: an interval after it.
+            store
+                .enqueue(on_lane("r11", key.id, &two), &[], 2_800)
+                .await
+                .unwrap();
+            store.push_pacing(&two, 6_000).await.unwrap();
+            store.push_pacing(&one, 5_000).await.unwrap();
+            assert!(
+                claim_as(&store, "gw", pace, 4_400, 10).await.is_empty(),
+                "6,000 > 5,900"
+            );
+            let pushed = claim_as(&store, "gw", pace, 4_600, 10).await;
+            assert_eq!(
+                pushed.iter().map(|m| m.send_at).collect::<Vec<_>>(),
+                [6_000]
+            );
         }
     };
 }
