@@ -7,7 +7,8 @@
 //! this one driving both over loopback HTTP, with a fixed number of sends in
 //! flight (closed loop) and with sends arriving at a fixed rate (open loop).
 //! `LOAD_PIN=1` puts the gateway alone on the last core and the sandbox and the
-//! driver on the others (`taskset`). The gateway's memory is its own
+//! driver on the others (`taskset`). `LOAD_BURSTS_ONLY=1` runs only the two
+//! bursts (throughput and CPU per send). The gateway's memory is its own
 //! process's RSS. Every loop is bounded; the children exit when stdin closes.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -110,6 +111,9 @@ fn gateway_child() {
         // Every send is timed to its delivery, so none may be answered early
         // (under overload the default cap would answer the excess 202 at once).
         settings.max_waiting_sends = 1_000_000;
+        // Nor refused: an open-loop run on a slow machine can have more than
+        // the default 256 of its one key's sends in progress.
+        settings.max_requests_per_key = 1_000_000;
         let vault = tiktok_dm_gateway::secrets::Vault::from_key(&[7; 32]);
         let app = tiktok_dm_gateway::Application::build("127.0.0.1:0", settings, store, vault)
             .await
@@ -416,13 +420,24 @@ async fn parent() {
         Via::Direct(Arc::clone(&direct), target.clone()),
         Via::Gateway(Arc::clone(&gw)),
     ];
-    let mut pairs = closed_loop_runs(&vias).await;
-    // (Open-loop runs are skipped on PostgreSQL, which accepts fewer sends
-    // than these rates.)
-    let rates: &[f64] = if on_postgres { &[] } else { &PACED_RATES };
-    pairs.extend(open_loop_runs(&vias, rates).await);
+    let bursts_only = std::env::var("LOAD_BURSTS_ONLY").as_deref() == Ok("1");
+    let mut pairs = Vec::new();
+    if !bursts_only {
+        pairs = closed_loop_runs(&vias).await;
+        // (Open-loop runs are skipped on PostgreSQL, which accepts fewer
+        // sends than these rates.)
+        let rates: &[f64] = if on_postgres { &[] } else { &PACED_RATES };
+        pairs.extend(open_loop_runs(&vias, rates).await);
+    }
     let bursts = burst_runs(&gw, [gateway_pid, sandbox.id(), std::process::id()]).await;
     let rss_after_load = tiktok_dm_test_support::rss_kib(gateway_pid);
+    if bursts_only {
+        print_bursts(&bursts);
+        for child in [&mut gateway_process, &mut sandbox] {
+            stop(child);
+        }
+        return;
+    }
 
     // 1,000 accounts, each sends once and stays connected (idle), in a fresh
     // gateway process, so the figure is not the allocator's memory kept from
@@ -706,13 +721,6 @@ async fn crowd_run(gw: &Arc<Gateway>, gateway_pid: u32, seed: &tiktok_dm_sandbox
 /// the bursts.
 fn print_summary(pairs: &[Pair], bursts: &Bursts, rss: [u64; 2], crowd: &Crowd) {
     let [rss_start, rss_after_load] = rss;
-    let Bursts {
-        after_delivery,
-        accepted,
-        drained,
-        cpu_per_send,
-        writer_per_send,
-    } = bursts;
     println!();
     for (load, pair) in pairs {
         let (d, g) = (&pair[0], &pair[1]);
@@ -722,6 +730,25 @@ fn print_summary(pairs: &[Pair], bursts: &Bursts, rss: [u64; 2], crowd: &Crowd) 
             us(g.p99) - us(d.p99)
         );
     }
+    print_bursts(bursts);
+    println!(
+        "gateway RSS: {rss_start} KiB after warm-up, {rss_after_load} KiB after the bursts; a fresh gateway: {} KiB at start, {} KiB with {CROWD} accounts connected and idle (sessions_connected {}), {:.1} KiB per account",
+        crowd.before,
+        crowd.after,
+        crowd.connected,
+        (crowd.after.saturating_sub(crowd.before)) as f64 / f64::from(CROWD)
+    );
+}
+
+/// The bursts' throughput and CPU per send.
+fn print_bursts(bursts: &Bursts) {
+    let Bursts {
+        after_delivery,
+        accepted,
+        drained,
+        cpu_per_send,
+        writer_per_send,
+    } = bursts;
     println!(
         "answer-after-delivery throughput: {:.0}/s; accepted (202) {:.0}/s; {BURST_TOTAL} accepted and delivered in {:.2} s = {:.0}/s",
         after_delivery.rate,
@@ -738,12 +765,5 @@ fn print_summary(pairs: &[Pair], bursts: &Bursts, rss: [u64; 2], crowd: &Crowd) 
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         std::thread::available_parallelism().map_or(1, |n| n.get()) as f64 * 1e6 / cpu_per_send[0],
         1e6 / writer_per_send
-    );
-    println!(
-        "gateway RSS: {rss_start} KiB after warm-up, {rss_after_load} KiB after the bursts; a fresh gateway: {} KiB at start, {} KiB with {CROWD} accounts connected and idle (sessions_connected {}), {:.1} KiB per account",
-        crowd.before,
-        crowd.after,
-        crowd.connected,
-        (crowd.after.saturating_sub(crowd.before)) as f64 / f64::from(CROWD)
     );
 }

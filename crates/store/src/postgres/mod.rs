@@ -1,11 +1,12 @@
 //! The PostgreSQL backend, for a gateway whose database is a server
 //! (`postgres://...`): the same tables and behaviour as the SQLite backend, with
-//! PostgreSQL's own concurrency instead of a single writer. An acceptance
-//! share-locks its API key's row (`FOR SHARE`: a revocation waits for it, or it
-//! sees the revocation) and reserves quota in one conditional upsert of the
-//! key's counter rows, so concurrent sends of one key queue on those rows
-//! until they commit while other keys go on; claims take due rows with
-//! `FOR UPDATE SKIP LOCKED`, so several gateways can share one database without
+//! PostgreSQL's own concurrency instead of a single writer. Acceptances are
+//! committed in groups by a writer task per store (`batch.rs`): a group
+//! share-locks its API keys' rows (`FOR SHARE`: a revocation waits for it, or
+//! it sees the revocation) and locks their counter rows until it commits, so
+//! groups from several gateways take turns on a key's counters and never pass
+//! a limit together; sent marks are grouped too (`sent.rs`); claims take due
+//! rows with `FOR UPDATE SKIP LOCKED`, so several gateways can share one database without
 //! claiming a message twice. Every commit is durable (PostgreSQL's default
 //! `synchronous_commit`).
 //!
@@ -27,16 +28,18 @@ use crate::types::*;
 use crate::webhooks::*;
 
 mod accounts;
+mod batch;
 mod events;
 mod lanes;
 mod reads;
 mod retention;
+mod sent;
 mod tls;
 mod webhooks;
 mod writes;
 
 use reads::{read_status, read_totals};
-use writes::{enqueue, finish, idempotent_repeat, window_used};
+use writes::{finish, idempotent_repeat, window_used};
 
 /// The migrations, compiled into the binary; the table
 /// `tiktok_dm_migrations` records which ran.
@@ -93,6 +96,10 @@ const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    /// Acceptances go to its writer task, which commits them in groups.
+    batcher: batch::Batcher,
+    /// So do sent marks without an event.
+    sent: sent::SentBatcher,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -158,7 +165,13 @@ impl PostgresStore {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| Error::Migration(format!("cannot build the connection pool: {e}")))?;
-        let store = Self { pool };
+        let batcher = batch::Batcher::start(pool.clone());
+        let sent = sent::SentBatcher::start(pool.clone());
+        let store = Self {
+            pool,
+            batcher,
+            sent,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -390,34 +403,10 @@ impl Store for PostgresStore {
         now: i64,
     ) -> Result<Enqueued> {
         request.check()?;
-        let twin = request
-            .idempotency_key
-            .clone()
-            .map(|k| (request.api_key_id, k, request.request_hash.clone()));
-        let c = self.client().await?;
-        let accepted = match enqueue(&c, request, windows, now).await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Its transaction may still be open: the connection is closed
-                // rather than given back to the pool.
-                drop(deadpool_postgres::Object::take(c));
-                return Err(e);
-            }
-        };
-        match accepted {
-            Some(e) => Ok(e),
-            None => {
-                let (key_id, key, hash) = twin.ok_or_else(|| {
-                    Error::Corrupt("an idempotency race without an idempotency key".into())
-                })?;
-                idempotent_repeat(&c, key_id, &key, &hash)
-                    .await?
-                    .ok_or_else(|| {
-                        Error::Corrupt(
-                            "the first request with this idempotency key vanished".into(),
-                        )
-                    })
-            }
+        if batch::fits(windows, now) {
+            self.batcher.enqueue(request, windows, now).await
+        } else {
+            batch::alone(&self.pool, request, windows, now).await
         }
     }
 
@@ -476,16 +465,16 @@ impl Store for PostgresStore {
         now: i64,
         event: Option<NewEvent>,
     ) -> Result<Recorded> {
-        let mut c = self.client().await?;
         let sent = (claim, server_message_id, transport, now);
         let Some(event) = event else {
-            // One statement, atomic by itself: no transaction to open.
-            let applied = writes::mark_sent(&c, sent).await?;
+            // One statement, in a group's (see `sent.rs`).
+            let applied = self.sent.mark_sent(sent).await?;
             return Ok(Recorded {
                 applied,
                 event: None,
             });
         };
+        let mut c = self.client().await?;
         let tx = c.transaction().await?;
         let applied = writes::mark_sent(&tx, sent).await?;
         let recorded = events::logged(&tx, applied, event, now).await?;

@@ -436,3 +436,241 @@ async fn concurrent_claimers_keep_a_webhook_within_its_share_in_flight() {
         );
     }
 }
+
+/// Two gateways (two stores, each with its own writer task batching
+/// acceptances) accept for one key at once, 200 sends against a daily limit
+/// of 50: exactly 50 are accepted, each answered with its own count (1 to
+/// 50, as the counters were locked from read to commit), and the rest are
+/// refused with a count within the limit.
+#[tokio::test]
+async fn concurrent_acceptances_from_two_stores_never_pass_a_limit() {
+    use tiktok_dm_store::{Enqueued, Kind, Store as _};
+    let Some((first, schema)) = open().await else {
+        return;
+    };
+    let second = PostgresStore::open(&schema.url).await.unwrap();
+    let key = crate::suite::new_key(&first, "limited", Some(50)).await.id;
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let store = if i % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
+            tokio::spawn(async move {
+                let r = crate::suite::request(&format!("q{i}"), key, None, &[Kind::Text]);
+                store
+                    .enqueue(r, &crate::suite::daily(50), 10)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let (mut counts, mut refused) = (Vec::new(), 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Enqueued::Accepted { snapshot, .. } => counts.push(snapshot.used[0]),
+            Enqueued::QuotaExceeded {
+                limit: 50, used, ..
+            } => {
+                assert!(used <= 50, "{used}");
+                refused += 1;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=50).collect::<Vec<u64>>());
+    assert_eq!(refused, 150);
+    let today = &crate::suite::daily(50)[0];
+    assert_eq!(crate::suite::used(&second, key, today).await, 50);
+    let rows = schema.query_text("SELECT count(*)::text FROM outbox").await;
+    assert_eq!(rows, ["50"]);
+}
+
+/// Sends held up together (so they form one batch): a request id already
+/// taken fails alone; a replay and a conflicting reuse of an idempotency key
+/// answer as such; two new requests with one idempotency key are accepted
+/// once and the other is its replay; the rest are accepted, and the counters
+/// count exactly what was written.
+#[tokio::test]
+async fn a_failing_request_in_a_batch_does_not_fail_the_others() {
+    held_batch(true).await;
+}
+
+/// The same batch without the failing request: it commits as one, with the
+/// same answers.
+#[tokio::test]
+async fn a_batch_answers_repeats_conflicts_and_twins_of_an_idempotency_key() {
+    held_batch(false).await;
+}
+
+/// Holds the writer on a first send while the others queue, then lets them
+/// run as one batch (with a request id already taken when `taken`).
+async fn held_batch(taken: bool) {
+    use tiktok_dm_store::{Enqueued, Kind, Store as _};
+    let Some((store, schema)) = open().await else {
+        return;
+    };
+    let key = crate::suite::new_key(&store, "k", Some(1_000)).await.id;
+    let windows = crate::suite::daily(1_000);
+    let r = crate::suite::request("taken", key, Some("k1"), &[Kind::Text]);
+    store.enqueue(r, &windows, 10).await.unwrap();
+    let (blocker, conn) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE requests IN SHARE ROW EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let send = |id: &str, idempotency: Option<&str>, hash: &str| {
+        let mut r = crate::suite::request(id, key, idempotency, &[Kind::Text, Kind::Image]);
+        r.request_hash = hash.into();
+        let (store, windows) = (store.clone(), windows.clone());
+        tokio::spawn(async move { store.enqueue(r, &windows, 10).await })
+    };
+    // The first batch waits for the lock; the others queue behind it.
+    let plug = send("plug", None, "p");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let taken = taken.then(|| send("taken", None, "t"));
+    let replay = send("again", Some("k1"), "hash-of-taken");
+    let conflict = send("other", Some("k1"), "something else");
+    let twins = [
+        send("twin1", Some("k2"), "h2"),
+        send("twin2", Some("k2"), "h2"),
+    ];
+    let fresh: Vec<_> = (0..30)
+        .map(|i| send(&format!("f{i}"), None, &format!("f{i}")))
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    blocker.batch_execute("COMMIT").await.unwrap();
+    let accepted = |e: &Enqueued| matches!(e, Enqueued::Accepted { .. });
+    assert!(accepted(&plug.await.unwrap().unwrap()));
+    if let Some(taken) = taken {
+        let e = taken.await.unwrap().unwrap_err();
+        assert!(e.to_string().contains("23505"), "{e}");
+    }
+    assert_eq!(
+        replay.await.unwrap().unwrap(),
+        Enqueued::Replay {
+            request_id: "taken".into()
+        }
+    );
+    assert_eq!(
+        conflict.await.unwrap().unwrap(),
+        Enqueued::IdempotencyConflict
+    );
+    let mut twin_answers = Vec::new();
+    for t in twins {
+        twin_answers.push(t.await.unwrap().unwrap());
+    }
+    let first_twin = match twin_answers.iter().find(|e| accepted(e)) {
+        Some(Enqueued::Accepted { request_id, .. }) => request_id.clone(),
+        _ => panic!("{twin_answers:?}"),
+    };
+    assert!(twin_answers.contains(&Enqueued::Replay {
+        request_id: first_twin
+    }));
+    for f in fresh {
+        assert!(accepted(&f.await.unwrap().unwrap()));
+    }
+    // taken, plug, a twin, 30 fresh: 33 requests, 65 messages.
+    let rows = schema.query_text("SELECT count(*)::text FROM outbox").await;
+    assert_eq!(rows, ["65"]);
+    assert_eq!(crate::suite::used(&store, key, &windows[0]).await, 65);
+}
+
+/// Sends racing a revocation: each is either accepted (and written) or
+/// refused as revoked, and once the revocation has returned nothing more is
+/// accepted.
+#[tokio::test]
+async fn nothing_is_accepted_after_a_revocation_commits_amid_a_burst() {
+    use tiktok_dm_store::{Enqueued, Kind, Store as _};
+    let Some((store, schema)) = open().await else {
+        return;
+    };
+    let key = crate::suite::new_key(&store, "k", None).await.id;
+    let tasks: Vec<_> = (0..300)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let r = crate::suite::request(&format!("r{i}"), key, None, &[Kind::Text]);
+                store.enqueue(r, &[], 10).await.unwrap()
+            })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    assert!(store.revoke_api_key("k", 20).await.unwrap());
+    let after = crate::suite::request("after", key, None, &[Kind::Text]);
+    assert_eq!(
+        store.enqueue(after, &[], 30).await.unwrap(),
+        Enqueued::KeyRevoked
+    );
+    let mut accepted = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Enqueued::Accepted { .. } => accepted += 1,
+            Enqueued::KeyRevoked => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let rows = schema.query_text("SELECT count(*)::text FROM outbox").await;
+    assert_eq!(rows, [accepted.to_string()]);
+}
+
+/// Sent marks made at once go in groups: each is applied under its own
+/// claim's token (a stale token changes nothing and answers `false`), and a
+/// request's session is wiped once all its messages are sent.
+#[tokio::test]
+async fn concurrent_sent_marks_apply_each_under_its_own_token() {
+    use tiktok_dm_store::{Claim, Enqueued, Kind, Store as _};
+    let Some((store, schema)) = open().await else {
+        return;
+    };
+    let key = crate::suite::new_key(&store, "k", None).await.id;
+    let mut claims = Vec::new();
+    for i in 0..60 {
+        let mut r = crate::suite::request(&format!("s{i}"), key, None, &[Kind::Text]);
+        r.claim_first_ms = Some(60_000);
+        match store.enqueue(r, &[], 10).await.unwrap() {
+            Enqueued::Accepted {
+                claimed: Some(m), ..
+            } => claims.push(m.claim()),
+            other => panic!("{other:?}"),
+        }
+    }
+    let stale = Claim {
+        id: claims[0].id,
+        token: claims[0].token + 7,
+    };
+    let marks: Vec<_> = std::iter::once(stale)
+        .chain(claims)
+        .map(|claim| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .mark_sent(claim, "server-id", "ws", 20, None)
+                    .await
+                    .unwrap()
+                    .applied
+            })
+        })
+        .collect();
+    let mut applied = Vec::new();
+    for m in marks {
+        applied.push(m.await.unwrap());
+    }
+    assert!(!applied[0], "the stale token");
+    assert!(applied[1..].iter().all(|a| *a));
+    let left = schema
+        .query_text(
+            "SELECT count(*)::text FROM outbox WHERE state <> 'sent' OR server_message_id <> 'server-id'",
+        )
+        .await;
+    assert_eq!(left, ["0"]);
+    let sessions = schema
+        .query_text("SELECT count(*)::text FROM requests WHERE session_sealed IS NOT NULL")
+        .await;
+    assert_eq!(sessions, ["0"]);
+}
