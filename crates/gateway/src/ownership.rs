@@ -130,7 +130,8 @@ pub async fn adopt<S: Store>(state: &AppState<S>, lane: &str) -> bool {
     }
     let shared = state.store.is_shared();
     let live: Vec<String> = own.gateways().into_iter().map(|g| g.id).collect();
-    if shared && target(lane, &live).is_some_and(|t| t != own.id) {
+    // Shared: only its rendezvous share, once a heartbeat said who is alive.
+    if shared && target(lane, &live) != Some(own.id.as_str()) {
         return false;
     }
     let change = LeaseChange {

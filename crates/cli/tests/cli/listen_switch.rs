@@ -90,6 +90,13 @@ async fn an_accounts_listening_is_switched_on_and_off_while_the_gateway_runs() {
     assert_eq!(code, Some(0), "{said}");
     assert!(said.contains("\"shop\": listening on"), "{said}");
     until_listening(&url, 1).await;
+    // A listener counts from its start; its socket opens as it connects.
+    for _ in 0..100 {
+        if sandbox.handle.open_sockets(alice) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(sandbox.handle.open_sockets(alice), 1);
     assert_eq!(listening(db).await, [("shop".to_owned(), true)]);
 

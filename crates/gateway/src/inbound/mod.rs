@@ -77,7 +77,14 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
             .inbound
             .accounts_expired
             .set(i64::try_from(expired).unwrap_or(i64::MAX));
-        // Only the gateway holding an account's lane listens for it.
+        // Only the gateway holding an account's lane listens for it; one
+        // that should hold it takes it now rather than at the next tick.
+        for a in accounts
+            .iter()
+            .filter(|a| a.listen && a.status == AccountStatus::Active)
+        {
+            crate::ownership::adopt(&state, &account_lane(&a.name)).await;
+        }
         let now = crate::now_ms();
         let wanted: HashMap<String, i64> = accounts
             .into_iter()
