@@ -33,6 +33,16 @@ use crate::types::*;
 /// Acceptances per transaction, at most.
 const MAX_BATCH: usize = 512;
 
+/// Locks counter rows (key ids, periods, starts), creating missing ones, in
+/// the order given, and reads them: a no-op update locks an existing row. An
+/// unknown or revoked key has none (it is refused).
+pub(super) const LOCK_COUNTERS: &str =
+    "INSERT INTO usage_counters (api_key_id, period, start, messages, image_bytes)
+     SELECT k, p, s, 0, 0 FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS t(k, p, s)
+     WHERE EXISTS (SELECT 1 FROM api_keys a WHERE a.id = t.k AND a.revoked_at IS NULL)
+     ON CONFLICT (api_key_id, period, start) DO UPDATE SET messages = usage_counters.messages
+     RETURNING api_key_id, period, start, messages, image_bytes";
+
 /// One statement parameter.
 type Param<'a> = &'a (dyn ToSql + Sync);
 
@@ -278,15 +288,7 @@ async fn lock(c: &Object, jobs: &[Job]) -> Result<Locked> {
             "SELECT id FROM api_keys WHERE id = ANY($1::bigint[]) AND revoked_at IS NULL ORDER BY id FOR SHARE",
         )
         .await?;
-    // A no-op update locks an existing row; rows in the order given.
-    let counters_s = c
-        .prepare_cached(
-            "INSERT INTO usage_counters (api_key_id, period, start, messages, image_bytes)
-             SELECT k, p, s, 0, 0 FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS t(k, p, s)
-             ON CONFLICT (api_key_id, period, start) DO UPDATE SET messages = usage_counters.messages
-             RETURNING api_key_id, period, start, messages, image_bytes",
-        )
-        .await?;
+    let counters_s = c.prepare_cached(LOCK_COUNTERS).await?;
     let earlier_s = c
         .prepare_cached(
             "SELECT r.api_key_id, r.idempotency_key, r.id, r.request_hash

@@ -34,10 +34,10 @@ pub(super) async fn enqueue(
     windows: &[QuotaWindow],
     now: i64,
 ) -> Result<Option<Enqueued>> {
-    if let Some(refused) = begin(c, &request).await? {
+    let periods = Periods::at(now);
+    if let Some(refused) = begin(c, &request, periods).await? {
         return Ok(Some(refused));
     }
-    let periods = Periods::at(now);
     let limits = match limits(c, &request, windows, periods).await? {
         Ok(limits) => limits,
         Err(refused) => return Ok(Some(refused)),
@@ -82,15 +82,20 @@ impl Periods {
     }
 }
 
-/// Opens the transaction together with the key's check and the idempotency
-/// lookup (one round trip); a refusal or a repeat ends it.
-async fn begin(c: &Conn, request: &NewRequest) -> Result<Option<Enqueued>> {
+/// Opens the transaction together with the key's check, the lock on its
+/// counter rows and the idempotency lookup (one round trip); a refusal or a
+/// repeat ends it. The counters are locked before the request row is written,
+/// as a group of acceptances (`batch.rs`) locks them: an acceptance that wrote
+/// an idempotency key first and then waited for the counters a group holds,
+/// while the group's insert of the same key waited for it, would deadlock.
+async fn begin(c: &Conn, request: &NewRequest, periods: Periods) -> Result<Option<Enqueued>> {
     // A share lock on the key's row: a revocation (an UPDATE of the row) waits
     // for this acceptance to end, or this one sees it; acceptances of one key
     // do not wait for each other here.
     let s = c
         .prepare_cached("SELECT revoked_at IS NULL FROM api_keys WHERE id = $1 FOR SHARE")
         .await?;
+    let lock = c.prepare_cached(super::batch::LOCK_COUNTERS).await?;
     let repeat = async {
         match &request.idempotency_key {
             Some(key) => idempotent_repeat(c, request.api_key_id, key, &request.request_hash).await,
@@ -98,12 +103,21 @@ async fn begin(c: &Conn, request: &NewRequest) -> Result<Option<Enqueued>> {
         }
     };
     let key_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&request.api_key_id];
-    let (begun, live, repeat) = tokio::join!(
+    let k = request.api_key_id;
+    let (keys, names, starts) = (
+        vec![k, k, k],
+        vec!["all", "day", "month"],
+        vec![0, periods.day_start, periods.month_start],
+    );
+    let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&keys, &names, &starts];
+    let (begun, live, locked, repeat) = tokio::join!(
         c.batch_execute("BEGIN"),
         c.query_opt(&s, &key_params),
+        c.query(&lock, &lock_params),
         repeat,
     );
     begun?;
+    locked?;
     let live: Option<bool> = live?.map(|r| r.try_get(0)).transpose()?;
     if live != Some(true) {
         roll_back(c).await?;
