@@ -4,7 +4,7 @@
 //! only a lane's holder opens its TikTok session, listens for it and claims
 //! its messages.
 //!
-//! Every [`Ownership::tick`] (a third of `owner_lease`) the gateway beats,
+//! Every tick (a third of `owner_lease`) the gateway beats,
 //! reads the live gateways and every lane, and picks its share by
 //! rendezvous hashing: a lane belongs to the live gateway with the highest
 //! hash of (gateway, lane), so every gateway computes the same split and a
@@ -47,6 +47,11 @@ pub struct Ownership {
     nudge: Notify,
     /// Tells the listeners' supervisor that lanes changed hands.
     changed: Notify,
+    /// Held across a lease change and the record of its answer, so that an
+    /// older answer never overwrites a newer one.
+    changing: tokio::sync::Mutex<()>,
+    /// Lanes another live gateway held at the last heartbeat: not adopted.
+    elsewhere: Mutex<HashSet<String>>,
 }
 
 impl Ownership {
@@ -62,6 +67,8 @@ impl Ownership {
             seen: Mutex::default(),
             nudge: Notify::new(),
             changed: Notify::new(),
+            changing: tokio::sync::Mutex::new(()),
+            elsewhere: Mutex::default(),
         }
     }
 
@@ -130,9 +137,15 @@ pub async fn adopt<S: Store>(state: &AppState<S>, lane: &str) -> bool {
     }
     let shared = state.store.is_shared();
     let live: Vec<String> = own.gateways().into_iter().map(|g| g.id).collect();
-    // Shared: only its rendezvous share, once a heartbeat said who is alive.
-    if shared && target(lane, &live) != Some(own.id.as_str()) {
+    // Shared: only its rendezvous share, once a heartbeat said who is alive,
+    // and not while another gateway holds it (it gives it up at a tick).
+    let elsewhere = own.elsewhere.lock().is_ok_and(|e| e.contains(lane));
+    if shared && (elsewhere || target(lane, &live) != Some(own.id.as_str())) {
         return false;
+    }
+    let _changing = own.changing.lock().await;
+    if own.owns(lane, now) {
+        return true;
     }
     let change = LeaseChange {
         gateway: own.id.clone(),
@@ -241,36 +254,66 @@ async fn step<S: Store>(state: &AppState<S>, leaving: bool) -> tiktok_dm_store::
     };
     let seen = state.store.heartbeat(beat, now).await?;
     let live: Vec<String> = seen.gateways.iter().map(|g| g.id.clone()).collect();
-    let settled = settle(own, &live, now, lease_ms / 3);
-    let shared = state.store.is_shared();
-    let (take, release) = if leaving {
-        (
-            Vec::new(),
-            seen.lanes.iter().map(|l| l.lane.clone()).collect(),
-        )
-    } else if shared {
-        plan(&own.id, &seen.lanes, &live, &settled, now)
-    } else {
-        (
-            seen.lanes.iter().map(|l| l.lane.clone()).collect(),
-            Vec::new(),
-        )
-    };
+    let (take, release) = choose(state, &seen, &live, leaving, now);
+    if let Ok(mut e) = own.elsewhere.lock() {
+        *e = seen
+            .lanes
+            .iter()
+            .filter(|l| l.held(now) && l.owner.as_deref() != Some(own.id.as_str()))
+            .map(|l| l.lane.clone())
+            .collect();
+    }
+    let changing = own.changing.lock().await;
+    // Lanes given up stop here before the database lets another take them.
+    if let Ok(mut held) = own.held.lock() {
+        for lane in &release {
+            held.remove(lane);
+        }
+    }
     let change = LeaseChange {
         gateway: own.id.clone(),
         take,
-        release,
-        force: !shared,
+        release: release.clone(),
+        force: !state.store.is_shared(),
         lease_ms,
     };
-    let held = state.store.change_leases(change, now).await?;
-    let (gained, lost) = own.set_held(held.into_iter().map(|h| (h.lane, h.expires_at)).collect());
+    let held = state.store.change_leases(change, now).await;
+    let (gained, mut lost) = match held {
+        Ok(held) => own.set_held(held.into_iter().map(|h| (h.lane, h.expires_at)).collect()),
+        Err(e) => {
+            drop(changing);
+            follow(state, &[], &release);
+            return Err(e);
+        }
+    };
+    drop(changing);
+    lost.extend(release);
     if let Ok(mut g) = own.gateways.lock() {
         *g = seen.gateways;
     }
     state.metrics.set_ownership(live.len(), own.owned());
     follow(state, &gained, &lost);
     Ok(())
+}
+
+/// The lanes to take (or renew) and to give up this tick.
+fn choose<S: Store>(
+    state: &AppState<S>,
+    seen: &tiktok_dm_store::Ownership,
+    live: &[String],
+    leaving: bool,
+    now: i64,
+) -> (Vec<String>, Vec<String>) {
+    let own = &state.ownership;
+    let all = || seen.lanes.iter().map(|l| l.lane.clone()).collect();
+    if leaving {
+        (Vec::new(), all())
+    } else if state.store.is_shared() {
+        let settled = settle(own, live, now, millis(state.settings.owner_lease) / 3);
+        plan(&own.id, &seen.lanes, live, &settled, now)
+    } else {
+        (all(), Vec::new())
+    }
 }
 
 /// What changes with the lanes held: the worker claims the lanes gained at

@@ -104,6 +104,31 @@ impl Pool {
         Ok(session)
     }
 
+    /// [`Pool::session`], held open by the pin it comes with (a send): both
+    /// of one entry, so a lane retired meanwhile closes this session too
+    /// once the pin goes, rather than leave a socket nothing holds.
+    ///
+    /// # Errors
+    /// What `connect` returns.
+    pub async fn session_pinned<F, Fut>(
+        &self,
+        key: &str,
+        connect: F,
+    ) -> Result<(Session, Pin), ClientError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Session, ClientError>>,
+    {
+        let entry = self.entry(key);
+        entry.pins.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let pin = Pin(Arc::clone(&entry));
+        let session = entry.session.get_or_try_init(connect).await?.clone();
+        if let Ok(mut clock) = entry.clock.lock() {
+            clock.0 = Instant::now();
+        }
+        Ok((session, pin))
+    }
+
     /// Keeps `key`'s session open, however idle, until the pin is dropped
     /// (a listener: sends and the listener share one socket per account).
     pub fn pin(&self, key: &str) -> Pin {

@@ -345,13 +345,12 @@ async fn send<S: Store>(
     }
     // Held open while it sends: a lane given up meanwhile closes its
     // session only after this send.
-    let _pin = state.pool.pin(key);
-    let session = match state
+    let (session, _pin) = match state
         .pool
-        .session(key, || connect(state, &m.lane, secret))
+        .session_pinned(key, || connect(state, &m.lane, secret))
         .await
     {
-        Ok(session) => session,
+        Ok(found) => found,
         Err(e) => return Attempt::Failed(e),
     };
     // No sooner than the interval after this process's previous send of the
@@ -367,11 +366,13 @@ async fn send<S: Store>(
     }
     // Another gateway holds its lane now: it goes from there, on that
     // gateway's session.
+    // The store hears of a late send before the ownership check, so a
+    // gateway taking the lane over meanwhile keeps the interval after it.
     let now = now_ms();
-    if !state.ownership.owns(&m.lane, now) {
+    push_pacing_if_late(state, m, now).await;
+    if !state.ownership.owns(&m.lane, now_ms()) {
         return Attempt::GiveBack(Duration::ZERO);
     }
-    push_pacing_if_late(state, m, now).await;
     let id = &m.client_message_id;
     let sent = match &m.content {
         Content::Text(text) => session.send_text_with_id(&m.target, text, id).await,

@@ -181,7 +181,7 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
 }
 
 /// Who claims and how: this gateway, its lanes, the pacing (a paced message
-/// may be claimed up to half a lease before its slot, and waits for it).
+/// may be claimed shortly before its slot, and waits for it).
 pub fn scope<S>(state: &AppState<S>) -> ClaimScope {
     let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4);
     let pacing = state.settings.pacing;
@@ -192,8 +192,17 @@ pub fn scope<S>(state: &AppState<S>) -> ClaimScope {
             min_interval_ms: millis(pacing.min_interval),
             jitter_ms: millis(pacing.jitter),
         },
-        horizon_ms: state.settings.lease_ms() / 2,
+        horizon_ms: horizon_ms(state.settings.lease_ms(), pacing),
     }
+}
+
+/// How far ahead a paced message is claimed: two slots at most (so that a
+/// lane moving to another gateway, or a gateway stopping, leaves few claimed
+/// messages waiting), and never beyond half a lease.
+fn horizon_ms(lease_ms: i64, pacing: crate::config::Pacing) -> i64 {
+    let slot = pacing.min_interval + pacing.jitter;
+    let two = i64::try_from((slot * 2).as_millis()).unwrap_or(i64::MAX);
+    two.min(lease_ms / 2)
 }
 
 /// The pause after a first failed claim, and the longest.

@@ -687,6 +687,7 @@ pub(super) async fn alone(
         .idempotency_key
         .clone()
         .map(|k| (request.api_key_id, k, request.request_hash.clone()));
+    let (id, hash) = (request.id.clone(), request.request_hash.clone());
     let c = pool.get().await?;
     let accepted = match super::writes::enqueue(&c, request, windows, now).await {
         Ok(accepted) => accepted,
@@ -694,7 +695,7 @@ pub(super) async fn alone(
             // Its transaction may still be open: the connection is closed
             // rather than given back to the pool.
             drop(Object::take(c));
-            return Err(e);
+            return stored_before(pool, &id, &hash).await.unwrap_or(Err(e));
         }
     };
     match accepted {
@@ -710,4 +711,23 @@ pub(super) async fn alone(
                 })
         }
     }
+}
+
+/// A request that failed to run alone may have been committed by its group
+/// after all (the group's COMMIT went through, its answer was lost): then it
+/// was accepted, and answers as a replay of itself rather than an error a
+/// client would retry with a second copy. `None` when it is not there (or
+/// the database cannot say).
+async fn stored_before(pool: &Pool, id: &str, hash: &str) -> Option<Result<Enqueued>> {
+    let c = pool.get().await.ok()?;
+    let row = c
+        .query_opt("SELECT request_hash FROM requests WHERE id = $1", &[&id])
+        .await
+        .ok()??;
+    let stored: String = row.try_get(0).ok()?;
+    (stored == hash).then(|| {
+        Ok(Enqueued::Replay {
+            request_id: id.to_owned(),
+        })
+    })
 }

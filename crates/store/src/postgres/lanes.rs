@@ -237,10 +237,12 @@ pub(super) async fn change_leases(
     if !change.release.is_empty() {
         let s = tx
             .prepare_cached(
-                "UPDATE lane_leases SET owner = NULL, expires_at = 0 WHERE lane = ANY($1) AND owner = $2",
+                "UPDATE lane_leases SET owner = NULL, expires_at = $3 WHERE lane = ANY($1) AND owner = $2",
             )
             .await?;
-        tx.execute(&s, &[&change.release, &change.gateway]).await?;
+        // Given up now: forgotten a day from now, like a lease run out.
+        tx.execute(&s, &[&change.release, &change.gateway, &now])
+            .await?;
     }
     if !change.take.is_empty() {
         // Sorted, so that two gateways lock rows in one order. Renewing

@@ -222,10 +222,11 @@ fn heartbeat(c: &Connection, beat: &GatewayBeat, now: i64) -> Result<Ownership> 
 
 fn change_leases(c: &Connection, change: &LeaseChange, now: i64) -> Result<Vec<HeldLane>> {
     let mut release = c.prepare_cached(
-        "UPDATE lane_leases SET owner = NULL, expires_at = 0 WHERE lane = ?1 AND owner = ?2",
+        "UPDATE lane_leases SET owner = NULL, expires_at = ?3 WHERE lane = ?1 AND owner = ?2",
     )?;
     for lane in &change.release {
-        release.execute(params![lane, change.gateway])?;
+        // Given up now: forgotten a day from now, like a lease run out.
+        release.execute(params![lane, change.gateway, now])?;
     }
     // Renewing one's own live lease keeps its token; any other change of
     // hands (a lease taken, or one's own taken back after it ran out)

@@ -170,6 +170,20 @@ macro_rules! lanes_suite {
             );
             store.heartbeat(beat("gw", 3 * day), 3 * day).await.unwrap();
             let again = take(&store, "gw3", &lanes, 3 * day + 1).await;
+            // Given up, it is kept a day too: its token goes on rising.
+            let gone = LeaseChange {
+                gateway: "gw3".into(),
+                release: lanes.clone(),
+                lease_ms: 10_000,
+                ..LeaseChange::default()
+            };
+            held(&store, gone, 3 * day + 2).await;
+            store
+                .heartbeat(beat("gw", 3 * day + 3), 3 * day + 3)
+                .await
+                .unwrap();
+            let taken = take(&store, "gw4", &lanes, 3 * day + 4).await;
+            assert_eq!(taken, [(lanes[1].clone(), 4), (lanes[0].clone(), 2)]);
             assert_eq!(again, [(lanes[1].clone(), 3), (lanes[0].clone(), 1)]);
         }
 

@@ -202,7 +202,10 @@ async fn a_failed_acceptance_leaves_no_transaction_open() {
         let first = crate::suite::request(&id, key.id, None, &[Kind::Text]);
         store.enqueue(first, &windows, 10).await.unwrap();
         for _ in 0..3 {
-            let again = crate::suite::request(&id, key.id, None, &[Kind::Text]);
+            // The same id for other content (the same content would be
+            // answered as the request a lost COMMIT answer left stored).
+            let mut again = crate::suite::request(&id, key.id, None, &[Kind::Text]);
+            again.request_hash = "other content".into();
             let e = store.enqueue(again, &windows, 10).await.unwrap_err();
             assert!(e.to_string().contains("23505"), "{e}");
         }
@@ -673,4 +676,27 @@ async fn concurrent_sent_marks_apply_each_under_its_own_token() {
         .query_text("SELECT count(*)::text FROM requests WHERE session_sealed IS NOT NULL")
         .await;
     assert_eq!(sessions, ["0"]);
+}
+
+/// A request whose group committed but whose answer was lost runs again
+/// alone and meets itself: it answers as accepted (a replay of itself), not
+/// as an error a client would retry with a second copy.
+#[tokio::test]
+async fn a_request_met_again_after_a_lost_commit_answer_is_accepted_not_an_error() {
+    use tiktok_dm_store::{Enqueued, Kind, Store as _};
+    let Some((store, _schema)) = open().await else {
+        return;
+    };
+    let key = crate::suite::new_key(&store, "k", None).await;
+    let first = crate::suite::request("req_once", key.id, None, &[Kind::Text]);
+    store.enqueue(first.clone(), &[], 10).await.unwrap();
+    let again = store.enqueue(first, &[], 11).await.unwrap();
+    assert_eq!(
+        again,
+        Enqueued::Replay {
+            request_id: "req_once".into()
+        }
+    );
+    let outbox = crate::suite::OUTBOX_CONTENT;
+    assert_eq!(query(&_schema, outbox).await.len(), 1, "stored once");
 }
