@@ -12,6 +12,7 @@ mod postgres;
 mod restart;
 mod run_sandbox;
 mod scale_out;
+mod scale_out_pacing;
 mod secrets;
 mod send;
 mod serve;
