@@ -293,12 +293,20 @@ pub(super) async fn change_leases(
 
 /// See [`crate::Store::set_pace_key`]; in one transaction `tx`.
 pub(super) async fn set_pace_key(tx: &impl GenericClient, lane: &str, key: &str) -> Result<()> {
-    for sql in [CARRY_PACE, SET_PACE_KEY] {
+    // The old key's row is locked first: a claim taking its slots meanwhile
+    // commits before the copy reads it, so no slot is handed out twice.
+    for sql in [LOCK_OLD_PACE, CARRY_PACE, SET_PACE_KEY] {
         let s = tx.prepare_cached(sql).await?;
         tx.execute(&s, &[&lane, &key]).await?;
     }
     Ok(())
 }
+
+/// Locks `$1` lane's current pace key's row (`$2` unused, for one
+/// parameter list).
+const LOCK_OLD_PACE: &str = "SELECT next_send_at FROM pacing
+     WHERE key = COALESCE((SELECT pace_key FROM lane_leases WHERE lane = $1), $1) AND $2::text IS NOT NULL
+     FOR UPDATE";
 
 /// See [`crate::Store::push_pacing`].
 pub(super) async fn push_pacing(c: &impl GenericClient, lane: &str, at: i64) -> Result<()> {
