@@ -32,6 +32,12 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// `d` in milliseconds, as the store counts time; at most a quarter of
+/// `i64::MAX`, so that a time plus it cannot overflow.
+pub(crate) fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).map_or(i64::MAX / 4, |ms| ms.min(i64::MAX / 4))
+}
+
 /// A time in milliseconds as RFC 3339 in UTC, with milliseconds
 /// (`2026-12-03T07:00:00.123Z`); times before 1970 show as 1970.
 pub fn rfc3339_ms(ms: i64) -> String {

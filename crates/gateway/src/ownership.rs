@@ -24,8 +24,8 @@ use sha2::Digest as _;
 use tiktok_dm_store::{GatewayBeat, GatewayInfo, LaneLease, LeaseChange, Store};
 use tokio::sync::{Notify, watch};
 
-use crate::now_ms;
 use crate::state::AppState;
+use crate::{millis, now_ms};
 
 /// The least time between two ticks, however often nudged.
 const NUDGE_GAP: Duration = Duration::from_millis(500);
@@ -347,10 +347,6 @@ fn settle(own: &Ownership, live: &[String], now: i64, tick_ms: i64) -> HashSet<S
         .filter(|(id, since)| *id == &own.id || now - **since >= 2 * tick_ms)
         .map(|(id, _)| id.clone())
         .collect()
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
 #[cfg(test)]

@@ -17,10 +17,10 @@ use tiktok_dm_store::{Content, DeliveryError, OutboxMessage, Recorded, State, St
 
 use super::lease::{Lease, while_unavailable};
 use crate::metrics::{KindLabels, SendLabels};
-use crate::now_ms;
 use crate::secrets::SealContext;
 use crate::state::AppState;
 use crate::waiters::Delivered;
+use crate::{millis, now_ms};
 
 /// How one attempt at a delivery ended.
 enum Attempt {
@@ -96,11 +96,6 @@ impl Next {
             Self::Retry(_) => "retry",
         }
     }
-}
-
-/// `d` in milliseconds, as the store counts time.
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Counts and times one delivery attempt.

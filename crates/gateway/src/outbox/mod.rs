@@ -18,8 +18,8 @@ mod lease;
 mod outcomes;
 mod retention;
 
-use crate::now_ms;
 use crate::state::AppState;
+use crate::{millis, now_ms};
 
 /// Messages delivered at once; more wait in the outbox.
 pub const MAX_IN_FLIGHT: usize = 512;
@@ -183,7 +183,6 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
 /// Who claims and how: this gateway, its lanes, the pacing (a paced message
 /// may be claimed shortly before its slot, and waits for it).
 pub fn scope<S>(state: &AppState<S>) -> ClaimScope {
-    let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4);
     let pacing = state.settings.pacing;
     ClaimScope {
         gateway: state.ownership.id().to_owned(),
@@ -200,9 +199,8 @@ pub fn scope<S>(state: &AppState<S>) -> ClaimScope {
 /// lane moving to another gateway, or a gateway stopping, leaves few claimed
 /// messages waiting), and never beyond half a lease.
 fn horizon_ms(lease_ms: i64, pacing: crate::config::Pacing) -> i64 {
-    let slot = pacing.min_interval + pacing.jitter;
-    let two = i64::try_from((slot * 2).as_millis()).unwrap_or(i64::MAX);
-    two.min(lease_ms / 2)
+    let slot = millis(pacing.min_interval) + millis(pacing.jitter);
+    (2 * slot).min(lease_ms / 2)
 }
 
 /// The pause after a first failed claim, and the longest.
