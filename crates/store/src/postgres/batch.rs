@@ -25,8 +25,9 @@ use deadpool_postgres::{Object, Pool};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 
+use super::writes::{CounterKey, Periods, counter_columns};
 use crate::columns::{outbox_rows, target_columns};
-use crate::counters::{DAY_MS, add_counter, month_start, period_of};
+use crate::counters::{add_counter, period_of};
 use crate::error::{Error, Result};
 use crate::types::*;
 
@@ -45,10 +46,6 @@ pub(super) const LOCK_COUNTERS: &str =
 
 /// One statement parameter.
 type Param<'a> = &'a (dyn ToSql + Sync);
-
-/// A counter row: key id, period, period start.
-type CounterKey = (i64, &'static str, i64);
-
 /// An acceptance waiting for its batch.
 struct Job {
     request: NewRequest,
@@ -100,32 +97,6 @@ pub(super) fn fits(windows: &[QuotaWindow], now: i64) -> bool {
         "day" => w.start == periods.day_start,
         _ => w.start == periods.month_start,
     })
-}
-
-/// The current day's and month's starts, as the counters key them.
-#[derive(Clone, Copy)]
-struct Periods {
-    day_start: i64,
-    month_start: i64,
-}
-
-impl Periods {
-    fn at(now: i64) -> Self {
-        Self {
-            day_start: now - now.rem_euclid(DAY_MS),
-            month_start: month_start(now),
-        }
-    }
-
-    /// The counter rows an acceptance of `key` at these periods bumps, in
-    /// the order they are locked.
-    fn counters(self, key: i64) -> [CounterKey; 3] {
-        [
-            (key, "all", 0),
-            (key, "day", self.day_start),
-            (key, "month", self.month_start),
-        ]
-    }
 }
 
 /// The writer task: a batch is what waits when the last one ends, and the
@@ -267,15 +238,7 @@ async fn lock(c: &Object, jobs: &[Job]) -> Result<Locked> {
         .collect();
     counters.sort_unstable();
     counters.dedup();
-    let (ck, cp, cs): (Vec<i64>, Vec<&str>, Vec<i64>) = counters.iter().copied().fold(
-        (Vec::new(), Vec::new(), Vec::new()),
-        |(mut k, mut p, mut s), (a, b, c)| {
-            k.push(a);
-            p.push(b);
-            s.push(c);
-            (k, p, s)
-        },
-    );
+    let (ck, cp, cs) = counter_columns(&counters);
     let (ik, iv): (Vec<i64>, Vec<&str>) = jobs
         .iter()
         .filter_map(|j| {

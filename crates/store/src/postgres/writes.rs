@@ -66,19 +66,43 @@ pub(super) async fn enqueue(
     )))
 }
 
+/// A counter row's key: API key id, period, period start.
+pub(super) type CounterKey = (i64, &'static str, i64);
+
+/// Counter keys as the three arrays `batch::LOCK_COUNTERS` takes.
+pub(super) fn counter_columns(rows: &[CounterKey]) -> (Vec<i64>, Vec<&'static str>, Vec<i64>) {
+    let mut columns = (Vec::new(), Vec::new(), Vec::new());
+    for &(key, period, start) in rows {
+        columns.0.push(key);
+        columns.1.push(period);
+        columns.2.push(start);
+    }
+    columns
+}
+
 /// The current day's and month's starts, as the counters key them.
 #[derive(Clone, Copy)]
-struct Periods {
-    day_start: i64,
-    month_start: i64,
+pub(super) struct Periods {
+    pub(super) day_start: i64,
+    pub(super) month_start: i64,
 }
 
 impl Periods {
-    fn at(now: i64) -> Self {
+    pub(super) fn at(now: i64) -> Self {
         Self {
             day_start: now - now.rem_euclid(DAY_MS),
             month_start: month_start(now),
         }
+    }
+
+    /// The counter rows an acceptance of `key` at these periods bumps, in
+    /// the order they are locked.
+    pub(super) fn counters(self, key: i64) -> [CounterKey; 3] {
+        [
+            (key, "all", 0),
+            (key, "day", self.day_start),
+            (key, "month", self.month_start),
+        ]
     }
 }
 
@@ -103,12 +127,7 @@ async fn begin(c: &Conn, request: &NewRequest, periods: Periods) -> Result<Optio
         }
     };
     let key_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&request.api_key_id];
-    let k = request.api_key_id;
-    let (keys, names, starts) = (
-        vec![k, k, k],
-        vec!["all", "day", "month"],
-        vec![0, periods.day_start, periods.month_start],
-    );
+    let (keys, names, starts) = counter_columns(&periods.counters(request.api_key_id));
     let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&keys, &names, &starts];
     let (begun, live, locked, repeat) = tokio::join!(
         c.batch_execute("BEGIN"),
