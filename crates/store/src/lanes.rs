@@ -17,6 +17,32 @@ pub fn session_lane(digest_hex: &str) -> String {
     format!("session:{digest_hex}")
 }
 
+/// A gateway's heartbeat (`$1` id, `$2` start, `$3` now, `$4` expiry). Both backends' (SQLite's
+/// through `sqlite_sql`).
+pub(crate) const UPSERT_GATEWAY: &str = "INSERT INTO gateways (id, started_at, heartbeat_at, expires_at) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at";
+
+/// The gateways alive at `$1`, with the lanes each holds and their depth. Both backends' (SQLite's
+/// through `sqlite_sql`).
+pub(crate) const LIVE_GATEWAYS: &str = "SELECT g.id, g.started_at, g.heartbeat_at, g.expires_at,
+     (SELECT COUNT(*) FROM lane_leases l WHERE l.owner = g.id AND l.expires_at > $1),
+     (SELECT COUNT(*) FROM outbox o JOIN lane_leases l ON l.lane = o.lane
+     WHERE o.state IN ('accepted', 'sending') AND l.owner = g.id AND l.expires_at > $1)
+     FROM gateways g WHERE g.expires_at > $1 ORDER BY g.id";
+
+/// Every lane (each stored account's, each with messages to deliver) and
+/// its lease. Both backends' (SQLite's
+/// through `sqlite_sql`).
+pub(crate) const ALL_LANES: &str =
+    "SELECT n.lane, l.owner, COALESCE(l.expires_at, 0), COALESCE(l.token, 0) FROM (
+     SELECT 'account:' || name AS lane FROM accounts
+     UNION SELECT lane FROM outbox WHERE state IN ('accepted', 'sending')
+     ) n LEFT JOIN lane_leases l ON l.lane = n.lane ORDER BY n.lane";
+
+/// The leases `$1` holds at `$2`. Both backends' (SQLite's
+/// through `sqlite_sql`).
+pub(crate) const HELD_LANES: &str = "SELECT lane, token, expires_at FROM lane_leases WHERE owner = $1 AND expires_at > $2 ORDER BY lane";
+
 /// Carries a lane's next send time over to its new pace key (`$1` lane,
 /// `$2` new key), before the key changes.
 pub(crate) const CARRY_PACE: &str = "INSERT INTO pacing (key, next_send_at)
@@ -88,6 +114,21 @@ pub struct ClaimScope {
     pub pace: Pace,
     /// How far ahead a paced message may be claimed.
     pub horizon_ms: i64,
+}
+
+/// Paced claims read this many candidates per message wanted, since some
+/// share a pace key and wait for a later claim.
+const PACED_CANDIDATES: u32 = 4;
+
+impl ClaimScope {
+    /// How many due rows a claim of `max` messages reads.
+    pub(crate) fn candidates(&self, max: u32) -> u32 {
+        if self.pace.is_on() {
+            max.saturating_mul(PACED_CANDIDATES)
+        } else {
+            max
+        }
+    }
 }
 
 /// A gateway's heartbeat: alive until `expires_at`, with what it reports.

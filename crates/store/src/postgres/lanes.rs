@@ -11,14 +11,11 @@ use tokio_postgres::Row;
 use crate::columns::ClaimedRow;
 use crate::error::Result;
 use crate::lanes::{
-    CARRY_PACE, ClaimScope, FORGET_MS, FORGET_SQL, GatewayBeat, GatewayInfo, HeldLane, LaneLease,
-    LeaseChange, Ownership, PUSH_PACE, SET_PACE_KEY, plan,
+    ALL_LANES, CARRY_PACE, ClaimScope, FORGET_MS, FORGET_SQL, GatewayBeat, GatewayInfo, HELD_LANES,
+    HeldLane, LIVE_GATEWAYS, LaneLease, LeaseChange, Ownership, PUSH_PACE, SET_PACE_KEY,
+    UPSERT_GATEWAY, plan,
 };
 use crate::types::Claimed;
-
-/// Paced claims read this many candidates per message wanted, since some
-/// share a pace key and wait for a later claim.
-const PACED_CANDIDATES: u32 = 4;
 
 /// The due messages of the claimer's lanes, oldest first (as on SQLite; see
 /// `sqlite/lanes.rs`); rows another claimer holds are skipped.
@@ -73,11 +70,7 @@ pub(super) async fn claim(
     max: u32,
 ) -> Result<Vec<Claimed>> {
     let paced = scope.pace.is_on();
-    let limit = if paced {
-        max.saturating_mul(PACED_CANDIDATES)
-    } else {
-        max
-    };
+    let limit = scope.candidates(max);
     let select = tx.prepare_cached(CANDIDATES).await?;
     let rows = tx
         .query(
@@ -165,12 +158,7 @@ pub(super) async fn heartbeat(
     beat: &GatewayBeat,
     now: i64,
 ) -> Result<Ownership> {
-    let upsert = c
-        .prepare_cached(
-            "INSERT INTO gateways (id, started_at, heartbeat_at, expires_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at, expires_at = EXCLUDED.expires_at",
-        )
-        .await?;
+    let upsert = c.prepare_cached(UPSERT_GATEWAY).await?;
     c.execute(
         &upsert,
         &[&beat.id, &beat.started_at, &now, &beat.expires_at],
@@ -180,15 +168,7 @@ pub(super) async fn heartbeat(
         let forget = c.prepare_cached(sql).await?;
         c.execute(&forget, &[&(now - FORGET_MS)]).await?;
     }
-    let live = c
-        .prepare_cached(
-"SELECT g.id, g.started_at, g.heartbeat_at, g.expires_at,
-                    (SELECT COUNT(*) FROM lane_leases l WHERE l.owner = g.id AND l.expires_at > $1),
-                    (SELECT COUNT(*) FROM outbox o JOIN lane_leases l ON l.lane = o.lane
-                     WHERE o.state IN ('accepted', 'sending') AND l.owner = g.id AND l.expires_at > $1)
-             FROM gateways g WHERE g.expires_at > $1 ORDER BY g.id",
-        )
-        .await?;
+    let live = c.prepare_cached(LIVE_GATEWAYS).await?;
     let gateways = c
         .query(&live, &[&now])
         .await?
@@ -204,14 +184,7 @@ pub(super) async fn heartbeat(
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let lanes = c
-        .prepare_cached(
-            "SELECT n.lane, l.owner, COALESCE(l.expires_at, 0), COALESCE(l.token, 0) FROM (
-                SELECT 'account:' || name AS lane FROM accounts
-                UNION SELECT lane FROM outbox WHERE state IN ('accepted', 'sending')
-             ) n LEFT JOIN lane_leases l ON l.lane = n.lane ORDER BY n.lane",
-        )
-        .await?;
+    let lanes = c.prepare_cached(ALL_LANES).await?;
     let lanes = c
         .query(&lanes, &[])
         .await?
@@ -273,11 +246,7 @@ pub(super) async fn change_leases(
         )
         .await?;
     }
-    let s = tx
-        .prepare_cached(
-            "SELECT lane, token, expires_at FROM lane_leases WHERE owner = $1 AND expires_at > $2 ORDER BY lane",
-        )
-        .await?;
+    let s = tx.prepare_cached(HELD_LANES).await?;
     tx.query(&s, &[&change.gateway, &now])
         .await?
         .iter()

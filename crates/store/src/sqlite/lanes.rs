@@ -10,8 +10,9 @@ use rusqlite::{Connection, params};
 use crate::columns::ClaimedRow;
 use crate::error::Result;
 use crate::lanes::{
-    CARRY_PACE, ClaimScope, FORGET_MS, FORGET_SQL, GatewayBeat, GatewayInfo, HeldLane, LaneLease,
-    LeaseChange, Ownership, PUSH_PACE, SET_PACE_KEY, plan,
+    ALL_LANES, CARRY_PACE, ClaimScope, FORGET_MS, FORGET_SQL, GatewayBeat, GatewayInfo, HELD_LANES,
+    HeldLane, LIVE_GATEWAYS, LaneLease, LeaseChange, Ownership, PUSH_PACE, SET_PACE_KEY,
+    UPSERT_GATEWAY, plan,
 };
 use crate::types::Claimed;
 
@@ -88,17 +89,9 @@ pub(crate) const CLAIM_SQL: &str = "SELECT o.id, o.request_id, o.position, o.kin
  ORDER BY o.next_attempt_at, o.id
  LIMIT ?2";
 
-/// Paced claims read this many candidates per message wanted, since some
-/// share a pace key and wait for a later claim.
-pub(crate) const PACED_CANDIDATES: u32 = 4;
-
 fn claim(c: &Connection, now: i64, scope: &ClaimScope, max: u32) -> Result<Vec<Claimed>> {
     let paced = scope.pace.is_on();
-    let limit = if paced {
-        max.saturating_mul(PACED_CANDIDATES)
-    } else {
-        max
-    };
+    let limit = scope.candidates(max);
     let mut select = c.prepare_cached(CLAIM_SQL)?;
     let mut candidates = Vec::new();
     let mut rows = select.query(params![
@@ -173,23 +166,14 @@ fn sqlite_sql(sql: &str) -> String {
 }
 
 fn heartbeat(c: &Connection, beat: &GatewayBeat, now: i64) -> Result<Ownership> {
-    c.prepare_cached(
-        "INSERT INTO gateways (id, started_at, heartbeat_at, expires_at) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at",
-    )?
-    .execute(params![beat.id, beat.started_at, now, beat.expires_at])?;
+    c.prepare_cached(&sqlite_sql(UPSERT_GATEWAY))?
+        .execute(params![beat.id, beat.started_at, now, beat.expires_at])?;
     for sql in FORGET_SQL {
         c.prepare_cached(&sqlite_sql(sql))?
             .execute(params![now - FORGET_MS])?;
     }
     let gateways = c
-        .prepare_cached(
-"SELECT g.id, g.started_at, g.heartbeat_at, g.expires_at,
-                    (SELECT COUNT(*) FROM lane_leases l WHERE l.owner = g.id AND l.expires_at > ?1),
-                    (SELECT COUNT(*) FROM outbox o JOIN lane_leases l ON l.lane = o.lane
-                     WHERE o.state IN ('accepted', 'sending') AND l.owner = g.id AND l.expires_at > ?1)
-             FROM gateways g WHERE g.expires_at > ?1 ORDER BY g.id",
-        )?
+        .prepare_cached(&sqlite_sql(LIVE_GATEWAYS))?
         .query_map(params![now], |r| {
             Ok(GatewayInfo {
                 id: r.get(0)?,
@@ -202,12 +186,7 @@ fn heartbeat(c: &Connection, beat: &GatewayBeat, now: i64) -> Result<Ownership> 
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let lanes = c
-        .prepare_cached(
-            "SELECT n.lane, l.owner, COALESCE(l.expires_at, 0), COALESCE(l.token, 0) FROM (
-                SELECT 'account:' || name AS lane FROM accounts
-                UNION SELECT lane FROM outbox WHERE state IN ('accepted', 'sending')
-             ) n LEFT JOIN lane_leases l ON l.lane = n.lane ORDER BY n.lane",
-        )?
+        .prepare_cached(&sqlite_sql(ALL_LANES))?
         .query_map([], |r| {
             Ok(LaneLease {
                 lane: r.get(0)?,
@@ -248,9 +227,7 @@ fn change_leases(c: &Connection, change: &LeaseChange, now: i64) -> Result<Vec<H
         ])?;
     }
     let held = c
-        .prepare_cached(
-            "SELECT lane, token, expires_at FROM lane_leases WHERE owner = ?1 AND expires_at > ?2 ORDER BY lane",
-        )?
+        .prepare_cached(&sqlite_sql(HELD_LANES))?
         .query_map(params![change.gateway, now], |r| {
             Ok(HeldLane {
                 lane: r.get(0)?,
