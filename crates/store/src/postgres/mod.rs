@@ -30,6 +30,7 @@ use crate::webhooks::*;
 mod accounts;
 mod batch;
 mod events;
+mod key_cache;
 mod lanes;
 mod reads;
 mod retention;
@@ -82,6 +83,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../../migrations/postgres/0011_ownership.sql"),
     ),
+    (
+        12,
+        include_str!("../../migrations/postgres/0012_key_changes.sql"),
+    ),
 ];
 
 /// Connections per store.
@@ -100,6 +105,8 @@ pub struct PostgresStore {
     batcher: batch::Batcher,
     /// So do sent marks without an event.
     sent: sent::SentBatcher,
+    /// API keys found, while their changes are heard.
+    keys: key_cache::KeyCache,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -151,9 +158,11 @@ impl PostgresStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
+        let connector = tls::connector(&tls)?;
+        let keys = key_cache::KeyCache::start(config.clone(), connector.clone());
         let manager = Manager::from_config(
             config,
-            tls::connector(&tls)?,
+            connector,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -171,6 +180,7 @@ impl PostgresStore {
             pool,
             batcher,
             sent,
+            keys,
         };
         store.migrate().await?;
         Ok(store)
@@ -261,17 +271,22 @@ impl Store for PostgresStore {
     }
 
     async fn api_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>> {
+        if let Some(key) = self.keys.get(hash) {
+            return Ok(Some(key));
+        }
+        let generation = self.keys.generation();
         let c = self.client().await?;
         let s = c
             .prepare_cached(&format!(
                 "SELECT {API_KEY_COLUMNS}, {KEY_ACCOUNTS} FROM api_keys WHERE key_hash = $1"
             ))
             .await?;
-        c.query_opt(&s, &[&&hash[..]])
-            .await?
-            .as_ref()
-            .map(api_key)
-            .transpose()
+        let found = c.query_opt(&s, &[&&hash[..]]).await?;
+        let found = found.as_ref().map(api_key).transpose()?;
+        if let Some(key) = &found {
+            self.keys.keep(*hash, key, generation);
+        }
+        Ok(found)
     }
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {

@@ -157,7 +157,13 @@ async fn tls_follows_sslmode_as_libpq_does() {
         schema.url
     );
     let _store = PostgresStore::open(&url).await.unwrap();
-    assert_eq!(tls_of(&schema, &name).await, ["true"]);
+    // The pooled connection, and the one that hears of key changes (which
+    // may still be on its way).
+    let seen = tls_of(&schema, &name).await;
+    assert!(
+        !seen.is_empty() && seen.iter().all(|s| s == "true"),
+        "{seen:?}"
+    );
 }
 
 #[tokio::test]
@@ -699,4 +705,59 @@ async fn a_request_met_again_after_a_lost_commit_answer_is_accepted_not_an_error
     );
     let outbox = crate::suite::OUTBOX_CONTENT;
     assert_eq!(query(&_schema, outbox).await.len(), 1, "stored once");
+}
+
+/// A key found is kept in memory while the store hears of key changes; a
+/// revocation by another store (another gateway, or the CLI) reaches it at
+/// once, and so does one made while it could not hear (its listening
+/// connection lost): nothing is served from memory then.
+#[tokio::test]
+async fn a_key_revoked_elsewhere_is_seen_revoked_at_once() {
+    use tiktok_dm_store::Store as _;
+    let Some((first, schema)) = open().await else {
+        return;
+    };
+    let second = PostgresStore::open(&schema.url).await.unwrap();
+    let hash = crate::suite::hash("k");
+    crate::suite::new_key(&second, "k", None).await;
+    // Listening is up well within this; the second lookup is from memory.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    for _ in 0..2 {
+        let key = first.api_key_by_hash(&hash).await.unwrap().unwrap();
+        assert!(key.revoked_at.is_none());
+    }
+    assert!(second.revoke_api_key("k", 2_000).await.unwrap());
+    let seen = revoked_within(&first, &hash, 100).await;
+    assert!(seen, "the revocation was not heard within 100 ms");
+
+    // Listening lost: what was kept is dropped, and a revocation made
+    // meanwhile is read from the database.
+    crate::suite::new_key(&second, "k2", None).await;
+    let hash2 = crate::suite::hash("k2");
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    assert!(first.api_key_by_hash(&hash2).await.unwrap().is_some());
+    let ended = schema
+        .query_text(
+            "SELECT pg_terminate_backend(pid)::text FROM pg_stat_activity WHERE query = 'LISTEN tiktok_dm_api_keys'",
+        )
+        .await;
+    assert!(ended.contains(&"true".to_owned()), "{ended:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(second.revoke_api_key("k2", 3_000).await.unwrap());
+    let key = first.api_key_by_hash(&hash2).await.unwrap().unwrap();
+    assert_eq!(key.revoked_at, Some(3_000));
+}
+
+/// Whether `store` reads the key `hash` revoked within `ms` milliseconds.
+async fn revoked_within(store: &PostgresStore, hash: &[u8; 32], ms: u64) -> bool {
+    use tiktok_dm_store::Store as _;
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+    while std::time::Instant::now() < until {
+        let key = store.api_key_by_hash(hash).await.unwrap().unwrap();
+        if key.revoked_at.is_some() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    false
 }
