@@ -9,22 +9,19 @@ use axum::extract::{FromRequest as _, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use tiktok_dm_client::compose::Outgoing;
-use tiktok_dm_client::image::Image;
-use tiktok_dm_client::{Credentials, Session};
 use tiktok_dm_proto::access_key::hex;
-use tiktok_dm_proto::message::Target;
 use tiktok_dm_store::{
-    ApiKey, Enqueued, NewMessage, NewRequest, OutboxMessage, QuotaWindow, RequestStatus, Snapshot,
+    ApiKey, Enqueued, NewRequest, OutboxMessage, QuotaWindow, RequestStatus, Snapshot,
     State as MessageState, Store, UsageTotals,
 };
+use tokio::sync::OwnedSemaphorePermit;
 
-use super::address::{self, SessionOf};
+use super::address;
 use super::auth::Caller;
 use super::error::{ApiError, ErrorCode};
 use super::input::{Address, SendBody, room_needed};
+use super::sender::{new_request, sender};
 use crate::now_ms;
-use crate::secrets::SealContext;
 use crate::state::AppState;
 use crate::waiters::{Delivered, Seen, Waiter, Waiters, next_poll};
 use crate::{outbox, quota};
@@ -261,8 +258,8 @@ async fn accept_and_wait<S: Store>(
         .map_err(|_| request_timeout(state))??;
     let now = now_ms();
     let windows = quota::windows(key, now);
-    let (enqueued, mut waiting, message_count) = match read {
-        Read::New(new, room) => {
+    let (enqueued, mut waiting, message_count, reserved) = match read {
+        Read::New(new, room, reserved) => {
             let message_count = new.messages.len() as u64;
             // Registered before the enqueue: the worker may deliver the first
             // message before this task runs again, and its news must not be
@@ -271,16 +268,16 @@ async fn accept_and_wait<S: Store>(
             let enqueued = state.store.enqueue(*new, &windows, now).await;
             // The body and the image are no longer held here.
             drop(room);
-            (enqueued?, waiting, message_count)
+            (enqueued?, waiting, message_count, reserved)
         }
-        Read::Repeat(repeat) => (repeat, Waiting::new(&state.waiters, ""), 0),
+        Read::Repeat(repeat) => (repeat, Waiting::new(&state.waiters, ""), 0, None),
     };
     let known = match enqueued {
         Enqueued::Accepted {
             claimed, snapshot, ..
         } => {
             state.metrics.accepted.inc_by(message_count);
-            let snapshot = start_first(state, claimed, *snapshot, now).await;
+            let snapshot = start_first(state, (claimed, reserved), *snapshot, now).await;
             Some((snapshot, windows))
         }
         Enqueued::Replay { request_id } => {
@@ -302,10 +299,15 @@ async fn accept_and_wait<S: Store>(
 }
 
 /// A send as read: the request to accept (with the room its body takes
-/// until accepted), or, for a repeated idempotency key, what the request
-/// kept under it makes of it.
+/// until accepted, and the delivery room reserved for its first message when
+/// it claims it), or, for a repeated idempotency key, what the request kept
+/// under it makes of it.
 enum Read {
-    New(Box<NewRequest>, Option<tokio::sync::OwnedSemaphorePermit>),
+    New(
+        Box<NewRequest>,
+        Option<OwnedSemaphorePermit>,
+        Option<OwnedSemaphorePermit>,
+    ),
     Repeat(Enqueued),
 }
 
@@ -352,10 +354,14 @@ async fn read_send<S: Store>(
         (request_hash, asked.idempotency_key),
         state.settings.lease_ms(),
     );
-    if !claims_first(state, &new.lane).await {
+    let reserved = match claims_first(state, &new.lane).await {
+        true => outbox::reserve(state),
+        false => None,
+    };
+    if reserved.is_none() {
         new.claim_first_ms = None;
     }
-    Ok(Read::New(Box::new(new), room))
+    Ok(Read::New(Box::new(new), room, reserved))
 }
 
 /// Whether the acceptance claims its first message for delivery from here:
@@ -447,140 +453,38 @@ impl<'h> SendHeaders<'h> {
     }
 }
 
-/// Whose session a send goes out with.
-enum Sender {
-    /// A stored account, by name.
-    Account(String),
-    /// The request's own session, sealed to its id, and its lane (from a
-    /// digest of the session).
-    Sealed(Vec<u8>, String),
-}
-
-impl Sender {
-    /// The session to find a conversation with: the stored account's, or
-    /// the request's own (`header`, which a sealed sender always has).
-    fn session_of<'a>(&'a self, header: Option<&'a str>) -> SessionOf<'a> {
-        match self {
-            Sender::Account(name) => SessionOf::Account(name),
-            Sender::Sealed(..) => SessionOf::Request(header.unwrap_or_default()),
-        }
-    }
-
-    /// The stored account's name.
-    fn account(&self) -> Option<&str> {
-        match self {
-            Sender::Account(name) => Some(name),
-            Sender::Sealed(..) => None,
-        }
-    }
-}
-
-/// The request's own session (sealed for it), or else the stored account the
-/// body names, or else the key's. A key sends only as the accounts it was
-/// given (or any, if made so); an account that does not exist and one the key
-/// may not use get the same answer, so a key cannot learn other names.
-async fn sender<S: Store>(
-    state: &AppState<S>,
-    key: &ApiKey,
-    account_field: Option<String>,
-    session_header: Option<&str>,
-    request_id: &str,
-) -> Result<Sender, ApiError> {
-    if let Some(session) = session_header {
-        Credentials::parse(session)
-            .map_err(|e| ApiError::new(ErrorCode::SessionInvalidFormat, e.to_string()))?;
-        let sealed = state
-            .vault
-            .seal(session.as_bytes(), SealContext::Request(request_id))
-            .map_err(|e| ApiError::internal(&e))?;
-        return Ok(Sender::Sealed(sealed, crate::pool::request_key(session)));
-    }
-    match account_field.or_else(|| key.account.clone()) {
-        Some(name) if key.may_send_as(&name) && state.store.account(&name).await?.is_some() => {
-            Ok(Sender::Account(name))
-        }
-        Some(name) => Err(ApiError::new(
-            ErrorCode::AccountNotFound,
-            format!("no stored account named {name:?} that this API key may send as"),
-        )),
-        None => Err(ApiError::new(
-            ErrorCode::SessionMissing,
-            "send the TikTok session in X-TikTok-Session, or name a stored account",
-        )),
-    }
-}
-
-/// The request to accept: its messages in the order
-/// [`Outgoing::into_contents`](tiktok_dm_proto::message::Outgoing::into_contents)
-/// gives, each with its client message id fixed now, under its idempotency
-/// key with the hash that tells a replay from another request, its first
-/// message claimed with the acceptance for `lease_ms`.
-fn new_request(
-    key: &ApiKey,
-    request_id: String,
-    (target, outgoing): (Target, Outgoing),
-    sender: Sender,
-    (request_hash, idempotency_key): (String, Option<&str>),
-    lease_ms: i64,
-) -> NewRequest {
-    let (account, session_sealed, lane) = match sender {
-        Sender::Account(name) => {
-            let lane = tiktok_dm_store::account_lane(&name);
-            (Some(name), None, lane)
-        }
-        Sender::Sealed(sealed, lane) => (None, Some(sealed), lane),
-    };
-    let messages = outgoing
-        .into_contents()
-        .map(|content| NewMessage {
-            client_message_id: Session::new_client_message_id(),
-            content: content.map_image(Image::into_bytes),
-        })
-        .collect();
-    NewRequest {
-        id: request_id,
-        api_key_id: key.id,
-        idempotency_key: idempotency_key.map(str::to_owned),
-        request_hash,
-        account,
-        session_sealed,
-        lane,
-        target,
-        messages,
-        claim_first_ms: Some(lease_ms),
-    }
-}
-
-/// Starts delivering the message claimed with the acceptance, from here, on
-/// a task of its own (which a client hanging up does not cancel); with no
-/// room for another delivery, it goes back to the outbox for an ordinary
-/// claim, and the snapshot says so.
+/// Starts delivering the message claimed with the acceptance, from here, in
+/// the room reserved for it, on a task of its own (which a client hanging up
+/// does not cancel).
 async fn start_first<S: Store>(
     state: &AppState<S>,
-    claimed: Option<Box<OutboxMessage>>,
+    (claimed, reserved): (Option<Box<OutboxMessage>>, Option<OwnedSemaphorePermit>),
     mut snapshot: Snapshot,
     now: i64,
 ) -> Snapshot {
-    let Some(first) = claimed else {
-        state.wake.notify_one();
-        // A lane nobody holds yet (a new session's): the next ownership
-        // tick is now rather than up to a third of a lease away.
-        state.ownership.nudge();
-        return snapshot;
-    };
-    if let Err(first) = outbox::start(state, first) {
-        if let Err(e) = state.store.release(first.claim(), now).await {
-            tracing::error!(error = %e, "a claimed message could not be given back; it goes again after its lease");
+    match (claimed, reserved) {
+        (Some(first), Some(room)) => outbox::start(state, first, room),
+        (None, _) => {
+            state.wake.notify_one();
+            // A lane nobody holds yet (a new session's): the next ownership
+            // tick is now rather than up to a third of a lease away.
+            state.ownership.nudge();
         }
-        if let Some(m) = snapshot
-            .status
-            .as_mut()
-            .and_then(|s| s.messages.first_mut())
-        {
-            m.state = MessageState::Accepted;
-            m.attempts = 0;
+        // Not claimed without room; were it, it goes back for the worker.
+        (Some(first), None) => {
+            if let Err(e) = state.store.release(first.claim(), now).await {
+                tracing::error!(error = %e, "a claimed message could not be given back; it goes again after its lease");
+            }
+            if let Some(m) = snapshot
+                .status
+                .as_mut()
+                .and_then(|s| s.messages.first_mut())
+            {
+                m.state = MessageState::Accepted;
+                m.attempts = 0;
+            }
+            state.wake.notify_one();
         }
-        state.wake.notify_one();
     }
     snapshot
 }

@@ -12,6 +12,7 @@ mod input;
 mod messages;
 pub mod openapi;
 mod openapi_inbound;
+mod sender;
 mod webhooks;
 
 use axum::Router;

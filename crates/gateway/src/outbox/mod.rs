@@ -26,23 +26,21 @@ pub const MAX_IN_FLIGHT: usize = 512;
 /// Messages claimed per store round trip.
 const CLAIM_BATCH: usize = 128;
 
-/// Starts delivering `message` on a task of its own, holding one of
-/// [`AppState::in_flight`]'s permits until it ends; gives the message back when
-/// [`MAX_IN_FLIGHT`] deliveries are already running.
-///
-/// # Errors
-/// No room: the message, for the caller to release.
+/// Room for one delivery, taken before an acceptance claims its first
+/// message for delivery from the send handler: with none, the acceptance
+/// leaves it to the worker's claim rather than claim it and give it back.
+pub fn reserve<S: Store>(state: &AppState<S>) -> Option<OwnedSemaphorePermit> {
+    Arc::clone(&state.in_flight).try_acquire_owned().ok()
+}
+
+/// Starts delivering `message` on a task of its own, holding `room` (one of
+/// [`AppState::in_flight`]'s permits, from [`reserve`]) until it ends.
 pub fn start<S: Store>(
     state: &AppState<S>,
     message: Box<OutboxMessage>,
-) -> Result<(), Box<OutboxMessage>> {
-    match Arc::clone(&state.in_flight).try_acquire_owned() {
-        Ok(permit) => {
-            spawn_delivery(state, *message, permit);
-            Ok(())
-        }
-        Err(_) => Err(message),
-    }
+    room: OwnedSemaphorePermit,
+) {
+    spawn_delivery(state, *message, room);
 }
 
 fn spawn_delivery<S: Store>(
