@@ -9,12 +9,14 @@
 //! ([`KeyCache::keep`] checks the generation it started under). Unknown keys
 //! are never cached. What is left is the time a notification takes to arrive
 //! (well under a millisecond on one machine); the acceptance checks
-//! revocation again in its own transaction in any case.
+//! revocation again in its own transaction in any case. A key is kept
+//! [`MAX_AGE`] at most, a bound should notifications be lost without the
+//! connection failing (a pooler in transaction mode does not pass them on).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use tokio::sync::oneshot;
@@ -25,6 +27,8 @@ use crate::types::ApiKey;
 
 /// The channel migration 12's triggers notify.
 pub(super) const CHANNEL: &str = "tiktok_dm_api_keys";
+/// How long a key is kept, heard changes or not.
+const MAX_AGE: Duration = Duration::from_secs(10);
 /// Keys kept at most (the cache empties when full).
 const MAX_KEYS: usize = 10_000;
 /// The wait before listening again after the connection was lost.
@@ -32,7 +36,7 @@ const RECONNECT: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct Inner {
-    keys: Mutex<HashMap<[u8; 32], ApiKey>>,
+    keys: Mutex<HashMap<[u8; 32], (ApiKey, Instant)>>,
     /// Raised at every emptying; a lookup keeps its answer only when it
     /// is unchanged since the lookup began.
     generation: AtomicU64,
@@ -80,7 +84,9 @@ impl KeyCache {
         if !self.inner.listening.load(Ordering::SeqCst) {
             return None;
         }
-        self.inner.keys.lock().ok()?.get(hash).cloned()
+        let keys = self.inner.keys.lock().ok()?;
+        let (key, kept) = keys.get(hash)?;
+        (kept.elapsed() < MAX_AGE).then(|| key.clone())
     }
 
     /// The generation to pass to [`Self::keep`], read before the lookup.
@@ -102,7 +108,7 @@ impl KeyCache {
         if keys.len() >= MAX_KEYS {
             keys.clear();
         }
-        keys.insert(hash, key.clone());
+        keys.insert(hash, (key.clone(), Instant::now()));
     }
 }
 
