@@ -10,16 +10,43 @@
 //! driver on the others (`taskset`). `LOAD_BURSTS_ONLY=1` runs only the two
 //! bursts (throughput and CPU per send). The gateway's memory is its own
 //! process's RSS. Every loop is bounded; the children exit when stdin closes.
+//!
+//! `LOAD_COMPARE=1` runs instead one workload on three setups, against the
+//! same sandbox child, and prints one table: SQLite with one gateway (a fresh
+//! file), PostgreSQL with one gateway (a fresh schema), and PostgreSQL with
+//! two gateway children on one fresh schema (the second uses the first's API
+//! key; both hold lanes for 3 s, so they split them within seconds, and the
+//! run waits for the split to settle). The workload: 40,000 sends, 256 in
+//! flight, round-robin over 16 per-request sessions (crowd accounts, each
+//! into its own conversation) and, on two gateways, alternating between them
+//! request by request; first with `Prefer: respond-async` until the outbox is
+//! empty, then answered after delivery. CPU per send is given for the
+//! gateways, the sandbox, the driver and the PostgreSQL server (every
+//! `postgres` process on the machine; see `load/compare.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::process::{Child, Command, Stdio};
+#[path = "load/children.rs"]
+mod children;
+#[path = "load/compare.rs"]
+mod compare;
+#[path = "load/cpu.rs"]
+mod cpu;
+#[path = "load/drive.rs"]
+mod drive;
+#[path = "load/handle.rs"]
+mod handle;
+
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tiktok_dm_client::{Config, Credentials, Endpoints, Session, Target, TransportMode};
 use tiktok_dm_proto::content::MessageText;
+
+use children::{spawn_child, spawn_gateway, stop, store_for};
+use drive::{Stats, drive, paced, percentile, stats, us};
+use handle::Gateway;
 
 /// The allocator `tiktok-dm` uses, so the gateway child measures what users run.
 #[cfg(not(target_env = "msvc"))]
@@ -41,8 +68,8 @@ const BURST_CONCURRENCY: usize = 256;
 
 fn main() {
     match std::env::var("LOAD_CHILD").as_deref() {
-        Ok("sandbox") => return sandbox_child(),
-        Ok("gateway") => return gateway_child(),
+        Ok("sandbox") => return children::sandbox_child(),
+        Ok("gateway") => return children::gateway_child(),
         _ => {}
     }
     if std::env::args().any(|a| a == "--list" || a == "--test") {
@@ -53,172 +80,6 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(parent());
-}
-
-fn until_stdin_closes() -> impl std::future::Future<Output = ()> {
-    let closed = tokio::task::spawn_blocking(|| {
-        let mut sink = String::new();
-        let _ = std::io::stdin().read_line(&mut sink);
-    });
-    async move {
-        let _ = closed.await;
-    }
-}
-
-fn sandbox_child() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        println!("{}", listener.local_addr().unwrap());
-        let seed = tiktok_dm_sandbox::Seed::with_crowd(CROWD).unwrap();
-        let sandbox = tiktok_dm_sandbox::Sandbox::new(seed).unwrap();
-        sandbox.run(listener, until_stdin_closes()).await.unwrap();
-    });
-}
-
-fn gateway_child() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        use tiktok_dm_store::Store as _;
-        let sandbox_url = std::env::var("LOAD_SANDBOX_URL").unwrap();
-        let database = std::env::var("LOAD_DATABASE").unwrap();
-        let store = tiktok_dm_store::AnyStore::open(&database).await.unwrap();
-        let issued = tiktok_dm_gateway::secrets::issue_key();
-        store
-            .create_api_key(
-                tiktok_dm_store::NewApiKey {
-                    name: "load".into(),
-                    prefix: issued.prefix.clone(),
-                    key_hash: issued.hash,
-                    daily_limit: None,
-                    monthly_limit: None,
-                    accounts: Vec::new(),
-                    any_account: false,
-                },
-                0,
-            )
-            .await
-            .unwrap();
-        let mut settings =
-            tiktok_dm_gateway::Settings::new(Endpoints::sandbox(&sandbox_url).unwrap());
-        // Every send is timed to its delivery, so none may be answered early
-        // (under overload the default cap would answer the excess 202 at once).
-        settings.max_waiting_sends = 1_000_000;
-        // Nor refused: an open-loop run on a slow machine can have more than
-        // the default 256 of its one key's sends in progress.
-        settings.max_requests_per_key = 1_000_000;
-        let vault = tiktok_dm_gateway::secrets::Vault::from_key(&[7; 32]);
-        let app = tiktok_dm_gateway::Application::build("127.0.0.1:0", settings, store, vault)
-            .await
-            .unwrap();
-        println!(
-            "{}",
-            json!({"url": format!("http://{}", app.local_addr().unwrap()), "key": issued.reveal()})
-        );
-        app.run(until_stdin_closes()).await.unwrap();
-    });
-}
-
-fn spawn_child(kind: &str, env: &[(&str, &str)]) -> (Child, String) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .env("LOAD_CHILD", kind)
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (child, line.trim().to_owned())
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
-struct Stats {
-    rate: f64,
-    p50: Duration,
-    p90: Duration,
-    p99: Duration,
-}
-
-/// The `p` quantile of sorted samples (nearest rank).
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn stats(name: &str, mut samples: Vec<Duration>, wall: Duration) -> Stats {
-    samples.sort();
-    let pct = |p: f64| percentile(&samples, p);
-    let s = Stats {
-        rate: samples.len() as f64 / wall.as_secs_f64(),
-        p50: pct(0.50),
-        p90: pct(0.90),
-        p99: pct(0.99),
-    };
-    println!(
-        "| {name} | {} | {:.0} | {:.0} | {:.0} | {:.0} |",
-        samples.len(),
-        s.rate,
-        us(s.p50),
-        us(s.p90),
-        us(s.p99)
-    );
-    s
-}
-
-struct Gateway {
-    http: reqwest::Client,
-    url: String,
-    key: String,
-    body: Value,
-}
-
-impl Gateway {
-    /// One send; a status outside `expected` stops the run with the answer's
-    /// body, so a failure under load says what it was.
-    async fn send(&self, session: &str, body: &Value, asynchronous: bool, expected: &[u16]) {
-        let mut req = self
-            .http
-            .post(format!("{}/v1/messages", self.url))
-            .bearer_auth(&self.key)
-            .header("x-tiktok-session", session)
-            .json(body);
-        if asynchronous {
-            req = req.header("prefer", "respond-async");
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let answer = resp.bytes().await.unwrap_or_default();
-        assert!(
-            expected.contains(&status),
-            "gateway answered {status}: {}",
-            String::from_utf8_lossy(&answer)
-        );
-    }
-
-    async fn depth(&self) -> u64 {
-        let v: Value = self
-            .http
-            .get(format!("{}/readyz", self.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["outbox_depth"].as_u64().unwrap()
-    }
 }
 
 /// How a latency run sends: directly with the client, or through the gateway
@@ -253,96 +114,10 @@ impl Via {
                     .await
                     .unwrap();
             }
-            Via::Gateway(g) => g.send(ALICE, &g.body, false, &[200]).await,
-        }
-    }
-}
-
-/// `total` sends over `concurrency` tasks, each timing its own sends.
-async fn drive<F, Fut>(total: usize, concurrency: usize, send: F) -> (Vec<Duration>, Duration)
-where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let send = Arc::new(send);
-    let per_task = total / concurrency;
-    let wall = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let send = Arc::clone(&send);
-        tasks.push(tokio::spawn(async move {
-            let mut samples = Vec::with_capacity(per_task);
-            for _ in 0..per_task {
-                let t = Instant::now();
-                send().await;
-                samples.push(t.elapsed());
+            Via::Gateway(g) => {
+                g.send(ALICE, &g.body, false, &[200]).await;
             }
-            samples
-        }));
-    }
-    let mut samples = Vec::with_capacity(total);
-    for t in tasks {
-        samples.extend(t.await.unwrap());
-    }
-    (samples, wall.elapsed())
-}
-
-/// Sends arriving at `rate` per second for `PACED_SECONDS`, each timed from
-/// its arrival. Arrivals come from a thread of their own (tokio's timer ticks
-/// in whole milliseconds), with exponential gaps, and do not wait for earlier
-/// answers; a late answer is counted from when its send was due.
-async fn paced<F, Fut>(rate: f64, send: F) -> Vec<Duration>
-where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let runtime = tokio::runtime::Handle::current();
-    let arrivals = std::thread::spawn(move || {
-        let start = Instant::now();
-        let mut due = Duration::ZERO;
-        let mut tasks = Vec::new();
-        while due.as_secs_f64() < PACED_SECONDS {
-            let at = start + due;
-            let now = Instant::now();
-            if at > now {
-                std::thread::sleep(at - now);
-            }
-            let sent = send();
-            tasks.push(runtime.spawn(async move {
-                sent.await;
-                at.elapsed()
-            }));
-            let gap = -(1.0 - rand::random::<f64>()).ln() / rate;
-            due += Duration::from_secs_f64(gap);
         }
-        tasks
-    });
-    let tasks = tokio::task::spawn_blocking(move || arrivals.join().unwrap())
-        .await
-        .unwrap();
-    let mut samples = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        samples.push(t.await.unwrap());
-    }
-    samples
-}
-
-/// The gateway's database: a fresh PostgreSQL schema (kept while the returned
-/// guard lives), or the SQLite file `sqlite`.
-async fn store_for(
-    on_postgres: bool,
-    sqlite: std::path::PathBuf,
-) -> (String, Option<tiktok_dm_test_support::postgres::PgSchema>) {
-    if on_postgres {
-        let Some(schema) = tiktok_dm_test_support::postgres::PgSchema::create().await else {
-            panic!(
-                "LOAD_STORE=postgres needs the PostgreSQL server TDM_TEST_POSTGRES_URL names \
-                 (see why it cannot be reached above); start it, or leave LOAD_STORE unset for SQLite"
-            );
-        };
-        (schema.url.clone(), Some(schema))
-    } else {
-        (sqlite.to_str().unwrap().to_owned(), None)
     }
 }
 
@@ -378,14 +153,17 @@ fn disk_sync_latency(dir: &std::path::Path) {
 async fn parent() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
-    if std::env::var("LOAD_STORE").as_deref() != Ok("postgres") {
+    // `LOAD_STORE=postgres`: the gateway on PostgreSQL (a fresh schema on the
+    // server the store tests use) instead of a SQLite file.
+    let on_postgres = std::env::var("LOAD_STORE").as_deref() == Ok("postgres");
+    if !on_postgres {
         disk_sync_latency(dir.path());
     }
     let (mut sandbox, addr) = spawn_child("sandbox", &[]);
     let sandbox_url = format!("http://{addr}");
-    // `LOAD_STORE=postgres`: the gateway on PostgreSQL (a fresh schema on the
-    // server the store tests use) instead of a SQLite file.
-    let on_postgres = std::env::var("LOAD_STORE").as_deref() == Ok("postgres");
+    if std::env::var("LOAD_COMPARE").as_deref() == Ok("1") {
+        return compare::run(dir.path(), &sandbox_url, &mut sandbox).await;
+    }
     let (db, _schema) = store_for(on_postgres, dir.path().join("load.sqlite")).await;
     let seed = tiktok_dm_sandbox::Seed::with_crowd(CROWD).unwrap();
     let c = &seed.conversations[0];
@@ -452,37 +230,6 @@ async fn parent() {
     for child in [&mut gateway_process, &mut sandbox] {
         stop(child);
     }
-}
-
-/// Closes a child's stdin, which ends it, and waits for it.
-fn stop(child: &mut Child) {
-    let _ = child.stdin.take().map(|mut s| s.write_all(b"\n"));
-    let _ = child.wait();
-}
-
-/// Starts a gateway child on `database`, sending to the sandbox at
-/// `sandbox_url`, and the handle that sends `body` through it with `http`.
-fn spawn_gateway(
-    sandbox_url: &str,
-    database: &str,
-    http: reqwest::Client,
-    body: Value,
-) -> (Child, Arc<Gateway>) {
-    let (process, ready) = spawn_child(
-        "gateway",
-        &[
-            ("LOAD_SANDBOX_URL", sandbox_url),
-            ("LOAD_DATABASE", database),
-        ],
-    );
-    let ready: Value = serde_json::from_str(&ready).unwrap();
-    let gateway = Gateway {
-        http,
-        url: ready["url"].as_str().unwrap().to_owned(),
-        key: ready["key"].as_str().unwrap().to_owned(),
-        body,
-    };
-    (process, Arc::new(gateway))
 }
 
 /// A client session of alice over the WebSocket, for the direct sends.
@@ -564,7 +311,7 @@ async fn open_loop_runs(vias: &[Via], rates: &[f64]) -> Vec<Pair> {
         let mut pair = Vec::new();
         for via in vias {
             let v = via.clone();
-            let samples = paced(rate, move || {
+            let samples = paced(rate, PACED_SECONDS, move || {
                 let v = v.clone();
                 async move { v.send().await }
             })
@@ -694,20 +441,7 @@ async fn crowd_run(gw: &Arc<Gateway>, gateway_pid: u32, seed: &tiktok_dm_sandbox
         t.await.unwrap();
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let metrics = gw
-        .http
-        .get(format!("{}/metrics", gw.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let connected = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("tiktok_dm_sessions_connected "))
-        .unwrap_or("?")
-        .to_owned();
+    let connected = gw.metric("tiktok_dm_sessions_connected").await;
     let after = tiktok_dm_test_support::rss_kib(gateway_pid);
     Crowd {
         before,
