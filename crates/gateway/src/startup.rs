@@ -89,6 +89,7 @@ impl<S: Store> Application<S> {
             self.state.clone(),
             stop_rx.clone(),
         ));
+        let outcomes = tokio::spawn(hear_outcomes(self.state.clone(), stop_rx.clone()));
         let listening = tokio::spawn(crate::inbound::run(self.state.clone(), stop_rx));
         // Waiting sends hear of the stop first, so that the graceful shutdown
         // (which waits for every request in progress) is not held up by them.
@@ -103,8 +104,29 @@ impl<S: Store> Application<S> {
         let _ = worker.await;
         let _ = listening.await;
         let _ = webhooks.await;
+        let _ = outcomes.await;
         let _ = leave_tx.send(true);
         let _ = ownership.await;
         Ok(())
+    }
+}
+
+/// Passes on what the store hears of messages other gateways ended (on a
+/// shared database), so that a send accepted here and delivered by the
+/// gateway holding its lane is answered at once; until `stop`.
+async fn hear_outcomes<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) {
+    let Some(mut heard) = state.store.outcomes() else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            id = heard.recv() => match id {
+                Ok(id) => state.waiters.ended_elsewhere(&id),
+                // Missed ids: their handlers read the store on their own.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            _ = stop.wait_for(|s| *s) => return,
+        }
     }
 }

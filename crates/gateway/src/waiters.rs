@@ -213,6 +213,29 @@ impl Waiters {
         self.tell(request_id, |news| news.reads += 1);
     }
 
+    /// Tells whoever waits for `request_id` that a process sharing the
+    /// database ended one of its messages (the store heard it), so that they
+    /// read the store now rather than at their next read of their own;
+    /// unless this process delivered one of its messages (then its own news
+    /// says what the store would).
+    pub fn ended_elsewhere(&self, request_id: &str) {
+        let waiter = {
+            let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+            map.get(request_id).map(|e| Arc::clone(&e.waiter))
+        };
+        let Some(w) = waiter else {
+            return;
+        };
+        {
+            let mut news = w.news.lock().unwrap_or_else(PoisonError::into_inner);
+            if !news.delivered.is_empty() {
+                return;
+            }
+            news.reads += 1;
+        }
+        w.notify.notify_waiters();
+    }
+
     fn tell(&self, request_id: &str, update: impl FnOnce(&mut News)) {
         let waiter = {
             let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
@@ -270,6 +293,21 @@ mod tests {
             server_message_id: format!("7{position}"),
             transport: "ws",
         }
+    }
+
+    #[test]
+    fn an_end_heard_from_elsewhere_asks_for_a_read_unless_delivered_here() {
+        let waiters = Waiters::default();
+        let w = waiters.register("r");
+        let mut seen = Seen::default();
+        waiters.ended_elsewhere("r");
+        assert_eq!(w.news(&mut seen), (Vec::new(), true));
+        let _recording = waiters.delivered("r", delivered(0));
+        assert_eq!(w.news(&mut seen), (vec![delivered(0)], false));
+        waiters.ended_elsewhere("r");
+        assert_eq!(w.news(&mut seen), (Vec::new(), false));
+        // Nobody waits for another request: nothing happens.
+        waiters.ended_elsewhere("other");
     }
 
     #[tokio::test]

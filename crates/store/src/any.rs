@@ -99,6 +99,13 @@ macro_rules! forward {
 }
 
 impl Store for AnyStore {
+    fn outcomes(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        match self {
+            AnyStore::Sqlite(s) => s.outcomes(),
+            AnyStore::Postgres(s) => s.outcomes(),
+        }
+    }
+
     fn is_shared(&self) -> bool {
         match self {
             AnyStore::Sqlite(s) => s.is_shared(),

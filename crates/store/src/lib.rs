@@ -47,6 +47,15 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// database has one gateway, which holds every lane.
     fn is_shared(&self) -> bool;
 
+    /// Request ids whose messages ended (sent, failed or unknown) in any
+    /// process sharing the database, from now on, as far as it can tell:
+    /// `None` where only this process writes (SQLite). Best effort: ids
+    /// may be missed (a lost connection, a subscriber fallen behind), so
+    /// it only hastens what reading the store would find.
+    fn outcomes(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        None
+    }
+
     /// Stores a new API key (its hash, never the key).
     fn create_api_key(
         &self,

@@ -1,9 +1,10 @@
 //! API keys found by hash, kept in memory while the database can say when
 //! they change: every send looks its key up, and on PostgreSQL that was a
 //! round trip of its own. A trigger (migration 12) notifies the channel
-//! [`CHANNEL`] at every change of `api_keys` or `api_key_accounts` (a
-//! revocation, say, by any gateway or the CLI); a connection of this store's
-//! own listens, and each notification empties the cache. Without that
+//! `tiktok_dm_api_keys` at every change of `api_keys` or `api_key_accounts`
+//! (a revocation, say, by any gateway or the CLI); a connection of this
+//! store's own listens (`notices.rs`), and each notification empties the
+//! cache. Without that
 //! connection (not yet up, or lost) nothing is cached and every lookup reads
 //! the database, as before. A lookup that raced a notification is not kept
 //! ([`KeyCache::keep`] checks the generation it started under). Unknown keys
@@ -18,21 +19,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt as _;
-use tokio::sync::oneshot;
-use tokio_postgres::AsyncMessage;
-use tokio_postgres_rustls::MakeRustlsConnect;
-
 use crate::types::ApiKey;
 
-/// The channel migration 12's triggers notify.
-pub(super) const CHANNEL: &str = "tiktok_dm_api_keys";
 /// How long a key is kept, heard changes or not.
 const MAX_AGE: Duration = Duration::from_secs(10);
 /// Keys kept at most (the cache empties when full).
 const MAX_KEYS: usize = 10_000;
-/// The wait before listening again after the connection was lost.
-const RECONNECT: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct Inner {
@@ -58,24 +50,27 @@ impl Inner {
     }
 }
 
-/// The cache every clone of the store shares; its listener ends with the
-/// last clone.
-#[derive(Clone)]
+/// The cache every clone of the store shares; `notices.rs` tells it what
+/// the database says.
+#[derive(Clone, Default)]
 pub(super) struct KeyCache {
     inner: Arc<Inner>,
-    _stop: Arc<oneshot::Sender<()>>,
 }
 
 impl KeyCache {
-    /// Starts listening on a connection of its own, made with `config` and
-    /// `tls`.
-    pub(super) fn start(config: tokio_postgres::Config, tls: MakeRustlsConnect) -> Self {
-        let inner = Arc::new(Inner::default());
-        let (stop, stopped) = oneshot::channel();
-        tokio::spawn(listen(Arc::clone(&inner), config, tls, stopped));
-        Self {
-            inner,
-            _stop: Arc::new(stop),
+    /// A change was heard: nothing kept is good any more.
+    pub(super) fn changed(&self) {
+        self.inner.empty();
+    }
+
+    /// Whether changes are heard now; when they start to be, it starts
+    /// empty (changes made before were not heard).
+    pub(super) fn hearing(&self, on: bool) {
+        if on {
+            self.inner.empty();
+            self.inner.listening.store(true, Ordering::SeqCst);
+        } else {
+            self.inner.stop_listening();
         }
     }
 
@@ -109,61 +104,5 @@ impl KeyCache {
             keys.clear();
         }
         keys.insert(hash, (key.clone(), Instant::now()));
-    }
-}
-
-/// Listens until the store is gone, connecting again after a loss.
-async fn listen(
-    inner: Arc<Inner>,
-    config: tokio_postgres::Config,
-    tls: MakeRustlsConnect,
-    mut stopped: oneshot::Receiver<()>,
-) {
-    loop {
-        tokio::select! {
-            _ = &mut stopped => break,
-            ended = listen_once(&inner, &config, tls.clone()) => {
-                inner.stop_listening();
-                if let Err(e) = ended {
-                    tracing::debug!(error = %crate::Error::from(e), "store: API key changes not heard; keys are read each time until heard again");
-                }
-            }
-        }
-        tokio::select! {
-            _ = &mut stopped => break,
-            () = tokio::time::sleep(RECONNECT) => {}
-        }
-    }
-    inner.stop_listening();
-}
-
-/// One connection's listening: ends when it is lost.
-async fn listen_once(
-    inner: &Inner,
-    config: &tokio_postgres::Config,
-    tls: MakeRustlsConnect,
-) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(tls).await?;
-    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-    let statement = format!("LISTEN {CHANNEL}");
-    let subscribe = client.batch_execute(&statement);
-    tokio::pin!(subscribe);
-    let mut subscribed = false;
-    loop {
-        tokio::select! {
-            done = &mut subscribe, if !subscribed => {
-                done?;
-                subscribed = true;
-                // Changes made before now were not heard: start empty.
-                inner.empty();
-                inner.listening.store(true, Ordering::SeqCst);
-            }
-            message = messages.next() => match message {
-                Some(Ok(AsyncMessage::Notification(_))) => inner.empty(),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e),
-                None => return Ok(()),
-            },
-        }
     }
 }

@@ -32,6 +32,7 @@ mod batch;
 mod events;
 mod key_cache;
 mod lanes;
+mod notices;
 mod reads;
 mod retention;
 mod sent;
@@ -105,8 +106,8 @@ pub struct PostgresStore {
     batcher: batch::Batcher,
     /// So do sent marks without an event.
     sent: sent::SentBatcher,
-    /// API keys found, while their changes are heard.
-    keys: key_cache::KeyCache,
+    /// Key changes and ended messages, heard from every process.
+    notices: notices::Notices,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -159,7 +160,7 @@ impl PostgresStore {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         let connector = tls::connector(&tls)?;
-        let keys = key_cache::KeyCache::start(config.clone(), connector.clone());
+        let notices = notices::Notices::start(config.clone(), connector.clone());
         let manager = Manager::from_config(
             config,
             connector,
@@ -180,7 +181,7 @@ impl PostgresStore {
             pool,
             batcher,
             sent,
-            keys,
+            notices,
         };
         store.migrate().await?;
         Ok(store)
@@ -231,6 +232,10 @@ impl Store for PostgresStore {
         true
     }
 
+    fn outcomes(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        Some(self.notices.outcomes())
+    }
+
     async fn create_api_key(&self, new: NewApiKey, now: i64) -> Result<ApiKey> {
         new.check()?;
         let mut c = self.client().await?;
@@ -271,10 +276,10 @@ impl Store for PostgresStore {
     }
 
     async fn api_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>> {
-        if let Some(key) = self.keys.get(hash) {
+        if let Some(key) = self.notices.keys.get(hash) {
             return Ok(Some(key));
         }
-        let generation = self.keys.generation();
+        let generation = self.notices.keys.generation();
         let c = self.client().await?;
         let s = c
             .prepare_cached(&format!(
@@ -284,7 +289,7 @@ impl Store for PostgresStore {
         let found = c.query_opt(&s, &[&&hash[..]]).await?;
         let found = found.as_ref().map(api_key).transpose()?;
         if let Some(key) = &found {
-            self.keys.keep(*hash, key, generation);
+            self.notices.keys.keep(*hash, key, generation);
         }
         Ok(found)
     }

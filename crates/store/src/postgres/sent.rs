@@ -2,7 +2,9 @@
 //! marks whatever waits (up to [`MAX_BATCH`]) `sent` in one statement (its own
 //! transaction: one commit for the group), each row under its claim's token,
 //! wiping a request's session once none of its messages is pending. Each
-//! caller hears whether its claim was still the row's. Should the statement
+//! caller hears whether its claim was still the row's. Other processes hear
+//! the requests (`notices.rs`; ids 100 to a notification, well under its
+//! 8,000-byte bound). Should the statement
 //! fail, each mark is made alone (`writes::mark_sent`).
 
 use std::collections::HashSet;
@@ -116,8 +118,11 @@ async fn mark(c: &Object, batch: &[Job]) -> Result<HashSet<(i64, i64)>> {
                   AND session_sealed IS NOT NULL
                   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.request_id = requests.id
                                   AND o.id NOT IN (SELECT id FROM sent) AND o.state IN ('accepted', 'sending'))
+             ), told AS (
+                SELECT pg_notify('tiktok_dm_outcomes', string_agg(request_id, ','))
+                FROM (SELECT request_id, (row_number() OVER ()) / 100 AS part FROM sent) p GROUP BY part
              )
-             SELECT id, claim_token FROM sent",
+             SELECT id, claim_token FROM sent, (SELECT count(*) FROM told) t",
         )
         .await?;
     let ids: Vec<i64> = batch.iter().map(|j| j.claim.id).collect();

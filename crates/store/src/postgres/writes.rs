@@ -532,6 +532,9 @@ pub(super) async fn finish(
         &[&state.as_str(), &error, &now, &id],
     )
     .await?;
+    // Other processes waiting to answer the request hear of it (`notices.rs`).
+    tx.execute("SELECT pg_notify('tiktok_dm_outcomes', $1)", &[&request_id])
+        .await?;
     let (mut given_back, mut bytes_back) = quota_returned(state, image_bytes);
     // A message that did not end sent ends its request: the messages after it
     // will not be attempted, and give their quota back too.
@@ -605,7 +608,7 @@ pub(super) async fn mark_sent(
                       AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.request_id = requests.id
                                       AND o.id <> $4 AND o.state IN ('accepted', 'sending'))
                  )
-                 SELECT count(*) FROM sent",
+                 SELECT count(*), (SELECT count(pg_notify('tiktok_dm_outcomes', request_id)) FROM sent) FROM sent",
         )
         .await?;
     let row = c

@@ -6,6 +6,7 @@
 mod inbound;
 mod lanes;
 mod postgres;
+mod postgres_notices;
 mod suite;
 mod webhooks;
 

@@ -1,0 +1,128 @@
+//! What other processes on the database say, heard on one connection of
+//! this store's own (`LISTEN`): key changes ([`KEYS`], from migration 12's
+//! triggers), which empty the key cache, and requests whose messages ended
+//! ([`OUTCOMES`], notified by the writes that end a message, with the
+//! request ids, comma-separated), passed on to [`Notices::outcomes`]'s
+//! subscribers so that a gateway waiting to answer a send another gateway
+//! delivered hears of it at once instead of at its next read. The
+//! connection is made again a second after it is lost; while it is down
+//! keys are read each time and waiting handlers fall back to their reads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use tokio::sync::{broadcast, oneshot};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::key_cache::KeyCache;
+
+/// The channel key changes are notified on.
+const KEYS: &str = "tiktok_dm_api_keys";
+/// The channel ended messages' request ids are notified on (the writes in
+/// `writes.rs` and `sent.rs` name it too).
+pub(super) const OUTCOMES: &str = "tiktok_dm_outcomes";
+/// The wait before listening again after the connection was lost.
+const RECONNECT: Duration = Duration::from_secs(1);
+/// Request ids a slow subscriber may fall behind by before it misses some.
+const OUTCOMES_BUFFER: usize = 8_192;
+
+/// The listener every clone of the store shares; it ends with the last.
+#[derive(Clone)]
+pub(super) struct Notices {
+    pub(super) keys: KeyCache,
+    outcomes: broadcast::Sender<String>,
+    _stop: Arc<oneshot::Sender<()>>,
+}
+
+impl Notices {
+    /// Starts listening on a connection of its own, made with `config` and
+    /// `tls`.
+    pub(super) fn start(config: tokio_postgres::Config, tls: MakeRustlsConnect) -> Self {
+        let keys = KeyCache::default();
+        let (outcomes, _) = broadcast::channel(OUTCOMES_BUFFER);
+        let (stop, stopped) = oneshot::channel();
+        let heard = Heard {
+            keys: keys.clone(),
+            outcomes: outcomes.clone(),
+        };
+        tokio::spawn(listen(heard, config, tls, stopped));
+        Self {
+            keys,
+            outcomes,
+            _stop: Arc::new(stop),
+        }
+    }
+
+    /// Request ids whose messages ended, in any process, from now on.
+    pub(super) fn outcomes(&self) -> broadcast::Receiver<String> {
+        self.outcomes.subscribe()
+    }
+}
+
+/// Where what is heard goes.
+struct Heard {
+    keys: KeyCache,
+    outcomes: broadcast::Sender<String>,
+}
+
+/// Listens until the store is gone, connecting again after a loss.
+async fn listen(
+    heard: Heard,
+    config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            ended = listen_once(&heard, &config, tls.clone()) => {
+                heard.keys.hearing(false);
+                if let Err(e) = ended {
+                    tracing::debug!(error = %crate::Error::from(e), "store: changes not heard; keys are read each time until heard again");
+                }
+            }
+        }
+        tokio::select! {
+            _ = &mut stopped => break,
+            () = tokio::time::sleep(RECONNECT) => {}
+        }
+    }
+    heard.keys.hearing(false);
+}
+
+/// One connection's listening: ends when it is lost.
+async fn listen_once(
+    heard: &Heard,
+    config: &tokio_postgres::Config,
+    tls: MakeRustlsConnect,
+) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = config.connect(tls).await?;
+    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+    let statement = format!("LISTEN {KEYS}; LISTEN {OUTCOMES}");
+    let subscribe = client.batch_execute(&statement);
+    tokio::pin!(subscribe);
+    let mut subscribed = false;
+    loop {
+        tokio::select! {
+            done = &mut subscribe, if !subscribed => {
+                done?;
+                subscribed = true;
+                heard.keys.hearing(true);
+            }
+            message = messages.next() => match message {
+                Some(Ok(AsyncMessage::Notification(n))) if n.channel() == OUTCOMES => {
+                    for id in n.payload().split(',').filter(|id| !id.is_empty()) {
+                        // Nobody subscribed is not an error.
+                        let _ = heard.outcomes.send(id.to_owned());
+                    }
+                }
+                Some(Ok(AsyncMessage::Notification(_))) => heard.keys.changed(),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e),
+                None => return Ok(()),
+            },
+        }
+    }
+}
