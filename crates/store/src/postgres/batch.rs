@@ -35,12 +35,17 @@ use crate::types::*;
 const MAX_BATCH: usize = 512;
 
 /// Locks counter rows (key ids, periods, starts), creating missing ones, in
-/// the order given, and reads them: a no-op update locks an existing row. An
-/// unknown or revoked key has none (it is refused).
+/// one order for every caller, and reads them: a no-op update locks an
+/// existing row. An unknown or revoked key has none (it is refused). The
+/// order is the statement's own (`ORDER BY`): the join with `api_keys` may
+/// hand the rows on in another order than the arrays', and two acceptances
+/// locking two rows in opposite orders deadlocked (seen once in the batch
+/// tests, three-way).
 pub(super) const LOCK_COUNTERS: &str =
     "INSERT INTO usage_counters (api_key_id, period, start, messages, image_bytes)
      SELECT k, p, s, 0, 0 FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS t(k, p, s)
      WHERE EXISTS (SELECT 1 FROM api_keys a WHERE a.id = t.k AND a.revoked_at IS NULL)
+     ORDER BY k, p, s
      ON CONFLICT (api_key_id, period, start) DO UPDATE SET messages = usage_counters.messages
      RETURNING api_key_id, period, start, messages, image_bytes";
 
