@@ -665,6 +665,13 @@ impl NewRequest {
     /// Refuses text no backend may store (see [`storable`]).
     pub(crate) fn check(&self) -> crate::Result<()> {
         check("a request id", &self.id)?;
+        // Ended requests are notified by id, 100 to a notification of at
+        // most 8,000 bytes, comma-separated (`postgres/notices.rs`).
+        if self.id.len() > 64 || self.id.contains(',') {
+            return Err(crate::Error::Invalid(
+                "a request id (64 bytes at most, no comma)",
+            ));
+        }
         check("a request hash", &self.request_hash)?;
         if let Some(k) = &self.idempotency_key {
             check("an idempotency key", k)?;

@@ -323,6 +323,8 @@ impl Store for PostgresStore {
                 &[&now, &name],
             )
             .await?;
+        // Not kept here a moment longer than the notification takes.
+        self.notices.keys.changed();
         Ok(row.try_get::<_, i64>(0)? == 1)
     }
 

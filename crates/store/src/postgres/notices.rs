@@ -23,8 +23,12 @@ const KEYS: &str = "tiktok_dm_api_keys";
 /// The channel ended messages' request ids are notified on (the writes in
 /// `writes.rs` and `sent.rs` name it too).
 pub(super) const OUTCOMES: &str = "tiktok_dm_outcomes";
-/// The wait before listening again after the connection was lost.
+/// The wait before listening again after the connection was lost, doubled
+/// at each failure up to [`RECONNECT_MAX`].
 const RECONNECT: Duration = Duration::from_secs(1);
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
+/// TCP keepalive idle time on the listening connection.
+const KEEPALIVE: Duration = Duration::from_secs(30);
 /// Request ids a slow subscriber may fall behind by before it misses some.
 const OUTCOMES_BUFFER: usize = 8_192;
 
@@ -40,6 +44,12 @@ impl Notices {
     /// Starts listening on a connection of its own, made with `config` and
     /// `tls`.
     pub(super) fn start(config: tokio_postgres::Config, tls: MakeRustlsConnect) -> Self {
+        // Told apart from the pool's connections (`pg_stat_activity`), and
+        // a peer gone silent is noticed within a minute or so, not hours.
+        let mut config = config;
+        let name = config.get_application_name().unwrap_or("tiktok-dm");
+        let name = format!("{name} (listen)");
+        config.application_name(&name).keepalives_idle(KEEPALIVE);
         let keys = KeyCache::default();
         let (outcomes, _) = broadcast::channel(OUTCOMES_BUFFER);
         let (stop, stopped) = oneshot::channel();
@@ -74,20 +84,27 @@ async fn listen(
     tls: MakeRustlsConnect,
     mut stopped: oneshot::Receiver<()>,
 ) {
+    let mut wait = RECONNECT;
+    let mut failing = false;
     loop {
         tokio::select! {
             _ = &mut stopped => break,
-            ended = listen_once(&heard, &config, tls.clone()) => {
+            ended = listen_once(&heard, &config, tls.clone(), &mut failing) => {
                 heard.keys.hearing(false);
-                if let Err(e) = ended {
-                    tracing::debug!(error = %crate::Error::from(e), "store: changes not heard; keys are read each time until heard again");
+                if !failing {
+                    // It was heard until now: the waits start over.
+                    failing = true;
+                    wait = RECONNECT;
+                    let why = ended.err().map(|e| crate::Error::from(e).to_string()).unwrap_or_default();
+                    tracing::warn!(error = %why, "store: changes by other processes are not heard; API keys are read each time and waiting sends read the store until heard again");
                 }
             }
         }
         tokio::select! {
             _ = &mut stopped => break,
-            () = tokio::time::sleep(RECONNECT) => {}
+            () = tokio::time::sleep(wait) => {}
         }
+        wait = (wait * 2).min(RECONNECT_MAX);
     }
     heard.keys.hearing(false);
 }
@@ -97,6 +114,7 @@ async fn listen_once(
     heard: &Heard,
     config: &tokio_postgres::Config,
     tls: MakeRustlsConnect,
+    failing: &mut bool,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(tls).await?;
     let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -110,6 +128,9 @@ async fn listen_once(
                 done?;
                 subscribed = true;
                 heard.keys.hearing(true);
+                if std::mem::take(failing) {
+                    tracing::info!("store: changes by other processes are heard again");
+                }
             }
             message = messages.next() => match message {
                 Some(Ok(AsyncMessage::Notification(n))) if n.channel() == OUTCOMES => {
