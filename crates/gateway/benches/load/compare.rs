@@ -9,10 +9,10 @@
 //! `Prefer: respond-async` and then waits for an empty outbox; phase (b) has
 //! every send answered after its delivery. On two gateways about half the
 //! sends of (b) reach the gateway that does not hold their lane: it accepts
-//! them, the other one delivers, and the waiting handler learns the outcome
-//! only from its own reads of the store (`waiters::next_poll`: the first
-//! after 250 ms, or more with many handlers waiting, then backing off to 2 s),
-//! not from the other process; so those sends take at least 250 ms.
+//! them, the holder's worker claims them from the outbox (within 200 ms when
+//! idle) and delivers, and the waiting handler hears of the outcome from the
+//! store's notification (`tiktok_dm_outcomes`), or failing that from its own
+//! reads (`waiters::next_poll`).
 
 use std::path::Path;
 use std::process::Child;
