@@ -187,7 +187,10 @@ impl Waiters {
             .entry(request_id.to_owned())
             .or_default()
             .push(delivered.clone());
-        self.tell(request_id, |news| news.delivered.push(delivered));
+        self.tell(request_id, |news| {
+            news.delivered.push(delivered);
+            true
+        });
         Recording {
             waiters: self,
             request_id: request_id.to_owned(),
@@ -210,7 +213,10 @@ impl Waiters {
     /// Tells whoever waits for `request_id` to read the store (any outcome
     /// other than a recorded delivery).
     pub fn wake(&self, request_id: &str) {
-        self.tell(request_id, |news| news.reads += 1);
+        self.tell(request_id, |news| {
+            news.reads += 1;
+            true
+        });
     }
 
     /// Tells whoever waits for `request_id` that a process sharing the
@@ -219,31 +225,25 @@ impl Waiters {
     /// unless this process delivered one of its messages (then its own news
     /// says what the store would).
     pub fn ended_elsewhere(&self, request_id: &str) {
-        let waiter = {
-            let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-            map.get(request_id).map(|e| Arc::clone(&e.waiter))
-        };
-        let Some(w) = waiter else {
-            return;
-        };
-        {
-            let mut news = w.news.lock().unwrap_or_else(PoisonError::into_inner);
-            if !news.delivered.is_empty() {
-                return;
-            }
-            news.reads += 1;
-        }
-        w.notify.notify_waiters();
+        self.tell(request_id, |news| {
+            let read = news.delivered.is_empty();
+            news.reads += u64::from(read);
+            read
+        });
     }
 
-    fn tell(&self, request_id: &str, update: impl FnOnce(&mut News)) {
+    /// Applies `update` to the news of whoever waits for `request_id`, and
+    /// wakes them when it says there is news.
+    fn tell(&self, request_id: &str, update: impl FnOnce(&mut News) -> bool) {
         let waiter = {
             let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
             map.get(request_id).map(|e| Arc::clone(&e.waiter))
         };
         if let Some(w) = waiter {
-            update(&mut w.news.lock().unwrap_or_else(PoisonError::into_inner));
-            w.notify.notify_waiters();
+            let news = update(&mut w.news.lock().unwrap_or_else(PoisonError::into_inner));
+            if news {
+                w.notify.notify_waiters();
+            }
         }
     }
 

@@ -277,8 +277,8 @@ async fn accept_and_wait<S: Store>(
             claimed, snapshot, ..
         } => {
             state.metrics.accepted.inc_by(message_count);
-            let snapshot = start_first(state, (claimed, reserved), *snapshot, now).await;
-            Some((snapshot, windows))
+            start_first(state, claimed, reserved);
+            Some((*snapshot, windows))
         }
         Enqueued::Replay { request_id } => {
             waiting = Waiting::new(&state.waiters, &request_id);
@@ -354,9 +354,10 @@ async fn read_send<S: Store>(
         (request_hash, asked.idempotency_key),
         state.settings.lease_ms(),
     );
-    let reserved = match claims_first(state, &new.lane).await {
-        true => outbox::reserve(state),
-        false => None,
+    let reserved = if claims_first(state, &new.lane).await {
+        outbox::reserve(state)
+    } else {
+        None
     };
     if reserved.is_none() {
         new.claim_first_ms = None;
@@ -455,38 +456,21 @@ impl<'h> SendHeaders<'h> {
 
 /// Starts delivering the message claimed with the acceptance, from here, in
 /// the room reserved for it, on a task of its own (which a client hanging up
-/// does not cancel).
-async fn start_first<S: Store>(
+/// does not cancel). The store claims it only when asked to, and
+/// [`read_send`] asks only with room reserved; with nothing claimed, the
+/// worker claims it.
+fn start_first<S: Store>(
     state: &AppState<S>,
-    (claimed, reserved): (Option<Box<OutboxMessage>>, Option<OwnedSemaphorePermit>),
-    mut snapshot: Snapshot,
-    now: i64,
-) -> Snapshot {
-    match (claimed, reserved) {
-        (Some(first), Some(room)) => outbox::start(state, first, room),
-        (None, _) => {
-            state.wake.notify_one();
-            // A lane nobody holds yet (a new session's): the next ownership
-            // tick is now rather than up to a third of a lease away.
-            state.ownership.nudge();
-        }
-        // Not claimed without room; were it, it goes back for the worker.
-        (Some(first), None) => {
-            if let Err(e) = state.store.release(first.claim(), now).await {
-                tracing::error!(error = %e, "a claimed message could not be given back; it goes again after its lease");
-            }
-            if let Some(m) = snapshot
-                .status
-                .as_mut()
-                .and_then(|s| s.messages.first_mut())
-            {
-                m.state = MessageState::Accepted;
-                m.attempts = 0;
-            }
-            state.wake.notify_one();
-        }
+    claimed: Option<Box<OutboxMessage>>,
+    reserved: Option<OwnedSemaphorePermit>,
+) {
+    if let Some((first, room)) = claimed.zip(reserved) {
+        return outbox::start(state, first, room);
     }
-    snapshot
+    state.wake.notify_one();
+    // A lane nobody holds yet (a new session's): the next ownership tick is
+    // now rather than up to a third of a lease away.
+    state.ownership.nudge();
 }
 
 /// The answer to an acceptance the store refused.

@@ -43,11 +43,6 @@ impl Inner {
             keys.clear();
         }
     }
-
-    fn stop_listening(&self) {
-        self.listening.store(false, Ordering::SeqCst);
-        self.empty();
-    }
 }
 
 /// The cache every clone of the store shares; `notices.rs` tells it what
@@ -63,15 +58,13 @@ impl KeyCache {
         self.inner.empty();
     }
 
-    /// Whether changes are heard now; when they start to be, it starts
-    /// empty (changes made before were not heard).
+    /// Whether changes are heard now; either way it starts empty (changes
+    /// made before were not heard, and what is kept is not served while
+    /// they are not). A lookup begun before keeps nothing: the emptying
+    /// raises the generation.
     pub(super) fn hearing(&self, on: bool) {
-        if on {
-            self.inner.empty();
-            self.inner.listening.store(true, Ordering::SeqCst);
-        } else {
-            self.inner.stop_listening();
-        }
+        self.inner.listening.store(on, Ordering::SeqCst);
+        self.inner.empty();
     }
 
     /// The key with this hash, if kept.
