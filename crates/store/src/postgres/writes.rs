@@ -527,14 +527,17 @@ pub(super) async fn finish(
     if State::parse(&was)? != State::Sending {
         return Ok(false);
     }
+    // Other processes waiting to answer the request hear of it
+    // (`notices.rs`), in the same statement.
     tx.execute(
-        "UPDATE outbox SET state = $1, error = $2, locked_until = NULL, text = NULL, image = NULL, updated_at = $3 WHERE id = $4",
+        "WITH ended AS (
+            UPDATE outbox SET state = $1, error = $2, locked_until = NULL, text = NULL, image = NULL, updated_at = $3
+            WHERE id = $4 RETURNING request_id
+         )
+         SELECT pg_notify('tiktok_dm_outcomes', request_id) FROM ended",
         &[&state.as_str(), &error, &now, &id],
     )
     .await?;
-    // Other processes waiting to answer the request hear of it (`notices.rs`).
-    tx.execute("SELECT pg_notify('tiktok_dm_outcomes', $1)", &[&request_id])
-        .await?;
     let (mut given_back, mut bytes_back) = quota_returned(state, image_bytes);
     // A message that did not end sent ends its request: the messages after it
     // will not be attempted, and give their quota back too.
