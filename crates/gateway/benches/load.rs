@@ -23,6 +23,8 @@
 //! empty, then answered after delivery. CPU per send is given for the
 //! gateways, the sandbox, the driver and the PostgreSQL server (every
 //! `postgres` process on the machine; see `load/compare.rs`).
+//! `LOAD_COMPARE_ONLY` names the setups to run (`sqlite`, `pg1`, `pg2`,
+//! comma-separated); unset, all three.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "load/children.rs"]

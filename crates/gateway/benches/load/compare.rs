@@ -94,14 +94,25 @@ pub async fn run(dir: &Path, sandbox_url: &str, sandbox: &mut Child) {
         .unwrap();
     let sessions = crowd_sessions();
     let mut rows = Vec::new();
-    let sqlite = dir.join("compare.sqlite");
-    let sqlite = sqlite.to_str().unwrap();
-    let setup = start("SQLite, one gateway", sqlite, 1, sandbox_url, &http);
-    rows.push(measure(setup, &sessions, sandbox_pid).await);
-    for (name, count) in [
-        ("PostgreSQL, one gateway", 1),
-        ("PostgreSQL, two gateways", 2),
+    // `LOAD_COMPARE_ONLY=sqlite,pg1,pg2`: only the setups named.
+    let only = std::env::var("LOAD_COMPARE_ONLY").ok();
+    let wanted = |tag: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|t| t == tag))
+    };
+    if wanted("sqlite") {
+        let sqlite = dir.join("compare.sqlite");
+        let sqlite = sqlite.to_str().unwrap();
+        let setup = start("SQLite, one gateway", sqlite, 1, sandbox_url, &http);
+        rows.push(measure(setup, &sessions, sandbox_pid).await);
+    }
+    for (tag, name, count) in [
+        ("pg1", "PostgreSQL, one gateway", 1),
+        ("pg2", "PostgreSQL, two gateways", 2),
     ] {
+        if !wanted(tag) {
+            continue;
+        }
         let (db, schema) = store_for(true, dir.join("unused")).await;
         let setup = start(name, &db, count, sandbox_url, &http);
         rows.push(measure(setup, &sessions, sandbox_pid).await);

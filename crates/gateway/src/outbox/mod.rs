@@ -25,6 +25,13 @@ use crate::{millis, now_ms};
 pub const MAX_IN_FLIGHT: usize = 512;
 /// Messages claimed per store round trip.
 const CLAIM_BATCH: usize = 128;
+/// With a backlog, the room a claim waits for (up to [`GATHER`]): each claim
+/// costs a store round trip and a walk of every held lane whatever its size,
+/// so one for each delivery that ends (room for one) drained a backlog on
+/// PostgreSQL at a quarter of the rate.
+const CLAIM_ROOM: usize = 32;
+/// The longest wait for [`CLAIM_ROOM`].
+const GATHER: Duration = Duration::from_millis(5);
 
 /// Room for one delivery, taken before an acceptance claims its first
 /// message for delivery from the send handler: with none, the acceptance
@@ -103,6 +110,8 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
     // After a failed claim, the next waits this long (doubling up to 5 s), so a
     // database that is away is not asked (and logged) five times a second.
     let mut pause = Duration::ZERO;
+    // Whether the last claim took all it asked for (more are due).
+    let mut backlog = false;
     loop {
         if *stop.borrow() {
             break;
@@ -124,7 +133,7 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
             state.settings.retention,
             state.settings.event_retention,
         );
-        let room = state.in_flight.available_permits();
+        let room = room(&state, backlog, &mut stop).await;
         if room == 0 {
             // Wait for a delivery to end.
             tokio::select! {
@@ -152,6 +161,7 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
             }
         };
         let drained = claimed.len() < max as usize;
+        backlog = !drained;
         for claimed in claimed {
             dispatch(&state, claimed).await;
         }
@@ -176,6 +186,20 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
             "outbox: stopped with deliveries in flight; they resume after their lease"
         );
     }
+}
+
+/// The room for deliveries to claim into; with a backlog, after waiting up
+/// to [`GATHER`] for [`CLAIM_ROOM`].
+async fn room<S>(state: &AppState<S>, backlog: bool, stop: &mut watch::Receiver<bool>) -> usize {
+    let room = state.in_flight.available_permits();
+    if !backlog || room >= CLAIM_ROOM {
+        return room;
+    }
+    tokio::select! {
+        () = tokio::time::sleep(GATHER) => {}
+        _ = stop.changed() => {}
+    }
+    state.in_flight.available_permits()
 }
 
 /// Who claims and how: this gateway, its lanes, the pacing (a paced message

@@ -88,6 +88,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         12,
         include_str!("../../migrations/postgres/0012_key_changes.sql"),
     ),
+    (
+        13,
+        include_str!("../../migrations/postgres/0013_claims_by_lane.sql"),
+    ),
 ];
 
 /// Connections per store.
