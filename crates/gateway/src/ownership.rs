@@ -33,6 +33,9 @@ const NUDGE_GAP: Duration = Duration::from_millis(500);
 /// Lanes given up per tick, at most, when another gateway's share grows.
 pub const REBALANCE_STEP: usize = 4;
 
+/// The least time between two notices ([`want`]) of one lane.
+const WANT_GAP: Duration = Duration::from_millis(100);
+
 /// This gateway's identity and the leases it holds, shared by the API, the
 /// outbox worker and the listeners.
 #[derive(Debug)]
@@ -52,6 +55,8 @@ pub struct Ownership {
     changing: tokio::sync::Mutex<()>,
     /// Lanes another live gateway held at the last heartbeat: not adopted.
     elsewhere: Mutex<HashSet<String>>,
+    /// When each lane was last told of ([`want`]).
+    wanted: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 impl Ownership {
@@ -69,6 +74,7 @@ impl Ownership {
             changed: Notify::new(),
             changing: tokio::sync::Mutex::new(()),
             elsewhere: Mutex::default(),
+            wanted: Mutex::default(),
         }
     }
 
@@ -165,6 +171,61 @@ pub async fn adopt<S: Store>(state: &AppState<S>, lane: &str) -> bool {
         Err(e) => {
             tracing::warn!(error = %e, "ownership: a new lane could not be taken; the next tick tries");
             false
+        }
+    }
+}
+
+/// Tells the gateways sharing the database that `lane`, which this one does
+/// not hold, has a message accepted here ([`Store::want_lane`]): its holder
+/// claims it at once rather than at its next look (up to 200 ms), and the
+/// gateway it belongs to takes it if nobody holds it rather than at its next
+/// tick (up to a third of `owner_lease`; a per-request session's lane is
+/// held only while it has messages). Once per lane per [`WANT_GAP`], on a
+/// task of its own; a notice that fails only leaves the wait as it was.
+pub fn want<S: Store>(state: &AppState<S>, lane: &str) {
+    if !state.store.is_shared() {
+        return;
+    }
+    let now = std::time::Instant::now();
+    {
+        let Ok(mut wanted) = state.ownership.wanted.lock() else {
+            return;
+        };
+        if wanted.get(lane).is_some_and(|at| now - *at < WANT_GAP) {
+            return;
+        }
+        wanted.retain(|_, at| now - *at < WANT_GAP);
+        wanted.insert(lane.to_owned(), now);
+    }
+    let (store, lane) = (state.store.clone(), lane.to_owned());
+    tokio::spawn(async move {
+        if let Err(e) = store.want_lane(&lane).await {
+            tracing::debug!(error = %e, "ownership: other gateways were not told of a lane's new message; its holder finds it at its next look");
+        }
+    });
+}
+
+/// Hears the lanes wanted by any gateway ([`want`]) until `stop`: held
+/// here, the worker claims now; free and this gateway's share, it takes the
+/// lane first.
+pub async fn hear_wanted<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) {
+    let Some(mut heard) = state.store.lanes_wanted() else {
+        return;
+    };
+    loop {
+        let lane = tokio::select! {
+            lane = heard.recv() => lane,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match lane {
+            Ok(lane) => {
+                if state.ownership.owns(&lane, now_ms()) || adopt(&state, &lane).await {
+                    state.wake.notify_one();
+                }
+            }
+            // Some missed: a claim finds whatever they were for.
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => state.wake.notify_one(),
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     }
 }

@@ -90,6 +90,10 @@ impl<S: Store> Application<S> {
             stop_rx.clone(),
         ));
         let outcomes = tokio::spawn(hear_outcomes(self.state.clone(), stop_rx.clone()));
+        let wanted = tokio::spawn(crate::ownership::hear_wanted(
+            self.state.clone(),
+            stop_rx.clone(),
+        ));
         let listening = tokio::spawn(crate::inbound::run(self.state.clone(), stop_rx));
         // Waiting sends hear of the stop first, so that the graceful shutdown
         // (which waits for every request in progress) is not held up by them.
@@ -105,6 +109,7 @@ impl<S: Store> Application<S> {
         let _ = listening.await;
         let _ = webhooks.await;
         let _ = outcomes.await;
+        let _ = wanted.await;
         let _ = leave_tx.send(true);
         let _ = ownership.await;
         Ok(())

@@ -106,6 +106,17 @@ impl Store for AnyStore {
         }
     }
 
+    fn lanes_wanted(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        match self {
+            AnyStore::Sqlite(s) => s.lanes_wanted(),
+            AnyStore::Postgres(s) => s.lanes_wanted(),
+        }
+    }
+
+    async fn want_lane(&self, lane: &str) -> Result<()> {
+        forward!(self, want_lane(lane))
+    }
+
     fn is_shared(&self) -> bool {
         match self {
             AnyStore::Sqlite(s) => s.is_shared(),

@@ -13,6 +13,7 @@ mod restart;
 mod run_sandbox;
 mod scale_out;
 mod scale_out_pacing;
+mod scale_out_wanted;
 mod secrets;
 mod send;
 mod serve;

@@ -258,26 +258,32 @@ async fn accept_and_wait<S: Store>(
         .map_err(|_| request_timeout(state))??;
     let now = now_ms();
     let windows = quota::windows(key, now);
-    let (enqueued, mut waiting, message_count, reserved) = match read {
+    let (enqueued, mut waiting, message_count, (reserved, lane)) = match read {
         Read::New(new, room, reserved) => {
             let message_count = new.messages.len() as u64;
             // Registered before the enqueue: the worker may deliver the first
             // message before this task runs again, and its news must not be
             // missed.
             let waiting = Waiting::new(&state.waiters, &new.id);
+            let lane = new.lane.clone();
             let enqueued = state.store.enqueue(*new, &windows, now).await;
             // The body and the image are no longer held here.
             drop(room);
-            (enqueued?, waiting, message_count, reserved)
+            (enqueued?, waiting, message_count, (reserved, lane))
         }
-        Read::Repeat(repeat) => (repeat, Waiting::new(&state.waiters, ""), 0, None),
+        Read::Repeat(repeat) => (
+            repeat,
+            Waiting::new(&state.waiters, ""),
+            0,
+            (None, String::new()),
+        ),
     };
     let known = match enqueued {
         Enqueued::Accepted {
             claimed, snapshot, ..
         } => {
             state.metrics.accepted.inc_by(message_count);
-            start_first(state, claimed, reserved);
+            start_first(state, claimed, reserved, &lane);
             Some((*snapshot, windows))
         }
         Enqueued::Replay { request_id } => {
@@ -463,14 +469,19 @@ fn start_first<S: Store>(
     state: &AppState<S>,
     claimed: Option<Box<OutboxMessage>>,
     reserved: Option<OwnedSemaphorePermit>,
+    lane: &str,
 ) {
     if let Some((first, room)) = claimed.zip(reserved) {
         return outbox::start(state, first, room);
     }
     state.wake.notify_one();
-    // A lane nobody holds yet (a new session's): the next ownership tick is
-    // now rather than up to a third of a lease away.
-    state.ownership.nudge();
+    if !state.ownership.owns(lane, crate::now_ms()) {
+        // A lane nobody holds yet (a new session's): the next ownership tick
+        // is now rather than up to a third of a lease away; and a lane that
+        // is another gateway's: that one hears of it now.
+        state.ownership.nudge();
+        crate::ownership::want(state, lane);
+    }
 }
 
 /// The answer to an acceptance the store refused.

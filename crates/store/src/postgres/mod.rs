@@ -240,6 +240,22 @@ impl Store for PostgresStore {
         Some(self.notices.outcomes())
     }
 
+    fn lanes_wanted(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        Some(self.notices.lanes())
+    }
+
+    async fn want_lane(&self, lane: &str) -> Result<()> {
+        let c = self.client().await?;
+        let s = c
+            .prepare_cached(&format!(
+                "SELECT pg_notify('{}', current_schema() || E'\\t' || $1)",
+                notices::LANES
+            ))
+            .await?;
+        c.execute(&s, &[&lane]).await?;
+        Ok(())
+    }
+
     async fn create_api_key(&self, new: NewApiKey, now: i64) -> Result<ApiKey> {
         new.check()?;
         let mut c = self.client().await?;

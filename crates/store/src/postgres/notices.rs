@@ -4,7 +4,9 @@
 //! ([`OUTCOMES`], notified by the writes that end a message, with the
 //! request ids, comma-separated), passed on to [`Notices::outcomes`]'s
 //! subscribers so that a gateway waiting to answer a send another gateway
-//! delivered hears of it at once instead of at its next read. The
+//! delivered hears of it at once instead of at its next read; and lanes
+//! with a message accepted by a process not holding them ([`LANES`]), passed
+//! on to [`Notices::lanes`]'s subscribers. The
 //! connection is made again a second after it is lost; while it is down
 //! keys are read each time and waiting handlers fall back to their reads.
 
@@ -23,6 +25,13 @@ const KEYS: &str = "tiktok_dm_api_keys";
 /// The channel ended messages' request ids are notified on (the writes in
 /// `writes.rs` and `sent.rs` name it too).
 pub(super) const OUTCOMES: &str = "tiktok_dm_outcomes";
+/// The channel lanes wanted are notified on, one lane a notification
+/// (`PostgresStore::want_lane`), after its schema and a tab: every schema's
+/// listeners on the database hear it, and only its own take it (a lane is
+/// taken on hearing, so another schema's would be a stray lease).
+pub(super) const LANES: &str = "tiktok_dm_lanes";
+/// Lanes a slow subscriber may fall behind by before it misses some.
+const LANES_BUFFER: usize = 1_024;
 /// The wait before listening again after the connection was lost, doubled
 /// at each failure up to [`RECONNECT_MAX`].
 const RECONNECT: Duration = Duration::from_secs(1);
@@ -37,6 +46,7 @@ const OUTCOMES_BUFFER: usize = 8_192;
 pub(super) struct Notices {
     pub(super) keys: KeyCache,
     outcomes: broadcast::Sender<String>,
+    lanes: broadcast::Sender<String>,
     _stop: Arc<oneshot::Sender<()>>,
 }
 
@@ -52,15 +62,18 @@ impl Notices {
         config.application_name(&name).keepalives_idle(KEEPALIVE);
         let keys = KeyCache::default();
         let (outcomes, _) = broadcast::channel(OUTCOMES_BUFFER);
+        let (lanes, _) = broadcast::channel(LANES_BUFFER);
         let (stop, stopped) = oneshot::channel();
         let heard = Heard {
             keys: keys.clone(),
             outcomes: outcomes.clone(),
+            lanes: lanes.clone(),
         };
         tokio::spawn(listen(heard, config, tls, stopped));
         Self {
             keys,
             outcomes,
+            lanes,
             _stop: Arc::new(stop),
         }
     }
@@ -69,12 +82,18 @@ impl Notices {
     pub(super) fn outcomes(&self) -> broadcast::Receiver<String> {
         self.outcomes.subscribe()
     }
+
+    /// Lanes wanted, by any process, from now on.
+    pub(super) fn lanes(&self) -> broadcast::Receiver<String> {
+        self.lanes.subscribe()
+    }
 }
 
 /// Where what is heard goes.
 struct Heard {
     keys: KeyCache,
     outcomes: broadcast::Sender<String>,
+    lanes: broadcast::Sender<String>,
 }
 
 /// Listens until the store is gone, connecting again after a loss.
@@ -118,14 +137,20 @@ async fn listen_once(
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(tls).await?;
     let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-    let statement = format!("LISTEN {KEYS}; LISTEN {OUTCOMES}");
-    let subscribe = client.batch_execute(&statement);
+    let statement =
+        format!("LISTEN {KEYS}; LISTEN {OUTCOMES}; LISTEN {LANES}; SELECT current_schema()");
+    let subscribe = client.simple_query(&statement);
+    // Lanes of this schema start with it (none without one).
+    let mut lanes_prefix = None;
     tokio::pin!(subscribe);
     let mut subscribed = false;
     loop {
         tokio::select! {
             done = &mut subscribe, if !subscribed => {
-                done?;
+                lanes_prefix = done?.iter().find_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(|s| format!("{s}\t")),
+                    _ => None,
+                });
                 subscribed = true;
                 heard.keys.hearing(true);
                 if std::mem::take(failing) {
@@ -137,6 +162,12 @@ async fn listen_once(
                     for id in n.payload().split(',').filter(|id| !id.is_empty()) {
                         // Nobody subscribed is not an error.
                         let _ = heard.outcomes.send(id.to_owned());
+                    }
+                }
+                Some(Ok(AsyncMessage::Notification(n))) if n.channel() == LANES => {
+                    let lane = lanes_prefix.as_deref().and_then(|p| n.payload().strip_prefix(p));
+                    if let Some(lane) = lane {
+                        let _ = heard.lanes.send(lane.to_owned());
                     }
                 }
                 Some(Ok(AsyncMessage::Notification(_))) => heard.keys.changed(),

@@ -132,3 +132,37 @@ async fn messages_ended_in_one_store_are_heard_in_another() {
         }
     }
 }
+
+/// A lane wanted in one schema is heard by every store of that schema (the
+/// wanting one too) and by none of another schema on the same database:
+/// there it would be taken as a stray lease.
+#[tokio::test]
+async fn a_lane_wanted_is_heard_in_its_own_schema_only() {
+    use tiktok_dm_store::Store as _;
+    let Some((first, schema)) = open().await else {
+        return;
+    };
+    let Some((other, _other_schema)) = open().await else {
+        return;
+    };
+    let second = PostgresStore::open(&schema.url).await.unwrap();
+    let mut heard = second.lanes_wanted().expect("PostgreSQL hears lanes");
+    let mut own = first.lanes_wanted().unwrap();
+    let mut elsewhere = other.lanes_wanted().unwrap();
+    // Listening is up well within this.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let lane = format!("session:{}", schema.name);
+    first.want_lane(&lane).await.unwrap();
+    for (name, heard) in [("another store", &mut heard), ("its own", &mut own)] {
+        let got = tokio::time::timeout(std::time::Duration::from_secs(2), heard.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{name} did not hear the lane within 2 s"))
+            .unwrap();
+        assert_eq!(got, lane);
+    }
+    // Other tests' schemas may want lanes meanwhile, never this one.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(500);
+    while let Ok(got) = tokio::time::timeout_at(deadline, elsewhere.recv()).await {
+        assert_ne!(got.unwrap(), lane, "heard in another schema");
+    }
+}
