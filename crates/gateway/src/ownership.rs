@@ -175,15 +175,24 @@ pub async fn adopt<S: Store>(state: &AppState<S>, lane: &str) -> bool {
     }
 }
 
-/// Tells the gateways sharing the database that `lane`, which this one does
-/// not hold, has a message accepted here ([`Store::want_lane`]): its holder
-/// claims it at once rather than at its next look (up to 200 ms), and the
-/// gateway it belongs to takes it if nobody holds it rather than at its next
-/// tick (up to a third of `owner_lease`; a per-request session's lane is
-/// held only while it has messages). Once per lane per [`WANT_GAP`], on a
-/// task of its own; a notice that fails only leaves the wait as it was.
+/// Tells the gateways sharing the database that `lane`, which nobody held
+/// at the last heartbeat, has a message accepted here
+/// ([`Store::want_lane`]): the gateway it belongs to takes it at once rather
+/// than at its next tick (up to a third of `owner_lease`; a per-request
+/// session's lane is held only while it has messages), and if another took
+/// it meanwhile, that one claims at once. A lane another gateway holds is
+/// not announced: its holder claims it within 200 ms anyway, and under load
+/// half the sends of two gateways would each cost a notice and a claim (in
+/// the load harness's two-gateway run, 165 notices in all). Once per lane
+/// per [`WANT_GAP`], on a task of its own; a notice that fails only leaves
+/// the wait as it was.
 pub fn want<S: Store>(state: &AppState<S>, lane: &str) {
-    if !state.store.is_shared() {
+    let held_elsewhere = state
+        .ownership
+        .elsewhere
+        .lock()
+        .map_or(true, |e| e.contains(lane));
+    if !state.store.is_shared() || held_elsewhere {
         return;
     }
     let now = std::time::Instant::now();
