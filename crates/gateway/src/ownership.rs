@@ -53,8 +53,9 @@ pub struct Ownership {
     /// Held across a lease change and the record of its answer, so that an
     /// older answer never overwrites a newer one.
     changing: tokio::sync::Mutex<()>,
-    /// Lanes another live gateway held at the last heartbeat: not adopted.
-    elsewhere: Mutex<HashSet<String>>,
+    /// Lanes another live gateway held at the last heartbeat, and until
+    /// when: not adopted, nor announced, until then.
+    elsewhere: Mutex<HashMap<String, i64>>,
     /// When each lane was last told of ([`want`]).
     wanted: Mutex<HashMap<String, std::time::Instant>>,
 }
@@ -101,6 +102,14 @@ impl Ownership {
         self.gateways.lock().map(|g| g.clone()).unwrap_or_default()
     }
 
+    /// Whether another gateway held `lane` at the last heartbeat, on a lease
+    /// still running at `now`.
+    fn held_elsewhere(&self, lane: &str, now: i64) -> bool {
+        self.elsewhere
+            .lock()
+            .map_or(true, |e| e.get(lane).is_some_and(|&until| until > now))
+    }
+
     /// Asks for a tick now.
     pub fn nudge(&self) {
         self.nudge.notify_one();
@@ -145,8 +154,7 @@ pub async fn adopt<S: Store>(state: &AppState<S>, lane: &str) -> bool {
     let live: Vec<String> = own.gateways().into_iter().map(|g| g.id).collect();
     // Shared: only its rendezvous share, once a heartbeat said who is alive,
     // and not while another gateway holds it (it gives it up at a tick).
-    let elsewhere = own.elsewhere.lock().is_ok_and(|e| e.contains(lane));
-    if shared && (elsewhere || target(lane, &live) != Some(own.id.as_str())) {
+    if shared && (own.held_elsewhere(lane, now) || target(lane, &live) != Some(own.id.as_str())) {
         return false;
     }
     let _changing = own.changing.lock().await;
@@ -187,12 +195,7 @@ pub async fn adopt<S: Store>(state: &AppState<S>, lane: &str) -> bool {
 /// per [`WANT_GAP`], on a task of its own; a notice that fails only leaves
 /// the wait as it was.
 pub fn want<S: Store>(state: &AppState<S>, lane: &str) {
-    let held_elsewhere = state
-        .ownership
-        .elsewhere
-        .lock()
-        .map_or(true, |e| e.contains(lane));
-    if !state.store.is_shared() || held_elsewhere {
+    if !state.store.is_shared() || state.ownership.held_elsewhere(lane, crate::now_ms()) {
         return;
     }
     let now = std::time::Instant::now();
@@ -223,8 +226,9 @@ pub async fn hear_wanted<S: Store>(state: AppState<S>, mut stop: watch::Receiver
     };
     loop {
         let lane = tokio::select! {
-            lane = heard.recv() => lane,
+            biased;
             _ = stop.wait_for(|s| *s) => return,
+            lane = heard.recv() => lane,
         };
         match lane {
             Ok(lane) => {
@@ -330,7 +334,7 @@ async fn step<S: Store>(state: &AppState<S>, leaving: bool) -> tiktok_dm_store::
             .lanes
             .iter()
             .filter(|l| l.held(now) && l.owner.as_deref() != Some(own.id.as_str()))
-            .map(|l| l.lane.clone())
+            .map(|l| (l.lane.clone(), l.expires_at))
             .collect();
     }
     let changing = own.changing.lock().await;

@@ -56,17 +56,17 @@ pub trait Store: Clone + Send + Sync + 'static {
         None
     }
 
-    /// Lanes another process accepted a message for without holding them
-    /// ([`Store::want_lane`]), from now on: `None` where only this process
-    /// writes (SQLite). Best effort, as [`Store::outcomes`]: it only hastens
-    /// what the next claim and heartbeat would do.
+    /// Lanes any process on this database and schema (this one too)
+    /// announced with [`Store::want_lane`], from now on: `None` where only
+    /// this process writes (SQLite). Best effort, as [`Store::outcomes`]: it
+    /// only hastens what the next claim and heartbeat would do.
     fn lanes_wanted(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
         None
     }
 
-    /// Tells every process sharing the database that `lane` has a message
-    /// accepted (and committed): its holder may claim at once, and the
-    /// process it belongs to may take it. Does nothing where only this
+    /// Tells every process sharing the database and schema that `lane` has
+    /// a message accepted (and committed): its holder may claim at once, and
+    /// the process it belongs to may take it. Does nothing where only this
     /// process writes.
     fn want_lane(&self, lane: &str) -> impl Future<Output = Result<()>> + Send {
         let _ = lane;

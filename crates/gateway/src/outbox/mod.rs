@@ -117,15 +117,7 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
             break;
         }
         if tokio::time::Instant::now() >= next_sweep {
-            let now = now_ms();
-            let own = &state.ownership;
-            let closed = state.pool.close_idle(state.settings.session_idle)
-                + state
-                    .pool
-                    .close_unowned(|lane| own.owns(lane, now), SWEEP_EVERY);
-            if closed > 0 {
-                tracing::debug!(closed, "outbox: idle sessions closed");
-            }
+            sweep(&state);
             next_sweep = tokio::time::Instant::now() + SWEEP_EVERY;
         }
         retention.start_if_due(
@@ -185,6 +177,20 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
             left = MAX_IN_FLIGHT.saturating_sub(state.in_flight.available_permits()),
             "outbox: stopped with deliveries in flight; they resume after their lease"
         );
+    }
+}
+
+/// Closes the sessions idle for `session_idle`, and those of lanes this
+/// gateway does not hold unused for a sweep.
+fn sweep<S>(state: &AppState<S>) {
+    let now = now_ms();
+    let own = &state.ownership;
+    let closed = state.pool.close_idle(state.settings.session_idle)
+        + state
+            .pool
+            .close_unowned(|lane| own.owns(lane, now), SWEEP_EVERY);
+    if closed > 0 {
+        tracing::debug!(closed, "outbox: idle sessions closed");
     }
 }
 

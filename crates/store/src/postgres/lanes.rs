@@ -19,19 +19,22 @@ use crate::lanes::{
 use crate::types::Claimed;
 
 /// The due messages of the claimer's lanes, oldest first (as on SQLite; see
-/// `sqlite/lanes.rs`). Each held lane's first `$2` due rows are read in
-/// order from `outbox_lane_due` (an index scan: see [`PLAN`]), and the oldest
-/// `$2` of those that follow their request's earlier messages are locked;
-/// so a claim reads at most `$2` rows a lane, whatever the backlog. (The
-/// planner's own choice read every pending row of the held lanes and sorted
-/// them: ~30 ms a claim at 2,500 pending, ~150 ms at 40,000.) Rows another
-/// claimer holds, or that wait for an earlier message, are skipped, not
-/// replaced: the claim takes fewer, and a later one the rest.
+/// `sqlite/lanes.rs`). Each held lane's first `$2` due rows that follow
+/// their request's earlier messages (a caption waits for its image, which
+/// a retry or a give-back may have put later) are read in order from
+/// `outbox_lane_due` (an index scan: see [`PLAN`]), and the oldest `$2` of
+/// those are locked. The scan stops at the first row not due yet (a row in
+/// flight was due when claimed), so it reads what is due and what waits for
+/// an earlier message, not the lane's whole backlog. (The planner's own
+/// choice read every pending row of the held lanes and sorted them: ~30 ms a
+/// claim at 2,500 pending, ~150 ms at 40,000.) Rows another claimer locked
+/// meanwhile are skipped, not replaced: the claim takes fewer.
 const CANDIDATES: &str = "WITH due AS (
    SELECT x.id FROM lane_leases l CROSS JOIN LATERAL (
      SELECT o.id, o.next_attempt_at FROM outbox o
-     WHERE o.lane = l.lane AND o.state IN ('accepted', 'sending')
-       AND ((o.state = 'accepted' AND o.next_attempt_at <= $1) OR (o.state = 'sending' AND o.locked_until < $1))
+     WHERE o.lane = l.lane AND o.state IN ('accepted', 'sending') AND o.next_attempt_at <= $1
+       AND (o.state = 'accepted' OR o.locked_until < $1)
+       AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.request_id = o.request_id AND p.position < o.position AND p.state <> 'sent')
      ORDER BY o.next_attempt_at, o.id
      LIMIT $2) x
    WHERE l.owner = $3 AND l.expires_at > $1

@@ -140,15 +140,16 @@ async fn listen_once(
     let statement =
         format!("LISTEN {KEYS}; LISTEN {OUTCOMES}; LISTEN {LANES}; SELECT current_schema()");
     let subscribe = client.simple_query(&statement);
-    // Lanes of this schema start with it (none without one).
-    let mut lanes_prefix = None;
+    // Lanes of this schema come after its name and a tab (lanes have none);
+    // without a schema, none.
+    let mut schema = None;
     tokio::pin!(subscribe);
     let mut subscribed = false;
     loop {
         tokio::select! {
             done = &mut subscribe, if !subscribed => {
-                lanes_prefix = done?.iter().find_map(|m| match m {
-                    tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(|s| format!("{s}\t")),
+                schema = done?.iter().find_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
                     _ => None,
                 });
                 subscribed = true;
@@ -165,9 +166,11 @@ async fn listen_once(
                     }
                 }
                 Some(Ok(AsyncMessage::Notification(n))) if n.channel() == LANES => {
-                    let lane = lanes_prefix.as_deref().and_then(|p| n.payload().strip_prefix(p));
-                    if let Some(lane) = lane {
-                        let _ = heard.lanes.send(lane.to_owned());
+                    match n.payload().rsplit_once('\t') {
+                        Some((of, lane)) if Some(of) == schema.as_deref() => {
+                            let _ = heard.lanes.send(lane.to_owned());
+                        }
+                        _ => {}
                     }
                 }
                 Some(Ok(AsyncMessage::Notification(_))) => heard.keys.changed(),

@@ -230,6 +230,46 @@ macro_rules! lanes_suite {
             );
         }
 
+        /// Captions waiting for their images, which were given back for
+        /// later, do not fill a claim: the images and another lane's message
+        /// are claimed (on PostgreSQL they once took every slot, and the
+        /// claim came back empty however many were due).
+        #[tokio::test]
+        async fn captions_waiting_for_their_images_do_not_fill_a_claim() {
+            let Some((store, _guard)) = $open().await else {
+                return;
+            };
+            let key = $crate::suite::new_key(&store, "k", None).await;
+            let (a, b) = (account_lane("a"), account_lane("b"));
+            for i in 1..=3 {
+                let mut r = $crate::suite::request(
+                    &format!("r{i}"),
+                    key.id,
+                    None,
+                    &[tiktok_dm_store::Kind::Image, tiktok_dm_store::Kind::Text],
+                );
+                r.lane = a.clone();
+                store.enqueue(r, &[], i).await.unwrap();
+            }
+            take(&store, "gw", &[a.clone(), b.clone()], 10).await;
+            let images = claim_as(&store, "gw", Pace::default(), 20, 3).await;
+            assert_eq!(images.len(), 3);
+            for (i, image) in images.iter().enumerate() {
+                assert_eq!(image.position, 0);
+                assert!(store.release(image.claim(), 501 + i as i64).await.unwrap());
+            }
+            store
+                .enqueue(on_lane("rb", key.id, &b), &[], 30)
+                .await
+                .unwrap();
+            let claimed = claim_as(&store, "gw", Pace::default(), 1_000, 3).await;
+            let got: Vec<(&str, i64)> = claimed
+                .iter()
+                .map(|m| (m.request_id.as_str(), m.position))
+                .collect();
+            assert_eq!(got, [("rb", 0), ("r1", 0), ("r2", 0)]);
+        }
+
         /// Paced claims give one pace key's messages slots a whole interval
         /// apart, take none past the horizon, and lanes sharing a pace key
         /// share its slots.
