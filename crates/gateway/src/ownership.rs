@@ -192,7 +192,7 @@ pub async fn adopt<S: Store>(state: &AppState<S>, lane: &str) -> bool {
 /// not announced: its holder claims it within 200 ms anyway, and under load
 /// half the sends of two gateways would each cost a notice and a claim (in
 /// the load harness's two-gateway run, 165 notices in all). Once per lane
-/// per [`WANT_GAP`], on a task of its own; a notice that fails only leaves
+/// per `WANT_GAP` (100 ms), on a task of its own; a notice that fails only leaves
 /// the wait as it was.
 pub fn want<S: Store>(state: &AppState<S>, lane: &str) {
     if !state.store.is_shared() || state.ownership.held_elsewhere(lane, crate::now_ms()) {
