@@ -28,7 +28,9 @@ use crate::types::Claimed;
 /// an earlier message, not the lane's whole backlog. (The planner's own
 /// choice read every pending row of the held lanes and sorted them: ~30 ms a
 /// claim at 2,500 pending, ~150 ms at 40,000.) Rows another claimer locked
-/// meanwhile are skipped, not replaced: the claim takes fewer.
+/// meanwhile are skipped, not replaced: the claim takes fewer. The outer
+/// query repeats `due`'s conditions so that they hold on each row as
+/// locked (a row changed meanwhile is checked again).
 const CANDIDATES: &str = "WITH due AS (
    SELECT x.id FROM lane_leases l CROSS JOIN LATERAL (
      SELECT o.id, o.next_attempt_at FROM outbox o
@@ -47,8 +49,8 @@ const CANDIDATES: &str = "WITH due AS (
         EXISTS (SELECT 1 FROM outbox n WHERE n.request_id = o.request_id AND n.position > o.position),
         r.inbox_type, o.lane, COALESCE(l.pace_key, o.lane)
  FROM outbox o JOIN requests r ON r.id = o.request_id JOIN lane_leases l ON l.lane = o.lane
- WHERE o.id = ANY(ARRAY(SELECT id FROM due)) AND o.state IN ('accepted', 'sending')
-   AND ((o.state = 'accepted' AND o.next_attempt_at <= $1) OR (o.state = 'sending' AND o.locked_until < $1))
+ WHERE o.id = ANY(ARRAY(SELECT id FROM due)) AND o.state IN ('accepted', 'sending') AND o.next_attempt_at <= $1
+   AND (o.state = 'accepted' OR o.locked_until < $1)
    AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.request_id = o.request_id AND p.position < o.position AND p.state <> 'sent')
    AND l.owner = $3 AND l.expires_at > $1
  ORDER BY o.next_attempt_at, o.id

@@ -296,10 +296,10 @@ impl Store for PostgresStore {
     }
 
     async fn api_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>> {
-        if let Some(key) = self.notices.keys.get(hash) {
+        if let Some(key) = self.notices.keys().get(hash) {
             return Ok(Some(key));
         }
-        let generation = self.notices.keys.generation();
+        let generation = self.notices.keys().generation();
         let c = self.client().await?;
         let s = c
             .prepare_cached(&format!(
@@ -309,7 +309,7 @@ impl Store for PostgresStore {
         let found = c.query_opt(&s, &[&&hash[..]]).await?;
         let found = found.as_ref().map(api_key).transpose()?;
         if let Some(key) = &found {
-            self.notices.keys.keep(*hash, key, generation);
+            self.notices.keys().keep(*hash, key, generation);
         }
         Ok(found)
     }
@@ -344,7 +344,7 @@ impl Store for PostgresStore {
             )
             .await?;
         // Not kept here a moment longer than the notification takes.
-        self.notices.keys.changed();
+        self.notices.keys().changed();
         Ok(row.try_get::<_, i64>(0)? == 1)
     }
 

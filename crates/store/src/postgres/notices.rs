@@ -44,9 +44,8 @@ const OUTCOMES_BUFFER: usize = 8_192;
 /// The listener every clone of the store shares; it ends with the last.
 #[derive(Clone)]
 pub(super) struct Notices {
-    pub(super) keys: KeyCache,
-    outcomes: broadcast::Sender<String>,
-    lanes: broadcast::Sender<String>,
+    /// Where the listener puts what it hears (it has a clone).
+    heard: Heard,
     _stop: Arc<oneshot::Sender<()>>,
 }
 
@@ -60,36 +59,37 @@ impl Notices {
         let name = config.get_application_name().unwrap_or("tiktok-dm");
         let name = format!("{name} (listen)");
         config.application_name(&name).keepalives_idle(KEEPALIVE);
-        let keys = KeyCache::default();
-        let (outcomes, _) = broadcast::channel(OUTCOMES_BUFFER);
-        let (lanes, _) = broadcast::channel(LANES_BUFFER);
-        let (stop, stopped) = oneshot::channel();
         let heard = Heard {
-            keys: keys.clone(),
-            outcomes: outcomes.clone(),
-            lanes: lanes.clone(),
+            keys: KeyCache::default(),
+            outcomes: broadcast::channel(OUTCOMES_BUFFER).0,
+            lanes: broadcast::channel(LANES_BUFFER).0,
         };
-        tokio::spawn(listen(heard, config, tls, stopped));
+        let (stop, stopped) = oneshot::channel();
+        tokio::spawn(listen(heard.clone(), config, tls, stopped));
         Self {
-            keys,
-            outcomes,
-            lanes,
+            heard,
             _stop: Arc::new(stop),
         }
     }
 
+    /// The API keys kept while their changes are heard.
+    pub(super) fn keys(&self) -> &KeyCache {
+        &self.heard.keys
+    }
+
     /// Request ids whose messages ended, in any process, from now on.
     pub(super) fn outcomes(&self) -> broadcast::Receiver<String> {
-        self.outcomes.subscribe()
+        self.heard.outcomes.subscribe()
     }
 
     /// Lanes wanted, by any process, from now on.
     pub(super) fn lanes(&self) -> broadcast::Receiver<String> {
-        self.lanes.subscribe()
+        self.heard.lanes.subscribe()
     }
 }
 
 /// Where what is heard goes.
+#[derive(Clone)]
 struct Heard {
     keys: KeyCache,
     outcomes: broadcast::Sender<String>,
