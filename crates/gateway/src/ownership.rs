@@ -217,32 +217,6 @@ pub fn want<S: Store>(state: &AppState<S>, lane: &str) {
     });
 }
 
-/// Hears the lanes wanted by any gateway ([`want`]) until `stop`: held
-/// here, the worker claims now; free and this gateway's share, it takes the
-/// lane first.
-pub async fn hear_wanted<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) {
-    let Some(mut heard) = state.store.lanes_wanted() else {
-        return;
-    };
-    loop {
-        let lane = tokio::select! {
-            biased;
-            _ = stop.wait_for(|s| *s) => return,
-            lane = heard.recv() => lane,
-        };
-        match lane {
-            Ok(lane) => {
-                if state.ownership.owns(&lane, now_ms()) || adopt(&state, &lane).await {
-                    state.wake.notify_one();
-                }
-            }
-            // Some missed: a claim finds whatever they were for.
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => state.wake.notify_one(),
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-        }
-    }
-}
-
 /// The rendezvous score of `gateway` for `lane`.
 fn score(gateway: &str, lane: &str) -> u64 {
     let digest = sha2::Sha256::new()

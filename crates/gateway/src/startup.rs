@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tiktok_dm_store::Store;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, broadcast, watch};
 
 use crate::api::router;
 use crate::budget::MemoryBudget;
@@ -90,10 +90,7 @@ impl<S: Store> Application<S> {
             stop_rx.clone(),
         ));
         let outcomes = tokio::spawn(hear_outcomes(self.state.clone(), stop_rx.clone()));
-        let wanted = tokio::spawn(crate::ownership::hear_wanted(
-            self.state.clone(),
-            stop_rx.clone(),
-        ));
+        let wanted = tokio::spawn(hear_wanted(self.state.clone(), stop_rx.clone()));
         let listening = tokio::spawn(crate::inbound::run(self.state.clone(), stop_rx));
         // Waiting sends hear of the stop first, so that the graceful shutdown
         // (which waits for every request in progress) is not held up by them.
@@ -123,15 +120,50 @@ async fn hear_outcomes<S: Store>(state: AppState<S>, mut stop: watch::Receiver<b
     let Some(mut heard) = state.store.outcomes() else {
         return;
     };
-    loop {
-        tokio::select! {
-            id = heard.recv() => match id {
-                Ok(id) => state.waiters.ended_elsewhere(&id),
-                // Missed ids: their handlers read the store on their own.
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            },
-            _ = stop.wait_for(|s| *s) => return,
+    // Missed ids: their handlers read the store on their own.
+    while let Some(id) = next_heard(&mut heard, &mut stop).await {
+        if let Some(id) = id {
+            state.waiters.ended_elsewhere(&id);
         }
+    }
+}
+
+/// Hears the lanes wanted by any gateway (`ownership::want`) until `stop`:
+/// held here, the worker claims now; free and this gateway's share, it
+/// takes the lane first.
+async fn hear_wanted<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) {
+    let Some(mut heard) = state.store.lanes_wanted() else {
+        return;
+    };
+    while let Some(lane) = next_heard(&mut heard, &mut stop).await {
+        let claim = match lane {
+            Some(lane) => {
+                state.ownership.owns(&lane, crate::now_ms())
+                    || crate::ownership::adopt(&state, &lane).await
+            }
+            // Some missed: a claim finds whatever they were for.
+            None => true,
+        };
+        if claim {
+            state.wake.notify_one();
+        }
+    }
+}
+
+/// The next thing the store passes on (`None` inside when some were missed
+/// because this fell behind); `None` at `stop`, which comes first, or when
+/// the store stops passing things on.
+async fn next_heard(
+    heard: &mut broadcast::Receiver<String>,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<Option<String>> {
+    tokio::select! {
+        biased;
+        _ = stop.wait_for(|s| *s) => None,
+        got = heard.recv() => match got {
+            Ok(got) => Some(Some(got)),
+            Err(broadcast::error::RecvError::Lagged(_)) => Some(None),
+            Err(broadcast::error::RecvError::Closed) => None,
+        },
     }
 }
