@@ -157,6 +157,22 @@ impl Pool {
         start - now
     }
 
+    /// Moves `key`'s next send here to no sooner than `min_interval` from
+    /// now (a send answered late counts from its answer).
+    /// (A session retired meanwhile is left alone: its lane's next send is
+    /// another gateway's, which the store paces.)
+    pub fn pace_after(&self, key: &str, min_interval: Duration) {
+        let entry = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .map(Arc::clone);
+        if let Some(Ok(mut clock)) = entry.as_ref().map(|e| e.clock.lock()) {
+            clock.1 = clock.1.max(Instant::now() + min_interval);
+        }
+    }
+
     /// Closes the sessions of `lanes` (given up to another gateway): at once
     /// when nothing pins them, else when the last send or listener holding
     /// one lets go; a later use connects anew.

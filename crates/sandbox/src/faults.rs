@@ -20,6 +20,13 @@ pub enum Fault {
         /// The delay in milliseconds.
         delay_ms: u64,
     },
+    /// Sends (cmd 100) are taken only after a delay: a slow uplink or a busy
+    /// server. The sandbox stamps, stores and answers each when the delay is
+    /// over; on a WebSocket, the socket's later frames wait behind it.
+    DelaySends {
+        /// The delay in milliseconds.
+        delay_ms: u64,
+    },
     /// The server closes the WebSocket when the next IM request arrives,
     /// without processing it.
     CloseSocket,
@@ -112,6 +119,11 @@ impl Faults {
         self.active.clone()
     }
 
+    /// Whether a fault that `matches` is active.
+    pub(crate) fn any(&self, matches: impl Fn(&Fault) -> bool) -> bool {
+        self.active.iter().any(|f| matches(&f.fault))
+    }
+
     /// Fires the first active fault that `matches`, consuming one use.
     pub(crate) fn take(&mut self, matches: impl Fn(&Fault) -> bool) -> Option<Fault> {
         let index = self.active.iter().position(|f| matches(&f.fault))?;
@@ -130,7 +142,9 @@ impl Faults {
 impl Fault {
     pub(crate) fn delay(&self) -> Option<Duration> {
         match self {
-            Self::DelayAcks { delay_ms } => Some(Duration::from_millis(*delay_ms)),
+            Self::DelayAcks { delay_ms } | Self::DelaySends { delay_ms } => {
+                Some(Duration::from_millis(*delay_ms))
+            }
             _ => None,
         }
     }
@@ -169,6 +183,10 @@ mod tests {
                 times: Some(1)
             }
         );
+        let f: ScriptedFault =
+            serde_json::from_str(r#"{"fault":"delay_sends","delay_ms":600}"#).unwrap();
+        assert_eq!(f.fault, Fault::DelaySends { delay_ms: 600 });
+        assert_eq!(f.fault.delay(), Some(Duration::from_millis(600)));
         let f: ScriptedFault =
             serde_json::from_str(r#"{"fault":"message_request_limit"}"#).unwrap();
         assert_eq!(f.times, None);

@@ -15,7 +15,7 @@ use axum::response::{Html, IntoResponse, Response as HttpResponse};
 use tiktok_dm_proto::cmd;
 
 use crate::faults::{Fault, ScriptedFault};
-use crate::im::{Action, encode, gateway_error, handle};
+use crate::im::{Action, encode, gateway_error, handle, send_delay};
 use crate::push::deliver;
 use crate::seed::Account;
 use crate::state::{Shared, Transport};
@@ -134,6 +134,9 @@ pub(crate) async fn im_route(
             refusal.error_desc = Some(format!("ticket guard: {problem}").into());
             return protobuf(encode(&refusal));
         }
+    }
+    if let Some(delay) = send_delay(&shared, &body) {
+        tokio::time::sleep(delay).await;
     }
     let (action, push) = handle(
         &shared,

@@ -187,6 +187,17 @@ impl SandboxHandle {
         );
     }
 
+    /// The next `n` sends (cmd 100) are taken (stamped, stored, answered)
+    /// only after `delay`: a slow uplink.
+    pub fn delay_sends(&self, delay: Duration, n: u32) {
+        self.inject(
+            Fault::DelaySends {
+                delay_ms: delay.as_millis() as u64,
+            },
+            Some(n),
+        );
+    }
+
     /// The socket is closed when each of the next `n` WS IM requests arrives.
     pub fn close_socket_on_request(&self, n: u32) {
         self.inject(Fault::CloseSocket, Some(n));

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -19,7 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::faults::Fault;
 use crate::http::{Addressed, session_account};
-use crate::im::{Action, encode, handle};
+use crate::im::{Action, encode, handle, send_delay};
 use crate::push::deliver;
 use crate::seed::Account;
 use crate::state::{Downlink, Outbound, Shared, Socket, Transport, log_id, now_ms};
@@ -203,7 +204,12 @@ async fn serve_socket(shared: Arc<Shared>, socket: SocketContext, ws: WebSocket)
                 };
                 muted || tx.send(Outbound::Text("hi")).is_ok()
             }
-            WsMessage::Binary(bytes) => on_binary(&shared, &socket, &bytes, &tx),
+            WsMessage::Binary(bytes) => {
+                if let Some(delay) = held_back(&shared, &bytes) {
+                    tokio::time::sleep(delay).await;
+                }
+                on_binary(&shared, &socket, &bytes, &tx)
+            }
             WsMessage::Close(_) => false,
             _ => true,
         };
@@ -214,6 +220,19 @@ async fn serve_socket(shared: Arc<Shared>, socket: SocketContext, ws: WebSocket)
     if let Some(sockets) = shared.lock().sockets.get_mut(&socket.account.uid) {
         sockets.retain(|s| s.id != socket.id);
     }
+}
+
+/// How long a `delay_sends` fault holds this frame back (a send in it).
+fn held_back(shared: &Shared, bytes: &[u8]) -> Option<Duration> {
+    if !shared
+        .lock()
+        .faults
+        .any(|f| matches!(f, Fault::DelaySends { .. }))
+    {
+        return None;
+    }
+    let frame = Frame::decode(bytes).ok()?;
+    send_delay(shared, frame.payload.as_deref()?)
 }
 
 /// Handles one binary frame; returns whether the socket stays open.

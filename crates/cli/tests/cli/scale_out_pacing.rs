@@ -47,13 +47,30 @@ impl PacedSetup {
     }
 
     async fn gateway(&self, log: &str) -> Gateway {
+        self.gateway_paced(log, &PACED).await
+    }
+
+    async fn gateway_paced(&self, log: &str, pacing: &[(&str, &str)]) -> Gateway {
         Gateway::start(
             &self.schema.url,
             &self.sandbox.base_url(),
-            &PACED,
+            pacing,
             self.dir.path().join(log),
         )
         .await
+    }
+
+    /// Waits until `gateway` holds the account's lane.
+    async fn until_held_by(&self, gateway: &Gateway) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while live_leases(&self.schema).await.get("account:paced") != Some(&gateway.id) {
+            assert!(
+                Instant::now() < deadline,
+                "{} does not take the lane",
+                gateway.id
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Starts sampling how many sockets alice has open (every 20 ms) until
@@ -304,4 +321,51 @@ async fn a_lane_moving_to_a_joining_gateway_keeps_its_pacing_and_one_session() {
 
     setup.check_paced(&sent).await;
     sockets.assert_one_at_most().await;
+}
+
+/// A send that reaches TikTok late (a slow link: the sandbox takes it
+/// 2.5 s after it went) moves the account's next slot to an interval after
+/// its answer, so the gateway that sends next keeps the interval after the
+/// send's arrival, not after its slot. (Seen in CI: a send 170 ms late,
+/// then its lane's holder stopping, let the next holder's send go 838 ms
+/// after it at a pacing of 1,000 ms.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_send_arriving_late_moves_the_next_slot_for_the_gateway_taking_over() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let Some(setup) = PacedSetup::new().await else {
+        return;
+    };
+    let pacing = [
+        ("TIKTOK_DM_PACING_MIN_INTERVAL_MS", "5000"),
+        ("TIKTOK_DM_PACING_JITTER_MS", "0"),
+    ];
+    let http = reqwest::Client::new();
+    let mut a = setup.gateway_paced("a.log", &pacing).await;
+    setup.until_held_by(&a).await;
+    setup
+        .sandbox
+        .handle
+        .delay_sends(Duration::from_millis(2_500), 1);
+    let mut sent = BTreeSet::from([setup.send(&http, &a.url, 0).await]);
+    setup.until_received(1).await;
+    // A gives its lane up once its send in flight ended; B, started after,
+    // goes by the store alone.
+    a.stop().await;
+    let b = setup.gateway_paced("b.log", &pacing).await;
+    setup.until_held_by(&b).await;
+    sent.insert(setup.send(&http, &b.url, 1).await);
+    setup.until_received(2).await;
+
+    let received = setup.received();
+    let ids: BTreeSet<String> = received
+        .iter()
+        .map(|m| m.client_message_id.clone())
+        .collect();
+    assert_eq!(ids, sent);
+    let (first, second) = (received[0].received_at_ms, received[1].received_at_ms);
+    assert!(
+        second - first >= 5_000 - 50,
+        "B sent {} ms after A's late send arrived, at a pacing of 5,000 ms",
+        second - first
+    );
 }

@@ -363,8 +363,7 @@ async fn send<S: Store>(
     // gateway's session.
     // The store hears of a late send before the ownership check, so a
     // gateway taking the lane over meanwhile keeps the interval after it.
-    let now = now_ms();
-    push_pacing_if_late(state, m, now).await;
+    let counted_from = keep_interval(state, m, None, m.send_at, now_ms()).await;
     if !state.ownership.owns(&m.lane, now_ms()) {
         return Attempt::GiveBack(Duration::ZERO);
     }
@@ -378,27 +377,47 @@ async fn send<S: Store>(
             }
         }
     };
+    // It reached TikTok no later than its answer (or the error): one that
+    // came late (a slow link, a busy server or process) moves the next
+    // slot, before the lane can be given up (leases go after the sends in
+    // flight end).
+    keep_interval(state, m, Some(key), counted_from, now_ms()).await;
     match sent {
         Ok(sent) => Attempt::Sent(sent),
         Err(e) => Attempt::Failed(e),
     }
 }
 
-/// A send later than its slot (it waited for its session, or for this
-/// process's previous send) moves its account's next slot to an interval
-/// after now, so that the next send keeps the interval whichever gateway
-/// makes it. A store that cannot be written is logged; the send goes.
-async fn push_pacing_if_late<S: Store>(state: &AppState<S>, m: &OutboxMessage, now: i64) {
-    let interval = millis(state.settings.pacing.min_interval);
-    if interval == 0 || now <= m.send_at + LATE_MS {
-        return;
+/// Keeps the pacing interval after a send of `m` that went, or was
+/// answered, at `now`, more than [`LATE_MS`] after `from` (its slot, or
+/// where this moved it before): the account's next slot moves to an
+/// interval after now in the store, so the next send keeps the interval
+/// whichever gateway makes it, and, given the pooled session `key`, in this
+/// process's clock too. Returns what the next slot counts from. A store
+/// that cannot be written is logged; the send goes or counts as it did.
+async fn keep_interval<S: Store>(
+    state: &AppState<S>,
+    m: &OutboxMessage,
+    key: Option<&str>,
+    from: i64,
+    now: i64,
+) -> i64 {
+    let min_interval = state.settings.pacing.min_interval;
+    let interval = millis(min_interval);
+    if interval == 0 || now <= from + LATE_MS {
+        return from;
+    }
+    if let Some(key) = key {
+        state.pool.pace_after(key, min_interval);
     }
     if let Err(e) = state.store.push_pacing(&m.lane, now + interval).await {
         tracing::warn!(error = %e, "outbox: a late send's pacing could not be stored");
     }
+    now
 }
 
-/// How late a send may go after its slot before the store hears of it.
+/// How late a send (or its answer) may come after its slot before the
+/// next slot moves.
 const LATE_MS: i64 = 20;
 
 /// Gives `m` back to the outbox untried, due in `wait`.

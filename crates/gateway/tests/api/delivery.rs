@@ -127,6 +127,44 @@ async fn one_accounts_sends_are_spaced_by_the_pacing_interval() {
     }
 }
 
+/// A send that reaches TikTok late (a slow link: the sandbox takes it
+/// 600 ms after it went) holds the account's next send back to an interval
+/// after its answer, also one already claimed for its slot.
+#[tokio::test]
+async fn a_send_arriving_late_keeps_the_interval_before_its_accounts_next() {
+    let app = spawn_app_with(|s| {
+        s.pacing = tiktok_dm_gateway::config::Pacing {
+            min_interval: Duration::from_millis(1_000),
+            jitter: Duration::ZERO,
+        };
+    })
+    .await;
+    app.sandbox
+        .handle
+        .delay_sends(Duration::from_millis(600), 1);
+    for i in 0..2 {
+        let body = app.body(&format!("late {i}"));
+        let (status, _) = app
+            .post(&app.key, &body, &[("prefer", "respond-async")])
+            .await;
+        assert_eq!(status, 202);
+    }
+    until_received(&app.sandbox, 2, 10).await;
+    let mut at: Vec<i64> = app
+        .sandbox
+        .handle
+        .messages()
+        .iter()
+        .map(|m| m.received_at_ms)
+        .collect();
+    at.sort_unstable();
+    assert!(
+        at[1] - at[0] >= 990,
+        "the next send went {} ms after the late one arrived, at a pacing of 1,000 ms",
+        at[1] - at[0]
+    );
+}
+
 #[tokio::test]
 async fn a_waiting_send_sees_the_delivery_another_gateway_made() {
     // Pacing puts the account's next slot past half a lease, so this gateway

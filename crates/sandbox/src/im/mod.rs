@@ -98,6 +98,22 @@ impl Envelope<'_> {
     }
 }
 
+/// How long a `delay_sends` fault holds back the encoded IM request
+/// `bytes`: only a send (cmd 100) takes one. Nothing is decoded while no
+/// such fault is active.
+pub(crate) fn send_delay(shared: &Shared, bytes: &[u8]) -> Option<Duration> {
+    let mut state = shared.lock();
+    let delays = |f: &Fault| matches!(f, Fault::DelaySends { .. });
+    if !state.faults.any(delays) {
+        return None;
+    }
+    let request = Request::decode(bytes).ok()?;
+    if request.cmd != Some(cmd::SEND_MESSAGE) {
+        return None;
+    }
+    state.faults.take(delays)?.delay()
+}
+
 /// Handles one encoded IM request from `account` (`route_cmd`: the cmd an HTTP
 /// route serves; `None` over the WebSocket; `host`: where the request was
 /// addressed). The push (for an accepted send) is returned for
