@@ -58,6 +58,10 @@ pub struct Ownership {
     elsewhere: Mutex<HashMap<String, i64>>,
     /// When each lane was last told of ([`want`]).
     wanted: Mutex<HashMap<String, std::time::Instant>>,
+    /// Sends in flight per lane ([`Ownership::begin_send`]).
+    sending: Mutex<HashMap<String, usize>>,
+    /// Told when a lane's last send in flight ends.
+    sent: Notify,
 }
 
 impl Ownership {
@@ -76,6 +80,8 @@ impl Ownership {
             changing: tokio::sync::Mutex::new(()),
             elsewhere: Mutex::default(),
             wanted: Mutex::default(),
+            sending: Mutex::default(),
+            sent: Notify::new(),
         }
     }
 
@@ -90,6 +96,49 @@ impl Ownership {
             .lock()
             .map(|h| h.get(lane).is_some_and(|&until| until > now))
             .unwrap_or(false)
+    }
+
+    /// Starts a transmission for `lane` if this gateway holds its lease at
+    /// `now`. Until the answer is dropped (after the send's answer and the
+    /// pacing kept after it), a tick that gives the lane up waits, for up to
+    /// a third of `owner_lease`, before it lets another gateway take it: the
+    /// next holder then finds the account's next slot where this send left
+    /// it, and this gateway's session closed.
+    pub fn begin_send(&self, lane: &str, now: i64) -> Option<Sending<'_>> {
+        // Counted under the lock of the leases held, so a tick that removes
+        // the lane sees every send that passed this check.
+        let held = self.held.lock().ok()?;
+        if held.get(lane).is_none_or(|&until| until <= now) {
+            return None;
+        }
+        *self
+            .sending
+            .lock()
+            .ok()?
+            .entry(lane.to_owned())
+            .or_default() += 1;
+        Some(Sending {
+            own: self,
+            lane: lane.to_owned(),
+        })
+    }
+
+    /// Waits, up to `within`, until no send of `lanes` is in flight.
+    async fn until_sent(&self, lanes: &[String], within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let notified = self.sent.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let busy = self
+                .sending
+                .lock()
+                .map(|s| lanes.iter().any(|l| s.contains_key(l)))
+                .unwrap_or(false);
+            if !busy || tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return;
+            }
+        }
     }
 
     /// How many lanes it holds.
@@ -137,6 +186,28 @@ impl Ownership {
     /// Waits until the lanes held change (the listeners follow at once).
     pub async fn changed(&self) {
         self.changed.notified().await;
+    }
+}
+
+/// A send in flight ([`Ownership::begin_send`]); ends when dropped.
+#[derive(Debug)]
+pub struct Sending<'a> {
+    own: &'a Ownership,
+    lane: String,
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        let Ok(mut sending) = self.own.sending.lock() else {
+            return;
+        };
+        if let Some(n) = sending.get_mut(&self.lane) {
+            *n -= 1;
+            if *n == 0 {
+                sending.remove(&self.lane);
+                self.own.sent.notify_waiters();
+            }
+        }
     }
 }
 
@@ -312,12 +383,15 @@ async fn step<S: Store>(state: &AppState<S>, leaving: bool) -> tiktok_dm_store::
             .collect();
     }
     let changing = own.changing.lock().await;
-    // Lanes given up stop here before the database lets another take them.
+    // Lanes given up stop here before the database lets another take them,
+    // and their sends in flight end first (see `Ownership::begin_send`).
     if let Ok(mut held) = own.held.lock() {
         for lane in &release {
             held.remove(lane);
         }
     }
+    own.until_sent(&release, state.settings.owner_lease / 3)
+        .await;
     let change = LeaseChange {
         gateway: own.id.clone(),
         take,
@@ -408,6 +482,44 @@ mod tests {
             expires_at,
             token: 1,
         }
+    }
+
+    #[tokio::test]
+    async fn a_lane_given_up_waits_for_its_sends_in_flight() {
+        let own = Ownership::new(0);
+        own.set_held([("account:a".to_owned(), 100), ("account:b".to_owned(), 100)].into());
+        assert!(own.begin_send("account:c", 50).is_none(), "not held");
+        assert!(own.begin_send("account:a", 100).is_none(), "expired");
+        let first = own.begin_send("account:a", 50).unwrap();
+        let second = own.begin_send("account:a", 50).unwrap();
+        let other = own.begin_send("account:b", 50).unwrap();
+        let lanes = ["account:a".to_owned()];
+        let short = Duration::from_millis(50);
+        let waited = tokio::time::Instant::now();
+        own.until_sent(&lanes, short).await;
+        assert!(waited.elapsed() >= short, "two sends in flight");
+        drop(first);
+        let waited = tokio::time::Instant::now();
+        own.until_sent(&lanes, short).await;
+        assert!(waited.elapsed() >= short, "one send in flight");
+        let long = Duration::from_secs(30);
+        let (ended, ()) = tokio::join!(
+            async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                drop(second);
+                tokio::time::Instant::now()
+            },
+            own.until_sent(&lanes, long)
+        );
+        assert!(
+            ended.elapsed() < Duration::from_secs(5),
+            "woken when it ended"
+        );
+        // Another lane's send does not hold it up.
+        let waited = tokio::time::Instant::now();
+        own.until_sent(&lanes, long).await;
+        assert!(waited.elapsed() < Duration::from_secs(5));
+        drop(other);
     }
 
     #[test]

@@ -364,9 +364,11 @@ async fn send<S: Store>(
     // The store hears of a late send before the ownership check, so a
     // gateway taking the lane over meanwhile keeps the interval after it.
     let counted_from = keep_interval(state, m, None, m.send_at, now_ms()).await;
-    if !state.ownership.owns(&m.lane, now_ms()) {
+    // Held until the pacing after the answer is kept: the lane is not given
+    // up to another gateway meanwhile.
+    let Some(_sending) = state.ownership.begin_send(&m.lane, now_ms()) else {
         return Attempt::GiveBack(Duration::ZERO);
-    }
+    };
     let id = &m.client_message_id;
     let sent = match &m.content {
         Content::Text(text) => session.send_text_with_id(&m.target, text, id).await,
