@@ -20,6 +20,8 @@ struct Entry {
     retired: std::sync::atomic::AtomicBool,
     /// Last use, and the earliest time the next send may start.
     clock: std::sync::Mutex<(Instant, Instant)>,
+    /// Held by a paced send from its pacing wait until its answer.
+    turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Sessions by pool key (`account:NAME:…` or `session:…`). Connecting happens
@@ -83,6 +85,7 @@ impl Pool {
                 pins: std::sync::atomic::AtomicUsize::new(0),
                 retired: std::sync::atomic::AtomicBool::new(false),
                 clock: std::sync::Mutex::new((now, now)),
+                turn: Arc::default(),
             })
         }))
     }
@@ -137,6 +140,14 @@ impl Pool {
             .pins
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Pin(entry)
+    }
+
+    /// Waits until no other paced send of `key` is between its pacing wait
+    /// and its answer: one at a time, so that a send answered late holds
+    /// the next back ([`Pool::pace_after`]) even when the next was due
+    /// before that answer.
+    pub async fn turn(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        Arc::clone(&self.entry(key).turn).lock_owned().await
     }
 
     /// How long a send of `key` waits so that it goes no sooner than

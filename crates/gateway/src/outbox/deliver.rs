@@ -348,9 +348,16 @@ async fn send<S: Store>(
         Ok(found) => found,
         Err(e) => return Attempt::Failed(e),
     };
-    // No sooner than the interval after this process's previous send of the
-    // account (one that waited for its session's connect may go late).
-    let wait = state.pool.pace(key, state.settings.pacing.min_interval);
+    // Paced sends of one account go one at a time, each no sooner than the
+    // interval after this process's previous one (one that waited for its
+    // session's connect, or was answered late, may have moved it).
+    let min_interval = state.settings.pacing.min_interval;
+    let _turn = if min_interval.is_zero() {
+        None
+    } else {
+        Some(state.pool.turn(key).await)
+    };
+    let wait = state.pool.pace(key, min_interval);
     if !wait.is_zero() {
         tokio::time::sleep(wait).await;
     }

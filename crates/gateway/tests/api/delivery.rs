@@ -128,8 +128,9 @@ async fn one_accounts_sends_are_spaced_by_the_pacing_interval() {
 }
 
 /// A send that reaches TikTok late (a slow link: the sandbox takes it
-/// 600 ms after it went) holds the account's next send back to an interval
-/// after its answer, also one already claimed for its slot.
+/// 1.5 s after it went, later than the next send's slot) holds the
+/// account's next send back to an interval after its answer, also one
+/// already claimed for its slot.
 #[tokio::test]
 async fn a_send_arriving_late_keeps_the_interval_before_its_accounts_next() {
     let app = spawn_app_with(|s| {
@@ -141,7 +142,7 @@ async fn a_send_arriving_late_keeps_the_interval_before_its_accounts_next() {
     .await;
     app.sandbox
         .handle
-        .delay_sends(Duration::from_millis(600), 1);
+        .delay_sends(Duration::from_millis(1_500), 1);
     for i in 0..2 {
         let body = app.body(&format!("late {i}"));
         let (status, _) = app
