@@ -60,6 +60,10 @@ pub struct Ownership {
     wanted: Mutex<HashMap<String, std::time::Instant>>,
     /// Sends in flight per lane ([`Ownership::begin_send`]).
     sending: Mutex<HashMap<String, usize>>,
+    /// Lanes being given up: out of `held`, still leased in the database
+    /// until their sends in flight end; a lease change's answer does not
+    /// bring them back.
+    leaving: Mutex<HashSet<String>>,
     /// Told when a lane's last send in flight ends.
     sent: Notify,
 }
@@ -81,6 +85,7 @@ impl Ownership {
             elsewhere: Mutex::default(),
             wanted: Mutex::default(),
             sending: Mutex::default(),
+            leaving: Mutex::default(),
             sent: Notify::new(),
         }
     }
@@ -100,10 +105,10 @@ impl Ownership {
 
     /// Starts a transmission for `lane` if this gateway holds its lease at
     /// `now`. Until the answer is dropped (after the send's answer and the
-    /// pacing kept after it), a tick that gives the lane up waits, for up to
-    /// a third of `owner_lease`, before it lets another gateway take it: the
-    /// next holder then finds the account's next slot where this send left
-    /// it, and this gateway's session closed.
+    /// pacing kept after it), a tick that gives the lane up does not let
+    /// another gateway take it: it waits up to a third of `owner_lease`,
+    /// then keeps the lane for a later tick. So the next holder finds the
+    /// account's next slot where this send left it.
     pub fn begin_send(&self, lane: &str, now: i64) -> Option<Sending<'_>> {
         // Counted under the lock of the leases held, so a tick that removes
         // the lane sees every send that passed this check.
@@ -121,6 +126,53 @@ impl Ownership {
             own: self,
             lane: lane.to_owned(),
         })
+    }
+
+    /// Gives up `release` here (no send of them starts any more) and waits,
+    /// up to `within`, for their sends in flight; a lane still sending then
+    /// is kept (moved to `take`, renewed) and given up at a later tick.
+    /// Answers what to take and what to release in the database.
+    async fn let_go(
+        &self,
+        mut take: Vec<String>,
+        release: Vec<String>,
+        within: Duration,
+    ) -> (Vec<String>, Vec<String>) {
+        if release.is_empty() {
+            return (take, release);
+        }
+        if let (Ok(mut held), Ok(mut leaving)) = (self.held.lock(), self.leaving.lock()) {
+            for lane in &release {
+                held.remove(lane);
+                leaving.insert(lane.clone());
+            }
+        }
+        self.until_sent(&release, within).await;
+        let busy: HashSet<String> = self
+            .sending
+            .lock()
+            .map(|s| {
+                release
+                    .iter()
+                    .filter(|l| s.contains_key(*l))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.left(busy.iter());
+        let (kept, release): (Vec<String>, Vec<String>) =
+            release.into_iter().partition(|l| busy.contains(l));
+        take.extend(kept);
+        (take, release)
+    }
+
+    /// `lanes` are no longer being given up (released, or kept).
+    fn left<'a>(&self, lanes: impl Iterator<Item = &'a String>) {
+        if let Ok(mut leaving) = self.leaving.lock() {
+            for lane in lanes {
+                leaving.remove(lane);
+            }
+        }
     }
 
     /// Waits, up to `within`, until no send of `lanes` is in flight.
@@ -165,10 +217,13 @@ impl Ownership {
     }
 
     /// Records the leases held now; answers the lanes gained and lost.
-    fn set_held(&self, held: HashMap<String, i64>) -> (Vec<String>, Vec<String>) {
+    fn set_held(&self, mut held: HashMap<String, i64>) -> (Vec<String>, Vec<String>) {
         let Ok(mut current) = self.held.lock() else {
             return (Vec::new(), Vec::new());
         };
+        if let Ok(leaving) = self.leaving.lock() {
+            held.retain(|lane, _| !leaving.contains(lane));
+        }
         let gained = held
             .keys()
             .filter(|l| !current.contains_key(*l))
@@ -347,7 +402,7 @@ pub async fn run<S: Store>(state: AppState<S>, mut stop: watch::Receiver<bool>) 
             tracing::warn!(error = %e, "ownership: the heartbeat failed; leases run out unless renewed");
         }
         tokio::select! {
-            () = tokio::time::sleep(tick) => {}
+            () = tokio::time::sleep_until(started + tick) => {}
             () = state.ownership.nudge.notified() => {
                 // Nudges (a send to a lane this gateway does not hold) come
                 // at most twice a second.
@@ -382,16 +437,13 @@ async fn step<S: Store>(state: &AppState<S>, leaving: bool) -> tiktok_dm_store::
             .map(|l| (l.lane.clone(), l.expires_at))
             .collect();
     }
-    let changing = own.changing.lock().await;
     // Lanes given up stop here before the database lets another take them,
     // and their sends in flight end first (see `Ownership::begin_send`).
-    if let Ok(mut held) = own.held.lock() {
-        for lane in &release {
-            held.remove(lane);
-        }
-    }
-    own.until_sent(&release, state.settings.owner_lease / 3)
+    let (take, release) = own
+        .let_go(take, release, state.settings.owner_lease / 3)
         .await;
+    let changing = own.changing.lock().await;
+    let now = now_ms();
     let change = LeaseChange {
         gateway: own.id.clone(),
         take,
@@ -400,15 +452,17 @@ async fn step<S: Store>(state: &AppState<S>, leaving: bool) -> tiktok_dm_store::
         lease_ms,
     };
     let held = state.store.change_leases(change, now).await;
-    let (gained, mut lost) = match held {
-        Ok(held) => own.set_held(held.into_iter().map(|h| (h.lane, h.expires_at)).collect()),
+    let changed =
+        held.map(|held| own.set_held(held.into_iter().map(|h| (h.lane, h.expires_at)).collect()));
+    own.left(release.iter());
+    drop(changing);
+    let (gained, mut lost) = match changed {
+        Ok(changed) => changed,
         Err(e) => {
-            drop(changing);
             follow(state, &[], &release);
             return Err(e);
         }
     };
-    drop(changing);
     lost.extend(release);
     if let Ok(mut g) = own.gateways.lock() {
         *g = seen.gateways;
@@ -520,6 +574,43 @@ mod tests {
         own.until_sent(&lanes, long).await;
         assert!(waited.elapsed() < Duration::from_secs(5));
         drop(other);
+    }
+
+    #[tokio::test]
+    async fn a_lane_still_sending_is_kept_for_a_later_tick() {
+        let own = Ownership::new(0);
+        let lanes = ["account:busy", "account:idle", "account:kept"];
+        own.set_held(lanes.iter().map(|l| ((*l).to_owned(), 100)).collect());
+        let sending = own.begin_send("account:busy", 50).unwrap();
+        let release = vec!["account:busy".to_owned(), "account:idle".to_owned()];
+        let (take, release) = own
+            .let_go(
+                vec!["account:kept".into()],
+                release,
+                Duration::from_millis(50),
+            )
+            .await;
+        assert_eq!(take, ["account:kept", "account:busy"], "renewed");
+        assert_eq!(release, ["account:idle"]);
+        assert!(
+            own.begin_send("account:idle", 50).is_none(),
+            "no send starts"
+        );
+        // The database's answer, before it released the idle lane, does not
+        // bring it back; the busy one is held again.
+        own.set_held(lanes.iter().map(|l| ((*l).to_owned(), 200)).collect());
+        assert!(!own.owns("account:idle", 50));
+        assert!(own.owns("account:busy", 50));
+        drop(sending);
+        own.left(release.iter());
+        let (_, release) = own
+            .let_go(
+                Vec::new(),
+                vec!["account:busy".into()],
+                Duration::from_secs(30),
+            )
+            .await;
+        assert_eq!(release, ["account:busy"], "given up once idle");
     }
 
     #[test]

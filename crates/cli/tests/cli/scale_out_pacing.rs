@@ -73,6 +73,44 @@ impl PacedSetup {
         }
     }
 
+    /// A first gateway that a joining gateway is likely to outrank for the
+    /// account's lane: with one that outranks most ids, 30 joiners all lost
+    /// about once in 31 runs.
+    async fn outrankable(&self, pacing: &[(&str, &str)]) -> Gateway {
+        let mut a = self.gateway_paced("a.log", pacing).await;
+        for attempt in 0..20 {
+            let probes: Vec<String> = (0..64).map(|i| format!("gw_probe{i:02}")).collect();
+            let wins = probes
+                .iter()
+                .filter(|p| {
+                    let live = [a.id.clone(), (*p).clone()];
+                    target("account:paced", &live) == Some(a.id.as_str())
+                })
+                .count();
+            if wins <= 40 {
+                break;
+            }
+            a.stop().await;
+            a = self.gateway_paced(&format!("a{attempt}.log"), pacing).await;
+        }
+        a
+    }
+
+    /// A gateway started after `a` whose share the account's lane is (ids
+    /// are random: one that is not stops at once, giving up nothing, and
+    /// another is started).
+    async fn joiner_of(&self, a: &Gateway, pacing: &[(&str, &str)]) -> Gateway {
+        for attempt in 0..30 {
+            let mut candidate = self.gateway_paced(&format!("b{attempt}.log"), pacing).await;
+            let live = [a.id.clone(), candidate.id.clone()];
+            if target("account:paced", &live) == Some(candidate.id.as_str()) {
+                return candidate;
+            }
+            candidate.stop().await;
+        }
+        panic!("no joining gateway got the lane in 30 tries");
+    }
+
     /// Starts sampling how many sockets alice has open (every 20 ms) until
     /// the answer is awaited: the most seen.
     fn sample_sockets(&self) -> SocketSampler {
@@ -264,49 +302,16 @@ async fn a_lane_moving_to_a_joining_gateway_keeps_its_pacing_and_one_session() {
     let Some(setup) = PacedSetup::new().await else {
         return;
     };
-    // An A that a joining gateway is likely to outrank for the lane: with
-    // one that outranks most ids, 30 joiners all lost about once in 31 runs.
-    let mut a = setup.gateway("a.log").await;
-    for attempt in 0..20 {
-        let probes: Vec<String> = (0..64).map(|i| format!("gw_probe{i:02}")).collect();
-        let wins = probes
-            .iter()
-            .filter(|p| {
-                let live = [a.id.clone(), (*p).clone()];
-                target("account:paced", &live) == Some(a.id.as_str())
-            })
-            .count();
-        if wins <= 40 {
-            break;
-        }
-        a.stop().await;
-        a = setup.gateway(&format!("a{attempt}.log")).await;
-    }
+    let a = setup.outrankable(&PACED).await;
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while live_leases(&setup.schema).await.get("account:paced") != Some(&a.id) {
-        assert!(Instant::now() < deadline, "A alone does not take the lane");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    setup.until_held_by(&a).await;
     let sockets = setup.sample_sockets();
     let mut sent = BTreeSet::new();
     for i in 0..PACED_SENDS {
         sent.insert(setup.send(&http, &a.url, i).await);
     }
     setup.until_received(1).await;
-    // A gateway whose share the lane is (ids are random: one that is not
-    // stops at once, giving up nothing, and another is started).
-    let mut b = None;
-    for attempt in 0..30 {
-        let mut candidate = setup.gateway(&format!("b{attempt}.log")).await;
-        let live = [a.id.clone(), candidate.id.clone()];
-        if target("account:paced", &live) == Some(candidate.id.as_str()) {
-            b = Some(candidate);
-            break;
-        }
-        candidate.stop().await;
-    }
-    let b = b.expect("no joining gateway got the lane in 30 tries");
+    let b = setup.joiner_of(&a, &PACED).await;
     let deadline = Instant::now() + Duration::from_secs(15);
     while live_leases(&setup.schema).await.get("account:paced") != Some(&b.id) {
         assert!(Instant::now() < deadline, "the lane does not move to B");
@@ -368,4 +373,50 @@ async fn a_send_arriving_late_moves_the_next_slot_for_the_gateway_taking_over() 
         "B sent {} ms after A's late send arrived, at a pacing of 5,000 ms",
         second - first
     );
+}
+
+/// A lane moving to a joining gateway while a send of it is on a slow link
+/// (taken 8 s after it went): its holder keeps the lane until that send is
+/// answered, so the joiner's first send keeps the interval after the slow
+/// one's arrival, and the account has one socket at a time.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lane_moving_while_a_send_is_on_a_slow_link_waits_for_its_answer() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let Some(setup) = PacedSetup::new().await else {
+        return;
+    };
+    let pacing = [
+        ("TIKTOK_DM_PACING_MIN_INTERVAL_MS", "8000"),
+        ("TIKTOK_DM_PACING_JITTER_MS", "0"),
+        // One transmission, however slow its answer.
+        ("TIKTOK_DM_SEND_TIMEOUT_MS", "30000"),
+    ];
+    let http = reqwest::Client::new();
+    let a = setup.outrankable(&pacing).await;
+    setup.until_held_by(&a).await;
+    let sockets = setup.sample_sockets();
+    // B joins; A gives it the lane about two ticks later, while the first
+    // send is on its way. The second is due at that send's slot plus the
+    // interval: its arrival, had B taken the lane then.
+    let b = setup.joiner_of(&a, &pacing).await;
+    setup.sandbox.handle.delay_sends(Duration::from_secs(8), 1);
+    let mut sent = BTreeSet::from([setup.send(&http, &a.url, 0).await]);
+    sent.insert(setup.send(&http, &b.url, 1).await);
+    setup.until_received(2).await;
+
+    let received = setup.received();
+    let ids: BTreeSet<String> = received
+        .iter()
+        .map(|m| m.client_message_id.clone())
+        .collect();
+    assert_eq!(ids, sent);
+    let mut times: Vec<i64> = received.iter().map(|m| m.received_at_ms).collect();
+    times.sort_unstable();
+    assert!(
+        times[1] - times[0] >= 8_000 - 50,
+        "two sends {} ms apart at a pacing of 8,000 ms",
+        times[1] - times[0]
+    );
+    setup.until_held_by(&b).await;
+    sockets.assert_one_at_most().await;
 }
