@@ -106,7 +106,7 @@ impl Ownership {
     /// Starts a transmission for `lane` if this gateway holds its lease at
     /// `now`. Until the answer is dropped (after the send's answer and the
     /// pacing kept after it), a tick that gives the lane up does not let
-    /// another gateway take it: it waits up to a third of `owner_lease`,
+    /// another gateway take it: it waits up to a sixth of `owner_lease`,
     /// then keeps the lane for a later tick. So the next holder finds the
     /// account's next slot where this send left it.
     pub fn begin_send(&self, lane: &str, now: i64) -> Option<Sending<'_>> {
@@ -129,41 +129,52 @@ impl Ownership {
     }
 
     /// Gives up `release` here (no send of them starts any more) and waits,
-    /// up to `within`, for their sends in flight; a lane still sending then
-    /// is kept (moved to `take`, renewed) and given up at a later tick.
-    /// Answers what to take and what to release in the database.
+    /// up to `within`, for their sends in flight. A lane still sending then
+    /// is kept: held again as it was and renewed (moved to `take`), to be
+    /// given up at a later tick; or, when the gateway `stops`, left to run
+    /// out. Answers what to take and what to release in the database.
     async fn let_go(
         &self,
         mut take: Vec<String>,
         release: Vec<String>,
         within: Duration,
+        stops: bool,
     ) -> (Vec<String>, Vec<String>) {
         if release.is_empty() {
             return (take, release);
         }
+        let mut was_held = HashMap::new();
         if let (Ok(mut held), Ok(mut leaving)) = (self.held.lock(), self.leaving.lock()) {
             for lane in &release {
-                held.remove(lane);
+                if let Some(until) = held.remove(lane) {
+                    was_held.insert(lane.clone(), until);
+                }
                 leaving.insert(lane.clone());
             }
         }
         self.until_sent(&release, within).await;
-        let busy: HashSet<String> = self
-            .sending
-            .lock()
-            .map(|s| {
-                release
-                    .iter()
-                    .filter(|l| s.contains_key(*l))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        self.left(busy.iter());
-        let (kept, release): (Vec<String>, Vec<String>) =
-            release.into_iter().partition(|l| busy.contains(l));
-        take.extend(kept);
+        let (busy, release): (Vec<String>, Vec<String>) = {
+            let sending = self.sending.lock().map(|s| s.clone()).unwrap_or_default();
+            release.into_iter().partition(|l| sending.contains_key(l))
+        };
+        if let (Ok(mut held), Ok(mut leaving)) = (self.held.lock(), self.leaving.lock()) {
+            for lane in &busy {
+                leaving.remove(lane);
+                match was_held.get(lane) {
+                    Some(&until) if !stops => held.insert(lane.clone(), until),
+                    _ => None,
+                };
+            }
+        }
+        if !stops {
+            take.extend(busy);
+        }
         (take, release)
+    }
+
+    /// Whether `lane` is being given up here (see `let_go`).
+    pub fn is_leaving(&self, lane: &str) -> bool {
+        self.leaving.lock().is_ok_and(|l| l.contains(lane))
     }
 
     /// `lanes` are no longer being given up (released, or kept).
@@ -440,7 +451,7 @@ async fn step<S: Store>(state: &AppState<S>, leaving: bool) -> tiktok_dm_store::
     // Lanes given up stop here before the database lets another take them,
     // and their sends in flight end first (see `Ownership::begin_send`).
     let (take, release) = own
-        .let_go(take, release, state.settings.owner_lease / 3)
+        .let_go(take, release, state.settings.owner_lease / 6, leaving)
         .await;
     let changing = own.changing.lock().await;
     let now = now_ms();
@@ -588,6 +599,7 @@ mod tests {
                 vec!["account:kept".into()],
                 release,
                 Duration::from_millis(50),
+                false,
             )
             .await;
         assert_eq!(take, ["account:kept", "account:busy"], "renewed");
@@ -596,6 +608,9 @@ mod tests {
             own.begin_send("account:idle", 50).is_none(),
             "no send starts"
         );
+        assert!(own.is_leaving("account:idle"));
+        assert!(own.owns("account:busy", 50), "held again as it was");
+        assert!(!own.is_leaving("account:busy"));
         // The database's answer, before it released the idle lane, does not
         // bring it back; the busy one is held again.
         own.set_held(lanes.iter().map(|l| ((*l).to_owned(), 200)).collect());
@@ -608,9 +623,24 @@ mod tests {
                 Vec::new(),
                 vec!["account:busy".into()],
                 Duration::from_secs(30),
+                false,
             )
             .await;
         assert_eq!(release, ["account:busy"], "given up once idle");
+        // Stopping: a lane still sending is neither renewed nor held again.
+        own.set_held([("account:kept".to_owned(), 200)].into());
+        let sending = own.begin_send("account:kept", 50).unwrap();
+        let (take, release) = own
+            .let_go(
+                Vec::new(),
+                vec!["account:kept".into()],
+                Duration::from_millis(50),
+                true,
+            )
+            .await;
+        assert!(take.is_empty() && release.is_empty(), "left to run out");
+        assert!(!own.owns("account:kept", 50));
+        drop(sending);
     }
 
     #[test]

@@ -334,23 +334,9 @@ async fn send<S: Store>(
     image: Option<Vec<u8>>,
     lease: &Lease,
 ) -> Attempt {
-    // Not even connected for a lane another gateway holds now.
-    if !state.ownership.owns(&m.lane, now_ms()) {
-        return Attempt::GiveBack(Duration::ZERO);
-    }
-    // Held open while it sends: a lane given up meanwhile closes its
-    // session only after this send.
-    let (session, _pin) = match state
-        .pool
-        .session_pinned(key, || connect(state, &m.lane, secret))
-        .await
-    {
-        Ok(found) => found,
-        Err(e) => return Attempt::Failed(e),
-    };
-    // Paced sends of one account go one at a time, each no sooner than the
-    // interval after this process's previous one (one that waited for its
-    // session's connect, or was answered late, may have moved it).
+    // Paced sends of one account's session go one at a time, each no
+    // sooner than the interval after this process's previous one (one
+    // answered late, or that waited for its connect, may have moved it).
     let min_interval = state.settings.pacing.min_interval;
     let _turn = if min_interval.is_zero() {
         None
@@ -361,21 +347,31 @@ async fn send<S: Store>(
     if !wait.is_zero() {
         tokio::time::sleep(wait).await;
     }
+    // Another gateway holds its lane now, or is about to: it goes from
+    // there, on that gateway's session (this one is not even connected).
+    // Held until the pacing after the answer is kept: the lane is not given
+    // up to another gateway meanwhile.
+    let Some(_sending) = state.ownership.begin_send(&m.lane, now_ms()) else {
+        return Attempt::GiveBack(not_held_retry(state, &m.lane));
+    };
+    // Held open while it sends: a lane given up later closes its session
+    // only after this send.
+    let (session, _pin) = match state
+        .pool
+        .session_pinned(key, || connect(state, &m.lane, secret))
+        .await
+    {
+        Ok(found) => found,
+        Err(e) => return Attempt::Failed(e),
+    };
     // Another worker holds it now (a renewal said so, or none got through
     // for a whole lease): sending from here too would send it twice.
     if !lease.held() {
         return Attempt::LeaseLost;
     }
-    // Another gateway holds its lane now: it goes from there, on that
-    // gateway's session.
-    // The store hears of a late send before the ownership check, so a
-    // gateway taking the lane over meanwhile keeps the interval after it.
+    // The store hears of a late send (its connect, its pacing) before it
+    // goes.
     let counted_from = keep_interval(state, m, None, m.send_at, now_ms()).await;
-    // Held until the pacing after the answer is kept: the lane is not given
-    // up to another gateway meanwhile.
-    let Some(_sending) = state.ownership.begin_send(&m.lane, now_ms()) else {
-        return Attempt::GiveBack(Duration::ZERO);
-    };
     let id = &m.client_message_id;
     let sent = match &m.content {
         Content::Text(text) => session.send_text_with_id(&m.target, text, id).await,
@@ -424,6 +420,20 @@ async fn keep_interval<S: Store>(
     }
     now
 }
+
+/// How soon a message of a lane this gateway does not hold is due again:
+/// at once, unless the lane is being given up here (its lease still ours
+/// for a moment, so the worker would claim it again at once).
+fn not_held_retry<S: Store>(state: &AppState<S>, lane: &str) -> Duration {
+    if state.ownership.is_leaving(lane) {
+        LEAVING_RETRY
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// See [`not_held_retry`].
+const LEAVING_RETRY: Duration = Duration::from_millis(100);
 
 /// How late a send (or its answer) may come after its slot before the
 /// next slot moves.
