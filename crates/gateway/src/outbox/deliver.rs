@@ -352,7 +352,7 @@ async fn send<S: Store>(
     // Held until the pacing after the answer is kept: the lane is not given
     // up to another gateway meanwhile.
     let Some(_sending) = state.ownership.begin_send(&m.lane, now_ms()) else {
-        return Attempt::GiveBack(not_held_retry(state, &m.lane));
+        return Attempt::GiveBack(NOT_HELD_RETRY);
     };
     // Held open while it sends: a lane given up later closes its session
     // only after this send.
@@ -364,14 +364,14 @@ async fn send<S: Store>(
         Ok(found) => found,
         Err(e) => return Attempt::Failed(e),
     };
+    // The store and this process's clock hear of a late send (its connect,
+    // its pacing) before it goes.
+    let counted_from = keep_interval(state, m, Some(key), m.send_at, now_ms()).await;
     // Another worker holds it now (a renewal said so, or none got through
     // for a whole lease): sending from here too would send it twice.
     if !lease.held() {
         return Attempt::LeaseLost;
     }
-    // The store hears of a late send (its connect, its pacing) before it
-    // goes.
-    let counted_from = keep_interval(state, m, None, m.send_at, now_ms()).await;
     let id = &m.client_message_id;
     let sent = match &m.content {
         Content::Text(text) => session.send_text_with_id(&m.target, text, id).await,
@@ -421,19 +421,11 @@ async fn keep_interval<S: Store>(
     now
 }
 
-/// How soon a message of a lane this gateway does not hold is due again:
-/// at once, unless the lane is being given up here (its lease still ours
-/// for a moment, so the worker would claim it again at once).
-fn not_held_retry<S: Store>(state: &AppState<S>, lane: &str) -> Duration {
-    if state.ownership.is_leaving(lane) {
-        LEAVING_RETRY
-    } else {
-        Duration::ZERO
-    }
-}
-
-/// See [`not_held_retry`].
-const LEAVING_RETRY: Duration = Duration::from_millis(100);
+/// How soon a message of a lane this gateway does not hold is due again.
+/// It was claimed here, so the database still gave this gateway the lane (one
+/// being given up, or a lease change that failed): at once, the worker
+/// would claim it again at once until the lease moves or runs out.
+const NOT_HELD_RETRY: Duration = Duration::from_millis(100);
 
 /// How late a send (or its answer) may come after its slot before the
 /// next slot moves.
