@@ -133,13 +133,7 @@ async fn one_accounts_sends_are_spaced_by_the_pacing_interval() {
 /// already claimed for its slot.
 #[tokio::test]
 async fn a_send_arriving_late_keeps_the_interval_before_its_accounts_next() {
-    let app = spawn_app_with(|s| {
-        s.pacing = tiktok_dm_gateway::config::Pacing {
-            min_interval: Duration::from_millis(1_000),
-            jitter: Duration::ZERO,
-        };
-    })
-    .await;
+    let app = spawn_paced(Duration::from_millis(1_000)).await;
     app.sandbox
         .handle
         .delay_sends(Duration::from_millis(1_500), 1);
@@ -445,6 +439,17 @@ fn image_body(app: &crate::TestApp, png: &[u8]) -> serde_json::Value {
     body
 }
 
+/// A gateway whose sends of one account go `min_interval` apart, no jitter.
+async fn spawn_paced(min_interval: Duration) -> crate::TestApp {
+    spawn_app_with(|s| {
+        s.pacing = tiktok_dm_gateway::config::Pacing {
+            min_interval,
+            jitter: Duration::ZERO,
+        };
+    })
+    .await
+}
+
 /// Sends `png` as an image with `Prefer: respond-async`.
 async fn send_image(app: &crate::TestApp, png: &[u8]) {
     let (status, answer) = app
@@ -459,13 +464,7 @@ async fn send_image(app: &crate::TestApp, png: &[u8]) {
 
 #[tokio::test]
 async fn paced_images_wait_without_their_bytes_and_go_out_intact() {
-    let app = spawn_app_with(|s| {
-        s.pacing = tiktok_dm_gateway::config::Pacing {
-            min_interval: Duration::from_millis(300),
-            jitter: Duration::ZERO,
-        };
-    })
-    .await;
+    let app = spawn_paced(Duration::from_millis(300)).await;
     let pngs = noise_pngs(3, 24, 16);
     for png in &pngs {
         send_image(&app, png).await;
