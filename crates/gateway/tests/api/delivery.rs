@@ -110,15 +110,8 @@ async fn one_accounts_sends_are_spaced_by_the_pacing_interval() {
         assert_eq!(t.await.unwrap(), 202);
     }
     until_received(&app.sandbox, 4, 10).await;
-    let mut at: Vec<i64> = app
-        .sandbox
-        .handle
-        .messages()
-        .iter()
-        .map(|m| m.received_at_ms)
-        .collect();
+    let at = arrivals(&app);
     assert_eq!(at.len(), 4);
-    at.sort_unstable();
     for pair in at.windows(2) {
         assert!(
             pair[1] - pair[0] >= 240,
@@ -145,14 +138,7 @@ async fn a_send_arriving_late_keeps_the_interval_before_its_accounts_next() {
         assert_eq!(status, 202);
     }
     until_received(&app.sandbox, 2, 10).await;
-    let mut at: Vec<i64> = app
-        .sandbox
-        .handle
-        .messages()
-        .iter()
-        .map(|m| m.received_at_ms)
-        .collect();
-    at.sort_unstable();
+    let at = arrivals(&app);
     assert!(
         at[1] - at[0] >= 990,
         "the next send went {} ms after the late one arrived, at a pacing of 1,000 ms",
@@ -437,6 +423,19 @@ fn image_body(app: &crate::TestApp, png: &[u8]) -> serde_json::Value {
     body["image"] =
         serde_json::json!({"base64": base64::engine::general_purpose::STANDARD.encode(png)});
     body
+}
+
+/// When the sandbox received each message, in order.
+fn arrivals(app: &crate::TestApp) -> Vec<i64> {
+    let mut at: Vec<i64> = app
+        .sandbox
+        .handle
+        .messages()
+        .iter()
+        .map(|m| m.received_at_ms)
+        .collect();
+    at.sort_unstable();
+    at
 }
 
 /// A gateway whose sends of one account go `min_interval` apart, no jitter.
