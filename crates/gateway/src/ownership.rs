@@ -97,10 +97,7 @@ impl Ownership {
 
     /// Whether this gateway holds `lane`'s lease at `now`.
     pub fn owns(&self, lane: &str, now: i64) -> bool {
-        self.held
-            .lock()
-            .map(|h| h.get(lane).is_some_and(|&until| until > now))
-            .unwrap_or(false)
+        self.held.lock().is_ok_and(|h| running(&h, lane, now))
     }
 
     /// Starts a transmission for `lane` if this gateway holds its lease at
@@ -113,7 +110,7 @@ impl Ownership {
         // Counted under the lock of the leases held, so a tick that removes
         // the lane sees every send that passed this check.
         let held = self.held.lock().ok()?;
-        if held.get(lane).is_none_or(|&until| until <= now) {
+        if !running(&held, lane, now) {
             return None;
         }
         *self
@@ -153,9 +150,9 @@ impl Ownership {
             }
         }
         self.until_sent(&release, within).await;
-        let (busy, release): (Vec<String>, Vec<String>) = {
-            let sending = self.sending.lock().map(|s| s.clone()).unwrap_or_default();
-            release.into_iter().partition(|l| sending.contains_key(l))
+        let (busy, release): (Vec<String>, Vec<String>) = match self.sending.lock() {
+            Ok(sending) => release.into_iter().partition(|l| sending.contains_key(l)),
+            Err(_) => (Vec::new(), release),
         };
         if let (Ok(mut held), Ok(mut leaving)) = (self.held.lock(), self.leaving.lock()) {
             for lane in &busy {
@@ -214,7 +211,7 @@ impl Ownership {
     fn held_elsewhere(&self, lane: &str, now: i64) -> bool {
         self.elsewhere
             .lock()
-            .map_or(true, |e| e.get(lane).is_some_and(|&until| until > now))
+            .map_or(true, |e| running(&e, lane, now))
     }
 
     /// Asks for a tick now.
@@ -248,6 +245,11 @@ impl Ownership {
     pub async fn changed(&self) {
         self.changed.notified().await;
     }
+}
+
+/// Whether `lane` has a lease in `leases` (lane: expiry) running at `now`.
+fn running(leases: &HashMap<String, i64>, lane: &str, now: i64) -> bool {
+    leases.get(lane).is_some_and(|&until| until > now)
 }
 
 /// A send in flight ([`Ownership::begin_send`]); ends when dropped.

@@ -366,7 +366,7 @@ async fn send<S: Store>(
     };
     // The store and this process's clock hear of a late send (its connect,
     // its pacing) before it goes.
-    let counted_from = keep_interval(state, m, Some(key), m.send_at, now_ms()).await;
+    let counted_from = keep_interval(state, m, key, m.send_at, now_ms()).await;
     // Another worker holds it now (a renewal said so, or none got through
     // for a whole lease): sending from here too would send it twice.
     if !lease.held() {
@@ -386,7 +386,7 @@ async fn send<S: Store>(
     // came late (a slow link, a busy server or process) moves the next
     // slot, before the lane can be given up (leases go after the sends in
     // flight end).
-    keep_interval(state, m, Some(key), counted_from, now_ms()).await;
+    keep_interval(state, m, key, counted_from, now_ms()).await;
     match sent {
         Ok(sent) => Attempt::Sent(sent),
         Err(e) => Attempt::Failed(e),
@@ -397,13 +397,13 @@ async fn send<S: Store>(
 /// answered, at `now`, more than [`LATE_MS`] after `from` (its slot, or
 /// where this moved it before): the account's next slot moves to an
 /// interval after now in the store, so the next send keeps the interval
-/// whichever gateway makes it, and, given the pooled session `key`, in this
-/// process's clock too. Returns what the next slot counts from. A store
+/// whichever gateway makes it, and in the clock of this process's pooled
+/// session `key` too. Returns what the next slot counts from. A store
 /// that cannot be written is logged; the send goes or counts as it did.
 async fn keep_interval<S: Store>(
     state: &AppState<S>,
     m: &OutboxMessage,
-    key: Option<&str>,
+    key: &str,
     from: i64,
     now: i64,
 ) -> i64 {
@@ -412,9 +412,7 @@ async fn keep_interval<S: Store>(
     if interval == 0 || now <= from + LATE_MS {
         return from;
     }
-    if let Some(key) = key {
-        state.pool.pace_after(key, min_interval);
-    }
+    state.pool.pace_after(key, min_interval);
     if let Err(e) = state.store.push_pacing(&m.lane, now + interval).await {
         tracing::warn!(error = %e, "outbox: a late send's pacing could not be stored");
     }
