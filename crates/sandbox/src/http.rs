@@ -135,7 +135,7 @@ pub(crate) async fn im_route(
             return protobuf(encode(&refusal));
         }
     }
-    if let Some(delay) = send_delay(&shared, &body) {
+    if let Some(delay) = send_delay(&shared, || Some(&body[..])) {
         tokio::time::sleep(delay).await;
     }
     let (action, push) = handle(

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -205,7 +204,8 @@ async fn serve_socket(shared: Arc<Shared>, socket: SocketContext, ws: WebSocket)
                 muted || tx.send(Outbound::Text("hi")).is_ok()
             }
             WsMessage::Binary(bytes) => {
-                if let Some(delay) = held_back(&shared, &bytes) {
+                let payload = || Frame::decode(&bytes[..]).ok()?.payload;
+                if let Some(delay) = send_delay(&shared, payload) {
                     tokio::time::sleep(delay).await;
                 }
                 on_binary(&shared, &socket, &bytes, &tx)
@@ -220,19 +220,6 @@ async fn serve_socket(shared: Arc<Shared>, socket: SocketContext, ws: WebSocket)
     if let Some(sockets) = shared.lock().sockets.get_mut(&socket.account.uid) {
         sockets.retain(|s| s.id != socket.id);
     }
-}
-
-/// How long a `delay_sends` fault holds this frame back (a send in it).
-fn held_back(shared: &Shared, bytes: &[u8]) -> Option<Duration> {
-    if !shared
-        .lock()
-        .faults
-        .any(|f| matches!(f, Fault::DelaySends { .. }))
-    {
-        return None;
-    }
-    let frame = Frame::decode(bytes).ok()?;
-    send_delay(shared, frame.payload.as_deref()?)
 }
 
 /// Handles one binary frame; returns whether the socket stays open.

@@ -98,16 +98,19 @@ impl Envelope<'_> {
     }
 }
 
-/// How long a `delay_sends` fault holds back the encoded IM request
-/// `bytes`: only a send (cmd 100) takes one. Nothing is decoded while no
-/// such fault is active.
-pub(crate) fn send_delay(shared: &Shared, bytes: &[u8]) -> Option<Duration> {
+/// How long a `delay_sends` fault holds back an IM request, whose encoded
+/// bytes `request` gives: only a send (cmd 100) takes one. Nothing is read
+/// or decoded while no such fault is active.
+pub(crate) fn send_delay<B: std::ops::Deref<Target = [u8]>>(
+    shared: &Shared,
+    request: impl FnOnce() -> Option<B>,
+) -> Option<Duration> {
     let mut state = shared.lock();
     let delays = |f: &Fault| matches!(f, Fault::DelaySends { .. });
     if !state.faults.any(delays) {
         return None;
     }
-    let request = Request::decode(bytes).ok()?;
+    let request = Request::decode(&request()?).ok()?;
     if request.cmd != Some(cmd::SEND_MESSAGE) {
         return None;
     }
